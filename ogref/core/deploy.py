@@ -1,0 +1,380 @@
+"""The sans-I/O deploy session: deployImage, the Deploy wizard, updateCache and restoreImage.
+
+One state machine serves the four operations.  It receives events (``TargetInspected``,
+``CacheInspected``, ``TransferFinished``…) and returns commands (``FetchToCache``,
+``RestorePartition``, ``Finish``…).  Every rule comes from the tables in :mod:`ogref.core.table`;
+this module only sequences them.  It performs no I/O and never sleeps.
+
+Flow (Restore command, CACHE method)::
+
+    InspectTarget → InspectImage(REPO) → InspectCache ─┬─ admission row ─→ FetchToCache → verify ─┐
+                                                       └─ 15/16 → fallback row → DIRECT ──────────┤
+                                                                        RestorePartition ←────────┘
+                                                                        → ConfigureOs → Finish
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ogref.core import table
+from ogref.core.events import (
+    CacheInspected,
+    Command,
+    ConfigureOs,
+    DeleteCachedCopy,
+    EmptyCache,
+    Event,
+    EvictFromCache,
+    FetchToCache,
+    Finish,
+    FormatCache,
+    ImageInspected,
+    InspectCache,
+    InspectImage,
+    InspectTarget,
+    Log,
+    MethodSwitched,
+    PostconfFailed,
+    PostconfFinished,
+    RestoreFailed,
+    RestoreFinished,
+    RestorePartition,
+    Source,
+    TargetInspected,
+    TransferFailed,
+    TransferFinished,
+)
+from ogref.errors import FormatError, OgErr
+from ogref.model.image import Image, validate_image_name
+from ogref.model.method import Method, Staging, Transport
+from ogref.model.policy import EngineConfig
+from ogref.model.protocol import MulticastSession, TorrentSession
+from ogref.model.storage import Cache, Filesystem
+from ogref.units import format_size
+
+
+class Operation(StrEnum):
+    """What was asked.  Only the console's Restore command switches methods automatically."""
+
+    RESTORE_COMMAND = "restore"  # console "Restaurar" = deployImage
+    DEPLOY_WIZARD = "deploy-wizard"  # Asistente Deploy: updateCache + restore, no switch
+    UPDATE_CACHE = "update-cache"  # updateCache only (wizard phase 1), no switch
+    RESTORE_IMAGE = "restore-image"  # restoreImage REPO|CACHE: no cache logic at all
+
+    @property
+    def restores(self) -> bool:
+        return self is not Operation.UPDATE_CACHE
+
+    @property
+    def may_switch(self) -> bool:
+        return self is Operation.RESTORE_COMMAND
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """One client's operation.
+
+    Attributes:
+        operation: which of the four operations.
+        image: image name (repository-relative, without ``.img``).
+        method: the requested method (for RESTORE_IMAGE only its transport matters).
+        disk, partition: the target (ignored by UPDATE_CACHE).
+        source: REPO, or CACHE for ``restore-image CACHE …``.
+        multicast: server session (required for MULTICAST methods).
+        torrent: ``mode:time`` session (default ``peer:60``).
+        allow_fs_change: restore over a partition of another filesystem.
+        postconf: run configureOs after a restore.
+    """
+
+    operation: Operation
+    image: str
+    method: Method
+    disk: int = 1
+    partition: int = 1
+    source: Source = Source.REPO
+    multicast: MulticastSession | None = None
+    torrent: TorrentSession = field(default_factory=TorrentSession)
+    allow_fs_change: bool = False
+    postconf: bool = True
+
+    def __post_init__(self) -> None:
+        validate_image_name(self.image)
+        if self.method.transport is Transport.MULTICAST and self.multicast is None:
+            raise FormatError(f"{self.method} needs a multicast session string")
+        if self.operation in (Operation.DEPLOY_WIZARD, Operation.UPDATE_CACHE):
+            if self.method.staging is Staging.DIRECT:
+                raise FormatError(f"{self.operation} always goes through the CACHE, not {self.method}")
+        if self.operation is Operation.RESTORE_IMAGE and self.method.transport is Transport.TORRENT:
+            raise FormatError("restore-image accepts UNICAST or MULTICAST only (torrent needs updateCache)")
+        if self.source is Source.CACHE and self.operation is not Operation.RESTORE_IMAGE:
+            raise FormatError("only restore-image reads from CACHE directly")
+        if self.operation.restores and (self.disk < 1 or self.partition < 1):
+            raise FormatError(f"bad target disk {self.disk} partition {self.partition}")
+
+
+class State(StrEnum):
+    """Where the session is."""
+
+    IDLE = "idle"
+    TARGET = "target"
+    IMAGE = "image"
+    CACHE = "cache"
+    FREEING = "freeing"
+    TRANSFER = "transfer"
+    RESTORE = "restore"
+    POSTCONF = "postconf"
+    DONE = "done"
+
+
+class ProtocolViolation(RuntimeError):
+    """A driver fed an event the session cannot take in its state (a driver bug)."""
+
+
+class DeploySession:
+    """Drives one client's deploy/restore/updateCache through the decision tables."""
+
+    def __init__(self, request: DeployRequest, policy: EngineConfig) -> None:
+        self.request = request
+        self.policy = policy
+        self.state = State.IDLE
+        self.method_used: Method = request.method
+        self.image: Image | None = None
+        self.switches: list[MethodSwitched] = []
+        self.reasons: list[str] = []
+        self.result: Finish | None = None
+        self._target_fs = Filesystem.EMPTY
+        self._freed = False
+        self._handlers: dict[tuple[State, type[Event]], Callable[[Event], list[Command]]] = {
+            (State.TARGET, TargetInspected): self._on_target,
+            (State.IMAGE, ImageInspected): self._on_image,
+            (State.CACHE, CacheInspected): self._on_cache,
+            (State.FREEING, CacheInspected): self._on_cache,
+            (State.TRANSFER, TransferFinished): self._on_transfer_finished,
+            (State.TRANSFER, TransferFailed): self._on_transfer_failed,
+            (State.RESTORE, RestoreFinished): self._on_restore_finished,
+            (State.RESTORE, RestoreFailed): self._on_restore_failed,
+            (State.POSTCONF, PostconfFinished): self._on_postconf_finished,
+            (State.POSTCONF, PostconfFailed): self._on_postconf_failed,
+        }
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def finished(self) -> bool:
+        """Whether ``Finish`` has been emitted."""
+        return self.state is State.DONE
+
+    def start(self) -> list[Command]:
+        """The first commands."""
+        if self.state is not State.IDLE:
+            raise ProtocolViolation("session already started")
+        r = self.request
+        head = Log(f"[{r.operation}] {r.source if r.source is Source.CACHE else 'REPO'} "
+                   f"/{r.image} {r.disk} {r.partition} {r.method}")
+        if r.operation.restores:
+            self.state = State.TARGET
+            return [head, InspectTarget(r.disk, r.partition)]
+        self.state = State.IMAGE
+        return [head, InspectImage(r.image, Source.REPO)]
+
+    def handle(self, event: Event) -> list[Command]:
+        """Take one event; return the next commands."""
+        handler = self._handlers.get((self.state, type(event)))
+        if handler is None:
+            raise ProtocolViolation(f"{type(event).__name__} is not expected in state {self.state}")
+        return handler(event)
+
+    # ------------------------------------------------------------------ steps
+
+    def _finish(self, code: OgErr, message: str) -> list[Command]:
+        self.state = State.DONE
+        self.result = Finish(code, message, self.method_used, tuple(self.reasons))
+        tail: list[Command] = [Log(("OK: " if code == OgErr.OK else f"ERROR {int(code)}: ") + message)]
+        return [*tail, self.result]
+
+    def _on_target(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, TargetInspected)
+        r = self.request
+        if not ev.exists:
+            return self._finish(OgErr.PARTITION, f"partition {r.disk}:{r.partition} does not exist")
+        if ev.locked:
+            return self._finish(OgErr.LOCKED, f"partition {r.disk}:{r.partition} is locked")
+        self._target = ev
+        self.state = State.IMAGE
+        return [InspectImage(r.image, r.source)]
+
+    def _on_image(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, ImageInspected)
+        r = self.request
+        where = "CACHE" if r.source is Source.CACHE else "the repository"
+        if not ev.found or ev.image is None:
+            return self._finish(OgErr.NOTFOUND, f"image {r.image} not found in {where}")
+        if not ev.readable:
+            return self._finish(OgErr.IMAGEFILE, f"image {r.image}: header unreadable or corrupt")
+        if ev.locked:
+            return self._finish(OgErr.LOCKED, f"image {r.image} is locked (being created)")
+        self.image = ev.image
+        if r.operation.restores:
+            fail = self._check_fit(ev.image)
+            if fail:
+                return fail
+        if r.source is Source.CACHE:
+            return self._restore(Source.CACHE, Transport.UNICAST)
+        if r.method.staging is Staging.DIRECT or r.operation is Operation.RESTORE_IMAGE:
+            return self._restore(Source.REPO, r.method.transport)
+        self.state = State.CACHE
+        return [InspectCache()]
+
+    def _check_fit(self, image: Image) -> list[Command] | None:
+        r, target = self.request, self._target
+        if image.data_size > target.size:
+            return self._finish(
+                OgErr.IMGSIZEPARTITION,
+                f"image data ({format_size(image.data_size)}) does not fit partition "
+                f"{r.disk}:{r.partition} ({format_size(target.size)})",
+            )
+        fs_differs = target.filesystem not in (Filesystem.EMPTY, image.filesystem)
+        if fs_differs and not r.allow_fs_change:
+            return self._finish(
+                OgErr.FILESYS,
+                f"partition {r.disk}:{r.partition} holds {target.filesystem}, image {image.name} is "
+                f"{image.filesystem}: change the partition type first or allow it",
+            )
+        self._target_fs = target.filesystem
+        return None
+
+    def _on_cache(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, CacheInspected) and self.image is not None
+        image, cache = self.image, ev.cache
+        if cache is None:
+            row = table.admission(False, table.CopyState.ABSENT, table.Room.FITS,
+                                  self.policy.action_cache_full, self._freed)
+            return self._admit(row, image, None, table.CopyState.ABSENT)
+        copy = table.copy_state(cache, image)
+        room = table.room_for(cache, image, copy)
+        row = table.admission(True, copy, room, self.policy.action_cache_full, self._freed)
+        return self._admit(row, image, cache, copy)
+
+    def _admit(
+        self, row: table.AdmissionRow, image: Image, cache: Cache | None, copy: table.CopyState
+    ) -> list[Command]:
+        d = table.Admission
+        size_note = ""
+        if cache is not None:
+            size_note = (f" (image {format_size(image.stored_size)}, cache "
+                         f"{format_size(cache.size)}, free {format_size(cache.free)})")
+        if row.decision is d.FAIL_NOTCACHE:
+            return self._cannot_cache(OgErr.NOTCACHE, row.reason)
+        if row.decision is d.FAIL_CACHESIZE:
+            return self._cannot_cache(OgErr.CACHESIZE, row.reason + size_note)
+        if row.decision is d.USE_CACHED:
+            self.reasons.append(row.reason)
+            return [Log(row.reason + ": no transfer"), *self._restore(Source.CACHE, Transport.UNICAST)]
+        if row.decision in (d.FORMAT, d.DELETE, d.EVICT):
+            self._freed = True
+            self.state = State.FREEING
+            self.reasons.append(row.reason)
+            assert cache is not None
+            free_cmd: Command
+            if row.decision is d.FORMAT:
+                free_cmd = FormatCache()
+            elif row.decision is d.DELETE:
+                free_cmd = EmptyCache()
+            else:
+                free_cmd = EvictFromCache(table.eviction_order(cache, image))
+            return [Log(row.reason + size_note), free_cmd]
+        # FETCH / REPLACE / RESUME
+        cmds: list[Command] = []
+        if row.decision is d.REPLACE:
+            cmds.append(DeleteCachedCopy(image.name, row.reason))
+        self.state = State.TRANSFER
+        r = self.request
+        cmds += [
+            Log(f"updateCache {image.name} by {self.method_used.transport}: {row.reason}"),
+            FetchToCache(
+                image,
+                self.method_used.transport,
+                multicast=r.multicast if self.method_used.transport is Transport.MULTICAST else None,
+                torrent=r.torrent if self.method_used.transport is Transport.TORRENT else None,
+                resume=row.decision is d.RESUME,
+            ),
+        ]
+        return cmds
+
+    def _cannot_cache(self, code: OgErr, reason: str) -> list[Command]:
+        r = self.request
+        row = table.fallback(r.operation.may_switch, self.policy.restore_protocol_not_cache,
+                             r.method.transport)
+        target = table.fallback_method(row)
+        if target is None:
+            msg = f"{reason}; {row.reason}"
+            self.reasons.append(msg)
+            return self._finish(code, msg)
+        full = f"{reason} (error {int(code)}): {r.method} → {target} ({row.reason})"
+        self.reasons.append(full)
+        switch = MethodSwitched(r.method, target, code, full)
+        self.switches.append(switch)
+        self.method_used = target
+        return [switch, Log(f"method switched: {full}"), *self._restore(Source.REPO, target.transport)]
+
+    def _restore(self, source: Source, transport: Transport) -> list[Command]:
+        assert self.image is not None
+        r = self.request
+        if not r.operation.restores:
+            return self._finish(OgErr.OK, f"image {self.image.name} is in the cache")
+        self.state = State.RESTORE
+        self._restore_transport = transport
+        return [
+            Log(f"restoreImage {source} {self.image.name} {r.disk} {r.partition} "
+                f"{transport if source is not Source.CACHE else ''}".rstrip()),
+            RestorePartition(
+                self.image, source, transport, r.disk, r.partition,
+                multicast=r.multicast if transport is Transport.MULTICAST else None,
+                change_filesystem=self._target_fs not in (Filesystem.EMPTY, self.image.filesystem),
+            ),
+        ]
+
+    def _on_transfer_finished(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, TransferFinished) and self.image is not None
+        image = self.image
+        if image.checksum and ev.checksum != image.checksum:
+            row = table.failure_code(self.method_used.transport, table.Stage.CACHE,
+                                     table.FailureKind.CHECKSUM)
+            reason = f"checksum of the cached copy ({ev.checksum or '-'}) differs from the repository's"
+            return [DeleteCachedCopy(image.name, reason), *self._finish(row.code, reason)]
+        return [Log(f"cached copy of {image.name} verified (whole-file MD5)"),
+                *self._restore(Source.CACHE, Transport.UNICAST)]
+
+    def _on_transfer_failed(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, TransferFailed)
+        row = table.failure_code(self.method_used.transport, table.Stage.CACHE, ev.kind)
+        msg = f"updateCache by {self.method_used.transport} failed ({ev.kind}"
+        msg += f": {ev.detail})" if ev.detail else ")"
+        return self._finish(row.code, msg)
+
+    def _on_restore_finished(self, ev: Event) -> list[Command]:
+        assert self.image is not None
+        r = self.request
+        if not r.postconf:
+            return self._finish(OgErr.OK, f"{self.image.name} restored to {r.disk}:{r.partition}")
+        self.state = State.POSTCONF
+        return [Log("configureOs"), ConfigureOs(r.disk, r.partition, self.image)]
+
+    def _on_restore_failed(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, RestoreFailed)
+        row = table.failure_code(self._restore_transport, table.Stage.PARTITION, ev.kind)
+        msg = f"restore failed ({ev.kind}" + (f": {ev.detail})" if ev.detail else ")")
+        return self._finish(row.code, msg)
+
+    def _on_postconf_finished(self, ev: Event) -> list[Command]:
+        assert self.image is not None
+        r = self.request
+        return self._finish(OgErr.OK, f"{self.image.name} restored to {r.disk}:{r.partition} "
+                            f"with {self.method_used}")
+
+    def _on_postconf_failed(self, ev: Event) -> list[Command]:
+        assert isinstance(ev, PostconfFailed)
+        return self._finish(ev.code, f"restored, but post-configuration failed: {ev.detail}")

@@ -1,0 +1,228 @@
+"""EngineConfig: the engine.cfg policy knobs as data, loadable from a real ``engine.cfg``.
+
+engine.cfg is a shell file of ``KEY=value`` lines.  We read the keys that matter for creating,
+restoring and deploying images, refuse unknown *values* of those keys with the file, line and
+reason (OpenGnSys silently misbehaves on them), and keep other keys verbatim in ``extra``.
+
+Our default follows the seed: a client that cannot use its cache falls back to UNICAST-DIRECT
+(``RESTOREPROTOCOLNOTCACHE=UNICAST``) and new images are compressed with zstd.
+``EngineConfig.opengnsys_1_1_1d()`` gives the stock 1.1.1d values (NONE, lzop).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ogref.errors import ConfigError, FormatError
+from ogref.model.image import CloneTool, Compressor
+
+
+class CacheFullAction(StrEnum):
+    """``ACTIONCACHEFULL``: what updateCache does when the cache lacks free space.
+
+    NONE fails with 16; FORMAT reformats the whole cache; DELETE deletes every cached image;
+    EVICT (an ogLab extension) deletes least-recently-used *other* images only until it fits.
+    """
+
+    NONE = "NONE"
+    FORMAT = "FORMAT"
+    DELETE = "DELETE"
+    EVICT = "EVICT"
+
+
+class NotCacheProtocol(StrEnum):
+    """``RESTOREPROTOCOLNOTCACHE``: the direct method used when the cache cannot be used."""
+
+    NONE = "NONE"
+    UNICAST = "UNICAST"
+    MULTICAST = "MULTICAST"
+
+
+_TRUE = {"TRUE", "YES", "1"}
+_FALSE = {"FALSE", "NO", "0", ""}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine.cfg keys ogref acts on (names in brackets).
+
+    Attributes:
+        action_cache_full: [ACTIONCACHEFULL]
+        restore_protocol_not_cache: [RESTOREPROTOCOLNOTCACHE]
+        mcast_error_session: [MCASTERRORSESSION] s, udp-receiver --start-timeout
+        mcast_wait: [MCASTWAIT] s, udp-receiver --receive-timeout
+        img_prog: [IMGPROG] cloning tool
+        img_comp: [IMGCOMP] compressor for new images
+        img_ext: [IMGEXT]
+        img_reduce: [IMGREDUCE] shrink the filesystem before imaging
+        win_reduce: [OGWINREDUCE]
+        win_chkdisk: [OGWINCHKDISK]
+        create_speed: [CREATESPEED]
+        factor_sync: [FACTORSYNC] %
+        backup: [BACKUP] keep ``.ant`` of synchronised images
+        img_fs: [IMGFS] container filesystem of synchronised images
+        sleep_before_reboot: [OGSLEEP] s
+        default_speed: [DEFAULTSPEED]
+        extra: every other key, verbatim
+    """
+
+    action_cache_full: CacheFullAction = CacheFullAction.NONE
+    restore_protocol_not_cache: NotCacheProtocol = NotCacheProtocol.UNICAST
+    mcast_error_session: int = 120
+    mcast_wait: int = 30
+    img_prog: CloneTool = CloneTool.PARTCLONE
+    img_comp: Compressor = Compressor.ZSTD
+    img_ext: str = "img"
+    img_reduce: bool = True
+    win_reduce: bool = True
+    win_chkdisk: bool = True
+    create_speed: int = 400000
+    factor_sync: int = 120
+    backup: bool = False
+    img_fs: str = "EXT4"
+    sleep_before_reboot: int = 20
+    default_speed: str = ""
+    extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @classmethod
+    def opengnsys_1_1_1d(cls) -> EngineConfig:
+        """The stock OpenGnSys 1.1.1d engine.cfg (no fallback, lzop)."""
+        return cls(
+            restore_protocol_not_cache=NotCacheProtocol.NONE,
+            img_comp=Compressor.LZOP,
+        )
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "engine.cfg") -> EngineConfig:
+        """Parse engine.cfg text; values of known keys are validated, others kept in ``extra``."""
+        values: dict[str, Any] = {}
+        extra: list[tuple[str, str]] = []
+        for lineno, key, raw in _assignments(text, source):
+            where = f"line {lineno}"
+            spec = _KEYS.get(key)
+            if spec is None:
+                extra.append((key, raw))
+                continue
+            attr, convert = spec
+            try:
+                values[attr] = convert(raw)
+            except (FormatError, ValueError) as exc:
+                reason = exc.message if isinstance(exc, FormatError) else str(exc)
+                raise ConfigError(f"{key}={raw!r}: {reason}", source=source, path=where) from None
+        return cls(**values, extra=tuple(extra))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> EngineConfig:
+        """Read and parse an engine.cfg file."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
+        return cls.from_text(text, source=str(p))
+
+    def with_overrides(self, **kwargs: Any) -> EngineConfig:
+        """A copy with some attributes changed (validated like the originals)."""
+        names = {f.name for f in fields(self)}
+        unknown = set(kwargs) - names
+        if unknown:
+            raise FormatError(f"unknown EngineConfig fields {sorted(unknown)}")
+        return replace(self, **kwargs)
+
+    def to_text(self) -> str:
+        """Render as engine.cfg lines (the keys ogref knows, then ``extra``)."""
+        lines = []
+        for key, (attr, _) in _KEYS.items():
+            value = getattr(self, attr)
+            if isinstance(value, bool):
+                value = "TRUE" if value else "FALSE"
+            lines.append(f'{key}="{value}"')
+        lines += [f"{k}={shlex.quote(v)}" for k, v in self.extra]
+        return "\n".join(lines) + "\n"
+
+
+def _enum(kind: type[StrEnum]) -> Any:
+    def convert(raw: str) -> StrEnum:
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+            raise FormatError(f"must be one of {allowed} (upper case)") from None
+
+    return convert
+
+
+def _bool(raw: str) -> bool:
+    key = raw.strip().upper()
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    raise FormatError("must be TRUE or FALSE")
+
+
+def _int(raw: str) -> int:
+    expr = raw.strip()
+    if not re.fullmatch(r"[0-9]+(\s*\*\s*[0-9]+)*", expr):
+        raise FormatError("must be a whole number (or a product such as 100000*4)")
+    result = 1
+    for factor in expr.split("*"):
+        result *= int(factor)
+    return result
+
+
+def _tool(raw: str) -> CloneTool:
+    try:
+        return CloneTool(raw.strip().upper())
+    except ValueError:
+        raise FormatError("must be partclone, ntfsclone, partimage or dd") from None
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+_KEYS: dict[str, tuple[str, Any]] = {
+    "ACTIONCACHEFULL": ("action_cache_full", _enum(CacheFullAction)),
+    "RESTOREPROTOCOLNOTCACHE": ("restore_protocol_not_cache", _enum(NotCacheProtocol)),
+    "MCASTERRORSESSION": ("mcast_error_session", _int),
+    "MCASTWAIT": ("mcast_wait", _int),
+    "IMGPROG": ("img_prog", _tool),
+    "IMGCOMP": ("img_comp", lambda raw: Compressor.parse(raw)),
+    "IMGEXT": ("img_ext", _str),
+    "IMGREDUCE": ("img_reduce", _bool),
+    "OGWINREDUCE": ("win_reduce", _bool),
+    "OGWINCHKDISK": ("win_chkdisk", _bool),
+    "CREATESPEED": ("create_speed", _int),
+    "FACTORSYNC": ("factor_sync", _int),
+    "BACKUP": ("backup", _bool),
+    "IMGFS": ("img_fs", _str),
+    "OGSLEEP": ("sleep_before_reboot", _int),
+    "DEFAULTSPEED": ("default_speed", _str),
+}
+
+_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def _assignments(text: str, source: str) -> list[tuple[int, str, str]]:
+    """``(line, KEY, value)`` for each shell assignment, with quotes and comments removed."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        m = _ASSIGN.match(stripped)
+        if not m:
+            continue  # shell statements other than assignments are not configuration
+        key, rest = m.group(1), m.group(2)
+        try:
+            words = shlex.split(rest, comments=True, posix=True)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}", source=source, path=f"line {lineno}") from None
+        out.append((lineno, key, " ".join(words)))
+    return out
