@@ -77,6 +77,7 @@ class Partition:
     filesystem: Filesystem = Filesystem.EMPTY
     label: str = ""
     os_name: str = ""
+    used: int = 0  # bytes of data in the filesystem; 0 when unknown
 
     def __post_init__(self) -> None:
         if self.number < 1:

@@ -1,0 +1,143 @@
+"""Driving a session: the synchronous loop and the model oracle.
+
+``drive(session, answer)`` runs a session to its end, asking ``answer`` for the event that
+follows each command that expects one.  ``ModelOracle`` answers from the domain model alone
+(the computer's disks and cache, the repository's images), assuming every transfer and restore
+succeeds; it is what the console planner uses, and the simulator reuses its state changes
+(cache contents after FORMAT, fetch…) while adding time.  No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ogref.core.deploy import DeploySession
+from ogref.core.events import (
+    CacheInspected,
+    Command,
+    ConfigureOs,
+    DeleteCachedCopy,
+    EmptyCache,
+    Event,
+    EvictFromCache,
+    FetchToCache,
+    Finish,
+    FormatCache,
+    ImageInspected,
+    InspectCache,
+    InspectImage,
+    InspectTarget,
+    PostconfFinished,
+    RestoreFinished,
+    RestorePartition,
+    Source,
+    TargetInspected,
+    TransferFinished,
+)
+from ogref.model import Cache, CachedImage, Computer, Image, Repository
+
+Answer = Callable[[Command], Event | None]
+
+
+def drive(session: DeploySession, answer: Answer, limit: int = 1000) -> list[Command]:
+    """Run ``session`` to completion; return every command it emitted, in order."""
+    emitted: list[Command] = []
+    pending = session.start()
+    steps = 0
+    while pending:
+        cmd = pending.pop(0)
+        emitted.append(cmd)
+        event = answer(cmd)
+        if cmd.expects:
+            if event is None or not isinstance(event, cmd.expects):
+                raise RuntimeError(f"driver answered {event!r} to {cmd!r}")
+            pending = [*session.handle(event), *pending]
+        steps += 1
+        if steps > limit:
+            raise RuntimeError("session did not finish (driver loop limit)")
+    if not session.finished:
+        raise RuntimeError("session stopped without Finish")
+    return emitted
+
+
+@dataclass
+class ModelOracle:
+    """Answers a session's commands from the model; mutates its own copy of the cache.
+
+    Attributes:
+        computer: the client.
+        repository: its repository.
+        cache: the client's cache as it evolves (starts as ``computer.cache``).
+        master_images: images a MASTER offers (partition clones, its cached images).
+        clock: value stored as ``last_used`` on cached images (callers may advance it).
+    """
+
+    computer: Computer
+    repository: Repository
+    cache: Cache | None = None
+    master_images: dict[str, Image] = field(default_factory=dict)
+    clock: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = self.computer.cache
+
+    def __call__(self, cmd: Command) -> Event | None:
+        return self.answer(cmd)
+
+    def answer(self, cmd: Command) -> Event | None:
+        """The event that follows ``cmd`` when everything works."""
+        if isinstance(cmd, InspectTarget):
+            part = self.computer.disks.partition(cmd.disk, cmd.partition)
+            if part is None:
+                return TargetInspected(exists=False)
+            return TargetInspected(True, part.size, part.filesystem, False, part.used)
+        if isinstance(cmd, InspectImage):
+            return self._inspect_image(cmd)
+        if isinstance(cmd, InspectCache):
+            return CacheInspected(self.cache)
+        if isinstance(cmd, FormatCache):
+            assert self.cache is not None
+            self.cache = Cache(self.cache.size, (), 0, self.cache.disk, self.cache.partition)
+            return CacheInspected(self.cache)
+        if isinstance(cmd, EmptyCache):
+            assert self.cache is not None
+            self.cache = self.cache.emptied()
+            return CacheInspected(self.cache)
+        if isinstance(cmd, EvictFromCache):
+            assert self.cache is not None
+            self.cache = self.cache.without(*cmd.names)
+            return CacheInspected(self.cache)
+        if isinstance(cmd, DeleteCachedCopy):
+            if self.cache is not None:
+                self.cache = self.cache.without(cmd.name)
+            return None
+        if isinstance(cmd, FetchToCache):
+            assert self.cache is not None
+            self.cache = self.cache.with_image(
+                CachedImage(cmd.image.name, cmd.image.stored_size, cmd.image.checksum, True, self.clock)
+            )
+            return TransferFinished(cmd.image.checksum, cmd.image.stored_size)
+        if isinstance(cmd, RestorePartition):
+            return RestoreFinished(cmd.image.data_size)
+        if isinstance(cmd, ConfigureOs):
+            return PostconfFinished()
+        if isinstance(cmd, Finish) or not cmd.expects:
+            return None
+        raise NotImplementedError(f"the model oracle cannot answer {cmd!r}")
+
+    def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
+        if cmd.source is Source.MASTER:
+            img = self.master_images.get(cmd.name)
+            return ImageInspected(found=img is not None, image=img)
+        if cmd.source is Source.CACHE:
+            cached = self.cache.get(cmd.name) if self.cache else None
+            if cached is None or not cached.complete:
+                return ImageInspected(found=False)
+            if self.repository.has(cmd.name):
+                return ImageInspected(True, image=self.repository.image(cmd.name))
+            return ImageInspected(found=False)
+        if not self.repository.has(cmd.name):
+            return ImageInspected(found=False)
+        return ImageInspected(True, image=self.repository.image(cmd.name))

@@ -1,0 +1,709 @@
+"""Site descriptions in YAML: repositories, engine.cfg policy, classrooms and console commands.
+
+A *site* is what exists (repositories with images, organisational units, classrooms, groups,
+computers with disks and caches) plus the console commands asked of it (``operations``).  Values are
+validated with pydantic; inheritance runs ``defaults → group → computer``; units are strings parsed
+by :mod:`ogref.units`.  The result is built from :mod:`ogref.model` values only.
+
+Bad input raises :class:`~ogref.errors.ConfigError` naming the file, the YAML path and the reason.
+Per-computer ``hw`` mappings (link rates, disk speeds…) are carried through the same inheritance but
+not interpreted here: simulator and labs validate them.  This module plans nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ogref.errors import ConfigError, FormatError
+from ogref.model import (
+    Cache,
+    CachedImage,
+    Classroom,
+    CloneTool,
+    Compressor,
+    Computer,
+    Disk,
+    DiskLayout,
+    EngineConfig,
+    Filesystem,
+    Group,
+    HardwareProfile,
+    Image,
+    ImageKind,
+    Method,
+    MulticastSession,
+    OrgUnit,
+    Partition,
+    Repository,
+    TableKind,
+    TorrentSession,
+)
+from ogref.units import GIB, Duration, Size
+
+_IMAGE_DIGEST = "md5:"
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors (typos are caught), values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- repository
+
+
+class ImageSpec(Strict):
+    """An image in a repository."""
+
+    name: str
+    filesystem: str = "NTFS"
+    data: Size = Field(description="data size the target partition must hold")
+    stored: Size | None = Field(default=None, description="compressed file size (default data/2)")
+    compressor: str = "ZSTD"
+    tool: str = "PARTCLONE"
+    kind: Literal["monolithic", "diff"] = "monolithic"
+    base: str = ""
+    checksum: str = ""
+    revision: int = 1
+    os: str = ""
+
+    def build(self, repository: str) -> Image:
+        stored = self.stored if self.stored is not None else max(1, self.data // 2)
+        checksum = self.checksum or _synthetic_checksum(self.name, self.revision, stored)
+        return Image(
+            name=self.name,
+            filesystem=Filesystem.parse(self.filesystem),
+            data_size=self.data,
+            stored_size=stored,
+            repository=repository,
+            tool=CloneTool(self.tool.upper()),
+            compressor=Compressor.parse(self.compressor),
+            checksum=checksum,
+            kind=ImageKind(self.kind),
+            base=self.base,
+            revision=self.revision,
+            os_name=self.os,
+        )
+
+
+def _synthetic_checksum(name: str, revision: int, size: int) -> str:
+    """A stable stand-in for the whole-file MD5 of an image described only on paper."""
+    import hashlib
+
+    return hashlib.md5(f"{name}:{revision}:{size}".encode()).hexdigest()
+
+
+class RepositorySpec(Strict):
+    """A repository server."""
+
+    name: str = "repo"
+    address: str = "10.0.0.1"
+    images: list[ImageSpec] = Field(default_factory=list)
+    hw: dict[str, Any] = Field(default_factory=dict)
+
+    def build(self) -> Repository:
+        return Repository(self.name, self.address, tuple(i.build(self.name) for i in self.images))
+
+
+# --------------------------------------------------------------------------- computers
+
+
+class PartitionSpec(Strict):
+    """A partition of a disk."""
+
+    number: int = Field(ge=1)
+    size: Size
+    fs: str = "EMPTY"
+    os: str = ""
+
+
+class DiskSpec(Strict):
+    """A disk and its partition table (the CACHE is described separately)."""
+
+    number: int = Field(default=1, ge=1)
+    size: Size = 500 * GIB
+    table: Literal["MSDOS", "GPT"] = "MSDOS"
+    partitions: list[PartitionSpec] = Field(default_factory=list)
+
+
+class CachedImageSpec(Strict):
+    """An image already in a cache: current, stale (another version) or partial."""
+
+    name: str
+    state: Literal["current", "stale", "partial"] = "current"
+    size: Size | None = None
+    last_used: float = 0.0
+
+
+class CacheSpec(Strict):
+    """A CACHE partition; ``used`` bytes are taken by other files (or give ``free``)."""
+
+    size: Size
+    used: Size | None = None
+    free: Size | None = None
+    images: list[str | CachedImageSpec] = Field(default_factory=list)
+    disk: int = 1
+    partition: int = 4
+
+    @model_validator(mode="after")
+    def _one_of_used_free(self) -> CacheSpec:
+        if self.used is not None and self.free is not None:
+            raise ValueError("give either used or free, not both")
+        return self
+
+
+class ComputerLayer(Strict):
+    """Fields a computer takes from defaults, its group or itself (all optional per layer)."""
+
+    repository: str | None = None
+    disks: list[DiskSpec] | None = None
+    cache: CacheSpec | None | Literal["none"] = Field(default=None)
+    profile: str | None = None
+    windows_needs_reboot: bool | None = None
+    hw: dict[str, Any] = Field(default_factory=dict)
+    no_cache: bool | None = Field(default=None, description="the computer has no CACHE partition")
+
+    def merged(self, over: ComputerLayer) -> ComputerLayer:
+        data = {k: v for k, v in self.__dict__.items()}
+        for key in over.model_fields_set:
+            value = getattr(over, key)
+            if key == "hw":
+                data["hw"] = _deep_merge(data.get("hw") or {}, value)
+            else:
+                data[key] = value
+        return ComputerLayer.model_construct(_fields_set=set(data), **data)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class ComputerSpec(ComputerLayer):
+    """One computer: a name plus optional ip/mac and layer overrides."""
+
+    name: str
+    ip: str | None = None
+    mac: str | None = None
+
+
+class GroupSpec(ComputerLayer):
+    """A computer group; its fields override the classroom defaults for its members."""
+
+    name: str
+    members: list[str] = Field(default_factory=list)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _expand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return expand_names(v)
+        if isinstance(v, list):
+            out: list[str] = []
+            for item in v:
+                out += expand_names(item) if isinstance(item, str) else [item]
+            return out
+        return v
+
+
+def expand_names(text: str) -> list[str]:
+    """Expand ``pc01-pc10`` (or ``pc01..pc10``) into names; other text is one name."""
+    m = re.fullmatch(r"([A-Za-z_-]*?)(\d+)\s*(?:-|\.\.)\s*\1?(\d+)", text.strip())
+    if not m:
+        return [text.strip()]
+    prefix, a, b = m.group(1), m.group(2), m.group(3)
+    width = len(a)
+    lo, hi = int(a), int(b)
+    if hi < lo:
+        raise ValueError(f"empty range {text!r}")
+    return [f"{prefix}{i:0{width}d}" for i in range(lo, hi + 1)]
+
+
+class ComputersSpec(Strict):
+    """Generated computers ``<prefix>01…<prefix>NN`` plus per-name overrides."""
+
+    count: int = Field(ge=1, le=100_000)
+    prefix: str = "pc"
+    first_host: int = Field(default=11, ge=1)
+    overrides: dict[str, ComputerLayer] = Field(default_factory=dict)
+
+
+class ClassroomSpec(Strict):
+    """A classroom: subnet, network parameters, defaults, groups and computers."""
+
+    name: str
+    org_unit: str = "ou"
+    subnet: str = "10.0.1.0/24"
+    multicast: str = "9000:full-duplex:239.194.1.1:70M:50:60"
+    torrent: str = "peer:60"
+    defaults: ComputerLayer = Field(default_factory=ComputerLayer)
+    groups: list[GroupSpec] = Field(default_factory=list)
+    computers: ComputersSpec | list[ComputerSpec]
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, v: str) -> str:
+        IPv4Network(v)
+        return v
+
+    @field_validator("multicast")
+    @classmethod
+    def _mcast(cls, v: str) -> str:
+        MulticastSession.parse(v)
+        return v
+
+    @field_validator("torrent")
+    @classmethod
+    def _torrent(cls, v: str) -> str:
+        TorrentSession.parse(v)
+        return v
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class Scope(Strict):
+    """What a command targets: a classroom, a group of it, or named computers (default: all)."""
+
+    classroom: str | None = None
+    group: str | None = None
+    computers: list[str] | None = None
+
+
+class RestoreSpec(Strict):
+    """The console's Restore command (or the Deploy wizard / updateCache with ``wizard``)."""
+
+    image: str
+    method: str = "UNICAST"
+    disk: int = Field(default=1, ge=1)
+    partition: int = Field(default=1, ge=1)
+    to: Scope | str = "all"
+    multicast: str | None = None
+    torrent: str | None = None
+    allow_fs_change: bool = False
+    postconf: bool = True
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        Method.parse(v)
+        return v
+
+
+class CreateSpec(Strict):
+    """Create an image from a computer's partition."""
+
+    computer: str
+    disk: int = 1
+    partition: int = 1
+    image: str
+    target: Literal["REPO", "CACHE"] = "REPO"
+
+
+class CloneSpec(Strict):
+    """Clone a MASTER's partition (or a cached image of it) to other computers."""
+
+    master: str
+    disk: int = 1
+    partition: int = 1
+    to: Scope | str = "all"
+    method: Literal["MULTICAST", "UNICAST"] = "MULTICAST"
+    from_cache: str | None = Field(default=None, description="image in the MASTER's cache")
+
+
+class BootSpec(Strict):
+    """Boot a restored partition once, or make it the permanent boot target."""
+
+    to: Scope | str = "all"
+    disk: int = 1
+    partition: int = 1
+    permanent: bool = False
+
+
+class OperationSpec(Strict):
+    """One console command at a time offset (``at``)."""
+
+    at: Duration = 0.0
+    restore: RestoreSpec | None = None
+    deploy: RestoreSpec | None = None
+    update_cache: RestoreSpec | None = None
+    create: CreateSpec | None = None
+    clone: CloneSpec | None = None
+    boot: BootSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OperationSpec:
+        kinds = [k for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
+                 if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "an operation needs exactly one of restore, deploy, update_cache, create, clone, boot"
+                f" (got {kinds or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
+                    if getattr(self, k) is not None)
+
+
+# --------------------------------------------------------------------------- site
+
+
+class SiteSpec(Strict):
+    """A whole site: repositories, engine.cfg policy, classrooms and console commands."""
+
+    repositories: list[RepositorySpec] = Field(default_factory=lambda: [RepositorySpec()])
+    engine: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="engine.cfg keys, e.g. RESTOREPROTOCOLNOTCACHE: UNICAST"
+    )
+    engine_preset: Literal["oglab", "opengnsys-1.1.1d"] = "oglab"
+    classrooms: list[ClassroomSpec]
+    operations: list[OperationSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A validated site, built from domain values."""
+
+    repositories: tuple[Repository, ...]
+    policy: EngineConfig
+    org_units: tuple[OrgUnit, ...]
+    hw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repository_hw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: tuple[OperationSpec, ...] = ()
+
+    @property
+    def classrooms(self) -> tuple[Classroom, ...]:
+        return tuple(c for ou in self.org_units for c in ou.classrooms)
+
+    @property
+    def computers(self) -> tuple[Computer, ...]:
+        return tuple(pc for room in self.classrooms for pc in room.computers)
+
+    def classroom(self, name: str) -> Classroom:
+        for room in self.classrooms:
+            if room.name == name:
+                return room
+        raise FormatError(f"no classroom {name!r}")
+
+    def classroom_of(self, computer: str) -> Classroom:
+        for room in self.classrooms:
+            if any(c.name == computer for c in room.computers):
+                return room
+        raise FormatError(f"no computer {computer!r}")
+
+    def computer(self, name: str) -> Computer:
+        return self.classroom_of(name).computer(name)
+
+    def repository(self, name: str) -> Repository:
+        for repo in self.repositories:
+            if repo.name == name:
+                return repo
+        raise FormatError(f"no repository {name!r}")
+
+    def find_image(self, name: str) -> Image:
+        """The image called ``name`` in whichever repository holds it."""
+        for repo in self.repositories:
+            if repo.has(name):
+                return repo.image(name)
+        from ogref.errors import NotFoundError
+
+        raise NotFoundError(f"image {name!r} is in no repository")
+
+    def scope(self, to: Scope | str) -> tuple[Computer, ...]:
+        """Resolve a command scope into computers, in console order."""
+        if isinstance(to, str):
+            if to == "all":
+                return self.computers
+            names = []
+            for part in to.split(","):
+                names += expand_names(part)
+            return tuple(self.computer(n) for n in names)
+        if to.computers is not None:
+            names = []
+            for part in to.computers:
+                names += expand_names(part)
+            return tuple(self.computer(n) for n in names)
+        if to.classroom is None:
+            return self.computers
+        room = self.classroom(to.classroom)
+        return room.group(to.group) if to.group else room.computers
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate a site YAML file."""
+    p = Path(path)
+    return build_site(read_yaml(p), source=str(p))
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, turning I/O and syntax errors into ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', exc)}", source=str(path),
+                          path=where) from None
+
+
+def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
+    """The first pydantic error as a ConfigError with its YAML path."""
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"] if not str(x).startswith(("function-", "union["))]
+    # pydantic appends the union member tag (e.g. "str", "CachedImageSpec"); drop those
+    loc = [x for x in loc if not x[:1].isupper() and x not in ("str", "int", "list", "literal")]
+    path = ".".join(([prefix] if prefix else []) + loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {loc[-1]!r} (typo?)"
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, FormatError):
+        msg = ctx_err.message
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return ConfigError(msg, source=source, path=path)
+
+
+def build_site(data: Any, source: str = "<site>", prefix: str = "") -> Site:
+    """Validate a parsed YAML mapping and build the Site."""
+    if not isinstance(data, dict):
+        raise ConfigError("the document must be a mapping", source=source, path=prefix)
+    try:
+        spec = SiteSpec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, source, prefix) from None
+    return _build(spec, source, prefix)
+
+
+def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
+    def err(msg: str, path: str) -> ConfigError:
+        return ConfigError(msg, source=source, path=".".join(p for p in (prefix, path) if p))
+
+    base = EngineConfig.opengnsys_1_1_1d() if spec.engine_preset == "opengnsys-1.1.1d" else EngineConfig()
+    text = "\n".join(f"{k}={_cfg_value(v)}" for k, v in spec.engine.items())
+    try:
+        overrides = EngineConfig.from_text(text, source="engine")
+    except ConfigError as exc:
+        raise err(exc.reason, "engine") from None
+    known = {k: getattr(overrides, k) for k in _engine_attrs(spec.engine)}
+    policy = base.with_overrides(**known, extra=overrides.extra)
+
+    repos: list[Repository] = []
+    for i, r in enumerate(spec.repositories):
+        try:
+            repos.append(r.build())
+        except FormatError as exc:
+            raise err(exc.message, f"repositories.{i}") from None
+    images = {img.name: img for repo in repos for img in repo.images}
+    repo_names = {r.name for r in repos}
+
+    ous: dict[str, list[Classroom]] = {}
+    hw: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for ci, room in enumerate(spec.classrooms):
+        path = f"classrooms.{ci}"
+        built, room_hw = _build_classroom(room, images, repo_names, path, err)
+        dupes = seen & {c.name for c in built.computers}
+        if dupes:
+            raise err(f"computer names used in two classrooms: {sorted(dupes)}", path)
+        seen |= {c.name for c in built.computers}
+        ous.setdefault(room.org_unit, []).append(built)
+        hw.update(room_hw)
+    org_units = tuple(OrgUnit(name, tuple(rooms)) for name, rooms in ous.items())
+    return Site(
+        repositories=tuple(repos),
+        policy=policy,
+        org_units=org_units,
+        hw=hw,
+        repository_hw={r.name: dict(r.hw) for r in spec.repositories},
+        operations=tuple(spec.operations),
+    )
+
+
+_ENGINE_ATTR = {
+    "ACTIONCACHEFULL": "action_cache_full",
+    "RESTOREPROTOCOLNOTCACHE": "restore_protocol_not_cache",
+    "MCASTERRORSESSION": "mcast_error_session",
+    "MCASTWAIT": "mcast_wait",
+    "IMGPROG": "img_prog",
+    "IMGCOMP": "img_comp",
+    "IMGEXT": "img_ext",
+    "IMGREDUCE": "img_reduce",
+    "OGWINREDUCE": "win_reduce",
+    "OGWINCHKDISK": "win_chkdisk",
+    "CREATESPEED": "create_speed",
+    "FACTORSYNC": "factor_sync",
+    "BACKUP": "backup",
+    "IMGFS": "img_fs",
+    "OGSLEEP": "sleep_before_reboot",
+    "DEFAULTSPEED": "default_speed",
+}
+
+
+def _engine_attrs(keys: dict[str, Any]) -> list[str]:
+    return [_ENGINE_ATTR[k] for k in keys if k in _ENGINE_ATTR]
+
+
+def _cfg_value(v: str | int | bool) -> str:
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    return f'"{v}"'
+
+
+def _build_classroom(
+    room: ClassroomSpec, images: dict[str, Image], repo_names: set[str], path: str, err: Any
+) -> tuple[Classroom, dict[str, dict[str, Any]]]:
+    net = IPv4Network(room.subnet)
+    hosts = list(net.hosts())
+    specs: list[tuple[str, str | None, str | None, ComputerLayer, str]] = []
+    if isinstance(room.computers, ComputersSpec):
+        cs = room.computers
+        width = max(2, len(str(cs.count)))
+        names = [f"{cs.prefix}{i:0{width}d}" for i in range(1, cs.count + 1)]
+        unknown = set(cs.overrides) - set(names)
+        if unknown:
+            raise err(f"overrides name unknown computers {sorted(unknown)}", f"{path}.computers.overrides")
+        for name in names:
+            layer = cs.overrides.get(name, ComputerLayer())
+            specs.append((name, None, None, layer, f"{path}.computers.overrides.{name}"))
+    else:
+        for i, c in enumerate(room.computers):
+            specs.append((c.name, c.ip, c.mac, c, f"{path}.computers.{i}"))
+
+    group_of: dict[str, GroupSpec] = {}
+    all_names = {s[0] for s in specs}
+    for gi, g in enumerate(room.groups):
+        missing = [m for m in g.members if m not in all_names]
+        if missing:
+            raise err(f"group {g.name} lists unknown computers {missing}", f"{path}.groups.{gi}.members")
+        for m in g.members:
+            group_of.setdefault(m, g)
+
+    computers: list[Computer] = []
+    hw: dict[str, dict[str, Any]] = {}
+    first = room.computers.first_host if isinstance(room.computers, ComputersSpec) else 11
+    for idx, (name, ip, mac, own, cpath) in enumerate(specs):
+        layer = room.defaults
+        group = group_of.get(name)
+        if group is not None:
+            layer = layer.merged(group)
+        layer = layer.merged(own)
+        host_index = first - 1 + idx
+        if ip is None:
+            if host_index >= len(hosts):
+                raise err(f"subnet {room.subnet} has no address left for {name}", path)
+            ip = f"{hosts[host_index]}/{net.prefixlen}"
+        if mac is None:
+            mac = "52:54:00:%02x:%02x:%02x" % (hash(room.name) & 0xFF, (idx >> 8) & 0xFF, idx & 0xFF)
+        try:
+            computers.append(_build_computer(name, ip, mac, layer, room, group, images, repo_names))
+        except FormatError as exc:
+            raise err(exc.message, cpath) from None
+        hw[name] = dict(layer.hw)
+    groups = tuple(Group(g.name, tuple(g.members)) for g in room.groups)
+    try:
+        built = Classroom(
+            name=room.name,
+            computers=tuple(computers),
+            groups=groups,
+            multicast=MulticastSession.parse(room.multicast),
+            torrent=TorrentSession.parse(room.torrent),
+            org_unit=room.org_unit,
+        )
+    except FormatError as exc:
+        raise err(exc.message, path) from None
+    return built, hw
+
+
+def _build_computer(
+    name: str,
+    ip: str,
+    mac: str,
+    layer: ComputerLayer,
+    room: ClassroomSpec,
+    group: GroupSpec | None,
+    images: dict[str, Image],
+    repo_names: set[str],
+) -> Computer:
+    repository = layer.repository or next(iter(sorted(repo_names)), "repo")
+    if repository not in repo_names:
+        raise FormatError(f"repository {repository!r} is not defined")
+    disks_spec = layer.disks or [DiskSpec(partitions=[PartitionSpec(number=1, size=100 * GIB)])]
+    disks = tuple(
+        Disk(
+            number=d.number,
+            size=d.size,
+            table=TableKind(d.table),
+            partitions=tuple(
+                Partition(p.number, p.size, Filesystem.parse(p.fs), os_name=p.os) for p in d.partitions
+            ),
+        )
+        for d in disks_spec
+    )
+    cache: Cache | None = None
+    if layer.cache not in (None, "none") and not layer.no_cache:
+        assert isinstance(layer.cache, CacheSpec)
+        cache = _build_cache(layer.cache, images)
+    profile = HardwareProfile(
+        layer.profile or "default",
+        True if layer.windows_needs_reboot is None else layer.windows_needs_reboot,
+    )
+    return Computer(
+        name=name,
+        ip=ip,
+        mac=mac,
+        repository=repository,
+        disks=DiskLayout(disks),
+        cache=cache,
+        group=group.name if group else "",
+        classroom=room.name,
+        org_unit=room.org_unit,
+        profile=profile,
+    )
+
+
+def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
+    cached: list[CachedImage] = []
+    for item in spec.images:
+        entry = CachedImageSpec(name=item) if isinstance(item, str) else item
+        img = images.get(entry.name)
+        if img is None and entry.size is None:
+            raise FormatError(f"cached image {entry.name!r} is in no repository: give its size")
+        size = entry.size if entry.size is not None else (img.stored_size if img else 0)
+        checksum = img.checksum if img else ""
+        if entry.state == "stale":
+            checksum = "stale-" + (checksum or entry.name)
+        cached.append(
+            CachedImage(entry.name, size if entry.state != "partial" else min(size, size // 2 or 1),
+                        checksum, complete=entry.state != "partial", last_used=entry.last_used)
+        )
+    images_size = sum(c.size for c in cached)
+    if spec.free is not None:
+        overhead = spec.size - spec.free - images_size
+        if overhead < 0:
+            raise FormatError(
+                f"cache: free {spec.free} + cached images {images_size} exceed its size {spec.size}"
+            )
+    else:
+        overhead = spec.used or 0
+    return Cache(size=spec.size, images=tuple(cached), overhead=overhead, disk=spec.disk,
+                 partition=spec.partition)
