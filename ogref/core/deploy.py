@@ -146,6 +146,8 @@ class DeploySession:
         self.reasons: list[str] = []
         self.result: Finish | None = None
         self._target_fs = Filesystem.EMPTY
+        self._target = TargetInspected(exists=False)
+        self._restore_transport = request.method.transport
         self._freed = False
         self._handlers: dict[tuple[State, type[Event]], Callable[[Event], list[Command]]] = {
             (State.TARGET, TargetInspected): self._on_target,
@@ -223,7 +225,9 @@ class DeploySession:
                 return fail
         if r.source is Source.CACHE:
             return self._restore(Source.CACHE, Transport.UNICAST)
-        if r.method.staging is Staging.DIRECT or r.operation is Operation.RESTORE_IMAGE:
+        if r.operation is Operation.RESTORE_IMAGE:
+            return self._restore(r.source, r.method.transport)
+        if r.method.staging is Staging.DIRECT:
             return self._restore(Source.REPO, r.method.transport)
         self.state = State.CACHE
         return [InspectCache()]
