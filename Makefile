@@ -37,7 +37,7 @@ $(STAMP)/venv-lab: $(STAMP)/venv-base
 venv: $(STAMP)/venv-base
 
 demo: $(STAMP)/venv-base
-	$(VENV)/bin/ogsim demo
+	$(VENV)/bin/ogref plan labs/seed-aula-35.yaml
 
 lint: $(STAMP)/venv-base
 	$(VENV)/bin/ruff check ogref ogsim tests noxfile.py

@@ -1,0 +1,220 @@
+"""The ``ogref`` command line: console planning and, when the runtime is installed, the
+OpenGnSys-style imaging scripts (create-image, restore-image, update-cache, deploy-image).
+
+Exit status is the OpenGnSys error number of the failure (0 on success), so scripts written for
+OpenGnSys keep their meaning.  Rendering only: every decision comes from :mod:`ogref.console`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ogref.console import RestorePlan, images_for_partition, operation_for, plan_restore
+from ogref.core.events import MethodSwitched
+from ogref.errors import ConfigError, OgErr, OgError
+from ogref.model import ALL_METHODS, ClientStatus, EngineConfig
+from ogref.site import RestoreSpec, Site, SiteSpec, build_site, read_yaml
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="ogref — reference OpenGnSys-style imaging engine (plan, create, restore, deploy).",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _load_site(path: Path) -> Site:
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        extra = sorted(set(data) - set(SiteSpec.model_fields))
+        if extra:
+            # scenario files (ogsim) add faults/expect/backends…; plan reads only the site part
+            err.print(f"[dim]{path}: not a site key, ignored here: {', '.join(extra)}[/dim]")
+            data = {k: v for k, v in data.items() if k in SiteSpec.model_fields}
+    return build_site(data, source=str(path))
+
+
+def _fail(exc: OgError) -> typer.Exit:
+    err.print(f"[bold red]error[/bold red] {exc}")
+    return typer.Exit(int(exc.code))
+
+
+@app.command()
+def plan(
+    site_file: Path = typer.Argument(..., help="site or scenario YAML (repositories, classrooms…)"),
+    image: str | None = typer.Option(None, help="image to restore (default: the file's first command)"),
+    method: str | None = typer.Option(None, help="UNICAST[-CACHE|-DIRECT], MULTICAST[-…], TORRENT"),
+    disk: int | None = typer.Option(None, help="target disk"),
+    partition: int | None = typer.Option(None, help="target partition"),
+    to: str | None = typer.Option(None, help="scope: all, pc01-pc10, or a classroom name"),
+    mode: str = typer.Option(
+        "", help="restore (console Restore, switches methods), deploy (wizard), update_cache"
+    ),
+    engine_cfg: Path | None = typer.Option(None, help="an engine.cfg to use instead of the file's"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+    show_log: bool = typer.Option(False, "--log", help="print each switched computer's log"),
+) -> None:
+    """Print the per-computer plan of a Restore command: the method used and why."""
+    try:
+        site = _load_site(site_file)
+        if engine_cfg is not None:
+            site = Site(site.repositories, EngineConfig.from_file(engine_cfg), site.org_units,
+                        site.hw, site.repository_hw, site.operations)
+        first = next((op for op in site.operations if op.kind in ("restore", "deploy", "update_cache")), None)
+        base = getattr(first, first.kind) if first else None
+        kind = mode or (first.kind if first else "restore")
+        fields: dict[str, Any] = dict(base.model_dump(exclude_unset=True)) if base else {}
+        for key, value in (("image", image), ("method", method), ("disk", disk),
+                           ("partition", partition), ("to", to)):
+            if value is not None:
+                fields[key] = value
+        if "image" not in fields:
+            raise ConfigError("no image given (use --image or an operation in the file)",
+                              source=str(site_file))
+        spec = RestoreSpec.model_validate(fields)
+        result = plan_restore(site, spec, operation_for(kind))
+    except OgError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(plan_to_dict(result), indent=2))
+    else:
+        render_plan(result, site, spec.to)
+        if show_log:
+            for p in result.computers:
+                if p.switched or not p.ok:
+                    out.rule(f"{p.computer} tracking log")
+                    for line in p.log:
+                        out.print(f"  {line}", markup=False)
+    if not all(p.ok for p in result.computers):
+        raise typer.Exit(int(next(p.code for p in result.computers if not p.ok)))
+
+
+def plan_to_dict(result: RestorePlan) -> dict[str, Any]:
+    """A JSON-ready view of a plan."""
+    return {
+        "operation": str(result.operation),
+        "image": result.image.name,
+        "method": str(result.method),
+        "summary": dict(result.by_method()),
+        "computers": [
+            {
+                "computer": p.computer,
+                "classroom": p.classroom,
+                "requested": str(p.requested),
+                "used": str(p.used) if p.used else None,
+                "switched": p.switched,
+                "code": int(p.code),
+                "message": p.message,
+                "reasons": list(p.reasons),
+                "log": list(p.log),
+            }
+            for p in result.computers
+        ],
+    }
+
+
+def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
+    """The plan as a rich table, with a summary line."""
+    t = Table(title=f"{result.operation}: {result.image.name} by {result.method}", show_lines=False)
+    t.add_column("computer")
+    t.add_column("classroom")
+    t.add_column("method used")
+    t.add_column("result")
+    t.add_column("why", overflow="fold")
+    for p in result.computers:
+        used = str(p.used) if p.used else "-"
+        style = "yellow" if p.switched else ("red" if not p.ok else "")
+        why = "; ".join(p.reasons) if p.reasons else p.message
+        res = "ok" if p.ok else f"error {int(p.code)} ({OgErr(p.code).name})"
+        t.add_row(p.computer, p.classroom, used, res, why, style=style)
+    out.print(t)
+    summary = ", ".join(f"{n} by {m}" for m, n in sorted(result.by_method().items()))
+    out.print(f"[bold]{len(result.computers)} computers:[/bold] {summary}")
+    for p in result.switched:
+        first = next(c for c in p.commands if isinstance(c, MethodSwitched))
+        out.print(f"  {p.computer}: {first.requested} → {first.used} (error {int(first.code)})")
+
+
+@app.command()
+def images(
+    site_file: Path,
+    computer: str,
+    disk: int = typer.Argument(1),
+    partition: int = typer.Argument(1),
+) -> None:
+    """The Restore form's image lists for a partition: same filesystem / different filesystem."""
+    try:
+        site = _load_site(site_file)
+        same, other = images_for_partition(site, computer, disk, partition)
+    except OgError as exc:
+        raise _fail(exc) from None
+    t = Table(title=f"{computer} {disk}:{partition}")
+    t.add_column("same filesystem")
+    t.add_column("different filesystem (change partition type first)")
+    for i in range(max(len(same), len(other))):
+        a = f"{same[i].name} ({same[i].filesystem})" if i < len(same) else ""
+        b = f"{other[i].name} ({other[i].filesystem})" if i < len(other) else ""
+        t.add_row(a, b)
+    out.print(t)
+
+
+@app.command("engine-cfg")
+def engine_cfg_cmd(path: Path) -> None:
+    """Validate an engine.cfg and print the values ogref will use."""
+    try:
+        cfg = EngineConfig.from_file(path)
+    except OgError as exc:
+        raise _fail(exc) from None
+    t = Table(title=str(path))
+    t.add_column("key")
+    t.add_column("value")
+    for line in cfg.to_text().splitlines():
+        k, _, v = line.partition("=")
+        t.add_row(k, v)
+    out.print(t)
+
+
+@app.command()
+def methods() -> None:
+    """The five Restore methods and the status colours."""
+    for m in ALL_METHODS:
+        out.print(str(m))
+    for s in ClientStatus:
+        out.print(f"{s.value:5} {s.colour:10} {s.meaning}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of site files (for editors)."""
+    print(json.dumps(SiteSpec.model_json_schema(), indent=1))
+
+
+def _mount_runtime() -> None:
+    """Add the imaging commands when the runtime package is present."""
+    try:
+        from ogref.runtime import cli as runtime_cli  # noqa: PLC0415
+    except ImportError:
+        return
+    register = getattr(runtime_cli, "register", None)
+    if callable(register):
+        register(app)
+    elif hasattr(runtime_cli, "app"):
+        app.add_typer(runtime_cli.app, name="image", help="imaging on real block devices")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount_runtime()
+    try:
+        app()
+    except OgError as exc:  # pragma: no cover - commands handle their own
+        err.print(f"[bold red]error[/bold red] {exc}")
+        sys.exit(int(exc.code))
