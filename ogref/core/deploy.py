@@ -144,6 +144,7 @@ class DeploySession:
         self.image: Image | None = None
         self.switches: list[MethodSwitched] = []
         self.reasons: list[str] = []
+        self.trace: list[str] = []  # ids of the table rows that decided, in order
         self.result: Finish | None = None
         self._target_fs = Filesystem.EMPTY
         self._target = TargetInspected(exists=False)
@@ -266,6 +267,7 @@ class DeploySession:
         self, row: table.AdmissionRow, image: Image, cache: Cache | None, copy: table.CopyState
     ) -> list[Command]:
         d = table.Admission
+        self.trace.append(row.id)
         size_note = ""
         if cache is not None:
             size_note = (f" (image {format_size(image.stored_size)}, cache "
@@ -313,6 +315,7 @@ class DeploySession:
         row = table.fallback(r.operation.may_switch, self.policy.restore_protocol_not_cache,
                              r.method.transport)
         target = table.fallback_method(row)
+        self.trace.append(row.id)
         if target is None:
             msg = f"{reason}; {row.reason}"
             self.reasons.append(msg)
