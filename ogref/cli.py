@@ -50,7 +50,9 @@ def _fail(exc: OgError) -> typer.Exit:
 @app.command()
 def plan(
     site_file: Path = typer.Argument(..., help="site or scenario YAML (repositories, classrooms…)"),
-    image: str | None = typer.Option(None, help="image to restore (default: the file's first command)"),
+    image: str | None = typer.Option(
+        None, help="image to restore (default: the file's first command)"
+    ),
     method: str | None = typer.Option(None, help="UNICAST[-CACHE|-DIRECT], MULTICAST[-…], TORRENT"),
     disk: int | None = typer.Option(None, help="target disk"),
     partition: int | None = typer.Option(None, help="target partition"),
@@ -66,19 +68,33 @@ def plan(
     try:
         site = _load_site(site_file)
         if engine_cfg is not None:
-            site = Site(site.repositories, EngineConfig.from_file(engine_cfg), site.org_units,
-                        site.hw, site.repository_hw, site.operations)
-        first = next((op for op in site.operations if op.kind in ("restore", "deploy", "update_cache")), None)
+            site = Site(
+                site.repositories,
+                EngineConfig.from_file(engine_cfg),
+                site.org_units,
+                site.hw,
+                site.repository_hw,
+                site.operations,
+            )
+        first = next(
+            (op for op in site.operations if op.kind in ("restore", "deploy", "update_cache")), None
+        )
         base = getattr(first, first.kind) if first else None
         kind = mode or (first.kind if first else "restore")
         fields: dict[str, Any] = dict(base.model_dump(exclude_unset=True)) if base else {}
-        for key, value in (("image", image), ("method", method), ("disk", disk),
-                           ("partition", partition), ("to", to)):
+        for key, value in (
+            ("image", image),
+            ("method", method),
+            ("disk", disk),
+            ("partition", partition),
+            ("to", to),
+        ):
             if value is not None:
                 fields[key] = value
         if "image" not in fields:
-            raise ConfigError("no image given (use --image or an operation in the file)",
-                              source=str(site_file))
+            raise ConfigError(
+                "no image given (use --image or an operation in the file)", source=str(site_file)
+            )
         spec = RestoreSpec.model_validate(fields)
         result = plan_restore(site, spec, operation_for(kind))
     except OgError as exc:
@@ -200,7 +216,7 @@ def schema() -> None:
 def _mount_runtime() -> None:
     """Add the imaging commands when the runtime package is present."""
     try:
-        from ogref.runtime import cli as runtime_cli  # noqa: PLC0415
+        from ogref.runtime import cli as runtime_cli
     except ImportError:
         return
     register = getattr(runtime_cli, "register", None)

@@ -26,8 +26,8 @@ from ogref.model import (
     Method,
     MulticastSession,
     Repository,
-    Transport,
     TorrentSession,
+    Transport,
 )
 from ogref.site import CloneSpec, RestoreSpec, Scope, Site
 
@@ -125,17 +125,22 @@ def build_requests(
             base = MulticastSession.parse(spec.multicast) if spec.multicast else room.multicast
             mcast = base if spec.multicast else base.for_clients(per_room[pc.classroom])
         torrent = TorrentSession.parse(spec.torrent) if spec.torrent else room.torrent
-        out.append((pc, DeployRequest(
-            operation=operation,
-            image=image.name,
-            method=method,
-            disk=spec.disk,
-            partition=spec.partition,
-            multicast=mcast,
-            torrent=torrent,
-            allow_fs_change=spec.allow_fs_change,
-            postconf=spec.postconf,
-        )))
+        out.append(
+            (
+                pc,
+                DeployRequest(
+                    operation=operation,
+                    image=image.name,
+                    method=method,
+                    disk=spec.disk,
+                    partition=spec.partition,
+                    multicast=mcast,
+                    torrent=torrent,
+                    allow_fs_change=spec.allow_fs_change,
+                    postconf=spec.postconf,
+                ),
+            )
+        )
     return out
 
 
@@ -165,7 +170,9 @@ def plan_one(
     )
 
 
-def plan_restore(site: Site, spec: RestoreSpec, operation: Operation = Operation.RESTORE_COMMAND) -> RestorePlan:
+def plan_restore(
+    site: Site, spec: RestoreSpec, operation: Operation = Operation.RESTORE_COMMAND
+) -> RestorePlan:
     """Plan the console's Restore command (or the Deploy wizard / updateCache) over its scope."""
     pairs = build_requests(site, spec, operation)
     image = site.find_image(spec.image)
@@ -213,7 +220,9 @@ def plan_clone(site: Site, spec: CloneSpec) -> RestorePlan:
         if part is None:
             raise FormatError(f"MASTER {master.name} has no partition {spec.disk}:{spec.partition}")
         if part.filesystem is Filesystem.EMPTY:
-            raise FormatError(f"MASTER {master.name} partition {spec.disk}:{spec.partition} is empty")
+            raise FormatError(
+                f"MASTER {master.name} partition {spec.disk}:{spec.partition} is empty"
+            )
         data = part.used or part.size
         image = Image(
             name=f"{master.name}-d{spec.disk}p{spec.partition}",
@@ -226,7 +235,11 @@ def plan_clone(site: Site, spec: CloneSpec) -> RestorePlan:
         )
     method = Method.parse(f"{spec.method}-DIRECT")
     room = site.classroom(master.classroom)
-    mcast = room.multicast.for_clients(len(targets)) if method.transport is Transport.MULTICAST else None
+    mcast = (
+        room.multicast.for_clients(len(targets))
+        if method.transport is Transport.MULTICAST
+        else None
+    )
     masters = {image.name: image}
     repo = site.repository(master.repository)
     plans = []
@@ -264,7 +277,9 @@ class BootPlan:
     steps: tuple[str, ...]
 
 
-def plan_boot(computer: Computer, disk: int, partition: int, permanent: bool, os_family: str = "") -> BootPlan:
+def plan_boot(
+    computer: Computer, disk: int, partition: int, permanent: bool, os_family: str = ""
+) -> BootPlan:
     """Plan booting the OS of ``disk:partition`` (after a restore, pass the image's family)."""
     part = computer.disks.partition(disk, partition)
     if part is None:
@@ -275,15 +290,19 @@ def plan_boot(computer: Computer, disk: int, partition: int, permanent: bool, os
     elif family == "linux":
         status = ClientStatus.LNX
     else:
-        raise NotOsError(f"{computer.name} {disk}:{partition} ({part.filesystem}) holds no OS to boot")
+        raise NotOsError(
+            f"{computer.name} {disk}:{partition} ({part.filesystem}) holds no OS to boot"
+        )
     steps: list[str] = []
     tracked = 0
     if permanent:
         steps += [f"set boot target {disk}:{partition} (Netboot avanzado)", "reboot"]
     elif status is ClientStatus.WIN and computer.profile.windows_needs_reboot:
         tracked = 3
-        steps += [f"boot {disk}:{partition} once; profile {computer.profile.name!r} needs a reboot",
-                  "track up to 3 Windows boots or until a user logs in, then back to PXE"]
+        steps += [
+            f"boot {disk}:{partition} once; profile {computer.profile.name!r} needs a reboot",
+            "track up to 3 Windows boots or until a user logs in, then back to PXE",
+        ]
     else:
         steps += [f"boot {disk}:{partition} directly from the live client"]
     return BootPlan(computer.name, disk, partition, status, permanent, tracked, tuple(steps))

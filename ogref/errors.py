@@ -91,10 +91,11 @@ class OgError(Exception):
         return f"[{int(self.code)} OG_ERR_{self.code.name}] {self.message}"
 
 
+class FormatError(OgError, ValueError):
+    """Bad arguments: unknown method, malformed session string, bad value (OG_ERR_FORMAT).
 
-
-class FormatError(OgError):
-    """Bad arguments: unknown method, malformed session string, bad value (OG_ERR_FORMAT)."""
+    Also a ValueError, so pydantic validators that raise it report the field's YAML path.
+    """
 
     code = OgErr.FORMAT
 

@@ -164,7 +164,7 @@ class ComputerLayer(Strict):
 
     repository: str | None = None
     disks: list[DiskSpec] | None = None
-    cache: CacheSpec | None | Literal["none"] = Field(default=None)
+    cache: CacheSpec | Literal["none"] | None = Field(default=None)
     profile: str | None = None
     windows_needs_reboot: bool | None = None
     hw: dict[str, Any] = Field(default_factory=dict)
@@ -184,7 +184,9 @@ class ComputerLayer(Strict):
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -342,8 +344,11 @@ class OperationSpec(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> OperationSpec:
-        kinds = [k for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
-                 if getattr(self, k) is not None]
+        kinds = [
+            k
+            for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
+            if getattr(self, k) is not None
+        ]
         if len(kinds) != 1:
             raise ValueError(
                 "an operation needs exactly one of restore, deploy, update_cache, create, clone, boot"
@@ -353,8 +358,11 @@ class OperationSpec(Strict):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
-                    if getattr(self, k) is not None)
+        return next(
+            k
+            for k in ("restore", "deploy", "update_cache", "create", "clone", "boot")
+            if getattr(self, k) is not None
+        )
 
 
 # --------------------------------------------------------------------------- site
@@ -461,8 +469,9 @@ def read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', exc)}", source=str(path),
-                          path=where) from None
+        raise ConfigError(
+            f"YAML syntax error: {getattr(exc, 'problem', exc)}", source=str(path), path=where
+        ) from None
 
 
 def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
@@ -479,7 +488,7 @@ def validation_error(exc: ValidationError, source: str, prefix: str = "") -> Con
     if isinstance(ctx_err, FormatError):
         msg = ctx_err.message
     elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return ConfigError(msg, source=source, path=path)
 
 
@@ -498,7 +507,11 @@ def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
     def err(msg: str, path: str) -> ConfigError:
         return ConfigError(msg, source=source, path=".".join(p for p in (prefix, path) if p))
 
-    base = EngineConfig.opengnsys_1_1_1d() if spec.engine_preset == "opengnsys-1.1.1d" else EngineConfig()
+    base = (
+        EngineConfig.opengnsys_1_1_1d()
+        if spec.engine_preset == "opengnsys-1.1.1d"
+        else EngineConfig()
+    )
     text = "\n".join(f"{k}={_cfg_value(v)}" for k, v in spec.engine.items())
     try:
         overrides = EngineConfig.from_text(text, source="engine")
@@ -581,7 +594,9 @@ def _build_classroom(
         names = [f"{cs.prefix}{i:0{width}d}" for i in range(1, cs.count + 1)]
         unknown = set(cs.overrides) - set(names)
         if unknown:
-            raise err(f"overrides name unknown computers {sorted(unknown)}", f"{path}.computers.overrides")
+            raise err(
+                f"overrides name unknown computers {sorted(unknown)}", f"{path}.computers.overrides"
+            )
         for name in names:
             layer = cs.overrides.get(name, ComputerLayer())
             specs.append((name, None, None, layer, f"{path}.computers.overrides.{name}"))
@@ -594,7 +609,9 @@ def _build_classroom(
     for gi, g in enumerate(room.groups):
         missing = [m for m in g.members if m not in all_names]
         if missing:
-            raise err(f"group {g.name} lists unknown computers {missing}", f"{path}.groups.{gi}.members")
+            raise err(
+                f"group {g.name} lists unknown computers {missing}", f"{path}.groups.{gi}.members"
+            )
         for m in g.members:
             group_of.setdefault(m, g)
 
@@ -613,7 +630,7 @@ def _build_classroom(
                 raise err(f"subnet {room.subnet} has no address left for {name}", path)
             ip = f"{hosts[host_index]}/{net.prefixlen}"
         if mac is None:
-            mac = "52:54:00:%02x:%02x:%02x" % (hash(room.name) & 0xFF, (idx >> 8) & 0xFF, idx & 0xFF)
+            mac = f"52:54:00:{hash(room.name) & 0xFF:02x}:{(idx >> 8) & 0xFF:02x}:{idx & 0xFF:02x}"
         try:
             computers.append(_build_computer(name, ip, mac, layer, room, group, images, repo_names))
         except FormatError as exc:
@@ -654,7 +671,8 @@ def _build_computer(
             size=d.size,
             table=TableKind(d.table),
             partitions=tuple(
-                Partition(p.number, p.size, Filesystem.parse(p.fs), os_name=p.os) for p in d.partitions
+                Partition(p.number, p.size, Filesystem.parse(p.fs), os_name=p.os)
+                for p in d.partitions
             ),
         )
         for d in disks_spec
@@ -693,8 +711,13 @@ def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
         if entry.state == "stale":
             checksum = "stale-" + (checksum or entry.name)
         cached.append(
-            CachedImage(entry.name, size if entry.state != "partial" else min(size, size // 2 or 1),
-                        checksum, complete=entry.state != "partial", last_used=entry.last_used)
+            CachedImage(
+                entry.name,
+                size if entry.state != "partial" else min(size, size // 2 or 1),
+                checksum,
+                complete=entry.state != "partial",
+                last_used=entry.last_used,
+            )
         )
     images_size = sum(c.size for c in cached)
     if spec.free is not None:
@@ -705,5 +728,10 @@ def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
             )
     else:
         overhead = spec.used or 0
-    return Cache(size=spec.size, images=tuple(cached), overhead=overhead, disk=spec.disk,
-                 partition=spec.partition)
+    return Cache(
+        size=spec.size,
+        images=tuple(cached),
+        overhead=overhead,
+        disk=spec.disk,
+        partition=spec.partition,
+    )

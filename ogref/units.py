@@ -19,7 +19,7 @@ from ogref.errors import FormatError
 _NUM = r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 _SIZE_UNITS: dict[str, int] = {
-    "": 1, "byte": 1, "bytes": 1,
+    "": 1, "b": 1, "byte": 1, "bytes": 1,
     "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
     "t": 1000**4, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
@@ -62,11 +62,13 @@ def parse_size(value: str | int | float) -> int:
     else:
         num, unit = _split(value, "size (e.g. 38GiB)")
     factor = _SIZE_UNITS.get(unit.lower())
-    if factor is None or unit.endswith("b"):  # a lower-case trailing b means bits: not a size
-        raise FormatError(f"unknown size unit {unit!r} in {value!r} (use B, kB, MB, GB, KiB, MiB, GiB…)")
+    if factor is None or (unit.endswith("b") and unit != "B"):  # trailing b = bits: not a size
+        raise FormatError(
+            f"unknown size unit {unit!r} in {value!r} (use B, kB, MB, GB, KiB, MiB, GiB…)"
+        )
     if num < 0 or math.isinf(num) or math.isnan(num):
         raise FormatError(f"size must be a finite non-negative number: {value!r}")
-    return int(round(num * factor))
+    return round(num * factor)
 
 
 def parse_rate(value: str | int | float) -> float:
@@ -82,7 +84,9 @@ def parse_rate(value: str | int | float) -> float:
     elif unit.lower() in _RATE_UNITS and not (unit.endswith("B/s") or unit.endswith("Bps")):
         factor = _RATE_UNITS[unit.lower()]
     else:
-        raise FormatError(f"unknown rate unit {unit!r} in {value!r} (use bit, kbit, Mbit, Gbit, MB/s…)")
+        raise FormatError(
+            f"unknown rate unit {unit!r} in {value!r} (use bit, kbit, Mbit, Gbit, MB/s…)"
+        )
     if num < 0 or math.isinf(num) or math.isnan(num):
         raise FormatError(f"rate must be a finite non-negative number: {value!r}")
     return num * factor
@@ -172,7 +176,9 @@ Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(format_rate
 Duration = Annotated[
     float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
 ]
-Ratio = Annotated[float, BeforeValidator(parse_ratio), PlainSerializer(format_ratio, return_type=str)]
+Ratio = Annotated[
+    float, BeforeValidator(parse_ratio), PlainSerializer(format_ratio, return_type=str)
+]
 
 KIB = 1024
 MIB = 1024**2

@@ -4,7 +4,7 @@ Drivers (the real runtime, the simulator, the labs and the console planner) feed
 execute the commands that come out.  Nothing here touches a disk, a socket or a clock.
 """
 
-from ogref.core.deploy import DeployRequest, DeploySession, Operation, ProtocolViolation
+from ogref.core.deploy import DeployRequest, DeploySession, Operation, ProtocolViolationError
 from ogref.core.events import FailureKind, Source
 
 __all__ = [
@@ -12,6 +12,6 @@ __all__ = [
     "DeploySession",
     "FailureKind",
     "Operation",
-    "ProtocolViolation",
+    "ProtocolViolationError",
     "Source",
 ]

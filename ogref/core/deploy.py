@@ -104,11 +104,13 @@ class DeployRequest:
         validate_image_name(self.image)
         if self.method.transport is Transport.MULTICAST and self.multicast is None:
             raise FormatError(f"{self.method} needs a multicast session string")
-        if self.operation in (Operation.DEPLOY_WIZARD, Operation.UPDATE_CACHE):
-            if self.method.staging is Staging.DIRECT:
-                raise FormatError(f"{self.operation} always goes through the CACHE, not {self.method}")
+        wizard = self.operation in (Operation.DEPLOY_WIZARD, Operation.UPDATE_CACHE)
+        if wizard and self.method.staging is Staging.DIRECT:
+            raise FormatError(f"{self.operation} always goes through the CACHE, not {self.method}")
         if self.operation is Operation.RESTORE_IMAGE and self.method.transport is Transport.TORRENT:
-            raise FormatError("restore-image accepts UNICAST or MULTICAST only (torrent needs updateCache)")
+            raise FormatError(
+                "restore-image accepts UNICAST or MULTICAST only (torrent needs updateCache)"
+            )
         if self.source is Source.CACHE and self.operation is not Operation.RESTORE_IMAGE:
             raise FormatError("only restore-image reads from CACHE directly")
         if self.operation.restores and (self.disk < 1 or self.partition < 1):
@@ -129,7 +131,7 @@ class State(StrEnum):
     DONE = "done"
 
 
-class ProtocolViolation(RuntimeError):
+class ProtocolViolationError(RuntimeError):
     """A driver fed an event the session cannot take in its state (a driver bug)."""
 
 
@@ -173,10 +175,12 @@ class DeploySession:
     def start(self) -> list[Command]:
         """The first commands."""
         if self.state is not State.IDLE:
-            raise ProtocolViolation("session already started")
+            raise ProtocolViolationError("session already started")
         r = self.request
-        head = Log(f"[{r.operation}] {r.source if r.source is Source.CACHE else 'REPO'} "
-                   f"/{r.image} {r.disk} {r.partition} {r.method}")
+        head = Log(
+            f"[{r.operation}] {r.source if r.source is Source.CACHE else 'REPO'} "
+            f"/{r.image} {r.disk} {r.partition} {r.method}"
+        )
         if r.operation.restores:
             self.state = State.TARGET
             return [head, InspectTarget(r.disk, r.partition)]
@@ -187,7 +191,9 @@ class DeploySession:
         """Take one event; return the next commands."""
         handler = self._handlers.get((self.state, type(event)))
         if handler is None:
-            raise ProtocolViolation(f"{type(event).__name__} is not expected in state {self.state}")
+            raise ProtocolViolationError(
+                f"{type(event).__name__} is not expected in state {self.state}"
+            )
         return handler(event)
 
     # ------------------------------------------------------------------ steps
@@ -195,7 +201,9 @@ class DeploySession:
     def _finish(self, code: OgErr, message: str) -> list[Command]:
         self.state = State.DONE
         self.result = Finish(code, message, self.method_used, tuple(self.reasons))
-        tail: list[Command] = [Log(("OK: " if code == OgErr.OK else f"ERROR {int(code)}: ") + message)]
+        tail: list[Command] = [
+            Log(("OK: " if code == OgErr.OK else f"ERROR {int(code)}: ") + message)
+        ]
         return [*tail, self.result]
 
     def _on_target(self, ev: Event) -> list[Command]:
@@ -255,8 +263,13 @@ class DeploySession:
         assert isinstance(ev, CacheInspected) and self.image is not None
         image, cache = self.image, ev.cache
         if cache is None:
-            row = table.admission(False, table.CopyState.ABSENT, table.Room.FITS,
-                                  self.policy.action_cache_full, self._freed)
+            row = table.admission(
+                False,
+                table.CopyState.ABSENT,
+                table.Room.FITS,
+                self.policy.action_cache_full,
+                self._freed,
+            )
             return self._admit(row, image, None, table.CopyState.ABSENT)
         copy = table.copy_state(cache, image)
         room = table.room_for(cache, image, copy)
@@ -270,15 +283,20 @@ class DeploySession:
         self.trace.append(row.id)
         size_note = ""
         if cache is not None:
-            size_note = (f" (image {format_size(image.stored_size)}, cache "
-                         f"{format_size(cache.size)}, free {format_size(cache.free)})")
+            size_note = (
+                f" (image {format_size(image.stored_size)}, cache "
+                f"{format_size(cache.size)}, free {format_size(cache.free)})"
+            )
         if row.decision is d.FAIL_NOTCACHE:
             return self._cannot_cache(OgErr.NOTCACHE, row.reason)
         if row.decision is d.FAIL_CACHESIZE:
             return self._cannot_cache(OgErr.CACHESIZE, row.reason + size_note)
         if row.decision is d.USE_CACHED:
             self.reasons.append(row.reason)
-            return [Log(row.reason + ": no transfer"), *self._restore(Source.CACHE, Transport.UNICAST)]
+            return [
+                Log(row.reason + ": no transfer"),
+                *self._restore(Source.CACHE, Transport.UNICAST),
+            ]
         if row.decision in (d.FORMAT, d.DELETE, d.EVICT):
             self._freed = True
             self.state = State.FREEING
@@ -303,7 +321,9 @@ class DeploySession:
             FetchToCache(
                 image,
                 self.method_used.transport,
-                multicast=r.multicast if self.method_used.transport is Transport.MULTICAST else None,
+                multicast=r.multicast
+                if self.method_used.transport is Transport.MULTICAST
+                else None,
                 torrent=r.torrent if self.method_used.transport is Transport.TORRENT else None,
                 resume=row.decision is d.RESUME,
             ),
@@ -312,8 +332,9 @@ class DeploySession:
 
     def _cannot_cache(self, code: OgErr, reason: str) -> list[Command]:
         r = self.request
-        row = table.fallback(r.operation.may_switch, self.policy.restore_protocol_not_cache,
-                             r.method.transport)
+        row = table.fallback(
+            r.operation.may_switch, self.policy.restore_protocol_not_cache, r.method.transport
+        )
         target = table.fallback_method(row)
         self.trace.append(row.id)
         if target is None:
@@ -325,7 +346,11 @@ class DeploySession:
         switch = MethodSwitched(r.method, target, code, full)
         self.switches.append(switch)
         self.method_used = target
-        return [switch, Log(f"method switched: {full}"), *self._restore(Source.REPO, target.transport)]
+        return [
+            switch,
+            Log(f"method switched: {full}"),
+            *self._restore(Source.REPO, target.transport),
+        ]
 
     def _restore(self, source: Source, transport: Transport) -> list[Command]:
         assert self.image is not None
@@ -335,10 +360,16 @@ class DeploySession:
         self.state = State.RESTORE
         self._restore_transport = transport
         return [
-            Log(f"restoreImage {source} {self.image.name} {r.disk} {r.partition} "
-                f"{transport if source is not Source.CACHE else ''}".rstrip()),
+            Log(
+                f"restoreImage {source} {self.image.name} {r.disk} {r.partition} "
+                f"{transport if source is not Source.CACHE else ''}".rstrip()
+            ),
             RestorePartition(
-                self.image, source, transport, r.disk, r.partition,
+                self.image,
+                source,
+                transport,
+                r.disk,
+                r.partition,
                 multicast=r.multicast if transport is Transport.MULTICAST else None,
                 change_filesystem=self._target_fs not in (Filesystem.EMPTY, self.image.filesystem),
             ),
@@ -348,12 +379,17 @@ class DeploySession:
         assert isinstance(ev, TransferFinished) and self.image is not None
         image = self.image
         if image.checksum and ev.checksum != image.checksum:
-            row = table.failure_code(self.method_used.transport, table.Stage.CACHE,
-                                     table.FailureKind.CHECKSUM)
-            reason = f"checksum of the cached copy ({ev.checksum or '-'}) differs from the repository's"
+            row = table.failure_code(
+                self.method_used.transport, table.Stage.CACHE, table.FailureKind.CHECKSUM
+            )
+            reason = (
+                f"checksum of the cached copy ({ev.checksum or '-'}) differs from the repository's"
+            )
             return [DeleteCachedCopy(image.name, reason), *self._finish(row.code, reason)]
-        return [Log(f"cached copy of {image.name} verified (whole-file MD5)"),
-                *self._restore(Source.CACHE, Transport.UNICAST)]
+        return [
+            Log(f"cached copy of {image.name} verified (whole-file MD5)"),
+            *self._restore(Source.CACHE, Transport.UNICAST),
+        ]
 
     def _on_transfer_failed(self, ev: Event) -> list[Command]:
         assert isinstance(ev, TransferFailed)
@@ -379,8 +415,10 @@ class DeploySession:
     def _on_postconf_finished(self, ev: Event) -> list[Command]:
         assert self.image is not None
         r = self.request
-        return self._finish(OgErr.OK, f"{self.image.name} restored to {r.disk}:{r.partition} "
-                            f"with {self.method_used}")
+        return self._finish(
+            OgErr.OK,
+            f"{self.image.name} restored to {r.disk}:{r.partition} with {self.method_used}",
+        )
 
     def _on_postconf_failed(self, ev: Event) -> list[Command]:
         assert isinstance(ev, PostconfFailed)

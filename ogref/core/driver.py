@@ -116,7 +116,9 @@ class ModelOracle:
         if isinstance(cmd, FetchToCache):
             assert self.cache is not None
             self.cache = self.cache.with_image(
-                CachedImage(cmd.image.name, cmd.image.stored_size, cmd.image.checksum, True, self.clock)
+                CachedImage(
+                    cmd.image.name, cmd.image.stored_size, cmd.image.checksum, True, self.clock
+                )
             )
             return TransferFinished(cmd.image.checksum, cmd.image.stored_size)
         if isinstance(cmd, RestorePartition):

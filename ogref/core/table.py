@@ -128,7 +128,9 @@ def copy_state(cache: Cache, image: Image) -> CopyState:
             return CopyState.CURRENT
         return CopyState.STALE
     # an interrupted transfer is resumable only if it is of the same version of the image
-    return CopyState.PARTIAL if same_version and cached.size < image.stored_size else CopyState.STALE
+    return (
+        CopyState.PARTIAL if same_version and cached.size < image.stored_size else CopyState.STALE
+    )
 
 
 def room_for(cache: Cache, image: Image, copy: CopyState) -> Room:
@@ -196,7 +198,11 @@ FALLBACK: tuple[FallbackRow, ...] = (
 def fallback(allowed: bool, rpnc: NotCacheProtocol, transport: Transport) -> FallbackRow:
     """The first fallback row matching the situation."""
     for row in FALLBACK:
-        if _match(allowed, row.allowed) and _match(rpnc, row.rpnc) and _match(transport, row.transport):
+        if (
+            _match(allowed, row.allowed)
+            and _match(rpnc, row.rpnc)
+            and _match(transport, row.transport)
+        ):
             return row
     raise AssertionError("fallback table is not total")
 

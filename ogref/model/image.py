@@ -154,4 +154,6 @@ class Image:
     @property
     def file_name(self) -> str:
         """The image file name in the repository (``<name>.img``, ``.img.diff`` for diffs)."""
-        return f"{self.name}.img.diff" if self.kind is ImageKind.DIFFERENTIAL else f"{self.name}.img"
+        return (
+            f"{self.name}.img.diff" if self.kind is ImageKind.DIFFERENTIAL else f"{self.name}.img"
+        )

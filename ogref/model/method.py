@@ -55,7 +55,9 @@ class Method:
         try:
             staging = Staging(tail)
         except ValueError:
-            raise FormatError(f"unknown method {text!r}: suffix must be -CACHE or -DIRECT") from None
+            raise FormatError(
+                f"unknown method {text!r}: suffix must be -CACHE or -DIRECT"
+            ) from None
         return cls(transport, staging)
 
     @property

@@ -151,7 +151,7 @@ def _enum(kind: type[StrEnum]) -> Any:
         try:
             return kind(raw.strip())
         except ValueError:
-            allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+            allowed = ", ".join(m.value for m in kind)
             raise FormatError(f"must be one of {allowed} (upper case)") from None
 
     return convert

@@ -127,7 +127,9 @@ class MulticastClientSession:
         """Parse ``9000:172.17.88.161:40:120`` (trailing fields optional)."""
         fields = text.strip().split(":")
         if not 1 <= len(fields) <= 4 or not fields[0].isdigit():
-            raise MulticastSyntaxError(f"client session must be port[:ip[:start[:recv]]], got {text!r}")
+            raise MulticastSyntaxError(
+                f"client session must be port[:ip[:start[:recv]]], got {text!r}"
+            )
         port = int(fields[0])
         _check_port(port, text)
         server = fields[1] if len(fields) > 1 else ""
@@ -173,9 +175,7 @@ class TorrentSession:
         try:
             mode = TorrentMode(fields[0].lower())
         except ValueError:
-            raise FormatError(
-                f"torrent mode must be peer, seeder or leecher in {text!r}"
-            ) from None
+            raise FormatError(f"torrent mode must be peer, seeder or leecher in {text!r}") from None
         if not fields[1].isdigit():
             raise FormatError(f"torrent time must be a number of seconds in {text!r}")
         return cls(mode, int(fields[1]))

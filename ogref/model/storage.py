@@ -34,7 +34,9 @@ class Filesystem(StrEnum):
     def parse(cls, text: str) -> Filesystem:
         """Parse a filesystem name case-insensitively (``vfat`` → FAT32, ``swap`` → LINUX-SWAP)."""
         key = text.strip().upper()
-        key = {"VFAT": "FAT32", "FAT": "FAT32", "SWAP": "LINUX-SWAP", "HFS+": "HFSPLUS"}.get(key, key)
+        key = {"VFAT": "FAT32", "FAT": "FAT32", "SWAP": "LINUX-SWAP", "HFS+": "HFSPLUS"}.get(
+            key, key
+        )
         try:
             return cls(key)
         except ValueError:
@@ -46,14 +48,26 @@ class Filesystem(StrEnum):
         """The OS family that usually lives on this filesystem (windows, linux, data…)."""
         if self in (Filesystem.NTFS,):
             return "windows"
-        if self in (Filesystem.EXT2, Filesystem.EXT3, Filesystem.EXT4, Filesystem.BTRFS, Filesystem.XFS):
+        if self in (
+            Filesystem.EXT2,
+            Filesystem.EXT3,
+            Filesystem.EXT4,
+            Filesystem.BTRFS,
+            Filesystem.XFS,
+        ):
             return "linux"
         return "data"
 
     @property
     def shrinkable(self) -> bool:
         """Whether createImage can shrink it first (OpenGnSys ogReduceFs)."""
-        return self in (Filesystem.EXT2, Filesystem.EXT3, Filesystem.EXT4, Filesystem.NTFS, Filesystem.BTRFS)
+        return self in (
+            Filesystem.EXT2,
+            Filesystem.EXT3,
+            Filesystem.EXT4,
+            Filesystem.NTFS,
+            Filesystem.BTRFS,
+        )
 
 
 class TableKind(StrEnum):
@@ -145,9 +159,7 @@ class Cache:
         if self.size <= 0:
             raise FormatError("cache size must be positive")
         if self.used > self.size:
-            raise FormatError(
-                f"cache holds {self.used} bytes but is only {self.size} bytes large"
-            )
+            raise FormatError(f"cache holds {self.used} bytes but is only {self.size} bytes large")
 
     @property
     def used(self) -> int:

@@ -53,9 +53,13 @@ def cache_for(copy: CopyState, room: Room) -> Cache:
     return Cache(size=size, images=images, overhead=size - held - free)
 
 
-def computer(cache: Cache | None, part_size: int = 40 * GIB, fs: Filesystem = Filesystem.NTFS) -> Computer:
+def computer(
+    cache: Cache | None, part_size: int = 40 * GIB, fs: Filesystem = Filesystem.NTFS
+) -> Computer:
     disk = Disk(1, 200 * GIB, partitions=(Partition(1, part_size, fs),))
-    return Computer("pc01", "10.0.1.11/24", disks=DiskLayout((disk,)), cache=cache, classroom="aula")
+    return Computer(
+        "pc01", "10.0.1.11/24", disks=DiskLayout((disk,)), cache=cache, classroom="aula"
+    )
 
 
 def run(

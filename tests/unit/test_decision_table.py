@@ -38,7 +38,9 @@ for row in table.ADMISSION:
             continue  # reached only after freeing: covered by test_recheck_after_freeing
         situation = (has_cache, copy, room, acf, False)
         if table.admission(*situation) is row and (has_cache or copy is CopyState.ABSENT):
-            CASES.append(pytest.param(row, situation, id=f"{row.id}-{has_cache}-{copy}-{room}-{acf}"))
+            CASES.append(
+                pytest.param(row, situation, id=f"{row.id}-{has_cache}-{copy}-{room}-{acf}")
+            )
 
 
 def test_every_admission_row_is_reachable() -> None:
@@ -86,8 +88,9 @@ def test_admission_row(row: table.AdmissionRow, situation: tuple) -> None:
 def test_recheck_after_freeing() -> None:
     """A4 (ogLab): after DELETE the free space is checked again; still short → 16."""
     cache = cache_for(CopyState.ABSENT, Room.GE_FREE)
-    policy = EngineConfig(action_cache_full=CacheFullAction.DELETE,
-                          restore_protocol_not_cache=NotCacheProtocol.NONE)
+    policy = EngineConfig(
+        action_cache_full=CacheFullAction.DELETE, restore_protocol_not_cache=NotCacheProtocol.NONE
+    )
     session, cmds = run(cache, "UNICAST", policy)  # overhead survives DELETE: still no room
     assert session.trace == ["A6", "A4", "F2"]
     assert isinstance(cmds[-1], Finish) and cmds[-1].code == OgErr.CACHESIZE
@@ -107,22 +110,30 @@ def test_every_fallback_row_is_reachable() -> None:
 
 
 @pytest.mark.parametrize(("row", "allowed", "rpnc", "transport"), FALLBACK_CASES)
-def test_fallback_row(row: table.FallbackRow, allowed: bool, rpnc: NotCacheProtocol,
-                      transport: Transport) -> None:
+def test_fallback_row(
+    row: table.FallbackRow, allowed: bool, rpnc: NotCacheProtocol, transport: Transport
+) -> None:
     from ogref.core.deploy import Operation
 
     op = Operation.RESTORE_COMMAND if allowed else Operation.DEPLOY_WIZARD
-    session, cmds = run(None, f"{transport}-CACHE", EngineConfig(restore_protocol_not_cache=rpnc), op)
+    session, cmds = run(
+        None, f"{transport}-CACHE", EngineConfig(restore_protocol_not_cache=rpnc), op
+    )
     assert session.trace == ["A1", row.id]
     finish = cmds[-1]
     assert isinstance(finish, Finish)
     switched = [c for c in cmds if isinstance(c, MethodSwitched)]
-    expected = {
-        NotCacheProtocol.NONE: None,
-        NotCacheProtocol.UNICAST: "UNICAST-DIRECT",
-        NotCacheProtocol.MULTICAST: "MULTICAST-DIRECT" if transport is Transport.MULTICAST
-        else "UNICAST-DIRECT",
-    }[rpnc] if allowed else None
+    expected = (
+        {
+            NotCacheProtocol.NONE: None,
+            NotCacheProtocol.UNICAST: "UNICAST-DIRECT",
+            NotCacheProtocol.MULTICAST: "MULTICAST-DIRECT"
+            if transport is Transport.MULTICAST
+            else "UNICAST-DIRECT",
+        }[rpnc]
+        if allowed
+        else None
+    )
     if expected is None:
         assert not switched and finish.code == OgErr.NOTCACHE
     else:

@@ -25,13 +25,26 @@ from ogref.core.events import (
 )
 from ogref.core.table import CopyState, Room
 from ogref.errors import FormatError, OgErr
-from ogref.model import CacheFullAction, CachedImage, EngineConfig, Filesystem, Method, NotCacheProtocol
+from ogref.model import (
+    CachedImage,
+    CacheFullAction,
+    EngineConfig,
+    Filesystem,
+    Method,
+    NotCacheProtocol,
+)
 from ogref.units import GIB
 from tests.unit.situations import IMAGE, REPO, cache_for, computer, kinds, run
 
 OG = EngineConfig.opengnsys_1_1_1d()
-CACHE_CMDS = ("InspectCache", "FormatCache", "EmptyCache", "EvictFromCache", "DeleteCachedCopy",
-              "FetchToCache")
+CACHE_CMDS = (
+    "InspectCache",
+    "FormatCache",
+    "EmptyCache",
+    "EvictFromCache",
+    "DeleteCachedCopy",
+    "FetchToCache",
+)
 
 
 def finish(cmds: list[Command]) -> Finish:
@@ -65,14 +78,20 @@ def test_row3_current_copy_restored_without_transfer_whatever_the_room(room: Roo
 
 @pytest.mark.parametrize("acf", list(CacheFullAction))
 def test_row4_image_not_smaller_than_cache_is_16_for_any_acf(acf: CacheFullAction) -> None:
-    _, cmds = run(cache_for(CopyState.ABSENT, Room.GE_SIZE), "UNICAST",
-                  OG.with_overrides(action_cache_full=acf))
+    _, cmds = run(
+        cache_for(CopyState.ABSENT, Room.GE_SIZE),
+        "UNICAST",
+        OG.with_overrides(action_cache_full=acf),
+    )
     assert finish(cmds).code == OgErr.CACHESIZE and "FormatCache" not in kinds(cmds)
 
 
 def test_row5_equal_free_with_format_formats_then_fetches() -> None:
-    _, cmds = run(cache_for(CopyState.ABSENT, Room.GE_FREE), "UNICAST",
-                  OG.with_overrides(action_cache_full=CacheFullAction.FORMAT))
+    _, cmds = run(
+        cache_for(CopyState.ABSENT, Room.GE_FREE),
+        "UNICAST",
+        OG.with_overrides(action_cache_full=CacheFullAction.FORMAT),
+    )
     k = kinds(cmds)
     assert k.index("FormatCache") < k.index("FetchToCache") and finish(cmds).ok
 
@@ -95,8 +114,9 @@ class Failing(ModelOracle):
         return super().answer(cmd)
 
 
-def run_failing(method: str, fail: type, event: Event, policy: EngineConfig = OG,
-                cache: object = "absent") -> list[Command]:
+def run_failing(
+    method: str, fail: type, event: Event, policy: EngineConfig = OG, cache: object = "absent"
+) -> list[Command]:
     c = cache_for(CopyState.ABSENT, Room.FITS) if cache == "absent" else None
     oracle = Failing(computer(c), REPO, fail=fail, event=event)
     return run(c, method, policy, oracle=oracle)[1]
@@ -112,7 +132,9 @@ def run_failing(method: str, fail: type, event: Event, policy: EngineConfig = OG
         ("UNICAST", FailureKind.NOT_FOUND, OgErr.NOTFOUND),
     ],
 )
-def test_rows6_to_8_transfer_failures_never_fall_back(method: str, kind: FailureKind, code: OgErr) -> None:
+def test_rows6_to_8_transfer_failures_never_fall_back(
+    method: str, kind: FailureKind, code: OgErr
+) -> None:
     policy = EngineConfig()  # even with a fallback policy
     cmds = run_failing(method, FetchToCache, TransferFailed(kind), policy)
     assert finish(cmds).code == code
@@ -142,7 +164,9 @@ def test_row9_fallback_mapping(rpnc: NotCacheProtocol, method: str, used: str) -
 
 
 def test_row10_restore_failure_is_5_and_skips_configure_os() -> None:
-    cmds = run_failing("UNICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.IO), cache=None)
+    cmds = run_failing(
+        "UNICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.IO), cache=None
+    )
     assert finish(cmds).code == OgErr.IMAGE and "ConfigureOs" not in kinds(cmds)
 
 
@@ -161,17 +185,23 @@ def test_fix_stale_head_is_redownloaded_for_unicast() -> None:
 
 
 def test_fix_multicast_direct_receive_error_is_59_not_5() -> None:
-    cmds = run_failing("MULTICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.RECEIVE), cache=None)
+    cmds = run_failing(
+        "MULTICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.RECEIVE), cache=None
+    )
     assert finish(cmds).code == OgErr.MCASTRECEIVERPARTITION
 
 
 def test_fix_multicast_direct_join_error_is_60_not_5() -> None:
-    cmds = run_failing("MULTICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.JOIN), cache=None)
+    cmds = run_failing(
+        "MULTICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.JOIN), cache=None
+    )
     assert finish(cmds).code == OgErr.PROTOCOLJOINMASTER
 
 
 def test_fix_corrupt_stream_is_33() -> None:
-    cmds = run_failing("UNICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.CORRUPT), cache=None)
+    cmds = run_failing(
+        "UNICAST-DIRECT", RestorePartition, RestoreFailed(FailureKind.CORRUPT), cache=None
+    )
     assert finish(cmds).code == OgErr.IMAGEFILE
 
 
@@ -211,7 +241,9 @@ def test_filesystem_mismatch_refused_unless_allowed() -> None:
     req = DeployRequest(Operation.RESTORE_COMMAND, "img", Method.parse("UNICAST"))
     cmds = drive(DeploySession(req, OG), ModelOracle(pc, REPO))
     assert finish(cmds).code == OgErr.FILESYS
-    req2 = DeployRequest(Operation.RESTORE_COMMAND, "img", Method.parse("UNICAST"), allow_fs_change=True)
+    req2 = DeployRequest(
+        Operation.RESTORE_COMMAND, "img", Method.parse("UNICAST"), allow_fs_change=True
+    )
     cmds2 = drive(DeploySession(req2, OG), ModelOracle(pc, REPO))
     assert finish(cmds2).ok
     assert next(c for c in cmds2 if isinstance(c, RestorePartition)).change_filesystem
@@ -222,9 +254,23 @@ def test_restore_onto_another_partition_number() -> None:
 
     c = cache_for(CopyState.ABSENT, Room.FITS)
     pc = computer(c)
-    pc2 = type(pc)(pc.name, pc.ip, disks=DiskLayout((Disk(1, 200 * GIB, partitions=(
-        Partition(1, 10 * GIB, Filesystem.EXT4), Partition(2, 40 * GIB, Filesystem.NTFS))),)),
-        cache=c)
+    pc2 = type(pc)(
+        pc.name,
+        pc.ip,
+        disks=DiskLayout(
+            (
+                Disk(
+                    1,
+                    200 * GIB,
+                    partitions=(
+                        Partition(1, 10 * GIB, Filesystem.EXT4),
+                        Partition(2, 40 * GIB, Filesystem.NTFS),
+                    ),
+                ),
+            )
+        ),
+        cache=c,
+    )
     req = DeployRequest(Operation.RESTORE_COMMAND, "img", Method.parse("UNICAST"), partition=2)
     assert IMAGE.source_partition == 1
     cmds = drive(DeploySession(req, OG), ModelOracle(pc2, REPO))
@@ -254,7 +300,9 @@ def test_wizard_refuses_direct_methods() -> None:
 
 def test_restore_image_from_cache() -> None:
     c = cache_for(CopyState.CURRENT, Room.FITS)
-    req = DeployRequest(Operation.RESTORE_IMAGE, "img", Method.parse("UNICAST"), source=Source.CACHE)
+    req = DeployRequest(
+        Operation.RESTORE_IMAGE, "img", Method.parse("UNICAST"), source=Source.CACHE
+    )
     cmds = drive(DeploySession(req, OG), ModelOracle(computer(c), REPO))
     assert next(x for x in cmds if isinstance(x, RestorePartition)).source is Source.CACHE
     assert InspectCache.__name__ not in kinds(cmds) and finish(cmds).ok
@@ -263,14 +311,23 @@ def test_restore_image_from_cache() -> None:
 def test_evict_keeps_the_requested_image_and_frees_lru_first() -> None:
     from ogref.model import Cache
 
-    others = (CachedImage("old", 30 * GIB, "x", last_used=1), CachedImage("new", 30 * GIB, "y", last_used=9))
+    others = (
+        CachedImage("old", 30 * GIB, "x", last_used=1),
+        CachedImage("new", 30 * GIB, "y", last_used=9),
+    )
     c = Cache(size=70 * GIB, images=others, overhead=0)  # free 10 GiB = stored: not enough
-    session, cmds = run(c, "UNICAST", OG.with_overrides(action_cache_full=CacheFullAction.EVICT))
+    _session, cmds = run(c, "UNICAST", OG.with_overrides(action_cache_full=CacheFullAction.EVICT))
     evict = next(x for x in cmds if type(x).__name__ == "EvictFromCache")
     assert evict.names == ("old",) and finish(cmds).ok  # type: ignore[attr-defined]
 
 
 def test_format_is_followed_by_a_fetch() -> None:
-    _, cmds = run(cache_for(CopyState.STALE, Room.GE_FREE), "UNICAST",
-                  OG.with_overrides(action_cache_full=CacheFullAction.FORMAT))
-    assert [type(c) for c in cmds if isinstance(c, FormatCache | FetchToCache)] == [FormatCache, FetchToCache]
+    _, cmds = run(
+        cache_for(CopyState.STALE, Room.GE_FREE),
+        "UNICAST",
+        OG.with_overrides(action_cache_full=CacheFullAction.FORMAT),
+    )
+    assert [type(c) for c in cmds if isinstance(c, FormatCache | FetchToCache)] == [
+        FormatCache,
+        FetchToCache,
+    ]
