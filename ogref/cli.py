@@ -215,8 +215,10 @@ def schema() -> None:
 
 def _mount_runtime() -> None:
     """Add the imaging commands when the runtime package is present."""
+    import importlib
+
     try:
-        from ogref.runtime import cli as runtime_cli
+        runtime_cli = importlib.import_module("ogref.runtime.cli")
     except ImportError:
         return
     register = getattr(runtime_cli, "register", None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ogref.errors import OgErr
-from ogref.model.image import Image
+from ogref.model.image import CloneTool, Compressor, Image
 from ogref.model.method import Method, Transport
 from ogref.model.protocol import MulticastSession, TorrentSession
 from ogref.model.storage import Cache, Filesystem
@@ -307,3 +307,93 @@ class Finish(Command):
     @property
     def ok(self) -> bool:
         return self.code == OgErr.OK
+
+
+@dataclass(frozen=True)
+class InspectStore(Command):
+    """Look at where a new image goes (REPO share or CACHE): writable, free space, old backup."""
+
+    target: Source
+    name: str
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StoreInspected,)
+
+
+@dataclass(frozen=True)
+class CheckFilesystem(Command):
+    """fsck the source partition (unmounted)."""
+
+    disk: int
+    partition: int
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StepFinished, StepFailed)
+
+
+@dataclass(frozen=True)
+class ReduceFilesystem(Command):
+    """Shrink the source filesystem to its minimum before imaging (IMGREDUCE)."""
+
+    disk: int
+    partition: int
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StepFinished, StepFailed)
+
+
+@dataclass(frozen=True)
+class ExtendFilesystem(Command):
+    """Grow the filesystem back to fill its partition."""
+
+    disk: int
+    partition: int
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StepFinished, StepFailed)
+
+
+@dataclass(frozen=True)
+class RotateBackup(Command):
+    """Rename the current ``.img`` and sidecars to ``.ant`` (the previous version)."""
+
+    target: Source
+    name: str
+
+
+@dataclass(frozen=True)
+class RestoreBackup(Command):
+    """Put the ``.ant`` version back as current (creation failed)."""
+
+    target: Source
+    name: str
+
+
+@dataclass(frozen=True)
+class WriteImage(Command):
+    """Clone the partition into ``<name>.img`` (under a temporary name with a ``.lock``)."""
+
+    target: Source
+    name: str
+    disk: int
+    partition: int
+    tool: CloneTool
+    compressor: Compressor
+    filesystem: Filesystem
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StepFinished, StepFailed)
+
+
+@dataclass(frozen=True)
+class WriteSidecars(Command):
+    """Write ``.info`` (``TOOL:COMP:FS:SIZEKB:host``), ``.sum``, ``.full.sum`` and ``.torrent``."""
+
+    target: Source
+    name: str
+    info: str
