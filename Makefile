@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := .stamps
+SRC := $(wildcard ogref ogsim tests noxfile.py)
 
 .PHONY: demo test deps venv lint types unit bench-image bench-sim validate clean
 
@@ -40,8 +41,8 @@ demo: $(STAMP)/venv-base
 	$(VENV)/bin/ogref plan labs/seed-aula-35.yaml
 
 lint: $(STAMP)/venv-base
-	$(VENV)/bin/ruff check ogref ogsim tests noxfile.py
-	$(VENV)/bin/ruff format --check ogref ogsim tests noxfile.py
+	$(VENV)/bin/ruff check $(SRC)
+	$(VENV)/bin/ruff format --check $(SRC)
 
 types: $(STAMP)/venv-base
 	$(VENV)/bin/mypy
