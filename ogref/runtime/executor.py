@@ -1,0 +1,281 @@
+"""Runs a :class:`~ogref.core.deploy.DeploySession` against real devices and files.
+
+``Executor`` answers each command of the decision core: it inspects the target partition, the
+image (header, whole-file MD5) and the CACHE; formats, empties or evicts the cache; deletes stale
+copies; fetches by UNICAST from a repository directory; restores partitions; runs configureOs;
+and feeds back the events.  It decides nothing itself — error codes, fallbacks and admission
+come from the core.  Multicast and torrent transfers, and restores from a MASTER, belong to the
+netns lab: they raise NotExecError (7) here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ogref.core.deploy import DeployRequest, DeploySession
+from ogref.core.driver import drive
+from ogref.core.events import (
+    CacheInspected,
+    Command,
+    ConfigureOs,
+    DeleteCachedCopy,
+    EmptyCache,
+    Event,
+    EvictFromCache,
+    FailureKind,
+    FetchToCache,
+    Finish,
+    FormatCache,
+    ImageInspected,
+    InspectCache,
+    InspectImage,
+    InspectTarget,
+    Log,
+    MethodSwitched,
+    PostconfFailed,
+    PostconfFinished,
+    RestoreFailed,
+    RestoreFinished,
+    RestorePartition,
+    Source,
+    TargetInspected,
+    TransferFailed,
+    TransferFinished,
+)
+from ogref.errors import (
+    ImageFileError,
+    LockedError,
+    NotExecError,
+    NotFoundError,
+    OgError,
+)
+from ogref.model.method import Transport
+from ogref.model.policy import EngineConfig
+from ogref.runtime import cacheupdate, filesystem, imagefile, postconf, restore
+from ogref.runtime.cachefs import DEFAULT_ROOT, CachePartition, find_cache
+from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.lock import is_locked, partition_lock_path
+from ogref.runtime.loopdev import partition_path
+from ogref.runtime.proc import Progress
+
+DEFAULT_REPO = Path("/opt/opengnsys/images")
+
+
+@dataclass
+class Machine:
+    """The client as the runtime sees it.
+
+    Attributes:
+        disks: disk number → block device (``{1: "/dev/sda"}``; loop devices in the lab).
+        repository: the mounted repository directory (``/opt/opengnsys/images``).
+        cache_root: where the CACHE is mounted (``/opt/opengnsys/cache``).
+        lock_dir: partition locks (``/var/lock``).
+        hostname: name written by configureOs.
+        grub: install GRUB during configureOs when possible.
+    """
+
+    disks: dict[int, str]
+    repository: Path = DEFAULT_REPO
+    cache_root: Path = DEFAULT_ROOT
+    lock_dir: Path = Path("/var/lock")
+    hostname: str = field(default_factory=socket.gethostname)
+    grub: bool = True
+
+    def device(self, disk: int) -> str:
+        try:
+            return self.disks[disk]
+        except KeyError:
+            raise NotFoundError(f"disk {disk} is not known (disks: {sorted(self.disks)})") from None
+
+    def partition(self, disk: int, number: int) -> str:
+        return partition_path(self.device(disk), number)
+
+
+class Executor:
+    """Executes one session's commands on a :class:`Machine`; use once per operation."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        *,
+        log: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.machine = machine
+        self.repo = ImageStore(machine.repository)
+        self.log = log or (lambda _text: None)
+        self.progress = progress
+        self.cache: CachePartition | None = None
+        self.notes: list[str] = []
+        self.commands: list[Command] = []
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, request: DeployRequest, policy: EngineConfig) -> Finish:
+        """Drive a session for ``request`` to its end; the cache is unmounted afterwards."""
+        session = DeploySession(request, policy)
+        try:
+            self.commands = drive(session, self.answer)
+        finally:
+            self.close()
+        assert session.result is not None
+        return session.result
+
+    def close(self) -> None:
+        """Unmount the cache if this executor mounted it."""
+        if self.cache is not None:
+            self.cache.unmount()
+            self.cache = None
+
+    # ------------------------------------------------------------------ cache
+
+    def _open_cache(self) -> CachePartition | None:
+        if self.cache is not None:
+            return self.cache
+        disk1 = self.machine.disks.get(1)
+        if disk1 is None:
+            return None
+        number = find_cache(disk1)
+        if number is None:
+            return None
+        cache = CachePartition(partition_path(disk1, number), self.machine.cache_root, 1)
+        cache.mount()
+        self.cache = cache
+        return cache
+
+    def _cache_event(self) -> CacheInspected:
+        cache = self._open_cache()
+        return CacheInspected(cache.model() if cache else None)
+
+    # ------------------------------------------------------------------ answers
+
+    def answer(self, cmd: Command) -> Event | None:
+        """The event that follows ``cmd`` on the real machine (None for fire-and-forget)."""
+        if isinstance(cmd, Log):
+            self.log(cmd.text)
+            return None
+        if isinstance(cmd, MethodSwitched):
+            self.log(f"switched {cmd.requested} → {cmd.used}: {cmd.reason}")
+            return None
+        if isinstance(cmd, Finish):
+            return None
+        if isinstance(cmd, InspectTarget):
+            return self._inspect_target(cmd)
+        if isinstance(cmd, InspectImage):
+            return self._inspect_image(cmd)
+        if isinstance(cmd, InspectCache):
+            return self._cache_event()
+        if isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
+            cache = self._open_cache()
+            assert cache is not None, "the core frees a cache only after finding one"
+            if isinstance(cmd, FormatCache):
+                cache.format()
+            elif isinstance(cmd, EmptyCache):
+                cache.empty()
+            else:
+                cache.evict(cmd.names)
+            return CacheInspected(cache.model())
+        if isinstance(cmd, DeleteCachedCopy):
+            cache = self._open_cache()
+            if cache is not None:
+                imagefile.discard(cache.store.files(cmd.name))
+                self.log(f"deleted cached {cmd.name}: {cmd.reason}")
+            return None
+        if isinstance(cmd, FetchToCache):
+            return self._fetch(cmd)
+        if isinstance(cmd, RestorePartition):
+            return self._restore(cmd)
+        if isinstance(cmd, ConfigureOs):
+            return self._configure(cmd)
+        raise NotExecError(f"the runtime cannot execute {type(cmd).__name__}")
+
+    def _inspect_target(self, cmd: InspectTarget) -> TargetInspected:
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        if not os.path.exists(node):
+            return TargetInspected(exists=False)
+        fs = filesystem.detect(node)
+        locked = is_locked(partition_lock_path(self.machine.lock_dir, node))
+        return TargetInspected(True, filesystem.device_size(node), fs, locked)
+
+    def _store(self, source: Source) -> ImageStore | None:
+        if source is Source.REPO:
+            return self.repo
+        if source is Source.CACHE:
+            cache = self._open_cache()
+            return cache.store if cache else None
+        raise NotExecError("restoring from a MASTER needs the netns lab (not implemented here)")
+
+    def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
+        store = self._store(cmd.source)
+        if store is None:
+            return ImageInspected(found=False)
+        found = imagefile.inspect(store, cmd.name)
+        if found.detail:
+            self.log(found.detail)
+        return ImageInspected(found.found, found.readable, found.image, found.locked)
+
+    def _fetch(self, cmd: FetchToCache) -> TransferFinished | TransferFailed:
+        if cmd.transport is not Transport.UNICAST:
+            raise NotExecError(
+                f"{cmd.transport} transfers into the cache run in the netns lab, not here"
+            )
+        cache = self._open_cache()
+        assert cache is not None
+        try:
+            done = cacheupdate.fetch_unicast(
+                self.repo, cache.store, cmd.image, resume=cmd.resume, progress=self.progress
+            )
+        except NotFoundError as exc:
+            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
+        except OgError as exc:
+            return TransferFailed(FailureKind.IO, exc.message)
+        if done.resumed_from:
+            self.log(f"resumed the copy at byte {done.resumed_from}")
+        return TransferFinished(done.checksum, done.bytes_moved)
+
+    def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        if cmd.transport is Transport.MULTICAST and cmd.source is not Source.CACHE:
+            raise NotExecError("MULTICAST-DIRECT restores run in the netns lab, not here")
+        store = self._store(cmd.source)
+        if store is None:
+            return RestoreFailed(FailureKind.NOT_FOUND, "no CACHE partition")
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        try:
+            done = restore.restore_image(
+                store,
+                cmd.image.name,
+                node,
+                allow_fs_change=cmd.change_filesystem,
+                lock_dir=self.machine.lock_dir,
+                progress=self.progress,
+                expected_md5=cmd.image.checksum,
+            )
+        except ImageFileError as exc:
+            return RestoreFailed(FailureKind.CORRUPT, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except NotFoundError as exc:
+            return RestoreFailed(FailureKind.NOT_FOUND, exc.message)
+        except OgError as exc:
+            return RestoreFailed(FailureKind.IO, exc.message)
+        self.log(f"restored {done.bytes_read} bytes in {done.seconds:.1f} s (MD5 {done.checksum})")
+        return RestoreFinished(done.bytes_read)
+
+    def _configure(self, cmd: ConfigureOs) -> PostconfFinished | PostconfFailed:
+        try:
+            report = postconf.configure_os(
+                self.machine.device(cmd.disk),
+                cmd.partition,
+                self.machine.hostname,
+                grub=self.machine.grub,
+            )
+        except OgError as exc:
+            return PostconfFailed(exc.code, exc.message)
+        for note in report.notes:
+            self.log(f"configureOs: {note}")
+        self.notes.extend(report.notes)
+        return PostconfFinished()

@@ -1,0 +1,181 @@
+"""configureOs on a restored partition: extend the filesystem, mark it active, fix up the OS.
+
+Linux: ``/etc/hostname``, ``/etc/fstab`` rewritten to the new partition's UUID (root) and to the
+disk's first swap partition (or swap lines dropped), ``70-persistent-net.rules`` and the
+initramfs ``resume`` file removed, GRUB installed into the disk's MBR when ``grub-install`` for
+i386-pc is available (otherwise a note says it was skipped).  Windows: the computer name written
+into ``ControlSet001`` of the SYSTEM hive with ``hivexregedit`` when it and the hive exist
+(otherwise a note).  Every step is reported in ``notes``; nothing here decides whether to run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ogref.errors import NotExecError, OutOfLimitError
+from ogref.model.storage import Filesystem
+from ogref.runtime import disk, filesystem
+from ogref.runtime.loopdev import partition_path
+from ogref.runtime.mount import Mount
+from ogref.runtime.proc import available, run
+
+_LINUX = (Filesystem.EXT2, Filesystem.EXT3, Filesystem.EXT4, Filesystem.BTRFS, Filesystem.XFS)
+_CLEAN = ("etc/udev/rules.d/70-persistent-net.rules", "etc/initramfs-tools/conf.d/resume")
+WINDOWS_NAME_MAX = 15
+
+
+@dataclass
+class PostconfReport:
+    """What configureOs did, step by step."""
+
+    filesystem: Filesystem
+    notes: list[str] = field(default_factory=list)
+
+
+def configure_os(
+    disk_device: str, number: int, hostname: str, *, grub: bool = True
+) -> PostconfReport:
+    """Post-configure partition ``number`` of ``disk_device``."""
+    node = partition_path(disk_device, number)
+    fs = filesystem.detect(node)
+    report = PostconfReport(fs)
+    filesystem.extend(node, fs)
+    report.notes.append(f"filesystem {fs} extended to the partition")
+    if disk.table_kind(disk_device).value == "MSDOS" and not disk.has_active(disk_device):
+        disk.set_active(disk_device, number)
+        report.notes.append(f"partition {number} marked active")
+    if fs in _LINUX:
+        _linux(disk_device, node, fs, hostname, grub, report)
+    elif fs is Filesystem.NTFS:
+        _windows(node, hostname, report)
+    else:
+        report.notes.append(f"no OS post-configuration for {fs}")
+    return report
+
+
+# --------------------------------------------------------------------------- Linux
+
+
+def rewrite_fstab(text: str, root_uuid: str, swap_uuid: str) -> str:
+    """fstab with ``/`` on ``UUID=root_uuid`` and swap on ``swap_uuid`` (swap dropped if '')."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#") or len(fields) < 3:
+            out.append(line)
+            continue
+        if fields[1] == "/":
+            fields[0] = f"UUID={root_uuid}"
+            out.append("\t".join(fields))
+        elif fields[2] == "swap":
+            if swap_uuid:
+                fields[0] = f"UUID={swap_uuid}"
+                out.append("\t".join(fields))
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _first_swap(disk_device: str) -> str:
+    for number, *_ in disk.partition_entries(disk_device):
+        info = filesystem.probe(partition_path(disk_device, number))
+        if info.get("TYPE") == "swap":
+            return info.get("UUID", "")
+    return ""
+
+
+def _linux(
+    disk_device: str, node: str, fs: Filesystem, hostname: str, grub: bool, report: PostconfReport
+) -> None:
+    root_uuid = filesystem.uuid(node)
+    with Mount(node, fs) as root:
+        if not (root / "etc").is_dir():
+            report.notes.append("no /etc: not a Linux system, only the filesystem was extended")
+            return
+        (root / "etc/hostname").write_text(hostname + "\n", encoding="utf-8")
+        report.notes.append(f"/etc/hostname = {hostname}")
+        fstab = root / "etc/fstab"
+        if fstab.exists():
+            shutil.copy2(fstab, root / "etc/fstab.ogref-backup")
+            text = fstab.read_text(encoding="utf-8")
+            fstab.write_text(rewrite_fstab(text, root_uuid, _first_swap(disk_device)), "utf-8")
+            report.notes.append(f"/etc/fstab: / on UUID={root_uuid}")
+        for rel in _CLEAN:
+            if (root / rel).exists():
+                (root / rel).unlink()
+                report.notes.append(f"removed /{rel}")
+        if not grub:
+            report.notes.append("GRUB not installed (disabled)")
+        elif not available("grub-install") or not Path("/usr/lib/grub/i386-pc").is_dir():
+            report.notes.append("GRUB not installed: grub-install for i386-pc is missing")
+        elif not (root / "boot").is_dir():
+            report.notes.append("GRUB not installed: the system has no /boot")
+        else:
+            run(
+                [
+                    "grub-install",
+                    "--target=i386-pc",
+                    f"--boot-directory={root / 'boot'}",
+                    "--force",
+                    disk_device,
+                ],
+                error=NotExecError,
+                what="grub-install",
+            )
+            report.notes.append(f"GRUB installed in the MBR of {disk_device}, /boot/grub on {node}")
+
+
+# --------------------------------------------------------------------------- Windows
+
+
+def _find_ci(root: Path, rel: str) -> Path | None:
+    """``root/rel`` matched case-insensitively, component by component (NTFS via ntfs-3g)."""
+    here = root
+    for part in rel.split("/"):
+        if not here.is_dir():
+            return None
+        match = next((c for c in here.iterdir() if c.name.lower() == part.lower()), None)
+        if match is None:
+            return None
+        here = match
+    return here
+
+
+def windows_name(hostname: str) -> str:
+    """A valid NetBIOS computer name (max 15 characters, as ogSetWindowsName)."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", hostname or "pc")
+    if len(name) > WINDOWS_NAME_MAX:
+        raise OutOfLimitError(f"Windows computer name {name!r} is longer than 15 characters")
+    return name
+
+
+def _windows(node: str, hostname: str, report: PostconfReport) -> None:
+    name = windows_name(hostname)
+    with Mount(node, Filesystem.NTFS) as root:
+        hive = _find_ci(root, "Windows/System32/config/SYSTEM")
+        if hive is None:
+            report.notes.append("no Windows SYSTEM hive: computer name not set")
+            return
+        if not available("hivexregedit"):
+            report.notes.append("hivexregedit (libwin-hivex-perl) missing: computer name not set")
+            return
+        reg = (
+            "Windows Registry Editor Version 5.00\n\n"
+            "[\\ControlSet001\\Control\\ComputerName\\ComputerName]\n"
+            f'"ComputerName"="{name}"\n\n'
+            "[\\ControlSet001\\Services\\Tcpip\\Parameters]\n"
+            f'"Hostname"="{name}"\n"NV Hostname"="{name}"\n'
+        )
+        with tempfile.NamedTemporaryFile("w", suffix=".reg", encoding="utf-8") as f:
+            f.write(reg)
+            f.flush()
+            run(
+                ["hivexregedit", "--merge", str(hive), f.name],
+                error=NotExecError,
+                what="hivexregedit",
+            )
+        report.notes.append(f"Windows computer name = {name}")
