@@ -12,17 +12,14 @@ No I/O: the runtime executes the commands.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ogref.core.deploy import ProtocolViolationError
 from ogref.core.events import (
     CheckFilesystem,
     Command,
     Event,
     ExtendFilesystem,
-    Finish,
     InspectStore,
     InspectTarget,
     Log,
@@ -37,6 +34,7 @@ from ogref.core.events import (
     WriteImage,
     WriteSidecars,
 )
+from ogref.core.machine import Machine
 from ogref.errors import FormatError, OgErr
 from ogref.model.image import ImageInfo, validate_image_name
 from ogref.model.policy import EngineConfig
@@ -76,19 +74,21 @@ class CreateState(StrEnum):
     DONE = "done"
 
 
-class CreateSession:
+class CreateSession(Machine):
     """Drives one createImage."""
 
+    done_state = CreateState.DONE
+
     def __init__(self, request: CreateRequest, policy: EngineConfig) -> None:
+        super().__init__()
         self.request = request
         self.policy = policy
         self.state = CreateState.IDLE
-        self.result: Finish | None = None
         self._fs = Filesystem.EMPTY
         self._used = 0
         self._reduced = False
         self._failure: tuple[OgErr, str] | None = None
-        self._handlers: dict[tuple[CreateState, type[Event]], Callable[[Event], list[Command]]] = {
+        self._handlers = {
             (CreateState.TARGET, TargetInspected): self._on_target,
             (CreateState.STORE, StoreInspected): self._on_store,
             (CreateState.FSCK, StepFinished): self._on_fsck_ok,
@@ -101,10 +101,6 @@ class CreateSession:
             (CreateState.EXTEND, StepFailed): self._on_extend_failed,
         }
 
-    @property
-    def finished(self) -> bool:
-        return self.state is CreateState.DONE
-
     def start(self) -> list[Command]:
         """The first commands."""
         r = self.request
@@ -112,21 +108,6 @@ class CreateSession:
         return [
             Log(f"[createImage] {r.disk} {r.partition} {r.target} /{r.name}"),
             InspectTarget(r.disk, r.partition),
-        ]
-
-    def handle(self, event: Event) -> list[Command]:
-        """Take one event; return the next commands."""
-        handler = self._handlers.get((self.state, type(event)))
-        if handler is None:
-            raise ProtocolViolationError(f"{type(event).__name__} unexpected in {self.state}")
-        return handler(event)
-
-    def _finish(self, code: OgErr, message: str) -> list[Command]:
-        self.state = CreateState.DONE
-        self.result = Finish(code, message)
-        return [
-            Log(("OK: " if code == OgErr.OK else f"ERROR {int(code)}: ") + message),
-            self.result,
         ]
 
     def _on_target(self, ev: Event) -> list[Command]:

@@ -15,7 +15,6 @@ Flow (Restore command, CACHE method)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,7 +28,6 @@ from ogref.core.events import (
     Event,
     EvictFromCache,
     FetchToCache,
-    Finish,
     FormatCache,
     ImageInspected,
     InspectCache,
@@ -47,6 +45,7 @@ from ogref.core.events import (
     TransferFailed,
     TransferFinished,
 )
+from ogref.core.machine import Machine, ProtocolViolationError
 from ogref.errors import FormatError, OgErr
 from ogref.model.image import Image, validate_image_name
 from ogref.model.method import Method, Staging, Transport
@@ -131,28 +130,25 @@ class State(StrEnum):
     DONE = "done"
 
 
-class ProtocolViolationError(RuntimeError):
-    """A driver fed an event the session cannot take in its state (a driver bug)."""
-
-
-class DeploySession:
+class DeploySession(Machine):
     """Drives one client's deploy/restore/updateCache through the decision tables."""
 
+    done_state = State.DONE
+
     def __init__(self, request: DeployRequest, policy: EngineConfig) -> None:
+        super().__init__()
         self.request = request
         self.policy = policy
         self.state = State.IDLE
         self.method_used: Method = request.method
         self.image: Image | None = None
         self.switches: list[MethodSwitched] = []
-        self.reasons: list[str] = []
         self.trace: list[str] = []  # ids of the table rows that decided, in order
-        self.result: Finish | None = None
         self._target_fs = Filesystem.EMPTY
         self._target = TargetInspected(exists=False)
         self._restore_transport = request.method.transport
         self._freed = False
-        self._handlers: dict[tuple[State, type[Event]], Callable[[Event], list[Command]]] = {
+        self._handlers = {
             (State.TARGET, TargetInspected): self._on_target,
             (State.IMAGE, ImageInspected): self._on_image,
             (State.CACHE, CacheInspected): self._on_cache,
@@ -166,11 +162,6 @@ class DeploySession:
         }
 
     # ------------------------------------------------------------------ public
-
-    @property
-    def finished(self) -> bool:
-        """Whether ``Finish`` has been emitted."""
-        return self.state is State.DONE
 
     def start(self) -> list[Command]:
         """The first commands."""
@@ -187,24 +178,10 @@ class DeploySession:
         self.state = State.IMAGE
         return [head, InspectImage(r.image, Source.REPO)]
 
-    def handle(self, event: Event) -> list[Command]:
-        """Take one event; return the next commands."""
-        handler = self._handlers.get((self.state, type(event)))
-        if handler is None:
-            raise ProtocolViolationError(
-                f"{type(event).__name__} is not expected in state {self.state}"
-            )
-        return handler(event)
-
     # ------------------------------------------------------------------ steps
 
-    def _finish(self, code: OgErr, message: str) -> list[Command]:
-        self.state = State.DONE
-        self.result = Finish(code, message, self.method_used, tuple(self.reasons))
-        tail: list[Command] = [
-            Log(("OK: " if code == OgErr.OK else f"ERROR {int(code)}: ") + message)
-        ]
-        return [*tail, self.result]
+    def _method_used(self) -> Method | None:
+        return self.method_used
 
     def _on_target(self, ev: Event) -> list[Command]:
         assert isinstance(ev, TargetInspected)
