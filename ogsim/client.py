@@ -1,0 +1,362 @@
+"""A simulated client computer: drives one ``DeploySession`` per operation in virtual time.
+
+Each command of the decision core is executed by the models (inspection and cache commands take
+the host's ``inspect``/``format_cache`` times and change the cache through ``ModelOracle``;
+``FetchToCache`` and ``RestorePartition`` become unicast flows, multicast receivers or swarm
+peers; ``ConfigureOs`` takes ``postconf``) and answered with the event the core expects.  Every
+decision — fallback, cache action, error code — is the core's; this module only keeps time,
+records phases and applies faults to the running step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ogref.core.deploy import DeployRequest, DeploySession
+from ogref.core.driver import ModelOracle
+from ogref.core.events import (
+    Command,
+    ConfigureOs,
+    DeleteCachedCopy,
+    EmptyCache,
+    Event,
+    EvictFromCache,
+    FailureKind,
+    FetchToCache,
+    Finish,
+    FormatCache,
+    InspectCache,
+    InspectImage,
+    InspectTarget,
+    Log,
+    MethodSwitched,
+    RestoreFailed,
+    RestorePartition,
+    Source,
+    TransferFailed,
+    TransferFinished,
+)
+from ogref.model import Computer, Image, Transport
+from ogsim.disk import DiskState, cache_restore_rate, cache_write_rate, direct_restore_rate
+from ogsim.hardware import HostHw
+from ogsim.multicast import Receiver
+from ogsim.network import Flow
+from ogsim.results import ComputerResult, LogLine, Phase
+from ogsim.unicast import UnicastJob
+
+if TYPE_CHECKING:
+    from ogsim.node import Source as Node
+    from ogsim.simulator import Simulation
+
+MCAST_CACHE_SLEEP = (1, 30)  # MULTICAST-CACHE sleeps 1–30 s before requesting
+TORRENT_SLEEP = (1, 120)  # updateCache TORRENT sleeps 1–120 s before ctorrent
+
+
+class Job(Protocol):
+    """A running step a fault can reach."""
+
+    def refresh(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+class LocalJob:
+    """A step that uses only the client's own disk and CPU (restore from the CACHE)."""
+
+    def __init__(
+        self,
+        client: SimClient,
+        size: float,
+        rate: Callable[[], float],
+        on_ok: Callable[[float], None],
+    ) -> None:
+        self.client = client
+        self.rate = rate
+        self.flow = Flow(size, (), rate(), lambda f: on_ok(size), label=f"local {client.name}")
+        client.sim.net.start(self.flow)
+
+    def refresh(self) -> None:
+        self.client.sim.net.set_cap(self.flow, self.rate() if self.client.alive else 0.0)
+
+    def cancel(self) -> None:
+        self.client.sim.net.stop(self.flow)
+
+
+class SimClient:
+    """One computer in the simulation."""
+
+    def __init__(self, sim: Simulation, computer: Computer, hw: HostHw, repo: Node) -> None:
+        self.sim = sim
+        self.computer = computer
+        self.name = computer.name
+        self.hw = hw
+        self.repo = repo
+        self.disk = DiskState(hw)
+        self.alive = True
+        self.link_up = True
+        self.loss = hw.loss
+        self.oracle = ModelOracle(computer, sim.scenario.site.repository(computer.repository))
+        self.session: DeploySession | None = None
+        self.record: ComputerResult | None = None
+        self.job: Job | None = None
+        self.pending: list[Command] = []
+        self.on_end: Callable[[], None] = lambda: None
+        self._phase_start = 0.0
+        self.uplink_source: Node | None = None
+
+    # ------------------------------------------------------------------ running an operation
+
+    def run(
+        self,
+        request: DeployRequest,
+        record: ComputerResult,
+        master_images: dict[str, Image] | None = None,
+        master: Node | None = None,
+    ) -> None:
+        """Start one operation (the client is busy until it finishes)."""
+        self.record = record
+        record.started = self.sim.loop.now
+        record.method_requested = str(request.method)
+        record.status = "ok"  # provisional; Finish sets the real outcome
+        if not self.alive:
+            self._end("crashed", None, "the computer is off")
+            return
+        self.oracle.master_images = dict(master_images or {})
+        self.oracle.clock = self.sim.loop.now
+        self.master = master
+        self.session = DeploySession(request, self.sim.scenario.site.policy)
+        self.pending = self.session.start()
+        self._pump()
+
+    def _pump(self) -> None:
+        assert self.session is not None and self.record is not None
+        while self.pending and self.alive:
+            cmd = self.pending.pop(0)
+            if isinstance(cmd, Log):
+                self.log(cmd.text)
+            elif isinstance(cmd, MethodSwitched):
+                self.record.switched = True
+            elif isinstance(cmd, Finish):
+                self._finish(cmd)
+            elif isinstance(cmd, DeleteCachedCopy):
+                self.oracle.answer(cmd)
+            elif cmd.expects:
+                self._execute(cmd)
+                return
+
+    def _answer(self, event: Event) -> None:
+        if not self.alive or self.session is None or self.session.finished:
+            return
+        self.job = None
+        self.pending = [*self.session.handle(event), *self.pending]
+        self._pump()
+
+    def _later(self, delay: float, phase: str, cmd: Command) -> None:
+        start = self.sim.loop.now
+
+        def done() -> None:
+            if not self.alive:
+                return
+            self.phase(phase, start)
+            self._answer(self.oracle.answer(cmd))  # type: ignore[arg-type]
+
+        self.sim.loop.after(delay, done)
+
+    def _execute(self, cmd: Command) -> None:
+        hw = self.hw
+        if isinstance(cmd, InspectTarget | InspectImage | InspectCache):
+            self._later(hw.inspect_s, "inspect", cmd)
+        elif isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
+            self._later(hw.format_cache_s, "format-cache", cmd)
+        elif isinstance(cmd, ConfigureOs):
+            self._later(hw.postconf_s, "postconf", cmd)
+        elif isinstance(cmd, FetchToCache):
+            self._fetch(cmd)
+        elif isinstance(cmd, RestorePartition):
+            self._restore(cmd)
+        else:
+            raise NotImplementedError(f"the simulator cannot execute {cmd!r}")
+
+    # ------------------------------------------------------------------ transfers
+
+    def _fetch(self, cmd: FetchToCache) -> None:
+        sim = self.sim
+        start = sim.loop.now
+        image = cmd.image
+
+        def ok(nbytes: float) -> None:
+            assert self.record is not None
+            self.oracle.clock = sim.loop.now
+            ev = self.oracle.answer(cmd)
+            assert isinstance(ev, TransferFinished)
+            self.record.bytes_moved += nbytes
+            self.record.checksum_verified = ev.checksum == image.checksum
+            self.phase("fetch", start, nbytes, str(cmd.transport))
+            self._answer(ev)
+
+        def fail(kind: FailureKind, detail: str) -> None:
+            self.phase("fetch", start, 0.0, f"failed: {detail}")
+            self._answer(TransferFailed(kind, detail))
+
+        if cmd.transport is Transport.UNICAST:
+            self.job = UnicastJob(
+                self,
+                self.repo,
+                float(image.stored_size),
+                lambda: cache_write_rate(self.disk),
+                ok,
+                f"smb {self.name}",
+            )
+        elif cmd.transport is Transport.MULTICAST:
+            assert cmd.multicast is not None
+            delay = float(sim.rng.randint(*MCAST_CACHE_SLEEP))
+            self._wait(delay, lambda: self._mcast(image, cmd.multicast, False, ok, fail))
+        else:
+            delay = float(sim.rng.randint(*TORRENT_SLEEP))
+            self._wait(delay, lambda: self._torrent(cmd, ok))
+
+    def _wait(self, delay: float, then: Callable[[], None]) -> None:
+        start = self.sim.loop.now
+
+        def go() -> None:
+            if self.alive:
+                self.phase("wait", start, detail="random start delay")
+                then()
+
+        self.sim.loop.after(delay, go)
+
+    def _mcast(
+        self,
+        image: Image,
+        params: object,
+        direct: bool,
+        ok: Callable[[float], None],
+        fail: Callable[[FailureKind, str], None],
+    ) -> None:
+        from ogref.model import MulticastSession
+
+        assert isinstance(params, MulticastSession)
+        joined = self.sim.loop.now
+
+        def started() -> None:
+            self.phase("barrier", joined, detail="waiting for the session to start")
+            self._phase_start = self.sim.loop.now
+
+        source = self.master if self.master is not None else self.repo
+        rx = Receiver(self, direct, ok, fail, started)
+        self.job = rx
+        self.sim.multicast_session(source, params, image).join(rx)
+
+    def _torrent(self, cmd: FetchToCache, ok: Callable[[float], None]) -> None:
+        assert cmd.torrent is not None
+        joined = self.sim.loop.now
+        swarm = self.sim.swarm(self.repo, cmd.image)
+
+        def data() -> None:
+            self.phase("download", joined, float(cmd.image.stored_size), "torrent")
+            self._phase_start = self.sim.loop.now
+
+        def done(nbytes: float) -> None:
+            self.phase("seeding", self._phase_start, detail=str(cmd.torrent))
+            ok(nbytes)
+
+        self.job = swarm.join(self, cmd.torrent, data, done)
+
+    def _restore(self, cmd: RestorePartition) -> None:
+        sim = self.sim
+        start = sim.loop.now
+        image = cmd.image
+
+        def ok(nbytes: float) -> None:
+            assert self.record is not None
+            if cmd.source is not Source.CACHE:
+                self.record.bytes_moved += nbytes
+            self.phase(
+                "restore",
+                self._phase_start if direct_mcast else start,
+                nbytes,
+                f"{cmd.source} {cmd.transport}",
+            )
+            self.oracle.clock = sim.loop.now
+            self._answer(self.oracle.answer(cmd))  # type: ignore[arg-type]
+
+        def fail(kind: FailureKind, detail: str) -> None:
+            self.phase("restore", start, 0.0, f"failed: {detail}")
+            self._answer(RestoreFailed(kind, detail))
+
+        direct_mcast = False
+        if cmd.source is Source.CACHE:
+            self.job = LocalJob(
+                self,
+                float(image.data_size),
+                lambda: cache_restore_rate(self.disk, image),
+                lambda n: ok(0.0),
+            )
+            return
+        source = self.master if cmd.source is Source.MASTER and self.master else self.repo
+        if cmd.transport is Transport.MULTICAST:
+            assert cmd.multicast is not None
+            direct_mcast = True
+            self._mcast(image, cmd.multicast, True, ok, fail)
+        else:
+            self.job = UnicastJob(
+                self,
+                source,
+                float(image.stored_size),
+                lambda: direct_restore_rate(self.disk, image),
+                ok,
+                f"smb-direct {self.name}",
+            )
+
+    # ------------------------------------------------------------------ outcome
+
+    def _finish(self, fin: Finish) -> None:
+        assert self.record is not None and self.session is not None
+        rec = self.record
+        rec.method_used = str(fin.method_used) if fin.method_used else None
+        rec.fallback_reasons = [s.reason for s in self.session.switches]
+        self._end("ok" if fin.ok else "failed", int(fin.code), fin.message)
+
+    def _end(self, status: str, code: int | None, message: str) -> None:
+        rec = self.record
+        assert rec is not None
+        rec.status = status  # type: ignore[assignment]
+        rec.code = code
+        rec.message = message
+        rec.finished = self.sim.loop.now
+        self.job = None
+        self.session = None
+        done, self.on_end = self.on_end, lambda: None
+        done()
+
+    def phase(self, name: str, start: float, nbytes: float = 0.0, detail: str = "") -> None:
+        """Record a finished phase."""
+        if self.record is not None:
+            self.record.phases.append(
+                Phase(name=name, start=start, end=self.sim.loop.now, bytes=nbytes, detail=detail)
+            )
+
+    def log(self, text: str) -> None:
+        """A tracking-log line."""
+        if self.record is not None:
+            self.record.log.append(LogLine(t=round(self.sim.loop.now, 6), text=text))
+
+    # ------------------------------------------------------------------ faults
+
+    def crash(self) -> None:
+        """Power off: the running step stops and the operation ends as crashed."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.link_up = False
+        if self.job is not None:
+            self.job.cancel()
+        if self.record is not None and self.session is not None:
+            self.log("client crashed")
+            self._end("crashed", None, f"the computer crashed at {self.sim.loop.now:.1f}s")
+
+    def changed(self) -> None:
+        """Link, loss or disk changed: let the running step re-evaluate."""
+        if self.job is not None:
+            self.job.refresh()

@@ -1,0 +1,123 @@
+"""Hardware of a scenario: the ``hw:`` mappings of computers and repositories, and the router.
+
+``ogref.site`` carries ``hw:`` through defaults → group → computer inheritance without reading it;
+this module validates each layer (so an error names the YAML path where it was written) and
+resolves the merged mapping into plain values in SI base units: bytes, bytes/s, seconds.
+It models nothing over time; the simulator's models read these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ogref.units import Duration, Rate, Ratio
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LinkHw(_Strict):
+    """A computer's access link (full duplex: the same rate up and down)."""
+
+    rate: Rate | None = Field(default=None, description="link rate, e.g. 1Gbit")
+    delay: Duration | None = Field(default=None, description="one-way delay, e.g. 0.2ms")
+    loss: Ratio | None = Field(default=None, description="packet loss, e.g. 0.1%")
+
+
+class DiskHw(_Strict):
+    """A computer's disk: sequential and random write rates, read rate, and write stalls."""
+
+    write: Rate | None = Field(default=None, description="sequential write, e.g. 120MB/s")
+    read: Rate | None = Field(default=None, description="sequential read, e.g. 150MB/s")
+    random_write: Rate | None = Field(
+        default=None, description="out-of-order writes (torrent pieces), e.g. 80MB/s"
+    )
+    stall: Ratio | None = Field(
+        default=None, description="fraction of time the disk is in a slow spell (flush, remap)"
+    )
+    stall_factor: float | None = Field(
+        default=None, ge=1.0, description="how many times slower the disk is during a slow spell"
+    )
+
+
+class ComputerHwLayer(_Strict):
+    """One layer (defaults, group or computer) of a computer's ``hw:`` mapping; all optional."""
+
+    link: LinkHw | None = None
+    disk: DiskHw | None = None
+    decompress: Rate | None = Field(default=None, description="decompression rate of the CPU")
+    inspect: Duration | None = Field(default=None, description="time of each inspection step")
+    format_cache: Duration | None = None
+    postconf: Duration | None = Field(default=None, description="configureOs time")
+    boot: Duration | None = Field(default=None, description="time to boot an installed OS")
+
+
+class RepositoryHw(_Strict):
+    """A repository's ``hw:`` mapping."""
+
+    uplink: Rate = Field(default=1e9, description="server uplink, e.g. 1Gbit")
+    read: Rate = Field(default=8 * 800e6, description="repository disk read rate")
+    smb_overhead: Ratio = Field(default=0.08, description="SMB/TCP protocol overhead on unicast")
+    seeder_slots: int = Field(default=8, ge=1, description="upload slots of the repository seeder")
+    restart: Duration = Field(default=60.0, description="outage of a repository restart fault")
+
+
+class RouterHw(_Strict):
+    """The router between subnets (used when a computer is not in its repository's subnet)."""
+
+    rate: Rate = Field(default=10e9, description="routed capacity shared by all cross-subnet flows")
+    delay: Duration = 0.0005
+    multicast: bool = Field(default=True, description="routes multicast (OpenGnSys >= 1.1)")
+
+
+class NetworkSpec(_Strict):
+    """Scenario-level network: the router between subnets."""
+
+    router: RouterHw = Field(default_factory=RouterHw)
+
+
+@dataclass(frozen=True)
+class HostHw:
+    """Resolved hardware of one computer: every ``*_rate`` is in bytes per second, ``*_s`` in seconds."""
+
+    link_rate: float = 1e9 / 8
+    delay_s: float = 0.0002
+    loss: float = 0.0
+    write_rate: float = 120e6
+    read_rate: float = 150e6
+    random_write_rate: float = 100e6
+    stall: float = 0.0
+    stall_factor: float = 1.0
+    decompress_rate: float = 400e6
+    inspect_s: float = 1.0
+    format_cache_s: float = 5.0
+    postconf_s: float = 20.0
+    boot_s: float = 40.0
+
+
+def resolve_host(mapping: dict[str, Any]) -> HostHw:
+    """Resolve a merged (already validated) ``hw:`` mapping into a HostHw."""
+    layer = ComputerHwLayer.model_validate(mapping)
+    d = HostHw()
+    link = layer.link or LinkHw()
+    disk = layer.disk or DiskHw()
+    write = disk.write / 8 if disk.write is not None else d.write_rate
+    return HostHw(
+        link_rate=link.rate / 8 if link.rate is not None else d.link_rate,
+        delay_s=link.delay if link.delay is not None else d.delay_s,
+        loss=link.loss if link.loss is not None else d.loss,
+        write_rate=write,
+        read_rate=disk.read / 8 if disk.read is not None else max(write, d.read_rate),
+        random_write_rate=disk.random_write / 8 if disk.random_write is not None else write * 0.8,
+        stall=disk.stall if disk.stall is not None else d.stall,
+        stall_factor=disk.stall_factor if disk.stall_factor is not None else d.stall_factor,
+        decompress_rate=layer.decompress / 8 if layer.decompress is not None else d.decompress_rate,
+        inspect_s=layer.inspect if layer.inspect is not None else d.inspect_s,
+        format_cache_s=layer.format_cache if layer.format_cache is not None else d.format_cache_s,
+        postconf_s=layer.postconf if layer.postconf is not None else d.postconf_s,
+        boot_s=layer.boot if layer.boot is not None else d.boot_s,
+    )

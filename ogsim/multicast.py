@@ -1,0 +1,296 @@
+"""Multicast as udpcast does it: start barrier, FEC, repair, pacing to the slowest receiver.
+
+One ``McastSession`` per (source, port, image file), started by the first receiver's request
+(OpenGnSys's START_MULTICAST).  It starts when ``nclients`` receivers have joined or ``maxwait``
+seconds after the first join; late receivers cannot join and fail the start timeout
+(MCASTERRORSESSION → JOIN → 60).  Running, it is one fluid flow over the source uplink (and the
+router once, if any receiver is routed) paced to the slowest receiver's link and pipeline;
+FEC ``IxR/S`` adds R/S to the wire, and stripes FEC cannot repair are retransmitted to the whole
+group, so repair grows with loss and with N.  A silent receiver (crash, link down) stalls the
+session until udp-sender drops it; a receiver that hears nothing for MCASTWAIT fails RECEIVE
+(57 into the cache, 59 into a partition — the core maps kinds to codes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ogref.core.events import FailureKind
+from ogref.model import Image, MulticastSession
+from ogsim.disk import cache_write_rate, direct_restore_rate, slowest_keep
+from ogsim.network import Flow
+
+if TYPE_CHECKING:
+    from ogsim.client import SimClient
+    from ogsim.node import Source
+    from ogsim.simulator import Simulation
+
+
+def fec_params(text: str) -> tuple[int, int, int]:
+    """``8x8/128`` → (interleave, redundancy, stripe size)."""
+    a, rest = text.split("x")
+    b, c = rest.split("/")
+    return int(a), int(b), int(c)
+
+
+def stripe_failure(loss: float, redundancy: int, stripe: int) -> float:
+    """Probability that a receiver loses more packets of a stripe than FEC can rebuild."""
+    if loss <= 0:
+        return 0.0
+    n = stripe + redundancy
+    ok = sum(math.comb(n, k) * loss**k * (1 - loss) ** (n - k) for k in range(redundancy + 1))
+    return max(0.0, 1.0 - ok)
+
+
+def repair_factor(losses: list[float], redundancy: int, stripe: int) -> float:
+    """Extra wire bytes per payload byte for retransmissions to the group (grows with N, loss)."""
+    if not losses:
+        return 0.0
+    calm_stripe = 1.0
+    calm_packet = 1.0
+    for p in losses:
+        calm_stripe *= 1.0 - stripe_failure(p, redundancy, stripe)
+        calm_packet *= 1.0 - p
+    s = 1.0 - calm_stripe  # some receiver needs a retransmission for this stripe
+    u = min(0.95, 1.0 - calm_packet)  # share of the stripe missing at some receiver
+    return min(20.0, s * u / (1.0 - u))
+
+
+class RxState(StrEnum):
+    WAITING = "waiting"
+    RECEIVING = "receiving"
+    SILENT = "silent"
+    DROPPED = "dropped"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Receiver:
+    """One client's udp-receiver in a session (into the CACHE or straight into a partition)."""
+
+    def __init__(
+        self,
+        client: SimClient,
+        direct: bool,
+        on_ok: Callable[[float], None],
+        on_fail: Callable[[FailureKind, str], None],
+        on_start: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.direct = direct
+        self.on_ok = on_ok
+        self.on_fail = on_fail
+        self.on_start = on_start
+        self.state = RxState.WAITING
+        self.session: McastSession | None = None
+        self.silent_since = 0.0
+
+    # the client's job interface
+    def refresh(self) -> None:
+        """The client changed (link, loss, disk): tell the session."""
+        if self.session is not None:
+            self.session.receiver_changed(self)
+
+    def cancel(self) -> None:
+        """The client crashed: it goes silent for good."""
+        if self.session is not None:
+            self.session.receiver_changed(self)
+
+    @property
+    def moved(self) -> float:
+        s = self.session
+        if s is None or s.flow is None:
+            return 0.0
+        return s.flow.moved
+
+
+class SessionState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class McastSession:
+    """One udp-sender session."""
+
+    def __init__(
+        self, sim: Simulation, source: Source, params: MulticastSession, image: Image
+    ) -> None:
+        self.sim = sim
+        self.source = source
+        self.params = params
+        self.image = image
+        self.state = SessionState.WAITING
+        self.receivers: list[Receiver] = []
+        self.flow: Flow | None = None
+        self.overhead = 1.0
+        self.first_join = -1.0
+        self.started_at = -1.0
+        _, self.redundancy, self.stripe = fec_params(sim.scenario.sim.fec)
+        self.fec = self.redundancy / self.stripe
+        self._barrier = None
+        self.label = f"mcast {source.name}:{params.port} {image.name}"
+
+    # ------------------------------------------------------------------ joining
+
+    def join(self, rx: Receiver) -> None:
+        """A receiver asks to join (after its client's request reached the repository)."""
+        sim = self.sim
+        policy = sim.scenario.site.policy
+        rx.session = self
+        routed = self.source.crosses_router(rx.client)
+        if self.state is not SessionState.WAITING or (routed and not self.source.router.multicast):
+            why = (
+                "the session was already running"
+                if self.state is not SessionState.WAITING
+                else "multicast is not routed to this subnet"
+            )
+            sim.loop.after(float(policy.mcast_error_session), self._start_timeout, rx, why)
+            return
+        self.receivers.append(rx)
+        now = sim.loop.now
+        if self.first_join < 0:
+            self.first_join = now
+            self._barrier = sim.loop.after(float(self.params.max_wait), self._start, "maxwait")
+        sim.loop.after(
+            float(policy.mcast_error_session), self._start_timeout, rx, "no session started"
+        )
+        if len(self.receivers) >= self.params.nclients:
+            sim.loop.after(0.0, self._start, "nclients")
+
+    def _start_timeout(self, rx: Receiver, why: str) -> None:
+        if rx.state is RxState.WAITING and rx.client.alive:
+            rx.state = RxState.FAILED
+            policy = self.sim.scenario.site.policy
+            rx.on_fail(FailureKind.JOIN, f"start timeout {policy.mcast_error_session}s: {why}")
+
+    # ------------------------------------------------------------------ running
+
+    def _start(self, trigger: str) -> None:
+        if self.state is not SessionState.WAITING:
+            return
+        if not self.source.up:
+            self.state = SessionState.DEAD
+            return
+        self.state = SessionState.RUNNING
+        self.started_at = self.sim.loop.now
+        if self._barrier is not None:
+            self._barrier.cancel()
+        live = [r for r in self.receivers if r.client.alive and r.state is RxState.WAITING]
+        for r in live:
+            r.state = RxState.RECEIVING
+            r.on_start()
+        self.sim.log_event(f"{self.label}: started ({trigger}) with {len(live)} receivers")
+        links = [self.source.uplink]
+        if self.source.read is not None:
+            links.append(self.source.read)
+        if any(self.source.crosses_router(r.client) for r in live):
+            links.append(self.source.router.link)
+        self._update_overhead()
+        self.flow = Flow(
+            float(self.image.stored_size),
+            tuple(links),
+            0.0,
+            self._done,
+            label=self.label,
+            wire=self.overhead,
+        )
+        self.flow.cap = self._cap()
+        self.sim.net.start(self.flow)
+        for r in live:
+            if not r.client.link_up:
+                self.receiver_changed(r)
+
+    def _active(self) -> list[Receiver]:
+        return [r for r in self.receivers if r.state in (RxState.RECEIVING, RxState.SILENT)]
+
+    def _update_overhead(self) -> None:
+        losses = [
+            r.client.loss + self.source.loss for r in self._active() if r.state is RxState.RECEIVING
+        ]
+        self.overhead = 1.0 + self.fec + repair_factor(losses, self.redundancy, self.stripe)
+
+    def _cap(self) -> float:
+        active = self._active()
+        if not self.source.up or not active or any(r.state is RxState.SILENT for r in active):
+            return 0.0
+        disks = [r.client.disk for r in active]
+        keep = slowest_keep(disks)
+        cap = self.params.rate_mbit * 1e6 / 8 / self.overhead  # --max-bitrate counts FEC too
+        for r in active:
+            c = r.client
+            cap = min(cap, c.hw.link_rate / self.overhead)
+            if r.direct:
+                pipe = direct_restore_rate(c.disk, self.image, stall_keep=keep)
+            else:
+                pipe = cache_write_rate(c.disk, stall_keep=keep)
+            cap = min(cap, pipe)
+        return cap
+
+    def refresh(self) -> None:
+        """Recompute the session's pace (membership, loss or a disk changed)."""
+        if self.state is not SessionState.RUNNING or self.flow is None:
+            return
+        self._update_overhead()
+        self.sim.net.set_wire(self.flow, self.overhead)
+        self.sim.net.set_cap(self.flow, self._cap())
+
+    def receiver_changed(self, rx: Receiver) -> None:
+        """A receiver's client changed: silence, return, loss or disk."""
+        c = rx.client
+        loop = self.sim.loop
+        if rx.state is RxState.WAITING:
+            if not c.alive:
+                rx.state = RxState.FAILED
+                if rx in self.receivers:
+                    self.receivers.remove(rx)
+            return
+        if rx.state is RxState.RECEIVING and (not c.alive or not c.link_up):
+            rx.state = RxState.SILENT
+            rx.silent_since = loop.now
+            loop.after(self.sim.scenario.sim.drop_after, self._drop, rx, loop.now)
+            policy = self.sim.scenario.site.policy
+            loop.after(float(policy.mcast_wait), self._receive_timeout, rx, loop.now)
+        elif rx.state is RxState.SILENT and c.alive and c.link_up:
+            rx.state = RxState.RECEIVING
+        self.refresh()
+
+    def _drop(self, rx: Receiver, since: float) -> None:
+        if rx.state is RxState.SILENT and rx.silent_since == since:
+            rx.state = RxState.DROPPED
+            self.sim.log_event(f"{self.label}: dropped {rx.client.name}")
+            self.refresh()
+
+    def _receive_timeout(self, rx: Receiver, since: float) -> None:
+        if rx.state in (RxState.SILENT, RxState.DROPPED) and rx.silent_since == since:
+            rx.state = RxState.FAILED
+            if rx.client.alive:
+                wait = self.sim.scenario.site.policy.mcast_wait
+                rx.on_fail(FailureKind.RECEIVE, f"no data for {wait}s (receive timeout)")
+
+    def source_down(self) -> None:
+        """The sender died (repository restart): every receiver times out."""
+        if self.state is SessionState.WAITING:
+            self.state = SessionState.DEAD
+            return
+        if self.state is not SessionState.RUNNING or self.flow is None:
+            return
+        self.state = SessionState.DEAD
+        self.sim.net.stop(self.flow)
+        now = self.sim.loop.now
+        wait = float(self.sim.scenario.site.policy.mcast_wait)
+        for r in self._active():
+            r.state = RxState.SILENT
+            r.silent_since = now
+            self.sim.loop.after(wait, self._receive_timeout, r, now)
+
+    def _done(self, flow: Flow) -> None:
+        self.state = SessionState.DONE
+        for r in self.receivers:
+            if r.state is RxState.RECEIVING:
+                r.state = RxState.DONE
+                r.on_ok(float(self.image.stored_size))

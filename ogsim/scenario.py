@@ -1,0 +1,407 @@
+"""Scenario files: a site document (``ogref.site``) plus what goes wrong, what must hold, where
+it runs and how it is scaled.
+
+``ScenarioSpec`` extends ``SiteSpec`` with ``name``, ``description``, ``seed``, ``network``,
+``faults``, ``expect`` and ``backends``; the ``hw:`` mappings are validated here, layer by layer,
+so every error names the file, the YAML path and the reason (``ConfigError``).  Loading builds the
+one domain model with ``ogref.site.build_site``; nothing here simulates or decides.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from ogref.errors import ConfigError
+from ogref.model import Method
+from ogref.site import Site, SiteSpec, build_site, expand_names, read_yaml, validation_error
+from ogref.units import Duration, Rate, Ratio, Size
+from ogsim.hardware import ComputerHwLayer, HostHw, NetworkSpec, RepositoryHw, resolve_host
+
+SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _names(v: Any) -> Any:
+    if isinstance(v, str):
+        out: list[str] = []
+        for part in v.split(","):
+            out += expand_names(part)
+        return out
+    if isinstance(v, list):
+        flat: list[str] = []
+        for item in v:
+            flat += _names(item) if isinstance(item, str) else [item]
+        return flat
+    return v
+
+
+Targets = Annotated[list[str], BeforeValidator(_names)]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class LinkLossFault(_Strict):
+    """Packet loss on computers' links (``repo`` names the repository uplink)."""
+
+    target: Targets
+    loss: Ratio
+    duration: Duration | None = Field(default=None, alias="for")
+
+
+class LinkDownFault(_Strict):
+    """Links down for a while (``for``; forever when absent)."""
+
+    target: Targets
+    duration: Duration | None = Field(default=None, alias="for")
+
+
+class ClientCrashFault(_Strict):
+    """Computers crash (power off) and stay off."""
+
+    target: Targets
+
+
+class SeederDeathFault(_Strict):
+    """Torrent seeders stop uploading: ``repo`` (the repository seeder) or computers."""
+
+    target: Targets
+
+
+class SlowDiskFault(_Strict):
+    """Disks become ``factor`` times slower (for ``for``, or until the end)."""
+
+    target: Targets
+    factor: float = Field(gt=1.0)
+    duration: Duration | None = Field(default=None, alias="for")
+
+
+class RepositoryRestartFault(_Strict):
+    """The repository services restart: transfers from it stall for ``outage`` (its hw.restart)."""
+
+    repository: str = "repo"
+    outage: Duration | None = None
+
+
+FAULT_KINDS = (
+    "link_loss",
+    "link_down",
+    "client_crash",
+    "seeder_death",
+    "slow_disk",
+    "repository_restart",
+)
+
+
+class FaultSpec(_Strict):
+    """One fault at a time offset ``at``; exactly one kind."""
+
+    at: Duration = 0.0
+    link_loss: LinkLossFault | None = None
+    link_down: LinkDownFault | None = None
+    client_crash: ClientCrashFault | None = None
+    seeder_death: SeederDeathFault | None = None
+    slow_disk: SlowDiskFault | None = None
+    repository_restart: RepositoryRestartFault | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FaultSpec:
+        kinds = [k for k in FAULT_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a fault needs exactly one of {', '.join(FAULT_KINDS)} (got {kinds})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in FAULT_KINDS if getattr(self, k) is not None)
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+def _method(v: str) -> str:
+    return str(Method.parse(v))
+
+
+MethodName = Annotated[str, AfterValidator(_method)]
+Status = Literal["ok", "failed", "crashed", "refused", "not_started"]
+
+
+class FallbackExpect(_Strict):
+    """These computers were switched automatically to ``method``."""
+
+    computers: Targets
+    method: MethodName
+
+
+class MethodUsedExpect(_Strict):
+    """These computers (default: all not listed in ``except``) ended using ``method``."""
+
+    method: MethodName
+    computers: Targets | None = None
+    except_: Targets = Field(default_factory=list, alias="except")
+
+
+class CodeExpect(_Strict):
+    """These computers finished with OpenGnSys code ``code`` (0 = success)."""
+
+    computers: Targets
+    code: int
+
+
+class StatusExpect(_Strict):
+    """These computers ended in ``status`` (ok, failed, crashed, refused, not_started)."""
+
+    computers: Targets
+    status: Status
+
+
+class CountExpect(_Strict):
+    """Exactly ``equals`` computers match the filter (status and/or method used)."""
+
+    equals: int = Field(ge=0)
+    status: Status | None = None
+    method: MethodName | None = None
+    operation: int | None = None
+
+
+EXPECT_KINDS = (
+    "all_restored",
+    "all_verified",
+    "fallback",
+    "method_used",
+    "code",
+    "status",
+    "count",
+    "makespan_below",
+    "makespan_above",
+)
+
+
+class ExpectSpec(_Strict):
+    """One expectation; exactly one kind (plus an optional ``backends`` filter)."""
+
+    all_restored: bool | None = Field(default=None, description="every computer ended OK")
+    all_verified: bool | None = Field(default=None, description="every cached copy verified")
+    fallback: FallbackExpect | None = None
+    method_used: MethodUsedExpect | None = None
+    code: CodeExpect | None = None
+    status: StatusExpect | None = None
+    count: CountExpect | None = None
+    makespan_below: Duration | None = None
+    makespan_above: Duration | None = None
+    backends: list[Literal["sim", "netns", "libvirt"]] | None = Field(
+        default=None, description="backends this expectation applies to (default: all)"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ExpectSpec:
+        kinds = [k for k in EXPECT_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"an expectation needs exactly one of {', '.join(EXPECT_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in EXPECT_KINDS if getattr(self, k) is not None)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class SimBackendSpec(_Strict):
+    """Simulator knobs: scale and model parameters (all have calibrated defaults)."""
+
+    scale: float = Field(default=1.0, gt=0, le=1, description="image sizes multiplied by this")
+    swarm_blocks: int = Field(default=64, ge=4, le=4096, description="torrent blocks per image")
+    upload_slots: int = Field(default=4, ge=1, description="torrent upload slots per peer")
+    download_slots: int = Field(default=4, ge=1, description="torrent concurrent downloads")
+    neighbours: int = Field(default=30, ge=1, description="peers a tracker answer lists")
+    piece: Size = Field(default=4 * 1024**2, description="torrent piece size (ctorrent -l)")
+    torrent_efficiency: Ratio = Field(
+        default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
+    )
+    fec: str = Field(default="8x8/128", pattern=r"^\d+x\d+/\d+$")
+    slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
+    drop_after: Duration = Field(default=6.5, description="udp-sender drops a dead receiver after")
+    util_sample: Duration = Field(default=1.0, description="link-utilisation series resolution")
+
+
+class LabBackendSpec(_Strict):
+    """Scale for a lab backend (netns, libvirt)."""
+
+    scale: float = Field(default=0.001, gt=0, le=1)
+
+
+class BackendsSpec(_Strict):
+    """Where the scenario may run, and how it is scaled there."""
+
+    sim: SimBackendSpec | None = Field(default_factory=SimBackendSpec)
+    netns: LabBackendSpec | None = None
+    libvirt: LabBackendSpec | None = None
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class ScenarioSpec(SiteSpec):
+    """A scenario: a site plus name, seed, network, faults, expectations and backends."""
+
+    name: str | None = Field(default=None, description="scenario id (default: the file stem)")
+    description: str = ""
+    seed: int = 1
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    faults: list[FaultSpec] = Field(default_factory=list)
+    expect: list[ExpectSpec] = Field(default_factory=list)
+    backends: BackendsSpec = Field(default_factory=BackendsSpec)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A loaded scenario: the spec, the built site and each computer's resolved hardware."""
+
+    name: str
+    spec: ScenarioSpec
+    site: Site
+    hosts: dict[str, HostHw]
+    repositories: dict[str, RepositoryHw]
+    source: str = "<scenario>"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sim(self) -> SimBackendSpec:
+        return self.spec.backends.sim or SimBackendSpec()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and build a scenario file (ConfigError on any problem)."""
+    p = Path(path)
+    return build_scenario(read_yaml(p), source=str(p), default_name=p.stem)
+
+
+def build_scenario(
+    data: Any, source: str = "<scenario>", default_name: str = "scenario"
+) -> Scenario:
+    """Validate a parsed YAML mapping as a scenario and build it."""
+    if not isinstance(data, dict):
+        raise ConfigError("the document must be a mapping", source=source)
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, source) from None
+    _check_hw_layers(spec, source)
+    site_keys = set(SiteSpec.model_fields)
+    site = build_site({k: v for k, v in data.items() if k in site_keys}, source=source)
+    hosts: dict[str, HostHw] = {}
+    for name, mapping in site.hw.items():
+        try:
+            hosts[name] = resolve_host(mapping)
+        except ValidationError as exc:
+            raise validation_error(exc, source, f"computer {name}.hw") from None
+    repos: dict[str, RepositoryHw] = {}
+    for i, repo in enumerate(spec.repositories):
+        try:
+            repos[repo.name] = RepositoryHw.model_validate(repo.hw)
+        except ValidationError as exc:
+            raise validation_error(exc, source, f"repositories.{i}.hw") from None
+    scenario = Scenario(spec.name or default_name, spec, site, hosts, repos, source)
+    _check_references(scenario)
+    return scenario
+
+
+def _check_hw_layers(spec: ScenarioSpec, source: str) -> None:
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for ci, room in enumerate(spec.classrooms):
+        base = f"classrooms.{ci}"
+        layers.append((f"{base}.defaults.hw", room.defaults.hw))
+        layers += [(f"{base}.groups.{gi}.hw", g.hw) for gi, g in enumerate(room.groups)]
+        comps = room.computers
+        if isinstance(comps, list):
+            layers += [(f"{base}.computers.{i}.hw", c.hw) for i, c in enumerate(comps)]
+        else:
+            layers += [
+                (f"{base}.computers.overrides.{n}.hw", o.hw) for n, o in comps.overrides.items()
+            ]
+    for path, mapping in layers:
+        try:
+            ComputerHwLayer.model_validate(mapping)
+        except ValidationError as exc:
+            raise validation_error(exc, source, path) from None
+
+
+def _check_references(sc: Scenario) -> None:
+    known = {c.name for c in sc.site.computers}
+    repos = {r.name for r in sc.site.repositories}
+
+    def check(names: list[str] | None, path: str, allow_repo: bool = False) -> None:
+        for n in names or []:
+            if n in known or (allow_repo and n in repos):
+                continue
+            raise ConfigError(f"unknown computer {n!r}", source=sc.source, path=path)
+
+    for i, f in enumerate(sc.spec.faults):
+        body = getattr(f, f.kind)
+        if hasattr(body, "target"):
+            check(body.target, f"faults.{i}.{f.kind}.target", allow_repo=True)
+        if isinstance(body, RepositoryRestartFault) and body.repository not in repos:
+            raise ConfigError(
+                f"unknown repository {body.repository!r}",
+                source=sc.source,
+                path=f"faults.{i}.repository_restart.repository",
+            )
+    for i, e in enumerate(sc.spec.expect):
+        body = getattr(e, e.kind)
+        for attr in ("computers", "except_"):
+            names = getattr(body, attr, None)
+            if isinstance(names, list):
+                check(names, f"expect.{i}.{e.kind}.{attr.rstrip('_')}")
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema of scenario files (for editors)."""
+    out = ScenarioSpec.model_json_schema(by_alias=True)
+    out["$id"] = "https://oglab.example/ogsim/scenario.schema.json"
+    out["title"] = "ogLab scenario"
+    return out
+
+
+def schema_text() -> str:
+    """The schema as the text stored in ``ogsim/scenario.schema.json``."""
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    """Regenerate the stored JSON schema."""
+    path.write_text(schema_text(), encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "BackendsSpec",
+    "ExpectSpec",
+    "FaultSpec",
+    "Rate",
+    "Scenario",
+    "ScenarioSpec",
+    "SimBackendSpec",
+    "build_scenario",
+    "load_scenario",
+    "schema",
+    "write_schema",
+]

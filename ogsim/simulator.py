@@ -1,0 +1,335 @@
+"""The simulator: builds the network from a scenario, runs its operations and faults, and
+returns ``Results``.
+
+Operations are planned by the console (:mod:`ogref.console`: scope → one DeployRequest per
+computer, with the classroom's multicast session, and the repository-mismatch refusal); each
+computer then drives its own decision-core session (:mod:`ogsim.client`).  A computer still busy
+when a later operation reaches it queues it.  Deterministic for a seed: one ``random.Random``
+feeds every random choice, and ties in time run in scheduling order.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from collections import deque
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from ogref import console
+from ogref.core.deploy import DeployRequest
+from ogref.errors import OgError
+from ogref.model import Image, MulticastSession
+from ogref.site import BootSpec, CloneSpec, CreateSpec, OperationSpec, RestoreSpec
+from ogsim.client import SimClient
+from ogsim.faults import apply_fault
+from ogsim.loop import Loop
+from ogsim.multicast import McastSession, SessionState
+from ogsim.network import Link, Network
+from ogsim.node import Router, Source
+from ogsim.results import ComputerResult, LinkSeries, LogLine, Metrics, OperationResult, Results
+from ogsim.scenario import Scenario
+from ogsim.swarm import Swarm
+
+
+class Simulation:
+    """One run of a scenario on the simulator."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.spec.seed if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.loop = Loop()
+        self.net = Network(self.loop)
+        spec = scenario.spec
+        router_hw = spec.network.router
+        self.router = Router(
+            self.net.link("router", router_hw.rate / 8, track=True),
+            router_hw.delay,
+            router_hw.multicast,
+        )
+        self.sources: dict[str, Source] = {}
+        for repo in scenario.site.repositories:
+            hw = scenario.repositories[repo.name]
+            addr = IPv4Address(repo.address or "10.0.0.1")
+            self.sources[repo.name] = Source(
+                name=repo.name,
+                address=addr,
+                subnet=None,
+                uplink=self.net.link(f"{repo.name} uplink", hw.uplink / 8, track=True),
+                router=self.router,
+                read=self.net.link(f"{repo.name} disk", hw.read / 8),
+                smb_overhead=hw.smb_overhead,
+                restart_s=hw.restart,
+                seeder_slots=hw.seeder_slots,
+            )
+        self.clients: dict[str, SimClient] = {}
+        for pc in scenario.site.computers:
+            hw = scenario.hosts[pc.name]
+            self.clients[pc.name] = SimClient(self, pc, hw, self.sources[pc.repository])
+        self.masters: dict[str, Source] = {}
+        self.sessions: dict[tuple[str, int, str], McastSession] = {}
+        self.swarms: dict[tuple[str, str], Swarm] = {}
+        self.results = Results(
+            scenario=scenario.name,
+            description=spec.description,
+            backend="sim",
+            seed=self.seed,
+            scale=scenario.sim.scale,
+        )
+        self._queues: dict[str, deque[tuple[OperationSpec, int]]] = {}
+
+    # ------------------------------------------------------------------ shared models
+
+    def log_event(self, text: str) -> None:
+        """A simulator-level event line (session started, receiver dropped…)."""
+        self.results.events.append(LogLine(t=round(self.loop.now, 6), text=text))
+
+    def multicast_session(
+        self, source: Source, params: MulticastSession, image: Image
+    ) -> McastSession:
+        """The udp-sender session for this file on this port (started by the first request)."""
+        key = (source.name, params.port, image.name)
+        s = self.sessions.get(key)
+        if s is None or s.state in (SessionState.DONE, SessionState.DEAD):
+            s = McastSession(self, source, params, image)
+            self.sessions[key] = s
+        return s
+
+    def swarm(self, source: Source, image: Image) -> Swarm:
+        """The swarm of this image (its tracker and seeder live on the repository)."""
+        key = (source.name, image.name)
+        if key not in self.swarms:
+            self.swarms[key] = Swarm(self, source, image)
+        return self.swarms[key]
+
+    def master_source(self, name: str) -> Source:
+        """A MASTER computer as a source of bytes (its own uplink)."""
+        if name not in self.masters:
+            c = self.clients[name]
+            iface = IPv4Interface(c.computer.ip)
+            self.masters[name] = Source(
+                name=name,
+                address=iface.ip,
+                subnet=IPv4Network(iface.network),
+                uplink=self.net.link(f"{name} uplink", c.hw.link_rate, track=True),
+                router=self.router,
+                read=None,
+                smb_overhead=0.02,
+            )
+        return self.masters[name]
+
+    # ------------------------------------------------------------------ operations
+
+    def _schedule(self) -> None:
+        for i, op in enumerate(self.scenario.spec.operations):
+            self.loop.at(op.at, self._run_operation, op, i)
+        for fault in self.scenario.spec.faults:
+            self.loop.at(fault.at, apply_fault, self, fault)
+
+    def _run_operation(self, op: OperationSpec, index: int) -> None:
+        body = getattr(op, op.kind)
+        res = OperationResult(index=index, kind=op.kind, at=op.at)
+        self.results.operations.append(res)
+        site = self.scenario.site
+        try:
+            if isinstance(body, RestoreSpec):
+                res.image, res.method = body.image, body.method
+                res.scope = console.scope_label(body.to)
+                pairs = console.build_requests(site, body, console.operation_for(op.kind))
+                for pc, req in pairs:
+                    self._start(res, pc.name, req)
+            elif isinstance(body, CloneSpec):
+                plan = console.plan_clone(site, body)
+                res.image, res.method = plan.image.name, str(plan.method)
+                res.scope = console.scope_label(body.to)
+                master = self.master_source(body.master)
+                for p in plan.computers:
+                    self._start(res, p.computer, p.request, {plan.image.name: plan.image}, master)
+            elif isinstance(body, BootSpec):
+                res.scope = console.scope_label(body.to)
+                for pc in site.scope(body.to):
+                    self._boot(res, pc.name, body)
+            elif isinstance(body, CreateSpec):
+                self._create(res, body)
+        except OgError as exc:
+            self._refuse(res, body, exc)
+
+    def _refuse(self, res: OperationResult, body: object, exc: OgError) -> None:
+        to = getattr(body, "to", "all")
+        try:
+            scope = self.scenario.site.scope(to)
+        except OgError:
+            scope = ()
+        for pc in scope:
+            rec = ComputerResult(
+                name=pc.name,
+                classroom=pc.classroom,
+                group=pc.group,
+                status="refused",
+                code=int(exc.code),
+                message=exc.message,
+                started=self.loop.now,
+                finished=self.loop.now,
+            )
+            rec.log.append(LogLine(t=self.loop.now, text=f"refused by the console: {exc}"))
+            res.computers.append(rec)
+        self.log_event(f"operation {res.index} ({res.kind}) refused: {exc}")
+
+    def _start(
+        self,
+        res: OperationResult,
+        name: str,
+        req: DeployRequest,
+        masters: dict[str, Image] | None = None,
+        master: Source | None = None,
+    ) -> None:
+        client = self.clients[name]
+        rec = ComputerResult(
+            name=name, classroom=client.computer.classroom, group=client.computer.group
+        )
+        res.computers.append(rec)
+
+        def begin() -> None:
+            client.on_end = lambda: self._next(name)
+            client.run(req, rec, masters, master)
+
+        self._enqueue(name, begin)
+
+    def _enqueue(self, name: str, begin: object) -> None:
+        q = self._queues.setdefault(name, deque())
+        q.append(begin)  # type: ignore[arg-type]
+        if len(q) == 1:
+            begin()  # type: ignore[operator]
+
+    def _next(self, name: str) -> None:
+        q = self._queues[name]
+        q.popleft()
+        if q:
+            self.loop.after(0.0, q[0])
+
+    def _boot(self, res: OperationResult, name: str, spec: BootSpec) -> None:
+        client = self.clients[name]
+        rec = ComputerResult(
+            name=name,
+            classroom=client.computer.classroom,
+            group=client.computer.group,
+            method_requested="boot",
+        )
+        res.computers.append(rec)
+
+        def begin() -> None:
+            rec.started = self.loop.now
+            if not client.alive:
+                rec.status, rec.finished, rec.message = (
+                    "crashed",
+                    self.loop.now,
+                    "the computer is off",
+                )
+                self._next(name)
+                return
+            try:
+                plan = console.plan_boot(client.computer, spec.disk, spec.partition, spec.permanent)
+            except OgError as exc:
+                rec.status, rec.code, rec.message = "failed", int(exc.code), exc.message
+                rec.finished = self.loop.now
+                self._next(name)
+                return
+            boots = 1 + (1 if spec.permanent else 0) + (1 if plan.tracked_boots else 0)
+            for step in plan.steps:
+                rec.log.append(LogLine(t=self.loop.now, text=step))
+
+            def done() -> None:
+                rec.phases.append(_phase("boot", rec.started, self.loop.now, str(plan.status)))
+                rec.status, rec.code = "ok", 0
+                rec.message = f"booted {spec.disk}:{spec.partition} ({plan.status})"
+                rec.finished = self.loop.now
+                self._next(name)
+
+            self.loop.after(client.hw.boot_s * boots, done)
+
+        self._enqueue(name, begin)
+
+    def _create(self, res: OperationResult, spec: CreateSpec) -> None:
+        """createImage timing only (read, compress, upload by SMB); no core session drives it."""
+        client = self.clients[spec.computer]
+        part = client.computer.disks.partition(spec.disk, spec.partition)
+        rec = ComputerResult(
+            name=client.name,
+            classroom=client.computer.classroom,
+            method_requested="create",
+            started=self.loop.now,
+        )
+        res.computers.append(rec)
+        res.image = spec.image
+        if part is None:
+            rec.status, rec.code, rec.message = "failed", 3, "no such partition"
+            rec.finished = self.loop.now
+            return
+        data = part.used or part.size // 2
+        rate = min(client.hw.read_rate, client.hw.decompress_rate / 2, client.hw.link_rate)
+        start = self.loop.now
+
+        def done() -> None:
+            rec.phases.append(_phase("create", start, self.loop.now, spec.target))
+            rec.status, rec.code, rec.message = "ok", 0, f"image {spec.image} created"
+            rec.bytes_moved = data / 2
+            rec.finished = self.loop.now
+
+        self.loop.after(data / rate, done)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> Results:
+        """Run the scenario to its end and return the results."""
+        wall0 = time.perf_counter()
+        self._schedule()
+        end = self.loop.run()
+        wall = time.perf_counter() - wall0
+        for op in self.results.operations:
+            for c in op.computers:
+                if c.finished is None and c.status == "ok":
+                    c.status = "failed"
+                    c.message = "did not finish: the transfer stalled (nothing left to happen)"
+            ends = [c.finished for c in op.computers if c.finished is not None]
+            op.makespan = (max(ends) - op.at) if ends else None
+        self.results.links = [_series(lk, end) for lk in self.net.links if lk.track]
+        recs = [c for op in self.results.operations for c in op.computers]
+        finished = [c.finished for c in recs if c.finished is not None]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.results.metrics = Metrics(
+            makespan_s=max(finished) if finished else 0.0,
+            computers=len({c.name for c in recs}),
+            ok=sum(1 for c in recs if c.status == "ok"),
+            failed=sum(1 for c in recs if c.status != "ok"),
+            bytes_total=sum(c.bytes_moved for c in recs),
+            events=self.loop.events,
+            wall_s=wall,
+            events_per_s=self.loop.events / wall if wall > 0 else 0.0,
+            peak_rss_mb=rss,
+            extra={
+                "recomputes": self.net.recomputes,
+                "swarm_transfers": sum(s.transfers for s in self.swarms.values()),
+            },
+        )
+        return self.results
+
+
+def _phase(name: str, start: float, end: float, detail: str = "") -> object:
+    from ogsim.results import Phase
+
+    return Phase(name=name, start=start, end=end, detail=detail)
+
+
+def _series(link: Link, end: float) -> LinkSeries:
+    t = [round(x, 6) for x in link.series_t]
+    bps = [r * 8 for r in link.series_rate]
+    if t and t[-1] < end:
+        t.append(round(end, 6))
+        bps.append(0.0)
+    return LinkSeries(name=link.name, capacity_bps=link.capacity * 8, t=t, bps=bps)
+
+
+def simulate(scenario: Scenario, seed: int | None = None) -> Results:
+    """Run ``scenario`` on the simulator."""
+    return Simulation(scenario, seed).run()

@@ -1,0 +1,348 @@
+"""BitTorrent swarm: tracker, rarest-first blocks, upload/download slots, OpenGnSys modes.
+
+To stay cheap at 1,000+ peers the image is cut into at most ``swarm_blocks`` blocks (each a run
+of whole pieces); a block is the unit a peer requests, verifies and re-serves, so store-and-
+forward latency is one block per hop.  The tracker answers a join with up to ``neighbours``
+random live peers plus the repository seeder (bttrack + btlaunchmany); connections are
+symmetric; a peer starved of useful neighbours re-announces every 30 s.  Each peer has
+``upload_slots`` and ``download_slots``; a peer-to-peer block moves at
+``min(uploader link / upload slots, downloader pipeline / download slots)``; blocks from the
+repository seeder are fluid flows sharing its uplink with every other repository transfer.
+Modes (``mode:time``): peer and seeder upload while downloading and keep seeding ``time`` s after
+completion; leecher does not upload and exits 30 s after completion.  ctorrent has no timeout:
+a swarm that loses every copy of a block stalls (reported as "did not finish").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ogref.model import Image, TorrentMode, TorrentSession
+from ogsim.disk import cache_write_rate
+from ogsim.loop import Timer
+from ogsim.network import Flow
+
+if TYPE_CHECKING:
+    from ogsim.client import SimClient
+    from ogsim.node import Source
+    from ogsim.simulator import Simulation
+
+REANNOUNCE_S = 30.0
+LEECHER_EXIT_S = 30.0
+
+
+class Peer:
+    """A ctorrent process (or the repository seeder when ``client`` is None)."""
+
+    def __init__(self, swarm: Swarm, client: SimClient | None, upload: bool) -> None:
+        self.swarm = swarm
+        self.client = client
+        self.name = client.name if client else f"seeder@{swarm.source.name}"
+        self.have = 0
+        self.inflight = 0
+        self.up_used = 0
+        self.down_used = 0
+        self.upload = upload
+        self.alive = True
+        self.offline = False
+        self.neighbours: list[Peer] = []
+        self.outgoing: set[Transfer] = set()
+        self.incoming: set[Transfer] = set()
+        self.completed_at = -1.0
+        self.reannounce: Timer | None = None
+        self.on_data: Callable[[], None] = lambda: None
+        self.on_ok: Callable[[float], None] = lambda n: None
+        self.rotate = 0
+        self.stay = 0.0
+
+    @property
+    def seeder(self) -> bool:
+        return self.client is None
+
+    @property
+    def up_slots(self) -> int:
+        if self.seeder:
+            return self.swarm.source.seeder_slots
+        return self.swarm.params.upload_slots
+
+    def usable(self) -> bool:
+        if not self.alive or self.offline or not self.upload:
+            return False
+        if self.seeder:
+            return self.swarm.source.up and self.swarm.source.seeder_alive
+        return True
+
+    # the client's job interface
+    def refresh(self) -> None:
+        """The client's link went down or came back (or its disk changed)."""
+        c = self.client
+        if c is None:
+            return
+        if not c.link_up and not self.offline:
+            self.offline = True
+            self.swarm.abort_transfers(self)
+        elif c.link_up and self.offline:
+            self.offline = False
+            self.swarm.kick(self)
+
+    def cancel(self) -> None:
+        """The client crashed: leave the swarm at once."""
+        self.swarm.leave(self)
+
+    @property
+    def moved(self) -> float:
+        return bin(self.have).count("1") * self.swarm.block_size
+
+
+class Transfer:
+    """One block moving from ``up`` to ``down``."""
+
+    __slots__ = ("block", "down", "flow", "timer", "up")
+
+    def __init__(self, up: Peer, down: Peer, block: int) -> None:
+        self.up = up
+        self.down = down
+        self.block = block
+        self.timer: Timer | None = None
+        self.flow: Flow | None = None
+
+
+class Swarm:
+    """All peers sharing one image file (``<image>.img.torrent``)."""
+
+    def __init__(self, sim: Simulation, source: Source, image: Image) -> None:
+        self.sim = sim
+        self.source = source
+        self.image = image
+        self.params = sim.scenario.sim
+        blocks_by_piece = max(1, -(-image.stored_size // self.params.piece))
+        self.nblocks = max(1, min(self.params.swarm_blocks, blocks_by_piece))
+        self.block_size = image.stored_size / self.nblocks
+        self.full = (1 << self.nblocks) - 1
+        self.avail = [0] * self.nblocks
+        self.peers: list[Peer] = []
+        self.waiting: set[Peer] = set()
+        self.seed = Peer(self, None, upload=True)
+        self.seed.have = self.full
+        for b in range(self.nblocks):
+            self.avail[b] += 1
+        self.transfers = 0
+
+    # ------------------------------------------------------------------ membership
+
+    def join(
+        self,
+        client: SimClient,
+        session: TorrentSession,
+        on_data: Callable[[], None],
+        on_ok: Callable[[float], None],
+    ) -> Peer:
+        """A client's ctorrent starts: announce to the tracker and connect."""
+        peer = Peer(self, client, upload=session.mode is not TorrentMode.LEECHER)
+        peer.on_data = on_data
+        peer.on_ok = on_ok
+        peer.stay = (
+            LEECHER_EXIT_S if session.mode is TorrentMode.LEECHER else float(session.seed_time)
+        )
+        self._announce(peer)
+        self.peers.append(peer)
+        self.kick(peer)
+        return peer
+
+    def _announce(self, peer: Peer) -> None:
+        rng = self.sim.rng
+        live = [p for p in self.peers if p.alive and p is not peer and p not in peer.neighbours]
+        want = self.params.neighbours - len(peer.neighbours)
+        picked = rng.sample(live, min(want, len(live))) if want > 0 else []
+        for p in picked:
+            peer.neighbours.append(p)
+            p.neighbours.append(peer)
+        if self.seed not in peer.neighbours:
+            peer.neighbours.append(self.seed)
+
+    def leave(self, peer: Peer) -> None:
+        """A peer exits (seeding time over, crash): its copies vanish from the swarm."""
+        if not peer.alive:
+            return
+        peer.alive = False
+        self.abort_transfers(peer)
+        self.waiting.discard(peer)
+        m = peer.have
+        while m:
+            low = m & -m
+            self.avail[low.bit_length() - 1] -= 1
+            m ^= low
+        if peer.reannounce is not None:
+            peer.reannounce.cancel()
+
+    def seeder_death(self) -> None:
+        """The repository seeder stops."""
+        self.source.seeder_alive = False
+        self.abort_transfers(self.seed, incoming=False)
+        m = self.seed.have
+        while m:
+            low = m & -m
+            self.avail[low.bit_length() - 1] -= 1
+            m ^= low
+        self.seed.have = 0
+
+    def abort_transfers(self, peer: Peer, incoming: bool = True) -> None:
+        """Cancel the blocks ``peer`` sends (and receives); the other ends retry elsewhere."""
+        others: set[Peer] = set()
+        for x in list(peer.outgoing):
+            self._cancel(x)
+            others.add(x.down)
+        if incoming:
+            for x in list(peer.incoming):
+                self._cancel(x)
+                others.add(x.up)
+        for p in others:
+            if p.alive:
+                self.kick(p)
+
+    def _cancel(self, x: Transfer) -> None:
+        if x.timer is not None:
+            x.timer.cancel()
+        if x.flow is not None:
+            self.sim.net.stop(x.flow)
+        self._release(x)
+
+    def _release(self, x: Transfer) -> None:
+        x.up.outgoing.discard(x)
+        x.down.incoming.discard(x)
+        x.up.up_used -= 1
+        x.down.down_used -= 1
+        x.down.inflight &= ~(1 << x.block)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def kick(self, peer: Peer) -> None:
+        """Let ``peer`` fill its download slots and serve waiting neighbours."""
+        if peer.client is not None and peer.have != self.full:
+            self._fill(peer)
+        self._offer(peer)
+
+    def _fill(self, down: Peer) -> None:
+        if not down.alive or down.offline:
+            return
+        slots = self.params.download_slots
+        nb = down.neighbours
+        n = len(nb)
+        while down.down_used < slots:
+            need = self.full & ~down.have & ~down.inflight
+            if not need:
+                self.waiting.discard(down)
+                return
+            started = False
+            for i in range(n):
+                up = nb[(down.rotate + i) % n]
+                if up.up_used >= up.up_slots or not up.usable():
+                    continue
+                cand = up.have & need
+                if cand:
+                    down.rotate = (down.rotate + i + 1) % n
+                    self._start(up, down, self._rarest(cand))
+                    started = True
+                    break
+            if not started:
+                self.waiting.add(down)
+                if down.down_used == 0 and down.reannounce is None:
+                    down.reannounce = self.sim.loop.after(REANNOUNCE_S, self._reannounce, down)
+                return
+        self.waiting.discard(down)
+
+    def _reannounce(self, peer: Peer) -> None:
+        peer.reannounce = None
+        if peer.alive and peer.have != self.full:
+            self._announce(peer)
+            self.kick(peer)
+
+    def _offer(self, up: Peer) -> None:
+        if not up.usable() or up.up_used >= up.up_slots or not self.waiting:
+            return
+        pool = self.waiting if up.seeder else [p for p in up.neighbours if p in self.waiting]
+        for w in sorted(pool, key=lambda p: p.name) if up.seeder else pool:
+            if up.up_used >= up.up_slots:
+                return
+            if w.alive and (up.have & ~w.have & ~w.inflight):
+                self._fill(w)
+
+    def _rarest(self, cand: int) -> int:
+        avail = self.avail
+        best = -1
+        best_n = 1 << 30
+        ties = 0
+        rng = self.sim.rng
+        m = cand
+        while m:
+            low = m & -m
+            b = low.bit_length() - 1
+            m ^= low
+            a = avail[b]
+            if a < best_n:
+                best, best_n, ties = b, a, 1
+            elif a == best_n:
+                ties += 1
+                if rng.random() * ties < 1.0:
+                    best = b
+        return best
+
+    def _rate(self, up: Peer, down: Peer) -> float:
+        eff = self.params.torrent_efficiency
+        c = down.client
+        assert c is not None
+        down_cap = min(c.hw.link_rate, cache_write_rate(c.disk, random=True)) * eff
+        per_down = down_cap / self.params.download_slots
+        if up.client is None:
+            return per_down
+        return min(per_down, up.client.hw.link_rate * eff / up.up_slots)
+
+    def _start(self, up: Peer, down: Peer, block: int) -> None:
+        x = Transfer(up, down, block)
+        up.up_used += 1
+        down.down_used += 1
+        down.inflight |= 1 << block
+        up.outgoing.add(x)
+        down.incoming.add(x)
+        self.transfers += 1
+        rate = self._rate(up, down)
+        if up.seeder:
+            assert down.client is not None
+            links = self.source.path_to(down.client)
+            x.flow = Flow(
+                self.block_size,
+                links,
+                rate,
+                lambda f: self._done(x),
+                label="seed",
+                wire=1.0 / self.params.torrent_efficiency,
+            )
+            self.sim.net.start(x.flow)
+        else:
+            x.timer = self.sim.loop.after(self.block_size / rate, self._done, x)
+
+    def _done(self, x: Transfer) -> None:
+        self._release(x)
+        down, up = x.down, x.up
+        bit = 1 << x.block
+        if down.alive and not down.have & bit:
+            down.have |= bit
+            self.avail[x.block] += 1
+        if down.alive and down.have == self.full and down.completed_at < 0:
+            self._complete(down)
+        if down.alive:
+            self.kick(down)
+        if up.alive:
+            self._offer(up)
+
+    def _complete(self, peer: Peer) -> None:
+        peer.completed_at = self.sim.loop.now
+        self.waiting.discard(peer)
+        peer.on_data()
+        self.sim.loop.after(peer.stay, self._exit, peer)
+
+    def _exit(self, peer: Peer) -> None:
+        if peer.alive:
+            self.leave(peer)
+            peer.on_ok(float(self.image.stored_size))
