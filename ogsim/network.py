@@ -66,7 +66,7 @@ class Network:
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.flows: set[Flow] = set()
+        self.flows: dict[Flow, None] = {}  # insertion order keeps runs deterministic
         self.links: list[Link] = []
         self._last = 0.0
         self._settle: Timer | None = None
@@ -86,7 +86,7 @@ class Network:
         self._advance()
         flow.active = True
         flow.started = self.loop.now
-        self.flows.add(flow)
+        self.flows[flow] = None
         if flow.remaining <= _EPS:
             flow.remaining = 0.0
         self.changed()
@@ -99,7 +99,7 @@ class Network:
         self._advance()
         flow.active = False
         flow.rate = 0.0
-        self.flows.discard(flow)
+        self.flows.pop(flow, None)
         self.changed()
 
     def set_cap(self, flow: Flow, cap: float) -> None:
@@ -155,7 +155,7 @@ class Network:
                 f.remaining = 0.0
                 f.active = False
                 f.rate = 0.0
-                self.flows.discard(f)
+                self.flows.pop(f, None)
             for f in done:
                 f.on_done(f)
             if self._settle is None:

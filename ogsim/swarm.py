@@ -47,8 +47,8 @@ class Peer:
         self.alive = True
         self.offline = False
         self.neighbours: list[Peer] = []
-        self.outgoing: set[Transfer] = set()
-        self.incoming: set[Transfer] = set()
+        self.outgoing: dict[Transfer, None] = {}
+        self.incoming: dict[Transfer, None] = {}
         self.completed_at = -1.0
         self.reannounce: Timer | None = None
         self.on_data: Callable[[], None] = lambda: None
@@ -189,14 +189,14 @@ class Swarm:
 
     def abort_transfers(self, peer: Peer, incoming: bool = True) -> None:
         """Cancel the blocks ``peer`` sends (and receives); the other ends retry elsewhere."""
-        others: set[Peer] = set()
+        others: dict[Peer, None] = {}
         for x in list(peer.outgoing):
             self._cancel(x)
-            others.add(x.down)
+            others[x.down] = None
         if incoming:
             for x in list(peer.incoming):
                 self._cancel(x)
-                others.add(x.up)
+                others[x.up] = None
         for p in others:
             if p.alive:
                 self.kick(p)
@@ -209,8 +209,8 @@ class Swarm:
         self._release(x)
 
     def _release(self, x: Transfer) -> None:
-        x.up.outgoing.discard(x)
-        x.down.incoming.discard(x)
+        x.up.outgoing.pop(x, None)
+        x.down.incoming.pop(x, None)
         x.up.up_used -= 1
         x.down.down_used -= 1
         x.down.inflight &= ~(1 << x.block)
@@ -303,8 +303,8 @@ class Swarm:
         up.up_used += 1
         down.down_used += 1
         down.inflight |= 1 << block
-        up.outgoing.add(x)
-        down.incoming.add(x)
+        up.outgoing[x] = None
+        down.incoming[x] = None
         self.transfers += 1
         rate = self._rate(up, down)
         if up.seeder:

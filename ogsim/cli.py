@@ -1,0 +1,269 @@
+"""The ``ogsim`` command line: run, report, sweep, validate, demo, validate-models, schema.
+
+Exit codes (``ExitCode``): 0 ok, 1 expectations failed, 2 interrupted, 3 backend not available,
+4 usage or scenario error.  Terminal output uses rich; figures are drawn by :mod:`ogsim.report`
+(matplotlib, imported lazily).  This module parses arguments and prints; it models nothing.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ogref.errors import ConfigError, OgError
+from ogref.units import format_duration, format_size
+from ogsim.expect import Check, evaluate
+from ogsim.results import Results
+from ogsim.scenario import Scenario, load_scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="ogLab simulator: run deployment scenarios, report, sweep, validate.",
+)
+out = Console()
+err = Console(stderr=True)
+
+SEED_SCENARIO = (
+    Path(__file__).resolve().parent.parent / "scenarios" / "seed-35pc-torrent-cache.yaml"
+)
+
+
+class ExitCode(IntEnum):
+    """Process exit status of ``ogsim``."""
+
+    OK = 0
+    EXPECTATIONS_FAILED = 1
+    INTERRUPTED = 2
+    BACKEND_ERROR = 3
+    USAGE_ERROR = 4
+
+
+def _load(path: Path) -> Scenario:
+    try:
+        return load_scenario(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]scenario error[/] {exc.source}: {exc.path or '-'}: {exc.reason}")
+        raise typer.Exit(ExitCode.USAGE_ERROR) from None
+    except OgError as exc:
+        err.print(f"[bold red]scenario error[/] {path}: {exc.message}")
+        raise typer.Exit(ExitCode.USAGE_ERROR) from None
+
+
+def run_scenario(scenario: Scenario, backend: str, seed: int | None) -> Results:
+    """Run a scenario on a backend (only ``sim`` exists so far)."""
+    if backend != "sim":
+        raise BackendUnavailableError(backend)
+    from ogsim.simulator import simulate
+
+    return simulate(scenario, seed)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend is not implemented yet."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(f"backend {backend!r} is not available yet (only 'sim' is)")
+        self.backend = backend
+
+
+def print_results(results: Results, checks: list[Check] | None = None, limit: int = 40) -> None:
+    """A rich table of per-computer outcomes, then the checks."""
+    for op in results.operations:
+        table = Table(
+            title=f"{results.scenario} — operation {op.index}: {op.kind} "
+            f"{op.image or ''} {op.method or ''} → {op.scope}",
+            title_justify="left",
+        )
+        for col in (
+            "computer",
+            "requested",
+            "used",
+            "status",
+            "code",
+            "fetch",
+            "restore",
+            "done at",
+            "moved",
+            "note",
+        ):
+            table.add_column(col, no_wrap=col != "note")
+        for c in op.computers[:limit]:
+            fetch = sum(p.end - p.start for p in c.phases if p.name == "fetch")
+            restore = sum(p.end - p.start for p in c.phases if p.name == "restore")
+            style = {"ok": "green", "failed": "red", "crashed": "magenta", "refused": "yellow"}.get(
+                c.status, ""
+            )
+            note = (
+                c.fallback_reasons[0]
+                if c.fallback_reasons
+                else (c.message if c.status != "ok" else "")
+            )
+            table.add_row(
+                c.name,
+                c.method_requested or "-",
+                c.method_used or "-",
+                f"[{style}]{c.status}[/]",
+                "-" if c.code is None else str(c.code),
+                f"{fetch:.0f}s" if fetch else "-",
+                f"{restore:.0f}s" if restore else "-",
+                f"{c.finished:.0f}s" if c.finished is not None else "-",
+                format_size(c.bytes_moved),
+                note[:90],
+            )
+        if len(op.computers) > limit:
+            table.caption = f"… {len(op.computers) - limit} more computers in results.json"
+        out.print(table)
+    m = results.metrics
+    out.print(
+        f"makespan [bold]{format_duration(round(m.makespan_s, 1))}[/] · {m.ok} ok / "
+        f"{m.failed} not ok · {m.events} events in {m.wall_s:.2f}s wall "
+        f"({m.events_per_s:,.0f} ev/s) · seed {results.seed}"
+    )
+    if checks:
+        for c in checks:
+            out.print(("[green]PASS[/] " if c.ok else "[red]FAIL[/] ") + c.name)
+            if not c.ok:
+                out.print(f"  [red]- expected:[/] {c.expected}\n  [green]+ actual:  [/] {c.actual}")
+                if c.offenders:
+                    out.print("    " + ", ".join(c.offenders[:12]))
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    backend: Annotated[str, typer.Option(help="sim | netns | libvirt")] = "sim",
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run a scenario, write results.json and check its expectations."""
+    if backend not in ("sim", "netns", "libvirt"):
+        err.print(f"[red]unknown backend {backend!r}[/] (sim, netns, libvirt)")
+        raise typer.Exit(ExitCode.USAGE_ERROR)
+    sc = _load(scenario)
+    try:
+        results = run_scenario(sc, backend, seed)
+    except BackendUnavailableError as exc:
+        err.print(f"[bold yellow]{exc}[/]")
+        raise typer.Exit(ExitCode.BACKEND_ERROR) from None
+    target = out_dir or Path("out") / sc.name / f"{backend}-{results.seed}"
+    path = results.write(target / "results.json")
+    checks = evaluate(results, sc.spec.expect)
+    if not quiet:
+        print_results(results, checks)
+    out.print(f"results: {path}")
+    if any(not c.ok for c in checks):
+        raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")]) -> None:
+    """Check a scenario against the schema (nothing is run)."""
+    sc = _load(scenario)
+    ops = len(sc.spec.operations)
+    out.print(
+        f"[green]ok[/] {scenario}: scenario {sc.name!r}, {len(sc.site.computers)} "
+        f"computers, {ops} operations, {len(sc.spec.faults)} faults, "
+        f"{len(sc.spec.expect)} expectations"
+    )
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="results.json files")],
+    reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
+) -> None:
+    """Draw figures and a Markdown/HTML summary into reports/<scenario>/…"""
+    from ogsim.report.build import build_report
+
+    loaded = [Results.read(p) for p in results]
+    for where in build_report(loaded, reports_dir):
+        out.print(f"report: {where}")
+
+
+@app.command()
+def demo(
+    reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
+) -> None:
+    """The seed's 35-PC TORRENT-CACHE example on the simulator: table + report."""
+    from ogsim.report.build import build_report
+
+    sc = _load(SEED_SCENARIO)
+    results = run_scenario(sc, "sim", None)
+    path = results.write(Path("out") / sc.name / f"sim-{results.seed}" / "results.json")
+    checks = evaluate(results, sc.spec.expect)
+    print_results(results, checks)
+    for where in build_report([results], reports_dir):
+        out.print(f"report: {where}")
+    out.print(f"results: {path}")
+    if any(not c.ok for c in checks):
+        raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+
+
+@app.command("validate-models")
+def validate_models() -> None:
+    """Predicted vs published: Frisbee multicast, EZIO crossover, unicast slope."""
+    from ogsim.validation import render_table, run_all
+
+    checks = run_all()
+    out.print(render_table(checks))
+    if any(not c.ok for c in checks):
+        raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+
+
+@app.command()
+def sweep(
+    computers: Annotated[
+        str, typer.Option("--n", help="computer counts, e.g. 10,35,100")
+    ] = "10,35,100",
+    methods: Annotated[
+        str, typer.Option(help="methods")
+    ] = "UNICAST-DIRECT,MULTICAST-DIRECT,TORRENT-CACHE",
+    loss: Annotated[str, typer.Option(help="loss values")] = "0%",
+    image: Annotated[str, typer.Option(help="stored image sizes")] = "10GiB",
+    link: Annotated[str, typer.Option(help="client link rates")] = "1Gbit",
+    jobs: Annotated[int, typer.Option(help="worker processes")] = 2,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("out/sweep"),
+) -> None:
+    """Run a grid of generated scenarios across processes; write one results.json per point."""
+    from ogsim.sweep import Grid, run_grid
+
+    grid = Grid.parse(computers, methods, loss, image, link)
+    rows = run_grid(grid, jobs, out_dir)
+    table = Table(title=f"sweep ({len(rows)} points) → {out_dir}")
+    for col in ("N", "method", "loss", "image", "link", "makespan", "ok"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.n), r.method, r.loss, r.image, r.link, f"{r.makespan:.0f}s", str(r.ok))
+    out.print(table)
+
+
+@app.command()
+def schema(
+    check: Annotated[bool, typer.Option(help="fail if the stored schema is out of date")] = False,
+) -> None:
+    """Regenerate ogsim/scenario.schema.json (or check it)."""
+    from ogsim.scenario import SCHEMA_PATH, schema_text, write_schema
+
+    if check:
+        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
+        if current != schema_text():
+            err.print("[red]scenario.schema.json is out of date: run `ogsim schema`[/]")
+            raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+        out.print("schema up to date")
+        return
+    out.print(f"wrote {write_schema()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(ExitCode.INTERRUPTED) from None

@@ -1,0 +1,4 @@
+"""Reports from ``results.json``: matplotlib figures and Markdown/HTML summaries.
+
+The only place in ogsim that imports matplotlib (lazily, Agg backend).  Reads results only.
+"""

@@ -1,0 +1,138 @@
+"""Report layout: ``reports/<scenario>/<backend>-<seed>/`` with figures, summary.md and
+summary.html, and a scaling figure when several runs are given together.
+
+Reads ``Results`` only; drawing is :mod:`ogsim.report.plots`' job.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from ogref.units import format_size
+from ogsim.report import plots
+from ogsim.results import Results
+
+
+def _method_rows(results: Results) -> list[tuple[str, int, int, float, float]]:
+    by: dict[str, list[tuple[bool, float]]] = {}
+    for op in results.operations:
+        for c in op.computers:
+            key = c.method_used or f"({op.kind}: {c.status})"
+            t = (c.finished - op.at) if c.finished is not None else float("nan")
+            by.setdefault(key, []).append((c.status == "ok", t))
+    rows = []
+    for method, items in sorted(by.items()):
+        times = sorted(t for ok, t in items if ok)
+        med = times[len(times) // 2] if times else float("nan")
+        rows.append(
+            (
+                method,
+                len(items),
+                sum(1 for ok, _ in items if ok),
+                med,
+                max(times) if times else float("nan"),
+            )
+        )
+    return rows
+
+
+def summary_markdown(results: Results, figures: dict[str, str]) -> str:
+    """The Markdown summary of one run."""
+    m = results.metrics
+    lines = [
+        f"# {results.scenario}",
+        "",
+        results.description,
+        "",
+        f"- backend **{results.backend}**, seed {results.seed}, scale {results.scale:g}",
+        f"- makespan **{m.makespan_s:.1f} s**; {m.ok} ok, {m.failed} not ok; "
+        f"{format_size(m.bytes_total)} moved",
+        f"- {m.events} events, {m.wall_s:.2f} s wall, peak RSS {m.peak_rss_mb:.0f} MiB",
+        "",
+        "| method used | computers | ok | median done (s) | last done (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for method, n, ok, med, last in _method_rows(results):
+        lines.append(f"| {method} | {n} | {ok} | {med:.1f} | {last:.1f} |")
+    switched = [c for op in results.operations for c in op.computers if c.switched]
+    failed = [c for op in results.operations for c in op.computers if c.status != "ok"]
+    if switched:
+        lines += ["", "## Automatic method switches", ""]
+        lines += [f"- **{c.name}**: {'; '.join(c.fallback_reasons)}" for c in switched]
+    if failed:
+        lines += ["", "## Not ok", ""]
+        lines += [f"- **{c.name}**: {c.status} (code {c.code}) {c.message}" for c in failed[:50]]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}]({file})" for name, file in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def summary_html(markdown: str, title: str) -> str:
+    """A minimal self-contained HTML rendering of the Markdown summary."""
+    body: list[str] = []
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(x.strip()) for x in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-:"):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("![") and "](" in line:
+            src = line[line.index("](") + 2 : -1]
+            body.append(f'<p><img src="{html.escape(src)}" style="max-width:100%"></p>')
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:]).replace('**', '')}</li>")
+        elif line:
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = "body{font-family:sans-serif;max-width:60em;margin:auto}td{padding:2px 8px}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def build_one(results: Results, root: Path) -> Path:
+    """Figures and summaries of one run; returns the run's report directory."""
+    where = root / results.scenario / f"{results.backend}-{results.seed}"
+    where.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "timeline": plots.save(plots.plot_timeline(results), where / "timeline.svg").name,
+        "completion CDF": plots.save(plots.plot_cdf(results), where / "cdf.svg").name,
+        "link utilisation": plots.save(plots.plot_links(results), where / "links.svg").name,
+    }
+    md = summary_markdown(results, figures)
+    (where / "summary.md").write_text(md, encoding="utf-8")
+    (where / "summary.html").write_text(summary_html(md, results.scenario), encoding="utf-8")
+    return where
+
+
+def build_report(runs: list[Results], root: Path) -> list[Path]:
+    """Reports for each run, plus ``reports/scaling/scaling.svg`` when several runs are given."""
+    made = [build_one(r, root) for r in runs]
+    if len(runs) > 1:
+        points = []
+        for r in runs:
+            for op in r.operations[:1]:
+                methods = {c.method_requested for c in op.computers}
+                method = methods.pop() if len(methods) == 1 else (op.method or "mixed")
+                points.append((method or "?", len(op.computers), r.metrics.makespan_s))
+        made.append(
+            plots.save(
+                plots.plot_scaling(points, "makespan against N"), root / "scaling" / "scaling.svg"
+            )
+        )
+    return made
