@@ -69,6 +69,9 @@ class _Table:
         self.parted = parted
         self.path = device
         try:
+            # libparted caches devices by path: a loop device re-attached to another file would
+            # keep its old size.  Tables here are short-lived, so the cache is dropped each time.
+            parted.freeAllDevices()
             self.dev = parted.getDevice(device)
             if fresh is not None:
                 self.disk = parted.freshDisk(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,7 +191,9 @@ def make_torrent(files: ImageFiles, tracker: str, comment: str) -> bool:
     fs = lt.file_storage()
     fs.add_file(files.img.name, files.img.stat().st_size)
     flags = getattr(lt.create_torrent, "v1_only", 0)
-    t = lt.create_torrent(fs, TORRENT_PIECE, flags=flags)
+    with warnings.catch_warnings():  # the file_storage constructor is deprecated, still exact
+        warnings.simplefilter("ignore", DeprecationWarning)
+        t = lt.create_torrent(fs, TORRENT_PIECE, flags=flags)
     if tracker:
         t.add_tracker(tracker)
     t.set_comment(comment)

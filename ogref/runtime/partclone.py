@@ -65,9 +65,13 @@ def program(fs: Filesystem) -> str:
 
 
 def clone_argv(fs: Filesystem, device: str, logfile: str) -> list[str]:
-    """Clone ``device`` (filesystem ``fs``) to stdout."""
+    """Clone ``device`` (filesystem ``fs``) to stdout.
+
+    ``-I`` (as ogClient): ntfsresize leaves NTFS flagged for a check; createImage has already
+    checked the filesystem itself.
+    """
     tool = program(fs)
-    head = [tool, "-c"] if tool != "partclone.dd" else [tool]
+    head = [tool, "-c", "-I"] if tool != "partclone.dd" else [tool]
     return [*head, "-q", "-s", device, "-o", "-", "-L", logfile]
 
 
