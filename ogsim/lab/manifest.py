@@ -1,0 +1,210 @@
+"""The lab's ownership manifest: every namespace, link, loop device, mount, process, nft table and
+libvirt object a lab creates is recorded here *before* it is used, and destroyed from here — in
+reverse order, exactly those, never by pattern.
+
+The manifest is a JSON-lines file in the run directory, appended and flushed at each record, so an
+interrupted run (Ctrl-C, crash, failed expectation) can still be cleaned by ``ogsim destroy DIR``.
+Processes are identified by PID *and* their start time (``/proc/PID/stat`` field 22), so a recycled
+PID is never killed.  Destroyers are registered per resource kind; this module knows how to stop
+processes, delete namespaces, links, loop devices, mounts, nft tables and files, and lets other
+modules register more kinds (libvirt objects).  It builds nothing itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One owned resource: its kind and how to find it again."""
+
+    kind: str
+    name: str
+    netns: str = ""
+    pid: int = 0
+    start_time: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Destroyer = Callable[[Resource], None]
+_DESTROYERS: dict[str, Destroyer] = {}
+
+
+def destroyer(kind: str) -> Callable[[Destroyer], Destroyer]:
+    """Register how resources of ``kind`` are destroyed."""
+
+    def deco(fn: Destroyer) -> Destroyer:
+        _DESTROYERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def process_start_time(pid: int) -> int:
+    """Field 22 of ``/proc/PID/stat`` (clock ticks since boot), 0 if the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return int(rest[19])
+
+
+class Manifest:
+    """Append-only record of what a lab owns, with reverse-order destruction."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / MANIFEST_NAME
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def record(self, kind: str, name: str, **kw: Any) -> Resource:
+        """Record a resource (call it just before creating it: destroyers tolerate absence)."""
+        extra = kw.pop("extra", {})
+        res = Resource(kind, name, extra=extra, **kw)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(res), sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return res
+
+    def record_process(
+        self, name: str, proc: subprocess.Popen[Any] | int, netns: str = ""
+    ) -> Resource:
+        """Record a started process by PID and start time."""
+        pid = proc if isinstance(proc, int) else proc.pid
+        return self.record(
+            "process", name, pid=pid, start_time=process_start_time(pid), netns=netns
+        )
+
+    def resources(self) -> list[Resource]:
+        """Everything recorded, in creation order (already-destroyed entries included)."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append(Resource(**json.loads(line)))
+        return out
+
+    def destroy(self, log: Callable[[str], None] | None = None) -> list[str]:
+        """Destroy every recorded resource in reverse order; return the errors (never raises)."""
+        errors: list[str] = []
+        for res in reversed(self.resources()):
+            fn = _DESTROYERS.get(res.kind)
+            if fn is None:
+                errors.append(f"no destroyer for {res.kind} {res.name}")
+                continue
+            try:
+                fn(res)
+                if log:
+                    log(f"destroyed {res.kind} {res.name}")
+            except Exception as exc:  # keep going: one failure must not leak the rest
+                errors.append(f"{res.kind} {res.name}: {exc}")
+        done = self.path.with_suffix(".destroyed")
+        with suppress(OSError):
+            self.path.rename(done)
+        return errors
+
+    @contextmanager
+    def owned(self) -> Iterator[Manifest]:
+        """``with manifest.owned():`` destroys everything on every exit path, Ctrl-C included."""
+        try:
+            yield self
+        finally:
+            self.destroy()
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+@destroyer("process")
+def _kill_process(res: Resource) -> None:
+    if not res.pid or process_start_time(res.pid) != res.start_time:
+        return  # gone, or the PID now belongs to someone else
+    with suppress(ProcessLookupError):
+        os.kill(res.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and process_start_time(res.pid) == res.start_time:
+        with suppress(ChildProcessError):
+            os.waitpid(res.pid, os.WNOHANG)
+        time.sleep(0.05)
+    if process_start_time(res.pid) == res.start_time:
+        with suppress(ProcessLookupError):
+            os.kill(res.pid, signal.SIGKILL)
+        with suppress(ChildProcessError):
+            os.waitpid(res.pid, 0)
+
+
+@destroyer("netns")
+def _del_netns(res: Resource) -> None:
+    if Path(f"/run/netns/{res.name}").exists():
+        r = _run(["ip", "netns", "del", res.name])
+        if r.returncode:
+            raise RuntimeError(r.stderr.strip())
+
+
+@destroyer("link")
+def _del_link(res: Resource) -> None:
+    argv = ["ip", *(["-n", res.netns] if res.netns else []), "link", "del", res.name]
+    if res.netns and not Path(f"/run/netns/{res.netns}").exists():
+        return  # went away with its namespace
+    r = _run(argv)
+    if r.returncode and "Cannot find device" not in r.stderr:
+        raise RuntimeError(r.stderr.strip())
+
+
+@destroyer("nft_table")
+def _del_nft(res: Resource) -> None:
+    family = res.extra.get("family", "bridge")
+    prefix = ["ip", "netns", "exec", res.netns] if res.netns else []
+    if res.netns and not Path(f"/run/netns/{res.netns}").exists():
+        return
+    _run([*prefix, "nft", "delete", "table", family, res.name])
+
+
+@destroyer("mount")
+def _umount(res: Resource) -> None:
+    mounts = Path("/proc/mounts").read_text().split("\n")
+    if any(line.split(" ")[1:2] == [res.name] for line in mounts if line):
+        r = _run(["umount", res.name])
+        if r.returncode:
+            r = _run(["umount", "-l", res.name])
+            if r.returncode:
+                raise RuntimeError(r.stderr.strip())
+
+
+@destroyer("loopdev")
+def _detach_loop(res: Resource) -> None:
+    backing = res.extra.get("backing", "")
+    r = _run(["losetup", "-n", "-O", "BACK-FILE", res.name])
+    if r.returncode or (backing and r.stdout.strip() != backing):
+        return  # detached already, or reused for another file: not ours any more
+    r = _run(["losetup", "-d", res.name])
+    if r.returncode:
+        raise RuntimeError(r.stderr.strip())
+
+
+@destroyer("file")
+def _rm_file(res: Resource) -> None:
+    p = Path(res.name)
+    if p.is_dir() and not p.is_symlink():
+        import shutil
+
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
