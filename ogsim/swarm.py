@@ -122,7 +122,7 @@ class Swarm:
         self.full = (1 << self.nblocks) - 1
         self.avail = [0] * self.nblocks
         self.peers: list[Peer] = []
-        self.waiting: set[Peer] = set()
+        self.waiting: dict[Peer, None] = {}  # ordered: deterministic service order
         self.seed = Peer(self, None, upload=True)
         self.seed.have = self.full
         for b in range(self.nblocks):
@@ -152,9 +152,21 @@ class Swarm:
 
     def _announce(self, peer: Peer) -> None:
         rng = self.sim.rng
-        live = [p for p in self.peers if p.alive and p is not peer and p not in peer.neighbours]
-        want = self.params.neighbours - len(peer.neighbours)
-        picked = rng.sample(live, min(want, len(live))) if want > 0 else []
+        known = set(peer.neighbours)
+        want = self.params.neighbours - len(known - {self.seed})
+        peers = self.peers
+        if len(peers) <= 3 * want:  # small swarm: pick among every live peer
+            pool = [p for p in peers if p.alive and p is not peer and p not in known]
+            picked = rng.sample(pool, min(max(want, 0), len(pool)))
+        else:  # large swarm: random probes, like a tracker's random numwant answer
+            picked = []
+            for _ in range(3 * want):
+                if len(picked) >= want:
+                    break
+                p = peers[rng.randrange(len(peers))]
+                if p.alive and p is not peer and p not in known:
+                    known.add(p)
+                    picked.append(p)
         for p in picked:
             peer.neighbours.append(p)
             p.neighbours.append(peer)
@@ -167,7 +179,7 @@ class Swarm:
             return
         peer.alive = False
         self.abort_transfers(peer)
-        self.waiting.discard(peer)
+        self.waiting.pop(peer, None)
         m = peer.have
         while m:
             low = m & -m
@@ -232,7 +244,7 @@ class Swarm:
         while down.down_used < slots:
             need = self.full & ~down.have & ~down.inflight
             if not need:
-                self.waiting.discard(down)
+                self.waiting.pop(down, None)
                 return
             started = False
             for i in range(n):
@@ -246,11 +258,11 @@ class Swarm:
                     started = True
                     break
             if not started:
-                self.waiting.add(down)
+                self.waiting[down] = None
                 if down.down_used == 0 and down.reannounce is None:
                     down.reannounce = self.sim.loop.after(REANNOUNCE_S, self._reannounce, down)
                 return
-        self.waiting.discard(down)
+        self.waiting.pop(down, None)
 
     def _reannounce(self, peer: Peer) -> None:
         peer.reannounce = None
@@ -261,8 +273,8 @@ class Swarm:
     def _offer(self, up: Peer) -> None:
         if not up.usable() or up.up_used >= up.up_slots or not self.waiting:
             return
-        pool = self.waiting if up.seeder else [p for p in up.neighbours if p in self.waiting]
-        for w in sorted(pool, key=lambda p: p.name) if up.seeder else pool:
+        pool = list(self.waiting) if up.seeder else [p for p in up.neighbours if p in self.waiting]
+        for w in pool:
             if up.up_used >= up.up_slots:
                 return
             if w.alive and (up.have & ~w.have & ~w.inflight):
@@ -338,7 +350,7 @@ class Swarm:
 
     def _complete(self, peer: Peer) -> None:
         peer.completed_at = self.sim.loop.now
-        self.waiting.discard(peer)
+        self.waiting.pop(peer, None)
         peer.on_data()
         self.sim.loop.after(peer.stay, self._exit, peer)
 

@@ -1,0 +1,80 @@
+"""``make bench-sim``: wall time, events/s and peak RSS of the simulator per method.
+
+Runs a 1,000-PC × 30 GiB restore under each of the five methods (``--n 10000`` adds the
+10,000-PC campus), each in a fresh process so peak RSS is per run.  Prints numbers only; it never
+asserts a time (targets: ≤ 10 s per method at 1,000 PCs, ≤ 2 min at 10,000, ≤ 2 GiB RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+
+from ogref.model import ALL_METHODS
+
+TARGETS = {1000: 10.0, 10000: 120.0}
+
+
+def _one(args: tuple[int, str, str]) -> dict[str, float | str | int]:
+    n, method, size = args
+    from ogsim.simulator import simulate
+    from ogsim.synthetic import synthetic
+
+    t0 = time.perf_counter()
+    scenario = synthetic(n, method, data=size, stored=size)
+    t1 = time.perf_counter()
+    results = simulate(scenario)
+    t2 = time.perf_counter()
+    m = results.metrics
+    return {
+        "n": n,
+        "method": method,
+        "build_s": t1 - t0,
+        "sim_s": t2 - t1,
+        "events": m.events,
+        "events_per_s": m.events / (t2 - t1) if t2 > t1 else 0.0,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "makespan_s": m.makespan_s,
+        "ok": m.ok,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print a table."""
+    ap = argparse.ArgumentParser(prog="python -m ogsim.bench", description=__doc__)
+    ap.add_argument("--n", type=int, action="append", help="computer counts (default 1000)")
+    ap.add_argument("--size", default="30GiB", help="image size (data = stored)")
+    ap.add_argument("--method", action="append", help="methods (default: all five)")
+    args = ap.parse_args(argv)
+    counts = args.n or [1000]
+    methods = args.method or [str(m) for m in ALL_METHODS]
+    print(f"ogsim benchmark: image {args.size}, one fresh process per run")
+    head = (
+        f"{'N':>6}  {'method':<17} {'wall s':>8} {'build s':>8} {'events':>9} "
+        f"{'events/s':>10} {'peak RSS':>9} {'makespan':>10} {'ok':>6}  target"
+    )
+    print(head)
+    print("-" * len(head))
+    ctx = mp.get_context("spawn")
+    for n in counts:
+        for method in methods:
+            with ctx.Pool(1, maxtasksperchild=1) as pool:
+                r = pool.apply(_one, ((n, method, args.size),))
+            target = TARGETS.get(n)
+            within = (
+                ""
+                if target is None
+                else (f"≤ {target:.0f}s {'met' if float(r['sim_s']) <= target else 'MISSED'}")
+            )
+            print(
+                f"{n:>6}  {method:<17} {float(r['sim_s']):>8.2f} {float(r['build_s']):>8.2f} "
+                f"{int(r['events']):>9} {float(r['events_per_s']):>10,.0f} "
+                f"{float(r['rss_mb']):>7.0f}MB {float(r['makespan_s']):>9.0f}s "
+                f"{int(r['ok']):>6}  {within}"
+            )
+
+
+if __name__ == "__main__":
+    main()
