@@ -10,6 +10,7 @@ Filesystems are made elsewhere (:mod:`ogref.runtime.filesystem`).
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +69,13 @@ class _Table:
         parted = _parted()
         self.parted = parted
         self.path = device
+        # libparted caches devices by path: a loop device re-attached to another file would keep
+        # its old size, so the cache is dropped first.  It may only be freed once no Python
+        # object still points into it (every public function here returns plain data; the
+        # explicit collect clears reference cycles), else a later GC touches freed memory.
+        gc.collect()
+        parted.freeAllDevices()
         try:
-            # libparted caches devices by path: a loop device re-attached to another file would
-            # keep its old size.  Tables here are short-lived, so the cache is dropped each time.
-            parted.freeAllDevices()
             self.dev = parted.getDevice(device)
             if fresh is not None:
                 self.disk = parted.freshDisk(
@@ -135,6 +139,17 @@ class _Table:
         align = _ALIGN // self.sector
         return -(-end // align) * align
 
+    def close(self) -> None:
+        """Drop this table's libparted objects."""
+        self.disk = None
+        self.dev = None
+
+    def __enter__(self) -> _Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def commit(self) -> None:
         try:
             self.disk.commit()
@@ -152,7 +167,11 @@ def _set_mbr_id(device: str, number: int, type_id: int) -> None:
 
 def write_table(device: str, table: TableKind, specs: list[PartSpec]) -> list[int]:
     """Write a fresh partition table with ``specs`` in order; return the partition numbers."""
-    t = _Table(device, table)
+    with _Table(device, table) as t:
+        return _write(t, device, specs)
+
+
+def _write(t: _Table, device: str, specs: list[PartSpec]) -> list[int]:
     numbers = []
     for i, spec in enumerate(specs):
         start = t.next_start()

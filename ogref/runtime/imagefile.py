@@ -10,6 +10,7 @@ model's :class:`~ogref.model.Image` live here too.  Nothing here runs partclone 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -157,10 +158,9 @@ def full_checksum(files: ImageFiles, *, store: bool = True) -> str:
         return known
     value = md5_full(files.img)
     if store:
-        try:
+        # a read-only share: computed on the fly, as OpenGnSys does
+        with contextlib.suppress(OSError):
             write_text(files.full_sum, value + "\n")
-        except OSError:
-            pass  # read-only share: computed on the fly, as OpenGnSys does
     return value
 
 

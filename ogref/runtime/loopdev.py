@@ -60,17 +60,28 @@ class LoopDisk:
     def detach(self) -> None:
         """Detach the device this object attached (retrying briefly while it is busy)."""
         if self.device:
-            for attempt in range(20):
-                done = run(["losetup", "-d", self.device], error=PartitionError, check=False)
-                if done.returncode == 0:
+            # the kernel defers a detach while the device is still open (a closing blkid, a
+            # partition scan): retry until the backing file is really gone
+            for attempt in range(50):
+                if not self._attached_to_backing():
                     break
-                if attempt == 19:
+                done = run(["losetup", "-d", self.device], error=PartitionError, check=False)
+                if attempt == 49:
                     raise PartitionError(f"cannot detach {self.device}: {done.stderr.strip()}")
                 time.sleep(0.1)
             self.device = ""
         if self._created_file and not self.keep_file:
             self.backing.unlink(missing_ok=True)
             self._created_file = False
+
+    def _attached_to_backing(self) -> bool:
+        name = os.path.basename(self.device)
+        try:
+            with open(f"/sys/block/{name}/loop/backing_file", encoding="utf-8") as f:
+                current = f.read().strip()
+        except OSError:
+            return False
+        return current.removesuffix(" (deleted)") == str(self.backing.resolve())
 
     def rescan(self) -> None:
         """Ask the kernel to re-read the partition table (after writing it)."""

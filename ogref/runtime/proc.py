@@ -9,6 +9,7 @@ image code hashes and counts bytes on the fly.  This module knows nothing about 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -154,10 +155,8 @@ def run_pipeline(
         except Exception as exc:  # reported through the pipeline failure
             python_errors.append(f"{name}: {exc}")
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
     try:
         stdin: IO[bytes] | int | None
@@ -171,9 +170,7 @@ def run_pipeline(
         for i, argv in enumerate(stages):
             last = i == len(stages) - 1
             stdout: IO[bytes] | int
-            if not last:
-                stdout = subprocess.PIPE
-            elif drain is not None:
+            if not last or drain is not None:
                 stdout = subprocess.PIPE
             elif stdout_path is not None:
                 out = open(stdout_path, "wb")  # noqa: SIM115 - closed in finally

@@ -11,6 +11,7 @@ written, so the partition cannot pass for a restored one.  It takes no cache dec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -158,7 +159,6 @@ def _run(
 
 def _invalidate(device: str) -> None:
     """Erase filesystem signatures after a failed restore (the content is not trustworthy)."""
-    try:
+    # best effort: the restore error is what the caller must see
+    with contextlib.suppress(Exception):
         run(["wipefs", "-a", "-q", device], error=ImageError, check=False)
-    except Exception:  # best effort: the restore error is what the caller must see
-        pass

@@ -79,8 +79,9 @@ def populate(root: Path, seed: int = 1, random_mib: int = 4) -> None:
     """Varied content: text, random binary, empty file, nested dirs, a symlink (not on FAT)."""
     rng = random.Random(seed)
     (root / "etc").mkdir(exist_ok=True)
-    (root / "etc/fstab").write_text("/dev/sda1\t/\text4\tdefaults\t0\t1\n"
-                                    "/dev/sda5\tnone\tswap\tsw\t0\t0\n")
+    (root / "etc/fstab").write_text(
+        "/dev/sda1\t/\text4\tdefaults\t0\t1\n/dev/sda5\tnone\tswap\tsw\t0\t0\n"
+    )
     (root / "docs/deep/er").mkdir(parents=True, exist_ok=True)
     for i in range(40):
         words = " ".join(rng.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(400))
@@ -126,16 +127,20 @@ def fat_fill(node: str, work: Path, seed: int = 1) -> str:
     img = work / "fat.img"
     with open(img, "wb") as f:
         f.truncate(size)
-    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "EFI", str(img)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mkfs.vfat", "-F", "32", "-n", "EFI", str(img)], check=True, capture_output=True
+    )
     src = work / "fatsrc"
     src.mkdir()
     rng = random.Random(seed)
     (src / "EFI/BOOT").mkdir(parents=True)
     (src / "EFI/BOOT/bootx64.efi").write_bytes(rng.randbytes(2 * MIB))
     (src / "readme.txt").write_text("fat " * 5000)
-    subprocess.run(["mcopy", "-s", "-i", str(img), str(src / "EFI"), str(src / "readme.txt"),
-                    "::/"], check=True, capture_output=True)
+    subprocess.run(
+        ["mcopy", "-s", "-i", str(img), str(src / "EFI"), str(src / "readme.txt"), "::/"],
+        check=True,
+        capture_output=True,
+    )
     with open(img, "rb") as fin, open(node, "r+b") as fout:
         shutil.copyfileobj(fin, fout, 4 * MIB)
     img.unlink()
@@ -149,7 +154,10 @@ def fat_hash(node: str, work: Path) -> str:
         shutil.copyfileobj(fin, fout, 4 * MIB)
     out = work / "fatout"
     out.mkdir()
-    subprocess.run(["mcopy", "-s", "-n", "-i", str(img), "::/EFI", "::/readme.txt", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["mcopy", "-s", "-n", "-i", str(img), "::/EFI", "::/readme.txt", str(out)],
+        check=True,
+        capture_output=True,
+    )
     img.unlink()
     return tree_hash(out)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ogref.core.deploy import DeployRequest, Operation
 from ogref.errors import OgErr
-from ogref.model.method import UNICAST_CACHE, UNICAST_DIRECT, TORRENT_CACHE
+from ogref.model.method import TORRENT_CACHE, UNICAST_CACHE, UNICAST_DIRECT
 from ogref.model.policy import EngineConfig
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import cacheupdate, disk, filesystem, imagefile
@@ -40,8 +40,9 @@ def client(make_disk: MakeDisk, tmp_path: Path, lock_dir: Path) -> tuple[Machine
     create_image(src.partition(1), repo, "linux", lock_dir=lock_dir)
     pc = make_disk(512 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
     init_cache(pc.device, 128 * MIB)
-    machine = Machine({1: pc.device}, repo.root, tmp_path / "cache", lock_dir, "aula1-pc07",
-                      grub=False)
+    machine = Machine(
+        {1: pc.device}, repo.root, tmp_path / "cache", lock_dir, "aula1-pc07", grub=False
+    )
     return machine, want
 
 

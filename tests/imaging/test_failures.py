@@ -23,7 +23,7 @@ from ogref.runtime import filesystem
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore, md5_full, read_sum
-from ogref.runtime.lock import LockFile
+from ogref.runtime.lock import LockFile, partition_lock_path
 from ogref.runtime.loopdev import LoopDisk
 from ogref.runtime.mount import Mount
 from ogref.runtime.restore import restore_image
@@ -40,8 +40,9 @@ def made(make_disk: MakeDisk, tmp_path: Path, lock_dir: Path) -> tuple[ImageStor
     src = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(128 * MIB, Filesystem.EXT4)])
     want = fill_partition(src.partition(1), Filesystem.EXT4, random_mib=8)
     repo = ImageStore(tmp_path / "repo")
-    create_image(src.partition(1), repo, "base", comp=Compressor.ZSTD, reduce=False,
-                 lock_dir=lock_dir)
+    create_image(
+        src.partition(1), repo, "base", comp=Compressor.ZSTD, reduce=False, lock_dir=lock_dir
+    )
     return repo, want, make_disk
 
 
@@ -110,7 +111,11 @@ def test_repository_full_during_create_keeps_the_previous_image(
             assert md5_full(files.img) == before == read_sum(files.full_sum)
             assert not files.lock.exists() and not files.staged().img.exists()
             assert sorted(p.name for p in files.root.iterdir()) == [
-                "v.img", "v.img.full.sum", "v.img.info", "v.img.sum", "v.img.torrent"
+                "v.img",
+                "v.img.full.sum",
+                "v.img.info",
+                "v.img.sum",
+                "v.img.torrent",
             ]
 
 
@@ -156,14 +161,11 @@ def test_locked_partition_and_locked_image_are_4(
 ) -> None:
     repo, _, make_disk = made
     dst = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
-    from ogref.runtime.lock import partition_lock_path
-
-    with LockFile(partition_lock_path(lock_dir, dst.partition(1)), "test"):
-        with pytest.raises(LockedError):
-            restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
-    with LockFile(repo.files("base").lock, "test"):
-        with pytest.raises(LockedError):
-            restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
+    part_lock = LockFile(partition_lock_path(lock_dir, dst.partition(1)), "test")
+    with part_lock, pytest.raises(LockedError):
+        restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
+    with LockFile(repo.files("base").lock, "test"), pytest.raises(LockedError):
+        restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
 
 
 def test_filesystem_mismatch_needs_permission(

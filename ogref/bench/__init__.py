@@ -1,0 +1,1 @@
+"""Benchmarks (run as ``python -m ogref.bench.<name>``); measurements only, never assertions."""
