@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from ogsim.node import Source as Node
     from ogsim.simulator import Simulation
 
-MCAST_CACHE_SLEEP = (1, 30)  # MULTICAST-CACHE sleeps 1–30 s before requesting
-TORRENT_SLEEP = (1, 120)  # updateCache TORRENT sleeps 1–120 s before ctorrent
 
 
 class Job(Protocol):
@@ -210,10 +208,10 @@ class SimClient:
             )
         elif cmd.transport is Transport.MULTICAST:
             assert cmd.multicast is not None
-            delay = float(sim.rng.randint(*MCAST_CACHE_SLEEP))
+            delay = float(sim.rng.randint(*sim.scenario.sim.mcast_cache_sleep))
             self._wait(delay, lambda: self._mcast(image, cmd.multicast, False, ok, fail))
         else:
-            delay = float(sim.rng.randint(*TORRENT_SLEEP))
+            delay = float(sim.rng.randint(*sim.scenario.sim.torrent_sleep))
             self._wait(delay, lambda: self._torrent(cmd, ok))
 
     def _wait(self, delay: float, then: Callable[[], None]) -> None:

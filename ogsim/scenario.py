@@ -229,13 +229,22 @@ class SimBackendSpec(_Strict):
     """Simulator knobs: scale and model parameters (all have calibrated defaults)."""
 
     scale: float = Field(default=1.0, gt=0, le=1, description="image sizes multiplied by this")
-    swarm_blocks: int = Field(default=64, ge=4, le=4096, description="torrent blocks per image")
+    swarm_blocks: int | None = Field(
+        default=None, ge=4, le=65536,
+        description="torrent blocks per image (default: 65536/N clamped to 64–1024, ≤ pieces)",
+    )
     upload_slots: int = Field(default=4, ge=1, description="torrent upload slots per peer")
     download_slots: int = Field(default=4, ge=1, description="torrent concurrent downloads")
     neighbours: int = Field(default=30, ge=1, description="peers a tracker answer lists")
     piece: Size = Field(default=4 * 1024**2, description="torrent piece size (ctorrent -l)")
     torrent_efficiency: Ratio = Field(
         default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
+    )
+    torrent_sleep: tuple[int, int] = Field(
+        default=(1, 120), description="updateCache TORRENT random start delay (s), min and max"
+    )
+    mcast_cache_sleep: tuple[int, int] = Field(
+        default=(1, 30), description="MULTICAST-CACHE random delay before the request (s)"
     )
     fec: str = Field(default="8x8/128", pattern=r"^\d+x\d+/\d+$")
     slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")

@@ -1,12 +1,13 @@
 """BitTorrent swarm: tracker, rarest-first blocks, upload/download slots, OpenGnSys modes.
 
-To stay cheap at 1,000+ peers the image is cut into at most ``swarm_blocks`` blocks (each a run
+To stay cheap at 1,000+ peers the image is cut into ``swarm_blocks`` blocks (each a run
 of whole pieces); a block is the unit a peer requests, verifies and re-serves, so store-and-
 forward latency is one block per hop.  The tracker answers a join with up to ``neighbours``
 random live peers plus the repository seeder (bttrack + btlaunchmany); connections are
 symmetric; a peer starved of useful neighbours re-announces every 30 s.  Each peer has
 ``upload_slots`` and ``download_slots``; a peer-to-peer block moves at
-``min(uploader link / upload slots, downloader pipeline / download slots)``; blocks from the
+``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
+uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
 repository seeder are fluid flows sharing its uplink with every other repository transfer.
 Modes (``mode:time``): peer and seeder upload while downloading and keep seeding ``time`` s after
 completion; leecher does not upload and exits 30 s after completion.  ctorrent has no timeout:
@@ -117,7 +118,10 @@ class Swarm:
         self.image = image
         self.params = sim.scenario.sim
         blocks_by_piece = max(1, -(-image.stored_size // self.params.piece))
-        self.nblocks = max(1, min(self.params.swarm_blocks, blocks_by_piece))
+        wanted = self.params.swarm_blocks
+        if wanted is None:  # finer for small swarms, coarser for huge ones: cost ~ N × blocks
+            wanted = max(64, min(1024, 65536 // max(1, len(sim.clients))))
+        self.nblocks = max(1, min(wanted, blocks_by_piece))
         self.block_size = image.stored_size / self.nblocks
         self.full = (1 << self.nblocks) - 1
         self.avail = [0] * self.nblocks
@@ -304,7 +308,12 @@ class Swarm:
         eff = self.params.torrent_efficiency
         c = down.client
         assert c is not None
-        down_cap = min(c.hw.link_rate, cache_write_rate(c.disk, random=True)) * eff
+        disk = cache_write_rate(c.disk, random=True)
+        if down.up_used > 0:
+            # the disk also reads the blocks this peer uploads; with upload ≈ download the
+            # write rate left is 1 / (1/w + 1/r)
+            disk = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
+        down_cap = min(c.hw.link_rate, disk) * eff
         per_down = down_cap / self.params.download_slots
         if up.client is None:
             return per_down

@@ -1,0 +1,190 @@
+"""The lab's network: a switch namespace with one Linux bridge per subnet, and a namespace per
+host (repository, server, each client, a router between subnets) joined to its bridge by a veth.
+
+Every namespace and link is recorded in the run's :class:`~ogsim.lab.manifest.Manifest` before it
+is created.  Nothing is attached to a real interface and nothing is NATed: the bridges live in the
+switch namespace, the hosts only see their ``eth0`` (``eth1`` on the router).  Multicast works with
+IGMP snooping on and a querier on each bridge; client ports do not flood unregistered groups
+(``mcast_flood off``), the repository and router ports are permanent multicast routers.  Across
+subnets multicast goes through ``smcrouted`` in the router namespace (started here, recorded).
+Shaping is :mod:`ogsim.lab.netns.shaping`'s job; services are started elsewhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+
+from ogsim.lab.manifest import Manifest
+
+SWITCH = "sw"
+
+
+class TopologyError(RuntimeError):
+    """A namespace, link or address could not be set up."""
+
+
+def sh(argv: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
+    """Run one administrative command (ip, bridge, tc, nft); its stdout."""
+    done = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode:
+        raise TopologyError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+    return done.stdout
+
+
+def new_prefix() -> str:
+    """A short random namespace prefix for one run (``og3f2a``), so runs never collide."""
+    return "og" + secrets.token_hex(2)
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host namespace with its address (``10.0.1.11/24``) and the switch-side port name."""
+
+    name: str
+    netns: str
+    ip: str
+    port: str
+    bridge: str
+
+    @property
+    def address(self) -> str:
+        return str(IPv4Interface(self.ip).ip)
+
+    def exec_argv(self, argv: Sequence[str]) -> list[str]:
+        """``ip netns exec NS argv…`` (the PID of the result is the program's own: ip execs)."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+
+@dataclass
+class Topology:
+    """Builds and remembers the lab network of one run."""
+
+    manifest: Manifest
+    prefix: str = field(default_factory=new_prefix)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    bridges: dict[IPv4Network, str] = field(default_factory=dict)
+    router: Host | None = None
+    router_legs: dict[IPv4Network, str] = field(default_factory=dict)
+
+    @property
+    def switch(self) -> str:
+        return f"{self.prefix}-{SWITCH}"
+
+    # ------------------------------------------------------------------ building
+
+    def _netns(self, name: str) -> str:
+        ns = f"{self.prefix}-{name}"
+        self.manifest.record("netns", ns)
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+        return ns
+
+    def build_switch(self) -> None:
+        """The switch namespace (no addresses: a pure L2 box)."""
+        self._netns(SWITCH)
+
+    def bridge_for(self, subnet: IPv4Network) -> str:
+        """The bridge of ``subnet``, created on first use (snooping + querier on)."""
+        if subnet in self.bridges:
+            return self.bridges[subnet]
+        br = f"br{len(self.bridges)}"
+        self.manifest.record("link", br, netns=self.switch)
+        sh(["ip", "-n", self.switch, "link", "add", br, "type", "bridge"])
+        sh(
+            ["ip", "-n", self.switch, "link", "set", br, "type", "bridge"]
+            + ["mcast_snooping", "1", "mcast_querier", "1", "mcast_query_interval", "1000"]
+        )
+        sh(["ip", "-n", self.switch, "link", "set", br, "up"])
+        self.bridges[subnet] = br
+        return br
+
+    def add_host(self, name: str, ip: str, *, mcast_router: bool = False) -> Host:
+        """A host namespace ``name`` with ``eth0`` at ``ip`` (with prefix) on its subnet's bridge."""
+        iface = IPv4Interface(ip)
+        br = self.bridge_for(iface.network)
+        ns = self._netns(name)
+        port = f"v{name}"[:15]
+        self.manifest.record("link", port, netns=self.switch)
+        sh(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0"]
+           + ["netns", ns])
+        sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
+        sh(["ip", "-n", ns, "addr", "add", str(iface), "dev", "eth0"])
+        sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        sh(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])
+        if mcast_router:
+            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
+        else:
+            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_flood", "off"])
+        host = Host(name, ns, str(iface), port, br)
+        self.hosts[name] = host
+        return host
+
+    def add_router(self, subnets: Sequence[IPv4Network], run_dir: Path) -> Host:
+        """A router namespace with a leg (``ethN`` at the subnet's last address) on each subnet,
+        forwarding unicast and, through ``smcrouted``, multicast between them."""
+        ns = self._netns("rtr")
+        legs: list[str] = []
+        for i, net in enumerate(subnets):
+            br = self.bridge_for(net)
+            port = f"vrtr{i}"
+            leg = f"eth{i}"
+            gw = IPv4Interface(f"{net.broadcast_address - 1}/{net.prefixlen}")
+            self.manifest.record("link", port, netns=self.switch)
+            sh(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", leg]
+               + ["netns", ns])
+            sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
+            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
+            sh(["ip", "-n", ns, "addr", "add", str(gw), "dev", leg])
+            sh(["ip", "-n", ns, "link", "set", leg, "up"])
+            self.router_legs[net] = leg
+            legs.append(leg)
+        sh(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        first = next(iter(subnets))
+        self.router = Host("rtr", ns, str(IPv4Interface(f"{first.broadcast_address - 1}/{first.prefixlen}")), "vrtr0", self.bridges[first])
+        return self.router
+
+    def gateway(self, subnet: IPv4Network) -> str:
+        """The router's address on ``subnet``."""
+        return str(subnet.broadcast_address - 1)
+
+    def route_between(self, host: Host, subnets: Sequence[IPv4Network]) -> None:
+        """Route ``host`` to the other ``subnets`` through the router."""
+        own = IPv4Interface(host.ip).network
+        for net in subnets:
+            if net != own:
+                sh(["ip", "-n", host.netns, "route", "add", str(net), "via", self.gateway(own)])
+
+    def start_mrouting(self, groups: Sequence[str], source_net: IPv4Network,
+                       run_dir: Path) -> subprocess.Popen[bytes]:
+        """``smcrouted`` in the router: each group from the source subnet's leg to the others."""
+        assert self.router is not None
+        conf = run_dir / "smcroute.conf"
+        src = self.router_legs[source_net]
+        outs = [leg for net, leg in self.router_legs.items() if net != source_net]
+        lines = [f"phyint {leg} enable" for leg in self.router_legs.values()]
+        lines += [f"mroute from {src} group {g} to {' '.join(outs)}" for g in groups]
+        conf.write_text("\n".join(lines) + "\n")
+        sock = run_dir / "smcroute.sock"
+        pidf = run_dir / "smcroute.pid"
+        log = open(run_dir / "smcroute.log", "wb")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            self.router.exec_argv(["smcrouted", "-n", "-N", "-f", str(conf), "-u", str(sock),
+                                   "-P", str(pidf), "-l", "debug"]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        self.manifest.record_process("smcrouted", proc, netns=self.router.netns)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not sock.exists():
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            raise TopologyError(f"smcrouted exited {proc.returncode}: see {run_dir}/smcroute.log")
+        return proc
