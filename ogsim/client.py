@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from ogsim.simulator import Simulation
 
 
+MCAST_REQUEST_TRIES = 5
+MCAST_REQUEST_RETRY_S = 10.0
+
 
 class Job(Protocol):
     """A running step a fault can reach."""
@@ -244,7 +247,23 @@ class SimClient:
         source = self.master if self.master is not None else self.repo
         rx = Receiver(self, direct, ok, fail, started)
         self.job = rx
-        self.sim.multicast_session(source, params, image).join(rx)
+
+        def request(tries: int) -> None:
+            # ogMcastRequest: ask the repository to start the sender; 5 tries 10 s apart → 60
+            if not self.alive:
+                return
+            if self.link_up and source.up:
+                self.sim.multicast_session(source, params, image).join(rx)
+            elif tries >= MCAST_REQUEST_TRIES:
+                fail(
+                    FailureKind.JOIN,
+                    f"cannot reach {source.name} to start the session "
+                    f"({MCAST_REQUEST_TRIES} tries)",
+                )
+            else:
+                self.sim.loop.after(MCAST_REQUEST_RETRY_S, request, tries + 1)
+
+        request(1)
 
     def _torrent(self, cmd: FetchToCache, ok: Callable[[float], None]) -> None:
         assert cmd.torrent is not None

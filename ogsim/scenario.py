@@ -230,7 +230,9 @@ class SimBackendSpec(_Strict):
 
     scale: float = Field(default=1.0, gt=0, le=1, description="image sizes multiplied by this")
     swarm_blocks: int | None = Field(
-        default=None, ge=4, le=65536,
+        default=None,
+        ge=4,
+        le=65536,
         description="torrent blocks per image (default: 65536/N clamped to 64–1024, ≤ pieces)",
     )
     upload_slots: int = Field(default=4, ge=1, description="torrent upload slots per peer")

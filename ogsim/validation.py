@@ -67,8 +67,12 @@ class ModelCheck:
 
 def _load_time(r: Results) -> float:
     """From the first request to the last image on disk (inspection steps excluded)."""
-    phases = [p for c in r.operations[0].computers for p in c.phases
-              if p.name in ("barrier", "restore", "wait", "download", "fetch")]
+    phases = [
+        p
+        for c in r.operations[0].computers
+        for p in c.phases
+        if p.name in ("barrier", "restore", "wait", "download", "fetch")
+    ]
     return max(p.end for p in phases) - min(p.start for p in phases)
 
 
@@ -83,10 +87,14 @@ def frisbee(counts: tuple[int, ...] = (1, 2, 5, 10, 20, 40, 60, 80)) -> ModelChe
     errors = {n: abs(times[n] - p) / p for n, p in FRISBEE_PUBLISHED.items()}
     ok = flat <= 0.05 and all(e <= 0.10 for e in errors.values())
     rows = [(f"multicast N={n}", times[n], FRISBEE_PUBLISHED.get(n)) for n in counts]
-    verdict = (f"spread {flat * 100:.1f}% (≤ 5%); error vs published "
-               + ", ".join(f"N={n}: {e * 100:.1f}%" for n, e in errors.items()) + " (≤ 10%)")
-    return ModelCheck("Frisbee multicast is flat in N", "flat within 5% from 1 to 80 clients", ok,
-                      rows, verdict)
+    verdict = (
+        f"spread {flat * 100:.1f}% (≤ 5%); error vs published "
+        + ", ".join(f"N={n}: {e * 100:.1f}%" for n, e in errors.items())
+        + " (≤ 10%)"
+    )
+    return ModelCheck(
+        "Frisbee multicast is flat in N", "flat within 5% from 1 to 80 clients", ok, rows, verdict
+    )
 
 
 def _ezio_mcast(n: int) -> float:
@@ -95,8 +103,15 @@ def _ezio_mcast(n: int) -> float:
 
 
 def _ezio_bt(n: int) -> float:
-    sc = synthetic(n, "TORRENT-CACHE", stored=EZIO["data"], torrent="peer:0", name=f"ezio-bt-{n}",
-                   sim={"torrent_sleep": (0, 0)}, **EZIO)  # type: ignore[arg-type]
+    sc = synthetic(
+        n,
+        "TORRENT-CACHE",
+        stored=EZIO["data"],
+        torrent="peer:0",
+        name=f"ezio-bt-{n}",
+        sim={"torrent_sleep": (0, 0)},
+        **EZIO,
+    )  # type: ignore[arg-type]
     r = simulate(sc)
     phases = [p for c in r.operations[0].computers for p in c.phases if p.name == "download"]
     return max(p.end for p in phases) - min(p.start for p in phases)
@@ -118,11 +133,14 @@ def ezio(counts: tuple[int, ...] = (1, 2, 4, 8, 10, 11, 12, 13, 14, 16, 20, 24, 
     lo, hi = EZIO_CROSSOVER
     ok = crossover is not None and lo <= crossover <= hi
     mc32 = next((v for k, v, _ in rows if k == "multicast N=32"), 0.0)
-    verdict = (f"BitTorrent first faster at N={crossover} (published {lo}–{hi}); "
-               f"multicast N=32/N=1 = {mc32 / mc1:.2f}× (published 5.6×, calibration); "
-               f"N=1 multicast {mc1:.0f}s, BT {bt1:.0f}s (published 390 s, 675 s, calibration)")
-    return ModelCheck("EZIO BitTorrent overtakes multicast", f"crossover N in [{lo}, {hi}]", ok,
-                      rows, verdict)
+    verdict = (
+        f"BitTorrent first faster at N={crossover} (published {lo}–{hi}); "
+        f"multicast N=32/N=1 = {mc32 / mc1:.2f}× (published 5.6×, calibration); "
+        f"N=1 multicast {mc1:.0f}s, BT {bt1:.0f}s (published 390 s, 675 s, calibration)"
+    )
+    return ModelCheck(
+        "EZIO BitTorrent overtakes multicast", f"crossover N in [{lo}, {hi}]", ok, rows, verdict
+    )
 
 
 def unicast_slope(counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> ModelCheck:
@@ -136,17 +154,25 @@ def unicast_slope(counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> ModelCheck:
     ys = [times[n] for n in xs]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs)
+        (x - mx) ** 2 for x in xs
+    )
     expected = stored * 1.08 / (1e9 / 8)
     err = abs(slope - expected) / expected
     rows: list[tuple[str, float, float | None]] = [
         (f"unicast N={n}", t, EZIO_PUBLISHED["unicast N=1"] * n) for n, t in times.items()
     ]
     rows.append(("slope s/client", slope, expected))
-    verdict = (f"slope {slope:.1f} s per client vs uplink slope {expected:.1f} "
-               f"({err * 100:.1f}%; ≤ 5%); published column is 474·N (computed by EZIO)")
-    return ModelCheck("Unicast grows at the uplink slope", "slope within 5% of F·(1+o)/u_s",
-                      err <= 0.05, rows, verdict)
+    verdict = (
+        f"slope {slope:.1f} s per client vs uplink slope {expected:.1f} "
+        f"({err * 100:.1f}%; ≤ 5%); published column is 474·N (computed by EZIO)"
+    )
+    return ModelCheck(
+        "Unicast grows at the uplink slope",
+        "slope within 5% of F·(1+o)/u_s",
+        err <= 0.05,
+        rows,
+        verdict,
+    )
 
 
 def run_all() -> list[ModelCheck]:

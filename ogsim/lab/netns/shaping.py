@@ -46,14 +46,42 @@ def shape(topo: Topology, host: Host, rate_bps: float | None, delay_s: float = 0
     for ns, dev in ((topo.switch, host.port), (host.netns, "eth0")):
         sh(["tc", "-n", ns, "qdisc", "del", "dev", dev, "root"], check=False)
         if delay_s > 0 and netem_available():
-            argv = ["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "netem",
-                    "delay", f"{delay_s * 1000:.3f}ms"]
+            argv = [
+                "tc",
+                "-n",
+                ns,
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "root",
+                "netem",
+                "delay",
+                f"{delay_s * 1000:.3f}ms",
+            ]
             if rate_bps:
                 argv += ["rate", f"{int(rate_bps)}bit"]
             sh(argv)
         elif rate_bps:
-            sh(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate",
-                f"{int(rate_bps)}bit", "burst", _burst(rate_bps), "latency", "50ms"])
+            sh(
+                [
+                    "tc",
+                    "-n",
+                    ns,
+                    "qdisc",
+                    "add",
+                    "dev",
+                    dev,
+                    "root",
+                    "tbf",
+                    "rate",
+                    f"{int(rate_bps)}bit",
+                    "burst",
+                    _burst(rate_bps),
+                    "latency",
+                    "50ms",
+                ]
+            )
     if rate_bps:
         notes.append(f"{host.name}: {rate_bps / 1e6:g} Mbit/s each way")
     if delay_s > 0 and not netem_available():
@@ -75,11 +103,18 @@ class LossTable:
     def _ensure(self) -> None:
         if self.made:
             return
-        self.manifest.record("nft_table", NFT_TABLE, netns=self.topo.switch,
-                             extra={"family": "bridge"})
+        self.manifest.record(
+            "nft_table", NFT_TABLE, netns=self.topo.switch, extra={"family": "bridge"}
+        )
         self._nft("add", "table", "bridge", NFT_TABLE)
-        self._nft("add", "chain", "bridge", NFT_TABLE, NFT_CHAIN,
-                  "{ type filter hook forward priority 0 ; policy accept ; }")
+        self._nft(
+            "add",
+            "chain",
+            "bridge",
+            NFT_TABLE,
+            NFT_CHAIN,
+            "{ type filter hook forward priority 0 ; policy accept ; }",
+        )
         self.made = True
 
     def set_loss(self, host: Host, loss: float) -> None:
@@ -94,9 +129,23 @@ class LossTable:
             return
         per_million = max(1, round(loss * 1_000_000))
         for direction in ("oifname", "iifname"):
-            self._nft("add", "rule", "bridge", NFT_TABLE, NFT_CHAIN, direction, host.port,
-                      "numgen", "random", "mod", "1000000", "<", str(per_million),
-                      "counter", "drop")
+            self._nft(
+                "add",
+                "rule",
+                "bridge",
+                NFT_TABLE,
+                NFT_CHAIN,
+                direction,
+                host.port,
+                "numgen",
+                "random",
+                "mod",
+                "1000000",
+                "<",
+                str(per_million),
+                "counter",
+                "drop",
+            )
 
     def set_down(self, host: Host, down: bool) -> None:
         """Take ``host``'s switch port down (a pulled cable) or up again."""

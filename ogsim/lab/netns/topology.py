@@ -31,9 +31,7 @@ class TopologyError(RuntimeError):
 
 def sh(argv: Sequence[str], *, check: bool = True, timeout: float = 30) -> str:
     """Run one administrative command (ip, bridge, tc, nft); its stdout."""
-    done = subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     if check and done.returncode:
         raise TopologyError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
     return done.stdout
@@ -99,8 +97,22 @@ class Topology:
         self.manifest.record("link", br, netns=self.switch)
         sh(["ip", "-n", self.switch, "link", "add", br, "type", "bridge"])
         sh(
-            ["ip", "-n", self.switch, "link", "set", br, "type", "bridge"]
-            + ["mcast_snooping", "1", "mcast_querier", "1", "mcast_query_interval", "1000"]
+            [
+                "ip",
+                "-n",
+                self.switch,
+                "link",
+                "set",
+                br,
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "1",
+                "mcast_querier",
+                "1",
+                "mcast_query_interval",
+                "1000",
+            ]
         )
         sh(["ip", "-n", self.switch, "link", "set", br, "up"])
         self.bridges[subnet] = br
@@ -113,8 +125,23 @@ class Topology:
         ns = self._netns(name)
         port = f"v{name}"[:15]
         self.manifest.record("link", port, netns=self.switch)
-        sh(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0"]
-           + ["netns", ns])
+        sh(
+            [
+                "ip",
+                "-n",
+                self.switch,
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns,
+            ]
+        )
         sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
         sh(["ip", "-n", ns, "addr", "add", str(iface), "dev", "eth0"])
         sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
@@ -138,8 +165,23 @@ class Topology:
             leg = f"eth{i}"
             gw = IPv4Interface(f"{net.broadcast_address - 1}/{net.prefixlen}")
             self.manifest.record("link", port, netns=self.switch)
-            sh(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", leg]
-               + ["netns", ns])
+            sh(
+                [
+                    "ip",
+                    "-n",
+                    self.switch,
+                    "link",
+                    "add",
+                    port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    leg,
+                    "netns",
+                    ns,
+                ]
+            )
             sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
             sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
             sh(["ip", "-n", ns, "addr", "add", str(gw), "dev", leg])
@@ -148,7 +190,13 @@ class Topology:
             legs.append(leg)
         sh(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
         first = next(iter(subnets))
-        self.router = Host("rtr", ns, str(IPv4Interface(f"{first.broadcast_address - 1}/{first.prefixlen}")), "vrtr0", self.bridges[first])
+        self.router = Host(
+            "rtr",
+            ns,
+            str(IPv4Interface(f"{first.broadcast_address - 1}/{first.prefixlen}")),
+            "vrtr0",
+            self.bridges[first],
+        )
         return self.router
 
     def gateway(self, subnet: IPv4Network) -> str:
@@ -162,8 +210,9 @@ class Topology:
             if net != own:
                 sh(["ip", "-n", host.netns, "route", "add", str(net), "via", self.gateway(own)])
 
-    def start_mrouting(self, groups: Sequence[str], source_net: IPv4Network,
-                       run_dir: Path) -> subprocess.Popen[bytes]:
+    def start_mrouting(
+        self, groups: Sequence[str], source_net: IPv4Network, run_dir: Path
+    ) -> subprocess.Popen[bytes]:
         """``smcrouted`` in the router: each group from the source subnet's leg to the others."""
         assert self.router is not None
         conf = run_dir / "smcroute.conf"
@@ -176,9 +225,24 @@ class Topology:
         pidf = run_dir / "smcroute.pid"
         log = open(run_dir / "smcroute.log", "wb")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            self.router.exec_argv(["smcrouted", "-n", "-N", "-f", str(conf), "-u", str(sock),
-                                   "-P", str(pidf), "-l", "debug"]),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.router.exec_argv(
+                [
+                    "smcrouted",
+                    "-n",
+                    "-N",
+                    "-f",
+                    str(conf),
+                    "-u",
+                    str(sock),
+                    "-P",
+                    str(pidf),
+                    "-l",
+                    "debug",
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.manifest.record_process("smcrouted", proc, netns=self.router.netns)

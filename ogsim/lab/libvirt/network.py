@@ -1,0 +1,106 @@
+"""The lab's isolated libvirt network: a bridge with only VM taps on it, DHCP with a static
+address and host name per VM, IPv6 router advertisements (iPXE stops waiting for IPv6 autoconf)
+and the iPXE no-pxedhcp option; the DHCP boot file is an HTTP URL on the host's bridge address,
+so iPXE fetches its script, kernel and initramfs over HTTP.
+
+No ``<forward>`` element: libvirt makes it isolated (no NAT, no routing; it adds REJECT rules for
+traffic leaving the bridge).  Never libvirt's ``default`` network, never a real interface.  The
+network is recorded in the manifest (with the UUID generated here) before it is created.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from ogsim.lab.manifest import Manifest
+
+SUBNETS = [IPv4Network(f"10.77.{i}.0/24") for i in range(0, 250, 10)]
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One VM's DHCP reservation."""
+
+    mac: str
+    ip: IPv4Address
+    name: str
+
+
+@dataclass
+class LabNetwork:
+    """An isolated network: ``name``, ``bridge``, ``subnet`` (the host side takes ``.1``)."""
+
+    name: str
+    bridge: str
+    subnet: IPv4Network
+    boot_url: str = ""
+    hosts: list[HostEntry] = field(default_factory=list)
+    uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
+
+    @property
+    def host_ip(self) -> IPv4Address:
+        return self.subnet.network_address + 1
+
+    def address(self, index: int) -> IPv4Address:
+        """The address of the ``index``-th VM (1-based): .11, .12, …"""
+        return self.subnet.network_address + 10 + index
+
+    @property
+    def v6_prefix(self) -> str:
+        return f"fd77:{self.subnet.network_address.packed[2]:x}::"
+
+    def xml(self) -> str:
+        hosts = "\n".join(
+            f"      <host mac={quoteattr(h.mac)} name={quoteattr(h.name)} ip={quoteattr(str(h.ip))}/>"
+            for h in self.hosts
+        )
+        net = self.subnet
+        return f"""<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+  <name>{self.name}</name>
+  <uuid>{self.uuid}</uuid>
+  <bridge name='{self.bridge}' stp='off' delay='0'/>
+  <ip address='{self.host_ip}' netmask='{net.netmask}'>
+    <dhcp>
+      <range start='{net.network_address + 200}' end='{net.network_address + 250}'/>
+{hosts}
+      <bootp file={quoteattr(self.boot_url)}/>
+    </dhcp>
+  </ip>
+  <ip family='ipv6' address='{self.v6_prefix}1' prefix='64'/>
+  <dnsmasq:options>
+    <dnsmasq:option value='dhcp-option=encap:175,176,1b'/>
+  </dnsmasq:options>
+</network>
+"""
+
+
+def free_subnet(conn: Any) -> tuple[IPv4Network, str]:
+    """A 10.77.x.0/24 and bridge name that no libvirt network and no host interface uses."""
+    import socket
+
+    used_ips: set[str] = set()
+    used_bridges = {name for _i, name in socket.if_nameindex()}
+    for net in conn.listAllNetworks():
+        xml = net.XMLDesc()
+        used_ips |= {s.split("'")[0] for s in xml.split("address='")[1:]}
+        used_bridges |= {s.split("'")[0] for s in xml.split("bridge name='")[1:]}
+    with open("/proc/net/fib_trie", encoding="ascii") as f:
+        trie = f.read()
+    for i, subnet in enumerate(SUBNETS):
+        bridge = f"oglabbr{i}"
+        host = str(subnet.network_address + 1)
+        prefix = ".".join(host.split(".")[:3]) + "."
+        if host in used_ips or bridge in used_bridges or prefix in trie:
+            continue
+        return subnet, bridge
+    raise RuntimeError("no free 10.77.x.0/24 subnet for the lab network")
+
+
+def create_network(conn: Any, manifest: Manifest, net: LabNetwork, uri: str) -> Any:
+    """Record, then create the (transient) network; return the virNetwork."""
+    manifest.record("libvirt_network", net.name, extra={"uri": uri, "uuid": net.uuid})
+    return conn.networkCreateXML(net.xml())
