@@ -125,13 +125,12 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
         f"{m.failed} not ok · {m.events} events in {m.wall_s:.2f}s wall "
         f"({m.events_per_s:,.0f} ev/s) · seed {results.seed}"
     )
-    if checks:
-        for c in checks:
-            out.print(("[green]PASS[/] " if c.ok else "[red]FAIL[/] ") + c.name)
-            if not c.ok:
-                out.print(f"  [red]- expected:[/] {c.expected}\n  [green]+ actual:  [/] {c.actual}")
-                if c.offenders:
-                    out.print("    " + ", ".join(c.offenders[:12]))
+    for chk in checks or []:
+        out.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + chk.name)
+        if not chk.ok:
+            out.print(f"  [red]- expected:[/] {chk.expected}\n  [green]+ actual:  [/] {chk.actual}")
+            if chk.offenders:
+                out.print("    " + ", ".join(chk.offenders[:12]))
 
 
 @app.command()

@@ -88,7 +88,7 @@ def _one(
     if kind == "fallback":
         f = e.fallback
         assert f is not None
-        bad = [
+        wrong = [
             n
             for n in f.computers
             if n not in last or not last[n].switched or last[n].method_used != f.method
@@ -97,16 +97,16 @@ def _one(
             "; ".join(
                 f"{n}: {'switched' if n in last and last[n].switched else 'not switched'} → "
                 f"{last[n].method_used if n in last else '-'}"
-                for n in bad
+                for n in wrong
             )
             or "as expected"
         )
         return Check(
             f"fallback of {len(f.computers)} computer(s) to {f.method}",
-            not bad,
+            not wrong,
             f"switched to {f.method}",
             actual,
-            tuple(bad),
+            tuple(wrong),
         )
     if kind == "method_used":
         m = e.method_used
@@ -126,26 +126,26 @@ def _one(
     if kind == "code":
         c = e.code
         assert c is not None
-        bad = [n for n in c.computers if n not in last or last[n].code != c.code]
-        actual = "; ".join(f"{n}: {last[n].code if n in last else '-'}" for n in bad)
+        wrong = [n for n in c.computers if n not in last or last[n].code != c.code]
+        actual = "; ".join(f"{n}: {last[n].code if n in last else '-'}" for n in wrong)
         return Check(
             f"code {c.code} on {len(c.computers)} computer(s)",
-            not bad,
+            not wrong,
             str(c.code),
             actual or "as expected",
-            tuple(bad),
+            tuple(wrong),
         )
     if kind == "status":
         s = e.status
         assert s is not None
-        bad = [n for n in s.computers if n not in last or last[n].status != s.status]
-        actual = "; ".join(f"{n}: {last[n].status if n in last else '-'}" for n in bad)
+        wrong = [n for n in s.computers if n not in last or last[n].status != s.status]
+        actual = "; ".join(f"{n}: {last[n].status if n in last else '-'}" for n in wrong)
         return Check(
             f"status {s.status} on {len(s.computers)} computer(s)",
-            not bad,
+            not wrong,
             s.status,
             actual or "as expected",
-            tuple(bad),
+            tuple(wrong),
         )
     if kind == "count":
         q = e.count

@@ -83,7 +83,8 @@ def _link_down(sim: Simulation, f: LinkDownFault) -> None:
         if name in sim.sources:
             sim.net.set_link(sim.sources[name].uplink, up=False)
             if f.duration is not None:
-                sim.loop.after(f.duration, sim.net.set_link, sim.sources[name].uplink, up=True)
+                uplink = sim.sources[name].uplink
+                sim.loop.after(f.duration, lambda lk=uplink: sim.net.set_link(lk, up=True))
             continue
         c = sim.clients[name]
         c.link_up = False

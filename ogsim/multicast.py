@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ogref.core.events import FailureKind
 from ogref.model import Image, MulticastSession
 from ogsim.disk import cache_write_rate, direct_restore_rate, slowest_keep
+from ogsim.loop import Timer
 from ogsim.network import Flow
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class McastSession:
         self.started_at = -1.0
         _, self.redundancy, self.stripe = fec_params(sim.scenario.sim.fec)
         self.fec = self.redundancy / self.stripe
-        self._barrier = None
+        self._barrier: Timer | None = None
         self.label = f"mcast {source.name}:{params.port} {image.name}"
 
     # ------------------------------------------------------------------ joining

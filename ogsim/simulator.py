@@ -14,6 +14,7 @@ import random
 import resource
 import time
 from collections import deque
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ogref import console
@@ -27,7 +28,15 @@ from ogsim.loop import Loop
 from ogsim.multicast import McastSession, SessionState
 from ogsim.network import Link, Network
 from ogsim.node import Router, Source
-from ogsim.results import ComputerResult, LinkSeries, LogLine, Metrics, OperationResult, Results
+from ogsim.results import (
+    ComputerResult,
+    LinkSeries,
+    LogLine,
+    Metrics,
+    OperationResult,
+    Phase,
+    Results,
+)
 from ogsim.scenario import Scenario
 from ogsim.swarm import Swarm
 
@@ -50,18 +59,18 @@ class Simulation:
         )
         self.sources: dict[str, Source] = {}
         for repo in scenario.site.repositories:
-            hw = scenario.repositories[repo.name]
+            rhw = scenario.repositories[repo.name]
             addr = IPv4Address(repo.address or "10.0.0.1")
             self.sources[repo.name] = Source(
                 name=repo.name,
                 address=addr,
                 subnet=None,
-                uplink=self.net.link(f"{repo.name} uplink", hw.uplink / 8, track=True),
+                uplink=self.net.link(f"{repo.name} uplink", rhw.uplink / 8, track=True),
                 router=self.router,
-                read=self.net.link(f"{repo.name} disk", hw.read / 8),
-                smb_overhead=hw.smb_overhead,
-                restart_s=hw.restart,
-                seeder_slots=hw.seeder_slots,
+                read=self.net.link(f"{repo.name} disk", rhw.read / 8),
+                smb_overhead=rhw.smb_overhead,
+                restart_s=rhw.restart,
+                seeder_slots=rhw.seeder_slots,
             )
         self.clients: dict[str, SimClient] = {}
         for pc in scenario.site.computers:
@@ -77,7 +86,7 @@ class Simulation:
             seed=self.seed,
             scale=scenario.sim.scale,
         )
-        self._queues: dict[str, deque[tuple[OperationSpec, int]]] = {}
+        self._queues: dict[str, deque[Callable[[], None]]] = {}
 
     # ------------------------------------------------------------------ shared models
 
@@ -196,11 +205,11 @@ class Simulation:
 
         self._enqueue(name, begin)
 
-    def _enqueue(self, name: str, begin: object) -> None:
+    def _enqueue(self, name: str, begin: Callable[[], None]) -> None:
         q = self._queues.setdefault(name, deque())
-        q.append(begin)  # type: ignore[arg-type]
+        q.append(begin)
         if len(q) == 1:
-            begin()  # type: ignore[operator]
+            begin()
 
     def _next(self, name: str) -> None:
         q = self._queues[name]
@@ -315,9 +324,7 @@ class Simulation:
         return self.results
 
 
-def _phase(name: str, start: float, end: float, detail: str = "") -> object:
-    from ogsim.results import Phase
-
+def _phase(name: str, start: float, end: float, detail: str = "") -> Phase:
     return Phase(name=name, start=start, end=end, detail=detail)
 
 

@@ -17,12 +17,13 @@ Prints tables; the checks are also pytest tests (tests/sim/test_validation.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ogsim.results import Results
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
 
-FRISBEE = {
+FRISBEE: dict[str, Any] = {
     "data": "642MB",
     "stored": "180MB",
     "link": "100Mbit",
@@ -38,7 +39,7 @@ FRISBEE_PUBLISHED = {1: 33.8, 80: 33.6}
 # EZIO / Clonezilla testbed (Cisco 3560G, 1 GbE, HDD clients).  Calibration, not checked:
 #   HDD slow spells 11.5 % of the time, 7× slower → multicast 5.6× slower at N=32 than at N=1;
 #   write 142 MB/s → multicast N=1 ≈ 390 s; random writes 89 MB/s → BT N=1 ≈ 675 s.
-EZIO = {
+EZIO: dict[str, Any] = {
     "data": "50GB",
     "link": "1Gbit",
     "uplink": "1Gbit",
@@ -80,7 +81,7 @@ def frisbee(counts: tuple[int, ...] = (1, 2, 5, 10, 20, 40, 60, 80)) -> ModelChe
     """Frisbee's flat multicast."""
     times = {}
     for n in counts:
-        sc = synthetic(n, "MULTICAST-DIRECT", name=f"frisbee-{n}", **FRISBEE)  # type: ignore[arg-type]
+        sc = synthetic(n, "MULTICAST-DIRECT", name=f"frisbee-{n}", **FRISBEE)
         times[n] = _load_time(simulate(sc))
     lo, hi = min(times.values()), max(times.values())
     flat = hi / lo - 1.0
@@ -98,7 +99,7 @@ def frisbee(counts: tuple[int, ...] = (1, 2, 5, 10, 20, 40, 60, 80)) -> ModelChe
 
 
 def _ezio_mcast(n: int) -> float:
-    sc = synthetic(n, "MULTICAST-DIRECT", stored=EZIO_MCAST_STORED, name=f"ezio-mc-{n}", **EZIO)  # type: ignore[arg-type]
+    sc = synthetic(n, "MULTICAST-DIRECT", stored=EZIO_MCAST_STORED, name=f"ezio-mc-{n}", **EZIO)
     return _load_time(simulate(sc))
 
 
@@ -111,7 +112,7 @@ def _ezio_bt(n: int) -> float:
         name=f"ezio-bt-{n}",
         sim={"torrent_sleep": (0, 0)},
         **EZIO,
-    )  # type: ignore[arg-type]
+    )
     r = simulate(sc)
     phases = [p for c in r.operations[0].computers for p in c.phases if p.name == "download"]
     return max(p.end for p in phases) - min(p.start for p in phases)
@@ -148,7 +149,7 @@ def unicast_slope(counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> ModelCheck:
     stored = 25e9
     times = {}
     for n in counts:
-        sc = synthetic(n, "UNICAST-DIRECT", stored="25GB", name=f"ezio-uc-{n}", **EZIO)  # type: ignore[arg-type]
+        sc = synthetic(n, "UNICAST-DIRECT", stored="25GB", name=f"ezio-uc-{n}", **EZIO)
         times[n] = _load_time(simulate(sc))
     xs = [n for n in counts if n >= 2]
     ys = [times[n] for n in xs]
