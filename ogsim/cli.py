@@ -247,17 +247,20 @@ def sweep(
 def schema(
     check: Annotated[bool, typer.Option(help="fail if the stored schema is out of date")] = False,
 ) -> None:
-    """Regenerate ogsim/scenario.schema.json (or check it)."""
-    from ogsim.scenario import SCHEMA_PATH, schema_text, write_schema
+    """Regenerate ogsim/scenario.schema.json and ogsim/results.schema.json (or check them)."""
+    from ogsim.results import RESULTS_SCHEMA_PATH, results_schema_text
+    from ogsim.scenario import SCHEMA_PATH, schema_text
 
-    if check:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
-        if current != schema_text():
-            err.print("[red]scenario.schema.json is out of date: run `ogsim schema`[/]")
-            raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
-        out.print("schema up to date")
-        return
-    out.print(f"wrote {write_schema()}")
+    for path, text in ((SCHEMA_PATH, schema_text()), (RESULTS_SCHEMA_PATH, results_schema_text())):
+        if check:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                err.print(f"[red]{path.name} is out of date: run `ogsim schema`[/]")
+                raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+            out.print(f"{path.name} up to date")
+        else:
+            path.write_text(text, encoding="utf-8")
+            out.print(f"wrote {path}")
 
 
 def main() -> None:

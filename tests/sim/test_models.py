@@ -1,0 +1,69 @@
+"""Transport models: udpcast repair, pipelines, and what the decision core gets from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ogsim.disk import DiskState, slowest_keep
+from ogsim.hardware import HostHw
+from ogsim.multicast import fec_params, repair_factor, stripe_failure
+from ogsim.simulator import simulate
+from ogsim.synthetic import synthetic
+
+
+def test_fec_parses_udpcast_spelling() -> None:
+    assert fec_params("8x8/128") == (8, 8, 128)
+
+
+def test_repair_grows_with_loss_and_with_n() -> None:
+    assert repair_factor([0.0] * 50, 8, 128) == 0.0
+    assert stripe_failure(0.001, 8, 128) < 1e-9  # FEC hides light loss
+    few = repair_factor([0.05] * 2, 8, 128)
+    many = repair_factor([0.05] * 40, 8, 128)
+    heavier = repair_factor([0.08] * 40, 8, 128)
+    assert 0 < few < many < heavier
+
+
+def test_slowest_receiver_pacing_creeps_with_n() -> None:
+    disks = [DiskState(HostHw(stall=0.1, stall_factor=8.0)) for _ in range(32)]
+    one, many = slowest_keep(disks[:1]), slowest_keep(disks)
+    assert one == pytest.approx(0.9 + 0.1 / 8)
+    assert many < one / 4
+    assert slowest_keep([DiskState(HostHw())] * 80) == 1.0
+
+
+def test_multicast_time_does_not_depend_on_n_without_stalls_or_loss() -> None:
+    t = [
+        simulate(synthetic(n, "MULTICAST-DIRECT", data="2GiB", stored="1GiB")).metrics.makespan_s
+        for n in (1, 30, 120)
+    ]
+    assert max(t) == pytest.approx(min(t), rel=1e-6)
+
+
+def test_unicast_is_disk_bound_alone_and_uplink_bound_in_a_crowd() -> None:
+    one = simulate(synthetic(1, "UNICAST-DIRECT", data="2GB", stored="1GB", write="50MB/s"))
+    ten = simulate(synthetic(10, "UNICAST-DIRECT", data="2GB", stored="1GB", write="50MB/s"))
+    rest = lambda r: max(
+        p.end - p.start
+        for c in r.operations[0].computers
+        for p in c.phases  # noqa: E731
+        if p.name == "restore"
+    )
+    assert rest(one) == pytest.approx(2e9 / 50e6, rel=1e-6)  # 40 s: the disk
+    assert rest(ten) == pytest.approx(10 * 1e9 * 1.08 / 125e6, rel=1e-6)  # the 1 GbE uplink
+
+
+def test_torrent_beats_unicast_at_scale_and_every_peer_verifies() -> None:
+    r = simulate(synthetic(60, "TORRENT-CACHE", data="2GiB", stored="2GiB"))
+    assert r.metrics.ok == 60
+    assert all(c.checksum_verified for c in r.operations[0].computers)
+    u = simulate(synthetic(60, "UNICAST-CACHE", data="2GiB", stored="2GiB"))
+    assert r.metrics.makespan_s < u.metrics.makespan_s / 5
+
+
+def test_leecher_mode_exits_30s_after_download_and_peer_mode_seeds_its_time() -> None:
+    for mode, stay in (("leecher:0", 30.0), ("peer:90", 90.0)):
+        r = simulate(synthetic(4, "TORRENT-CACHE", data="1GiB", torrent=mode))
+        for c in r.operations[0].computers:
+            seeding = next(p for p in c.phases if p.name == "seeding")
+            assert seeding.end - seeding.start == pytest.approx(stay)
