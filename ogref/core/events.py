@@ -135,17 +135,22 @@ class StoreInspected(Event):
 
 @dataclass(frozen=True)
 class StepFinished(Event):
-    """A create-image step (fsck, reduce, write, extend) succeeded."""
+    """A create-image step (fsck, reduce, write, publish, extend) succeeded.
+
+    After WriteImage: the stored size, whole-file MD5 and the data size from the image header.
+    """
 
     stored_size: int = 0
     checksum: str = ""
+    data_size: int = 0
 
 
 @dataclass(frozen=True)
 class StepFailed(Event):
-    """A create-image step failed."""
+    """A create-image step failed (``no_space``: the destination filled up)."""
 
     detail: str = ""
+    no_space: bool = False
 
 
 # --------------------------------------------------------------------------- commands
@@ -358,16 +363,28 @@ class ExtendFilesystem(Command):
 
 
 @dataclass(frozen=True)
-class RotateBackup(Command):
-    """Rename the current ``.img`` and sidecars to ``.ant`` (the previous version)."""
+class DropBackup(Command):
+    """Delete the previous version's ``.ant`` files to make room (they count as free space)."""
 
     target: Source
     name: str
 
 
 @dataclass(frozen=True)
-class RestoreBackup(Command):
-    """Put the ``.ant`` version back as current (creation failed)."""
+class PublishImage(Command):
+    """Make the staged image current: the old version becomes ``.ant``, rolled back on failure."""
+
+    target: Source
+    name: str
+
+    @property
+    def expects(self) -> tuple[type[Event], ...]:
+        return (StepFinished, StepFailed)
+
+
+@dataclass(frozen=True)
+class DiscardStaged(Command):
+    """Delete a staged (unpublished) image; the current version is untouched."""
 
     target: Source
     name: str
@@ -375,7 +392,7 @@ class RestoreBackup(Command):
 
 @dataclass(frozen=True)
 class WriteImage(Command):
-    """Clone the partition into ``<name>.img`` (under a temporary name with a ``.lock``)."""
+    """Clone the partition into a *staged* ``<name>.img`` (beside the current one, under ``.lock``)."""
 
     target: Source
     name: str
@@ -392,7 +409,7 @@ class WriteImage(Command):
 
 @dataclass(frozen=True)
 class WriteSidecars(Command):
-    """Write ``.info`` (``TOOL:COMP:FS:SIZEKB:host``), ``.sum``, ``.full.sum`` and ``.torrent``."""
+    """Write the staged ``.info`` (``TOOL:COMP:FS:SIZEKB:host``), ``.sum`` and ``.full.sum``."""
 
     target: Source
     name: str

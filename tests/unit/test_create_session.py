@@ -8,14 +8,15 @@ from ogref.core.create import CreateRequest, CreateSession
 from ogref.core.events import (
     CheckFilesystem,
     Command,
+    DiscardStaged,
+    DropBackup,
     Event,
     ExtendFilesystem,
     Finish,
     InspectStore,
     InspectTarget,
+    PublishImage,
     ReduceFilesystem,
-    RestoreBackup,
-    RotateBackup,
     Source,
     StepFailed,
     StepFinished,
@@ -35,6 +36,7 @@ def run(
     backup: int = 0,
     fail: type | None = None,
     reduce: bool = True,
+    no_space: bool = False,
     **store: object,
 ) -> list[Command]:
     session = CreateSession(
@@ -50,8 +52,14 @@ def run(
             event = TargetInspected(True, 40 * GIB, fs, False, 20 * GIB)
         elif isinstance(cmd, InspectStore):
             event = StoreInspected(present=True, free=free, backup_size=backup, **store)  # type: ignore[arg-type]
-        elif isinstance(cmd, CheckFilesystem | ReduceFilesystem | WriteImage | ExtendFilesystem):
-            event = StepFailed("boom") if fail is type(cmd) else StepFinished()
+        elif isinstance(
+            cmd, CheckFilesystem | ReduceFilesystem | WriteImage | PublishImage | ExtendFilesystem
+        ):
+            event = (
+                StepFailed("boom", no_space=no_space)
+                if fail is type(cmd)
+                else StepFinished(data_size=18 * GIB)
+            )
         if event is not None:
             pending = session.handle(event) + pending
     assert session.finished
@@ -68,30 +76,43 @@ def test_happy_path_reduces_writes_sidecars_and_extends() -> None:
     order = [
         CheckFilesystem,
         ReduceFilesystem,
-        RotateBackup,
         WriteImage,
         WriteSidecars,
+        PublishImage,
         ExtendFilesystem,
         Finish,
     ]
     assert [x for x in t if x in order] == order
     side = next(c for c in cmds if isinstance(c, WriteSidecars))
-    assert side.info.startswith("PARTCLONE:ZSTD:EXT4:") and side.info.endswith(":pc11")
+    assert side.info == f"PARTCLONE:ZSTD:EXT4:{18 * GIB // 1024}:pc11"
     assert cmds[-1].ok  # type: ignore[attr-defined]
 
 
-def test_failed_write_puts_the_previous_image_back() -> None:
+def test_failed_write_never_touches_the_current_image() -> None:
     cmds = run(fail=WriteImage)
     t = types(cmds)
-    assert t.index(RestoreBackup) > t.index(WriteImage) and WriteSidecars not in t
+    assert t.index(DiscardStaged) > t.index(WriteImage)
+    assert WriteSidecars not in t and PublishImage not in t
     assert ExtendFilesystem in t  # the source is grown back even on failure
     assert cmds[-1].code == OgErr.IMAGE  # type: ignore[attr-defined]
+
+
+def test_destination_full_while_writing_is_16() -> None:
+    cmds = run(fail=WriteImage, no_space=True)
+    assert cmds[-1].code == OgErr.CACHESIZE and DiscardStaged in types(cmds)  # type: ignore[attr-defined]
+
+
+def test_failed_publish_is_5_and_discards_the_staged_copy() -> None:
+    cmds = run(fail=PublishImage)
+    assert cmds[-1].code == OgErr.IMAGE and DiscardStaged in types(cmds)  # type: ignore[attr-defined]
 
 
 def test_space_estimate_counts_the_old_backup() -> None:
     # 20 GiB used → about 13 GiB needed
     assert run(free=10 * GIB)[-1].code == OgErr.CACHESIZE  # type: ignore[attr-defined]
-    assert run(free=10 * GIB, backup=5 * GIB)[-1].ok  # type: ignore[attr-defined]
+    made = run(free=10 * GIB, backup=5 * GIB)
+    assert made[-1].ok and DropBackup in types(made)  # type: ignore[attr-defined]
+    assert DropBackup not in types(run(free=30 * GIB, backup=5 * GIB))
 
 
 @pytest.mark.parametrize(
