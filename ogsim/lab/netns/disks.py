@@ -51,18 +51,33 @@ def attach(manifest: Manifest, backing: Path, size: int) -> str:
     free = subprocess.run(["losetup", "-f"], capture_output=True, text=True, check=True).stdout
     device = free.strip()
     manifest.record("loopdev", device, extra={"backing": str(backing)})
-    done = subprocess.run(["losetup", "-P", "--show", device, str(backing)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["losetup", "-P", "--show", device, str(backing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         # another process took that device between -f and attach: attach anywhere, record it
-        device = subprocess.run(["losetup", "-P", "-f", "--show", str(backing)],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        device = subprocess.run(
+            ["losetup", "-P", "-f", "--show", str(backing)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         manifest.record("loopdev", device, extra={"backing": str(backing)})
     return device
 
 
-def build_disk(manifest: Manifest, pc: Computer, scale: float, work: Path,
-               cache_root: Path, *, fill_cache: bool = True) -> ClientDisk:
+def build_disk(
+    manifest: Manifest,
+    pc: Computer,
+    scale: float,
+    work: Path,
+    cache_root: Path,
+    *,
+    fill_cache: bool = True,
+) -> ClientDisk:
     """Make, attach, partition and format ``pc``'s disk 1 (plus its CACHE)."""
     layout = next((d for d in pc.disks.disks if d.number == 1), None) if pc.disks.disks else None
     parts = sorted(layout.partitions, key=lambda p: p.number) if layout else []
@@ -82,16 +97,15 @@ def build_disk(manifest: Manifest, pc: Computer, scale: float, work: Path,
     if pc.cache is not None:
         cache_node = rdisk.add_cache_partition(device, cache_size - MIB)
         cache = CachePartition(cache_node, cache_root)
-        cache.format()
-        if fill_cache and pc.cache.free < pc.cache.size:
-            want_free = int(pc.cache.free * scale)
-            cache.mount()
-            try:
+        manifest.record("mount", str(cache_root))
+        try:
+            cache.format()  # formats and mounts
+            if fill_cache and pc.cache.free < pc.cache.size:
+                want_free = int(pc.cache.free * scale)
                 have = cache.free()
-                filler = cache.root / "filler.bin"
                 if have > want_free:
-                    with open(filler, "wb") as f:
+                    with open(cache.root / "filler.bin", "wb") as f:
                         os.posix_fallocate(f.fileno(), 0, have - want_free)
-            finally:
-                cache.unmount()
+        finally:
+            cache.unmount()
     return ClientDisk(pc.name, device, backing, fss, cache_node)

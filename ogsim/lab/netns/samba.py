@@ -87,7 +87,11 @@ def start_smbd(manifest: Manifest, repo: Host, share: Path, base: Path) -> Samba
     for unix, pw in (("nobody", accounts.reader_password), ("root", accounts.writer_password)):
         subprocess.run(
             ["smbpasswd", "-c", str(conf), "-s", "-a", unix],
-            input=f"{pw}\n{pw}\n", text=True, capture_output=True, check=True, timeout=30,
+            input=f"{pw}\n{pw}\n",
+            text=True,
+            capture_output=True,
+            check=True,
+            timeout=30,
         )
     for path, user, pw in (
         (accounts.reader_file, READER, accounts.reader_password),
@@ -98,9 +102,12 @@ def start_smbd(manifest: Manifest, repo: Host, share: Path, base: Path) -> Samba
         path.write_text(f"{user}\n{pw}\n")
     log = open(base / "smbd.out", "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        repo.exec_argv(["smbd", "--foreground", "--no-process-group", "--debug-stdout",
-                        "-s", str(conf)]),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        repo.exec_argv(
+            ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)]
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     manifest.record_process("smbd", proc, netns=repo.netns)

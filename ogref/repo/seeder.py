@@ -1,0 +1,68 @@
+"""The repository's BitTorrent seeder: seeds every ``.torrent`` of the images directory, as
+OpenGnSys's ``btlaunchmany`` does, rescanning for new images.
+
+Files are added in seed mode (no re-hash: the repository's copy is the reference), all upload
+slots open, TCP only.  Run it as ``python -m ogref.repo.seeder --images DIR --listen IP``; it
+stops on SIGTERM.  It writes a small JSON status file (bytes uploaded per image) when asked with
+``--status``; it never downloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ogref.transports.torrent import PORT, lt_session
+
+
+def main(argv: list[str] | None = None) -> int:
+    import libtorrent as lt
+
+    p = argparse.ArgumentParser(prog="python -m ogref.repo.seeder")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--listen", required=True)
+    p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--status", type=Path)
+    a = p.parse_args(argv)
+    stop = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    ses = lt_session(a.listen, a.port, seed=True)
+    handles: dict[Path, Any] = {}
+    last_scan = 0.0
+    print(f"seeder on {a.listen}:{a.port}", flush=True)
+    while not stop:
+        now = time.monotonic()
+        if now - last_scan > 2:
+            last_scan = now
+            for t in sorted(a.images.rglob("*.img.torrent")):
+                if t in handles:
+                    continue
+                img = Path(str(t)[: -len(".torrent")])
+                if not img.is_file() or Path(f"{img}.lock").exists():
+                    continue
+                atp = lt.add_torrent_params()
+                atp.ti = lt.torrent_info(str(t))
+                atp.save_path = str(img.parent)
+                atp.flags |= lt.torrent_flags.seed_mode
+                handles[t] = ses.add_torrent(atp)
+            if a.status:
+                status = {str(t): int(h.status().all_time_upload) for t, h in handles.items()}
+                a.status.write_text(json.dumps(status))
+        ses.pop_alerts()
+        time.sleep(0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""MULTICAST receive with udpcast's ``udp-receiver``: into the CACHE file, or as the source of a
+streamed restore (MULTICAST-DIRECT).
+
+The command line follows OpenGnSys's ``ogMcastSyntax``: ``--portbase``, ``--mcast-rdv-address``
+set to the repository when it is in another subnet, ``--start-timeout`` (MCASTERRORSESSION) and
+``--receive-timeout`` (MCASTWAIT); plus ``--nokbd`` and the interface.  Before receiving, the
+client asks the repository's control API to start the sender (no port probing).  The receiver's
+exit status is always checked; a timeout wraps it so a lost session cannot hang the client.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, ip_address
+from pathlib import Path
+from typing import Any
+
+from ogref.errors import MulticastReceiveFileError
+from ogref.model.protocol import MulticastSession
+from ogref.transports.signing import SignedClient
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """How this client receives: its interface and address, the repository's address."""
+
+    interface: str
+    client_ip: str  # with prefix, e.g. 10.0.1.11/24
+    repo_ip: str
+    start_timeout: int = 120
+    receive_timeout: int = 30
+
+    def same_subnet(self) -> bool:
+        return ip_address(self.repo_ip) in IPv4Interface(self.client_ip).network
+
+
+def receiver_argv(cfg: ReceiverConfig, session: MulticastSession, file: Path | None) -> list[str]:
+    """``udp-receiver`` as ``ogMcastReceiverFile`` / ``ogMcastReceiverPartition`` run it."""
+    argv = [
+        "udp-receiver",
+        "--nokbd",
+        "--interface",
+        cfg.interface,
+        "--portbase",
+        str(session.port),
+    ]
+    if not cfg.same_subnet():
+        argv += ["--mcast-rdv-address", cfg.repo_ip]
+    if cfg.start_timeout:
+        argv += ["--start-timeout", str(cfg.start_timeout)]
+    if cfg.receive_timeout:
+        argv += ["--receive-timeout", str(cfg.receive_timeout)]
+    if file is not None:
+        argv += ["--file", str(file)]
+    return argv
+
+
+def request_sender(
+    control: SignedClient, image: str, session: MulticastSession, client: str
+) -> str:
+    """Ask the repository to run (or confirm it runs) the sender of ``image`` for ``session``."""
+    answer = control.post(
+        "/multicast/start", {"image": image, "session": str(session), "client": client}
+    )
+    return str(answer.get("state", ""))
+
+
+def _bound(cfg: ReceiverConfig) -> float:
+    return float(cfg.start_timeout + cfg.receive_timeout + 3600)
+
+
+def receive_file(cfg: ReceiverConfig, session: MulticastSession, dest: Path) -> int:
+    """Receive into ``dest``; bytes received (MulticastReceiveFileError 57 on failure)."""
+    argv = receiver_argv(cfg, session, dest)
+    try:
+        done = subprocess.run(
+            ["timeout", str(int(_bound(cfg))), *argv],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        raise MulticastReceiveFileError(f"udp-receiver: {exc}") from None
+    if done.returncode:
+        raise MulticastReceiveFileError(
+            f"udp-receiver exited {done.returncode}: {done.stderr.strip()[-300:]}"
+        )
+    return dest.stat().st_size if dest.exists() else 0
+
+
+def receiver_source(
+    cfg: ReceiverConfig, session: MulticastSession
+) -> Callable[[Callable[[bytes], Any], Any], int]:
+    """A stream source (see :mod:`ogref.transports.stream`) reading ``udp-receiver``'s stdout."""
+
+    def source(write: Callable[[bytes], Any], md5: Any) -> int:
+        errfile = tempfile.TemporaryFile(prefix="ogref-udp-receiver-")  # noqa: SIM115
+        proc = subprocess.Popen(
+            ["timeout", str(int(_bound(cfg))), *receiver_argv(cfg, session, None)],
+            stdout=subprocess.PIPE,
+            stderr=errfile,
+        )
+        assert proc.stdout is not None
+        moved = 0
+        try:
+            while True:
+                chunk = proc.stdout.read(_CHUNK)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                write(chunk)
+                moved += len(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        errfile.seek(0)
+        err = errfile.read().decode("utf-8", "replace")
+        errfile.close()
+        if code:
+            raise MulticastReceiveFileError(f"udp-receiver exited {code}: {err.strip()[-300:]}")
+        return moved
+
+    return source
