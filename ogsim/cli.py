@@ -7,6 +7,7 @@ Exit codes (``ExitCode``): 0 ok, 1 expectations failed, 2 interrupted, 3 backend
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="ogLab simulator: run deployment scenarios, report, sweep, validate.",
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 SEED_SCENARIO = (
@@ -114,7 +115,7 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
                 f"{restore:.0f}s" if restore else "-",
                 f"{c.finished:.0f}s" if c.finished is not None else "-",
                 format_size(c.bytes_moved),
-                note[:90],
+                note[:200],
             )
         if len(op.computers) > limit:
             table.caption = f"… {len(op.computers) - limit} more computers in results.json"

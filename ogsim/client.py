@@ -193,7 +193,8 @@ class SimClient:
             assert isinstance(ev, TransferFinished)
             self.record.bytes_moved += nbytes
             self.record.checksum_verified = ev.checksum == image.checksum
-            self.phase("fetch", start, nbytes, str(cmd.transport))
+            began = self._phase_start if cmd.transport is Transport.MULTICAST else start
+            self.phase("fetch", began, nbytes, str(cmd.transport))
             self._answer(ev)
 
         def fail(kind: FailureKind, detail: str) -> None:
