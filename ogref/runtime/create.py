@@ -1,30 +1,50 @@
-"""createImage on a real partition: partclone → compressor → ``<name>.img`` with sidecars.
+"""createImage on a real partition: executes the core's :class:`CreateSession` commands.
 
-Sequence (OpenGnSys §2.6, with its weaknesses fixed): write test (14); image and partition
-locks (4); space estimate ``used × 0.65`` against free space plus the old ``.ant`` (16); fsck;
-optional reduce (17); the stream is written to ``<name>.img.new`` while ``<name>.img.lock``
-exists, hashed on the fly; ``.info``, ``.sum`` and ``.full.sum`` are written; only then is the
-previous version rotated to ``.ant`` and the new one renamed into place (rolled back if that
-fails); the ``.torrent`` is made at once; the filesystem is extended back (18).  A failed
-creation leaves the previous image current and intact.  No decision about *whether* to create
-is taken here.
+partclone → compressor → a *staged* ``<name>.img`` hashed on the fly (under ``<name>.img.lock``
+and the partition lock); ``.info``, ``.sum`` and ``.full.sum`` written beside it; only then is
+the previous version rotated to ``.ant`` and the new one renamed into place (rolled back if that
+fails); the ``.torrent`` is made at once.  Every rule — the checks and their OpenGnSys codes,
+the ``used × 0.65`` space estimate, reduce/extend, what happens on failure — comes from the core
+session; this module only performs the steps and reports what happened.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import math
 import os
 import socket
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ogref.errors import CacheSizeError, FilesystemError, ImageError, PartitionError
+from ogref.core.create import CreateRequest, CreateSession
+from ogref.core.events import (
+    CheckFilesystem,
+    Command,
+    DiscardStaged,
+    DropBackup,
+    Event,
+    ExtendFilesystem,
+    Finish,
+    InspectStore,
+    InspectTarget,
+    PublishImage,
+    ReduceFilesystem,
+    Source,
+    StepFailed,
+    StepFinished,
+    StoreInspected,
+    TargetInspected,
+    WriteImage,
+    WriteSidecars,
+)
+from ogref.errors import CacheSizeError, ImageError, LockedError, OgError, error_for
 from ogref.model.image import CloneTool, Compressor, Image, ImageInfo
+from ogref.model.policy import EngineConfig
 from ogref.model.storage import Filesystem
 from ogref.runtime import compressor, filesystem, imagefile, partclone
 from ogref.runtime.imagefile import ImageFiles, ImageStore
@@ -32,8 +52,6 @@ from ogref.runtime.lock import LockFile, partition_lock_path
 from ogref.runtime.mount import unmount_device
 from ogref.runtime.proc import Poller, Progress, bytes_read_by, run_pipeline
 
-# OpenGnSys's estimate of the compressed size (lzop); kept for every compressor (conservative)
-SIZE_FACTOR = 0.65
 _CHUNK = 1 << 20
 DEFAULT_LOCK_DIR = Path("/var/lock")
 
@@ -64,79 +82,164 @@ def create_image(
     torrent: bool = True,
     lock_dir: Path = DEFAULT_LOCK_DIR,
     progress: Progress | None = None,
+    target: Source = Source.REPO,
 ) -> CreateResult:
-    """Image the filesystem on ``device`` into ``store`` as ``name``."""
+    """Image the filesystem on ``device`` into ``store`` as ``name`` (raises the OgError)."""
     start = time.monotonic()
-    if not os.path.exists(device):
-        raise PartitionError(f"partition {device} does not exist")
-    files = store.files(name)
-    store.check_writable()
-    files.img.parent.mkdir(parents=True, exist_ok=True)
-    fs = filesystem.detect(device)
-    if fs in (Filesystem.EMPTY, Filesystem.SWAP, Filesystem.CACHE):
-        raise FilesystemError(f"{device} holds no filesystem that can be imaged ({fs})")
-    notes: list[str] = []
-    unmount_device(device)
-    with (
-        LockFile(files.lock, f"image {files.name}"),
-        LockFile(partition_lock_path(lock_dir, device), f"partition {device}"),
-    ):
-        used = filesystem.used_bytes(device, fs)
-        _check_space(store, files, used)
-        filesystem.check(device, fs, repair=True)
-        reduced = reduce and fs.shrinkable and filesystem.reduce(device, fs)
-        try:
-            staged = files.staged()
-            digest = _write_stream(device, fs, comp, level, staged, used, progress)
-            comp_found, header = imagefile.read_header(staged.img)
-            info = ImageInfo(
-                CloneTool.PARTCLONE,
-                comp,
-                fs,
-                math.ceil(header.device_size / 1024),
-                host or socket.gethostname(),
-            )
-            imagefile.write_text(staged.info, f"{info}\n")
-            imagefile.write_sums(staged, digest)
-            imagefile.publish(staged, files)
-        except BaseException:
-            imagefile.discard(files.staged())
-            raise
-        finally:
-            if reduced:
-                filesystem.extend(device, fs)
-        made_torrent = False
-        if torrent:
-            made_torrent = imagefile.make_torrent(files, tracker, digest)
-            if not made_torrent:
-                notes.append("libtorrent is not importable: no .torrent written")
+    files = store.files(name)  # refuses names that escape the store
+    request = CreateRequest(1, 1, target, files.name, host or socket.gethostname(), reduce)
+    session = CreateSession(request, EngineConfig(img_prog=CloneTool.PARTCLONE, img_comp=comp))
+    step = _Steps(device, store, files, level, tracker, torrent, lock_dir, progress)
+    with ExitStack() as locks:
+        step.locks = locks
+        pending = session.start()
+        while pending:
+            cmd = pending.pop(0)
+            event = step.answer(cmd)
+            if event is not None:
+                pending = [*session.handle(event), *pending]
+    result = session.result
+    assert isinstance(result, Finish)
+    if not result.ok:
+        raise error_for(result.code, result.message)
+    info = session.info
+    assert info is not None and step.digest and step.header is not None
     image = Image(
         name=files.name,
-        filesystem=fs,
-        data_size=header.device_size,
+        filesystem=session.fs,
+        data_size=step.header.device_size,
         stored_size=files.img.stat().st_size,
-        compressor=comp_found,
-        checksum=digest,
+        compressor=step.comp_found,
+        checksum=step.digest,
     )
     return CreateResult(
-        image, info, time.monotonic() - start, used, reduced, made_torrent, tuple(notes)
+        image,
+        info,
+        time.monotonic() - start,
+        session.used,
+        session.reduced,
+        step.made_torrent,
+        tuple(step.notes),
     )
 
 
-def _check_space(store: ImageStore, files: ImageFiles, used: int) -> None:
-    """OpenGnSys's estimate: used × 0.65 must be below free space plus the old ``.ant``."""
-    required = int(used * SIZE_FACTOR)
-    free = store.free_space()
-    ant = Path(f"{files.img}.ant")
-    if required >= free and ant.exists() and required < free + ant.stat().st_size:
-        for path in files.all_paths():
-            Path(f"{path}.ant").unlink(missing_ok=True)  # the backup of the backup makes room
-        free = store.free_space()
-    if required >= free:
-        raise CacheSizeError(
-            f"not enough room in {store.root} for image {files.name}: "
-            f"needs about {required} bytes, {free} free"
+class _Steps:
+    """Performs one create session's commands on the device and the store."""
+
+    def __init__(
+        self,
+        device: str,
+        store: ImageStore,
+        files: ImageFiles,
+        level: int | None,
+        tracker: str,
+        torrent: bool,
+        lock_dir: Path,
+        progress: Progress | None,
+    ) -> None:
+        self.device, self.store, self.files = device, store, files
+        self.level, self.tracker, self.torrent = level, tracker, torrent
+        self.lock_dir, self.progress = lock_dir, progress
+        self.locks = ExitStack()
+        self.fs = Filesystem.EMPTY
+        self.used = 0
+        self.digest = ""
+        self.header: partclone.Header | None = None
+        self.comp_found = Compressor.NONE
+        self.made_torrent = False
+        self.notes: list[str] = []
+
+    def _lock(self, path: Path, what: str) -> bool:
+        try:
+            self.locks.enter_context(LockFile(path, what))
+        except LockedError:
+            return False
+        return True
+
+    def _step(self, fn: object, *args: object) -> Event:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except OgError as exc:
+            return StepFailed(exc.message)
+        return StepFinished()
+
+    def answer(self, cmd: Command) -> Event | None:
+        if isinstance(cmd, InspectTarget):
+            return self._inspect_target()
+        if isinstance(cmd, InspectStore):
+            return self._inspect_store()
+        if isinstance(cmd, DropBackup):
+            for path in self.files.all_paths():
+                Path(f"{path}.ant").unlink(missing_ok=True)
+            return None
+        if isinstance(cmd, CheckFilesystem):
+            return self._step(lambda: filesystem.check(self.device, self.fs, repair=True))
+        if isinstance(cmd, ReduceFilesystem):
+            return self._step(filesystem.reduce, self.device, self.fs)
+        if isinstance(cmd, ExtendFilesystem):
+            return self._step(filesystem.extend, self.device, self.fs)
+        if isinstance(cmd, WriteImage):
+            return self._write(cmd.compressor)
+        if isinstance(cmd, WriteSidecars):
+            staged = self.files.staged()
+            imagefile.write_text(staged.info, f"{cmd.info}\n")
+            imagefile.write_sums(staged, self.digest)
+            return None
+        if isinstance(cmd, PublishImage):
+            return self._publish()
+        if isinstance(cmd, DiscardStaged):
+            imagefile.discard(self.files.staged())
+            return None
+        return None  # Log, Finish
+
+    def _inspect_target(self) -> TargetInspected:
+        if not os.path.exists(self.device):
+            return TargetInspected(exists=False)
+        self.fs = filesystem.detect(self.device)
+        size = filesystem.device_size(self.device)
+        if self.fs in (Filesystem.EMPTY, Filesystem.SWAP, Filesystem.CACHE):
+            return TargetInspected(True, size, self.fs)
+        unmount_device(self.device)
+        locked = not self._lock(
+            partition_lock_path(self.lock_dir, self.device), f"partition {self.device}"
         )
+        self.used = 0 if locked else filesystem.used_bytes(self.device, self.fs)
+        return TargetInspected(True, size, self.fs, locked, self.used)
+
+    def _inspect_store(self) -> StoreInspected:
+        try:
+            self.store.check_writable()
+        except OgError:
+            return StoreInspected(present=True, writable=False)
+        self.files.img.parent.mkdir(parents=True, exist_ok=True)
+        locked = not self._lock(self.files.lock, f"image {self.files.name}")
+        ant = Path(f"{self.files.img}.ant")
+        backup = ant.stat().st_size if ant.exists() else 0
+        return StoreInspected(True, True, self.store.free_space(), backup, locked)
+
+    def _write(self, comp: Compressor) -> Event:
+        staged = self.files.staged()
+        try:
+            self.digest = _write_stream(
+                self.device, self.fs, comp, self.level, staged, self.used, self.progress
+            )
+            self.comp_found, self.header = imagefile.read_header(staged.img)
+        except CacheSizeError as exc:
+            return StepFailed(exc.message, no_space=True)
+        except OgError as exc:
+            return StepFailed(exc.message)
+        return StepFinished(staged.img.stat().st_size, self.digest, self.header.device_size)
+
+    def _publish(self) -> Event:
+        try:
+            imagefile.publish(self.files.staged(), self.files)
+        except OSError as exc:
+            return StepFailed(str(exc))
+        if self.torrent:
+            self.made_torrent = imagefile.make_torrent(self.files, self.tracker, self.digest)
+            if not self.made_torrent:
+                self.notes.append("libtorrent is not importable: no .torrent written")
+        return StepFinished()
 
 
 def _write_stream(

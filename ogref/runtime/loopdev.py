@@ -62,11 +62,11 @@ class LoopDisk:
         if self.device:
             # the kernel defers a detach while the device is still open (a closing blkid, a
             # partition scan): retry until the backing file is really gone
-            for attempt in range(50):
+            for attempt in range(300):  # up to 30 s: slow under load, never leaked
                 if not self._attached_to_backing():
                     break
                 done = run(["losetup", "-d", self.device], error=PartitionError, check=False)
-                if attempt == 49:
+                if attempt == 299:
                     raise PartitionError(f"cannot detach {self.device}: {done.stderr.strip()}")
                 time.sleep(0.1)
             self.device = ""
