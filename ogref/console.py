@@ -116,14 +116,21 @@ def build_requests(
         raise FormatError("the command's scope holds no computer")
     image = site.find_image(spec.image)
     check_repository(image, computers)
-    per_room = Counter(c.classroom for c in computers)
+    given = MulticastSession.parse(spec.multicast) if spec.multicast else None
+
+    def session_of(pc: Computer) -> MulticastSession:
+        return given or site.classroom(pc.classroom).multicast
+
+    # one udp-sender per (address, port): classrooms that share them share one session, whose
+    # nclients is every computer of the scope in it (the console counts the scope)
+    per_session = Counter((s.address, s.port) for s in map(session_of, computers))
     out = []
     for pc in computers:
         room = site.classroom(pc.classroom)
         mcast: MulticastSession | None = None
         if method.transport is Transport.MULTICAST:
-            base = MulticastSession.parse(spec.multicast) if spec.multicast else room.multicast
-            mcast = base if spec.multicast else base.for_clients(per_room[pc.classroom])
+            base = session_of(pc)
+            mcast = base if given else base.for_clients(per_session[(base.address, base.port)])
         torrent = TorrentSession.parse(spec.torrent) if spec.torrent else room.torrent
         out.append(
             (

@@ -630,7 +630,7 @@ def _build_classroom(
                 raise err(f"subnet {room.subnet} has no address left for {name}", path)
             ip = f"{hosts[host_index]}/{net.prefixlen}"
         if mac is None:
-            mac = f"52:54:00:{hash(room.name) & 0xFF:02x}:{(idx >> 8) & 0xFF:02x}:{idx & 0xFF:02x}"
+            mac = _mac(room.name, idx)
         try:
             computers.append(_build_computer(name, ip, mac, layer, room, group, images, repo_names))
         except FormatError as exc:
@@ -649,6 +649,14 @@ def _build_classroom(
     except FormatError as exc:
         raise err(exc.message, path) from None
     return built, hw
+
+
+def _mac(classroom: str, index: int) -> str:
+    """A deterministic locally administered MAC from the classroom name and the index."""
+    import hashlib
+
+    room = hashlib.sha256(classroom.encode()).digest()[0]
+    return f"52:54:00:{room:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
 
 
 def _build_computer(

@@ -158,3 +158,45 @@ def test_plan_cli_exit_code_is_the_opengnsys_number() -> None:
 
     result = CliRunner().invoke(app, ["plan", str(SEED), "--mode", "deploy"])
     assert result.exit_code in (15, 16)
+
+
+def test_classrooms_sharing_a_multicast_session_count_all_their_computers() -> None:
+    data = seed_data()
+    room2 = dict(data["classrooms"][0])
+    room2.update(
+        name="aula2", subnet="10.0.2.0/24", computers={"count": 5, "prefix": "pb"}, groups=[]
+    )
+    room3 = dict(
+        room2,
+        name="aula3",
+        subnet="10.0.3.0/24",
+        computers={"count": 3, "prefix": "pc3-"},
+        multicast="9002:full-duplex:239.194.1.3:70M:35:60",
+    )
+    data["classrooms"] += [room2, room3]
+    site = build_site(data)
+    plan = plan_restore(site, RestoreSpec(image="win7-base", method="MULTICAST-DIRECT"))
+    sessions = {p.computer: p.request.multicast for p in plan.computers}
+    assert sessions["pc01"].nclients == 40 and sessions["pb01"].nclients == 40  # same 9000 session
+    assert sessions["pc3-01"].nclients == 3 and sessions["pc3-01"].port == 9002
+
+
+def test_macs_are_deterministic_across_processes() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from ogref.site import load_site; import sys; "
+        f"print(load_site({str(SEED)!r}).computer('pc07').mac)"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": str(i), "PATH": ""},
+            check=True,
+        ).stdout
+        for i in (1, 2)
+    }
+    assert len(outs) == 1
