@@ -38,7 +38,7 @@ $(STAMP)/venv-lab: $(STAMP)/venv-base
 venv: $(STAMP)/venv-base
 
 demo: $(STAMP)/venv-base
-	$(VENV)/bin/ogref plan labs/seed-aula-35.yaml
+	$(VENV)/bin/ogsim demo
 
 lint: $(STAMP)/venv-base
 	$(VENV)/bin/ruff check $(SRC)
