@@ -18,12 +18,24 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ogref import console
+from ogref.core.create import CreateRequest, CreateSession
 from ogref.core.deploy import DeployRequest
+from ogref.core.driver import CreateOracle, drive
+from ogref.core.events import (
+    CheckFilesystem,
+    ExtendFilesystem,
+    InspectTarget,
+    Log,
+    ReduceFilesystem,
+    WriteImage,
+)
+from ogref.core.events import Source as ImageSource
 from ogref.errors import OgError
 from ogref.model import Image, MulticastSession
 from ogref.site import BootSpec, CloneSpec, CreateSpec, OperationSpec, RestoreSpec
 from ogsim.client import SimClient
 from ogsim.faults import apply_fault
+from ogsim.hardware import HostHw
 from ogsim.loop import Loop
 from ogsim.multicast import McastSession, SessionState
 from ogsim.network import Link, Network
@@ -260,32 +272,48 @@ class Simulation:
         self._enqueue(name, begin)
 
     def _create(self, res: OperationResult, spec: CreateSpec) -> None:
-        """createImage timing only (read, compress, upload by SMB); no core session drives it."""
+        """createImage: the core's CreateSession driven against the model, each step timed."""
         client = self.clients[spec.computer]
-        part = client.computer.disks.partition(spec.disk, spec.partition)
         rec = ComputerResult(
             name=client.name,
             classroom=client.computer.classroom,
+            group=client.computer.group,
             method_requested="create",
-            started=self.loop.now,
         )
         res.computers.append(rec)
         res.image = spec.image
-        if part is None:
-            rec.status, rec.code, rec.message = "failed", 3, "no such partition"
-            rec.finished = self.loop.now
-            return
-        data = part.used or part.size // 2
-        rate = min(client.hw.read_rate, client.hw.decompress_rate / 2, client.hw.link_rate)
-        start = self.loop.now
 
-        def done() -> None:
-            rec.phases.append(_phase("create", start, self.loop.now, spec.target))
-            rec.status, rec.code, rec.message = "ok", 0, f"image {spec.image} created"
-            rec.bytes_moved = data / 2
-            rec.finished = self.loop.now
+        def begin() -> None:
+            rec.started = self.loop.now
+            target = ImageSource.CACHE if spec.target == "CACHE" else ImageSource.REPO
+            session = CreateSession(
+                CreateRequest(spec.disk, spec.partition, target, spec.image, client.name),
+                self.scenario.site.policy,
+            )
+            hw = client.hw
+            t = self.loop.now
+            phases: list[Phase] = []
+            for cmd in drive(session, CreateOracle(client.computer)):
+                took = _create_step_seconds(cmd, hw, session.used, target)
+                if took:
+                    phases.append(_phase(_CREATE_PHASE[type(cmd)], t, t + took, str(target)))
+                    t += took
+                if isinstance(cmd, Log):
+                    rec.log.append(LogLine(t=t, text=cmd.text))
+            result = session.result
+            assert result is not None
 
-        self.loop.after(data / rate, done)
+            def done() -> None:
+                rec.phases.extend(phases)
+                rec.status = "ok" if result.ok else "failed"
+                rec.code, rec.message = int(result.code), result.message
+                rec.bytes_moved = float(session.written.stored_size) if session.written else 0.0
+                rec.finished = self.loop.now
+                self._next(client.name)
+
+            self.loop.after(t - self.loop.now, done)
+
+        self._enqueue(client.name, begin)
 
     # ------------------------------------------------------------------ run
 
@@ -322,6 +350,32 @@ class Simulation:
             },
         )
         return self.results
+
+
+_CREATE_PHASE: dict[type, str] = {
+    InspectTarget: "inspect",
+    CheckFilesystem: "fsck",
+    ReduceFilesystem: "reduce",
+    WriteImage: "create",
+    ExtendFilesystem: "extend",
+}
+
+
+def _create_step_seconds(cmd: object, hw: HostHw, used: int, target: ImageSource) -> float:
+    """Seconds one createImage step takes on this hardware (0 for bookkeeping commands)."""
+    if isinstance(cmd, InspectTarget):
+        return hw.inspect_s
+    if isinstance(cmd, CheckFilesystem):
+        return 2.0 + used / (10 * hw.read_rate)
+    if isinstance(cmd, ReduceFilesystem | ExtendFilesystem):
+        return 1.0 + used / (20 * hw.read_rate)
+    if isinstance(cmd, WriteImage):
+        # partclone reads, the compressor works, and the stream goes to the share (or the CACHE)
+        rate = min(hw.read_rate, hw.decompress_rate / 2)
+        if target is ImageSource.REPO:
+            rate = min(rate, hw.link_rate * 2)  # about 2:1 compression on the wire
+        return used / rate
+    return 0.0
 
 
 def _phase(name: str, start: float, end: float, detail: str = "") -> Phase:

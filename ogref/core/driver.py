@@ -12,35 +12,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ogref.core.deploy import DeploySession
 from ogref.core.events import (
     CacheInspected,
+    CheckFilesystem,
     Command,
     ConfigureOs,
     DeleteCachedCopy,
     EmptyCache,
     Event,
     EvictFromCache,
+    ExtendFilesystem,
     FetchToCache,
     Finish,
     FormatCache,
     ImageInspected,
     InspectCache,
     InspectImage,
+    InspectStore,
     InspectTarget,
     PostconfFinished,
+    PublishImage,
+    ReduceFilesystem,
     RestoreFinished,
     RestorePartition,
     Source,
+    StepFinished,
+    StoreInspected,
     TargetInspected,
     TransferFinished,
+    WriteImage,
 )
+from ogref.core.machine import Machine
 from ogref.model import Cache, CachedImage, Computer, Image, Repository
 
 Answer = Callable[[Command], Event | None]
 
 
-def drive(session: DeploySession, answer: Answer, limit: int = 1000) -> list[Command]:
+def drive(session: Machine, answer: Answer, limit: int = 1000) -> list[Command]:
     """Run ``session`` to completion; return every command it emitted, in order."""
     emitted: list[Command] = []
     pending = session.start()
@@ -143,3 +151,40 @@ class ModelOracle:
         if not self.repository.has(cmd.name):
             return ImageInspected(found=False)
         return ImageInspected(True, image=self.repository.image(cmd.name))
+
+
+@dataclass
+class CreateOracle:
+    """Answers a create session's commands from the model, every step succeeding.
+
+    The repository is taken as writable with ``repo_free`` bytes free; a CACHE target uses the
+    computer's cache.  ``ratio`` is the assumed compressed/used size.
+    """
+
+    computer: Computer
+    repo_free: int = 1 << 50
+    ratio: float = 0.5
+
+    def __call__(self, cmd: Command) -> Event | None:
+        return self.answer(cmd)
+
+    def answer(self, cmd: Command) -> Event | None:
+        """The event that follows ``cmd`` when everything works."""
+        if isinstance(cmd, InspectTarget):
+            part = self.computer.disks.partition(cmd.disk, cmd.partition)
+            if part is None:
+                return TargetInspected(exists=False)
+            self._used = part.used or part.size // 2
+            return TargetInspected(True, part.size, part.filesystem, False, self._used)
+        if isinstance(cmd, InspectStore):
+            if cmd.target is Source.CACHE:
+                cache = self.computer.cache
+                return StoreInspected(cache is not None, True, cache.free if cache else 0)
+            return StoreInspected(True, True, self.repo_free)
+        if isinstance(cmd, WriteImage):
+            return StepFinished(int(self._used * self.ratio), "", self._used)
+        if isinstance(cmd, CheckFilesystem | ReduceFilesystem | PublishImage | ExtendFilesystem):
+            return StepFinished()
+        return None
+
+    _used: int = 0

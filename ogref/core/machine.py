@@ -30,6 +30,10 @@ class Machine:
         self.reasons: list[str] = []
         self._handlers: dict[tuple[StrEnum, type[Event]], Callable[[Event], list[Command]]] = {}
 
+    def start(self) -> list[Command]:
+        """The first commands."""
+        raise NotImplementedError
+
     @property
     def finished(self) -> bool:
         """Whether ``Finish`` has been emitted."""
