@@ -17,6 +17,7 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -172,8 +173,14 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             announce_url(repo.address),
             scenario.spec.seed + i,
         )
-    whitelist = run_dir / "tracker.whitelist"
+    # opentracker drops privileges before reading its whitelist: it must sit in a directory
+    # that "nobody" can traverse (the run directory may be private)
+    tdir = Path(tempfile.mkdtemp(prefix=f"{topo.prefix}-tracker-"))
+    manifest.record("file", str(tdir))
+    tdir.chmod(0o755)
+    whitelist = tdir / "whitelist"
     write_whitelist(store, whitelist)
+    whitelist.chmod(0o644)
     logs = run_dir / "logs"
     tracker = processes.start(
         manifest,

@@ -3,8 +3,9 @@
 Two accounts with passwords generated per lab (no default password anywhere): ``opengnsys``
 (clients, read-only, OpenGnSys's user mode) and ``ogadmin`` (write access, used only to store a
 new image — OpenGnSys's admin mode).  Samba accounts must map to Unix users, so they map to the
-existing ``nobody`` (read-only) and ``root`` (writer) through a username map; nothing is added to
-``/etc/passwd``.  All of Samba's state lives in the run directory; the on-demand RPC helpers are
+existing ``nobody`` (in the share's ``read list``) and ``root`` (``write list``) through a
+username map; nothing is added to ``/etc/passwd``.  Files are accessed as root (``force user``),
+so the run directory may sit under a private temporary directory.  All of Samba's state lives in the run directory; the on-demand RPC helpers are
 off (no ``samba-dcerpcd`` escaping to PID 1).  The process is recorded in the manifest.
 """
 
@@ -62,9 +63,11 @@ def _conf(base: Path, share: Path, ip: str) -> str:
   interfaces = {ip}
 [ogimages]
   path = {share}
-  read only = yes
+  read only = no
+  read list = nobody
   write list = root
   valid users = nobody root
+  force user = root
   locking = no
   create mask = 0644
 """

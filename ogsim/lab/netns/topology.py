@@ -4,8 +4,10 @@ host (repository, server, each client, a router between subnets) joined to its b
 Every namespace and link is recorded in the run's :class:`~ogsim.lab.manifest.Manifest` before it
 is created.  Nothing is attached to a real interface and nothing is NATed: the bridges live in the
 switch namespace, the hosts only see their ``eth0`` (``eth1`` on the router).  Multicast works with
-IGMP snooping on and a querier on each bridge; client ports do not flood unregistered groups
-(``mcast_flood off``), the repository and router ports are permanent multicast routers.  Across
+IGMP snooping on and a querier on each bridge
+(registered groups only reach their members; the link-local groups udpcast's rendezvous uses
+must flood, so ``mcast_flood`` stays on), the repository and router ports are permanent
+multicast routers.  Across
 subnets multicast goes through ``smcrouted`` in the router namespace (started here, recorded).
 Shaping is :mod:`ogsim.lab.netns.shaping`'s job; services are started elsewhere.
 """
@@ -143,13 +145,11 @@ class Topology:
             ]
         )
         sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
-        sh(["ip", "-n", ns, "addr", "add", str(iface), "dev", "eth0"])
+        sh(["ip", "-n", ns, "addr", "add", str(iface), "brd", "+", "dev", "eth0"])
         sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
         sh(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])
         if mcast_router:
             sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
-        else:
-            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_flood", "off"])
         host = Host(name, ns, str(iface), port, br)
         self.hosts[name] = host
         return host
@@ -184,7 +184,7 @@ class Topology:
             )
             sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
             sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
-            sh(["ip", "-n", ns, "addr", "add", str(gw), "dev", leg])
+            sh(["ip", "-n", ns, "addr", "add", str(gw), "brd", "+", "dev", leg])
             sh(["ip", "-n", ns, "link", "set", leg, "up"])
             self.router_legs[net] = leg
             legs.append(leg)
