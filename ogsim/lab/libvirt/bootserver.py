@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 MODES = ("live", "disk", "disk-once")
 
@@ -95,7 +96,7 @@ class BootServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _send(self, body: bytes, ctype: str = "text/plain") -> None:
@@ -110,7 +111,7 @@ class BootServer:
                 if path == "/boot.ipxe":
                     self._send(f"#!ipxe\nchain {server.url}/pxe/${{mac}}\n".encode())
                 elif path.startswith("/pxe/"):
-                    mac = path.removeprefix("/pxe/").lower().replace("-", ":")
+                    mac = unquote(path.removeprefix("/pxe/")).lower().replace("-", ":")
                     self._send(server._answer(mac).encode())
                 elif path.startswith("/files/") and (f := server._file(path[7:])) is not None:
                     self.send_response(200)

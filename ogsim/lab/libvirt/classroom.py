@@ -1,0 +1,194 @@
+"""A classroom of VMs on one libvirt connection: daemons, the isolated network, the boot server,
+the server and repository services on the bridge, blank disks, and the VMs' power.
+
+``Classroom.up()`` builds everything (each piece recorded in the run's manifest before it is
+created); ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts the domain (the
+stand-in for the wake-up); ``boot_local``/``reset`` drive "boot once" / "boot target";
+``down()`` destroys the domains in parallel, stops the services and destroys the manifest (also
+from ``with Classroom(...)`` on any exit path).  What to run on the VMs is the backend's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ogsim.lab.libvirt import bootserver, connection, domain, network, reposhare, wol
+from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, LiveImage, live_image
+from ogsim.lab.libvirt.standin_server import StandinServer
+from ogsim.lab.manifest import Manifest
+
+BOOT_PORT = 8780
+SERVER_PORT = 8781  # the test OS reports to http://<dhcp server>:8781/api/os
+
+
+@dataclass
+class Seat:
+    """One VM of the classroom."""
+
+    name: str
+    index: int
+    mac: str = ""
+    ip: str = ""
+    vm: domain.VmSpec | None = None
+    dom: Any = None
+    powered_at: float = 0.0
+
+
+@dataclass
+class Classroom:
+    """``names`` are the computers (and the VMs' DHCP host names)."""
+
+    run_dir: Path
+    names: list[str]
+    uri: str = connection.DEFAULT_URI
+    memory_mib: int = 512
+    disk_bytes: int = 1024**3
+    repo_dir: Path | None = None
+    cache: Path = DEFAULT_CACHE
+    log: Callable[[str], None] = field(default=lambda _t: None)
+
+    def __post_init__(self) -> None:
+        self.run_dir = self.run_dir.resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o755)
+        self.manifest = Manifest(self.run_dir)
+        self.seats = {n: Seat(n, i + 1) for i, n in enumerate(self.names)}
+        self.conn: Any = None
+        self.net: network.LabNetwork | None = None
+        self.boot: bootserver.BootServer | None = None
+        self.server: StandinServer | None = None
+        self.share = ""
+        self.image: LiveImage | None = None
+        self.timings: dict[str, float] = {}
+        self.t0 = time.monotonic()
+        self.kvm = domain.kvm_works()
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    # ------------------------------------------------------------------ up / down
+
+    def up(self) -> Classroom:
+        t = time.monotonic()
+        self.image = live_image(self.run_dir, self.cache)
+        self.timings["live_image_s"] = round(time.monotonic() - t, 2)
+        if connection.is_local(self.uri):
+            started = connection.ensure_daemons(self.manifest)
+            if started:
+                self.log(f"started {', '.join(started)}")
+        self.conn = connection.open_connection(self.uri)
+        subnet, bridge = network.free_subnet(self.conn)
+        name = f"oglab-{self.run_dir.name}"[:60]
+        self.net = network.LabNetwork(name, bridge, subnet)
+        octet = subnet.network_address.packed[2]
+        for seat in self.seats.values():
+            seat.mac = domain.mac_for(seat.index, octet)
+            seat.ip = str(self.net.address(seat.index))
+            self.net.hosts.append(
+                network.HostEntry(seat.mac, self.net.address(seat.index), seat.name)
+            )
+        host = str(self.net.host_ip)
+        self.server = StandinServer(host, SERVER_PORT, {s.name: s.ip for s in self.seats.values()})
+        cmdline = f"console=ttyS0 panic=-1 quiet oglab.server={self.server.url}"
+        cfg = bootserver.BootConfig(
+            self.image.kernel, [self.image.base, self.image.overlay], cmdline=cmdline
+        )
+        self.boot = bootserver.BootServer(host, BOOT_PORT, cfg)
+        self.net.boot_url = f"{self.boot.url}/boot.ipxe"
+        network.create_network(self.conn, self.manifest, self.net, self.uri)
+        self.boot.start()
+        self.server.start()
+        if self.repo_dir is not None:
+            self.share = reposhare.start_share(self.manifest, self.run_dir, host, self.repo_dir)
+        for seat in self.seats.values():
+            disk = self.run_dir / f"{seat.name}.disk"
+            domain.make_disk(self.manifest, disk, self.disk_bytes)
+            seat.vm = domain.VmSpec(
+                f"{name}-{seat.name}"[:60],
+                seat.mac,
+                self.net.name,
+                disk,
+                self.run_dir / f"{seat.name}.serial",
+                memory_mib=self.memory_mib,
+                disk_bytes=self.disk_bytes,
+                kvm=self.kvm,
+            )
+        self.timings["up_s"] = round(time.monotonic() - t, 2)
+        return self
+
+    def down(self) -> list[str]:
+        """Destroy the domains (in parallel), stop the services, destroy the manifest."""
+        t = time.monotonic()
+        doms = [s.dom for s in self.seats.values() if s.dom is not None]
+
+        def kill(dom: Any) -> None:
+            with contextlib.suppress(Exception):  # gone already (powered off)
+                dom.destroy()
+
+        with ThreadPoolExecutor(max_workers=max(1, len(doms))) as pool:
+            list(pool.map(kill, doms))
+        for svc in (self.boot, self.server):
+            if svc is not None:
+                svc.stop()
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        errors = self.manifest.destroy(log=self.log)
+        self.timings["down_s"] = round(time.monotonic() - t, 2)
+        return errors
+
+    def __enter__(self) -> Classroom:
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.down()
+
+    # ------------------------------------------------------------------ power
+
+    def power_on(self, name: str) -> None:
+        """Send the magic packet on the bridge, then start the domain (the wake-up)."""
+        seat = self.seats[name]
+        assert self.net is not None and seat.vm is not None
+        wol.send(
+            seat.mac, self.net.bridge, str(self.net.host_ip), str(self.net.subnet.broadcast_address)
+        )
+        seat.powered_at = self.now()
+        seat.dom = domain.start(self.conn, self.manifest, seat.vm, self.uri)
+
+    def reset(self, name: str) -> None:
+        """Hard reset (the reboot after "boot target")."""
+        self.seats[name].dom.reset(0)
+
+    def set_boot(self, name: str, mode: str) -> None:
+        assert self.boot is not None
+        self.boot.set_mode(self.seats[name].mac, mode)
+
+    def serial(self, name: str) -> str:
+        p = self.run_dir / f"{name}.serial"
+        try:
+            return p.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_serial(self, name: str, marker: str, timeout: float, after: int = 0) -> bool:
+        """Wait for ``marker`` on the serial console (counting from byte ``after``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.serial(name)[after:]:
+                return True
+            time.sleep(0.25)
+        return False
