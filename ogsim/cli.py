@@ -56,8 +56,19 @@ def _load(path: Path) -> Scenario:
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
 
 
-def run_scenario(scenario: Scenario, backend: str, seed: int | None) -> Results:
-    """Run a scenario on a backend (only ``sim`` exists so far)."""
+def run_scenario(
+    scenario: Scenario, backend: str, seed: int | None, out_dir: Path | None = None
+) -> Results:
+    """Run a scenario on a backend (``sim``; ``netns`` as root, its lab under ``out_dir``)."""
+    if backend == "netns":
+        import os
+
+        if os.geteuid() != 0:
+            raise BackendUnavailableError(backend, "the netns lab needs root")
+        from ogsim.lab.netns import run as run_netns
+
+        used = scenario.spec.seed if seed is None else seed
+        return run_netns(scenario, seed, out_dir or Path("out") / scenario.name / f"netns-{used}")
     if backend != "sim":
         raise BackendUnavailableError(backend)
     from ogsim.simulator import simulate
@@ -68,8 +79,8 @@ def run_scenario(scenario: Scenario, backend: str, seed: int | None) -> Results:
 class BackendUnavailableError(RuntimeError):
     """The requested backend is not implemented yet."""
 
-    def __init__(self, backend: str) -> None:
-        super().__init__(f"backend {backend!r} is not available yet (only 'sim' is)")
+    def __init__(self, backend: str, reason: str = "") -> None:
+        super().__init__(reason or f"backend {backend!r} is not available yet (only 'sim' is)")
         self.backend = backend
 
 
@@ -135,6 +146,21 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
 
 
 @app.command()
+def destroy(
+    run_dir: Annotated[Path, typer.Argument(help="a lab run's output directory")],
+) -> None:
+    """Destroy what a lab run left (namespaces, loop devices, mounts, processes) from its manifest."""
+    from ogsim.lab.netns import destroy as destroy_lab
+
+    errors = destroy_lab(run_dir)
+    for e in errors:
+        err.print(f"[yellow]{e}[/]")
+    out.print(f"destroyed {run_dir}" + (f" with {len(errors)} errors" if errors else ""))
+    if errors:
+        raise typer.Exit(ExitCode.BACKEND_ERROR)
+
+
+@app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     backend: Annotated[str, typer.Option(help="sim | netns | libvirt")] = "sim",
@@ -148,7 +174,7 @@ def run(
         raise typer.Exit(ExitCode.USAGE_ERROR)
     sc = _load(scenario)
     try:
-        results = run_scenario(sc, backend, seed)
+        results = run_scenario(sc, backend, seed, out_dir)
     except BackendUnavailableError as exc:
         err.print(f"[bold yellow]{exc}[/]")
         raise typer.Exit(ExitCode.BACKEND_ERROR) from None
