@@ -1,0 +1,80 @@
+"""Pure parts of the lab's transports and services: request signing, the udp-sender and
+udp-receiver command lines (OpenGnSys's options), and the agent's request encoding.  No root."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ogref.agent import request_from_json, request_to_json
+from ogref.core.deploy import DeployRequest, Operation
+from ogref.model import Method, MulticastSession, TorrentSession
+from ogref.repo.sender import SenderOptions, sender_argv
+from ogref.transports.multicast import ReceiverConfig, receiver_argv
+from ogref.transports.signing import signature, verify
+
+
+def headers(key: bytes, path: str, body: bytes, stamp: float | None = None) -> dict[str, str]:
+    t = f"{stamp if stamp is not None else time.time():.3f}"
+    return {"X-OG-Time": t, "X-OG-Signature": signature(key, "POST", path, t, body)}
+
+
+def test_signature_accepts_the_right_key_only() -> None:
+    key, body = b"k" * 32, b'{"image": "win7"}'
+    h = headers(key, "/multicast/start", body)
+    assert verify(key, "POST", "/multicast/start", h, body)
+    assert not verify(b"x" * 32, "POST", "/multicast/start", h, body)
+    assert not verify(key, "POST", "/multicast/start", h, body + b" ")
+    assert not verify(key, "POST", "/multicast/status", h, body)
+    assert not verify(key, "POST", "/multicast/start", {}, body)
+
+
+def test_stale_requests_are_refused() -> None:
+    key, body = b"k" * 32, b"{}"
+    assert not verify(key, "POST", "/p", headers(key, "/p", body, time.time() - 3600), body)
+
+
+def test_sender_has_opengnsys_options() -> None:
+    s = MulticastSession.parse("9000:full-duplex:239.194.17.36:70M:50:60")
+    argv = sender_argv(s, Path("/img/a.img"), SenderOptions(), Path("/log"))
+    text = " ".join(argv)
+    for part in (
+        "--portbase 9000",
+        "--full-duplex",
+        "--mcast-data-address 239.194.17.36",
+        "--fec 8x8/128",
+        "--max-bitrate 70m",
+        "--ttl 16",
+        "--min-receivers 50",
+        "--max-wait 60",
+        "--retries-until-drop 65",
+        "--rexmit-hello-interval 500",
+        "--file /img/a.img",
+        "--nokbd",
+    ):
+        assert part in text
+
+
+def test_receiver_sets_the_rendezvous_only_across_subnets() -> None:
+    s = MulticastSession()
+    same = ReceiverConfig("eth0", "10.0.1.11/24", "10.0.1.1", 120, 30)
+    other = ReceiverConfig("eth0", "10.0.2.11/24", "10.0.1.1", 120, 30)
+    assert "--mcast-rdv-address" not in receiver_argv(same, s, None)
+    assert "--mcast-rdv-address" in receiver_argv(other, s, None)
+    argv = receiver_argv(same, s, Path("/c/a.img"))
+    assert argv[argv.index("--start-timeout") + 1] == "120"
+    assert argv[argv.index("--receive-timeout") + 1] == "30"
+    assert argv[-2:] == ["--file", "/c/a.img"]
+
+
+def test_requests_travel_as_json() -> None:
+    req = DeployRequest(
+        Operation.RESTORE_COMMAND,
+        "ou/win7",
+        Method.parse("MULTICAST-DIRECT"),
+        1,
+        2,
+        multicast=MulticastSession.parse("9002:half-duplex:239.194.1.2:80M:3:20"),
+        torrent=TorrentSession.parse("leecher:0"),
+    )
+    assert request_from_json(request_to_json(req)) == req
