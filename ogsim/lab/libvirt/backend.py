@@ -40,6 +40,7 @@ from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Pha
 from ogsim.scenario import Scenario
 
 MAX_VMS = 8
+REPO_ROOT = Path("/var/lib/oglab/repo")
 MIB = 1024**2
 
 
@@ -79,7 +80,9 @@ class LibvirtRun:
     # ------------------------------------------------------------------ preparation
 
     def _repository(self) -> Path:
-        repo = self.run_dir / "repo"
+        # smbd serves it as 'nobody': not under the run dir, whose parents may be 0700 (pytest)
+        repo = REPO_ROOT / self.run_dir.name
+        Manifest(self.run_dir).record("file", str(repo))
         repo.mkdir(parents=True, exist_ok=True)
         for r in self.site.repositories:
             for image in r.images:
@@ -87,7 +90,7 @@ class LibvirtRun:
                 for f in Path(built["repo"]).iterdir():
                     shutil.copy2(f, repo / f.name)
                 self.note(f"test image {image.name}: {built['stored_size']} bytes stored")
-        for p in [repo, *repo.rglob("*")]:
+        for p in [REPO_ROOT.parent, REPO_ROOT, repo, *repo.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         return repo
 
@@ -109,6 +112,12 @@ class LibvirtRun:
             seed=seed,
             scale=(self.sc.spec.backends.libvirt.scale if self.sc.spec.backends.libvirt else 1.0),
         )
+        try:
+            return self._run(results, names, wall)
+        finally:  # the repository copy (and anything else recorded) on every exit path
+            Manifest(self.run_dir).destroy()
+
+    def _run(self, results: Results, names: list[str], wall: float) -> Results:
         repo = self._repository()
         lab = Classroom(
             self.run_dir,

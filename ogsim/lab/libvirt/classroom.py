@@ -11,7 +11,9 @@ from ``with Classroom(...)`` on any exit path).  What to run on the VMs is the b
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, LiveImage, live_image
 from ogsim.lab.libvirt.standin_server import StandinServer
 from ogsim.lab.manifest import Manifest
 
+VM_ROOT = Path("/var/lib/oglab/vm")
 BOOT_PORT = 8780
 SERVER_PORT = 8781  # the test OS reports to http://<dhcp server>:8781/api/os
 
@@ -69,6 +72,9 @@ class Classroom:
         self.timings: dict[str, float] = {}
         self.t0 = time.monotonic()
         self.kvm = domain.kvm_works()
+        # qemu runs as libvirt-qemu: disks and consoles live where it can reach them (a run dir
+        # under a 0700 parent, e.g. pytest's, is not); consoles are copied back at down()
+        self.vm_dir = VM_ROOT / f"{self.run_dir.name}-{uuid.uuid4().hex[:8]}"
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -107,15 +113,18 @@ class Classroom:
         self.server.start()
         if self.repo_dir is not None:
             self.share = reposhare.start_share(self.manifest, self.run_dir, host, self.repo_dir)
+        self.manifest.record("file", str(self.vm_dir))
+        self.vm_dir.mkdir(parents=True)
+        self.vm_dir.chmod(0o755)
         for seat in self.seats.values():
-            disk = self.run_dir / f"{seat.name}.disk"
+            disk = self.vm_dir / f"{seat.name}.disk"
             domain.make_disk(self.manifest, disk, self.disk_bytes)
             seat.vm = domain.VmSpec(
                 f"{name}-{seat.name}"[:60],
                 seat.mac,
                 self.net.name,
                 disk,
-                self.run_dir / f"{seat.name}.serial",
+                self.vm_dir / f"{seat.name}.serial",
                 memory_mib=self.memory_mib,
                 disk_bytes=self.disk_bytes,
                 kvm=self.kvm,
@@ -141,6 +150,11 @@ class Classroom:
             with contextlib.suppress(Exception):
                 self.conn.close()
             self.conn = None
+        for seat in self.seats.values():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(
+                    self.vm_dir / f"{seat.name}.serial", self.run_dir / f"{seat.name}.serial"
+                )
         errors = self.manifest.destroy(log=self.log)
         self.timings["down_s"] = round(time.monotonic() - t, 2)
         return errors
@@ -178,7 +192,7 @@ class Classroom:
         self.boot.set_mode(self.seats[name].mac, mode)
 
     def serial(self, name: str) -> str:
-        p = self.run_dir / f"{name}.serial"
+        p = self.vm_dir / f"{name}.serial"
         try:
             return p.read_text(errors="replace")
         except OSError:
