@@ -69,6 +69,21 @@ def run_scenario(
 
         used = scenario.spec.seed if seed is None else seed
         return run_netns(scenario, seed, out_dir or Path("out") / scenario.name / f"netns-{used}")
+    if backend == "libvirt":
+        import os
+
+        if os.geteuid() != 0:
+            raise BackendUnavailableError(backend, "the libvirt lab needs root")
+        from ogsim.lab.libvirt.backend import run as run_libvirt
+        from ogsim.lab.libvirt.connection import LibvirtUnavailableError
+
+        used = scenario.spec.seed if seed is None else seed
+        try:
+            return run_libvirt(
+                scenario, seed, out_dir or Path("out") / scenario.name / f"libvirt-{used}"
+            )
+        except LibvirtUnavailableError as exc:
+            raise BackendUnavailableError(backend, str(exc)) from None
     if backend != "sim":
         raise BackendUnavailableError(backend)
     from ogsim.simulator import simulate
