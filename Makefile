@@ -31,7 +31,7 @@ $(STAMP)/venv-base: pyproject.toml | $(PY) $(STAMP)
 
 # lab extras need libparted-dev etc. (installed by deps as root); tolerate failure as non-root
 $(STAMP)/venv-lab: $(STAMP)/venv-base
-	@$(PY) -m pip install -q -e '.[sim,dev,lab]' || { \
+	@$(PY) -m pip install -q -e '.[sim,dev,lab,vm]' || { \
 	  if [ "$$(id -u)" = 0 ]; then exit 1; else echo "lab extras not installed (not root): lab tests will skip"; fi; }
 	@touch $@
 
