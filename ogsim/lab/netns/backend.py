@@ -435,6 +435,7 @@ def execute(
     cpu = CpuMonitor().start()
     t0 = time.time()
     pending_faults = list(faults)
+    reverts: list[tuple[float, str, Any]] = []
 
     def tick() -> None:
         now = time.time() - t0
@@ -445,6 +446,20 @@ def execute(
                 crashed.update(body.target)
             text = _apply_fault(lab, f.kind, body, scenario)
             events.append(LogLine(t=round(now, 3), text=text))
+            duration = getattr(body, "duration", None)
+            if f.kind in ("link_loss", "link_down") and duration:
+                reverts.append((f.at + duration, f.kind, body))
+        for item in [r for r in reverts if r[0] <= now]:
+            reverts.remove(item)
+            _, kind, body = item
+            assert lab.loss is not None
+            for name in body.target:
+                host = lab.clients.get(name, lab.repo)
+                if kind == "link_loss":
+                    lab.loss.set_loss(host, 0.0)
+                else:
+                    lab.loss.set_down(host, False)
+            events.append(LogLine(t=round(now, 3), text=f"{kind} on {', '.join(body.target)} over"))
 
     try:
         for index, op in enumerate(scenario.site.operations):

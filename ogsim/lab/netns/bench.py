@@ -163,11 +163,14 @@ def report(rows: list[dict[str, Any]]) -> str:
         t1 = base.get(r["method"])
         ratio = f"{r['T'] / t1:.2f}" if t1 and r["T"] else "-"
         trust = "CPU-BOUND (untrustworthy)" if r["cpu_bound"] else "ok"
+        frac = r["link_fraction"]
+        if frac is not None and r["method"].startswith("UNICAST"):
+            frac = f"{frac * r['n']:.3f} (uplink, shared)"
         sim = r.get("sim_T")
         err = f"{(sim - r['T']) / r['T']:+.0%}" if sim and r["T"] else r.get("sim_error", "-")
         lines.append(
             f"| {r['method']} | {r['n']} | {r['ok']}/{r['n']} | {r['T']} | {ratio} | "
-            f"{r['link_fraction']} | {r['cpu_idle_mean']:.2f}/{r['cpu_idle_min']:.2f} | "
+            f"{frac} | {r['cpu_idle_mean']:.2f}/{r['cpu_idle_min']:.2f} | "
             f"{trust} | {sim if sim is not None else '-'} | {err} |"
         )
     lines += ["", "Goals: " + "; ".join(f"{k}: {v}" for k, v in GOALS.items()), ""]
