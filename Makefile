@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := .stamps
 SRC := $(wildcard ogref ogsim tests noxfile.py)
 
-.PHONY: demo test deps venv lint types unit bench-image bench-sim validate clean
+.PHONY: demo test deps venv lint types unit bench-image bench-lab bench-sim validate clean
 
 $(STAMP):
 	@mkdir -p $(STAMP)
@@ -55,6 +55,9 @@ unit: $(STAMP)/venv-base
 
 bench-image: deps $(STAMP)/venv-lab
 	$(PY) -m ogref.bench.image
+
+bench-lab: deps $(STAMP)/venv-lab
+	$(PY) -m ogsim.lab.netns.bench
 
 bench-sim: $(STAMP)/venv-base
 	$(PY) -m ogsim.bench
