@@ -82,7 +82,7 @@ def run_scenario(
             return run_libvirt(
                 scenario, seed, out_dir or Path("out") / scenario.name / f"libvirt-{used}"
             )
-        except LibvirtUnavailableError as exc:
+        except (LibvirtUnavailableError, ValueError) as exc:  # no libvirt, or beyond its scale
             raise BackendUnavailableError(backend, str(exc)) from None
     if backend != "sim":
         raise BackendUnavailableError(backend)

@@ -26,10 +26,11 @@ def test_run_writes_results_json_and_passes(tmp_path: Path) -> None:
     assert pc35.phases and pc35.log and pc35.code == 0
 
 
-def test_libvirt_backend_is_not_available_yet(tmp_path: Path) -> None:
-    for backend in ("libvirt",):  # netns runs as root now (ogsim.lab.netns)
-        res = runner.invoke(app, ["run", str(SEED), "--backend", backend, "--out", str(tmp_path)])
-        assert res.exit_code == ExitCode.BACKEND_ERROR
+def test_libvirt_refuses_a_classroom_beyond_its_scale(tmp_path: Path) -> None:
+    """35 VMs do not fit the VM lab (or, as non-root, it is unavailable): a backend error."""
+    res = runner.invoke(app, ["run", str(SEED), "--backend", "libvirt", "--out", str(tmp_path)])
+    assert res.exit_code == ExitCode.BACKEND_ERROR
+    assert "at most" in res.output or "needs root" in res.output
 
 
 def test_bad_scenario_is_a_usage_error_naming_the_path(tmp_path: Path) -> None:
