@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ogref.core.deploy import DeployRequest, Operation
-from ogref.core.events import Source
+from ogref.core.events import FetchToCache, Source, TransferFailed, TransferFinished
 from ogref.errors import OgErr, OgError
 from ogref.model import ClientStatus, EngineConfig, Method, MulticastSession, TorrentSession
 from ogref.runtime.executor import Machine
@@ -63,6 +64,22 @@ def request_from_json(d: Json) -> DeployRequest:
         allow_fs_change=bool(d.get("allow_fs_change", False)),
         postconf=bool(d.get("postconf", True)),
     )
+
+
+class StartDelayExecutor(NetworkExecutor):
+    """The network executor honouring the engine's ``STARTDELAY`` (random sleep before a
+    multicast or torrent updateCache): the one policy the simulator also draws from."""
+
+    sleep = staticmethod(time.sleep)
+
+    def _fetch(self, cmd: FetchToCache) -> TransferFinished | TransferFailed:
+        delay = self.policy.start_delay.draw(str(cmd.transport), random.randint)
+        if delay > 0:
+            t0 = self.net.clock()
+            self.log(f"random start delay: {delay:.0f} s before the {cmd.transport} updateCache")
+            self.sleep(delay)
+            self._phase("wait", t0, detail="random start delay")
+        return super()._fetch(cmd)
 
 
 class Agent:
@@ -112,7 +129,7 @@ class Agent:
             torrent_stall=self.torrent_stall,
             clock=time.time,
         )
-        ex = NetworkExecutor(machine, net, log=self.log)
+        ex = StartDelayExecutor(machine, net, log=self.log)
         started = time.time()
         try:
             fin = ex.run(req, policy)

@@ -569,6 +569,7 @@ _ENGINE_ATTR = {
     "IMGFS": "img_fs",
     "OGSLEEP": "sleep_before_reboot",
     "DEFAULTSPEED": "default_speed",
+    "STARTDELAY": "start_delay",
 }
 
 

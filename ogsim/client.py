@@ -212,13 +212,22 @@ class SimClient:
             )
         elif cmd.transport is Transport.MULTICAST:
             assert cmd.multicast is not None
-            delay = float(sim.rng.randint(*sim.scenario.sim.mcast_cache_sleep))
-            self._wait(delay, lambda: self._mcast(image, cmd.multicast, False, ok, fail))
+            self._wait(
+                self._start_delay(cmd), lambda: self._mcast(image, cmd.multicast, False, ok, fail)
+            )
         else:
-            delay = float(sim.rng.randint(*sim.scenario.sim.torrent_sleep))
-            self._wait(delay, lambda: self._torrent(cmd, ok))
+            self._wait(self._start_delay(cmd), lambda: self._torrent(cmd, ok))
+
+    def _start_delay(self, cmd: FetchToCache) -> float:
+        """The engine's STARTDELAY (the agent draws from the same policy), seeded."""
+        return self.sim.scenario.site.policy.start_delay.draw(
+            str(cmd.transport), self.sim.rng.randint
+        )
 
     def _wait(self, delay: float, then: Callable[[], None]) -> None:
+        if delay <= 0:
+            then()
+            return
         start = self.sim.loop.now
 
         def go() -> None:

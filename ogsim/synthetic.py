@@ -35,6 +35,7 @@ def synthetic(
     seed: int = 1,
     name: str | None = None,
     sim: dict[str, Any] | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> Scenario:
     """A one-repository site with ``n`` identical computers restored by ``method`` at t=0."""
     stored = stored or data
@@ -89,6 +90,7 @@ def synthetic(
                 "hw": {"uplink": uplink, "smb_overhead": smb_overhead, "read": "100Gbit"},
             }
         ],
+        "engine": engine or {},
         "classrooms": rooms,
         "operations": [
             {"at": 0, "restore": {"image": "img", "method": method, "postconf": postconf}}

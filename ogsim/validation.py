@@ -110,7 +110,7 @@ def _ezio_bt(n: int) -> float:
         stored=EZIO["data"],
         torrent="peer:0",
         name=f"ezio-bt-{n}",
-        sim={"torrent_sleep": (0, 0)},
+        engine={"STARTDELAY": "NONE"},  # EZIO starts every peer at once
         **EZIO,
     )
     r = simulate(sc)

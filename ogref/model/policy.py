@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +44,82 @@ class NotCacheProtocol(StrEnum):
     MULTICAST = "MULTICAST"
 
 
+@dataclass(frozen=True)
+class StartDelay:
+    """``STARTDELAY`` (an ogLab key): the random sleep before a multicast or torrent updateCache.
+
+    OpenGnSys's updateCache sleeps a random whole number of seconds before it asks the
+    repository for a multicast session (1–30 s) and before it starts ctorrent (1–120 s), to
+    spread simultaneous requests of a classroom.  ogLab's server coordinates the start (the
+    control API starts one sender per session; the tracker takes every announce), so our
+    default is no sleep.  Both backends draw from this one policy: the simulator with its seeded
+    generator, the agent with the system's.
+
+    engine.cfg values: ``NONE`` (ogLab default), ``OPENGNSYS`` (torrent 1–120 s, multicast
+    1–30 s; hard-coded in its scripts, so its own engine.cfg has no such key), or explicit
+    ranges ``TORRENT:1-120,MULTICAST:1-30`` (an omitted one is 0).
+    """
+
+    torrent: tuple[int, int] = (0, 0)
+    multicast: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def opengnsys(cls) -> StartDelay:
+        """OpenGnSys's updateCache sleeps."""
+        return cls(torrent=(1, 120), multicast=(1, 30))
+
+    @classmethod
+    def parse(cls, raw: str) -> StartDelay:
+        """An engine.cfg value (see the class doc)."""
+        text = raw.strip().upper()
+        if text in ("", "NONE", "0"):
+            return cls()
+        if text == "OPENGNSYS":
+            return cls.opengnsys()
+        ranges: dict[str, tuple[int, int]] = {}
+        for item in text.split(","):
+            m = re.fullmatch(r"\s*(TORRENT|MULTICAST)\s*:\s*([0-9]+)\s*-\s*([0-9]+)\s*", item)
+            if m is None:
+                raise FormatError(
+                    "must be NONE, OPENGNSYS or ranges such as TORRENT:1-120,MULTICAST:1-30"
+                )
+            lo, hi = int(m.group(2)), int(m.group(3))
+            if lo > hi:
+                raise FormatError(f"{m.group(1)}: the range {lo}-{hi} is empty")
+            key = m.group(1).lower()
+            if key in ranges:
+                raise FormatError(f"{m.group(1)} given twice")
+            ranges[key] = (lo, hi)
+        return cls(**ranges)
+
+    def range_for(self, transport: str) -> tuple[int, int]:
+        """The (min, max) seconds before a ``TORRENT`` or ``MULTICAST`` updateCache."""
+        key = str(transport).upper()
+        if key == "TORRENT":
+            return self.torrent
+        if key == "MULTICAST":
+            return self.multicast
+        return (0, 0)
+
+    def draw(self, transport: str, randint: Callable[[int, int], int]) -> float:
+        """Seconds to sleep before an updateCache by ``transport`` (0 without drawing if none)."""
+        lo, hi = self.range_for(transport)
+        if hi <= 0:
+            return 0.0
+        return float(randint(lo, hi))
+
+    def __str__(self) -> str:
+        if self == StartDelay():
+            return "NONE"
+        if self == StartDelay.opengnsys():
+            return "OPENGNSYS"
+        return ",".join(
+            f"{name}:{lo}-{hi}"
+            for name, (lo, hi) in (("TORRENT", self.torrent), ("MULTICAST", self.multicast))
+            if hi > 0
+        )
+
+
 _TRUE = {"TRUE", "YES", "1"}
 _FALSE = {"FALSE", "NO", "0", ""}
 
@@ -68,6 +145,8 @@ class EngineConfig:
         img_fs: [IMGFS] container filesystem of synchronised images
         sleep_before_reboot: [OGSLEEP] s
         default_speed: [DEFAULTSPEED]
+        start_delay: [STARTDELAY] ogLab key: random sleep before a multicast/torrent
+            updateCache (:class:`StartDelay`; default none, OpenGnSys's preset sleeps)
         extra: every other key, verbatim
     """
 
@@ -87,11 +166,16 @@ class EngineConfig:
     img_fs: str = "EXT4"
     sleep_before_reboot: int = 20
     default_speed: str = ""
+    start_delay: StartDelay = field(default_factory=StartDelay)
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
     def opengnsys_1_1_1d(cls) -> EngineConfig:
-        """The stock OpenGnSys 1.1.1d engine.cfg (no fallback, lzop)."""
+        """The stock OpenGnSys 1.1.1d engine.cfg (no fallback, lzop).
+
+        Its updateCache sleeps are hard-coded in OpenGnSys's scripts, not in engine.cfg: add
+        ``start_delay=StartDelay.opengnsys()`` (``STARTDELAY=OPENGNSYS``) to model them too.
+        """
         return cls(
             restore_protocol_not_cache=NotCacheProtocol.NONE,
             img_comp=Compressor.LZOP,
@@ -204,6 +288,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "IMGFS": ("img_fs", _str),
     "OGSLEEP": ("sleep_before_reboot", _int),
     "DEFAULTSPEED": ("default_speed", _str),
+    "STARTDELAY": ("start_delay", StartDelay.parse),
 }
 
 _ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

@@ -67,3 +67,23 @@ def test_leecher_mode_exits_30s_after_download_and_peer_mode_seeds_its_time() ->
         for c in r.operations[0].computers:
             seeding = next(p for p in c.phases if p.name == "seeding")
             assert seeding.end - seeding.start == pytest.approx(stay)
+
+
+# --------------------------------------------------------------------------- STARTDELAY
+
+
+def test_sim_start_delay_follows_the_engine_policy() -> None:
+    """The random updateCache sleeps are the engine's STARTDELAY, the same the agent honours."""
+    from ogsim.synthetic import synthetic
+
+    def waits(engine: dict[str, str] | None) -> list[float]:
+        sc = synthetic(6, "TORRENT-CACHE", data="64MiB", torrent="peer:0", engine=engine)
+        r = simulate(sc)
+        return [
+            p.end - p.start for c in r.operations[0].computers for p in c.phases if p.name == "wait"
+        ]
+
+    assert waits(None) == []  # ogLab default: the server coordinates, nobody sleeps
+    drawn = waits({"STARTDELAY": "OPENGNSYS"})
+    assert len(drawn) == 6 and all(1 <= w <= 120 for w in drawn)
+    assert waits({"STARTDELAY": "TORRENT:7-7"}) == [7.0] * 6

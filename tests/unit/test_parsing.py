@@ -24,6 +24,7 @@ from ogref.model import (
     TorrentSession,
     validate_image_name,
 )
+from ogref.model.policy import StartDelay
 from ogref.site import build_site
 from ogref.units import GIB, parse_duration, parse_rate, parse_ratio, parse_size
 
@@ -311,3 +312,52 @@ def test_error_codes_match_opengnsys() -> None:
     assert error_for(15, "x").code == OgErr.NOTCACHE
     assert error_for(59, "x").code == 59 and error_for(999, "x").code == OgErr.GENERIC
     assert int(OgErr.IMGSIZEPARTITION) == 30 and int(OgErr.PROTOCOLJOINMASTER) == 60
+
+
+# --------------------------------------------------------------------------- STARTDELAY
+
+
+def test_start_delay_default_is_none_and_the_1_1_1d_file_has_no_such_key() -> None:
+    assert EngineConfig().start_delay == StartDelay()
+    assert str(EngineConfig().start_delay) == "NONE"
+    cfg = EngineConfig.from_file(FIXTURES / "engine-1.1.1d.cfg")
+    assert cfg.start_delay.draw("TORRENT", lambda lo, hi: 99) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "torrent", "multicast"),
+    [
+        ("NONE", (0, 0), (0, 0)),
+        ("OPENGNSYS", (1, 120), (1, 30)),
+        ("opengnsys", (1, 120), (1, 30)),
+        ("TORRENT:1-120", (1, 120), (0, 0)),
+        ("TORRENT:5-10, MULTICAST:2-3", (5, 10), (2, 3)),
+    ],
+)
+def test_start_delay_values(raw: str, torrent: tuple[int, int], multicast: tuple[int, int]) -> None:
+    cfg = EngineConfig.from_text(f'STARTDELAY="{raw}"\n')
+    assert (cfg.start_delay.torrent, cfg.start_delay.multicast) == (torrent, multicast)
+    assert EngineConfig.from_text(cfg.to_text()) == cfg
+
+
+@pytest.mark.parametrize(
+    "raw", ["SOMETIMES", "TORRENT:10-1", "UNICAST:1-2", "TORRENT:1-2,TORRENT:3-4", "TORRENT:x"]
+)
+def test_bad_start_delay_is_refused_with_line(raw: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        EngineConfig.from_text(f"OGSLEEP=20\nSTARTDELAY={raw}\n", source="e.cfg")
+    assert "STARTDELAY" in str(exc.value) and "line 2" in str(exc.value)
+
+
+def test_start_delay_draw() -> None:
+    d = StartDelay.opengnsys()
+    assert d.draw("TORRENT", lambda lo, hi: hi) == 120.0
+    assert d.draw("MULTICAST", lambda lo, hi: lo) == 1.0
+    assert d.draw("UNICAST", lambda lo, hi: hi) == 0.0
+
+
+def test_start_delay_from_site_yaml() -> None:
+    data = _seed()
+    data["engine"] = {"STARTDELAY": "OPENGNSYS"}
+    site = build_site(data, source="seed")
+    assert site.policy.start_delay == StartDelay.opengnsys()
