@@ -243,12 +243,6 @@ class SimBackendSpec(_Strict):
     torrent_efficiency: Ratio = Field(
         default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )
-    torrent_sleep: tuple[int, int] = Field(
-        default=(1, 120), description="updateCache TORRENT random start delay (s), min and max"
-    )
-    mcast_cache_sleep: tuple[int, int] = Field(
-        default=(1, 30), description="MULTICAST-CACHE random delay before the request (s)"
-    )
     fec: str = Field(default="8x8/128", pattern=r"^\d+x\d+/\d+$")
     slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
     drop_after: Duration = Field(default=6.5, description="udp-sender drops a dead receiver after")
