@@ -1,8 +1,10 @@
 """Expectations: the scenario's ``expect:`` clauses checked against ``results.json``.
 
 A small fixed vocabulary (all restored, all verified, fallback to a method, method used, final
-code or status, a count, makespan bounds), each giving a ``Check`` with what was expected, what
-was found and the computers that differ — printed as a readable diff.  Reads results only.
+code or status, a count, booted the restored OS under a hostname, makespan bounds), each giving a ``Check`` with what was expected, what
+was found and the computers that differ — printed as a readable diff.  ``operation: N`` selects
+the scenario's operation N (``results.operations`` is indexed by the scenario on every backend);
+without it a computer's last record counts.  Reads results only.
 """
 
 from __future__ import annotations
@@ -58,10 +60,25 @@ def evaluate(results: Results, expects: list[ExpectSpec]) -> list[Check]:
     return checks
 
 
+def _in_operation(results: Results, index: int | None) -> dict[str, ComputerResult] | None:
+    """Each computer's record in the scenario's operation ``index`` (None: no index given)."""
+    if index is None:
+        return None
+    return {c.name: c for op in results.operations if op.index == index for c in op.computers}
+
+
+def _where(index: int | None) -> str:
+    return "" if index is None else f" in operation {index}"
+
+
 def _one(
     e: ExpectSpec, results: Results, last: dict[str, ComputerResult], every: list[ComputerResult]
 ) -> Check:
     kind = e.kind
+    body = getattr(e, kind)
+    picked = _in_operation(results, getattr(body, "operation", None))
+    if picked is not None:
+        last = picked
     if kind == "all_restored":
         bad = [c for c in every if c.status != "ok"]
         want = bool(e.all_restored)
@@ -102,7 +119,7 @@ def _one(
             or "as expected"
         )
         return Check(
-            f"fallback of {len(f.computers)} computer(s) to {f.method}",
+            f"fallback of {len(f.computers)} computer(s) to {f.method}{_where(f.operation)}",
             not wrong,
             f"switched to {f.method}",
             actual,
@@ -117,7 +134,7 @@ def _one(
             ComputerResult(name=n) for n in names if n not in last
         ]
         return Check(
-            f"method used {m.method} on {len(names)} computer(s)",
+            f"method used {m.method} on {len(names)} computer(s){_where(m.operation)}",
             not bad,
             m.method,
             _summary(bad, "method_used") if bad else "as expected",
@@ -164,6 +181,26 @@ def _one(
         what = " ".join(x for x in (q.status or "", q.method or "") if x) or "computers"
         return Check(
             f"count of {what} = {q.equals}", len(hits) == q.equals, str(q.equals), str(len(hits))
+        )
+    if kind == "booted":
+        b = e.booted
+        assert b is not None
+        names = b.computers if b.computers is not None else sorted(last)
+        wrong = [
+            n
+            for n in names
+            if n not in last or last[n].status != "ok" or last[n].os_hostname != (b.hostname or n)
+        ]
+        actual = "; ".join(
+            f"{n}: {last[n].status}, hostname {last[n].os_hostname!r}" if n in last else f"{n}: -"
+            for n in wrong
+        )
+        return Check(
+            f"{len(names)} computer(s) booted the restored OS{_where(b.operation)}",
+            bool(names) and not wrong,
+            f"hostname {b.hostname!r}" if b.hostname else "each under its own name",
+            actual or ("as expected" if names else "no computer in that operation"),
+            tuple(wrong),
         )
     makespan = results.metrics.makespan_s
     if kind == "makespan_below":

@@ -59,6 +59,9 @@ class ComputerResult(_Record):
     message: str = ""
     started: float = 0.0
     finished: float | None = None
+    os_hostname: str | None = Field(
+        default=None, description="hostname the booted (restored) OS reported, boot operations"
+    )
     log: list[LogLine] = Field(default_factory=list)
 
 

@@ -144,11 +144,22 @@ MethodName = Annotated[str, AfterValidator(_method)]
 Status = Literal["ok", "failed", "crashed", "refused", "not_started"]
 
 
+OperationIndex = Annotated[
+    int,
+    Field(
+        ge=0,
+        description="index of the scenario operation to look at (0 = the first of 'operations'; "
+        "the same on every backend); default: each computer's last operation",
+    ),
+]
+
+
 class FallbackExpect(_Strict):
     """These computers were switched automatically to ``method``."""
 
     computers: Targets
     method: MethodName
+    operation: OperationIndex | None = None
 
 
 class MethodUsedExpect(_Strict):
@@ -157,6 +168,16 @@ class MethodUsedExpect(_Strict):
     method: MethodName
     computers: Targets | None = None
     except_: Targets = Field(default_factory=list, alias="except")
+    operation: OperationIndex | None = None
+
+
+class BootedExpect(_Strict):
+    """These computers (default: all in the operation) booted the restored OS, which reported
+    ``hostname`` (default: each computer's own name) — a boot operation on a backend that boots."""
+
+    computers: Targets | None = None
+    hostname: str | None = None
+    operation: OperationIndex | None = None
 
 
 class CodeExpect(_Strict):
@@ -179,7 +200,7 @@ class CountExpect(_Strict):
     equals: int = Field(ge=0)
     status: Status | None = None
     method: MethodName | None = None
-    operation: int | None = None
+    operation: OperationIndex | None = None
 
 
 EXPECT_KINDS = (
@@ -190,6 +211,7 @@ EXPECT_KINDS = (
     "code",
     "status",
     "count",
+    "booted",
     "makespan_below",
     "makespan_above",
 )
@@ -205,6 +227,7 @@ class ExpectSpec(_Strict):
     code: CodeExpect | None = None
     status: StatusExpect | None = None
     count: CountExpect | None = None
+    booted: BootedExpect | None = None
     makespan_below: Duration | None = None
     makespan_above: Duration | None = None
     backends: list[Literal["sim", "netns", "libvirt"]] | None = Field(
@@ -392,6 +415,13 @@ def _check_references(sc: Scenario) -> None:
             names = getattr(body, attr, None)
             if isinstance(names, list):
                 check(names, f"expect.{i}.{e.kind}.{attr.rstrip('_')}")
+        op = getattr(body, "operation", None)
+        if op is not None and op >= len(sc.site.operations):
+            raise ConfigError(
+                f"operation {op} does not exist (the scenario has {len(sc.site.operations)})",
+                source=sc.source,
+                path=f"expect.{i}.{e.kind}.operation",
+            )
 
 
 def schema() -> dict[str, Any]:
