@@ -276,7 +276,8 @@ class SimClient:
         request(1)
 
     def _torrent(self, cmd: FetchToCache, ok: Callable[[float], None]) -> None:
-        assert cmd.torrent is not None
+        session = cmd.torrent
+        assert session is not None
         joined = self.sim.loop.now
         swarm = self.sim.swarm(self.repo, cmd.image)
 
@@ -285,10 +286,18 @@ class SimClient:
             self._phase_start = self.sim.loop.now
 
         def done(nbytes: float) -> None:
-            self.phase("seeding", self._phase_start, detail=str(cmd.torrent))
+            self.phase("seeding", self._phase_start, detail=str(session))
             ok(nbytes)
 
-        self.job = swarm.join(self, cmd.torrent, data, done)
+        def go() -> None:
+            if self.alive:
+                self.job = swarm.join(self, session, data, done)
+
+        # the peer's start-up (announce, handshakes) before its first piece (0 by default)
+        if self.repo.torrent_start_s > 0:
+            self.sim.loop.after(self.repo.torrent_start_s, go)
+        else:
+            go()
 
     def _restore(self, cmd: RestorePartition) -> None:
         sim = self.sim

@@ -64,6 +64,16 @@ class RepositoryHw(_Strict):
     smb_overhead: Ratio = Field(default=0.08, description="SMB/TCP protocol overhead on unicast")
     seeder_slots: int = Field(default=8, ge=1, description="upload slots of the repository seeder")
     restart: Duration = Field(default=60.0, description="outage of a repository restart fault")
+    mcast_start: Duration = Field(
+        default=0.0,
+        description="from a multicast session's start trigger to its first data "
+        "(udp-sender start-up, rendezvous hellos) and its closing acknowledgements",
+    )
+    torrent_start: Duration = Field(
+        default=0.0,
+        description="from a peer's start to its first piece (tracker announce, handshakes, "
+        "unchoke) plus its final hash check",
+    )
 
 
 class RouterHw(_Strict):

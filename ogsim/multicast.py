@@ -156,12 +156,15 @@ class McastSession:
         now = sim.loop.now
         if self.first_join < 0:
             self.first_join = now
-            self._barrier = sim.loop.after(float(self.params.max_wait), self._start, "maxwait")
+            self._barrier = sim.loop.after(
+                float(self.params.max_wait) + self.source.mcast_start_s, self._start, "maxwait"
+            )
         sim.loop.after(
             float(policy.mcast_error_session), self._start_timeout, rx, "no session started"
         )
         if len(self.receivers) >= self.params.nclients:
-            sim.loop.after(0.0, self._start, "nclients")
+            # udp-sender's start-up and rendezvous before the first slice (0 by default)
+            sim.loop.after(self.source.mcast_start_s, self._start, "nclients")
 
     def _start_timeout(self, rx: Receiver, why: str) -> None:
         if rx.state is RxState.WAITING and rx.client.alive:

@@ -42,6 +42,8 @@ class Source:
     seeder_alive: bool = True
     restart_s: float = 60.0
     seeder_slots: int = 8
+    mcast_start_s: float = 0.0
+    torrent_start_s: float = 0.0
     listeners: list[object] = field(default_factory=list)
 
     def crosses_router(self, client: SimClient) -> bool:

@@ -83,6 +83,8 @@ class Simulation:
                 smb_overhead=rhw.smb_overhead,
                 restart_s=rhw.restart,
                 seeder_slots=rhw.seeder_slots,
+                mcast_start_s=rhw.mcast_start,
+                torrent_start_s=rhw.torrent_start,
             )
         self.clients: dict[str, SimClient] = {}
         for pc in scenario.site.computers:
