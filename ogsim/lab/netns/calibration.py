@@ -1,0 +1,167 @@
+"""Calibration of the simulator against the netns lab (issue 5 item 8): the lab host's hardware.
+
+The simulator's defaults describe a classroom PC (HDD/SSD, a 20 s configureOs, 1 s per
+inspection); the lab's "PCs" are loop devices on this host's page cache, a data-only EXT4
+partition with nothing to post-configure, and transports that start as processes.  Predicting
+the lab therefore needs the *lab host's* parameters, and these are taken from the lab itself:
+
+* from the N = 1 run of each method (so N = 1 is in-sample, N > 1 is the check):
+  ``inspect`` (time before the first transfer ÷ the number of inspections the core asks for),
+  ``postconf`` (end of the restore → the agent's report), the CACHE-restore data rate
+  (``decompress``: zstd + partclone onto a loop device), SMB's overhead on the wire (the UNICAST
+  fetch's rate against the link), udp-sender's start-up and closing acknowledgements
+  (``mcast_start``) and libtorrent's start-up (``torrent_start``), each the residual of the
+  N = 1 deploy time after the rest of the model;
+* from a measurement on this host: the sequential write rate of its disk (``dd … conv=fsync``).
+
+``breakdown`` splits one lab run into those steps; ``fit`` turns the N = 1 runs into a
+:class:`LabHw`; ``LabHw.hw()``/``repo_hw()`` are the scenario's ``hw:`` mappings.  Pure
+functions over results except :func:`measure_write_rate`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ogsim.results import Results
+
+CACHE_RESTORE = "CACHE"
+
+
+def _is_transfer(name: str, detail: str) -> bool:
+    return name == "fetch" or (name == "restore" and "DIRECT" in detail)
+
+
+def _is_local(name: str, detail: str) -> bool:
+    return name == "restore" and detail.startswith(CACHE_RESTORE)
+
+
+def breakdown(r: Results) -> dict[str, float]:
+    """Mean per ok computer of the lab's steps: ``pre`` (start → first transfer: inspections,
+    random start delay), ``transfer`` (fetch or DIRECT restore), ``local`` (restore from the
+    CACHE), ``post`` (last step's end → finished); ``transfer_max`` over the computers."""
+    rows: dict[str, list[float]] = {"pre": [], "transfer": [], "local": [], "post": []}
+    tmax = 0.0
+    for c in r.operations[0].computers:
+        if c.status != "ok" or c.finished is None:
+            continue
+        phases = sorted(c.phases, key=lambda p: p.start)
+        moving = [p for p in phases if _is_transfer(p.name, p.detail)]
+        local = [p for p in phases if _is_local(p.name, p.detail)]
+        if moving:
+            rows["pre"].append(moving[0].start - c.started)
+            t = sum(p.end - p.start for p in moving)
+            rows["transfer"].append(t)
+            tmax = max(tmax, t)
+        if local:
+            rows["local"].append(sum(p.end - p.start for p in local))
+        work = [p for p in phases if p.name not in ("verify", "seed", "seeding")]
+        if work:
+            rows["post"].append(c.finished - max(p.end for p in work))
+    out = {k: round(sum(v) / len(v), 3) for k, v in rows.items() if v}
+    out["transfer_max"] = round(tmax, 3)
+    return out
+
+
+@dataclass
+class LabHw:
+    """The lab host's parameters for the simulator (SI units: s, bytes/s)."""
+
+    inspect_s: float = 0.05
+    postconf_s: float = 0.3
+    decompress_rate: float = 200e6
+    write_rate: float = 500e6
+    smb_overhead: float = 0.08
+    mcast_start_s: float = 0.0
+    torrent_start_s: float = 0.0
+    fitted_from: list[str] = field(default_factory=list)
+
+    def hw(self) -> dict[str, Any]:
+        """The classroom's ``hw:`` mapping (without the link)."""
+        return {
+            "inspect": f"{self.inspect_s:.4f}s",
+            "postconf": f"{self.postconf_s:.4f}s",
+            "decompress": f"{self.decompress_rate / 1e6:.3f}MB/s",
+            "disk": {
+                "write": f"{self.write_rate / 1e6:.3f}MB/s",
+                "read": f"{self.write_rate / 1e6:.3f}MB/s",
+                "random_write": f"{self.write_rate / 1e6:.3f}MB/s",
+            },
+        }
+
+    def repo_hw(self) -> dict[str, Any]:
+        """The repository's extra ``hw:`` keys."""
+        return {
+            "smb_overhead": f"{self.smb_overhead * 100:.2f}%",
+            "mcast_start": f"{self.mcast_start_s:.4f}s",
+            "torrent_start": f"{self.torrent_start_s:.4f}s",
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inspections(method: str) -> int:
+    """Inspection steps the decision core asks for before the first transfer (target, image,
+    and the cache for the cache methods)."""
+    return 2 if method.endswith("DIRECT") else 3
+
+
+def measure_write_rate(directory: Path | None = None, mib: int = 256) -> float:
+    """Sequential write rate (bytes/s) of the disk under ``directory``, flushed (dd conv=fsync)."""
+    with tempfile.TemporaryDirectory(dir=directory) as d:
+        target = Path(d) / "w.bin"
+        t = time.monotonic()
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={target}", "bs=4M", f"count={mib // 4}", "conv=fsync"],
+            check=True,
+            capture_output=True,
+        )
+        return mib * (1 << 20) / (time.monotonic() - t)
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def fit(
+    rows: list[dict[str, Any]],
+    residual: Any,
+    write_rate: float | None = None,
+) -> LabHw:
+    """The lab host's parameters from the N = 1 rows (trusted ones if any, else all).
+
+    ``residual(row, hw)`` must give the simulator's deploy time of ``row`` with ``hw`` (start-up
+    terms still at zero): each start-up term is the lab's N = 1 time minus it.
+    """
+    ones = [r for r in rows if r["n"] == 1 and r.get("breakdown")]
+    trusted = [r for r in ones if not r["cpu_bound"]]
+    use = trusted or ones
+    hw = LabHw(fitted_from=[f"{r['method']} N=1" for r in use])
+    if write_rate:
+        hw.write_rate = write_rate
+    pre = [r["breakdown"]["pre"] / inspections(r["method"]) for r in use if "pre" in r["breakdown"]]
+    post = [r["breakdown"]["post"] for r in use if "post" in r["breakdown"]]
+    local = [r["data_bytes"] / r["breakdown"]["local"] for r in use if r["breakdown"].get("local")]
+    hw.inspect_s = _mean(pre) or hw.inspect_s
+    hw.postconf_s = _mean(post) or hw.postconf_s
+    hw.decompress_rate = _mean(local) or hw.decompress_rate
+    # SMB: the UNICAST fetch into the cache is the wire alone (no decompression behind it)
+    link = 100e6 / 8
+    smb = [
+        link * r["breakdown"]["transfer"] / r["stored_bytes"] - 1.0
+        for r in use
+        if r["method"] in ("UNICAST-CACHE", "UNICAST") and r["breakdown"].get("transfer")
+    ]
+    if smb:
+        hw.smb_overhead = max(0.0, _mean(smb) or 0.0)
+    mc = [r["T"] - residual(r, hw) for r in use if r["method"].startswith("MULTICAST")]
+    hw.mcast_start_s = max(0.0, _mean(mc) or 0.0)
+    bt = [r["T"] - residual(r, hw) for r in use if r["method"].startswith("TORRENT")]
+    hw.torrent_start_s = max(0.0, _mean(bt) or 0.0)
+    return hw
