@@ -268,7 +268,12 @@ class SimBackendSpec(_Strict):
     )
     fec: str = Field(default="8x8/128", pattern=r"^\d+x\d+/\d+$")
     slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
-    drop_after: Duration = Field(default=6.5, description="udp-sender drops a dead receiver after")
+    drop_after: Duration = Field(
+        default=56.0,
+        description="udp-sender drops a silent receiver after: with --retries-until-drop R "
+        "(OpenGnSys: 65) it re-asks every 1.1 RTT, and at least 1 s after the 10th retry: "
+        "≈ R − 9 s on a LAN (udpcast senddata.c)",
+    )
     util_sample: Duration = Field(default=1.0, description="link-utilisation series resolution")
 
 
