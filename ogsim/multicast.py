@@ -88,6 +88,7 @@ class Receiver:
         self.state = RxState.WAITING
         self.session: McastSession | None = None
         self.silent_since = 0.0
+        self.timed_out = False  # its udp-receiver gave up; the sender may still wait for it
 
     # the client's job interface
     def refresh(self) -> None:
@@ -259,19 +260,22 @@ class McastSession:
             loop.after(self.sim.scenario.sim.drop_after, self._drop, rx, loop.now)
             policy = self.sim.scenario.site.policy
             loop.after(float(policy.mcast_wait), self._receive_timeout, rx, loop.now)
-        elif rx.state is RxState.SILENT and c.alive and c.link_up:
+        elif rx.state is RxState.SILENT and c.alive and c.link_up and not rx.timed_out:
             rx.state = RxState.RECEIVING
         self.refresh()
 
     def _drop(self, rx: Receiver, since: float) -> None:
         if rx.state is RxState.SILENT and rx.silent_since == since:
-            rx.state = RxState.DROPPED
+            rx.state = RxState.FAILED if rx.timed_out else RxState.DROPPED
             self.sim.log_event(f"{self.label}: dropped {rx.client.name}")
             self.refresh()
 
     def _receive_timeout(self, rx: Receiver, since: float) -> None:
         if rx.state in (RxState.SILENT, RxState.DROPPED) and rx.silent_since == since:
-            rx.state = RxState.FAILED
+            # the receiver gives up; the sender keeps waiting for it until it drops it
+            rx.timed_out = True
+            if rx.state is RxState.DROPPED:
+                rx.state = RxState.FAILED
             if rx.client.alive:
                 wait = self.sim.scenario.site.policy.mcast_wait
                 rx.on_fail(FailureKind.RECEIVE, f"no data for {wait}s (receive timeout)")
