@@ -1,10 +1,14 @@
 """Imaging benchmark: ogref create/restore against the raw partclone shell pipelines.
 
 On a 2 GiB loop partition holding about 1 GiB of varied data (text, binaries, already-compressed
-bytes, sparse files) it runs, in one go and on warm caches: raw ``partclone.extfs -c | zstd -T0``
-and ``| lzop``, ogref's create with each compressor (sidecars included), then the raw and ogref
-restores.  It prints MB/s, the ogref/raw ratio, image sizes and peak memory.  It is a benchmark:
-it asserts nothing.  Needs root.  ``python -m ogref.bench.image [--data-mib N] [--json]``.
+bytes, sparse files) it runs, in one go and on warm caches, for zstd and lzop: the raw shell
+pipelines ``partclone.extfs -c | zstd -T0`` (``| lzop``) and ``zstd -dc | partclone.restore``
+with exactly the argv ogref uses, and ogref's create (sidecars included) and restore (verified).
+Each pair is measured ``--rounds`` times, alternating which side goes first (other work on the
+machine shifts both), after an unmeasured warm-up restore.  It prints median MB/s, the median
+raw/ogref time ratio with its min-max, the CPU-time ratio, image sizes and peak memory.  It is a
+benchmark: it asserts nothing.  Needs root.  ``python -m ogref.bench.image [--rounds N]
+[--json]``.
 """
 
 from __future__ import annotations
@@ -14,25 +18,26 @@ import json
 import os
 import random
 import resource
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import disk, filesystem
+from ogref.runtime import compressor, disk, filesystem, partclone
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import LoopDisk
 from ogref.runtime.mount import Mount
 from ogref.runtime.restore import restore_image
 from ogref.units import GIB, MIB
-
-RAW_COMP = {Compressor.ZSTD: "zstd -q -T0 -3 -c", Compressor.LZOP: "lzop -c"}
-RAW_DECOMP = {Compressor.ZSTD: "zstd -q -d -c", Compressor.LZOP: "lzop -d -c"}
 
 
 def fill(root: Path, data_mib: int, seed: int = 7) -> int:
@@ -93,10 +98,54 @@ def _sh(cmd: str) -> float:
     return time.monotonic() - start
 
 
+def raw_create_cmd(comp: Compressor, src: str, out: Path, log: Path) -> str:
+    """The shell pipeline ogref's create runs, minus ogref: same partclone and compressor argv."""
+    clone = shlex.join(partclone.clone_argv(Filesystem.EXT4, src, str(log)))
+    comp_argv = compressor.compress_argv(comp)
+    assert comp_argv is not None
+    return f"{clone} | {shlex.join(comp_argv)} > {shlex.quote(str(out))}"
+
+
+def raw_restore_cmd(comp: Compressor, img: Path, dst: str, log: Path) -> str:
+    """The stock restore pipeline with ogref's argv: the decompressor reads the file itself."""
+    decomp = compressor.decompress_argv(comp)
+    assert decomp is not None
+    restore = shlex.join(partclone.restore_argv(dst, str(log)))
+    return f"{shlex.join(decomp)} < {shlex.quote(str(img))} | {restore}"
+
+
+OGREF_EXTRA = (
+    "ogref's extra work, timed on its side only: create = header/fs/space/lock checks, "
+    "e2fsck -f, whole-file MD5 + torrent SHA-1 pieces in the same pass, fsync, "
+    ".info/.sum/.full.sum/.torrent, staged rename; restore = header read, size/lock/fs checks, "
+    "whole-file MD5 in the same pass and compared with .full.sum"
+)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children (user + system)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _ratio(raw: list[float], ogref: list[float]) -> float:
+    return round(statistics.median(raw) / statistics.median(ogref), 3)
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-mib", type=int, default=1024)
     ap.add_argument("--part-gib", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="measurements of each pair (median)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     args = ap.parse_args(argv)
@@ -106,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ogref-bench-", dir=args.workdir))
     rows: list[dict[str, object]] = []
     part = args.part_gib * GIB
+    comps = (Compressor.ZSTD, Compressor.LZOP)
+    times: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
+    sizes: dict[tuple[str, str], float] = {}
     try:
         with LoopDisk(work / "disk.img", 2 * part + 8 * MIB) as loop:
             disk.write_table(
@@ -122,78 +175,128 @@ def main(argv: list[str] | None = None) -> int:
             repo = ImageStore(work / "repo")
             repo.root.mkdir()
             log = work / "partclone.log"
-            for comp in (Compressor.ZSTD, Compressor.LZOP):
-                ext = comp.value.lower()
-                raw_img = work / f"raw.{ext}"
-                t_raw_c = _sh(
-                    f"partclone.extfs -c -s {src} -o - -L {log} | {RAW_COMP[comp]} > {raw_img}"
-                )
+            locks = work / "locks"
+            # warm-up, not measured: the first write into the sparse destination allocates its
+            # blocks, which would penalise whichever restore ran first
+            warm = work / "warm.img"
+            _sh(raw_create_cmd(Compressor.ZSTD, src, warm, log))
+            _sh(raw_restore_cmd(Compressor.ZSTD, warm, dst, log))
+            warm.unlink()
+
+            def measure(key: tuple[str, str], fn: Callable[[], object]) -> None:
+                cpu0 = _cpu_seconds()
                 start = time.monotonic()
-                made = create_image(
-                    src, repo, f"bench-{ext}", comp=comp, reduce=False, lock_dir=work / "locks"
-                )
-                t_og_c = time.monotonic() - start
-                t_raw_r = _sh(
-                    f"{RAW_DECOMP[comp]} {raw_img} | partclone.restore -s - -o {dst} -L {log}"
-                )
-                start = time.monotonic()
-                restore_image(repo, f"bench-{ext}", dst, lock_dir=work / "locks")
-                t_og_r = time.monotonic() - start
-                rows.append({
-                    "compressor": ext,
-                    "used_mib": round(used / MIB),
-                    "raw_create_MBps": round(used / t_raw_c / 1e6, 1),
-                    "ogref_create_MBps": round(used / t_og_c / 1e6, 1),
-                    "create_ratio": round(t_raw_c / t_og_c, 3),
-                    "raw_restore_MBps": round(used / t_raw_r / 1e6, 1),
-                    "ogref_restore_MBps": round(used / t_og_r / 1e6, 1),
-                    "restore_ratio": round(t_raw_r / t_og_r, 3),
-                    "raw_image_mib": round(raw_img.stat().st_size / MIB, 1),
-                    "ogref_image_mib": round(made.image.stored_size / MIB, 1),
-                })  # fmt: skip
-                raw_img.unlink()
+                fn()
+                times.setdefault(key, []).append(time.monotonic() - start)
+                cpus.setdefault(key, []).append(_cpu_seconds() - cpu0)
+
+            for rnd in range(args.rounds):
+                for comp in comps:
+                    ext = comp.value.lower()
+                    raw_img = work / f"raw.{ext}"
+                    name = f"bench-{ext}"
+                    creates: list[tuple[tuple[str, str], Callable[[], object]]] = [
+                        ((ext, "raw_c"), partial(_sh, raw_create_cmd(comp, src, raw_img, log))),
+                        (
+                            (ext, "og_c"),
+                            partial(
+                                create_image, src, repo, name, comp=comp, reduce=False,
+                                lock_dir=locks,
+                            ),
+                        ),
+                    ]  # fmt: skip
+                    restores: list[tuple[tuple[str, str], Callable[[], object]]] = [
+                        ((ext, "raw_r"), partial(_sh, raw_restore_cmd(comp, raw_img, dst, log))),
+                        ((ext, "og_r"), partial(restore_image, repo, name, dst, lock_dir=locks)),
+                    ]
+                    order = 1 if rnd % 2 else -1  # alternate who goes first
+                    for key, fn in creates[::order]:
+                        measure(key, fn)
+                    for key, fn in restores[::order]:
+                        measure(key, fn)
+                    sizes[(ext, "raw")] = raw_img.stat().st_size / MIB
+                    sizes[(ext, "og")] = repo.files(name).img.stat().st_size / MIB
+                    raw_img.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for comp in comps:
+        ext = comp.value.lower()
+        t = {k: times[(ext, k)] for k in ("raw_c", "og_c", "raw_r", "og_r")}
+        c_ratio = [r / o for r, o in zip(t["raw_c"], t["og_c"], strict=True)]
+        r_ratio = [r / o for r, o in zip(t["raw_r"], t["og_r"], strict=True)]
+        cpu = {k: cpus[(ext, k)] for k in ("raw_c", "og_c", "raw_r", "og_r")}
+        rows.append({
+            "compressor": ext,
+            "used_mib": round(used / MIB),
+            "raw_create_MBps": round(used / statistics.median(t["raw_c"]) / 1e6, 1),
+            "ogref_create_MBps": round(used / statistics.median(t["og_c"]) / 1e6, 1),
+            "create_ratio": _spread(c_ratio),
+            "raw_restore_MBps": round(used / statistics.median(t["raw_r"]) / 1e6, 1),
+            "ogref_restore_MBps": round(used / statistics.median(t["og_r"]) / 1e6, 1),
+            "restore_ratio": _spread(r_ratio),
+            "seconds": {k: [round(x, 2) for x in v] for k, v in t.items()},
+            "cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
+            "create_cpu_ratio": _ratio(cpu["raw_c"], cpu["og_c"]),
+            "restore_cpu_ratio": _ratio(cpu["raw_r"], cpu["og_r"]),
+            "raw_image_mib": round(sizes[(ext, "raw")], 1),
+            "ogref_image_mib": round(sizes[(ext, "og")], 1),
+        })  # fmt: skip
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     zstd_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "zstd")
     lzop_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "lzop")
     summary = {
         "data_written_mib": round(wrote / MIB),
+        "rounds": args.rounds,
         "rows": rows,
         "zstd_over_lzop_size": round(zstd_size / lzop_size, 3),
         "peak_rss_python_mib": round(peak_self),
         "peak_rss_largest_child_mib": round(peak_child),
-        "note": "warm page cache (drop_caches denied); MB/s = filesystem used bytes / wall time",
+        "raw_create": raw_create_cmd(Compressor.ZSTD, "SRC", Path("OUT"), Path("LOG")),
+        "raw_restore": raw_restore_cmd(Compressor.ZSTD, Path("IMG"), "DST", Path("LOG")),
+        "ogref_extra": OGREF_EXTRA,
+        "note": (
+            "warm page cache (drop_caches denied); MB/s = filesystem used bytes / median wall "
+            "time; ratio = raw time / ogref time per round (median, min-max over rounds), "
+            "the two sides alternating who runs first"
+        ),
     }
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     print(
         f"ogref imaging benchmark: {summary['data_written_mib']} MiB written, "
-        f"{rows[0]['used_mib']} MiB used on a {args.part_gib} GiB ext4 partition"
+        f"{rows[0]['used_mib']} MiB used on a {args.part_gib} GiB ext4 partition, "
+        f"{args.rounds} rounds"
     )
     head = (
         "comp",
         "raw c MB/s",
         "ogref c MB/s",
         "c ratio",
+        "(min-max)",
         "raw r MB/s",
         "ogref r MB/s",
         "r ratio",
+        "(min-max)",
         "raw MiB",
         "ogref MiB",
     )
     print("  ".join(f"{h:>12}" for h in head))
     for r in rows:
+        cr = r["create_ratio"]
+        rr = r["restore_ratio"]
+        assert isinstance(cr, dict) and isinstance(rr, dict)
         vals = (
             r["compressor"],
             r["raw_create_MBps"],
             r["ogref_create_MBps"],
-            r["create_ratio"],
+            cr["median"],
+            f"{cr['min']}-{cr['max']}",
             r["raw_restore_MBps"],
             r["ogref_restore_MBps"],
-            r["restore_ratio"],
+            rr["median"],
+            f"{rr['min']}-{rr['max']}",
             r["raw_image_mib"],
             r["ogref_image_mib"],
         )
@@ -202,6 +305,17 @@ def main(argv: list[str] | None = None) -> int:
         f"zstd/lzop image size: {summary['zstd_over_lzop_size']}   peak RSS: python "
         f"{summary['peak_rss_python_mib']} MiB, largest child {summary['peak_rss_largest_child_mib']} MiB"
     )
+    print(
+        "CPU seconds raw/ogref (median; ogref's hashing shows here even when wall time hides "
+        "it): "
+        + ", ".join(
+            f"{r['compressor']} create {r['create_cpu_ratio']} restore {r['restore_cpu_ratio']}"
+            for r in rows
+        )
+    )
+    print(f"raw create:  {summary['raw_create']}")
+    print(f"raw restore: {summary['raw_restore']}")
+    print(OGREF_EXTRA)
     print(summary["note"])
     return 0
 

@@ -1,6 +1,7 @@
 """createImage on a real partition: executes the core's :class:`CreateSession` commands.
 
-partclone → compressor → a *staged* ``<name>.img`` hashed on the fly (under ``<name>.img.lock``
+partclone → compressor → a *staged* ``<name>.img`` hashed on the fly — whole-file MD5 and the
+torrent's piece hashes in the same pass, no second read — (under ``<name>.img.lock``
 and the partition lock); ``.info``, ``.sum`` and ``.full.sum`` written beside it; only then is
 the previous version rotated to ``.ant`` and the new one renamed into place (rolled back if that
 fails); the ``.torrent`` is made at once.  Every rule — the checks and their OpenGnSys codes,
@@ -11,7 +12,6 @@ session; this module only performs the steps and reports what happened.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import socket
 import tempfile
@@ -50,9 +50,8 @@ from ogref.runtime import compressor, filesystem, imagefile, partclone
 from ogref.runtime.imagefile import ImageFiles, ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
 from ogref.runtime.mount import unmount_device
-from ogref.runtime.proc import Poller, Progress, bytes_read_by, run_pipeline
+from ogref.runtime.proc import Poller, Progress, bytes_read_by, copy_fd, run_pipeline
 
-_CHUNK = 1 << 20
 DEFAULT_LOCK_DIR = Path("/var/lock")
 
 
@@ -144,6 +143,7 @@ class _Steps:
         self.fs = Filesystem.EMPTY
         self.used = 0
         self.digest = ""
+        self.pieces: list[bytes] | None = None
         self.header: partclone.Header | None = None
         self.comp_found = Compressor.NONE
         self.made_torrent = False
@@ -220,9 +220,17 @@ class _Steps:
     def _write(self, comp: Compressor) -> Event:
         staged = self.files.staged()
         try:
-            self.digest = _write_stream(
-                self.device, self.fs, comp, self.level, staged, self.used, self.progress
+            digest = _write_stream(
+                self.device,
+                self.fs,
+                comp,
+                self.level,
+                staged,
+                self.used,
+                self.progress,
+                self.torrent and imagefile.torrent_supported(),
             )
+            self.digest, self.pieces = digest.md5, digest.pieces
             self.comp_found, self.header = imagefile.read_header(staged.img)
         except CacheSizeError as exc:
             return StepFailed(exc.message, no_space=True)
@@ -236,7 +244,9 @@ class _Steps:
         except OSError as exc:
             return StepFailed(str(exc))
         if self.torrent:
-            self.made_torrent = imagefile.make_torrent(self.files, self.tracker, self.digest)
+            self.made_torrent = imagefile.make_torrent(
+                self.files, self.tracker, self.digest, self.pieces
+            )
             if not self.made_torrent:
                 self.notes.append("libtorrent is not importable: no .torrent written")
         return StepFinished()
@@ -250,26 +260,28 @@ def _write_stream(
     staged: ImageFiles,
     expected: int,
     progress: Progress | None,
-) -> str:
-    """Run partclone | compressor into ``staged.img``; return its whole-file MD5."""
-    md5 = hashlib.md5()
+    pieces: bool,
+) -> imagefile.StreamDigest:
+    """Run partclone | compressor into ``staged.img``; return its MD5 (and torrent pieces).
+
+    The compressor's output crosses Python once: one reused buffer, written to the file and
+    hashed in the same pass (MD5, and the torrent's SHA-1 pieces when ``pieces``), so the file is
+    never read back.  The file is fsynced before the session may publish it.
+    """
+    digest = imagefile.StreamDigest(pieces=pieces)
     no_space = False
 
     def drain(stream: IO[bytes]) -> None:
         nonlocal no_space
-        with open(staged.img, "wb") as out:
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    no_space = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                    raise
-            out.flush()
-            os.fsync(out.fileno())
+        out = os.open(staged.img, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            copy_fd(stream.fileno(), out, digest.update)
+            os.fsync(out)
+        except OSError as exc:
+            no_space = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise
+        finally:
+            os.close(out)
 
     pids: list[int] = []
     poller = None
@@ -307,7 +319,7 @@ def _write_stream(
             poller.stop()
     if progress is not None:
         progress(expected, expected)
-    return md5.hexdigest()
+    return digest
 
 
 def _logfile(kind: str) -> str:

@@ -3,7 +3,9 @@
 ``<name>.img`` with ``.info`` (``TOOL:COMP:FS:SIZEKB:host``), ``.sum`` (MD5 of the last MiB,
 OpenGnSys's quick check), ``.full.sum`` (whole-file MD5, the one ogref trusts), ``.torrent``
 (libtorrent, v1, 4 MiB pieces, tracker and full MD5 as comment), ``.lock`` while in use, and the
-previous version's ``.ant`` copies.  ``Rotation`` moves the current version to ``.ant`` and puts
+previous version's ``.ant`` copies.  :class:`StreamDigest` computes the whole-file MD5 and the
+torrent's piece hashes in the same pass that writes or reads the image, so neither needs a second
+read of the file.  ``Rotation`` moves the current version to ``.ant`` and puts
 it back if publishing the new one fails.  Reading the header and inspecting an image into the
 model's :class:`~ogref.model.Image` live here too.  Nothing here runs partclone on a partition.
 """
@@ -135,6 +137,50 @@ def md5_full(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
+class StreamDigest:
+    """MD5 of a whole stream and, optionally, the SHA-1 of each :data:`TORRENT_PIECE` piece.
+
+    Fed chunk by chunk (``update`` takes views that it does not keep); the torrent pieces are
+    exactly what libtorrent's ``set_piece_hashes`` would compute from the finished file.
+    """
+
+    def __init__(self, pieces: bool = False, piece_size: int = TORRENT_PIECE) -> None:
+        self._md5 = hashlib.md5()
+        self._pieces: list[bytes] | None = [] if pieces else None
+        self._piece = hashlib.sha1()
+        self._piece_fill = 0
+        self._piece_size = piece_size
+        self.size = 0
+
+    def update(self, data: memoryview) -> None:
+        self._md5.update(data)
+        self.size += len(data)
+        if self._pieces is None:
+            return
+        off, n = 0, len(data)
+        while off < n:
+            take = min(n - off, self._piece_size - self._piece_fill)
+            self._piece.update(data[off : off + take])
+            self._piece_fill += take
+            off += take
+            if self._piece_fill == self._piece_size:
+                self._pieces.append(self._piece.digest())
+                self._piece = hashlib.sha1()
+                self._piece_fill = 0
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def pieces(self) -> list[bytes] | None:
+        """The piece hashes (the last, partial piece included); None if not computed."""
+        if self._pieces is None:
+            return None
+        tail = [self._piece.digest()] if self._piece_fill else []
+        return [*self._pieces, *tail]
+
+
 def read_sum(path: Path) -> str:
     """The hash stored in a sidecar (first word; '' if missing)."""
     try:
@@ -182,8 +228,14 @@ def torrent_supported() -> bool:
     return True
 
 
-def make_torrent(files: ImageFiles, tracker: str, comment: str) -> bool:
-    """Write ``.torrent`` for the image (v1, 4 MiB pieces); False when libtorrent is missing."""
+def make_torrent(
+    files: ImageFiles, tracker: str, comment: str, pieces: list[bytes] | None = None
+) -> bool:
+    """Write ``.torrent`` for the image (v1, 4 MiB pieces); False when libtorrent is missing.
+
+    ``pieces`` are the SHA-1 piece hashes already computed while the image was written
+    (:class:`StreamDigest`); without them the file is read again to hash it.
+    """
     try:
         import libtorrent as lt
     except ImportError:
@@ -198,7 +250,11 @@ def make_torrent(files: ImageFiles, tracker: str, comment: str) -> bool:
         t.add_tracker(tracker)
     t.set_comment(comment)
     t.set_creator("ogref")
-    lt.set_piece_hashes(t, str(files.img.parent))
+    if pieces is not None and len(pieces) == t.num_pieces():
+        for index, digest in enumerate(pieces):
+            t.set_hash(index, digest)
+    else:
+        lt.set_piece_hashes(t, str(files.img.parent))
     write_bytes = lt.bencode(t.generate())
     tmp = Path(f"{files.torrent}.tmp{os.getpid()}")
     tmp.write_bytes(write_bytes)

@@ -64,6 +64,13 @@ def program(fs: Filesystem) -> str:
     return "partclone.dd"
 
 
+# partclone's progress thread sleeps ``-f`` seconds per round (default 2) and is joined before
+# the output is closed, so every run ends on the next tick: up to that long idle at the end.
+# ogref reads progress from /proc, not from partclone, and asks for the shortest tick that does
+# not spin (``-f 0`` busy-loops a CPU).
+QUIET = ("-q", "-f", "1")
+
+
 def clone_argv(fs: Filesystem, device: str, logfile: str) -> list[str]:
     """Clone ``device`` (filesystem ``fs``) to stdout.
 
@@ -72,12 +79,12 @@ def clone_argv(fs: Filesystem, device: str, logfile: str) -> list[str]:
     """
     tool = program(fs)
     head = [tool, "-c", "-I"] if tool != "partclone.dd" else [tool]
-    return [*head, "-q", "-s", device, "-o", "-", "-L", logfile]
+    return [*head, *QUIET, "-s", device, "-o", "-", "-L", logfile]
 
 
 def restore_argv(device: str, logfile: str) -> list[str]:
     """Restore a partclone stream from stdin onto ``device`` (the size check is kept on)."""
-    return ["partclone.restore", "-q", "-s", "-", "-o", device, "-L", logfile]
+    return ["partclone.restore", *QUIET, "-s", "-", "-o", device, "-L", logfile]
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,16 @@ Commands are argv lists (never shell strings).  Every stage's exit status is che
 stage's stderr is captured to a file (no pipe can fill up and deadlock), and a failure raises the
 ``OgError`` subclass the caller names, with every failing stage and the tail of its stderr.  A
 pipeline may be fed from Python (``feed``) and drained into Python (``drain``), which is how the
-image code hashes and counts bytes on the fly.  This module knows nothing about images or disks.
+image code hashes and counts bytes on the fly; every pipe is enlarged to :data:`PIPE_SIZE` so
+that a stage that hiccups does not stall its neighbours.  :func:`copy_fd` moves a stream between
+file descriptors through one reused buffer, showing each chunk to a callback (the hashers).  This
+module knows nothing about images or disks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -26,6 +30,54 @@ Feed = Callable[[IO[bytes]], None]
 Drain = Callable[[IO[bytes]], None]
 
 _TAIL = 600
+
+PIPE_SIZE = 1 << 20
+"""Bytes each pipe between stages holds (the default 64 KiB makes neighbours wait on each other)."""
+COPY_CHUNK = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def grow_pipe(fd: int, size: int = PIPE_SIZE) -> int:
+    """Enlarge the pipe ``fd`` to ``size`` bytes (capped by ``pipe-max-size``); its new size.
+
+    Best effort: an unprivileged user over its pipe quota keeps the default buffer.
+    """
+    try:
+        with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as f:
+            size = min(size, int(f.read()))
+    except (OSError, ValueError):
+        pass
+    try:
+        return int(fcntl.fcntl(fd, _F_SETPIPE_SZ, size))
+    except OSError:
+        return 0
+
+
+def copy_fd(
+    src: int,
+    dst: int,
+    seen: Callable[[memoryview], None] | None = None,
+    chunk: int = COPY_CHUNK,
+) -> int:
+    """Copy ``src`` to ``dst`` until EOF through one reused buffer; return the bytes moved.
+
+    ``seen`` gets each chunk after it is written (it must not keep the view).  Short writes are
+    completed; any OSError (ENOSPC, EPIPE…) propagates.
+    """
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    moved = 0
+    while True:
+        n = os.readv(src, [buf])
+        if n == 0:
+            return moved
+        data = view[:n]
+        done = 0
+        while done < n:
+            done += os.write(dst, data[done:])
+        if seen is not None:
+            seen(data)
+        moved += n
 
 
 @dataclass(frozen=True)
@@ -181,6 +233,10 @@ def run_pipeline(
             err = tempfile.TemporaryFile(prefix="ogref-stderr-")  # noqa: SIM115
             errfiles.append(err)
             proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=err)
+            if proc.stdout is not None:
+                grow_pipe(proc.stdout.fileno())
+            if i == 0 and proc.stdin is not None:
+                grow_pipe(proc.stdin.fileno())
             if i > 0 and procs[-1].stdout is not None:
                 procs[-1].stdout.close()  # only the child holds the read end now
             procs.append(proc)

@@ -2,17 +2,18 @@
 
 Checks in OpenGnSys's order (§2.5): partition present (3), image present (2), header readable
 (33), image data size ≤ partition size (30), image and partition not locked (4), and — unlike
-OpenGnSys — the filesystem type, refused (20) unless a change is allowed.  The stream is read by
-Python, which counts and hashes it; the whole-file MD5 is compared with ``.full.sum`` after the
-pipeline, so a partial or corrupt stream is never reported restored (33; every stage's exit
-status is checked too).  A failed restore wipes the filesystem signatures it may have half
-written, so the partition cannot pass for a restored one.  It takes no cache decisions.
+OpenGnSys — the filesystem type, refused (20) unless a change is allowed.  Python reads the file
+through one reused buffer into an enlarged pipe and counts and hashes it in that same pass (the
+decompressor gets exactly the bytes that were hashed); the whole-file MD5 is compared with
+``.full.sum`` after the pipeline, so a partial or corrupt stream is never reported restored (33;
+every stage's exit status is checked too).  A failed restore wipes the filesystem signatures it
+may have half written, so the partition cannot pass for a restored one.  It takes no cache
+decisions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import time
@@ -34,9 +35,8 @@ from ogref.runtime import compressor, filesystem, imagefile, partclone
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, is_locked, partition_lock_path
 from ogref.runtime.mount import unmount_device
-from ogref.runtime.proc import Progress, run, run_pipeline
+from ogref.runtime.proc import Progress, copy_fd, run, run_pipeline
 
-_CHUNK = 1 << 20
 DEFAULT_LOCK_DIR = Path("/var/lock")
 
 
@@ -109,21 +109,21 @@ def restore_image(
 def _run(
     img: Path, comp: Compressor, device: str, total: int, progress: Progress | None
 ) -> tuple[str, int]:
-    md5 = hashlib.md5()
-    moved = 0
+    digest = imagefile.StreamDigest()
+
+    def seen(data: memoryview) -> None:
+        digest.update(data)
+        if progress is not None:
+            progress(digest.size, total)
 
     def feed(stream: IO[bytes]) -> None:
-        nonlocal moved
-        with open(img, "rb") as src:
-            while True:
-                chunk = src.read(_CHUNK)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                stream.write(chunk)
-                moved += len(chunk)
-                if progress is not None:
-                    progress(moved, total)
+        src = os.open(img, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            copy_fd(src, stream.fileno(), seen)
+        finally:
+            os.close(src)
 
     log = os.path.join(tempfile.gettempdir(), f"ogref-partclone-restore-{os.getpid()}.log")
     stages = [partclone.restore_argv(device, log)]
@@ -151,10 +151,10 @@ def _run(
                 "magic",
             )
         )
-        if corrupt or moved < total:
+        if corrupt or digest.size < total:
             raise ImageFileError(f"corrupt or truncated image stream: {exc.message}") from None
         raise
-    return md5.hexdigest(), moved
+    return digest.md5, digest.size
 
 
 def _invalidate(device: str) -> None:

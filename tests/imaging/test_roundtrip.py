@@ -12,7 +12,7 @@ from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import filesystem
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
-from ogref.runtime.imagefile import ImageStore, md5_full, read_sum
+from ogref.runtime.imagefile import TORRENT_PIECE, ImageStore, make_torrent, md5_full, read_sum
 from ogref.runtime.restore import restore_image
 from ogref.units import MIB
 
@@ -118,3 +118,23 @@ def test_interop_stock_image_restores_with_ogref(
     done = restore_image(repo, "stock", dst.partition(1), lock_dir=lock_dir)
     assert not done.verified  # no .full.sum: the stream checks (lzop, partclone CRC) guard it
     assert hash_partition(dst.partition(1), Filesystem.EXT4) == want
+
+
+def test_torrent_pieces_hashed_while_writing_equal_libtorrents(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    lt = pytest.importorskip("libtorrent")
+    src = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(128 * MIB, Filesystem.EXT4)])
+    fill_partition(src.partition(1), Filesystem.EXT4, random_mib=12)  # > 2 pieces of 4 MiB
+    repo = ImageStore(tmp_path / "repo")
+    made = create_image(src.partition(1), repo, "t", comp=Compressor.LZOP, lock_dir=lock_dir)
+    assert made.torrent
+    files = repo.files("t")
+    in_pass = files.torrent.read_bytes()
+    # the same torrent made the slow way: libtorrent reads the finished file back
+    files.torrent.unlink()
+    assert make_torrent(files, "", made.image.checksum)
+    slow, fast = lt.bdecode(files.torrent.read_bytes()), lt.bdecode(in_pass)
+    assert slow[b"info"] == fast[b"info"]  # pieces, length, name (the dates may differ)
+    assert slow[b"comment"] == fast[b"comment"] == made.image.checksum.encode()
+    assert files.img.stat().st_size > 2 * TORRENT_PIECE
