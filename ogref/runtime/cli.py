@@ -1,5 +1,6 @@
 """The OpenGnSys-style imaging commands on real devices: create-image, restore-image,
-update-cache and deploy-image, with OpenGnSys's argument order, session strings and exit codes.
+update-cache and deploy-image, with OpenGnSys's argument order, session strings and exit codes,
+and the whole-disk procedures create-disk and restore-disk (:mod:`ogref.runtime.diskimage`).
 
 ``register(app)`` adds them to the main ``ogref`` app; ``app`` runs them alone.  Each shows a
 progress bar (or prints one JSON object with ``--json``) and exits with the OpenGnSys error number.
@@ -29,6 +30,7 @@ from ogref.model.image import Compressor
 from ogref.model.method import Method, Transport
 from ogref.model.policy import EngineConfig
 from ogref.model.protocol import MulticastSession, TorrentSession
+from ogref.runtime import diskimage
 from ogref.runtime.cachefs import DEFAULT_ROOT, CachePartition, find_cache
 from ogref.runtime.create import create_image
 from ogref.runtime.executor import DEFAULT_REPO, Executor, Machine
@@ -244,6 +246,122 @@ def _no_cache() -> OgError:
     return CacheMissingError("this client has no CACHE partition")
 
 
+@contextmanager
+def _store(m: Machine, repo: str) -> Iterator[tuple[ImageStore, Source]]:
+    """The image directory OpenGnSys's REPO|CACHE|ip argument names (the CACHE mounted)."""
+    if _repo_mode(repo) is not Source.CACHE:
+        yield ImageStore(m.repository), Source.REPO
+        return
+    number = find_cache(m.device(1))
+    if number is None:
+        raise _no_cache()
+    cache = CachePartition(partition_path(m.device(1), number), m.cache_root)
+    cache.mount()
+    try:
+        yield cache.store, Source.CACHE
+    finally:
+        cache.unmount()
+
+
+def create_disk_cmd(
+    disk_no: int = typer.Argument(..., metavar="DISK"),
+    repo: str = typer.Argument(..., metavar="REPO|CACHE|ip"),
+    name: str = typer.Argument(..., metavar="/NAME"),
+    comp: str = typer.Option("", "--comp", help="lzop, gzip, zstd (default: IMGCOMP)"),
+    reduce: bool | None = typer.Option(None, "--reduce/--no-reduce", help="default: IMGREDUCE"),
+    tracker: str = typer.Option("", "--tracker", help="announce URL written in the .torrent"),
+    disk: list[str] = _DISK,
+    repo_dir: Path = _REPO,
+    cache_root: Path = _CACHE,
+    lock_dir: Path = _LOCKS,
+    engine_cfg: Path | None = _CFG,
+    hostname: str = _HOST,
+    as_json: bool = _JSON,
+) -> None:
+    """Whole disk: save its table (NAME.mbr/.gpt), image each partition (NAME-pN), write
+    NAME.procedure.yaml (the steps restore-disk runs)."""
+    ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, hostname, True, as_json)
+    try:
+        m = ctx.machine
+        with _store(m, repo) as (store, _), _progress(as_json, f"create-disk {name}") as bar:
+            done = diskimage.create_disk(
+                m.device(disk_no),
+                store,
+                name,
+                comp=Compressor.parse(comp) if comp else ctx.policy.img_comp,
+                reduce=ctx.policy.img_reduce if reduce is None else reduce,
+                host=m.hostname,
+                tracker=tracker,
+                lock_dir=m.lock_dir,
+                progress=bar,
+            )
+    except OgError as exc:
+        _fail(ctx, exc)
+        return
+    _report(
+        ctx,
+        {
+            "code": 0,
+            "message": f"disk {disk_no} saved as {name} ({len(done.procedure.steps)} steps)",
+            "procedure": done.procedure.to_data(),
+            "notes": done.notes,
+        },
+    )
+
+
+def restore_disk_cmd(
+    repo: str = typer.Argument(..., metavar="REPO|CACHE|ip"),
+    name: str = typer.Argument(..., metavar="NAME"),
+    disk_no: int = typer.Argument(..., metavar="DISK"),
+    procedure: Path | None = typer.Option(
+        None, "--procedure", help="run this procedure YAML instead of NAME.procedure.yaml"
+    ),
+    disk: list[str] = _DISK,
+    repo_dir: Path = _REPO,
+    cache_root: Path = _CACHE,
+    lock_dir: Path = _LOCKS,
+    engine_cfg: Path | None = _CFG,
+    as_json: bool = _JSON,
+) -> None:
+    """Whole disk: run NAME.procedure.yaml — partition table, then each partition's restore."""
+    ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, "", True, as_json)
+    try:
+        m = ctx.machine
+        device = m.device(disk_no)
+        if _repo_mode(repo) is Source.CACHE and disk_no == 1:
+            from ogref.errors import CacheError
+
+            raise CacheError("restore-disk from the CACHE would overwrite the CACHE's own disk")
+
+        def step(text: str) -> None:
+            ctx.log.append(text)
+            if not as_json:
+                _err.print(f"[dim]{text}[/dim]")
+
+        with _store(m, repo) as (store, _), _progress(as_json, f"restore-disk {name}") as bar:
+            done = diskimage.restore_disk(
+                store,
+                name,
+                device,
+                procedure=procedure,
+                lock_dir=m.lock_dir,
+                progress=bar,
+                on_step=step,
+            )
+    except OgError as exc:
+        _fail(ctx, exc)
+        return
+    _report(
+        ctx,
+        {
+            "code": 0,
+            "message": f"{name} restored to disk {disk_no} ({len(done.procedure.steps)} steps)",
+            "procedure": done.procedure.to_data(),
+            "notes": done.notes,
+        },
+    )
+
+
 def restore_image_cmd(
     repo: str = typer.Argument(..., metavar="REPO|CACHE|ip"),
     image: str = typer.Argument(..., metavar="IMAGE"),
@@ -353,11 +471,13 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "restore-image": restore_image_cmd,
     "update-cache": update_cache_cmd,
     "deploy-image": deploy_image_cmd,
+    "create-disk": create_disk_cmd,
+    "restore-disk": restore_disk_cmd,
 }
 
 
 def register(target: typer.Typer) -> None:
-    """Add the four imaging commands to ``target`` (the main ``ogref`` app)."""
+    """Add the imaging commands to ``target`` (the main ``ogref`` app)."""
     for name, fn in COMMANDS.items():
         target.command(name)(fn)
 

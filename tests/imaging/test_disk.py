@@ -1,0 +1,152 @@
+"""Whole disks: partition table (.mbr / .gpt) + partition images, restored by a procedure."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ogref.errors import FormatError, ImageSizePartitionError, NotFoundError
+from ogref.model.image import Compressor
+from ogref.model.storage import Filesystem, TableKind
+from ogref.runtime import diskimage, filesystem
+from ogref.runtime.disk import PartSpec, partition_entries
+from ogref.runtime.diskimage import Procedure, RestoreStep, TableStep
+from ogref.runtime.imagefile import ImageStore
+from ogref.units import MIB
+
+from .conftest import MakeDisk, fat_fill, fat_hash, fill_partition, hash_partition, need
+
+pytestmark = [pytest.mark.root, pytest.mark.imaging]
+
+LAYOUT = [PartSpec(96 * MIB, Filesystem.EXT4, "linux"), PartSpec(64 * MIB, Filesystem.FAT32, "EFI")]
+
+
+def _boot_code(device: str) -> bytes:
+    """Write recognisable boot code (the 440 bytes before the disk signature)."""
+    code = random.Random(5).randbytes(440)
+    fd = os.open(device, os.O_WRONLY)
+    try:
+        os.pwrite(fd, code, 0)
+    finally:
+        os.close(fd)
+    return code
+
+
+def _head(device: str, n: int) -> bytes:
+    with open(device, "rb") as f:
+        return f.read(n)
+
+
+def _source(make_disk: MakeDisk, tmp_path: Path, table: TableKind) -> tuple[str, str, str]:
+    src = make_disk(256 * MIB, table, LAYOUT)
+    linux = fill_partition(src.partition(1), Filesystem.EXT4)
+    (tmp_path / "fatw").mkdir()
+    efi = fat_fill(src.partition(2), tmp_path / "fatw")
+    return src.device, linux, efi
+
+
+def _check_copy(src: str, dst: str, linux: str, efi: str, tmp_path: Path) -> None:
+    assert partition_entries(dst) == partition_entries(src)
+    node1, node2 = f"{dst}p1", f"{dst}p2"
+    filesystem.check(node1, Filesystem.EXT4)
+    assert hash_partition(node1, Filesystem.EXT4) == linux
+    (tmp_path / "fatr").mkdir()
+    assert fat_hash(node2, tmp_path / "fatr") == efi
+
+
+def test_mbr_disk_ext4_and_fat_onto_a_blank_disk(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    need("mkfs.vfat", "mcopy", "partclone.fat")
+    src, linux, efi = _source(make_disk, tmp_path, TableKind.MSDOS)
+    code = _boot_code(src)
+    repo = ImageStore(tmp_path / "repo")
+    made = diskimage.create_disk(
+        src, repo, "lab", comp=Compressor.ZSTD, reduce=False, lock_dir=lock_dir
+    )
+    assert made.procedure == Procedure(
+        (TableStep("lab"), RestoreStep("lab-p1", 1), RestoreStep("lab-p2", 2))
+    )
+    assert (repo.root / "lab.mbr").stat().st_size == 512
+    assert not (repo.root / "lab.gpt").exists()
+    saved = Procedure.load(repo.root / "lab.procedure.yaml")
+    assert saved == made.procedure
+    dst = make_disk(256 * MIB)  # blank: no table at all
+    done = diskimage.restore_disk(repo, "lab", dst.device, lock_dir=lock_dir)
+    assert len(done.notes) == 3
+    assert _head(dst.device, 512) == _head(src, 512)
+    assert _head(dst.device, 440) == code
+    _check_copy(src, dst.device, linux, efi, tmp_path)
+    # the disk lock is released and no partition lock is left behind
+    assert not any(lock_dir.iterdir())
+
+
+def test_gpt_disk_through_the_cli_onto_a_larger_disk(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    need("sgdisk", "mkfs.vfat", "mcopy", "partclone.fat")
+    from ogref.runtime.cli import app
+
+    src, linux, efi = _source(make_disk, tmp_path, TableKind.GPT)
+    repo = tmp_path / "repo"
+    common = ["--repo-dir", str(repo), "--lock-dir", str(lock_dir), "--json"]
+    made = CliRunner().invoke(
+        app, ["create-disk", "1", "REPO", "/lab", "--disk", f"1={src}", "--no-reduce", *common]
+    )
+    assert made.exit_code == 0, made.output
+    out = json.loads(made.stdout.strip().splitlines()[-1])
+    assert out["procedure"]["steps"][0] == {"table": "lab"}
+    assert (repo / "lab.gpt").is_file() and (repo / "lab.mbr").is_file()
+    dst = make_disk(320 * MIB)  # larger: the backup GPT must move to the new end
+    done = CliRunner().invoke(
+        app, ["restore-disk", "REPO", "lab", "1", "--disk", f"1={dst.device}", *common]
+    )
+    assert done.exit_code == 0, done.output
+    _check_copy(src, dst.device, linux, efi, tmp_path)
+    verify = subprocess.run(["sgdisk", "-v", dst.device], capture_output=True, text=True)
+    assert verify.returncode == 0 and "No problems found" in verify.stdout, verify.stdout
+    missing = CliRunner().invoke(
+        app, ["restore-disk", "REPO", "nothere", "1", "--disk", f"1={dst.device}", *common]
+    )
+    assert missing.exit_code == 2
+
+
+def test_table_too_big_for_the_disk_is_30_and_bad_procedures_are_refused(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    src = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(200 * MIB, Filesystem.EXT4)])
+    repo = ImageStore(tmp_path / "repo")
+    diskimage.save_table(src.device, repo, "big")
+    small = make_disk(128 * MIB)
+    with pytest.raises(ImageSizePartitionError):
+        diskimage.restore_table(small.device, repo, "big")
+    assert _head(small.device, 512) == bytes(512)  # nothing written
+    with pytest.raises(NotFoundError):
+        diskimage.restore_table(small.device, repo, "nothere")
+    with pytest.raises(FormatError):
+        repo.files("../escape")
+    bad: object
+    for bad in (
+        {},
+        {"steps": []},
+        {"steps": [{"restore": "x"}]},
+        {"steps": [{"restore": "x", "partition": 0}]},
+        {"steps": [{"table": "t", "restore": "x"}]},
+        {"steps": ["table"]},
+    ):
+        with pytest.raises(FormatError):
+            Procedure.parse(bad)
+    # a boot-only step rewrites the boot code and leaves the table alone
+    code = _boot_code(src.device)
+    diskimage.save_table(src.device, repo, "boot")
+    _boot_code(small.device)
+    before = _head(small.device, 512)[440:]
+    diskimage.restore_table(small.device, repo, "boot", boot_only=True)
+    assert _head(small.device, 446)[:440] == code
+    assert _head(small.device, 512)[446:] == before[6:]
