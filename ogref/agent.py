@@ -5,8 +5,11 @@ One process per client.  ``--once REQUEST.json`` runs a single request and print
 JSON (tests, debugging); otherwise it polls the server's signed API: ``/agent/heartbeat`` every
 second with its status (OPG waiting, BSY busy), ``/agent/poll`` for the next command,
 ``/agent/log`` with tracking-log lines as they come, ``/agent/done`` with the per-computer
-record.  Requests and results are plain JSON (:func:`request_to_json`, :func:`request_from_json`);
-the engine.cfg policy travels as engine.cfg text.  It decides nothing the core does not.
+record; ``reboot`` / ``poweroff`` (outside any operation) flush the log, sync and restart or
+stop the machine it runs on — only meaningful in a live client (the VM lab), never in a
+namespace.  ``--grub`` lets configureOs install GRUB (a real disk; the namespace lab's loop
+devices have no use for it).  Requests and results are plain JSON (:func:`request_to_json`,
+:func:`request_from_json`); the engine.cfg policy travels as engine.cfg text.  It decides nothing the core does not.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -99,6 +104,7 @@ class Agent:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.torrent_stall: float = a.torrent_stall
+        self.grub: bool = a.grub
 
     def log(self, text: str) -> None:
         """A tracking-log line: stdout (the screen) and the server."""
@@ -117,7 +123,7 @@ class Agent:
             cache_root=self.work / "cache",
             lock_dir=self.work / "lock",
             hostname=self.name,
-            grub=False,
+            grub=self.grub,
         )
         for d in (machine.repository, machine.cache_root, machine.lock_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -189,6 +195,20 @@ class Agent:
                 )
             self._flush_log()
 
+    def _power(self, kind: str) -> None:
+        """Restart or stop this machine (the live client's own reboot / poweroff)."""
+        self.log(f"{kind} requested by the server")
+        self.status = ClientStatus.OFF
+        self._flush_log()
+        with contextlib.suppress(ApiError):
+            assert self.server is not None
+            self.server.post(
+                "/agent/heartbeat", {"name": self.name, "ip": self.ip, "status": "OFF"}
+            )
+        os.sync()
+        subprocess.run([kind, "-f"], check=False)
+        self.stop.set()
+
     def serve(self) -> int:
         """Poll the server for commands until told to stop (or killed)."""
         assert self.server is not None
@@ -211,6 +231,9 @@ class Agent:
                 self.status = ClientStatus.OFF
                 self.stop.set()
                 break
+            if cmd.get("kind") in ("reboot", "poweroff"):
+                self._power(str(cmd["kind"]))
+                continue
             self.status = ClientStatus.BSY
             result = self.execute(cmd)
             self._flush_log()
@@ -239,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", help="http://server:2008")
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--torrent-stall", type=float, default=120.0)
+    p.add_argument("--grub", action="store_true", help="configureOs installs GRUB")
     p.add_argument("--once", type=Path, help="run this command JSON and print the result")
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,10 @@ Agents talk to it over TCP, the console over a UNIX socket; both with signed req
 (:mod:`ogref.transports.signing`).  Console routes: ``/console/submit`` (a Restore / Deploy /
 updateCache of the site's operation ``index``, planned with :func:`ogref.console.build_requests`),
 ``/console/status`` (per-computer records of an operation), ``/console/clients`` (status
-colours), ``/console/halt``.  Each client's tracking log is appended to ``<logdir>/<ip>.log``.  A
+colours and the OS reports), ``/console/reboot`` (restart the live client of some computers),
+``/console/halt``.  With ``--os-listen`` it also takes the unsigned ``POST /api/os`` that a
+booted operating system sends when it has started (OGAgent's "started": hostname, status LNX…),
+matched to a computer by the sender's address, never by what it claims.  Each client's tracking log is appended to ``<logdir>/<ip>.log``.  A
 client that stops sending heartbeats for ``--heartbeat-timeout`` seconds while it has a command,
 or that exceeds ``--command-timeout``, is recorded failed; the others carry on.  The records are
 plain JSON; converting them into a backend's results is the caller's job.
@@ -14,13 +17,14 @@ plain JSON; converting them into a backend's results is the caller's job.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ from ogref.transports.signing import UnixHTTPServer, make_handler, read_key
 
 Json = dict[str, Any]
 SERVER_PORT = 2008
+OS_PORT = 8781
+CONTROL = ("halt", "reboot", "poweroff")  # commands outside any operation
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Client:
     queue: deque[Json] = field(default_factory=deque)
     current: str | None = None
     sent_at: float = 0.0
+    os_reports: list[Json] = field(default_factory=list)
 
 
 @dataclass
@@ -100,10 +107,11 @@ class Server:
             if not c.queue or c.current is not None:
                 return {"command": None}
             cmd = c.queue.popleft()
+            if cmd.get("kind") in CONTROL:
+                return {"command": cmd}
             c.current = cmd["id"]
             c.sent_at = time.time()
-            if cmd.get("kind") != "halt":
-                self.ops[cmd["op"]].records[c.name]["sent"] = c.sent_at
+            self.ops[cmd["op"]].records[c.name]["sent"] = c.sent_at
             return {"command": cmd}
 
     def log(self, body: Json) -> Json:
@@ -232,10 +240,47 @@ class Server:
                         "status": str(c.status),
                         "colour": c.status.colour,
                         "last_seen": c.last_seen,
+                        "os": list(c.os_reports),
                     }
                     for c in self.clients.values()
                 ]
             }
+
+    def reboot(self, body: Json) -> Json:
+        """Queue ``reboot`` (or ``poweroff``) for the live clients of ``names``."""
+        kind = str(body.get("kind", "reboot"))
+        if kind not in ("reboot", "poweroff"):
+            raise ValueError(f"no such control command {kind!r}")
+        names = [str(n) for n in body["names"]]
+        with self.lock:
+            for n in names:
+                self.clients[n].queue.append({"id": kind, "kind": kind})
+            self.lock.notify_all()
+        return {"queued": names}
+
+    def os_started(self, body: Json, peer: str) -> Json:
+        """A booted OS reports itself; the computer is the one whose address sent it."""
+        with self.lock:
+            c = next((c for c in self.clients.values() if c.ip == peer), None)
+            if c is None:
+                raise ValueError(f"no computer has the address {peer}")
+            now = time.time()
+            status = ClientStatus(str(body.get("status", "LNX")))
+            report: Json = {
+                "t": now,
+                "peer": peer,
+                "hostname": str(body.get("hostname", "")),
+                "status": str(status),
+                **{k: str(v) for k, v in body.items() if k in ("fstab_root", "os")},
+            }
+            c.os_reports.append(report)
+            c.status = status
+            c.last_seen = now
+            self.lock.notify_all()
+        stamp = time.strftime("%H:%M:%S", time.localtime(now))
+        with (self.log_dir / f"{c.ip or c.name}.log").open("a", encoding="utf-8") as f:
+            f.write(f"{stamp} OS started: hostname {report['hostname']} ({report['status']})\n")
+        return {"computer": c.name}
 
     def halt(self, _body: Json) -> Json:
         with self.lock:
@@ -253,8 +298,38 @@ class Server:
             "/console/submit": self.submit,
             "/console/status": self.status,
             "/console/clients": self.clients_status,
+            "/console/reboot": self.reboot,
             "/console/halt": self.halt,
         }
+
+
+def os_handler(server: Server) -> type[BaseHTTPRequestHandler]:
+    """``POST /api/os`` only: JSON from a booted OS (unsigned: the image carries no lab key)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            length = min(int(self.headers.get("Content-Length", "0") or 0), 65536)
+            body = self.rfile.read(length) if length else b""
+            status, answer = 404, {"error": f"no route {self.path}"}
+            if self.path == "/api/os":
+                try:
+                    status, answer = (
+                        200,
+                        server.os_started(json.loads(body), self.client_address[0]),
+                    )
+                except Exception as exc:
+                    status, answer = 400, {"error": f"{type(exc).__name__}: {exc}"}
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-dir", required=True, type=Path)
     p.add_argument("--heartbeat-timeout", type=float, default=15.0)
     p.add_argument("--command-timeout", type=float, default=3600.0)
+    p.add_argument("--os-listen", help="IP:PORT for the unsigned OS-started reports")
     a = p.parse_args(argv)
     a.log_dir.mkdir(parents=True, exist_ok=True)
     server = Server(load_site(a.site), a.log_dir, a.heartbeat_timeout, a.command_timeout)
@@ -274,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     tcp = ThreadingHTTPServer((host, int(port)), handler)
     a.console.unlink(missing_ok=True)
     unix = UnixHTTPServer(str(a.console), handler)  # type: ignore[arg-type]
-    for s in (tcp, unix):
+    servers: list[ThreadingHTTPServer] = [tcp, unix]
+    if a.os_listen:
+        oh, op = a.os_listen.rsplit(":", 1)
+        servers.append(ThreadingHTTPServer((oh, int(op)), os_handler(server)))
+    for s in servers:
         s.daemon_threads = True
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     stop = threading.Event()
@@ -282,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"server on {a.listen}, console on {a.console}", flush=True)
     stop.wait()
-    tcp.shutdown()
-    unix.shutdown()
+    for s in servers:
+        s.shutdown()
     return 0
 
 

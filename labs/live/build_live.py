@@ -4,8 +4,8 @@ the Debian packages installed on this host.
 
 The base initramfs holds busybox, Debian's Python 3.11 (``/usr/bin/python3``, so
 python3-libtorrent works), partclone, zstd/lzop, udpcast, parted, e2fsprogs, ntfs-3g, dosfstools,
-cifs-utils, GRUB for i386-pc, the virtio/cifs/fuse kernel modules, and pydantic/pyyaml/pyparted
-copied from the project's venv.  Files are taken per package (``dpkg -L``) plus the shared-library
+cifs-utils, GRUB for i386-pc, the virtio/cifs/fuse kernel modules, and pydantic, pyyaml and pysmb
+(+ pyasn1, tqdm) copied from the project's venv (pyparted and libtorrent come from Debian).  Files are taken per package (``dpkg -L``) plus the shared-library
 closure (``ldd``), minus docs/locales/tests.  Its ``/init`` mounts the pseudo filesystems, loads
 the modules, brings ``eth0`` up with DHCP (the DHCP host name becomes the hostname), prints
 ``LIVECLIENT: READY`` on the serial console and runs ``/opt/oglab/live-start`` when a second
@@ -72,6 +72,10 @@ VENV_MODULES = (
     "typing_inspection",
     "yaml",
     "_yaml",
+    "smb",
+    "nmb",
+    "pyasn1",
+    "tqdm",
 )
 # cifs with SMB3 allocates cmac(aes), ccm/gcm and sha512 (ENOENT from mount when they are missing)
 KERNEL_MODULES = (
@@ -186,7 +190,7 @@ def venv_versions(site: Path) -> dict[str, str]:
 
 def _wanted() -> set[str]:
     names = {"pydantic", "pydanticcore", "typingextensions", "annotatedtypes"}
-    return names | {"typinginspection", "pyyaml"}
+    return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm"}
 
 
 def build_key(site: Path) -> tuple[str, dict[str, object]]:

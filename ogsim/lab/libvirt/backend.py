@@ -1,47 +1,52 @@
 """The ``libvirt`` backend of ``ogsim run``: a scenario's classroom as PXE-booting VMs.
 
 ``run(scenario, seed, out_dir)`` builds (or reuses) the live client and a test OS image named
-after each of the scenario's images, brings the classroom up (:class:`Classroom`), wakes every
-computer, waits for the live client (OPG, yellow), partitions each blank disk as the scenario
-says (OS partition, CACHE or none), then runs the scenario's operations in order with the real
-runtime inside the VMs: Restore/Deploy/updateCache (BSY, red; the decision core switches methods
-and logs why), and boot (once: iPXE boots the local disk for one boot; permanent: the boot target
-stays on the disk and a reset proves it survives a reboot).  A booted test OS reports its
-hostname to the server (LNX).  Operation times are wall-clock seconds from the first wake-up;
-``at`` offsets only order the operations.  Returns :class:`~ogsim.results.Results`; the run
-directory keeps the serial consoles and ``results.json``.  ``destroy(run_dir)`` removes what an
-interrupted run left (its manifest).
+after each of the scenario's images, prepares each VM's disk as the scenario says (OS partition,
+CACHE or none — the netns lab's disk builder, on the host, before the VM exists), brings the
+classroom up (:class:`Classroom`: network, boot server, and the same server and repository
+services as the netns lab on the bridge), wakes every computer and waits for its live client —
+the real agent, ``ogref.agent`` — to report (OPG, yellow).  Then it runs the scenario's
+operations in order: Restore/Deploy/updateCache are submitted to the server by operation index,
+exactly as the netns backend does (the agents run the decision core with the network transports:
+SMB, multicast, BitTorrent; BSY, red), and boot is the console's "boot once" (the boot server
+sends that MAC to its own disk for one boot, the server reboots the live client) or "boot target"
+(permanent, and a hard reset proves it survives a reboot); the booted test OS reports its
+hostname to the server (LNX).  ``results.operations[i]`` is always the scenario's operation ``i``;
+the power-on and disk preparation are events and ``metrics.extra`` timings.  Times are seconds
+from the first wake-up; ``at`` offsets only order the operations.  ``destroy(run_dir)`` removes
+what an interrupted run left (its manifest).
 
 URIs: ``qemu:///system`` (default; daemons started here if none runs).  ``qemu+ssh://user@host/
 system`` runs the VMs on another host: the network is created there, but this process still
-serves boot files, the server and the SMB share on the bridge address — which exists only on the
-VM host — so a remote run needs this backend started *on* that host (e.g. over ssh) or a bridge
-reachable from here; the URI is plumbed through everything for that reason.
-Limits: ≤ 8 VMs (2 TCG cores); MULTICAST and TORRENT transfers inside the VMs need the netns
-lab's transports (``ogref/transports``), which the runtime's executor does not run yet.
+serves boot files, the server and the repository on the bridge address — which exists only on
+the VM host — so a remote run needs this backend started *on* that host (e.g. over ssh).
+Limits: ≤ 8 VMs (2 TCG cores).  Faults are not injected here (the netns lab does that).
 """
 
 from __future__ import annotations
 
-import shutil
-import threading
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from ogref.console import build_requests, operation_for, plan_boot
+from ogref.console import plan_boot
 from ogref.model.status import ClientStatus
 from ogref.site import BootSpec, RestoreSpec
 from ogsim.lab.libvirt import connection
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
 from ogsim.lab.manifest import Manifest
+from ogsim.lab.netns.backend import _computer, _site_yaml
+from ogsim.lab.netns.disks import build_disk
 from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Phase, Results
 from ogsim.scenario import Scenario
 
 MAX_VMS = 8
 REPO_ROOT = Path("/var/lib/oglab/repo")
 MIB = 1024**2
+RUNNABLE = ("restore", "deploy", "update_cache")
+Json = dict[str, Any]
 
 
 def _payload_mib(stored: int) -> int:
@@ -60,8 +65,8 @@ class LibvirtRun:
         *,
         uri: str = connection.DEFAULT_URI,
         cache: Path = DEFAULT_CACHE,
-        boot_timeout: float = 240.0,
-        op_timeout: float = 600.0,
+        boot_timeout: float = 300.0,
+        op_timeout: float = 900.0,
     ) -> None:
         self.sc = scenario
         self.site = scenario.site
@@ -72,15 +77,20 @@ class LibvirtRun:
         self.op_timeout = op_timeout
         self.events: list[LogLine] = []
         self.lab: Classroom | None = None
+        self.t0 = time.time()
+        self.timings: dict[str, Any] = {}
+
+    def rel(self, t: float | None = None) -> float:
+        return round(max(0.0, (time.time() if t is None else t) - self.t0), 3)
 
     def note(self, text: str) -> None:
-        t = self.lab.now() if self.lab else 0.0
-        self.events.append(LogLine(t=t, text=text))
+        self.events.append(LogLine(t=self.rel(), text=text))
 
     # ------------------------------------------------------------------ preparation
 
     def _repository(self) -> Path:
-        # smbd serves it as 'nobody': not under the run dir, whose parents may be 0700 (pytest)
+        # smbd reads it as root (force user), qemu never: outside the run dir all the same, as
+        # the run dir's parents may be private (pytest)
         repo = REPO_ROOT / self.run_dir.name
         Manifest(self.run_dir).record("file", str(repo))
         repo.mkdir(parents=True, exist_ok=True)
@@ -88,15 +98,25 @@ class LibvirtRun:
             for image in r.images:
                 built = test_os(self.cache, image.name, _payload_mib(image.stored_size))
                 for f in Path(built["repo"]).iterdir():
-                    shutil.copy2(f, repo / f.name)
+                    subprocess.run(["cp", "-a", str(f), str(repo / f.name)], check=True)
                 self.note(f"test image {image.name}: {built['stored_size']} bytes stored")
         for p in [REPO_ROOT.parent, REPO_ROOT, repo, *repo.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         return repo
 
-    def _disk_bytes(self) -> int:
-        sizes = [d.size for pc in self.site.computers for d in pc.disks.disks if d.number == 1]
-        return max([*sizes, 1024 * MIB])
+    def _build_disk(self, name: str, path: Path) -> None:
+        """The scenario's disk 1 for ``name`` (partitions, CACHE) in ``path``, on the host."""
+        pc = self.site.computer(name)
+        mnt = path.with_name(f"{name}.cache-setup")
+        mnt.mkdir()
+        disk = build_disk(Manifest(self.run_dir), pc, 1.0, path.parent, mnt)
+        if disk.backing != path:
+            raise RuntimeError(f"disk of {name} built in {disk.backing}, not {path}")
+        subprocess.run(["losetup", "-d", disk.device], check=True, timeout=60)
+        parts = ", ".join(f"{n}:{fs}" for n, fs in sorted(disk.partitions.items()))
+        self.note(
+            f"{name}: disk prepared ({parts}{', CACHE' if disk.cache_node else ', no CACHE'})"
+        )
 
     # ------------------------------------------------------------------ run
 
@@ -118,273 +138,217 @@ class LibvirtRun:
             Manifest(self.run_dir).destroy()
 
     def _run(self, results: Results, names: list[str], wall: float) -> Results:
+        self.run_dir = self.run_dir.resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        t = time.monotonic()
         repo = self._repository()
+        self.timings["test_image_s"] = round(time.monotonic() - t, 2)
+        site_file = self.run_dir / "site.yaml"
+        _site_yaml(self.sc, site_file)
+        rooms = self.site.classrooms
         lab = Classroom(
             self.run_dir,
             names,
             uri=self.uri,
-            disk_bytes=self._disk_bytes(),
             repo_dir=repo,
+            site_file=site_file,
             cache=self.cache,
             log=self.note,
+            disk_builder=self._build_disk,
+            subnet=rooms[0].computers[0].subnet if rooms and rooms[0].computers else None,
         )
         self.lab = lab
+        extra: dict[str, Any] = {"uri": self.uri}
+        extra["lab_id"] = lab.lab_id
         with lab:
-            results.metrics.extra["live_image"] = (
-                {
+            extra["kvm"] = lab.kvm
+            if lab.image is not None:
+                extra["live_image"] = {
                     k: lab.image.info.get(k)
                     for k in ("key", "initrd_bytes", "uncompressed_bytes", "cached")
                 }
-                if lab.image
-                else {}
-            )
-            results.metrics.extra["kvm"] = lab.kvm
-            results.metrics.extra["uri"] = self.uri
+            self.t0 = time.time()
             lab.t0 = time.monotonic()
-            boot = self._wake_all(names)
-            results.operations.append(boot)
-            setup = self._setup_disks(names, len(results.operations))
-            results.operations.append(setup)
-            for spec in self.site.operations:
-                idx = len(results.operations)
-                kind = spec.kind
-                body = getattr(spec, kind)
-                if isinstance(body, RestoreSpec):
-                    results.operations.append(self._restore(idx, kind, body))
+            extra["boot_s"] = self._wake_all(names)
+            for index, op in enumerate(self.site.operations):
+                body = getattr(op, op.kind)
+                if op.kind in RUNNABLE and isinstance(body, RestoreSpec):
+                    results.operations.append(self._restore(index, op.kind, body))
                 elif isinstance(body, BootSpec):
-                    results.operations.append(self._boot(idx, body))
+                    results.operations.append(self._boot(index, body))
                 else:
-                    self.note(f"operation {kind} is not run by the libvirt lab")
-            results.metrics.extra["timings"] = dict(lab.timings)
-        results.metrics.extra["timings"] = dict(lab.timings)
+                    self.note(f"operation {index} ({op.kind}) is not run by the libvirt lab")
+                    results.operations.append(
+                        OperationResult(index=index, kind=op.kind, at=self.rel())
+                    )
+            self.timings["scenario_s"] = self.rel()
+        self.timings.update(lab.timings)
+        extra["timings"] = self.timings
         results.events = self.events
         every = [c for op in results.operations for c in op.computers]
         results.metrics = Metrics(
-            makespan_s=max((op.makespan or 0.0) + op.at for op in results.operations)
-            if results.operations
-            else 0.0,
+            makespan_s=max((c.finished or 0.0 for c in every), default=0.0),
             computers=len(names),
-            ok=sum(1 for c in results.operations[-1].computers if c.status == "ok")
-            if results.operations
-            else 0,
+            ok=sum(1 for c in every if c.status == "ok"),
             failed=sum(1 for c in every if c.status != "ok"),
             bytes_total=sum(c.bytes_moved for c in every),
             events=len(self.events),
             wall_s=round(time.monotonic() - wall, 2),
-            extra=results.metrics.extra,
+            extra=extra,
         )
         return results
 
-    def _log_since(self, name: str, t: float) -> list[LogLine]:
-        assert self.lab is not None and self.lab.server is not None
-        return [LogLine(t=x, text=s) for x, s in self.lab.server.clients[name].log if x >= t]
+    # ------------------------------------------------------------------ server
 
-    def _op(
-        self, index: int, kind: str, at: float, recs: list[ComputerResult], **kw: Any
-    ) -> OperationResult:
-        end = max((c.finished or at) for c in recs) if recs else at
-        return OperationResult(
-            index=index, kind=kind, at=at, computers=recs, makespan=round(end - at, 3), **kw
-        )
+    def _console(self, path: str, body: Json | None = None) -> Json:
+        assert self.lab is not None and self.lab.services is not None
+        return self.lab.services.console.post(path, body or {})
 
-    def _wake_all(self, names: list[str]) -> OperationResult:
+    def _clients(self) -> dict[str, Json]:
+        return {c["name"]: c for c in self._console("/console/clients")["clients"]}
+
+    def _wake_all(self, names: list[str]) -> dict[str, float | None]:
+        """Power every VM on; wait for each live client's agent (OPG); seconds per computer."""
         lab = self.lab
-        assert lab is not None and lab.server is not None
-        at = lab.now()
+        assert lab is not None
         for n in names:
             lab.power_on(n)
-            self.note(f"{n}: magic packet sent, domain started")
+        self.note(f"magic packets sent, {len(names)} domains started")
+        ready: dict[str, float | None] = dict.fromkeys(names)
+        deadline = time.monotonic() + self.boot_timeout
+        while time.monotonic() < deadline and any(v is None for v in ready.values()):
+            for n, c in self._clients().items():
+                if ready.get(n, 0.0) is None and c["status"] == str(ClientStatus.OPG):
+                    ready[n] = round(self.rel() - lab.seats[n].powered_at, 2)
+                    self.note(
+                        f"{n}: live client waiting (OPG, {ClientStatus.OPG.colour}) "
+                        f"{ready[n]} s after power-on"
+                    )
+            time.sleep(0.5)
+        for n, v in ready.items():
+            if v is None:
+                self.note(f"{n}: the live client did not report within {self.boot_timeout:.0f} s")
+        return ready
+
+    def _restore(self, index: int, kind: str, spec: RestoreSpec) -> OperationResult:
+        at = self.rel()
+        sub = self._console("/console/submit", {"index": index})
+        self.note(f"operation {index} ({kind} {spec.method}) submitted to {len(sub['computers'])}")
+        deadline = time.monotonic() + self.op_timeout
+        status: Json = {}
+        while time.monotonic() < deadline:
+            status = self._console("/console/status", {"op": sub["op"]})
+            if status["done"]:
+                break
+            time.sleep(1.0)
+        records = [_computer(r, self.t0, set()) for r in status.get("records", [])]
+        finished = [r.finished for r in records if r.finished is not None]
+        return OperationResult(
+            index=index,
+            kind=kind,
+            at=at,
+            image=spec.image,
+            method=str(spec.method),
+            scope=str(spec.to),
+            computers=records,
+            makespan=round(max(finished) - at, 3) if finished else None,
+        )
+
+    def _boot(self, index: int, spec: BootSpec) -> OperationResult:
+        lab = self.lab
+        assert lab is not None
+        at = self.rel()
+        targets = [pc.name for pc in self.site.scope(spec.to)]
+        kind = "boot-target" if spec.permanent else "boot-once"
+        clients = self._clients()
+        before = {n: len(clients[n]["os"]) for n in targets}
+        logs: dict[str, list[LogLine]] = {}
+        live = []
+        for n in targets:
+            plan = plan_boot(
+                self.site.computer(n), spec.disk, spec.partition, spec.permanent, "linux"
+            )
+            logs[n] = [LogLine(t=at, text=f"{kind}: {step}") for step in plan.steps]
+            lab.set_boot(n, "disk" if spec.permanent else "disk-once")
+            if clients[n]["status"] == str(ClientStatus.OPG):
+                live.append(n)
+            else:  # a booted OS has no agent of ours: the console's reboot is a reset
+                logs[n].append(LogLine(t=self.rel(), text="reset (no live client to reboot)"))
+                lab.reset(n)
+        if live:
+            self._console("/console/reboot", {"names": live})
+            for n in live:
+                logs[n].append(LogLine(t=self.rel(), text="reboot sent to the live client"))
+        first = self._wait_os(targets, before, 1)
+        second: dict[str, Json | None] = {}
+        again = self.rel()
+        if spec.permanent:
+            for n in targets:
+                logs[n].append(LogLine(t=again, text="hard reset: the boot target must survive it"))
+                lab.reset(n)
+            second = self._wait_os(targets, before, 2)
         recs = []
-        for n in names:
-            ok = lab.server.wait_status(n, ClientStatus.OPG, self.boot_timeout)
-            c = lab.server.clients[n]
-            t_ready = next((t for t, s in c.history if s is ClientStatus.OPG), None)
+        for n in targets:
+            reps = [r for r in (first[n], second.get(n)) if r is not None]
+            want = 2 if spec.permanent else 1
+            ok = len(reps) == want and all(
+                r["hostname"] == n and r["status"] == str(ClientStatus.LNX) for r in reps
+            )
+            last = reps[-1] if reps else None
+            msgs = [
+                f"{r['status']} ({ClientStatus.LNX.colour}) hostname={r['hostname']} "
+                f"root={r.get('fstab_root', '')}"
+                for r in reps
+            ]
+            if len(reps) < want:
+                msgs.append("the restored OS did not report" + (" after the reset" if reps else ""))
+            f1, f2 = first[n], second.get(n)
+            phases = [Phase(name=kind, start=at, end=self.rel(f1["t"]) if f1 else self.rel())]
+            if spec.permanent:
+                end = self.rel(f2["t"]) if f2 else self.rel()
+                phases.append(Phase(name="reboot", start=again, end=end))
+            for r in reps:
+                logs[n].append(
+                    LogLine(t=self.rel(r["t"]), text=f"OS started: hostname {r['hostname']}")
+                )
             recs.append(
                 ComputerResult(
                     name=n,
                     classroom=self.site.computer(n).classroom,
                     status="ok" if ok else "failed",
                     code=0 if ok else None,
-                    message=f"live client waiting (OPG, {ClientStatus.OPG.colour})"
-                    if ok
-                    else "live client did not report",
-                    started=lab.seats[n].powered_at,
-                    finished=t_ready,
-                    phases=[
-                        Phase(
-                            name="pxe-boot", start=lab.seats[n].powered_at, end=t_ready or lab.now()
-                        )
-                    ],
-                    log=self._log_since(n, 0),
+                    message="; after reboot: ".join(msgs),
+                    started=at,
+                    finished=self.rel(last["t"]) if last else None,
+                    phases=phases,
+                    os_hostname=str(last["hostname"]) if last else None,
+                    log=logs[n],
                 )
             )
-        return self._op(0, "power-on", at, recs)
-
-    def _setup_disks(self, names: list[str], index: int) -> OperationResult:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        at = lab.now()
-        sent = {}
-        for n in names:
-            pc = self.site.computer(n)
-            part = pc.disks.partition(1, 1)
-            os_size = part.size if part else 512 * MIB
-            sent[n] = lab.server.send(
-                n, "setup", os_size=os_size, cache_size=pc.cache.size if pc.cache else 0
-            )
-        return self._op(index, "setup-disk", at, [self._collect(n, sent[n], at) for n in names])
-
-    def _collect(self, n: str, cid: int, at: float, **kw: Any) -> ComputerResult:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        res = lab.server.wait_result(n, cid, self.op_timeout)
-        end = lab.now()
-        if res is None:
-            return ComputerResult(
-                name=n,
-                status="crashed",
-                message="no answer",
-                started=at,
-                finished=None,
-                log=self._log_since(n, at),
-                **kw,
-            )
-        code = int(res.get("code", 1))
-        return ComputerResult(
-            name=n,
-            classroom=self.site.computer(n).classroom,
-            status="ok" if code == 0 else "failed",
-            code=code,
-            message=str(res.get("message", "")),
-            started=at,
-            finished=end,
-            log=self._log_since(n, at),
-            **kw,
+        finished = [r.finished for r in recs if r.finished is not None]
+        return OperationResult(
+            index=index,
+            kind=kind,
+            at=at,
+            scope=str(spec.to),
+            computers=recs,
+            makespan=round(max(finished) - at, 3) if finished else None,
         )
 
-    def _restore(self, index: int, kind: str, spec: RestoreSpec) -> OperationResult:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        at = lab.now()
-        pairs = build_requests(self.site, spec, operation_for(kind))
-        cfg = "\n".join(f"{k}={v}" for k, v in self.site_engine().items())
-        sent = {}
-        for pc, req in pairs:
-            sent[pc.name] = lab.server.send(
-                pc.name,
-                "restore",
-                share=lab.share,
-                image=req.image,
-                method=str(req.method),
-                operation=str(req.operation),
-                disk=req.disk,
-                partition=req.partition,
-                multicast=str(req.multicast) if req.multicast else "",
-                torrent=str(req.torrent),
-                engine_cfg=cfg,
-            )
-        recs = []
-        for pc, req in pairs:
-            r = self._collect(pc.name, sent[pc.name], at, method_requested=str(req.method))
-            res = lab.server.clients[pc.name].results.get(sent[pc.name], {})
-            used = res.get("method_used")
-            reasons = list(res.get("reasons") or [])
-            r.method_used = used
-            r.switched = bool(used and used != str(req.method))
-            r.fallback_reasons = reasons if r.switched else []
-            r.phases = [
-                Phase(
-                    name="restore",
-                    start=at,
-                    end=r.finished or lab.now(),
-                    detail=str(res.get("seconds", "")),
-                )
-            ]
-            recs.append(r)
-        return self._op(
-            index, kind, at, recs, image=spec.image, method=spec.method, scope=str(spec.to)
-        )
-
-    def site_engine(self) -> dict[str, Any]:
-        return dict(self.sc.spec.engine)
-
-    def _boot(self, index: int, spec: BootSpec) -> OperationResult:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        at = lab.now()
-        targets = self.site.scope(spec.to)
-        kind = "boot-target" if spec.permanent else "boot-once"
-        waits: dict[str, int] = {}
-        for pc in targets:
-            plan = plan_boot(pc, spec.disk, spec.partition, spec.permanent, "linux")
-            client = lab.server.clients[pc.name]
-            for step in plan.steps:
-                lab.server.add_log(pc.name, f"{kind}: {step}")
-            lab.set_boot(pc.name, "disk" if spec.permanent else "disk-once")
-            waits[pc.name] = len(client.os_reports)
-            self._reboot(pc.name)
-        recs = []
-        for pc in targets:
-            recs.append(self._wait_os(pc.name, at, waits[pc.name] + 1, kind))
-        if spec.permanent:
-            again = lab.now()
-            for pc in targets:
-                lab.server.add_log(pc.name, "reboot (the boot target must survive it)")
-                lab.reset(pc.name)
-            for i, pc in enumerate(targets):
-                second = self._wait_os(pc.name, again, waits[pc.name] + 2, kind)
-                first = recs[i]
-                ok = first.status == "ok" and second.status == "ok"
-                recs[i] = first.model_copy(
-                    update={
-                        "status": "ok" if ok else "failed",
-                        "message": f"{first.message}; after reboot: {second.message}",
-                        "finished": second.finished,
-                        "phases": [
-                            *first.phases,
-                            Phase(name="reboot", start=again, end=second.finished or lab.now()),
-                        ],
-                        "log": self._log_since(pc.name, at),
-                    }
-                )
-        return self._op(index, kind, at, recs, scope=str(spec.to))
-
-    def _reboot(self, name: str) -> None:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        if lab.server.clients[name].status is ClientStatus.OPG:
-            lab.server.send(name, "reboot")
-        else:  # a booted OS has no agent here: the console's reboot is a reset
-            lab.reset(name)
-
-    def _wait_os(self, name: str, at: float, nth: int, kind: str) -> ComputerResult:
-        lab = self.lab
-        assert lab is not None and lab.server is not None
-        c = lab.server.clients[name]
-        lab.server.wait(lambda: len(c.os_reports) >= nth, self.boot_timeout)
-        if len(c.os_reports) < nth:
-            return ComputerResult(
-                name=name,
-                classroom=self.site.computer(name).classroom,
-                status="failed",
-                message="the restored OS did not report",
-                started=at,
-                log=self._log_since(name, at),
-            )
-        rep = c.os_reports[nth - 1]
-        host = str(rep.get("hostname", ""))
-        ok = host == name and rep.get("status") == "LNX"
-        return ComputerResult(
-            name=name,
-            classroom=self.site.computer(name).classroom,
-            status="ok" if ok else "failed",
-            code=0 if ok else None,
-            message=f"{rep.get('status')} ({ClientStatus.LNX.colour}) hostname={host} root={rep.get('fstab_root', '')}",
-            started=at,
-            finished=float(rep["t"]),
-            phases=[Phase(name=kind, start=at, end=float(rep["t"]))],
-            log=self._log_since(name, at),
-        )
+    def _wait_os(
+        self, names: list[str], before: dict[str, int], nth: int
+    ) -> dict[str, Json | None]:
+        """Each computer's ``nth`` OS report after ``before`` (None when it never came)."""
+        got: dict[str, Json | None] = dict.fromkeys(names)
+        deadline = time.monotonic() + self.boot_timeout
+        while time.monotonic() < deadline and any(v is None for v in got.values()):
+            clients = self._clients()
+            for n in names:
+                reps = clients[n]["os"]
+                if got[n] is None and len(reps) >= before[n] + nth:
+                    got[n] = reps[before[n] + nth - 1]
+            time.sleep(1.0)
+        return got
 
 
 def run(
@@ -406,6 +370,3 @@ def run(
 def destroy(run_dir: Path) -> list[str]:
     """Remove everything an interrupted run's manifest recorded; return the errors."""
     return Manifest(run_dir).destroy()
-
-
-_lock = threading.Lock()

@@ -4,8 +4,10 @@ and the per-MAC boot choice (what OpenGnSys keeps in ``menu.lst/01-<MAC>``).
 The DHCP boot file is ``http://<bridge-ip>:<port>/boot.ipxe``; that script chains to
 ``/pxe/<mac>``, which answers by the MAC's mode: ``live`` boots the live client (kernel plus every
 registered initramfs, in order), ``disk`` exits iPXE so the BIOS boots the VM's own disk (boot
-target), ``disk-once`` does that once and falls back to ``live`` (boot once).  Every answer is
-logged with its time.  A threaded HTTP server in the backend's process, bound to the bridge
+target), ``disk-once`` does that once and falls back to ``live`` (boot once).  The live client's
+kernel command line names ``/config/<mac>``: that computer's parameters (JSON: name, server,
+repository, lab key, SMB account), answered only to the address the lab's DHCP gives that MAC —
+what OpenGnSys hands a PXE-booted ogLive.  Every answer is logged with its time.  A threaded HTTP server in the backend's process, bound to the bridge
 address only; it serves nothing else and runs no command.
 """
 
@@ -50,6 +52,7 @@ class BootServer:
         self.port = port
         self.config = config
         self.modes: dict[str, str] = {}
+        self.client_configs: dict[str, tuple[str, bytes]] = {}
         self.events: list[PxeEvent] = []
         self.t0 = time.monotonic()
         self._lock = threading.Lock()
@@ -68,6 +71,16 @@ class BootServer:
         with self._lock:
             self.modes[mac.lower()] = mode
 
+    def set_client_config(self, mac: str, ip: str, config: bytes) -> None:
+        """Serve ``config`` as ``/config/<mac>``, to ``ip`` only."""
+        with self._lock:
+            self.client_configs[mac.lower()] = (ip, config)
+
+    def client_config(self, mac: str, peer: str) -> bytes | None:
+        with self._lock:
+            ip, data = self.client_configs.get(mac.lower(), ("", b""))
+        return data if ip and ip == peer else None
+
     def mode(self, mac: str) -> str:
         with self._lock:
             return self.modes.get(mac.lower(), "live")
@@ -82,7 +95,8 @@ class BootServer:
         for fn in self.listeners:
             fn(ev)
         if mode == "live":
-            lines = [f"kernel {self.url}/files/{self.config.kernel.name} {self.config.cmdline}"]
+            args = f"{self.config.cmdline} oglab.config={self.url}/config/{mac}"
+            lines = [f"kernel {self.url}/files/{self.config.kernel.name} {args}"]
             lines += [f"initrd {self.url}/files/{p.name}" for p in self.config.initrds]
             return "#!ipxe\n" + "\n".join(lines) + "\nboot\n"
         return "#!ipxe\necho oglab: booting the local disk\nexit\n"
@@ -113,6 +127,13 @@ class BootServer:
                 elif path.startswith("/pxe/"):
                     mac = unquote(path.removeprefix("/pxe/")).lower().replace("-", ":")
                     self._send(server._answer(mac).encode())
+                elif path.startswith("/config/"):
+                    mac = unquote(path.removeprefix("/config/")).lower()
+                    data = server.client_config(mac, self.client_address[0])
+                    if data is None:
+                        self.send_error(403)
+                    else:
+                        self._send(data, "application/json")
                 elif path.startswith("/files/") and (f := server._file(path[7:])) is not None:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/octet-stream")

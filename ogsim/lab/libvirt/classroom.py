@@ -1,34 +1,40 @@
 """A classroom of VMs on one libvirt connection: daemons, the isolated network, the boot server,
-the server and repository services on the bridge, blank disks, and the VMs' power.
+the server and repository services on the bridge (:mod:`ogsim.lab.libvirt.services`), the VMs'
+disks, and their power.
 
 ``Classroom.up()`` builds everything (each piece recorded in the run's manifest before it is
-created); ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts the domain (the
-stand-in for the wake-up); ``boot_local``/``reset`` drive "boot once" / "boot target";
-``down()`` destroys the domains in parallel, stops the services and destroys the manifest (also
-from ``with Classroom(...)`` on any exit path).  What to run on the VMs is the backend's job.
+created); each VM's disk is blank or made by the ``disk_builder`` the backend passes; each VM's
+parameters (name, server, repository, lab key, SMB account) are served by the boot server to
+that VM's address only.  ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts
+the domain (the stand-in for the wake-up); ``set_boot``/``reset`` drive "boot once" / "boot
+target"; ``down()`` destroys the domains in parallel, stops the boot server and destroys the
+manifest — services, processes, mounts, loop devices, files — (also from ``with Classroom(...)``
+on any exit path).  What to run on the VMs is the backend's job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ogsim.lab.libvirt import bootserver, connection, domain, network, reposhare, wol
+from ogsim.lab.libvirt import bootserver, connection, domain, network, services, wol
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, LiveImage, live_image
-from ogsim.lab.libvirt.standin_server import StandinServer
 from ogsim.lab.manifest import Manifest
+from ogsim.lab.netns import samba
 
 VM_ROOT = Path("/var/lib/oglab/vm")
 BOOT_PORT = 8780
-SERVER_PORT = 8781  # the test OS reports to http://<dhcp server>:8781/api/os
+DiskBuilder = Callable[[str, Path], None]
 
 
 @dataclass
@@ -54,8 +60,12 @@ class Classroom:
     memory_mib: int = 512
     disk_bytes: int = 1024**3
     repo_dir: Path | None = None
+    site_file: Path | None = None
     cache: Path = DEFAULT_CACHE
     log: Callable[[str], None] = field(default=lambda _t: None)
+    disk_builder: DiskBuilder | None = None
+    subnet: IPv4Network | None = None
+    torrent_stall: float = 60.0
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir.resolve()
@@ -66,15 +76,15 @@ class Classroom:
         self.conn: Any = None
         self.net: network.LabNetwork | None = None
         self.boot: bootserver.BootServer | None = None
-        self.server: StandinServer | None = None
-        self.share = ""
+        self.services: services.Services | None = None
         self.image: LiveImage | None = None
         self.timings: dict[str, float] = {}
         self.t0 = time.monotonic()
         self.kvm = domain.kvm_works()
         # qemu runs as libvirt-qemu: disks and consoles live where it can reach them (a run dir
         # under a 0700 parent, e.g. pytest's, is not); consoles are copied back at down()
-        self.vm_dir = VM_ROOT / f"{self.run_dir.name}-{uuid.uuid4().hex[:8]}"
+        self.lab_id = f"{self.run_dir.name[:40]}-{uuid.uuid4().hex[:8]}"  # unique per run
+        self.vm_dir = VM_ROOT / self.lab_id
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -90,8 +100,8 @@ class Classroom:
             if started:
                 self.log(f"started {', '.join(started)}")
         self.conn = connection.open_connection(self.uri)
-        subnet, bridge = network.free_subnet(self.conn)
-        name = f"oglab-{self.run_dir.name}"[:60]
+        subnet, bridge = network.free_subnet(self.conn, self.subnet)
+        name = f"oglab-{self.lab_id}"
         self.net = network.LabNetwork(name, bridge, subnet)
         octet = subnet.network_address.packed[2]
         for seat in self.seats.values():
@@ -101,24 +111,30 @@ class Classroom:
                 network.HostEntry(seat.mac, self.net.address(seat.index), seat.name)
             )
         host = str(self.net.host_ip)
-        self.server = StandinServer(host, SERVER_PORT, {s.name: s.ip for s in self.seats.values()})
-        cmdline = f"console=ttyS0 panic=-1 quiet oglab.server={self.server.url}"
-        cfg = bootserver.BootConfig(
-            self.image.kernel, [self.image.base, self.image.overlay], cmdline=cmdline
-        )
+        cfg = bootserver.BootConfig(self.image.kernel, [self.image.base, self.image.overlay])
         self.boot = bootserver.BootServer(host, BOOT_PORT, cfg)
         self.net.boot_url = f"{self.boot.url}/boot.ipxe"
         network.create_network(self.conn, self.manifest, self.net, self.uri)
         self.boot.start()
-        self.server.start()
-        if self.repo_dir is not None:
-            self.share = reposhare.start_share(self.manifest, self.run_dir, host, self.repo_dir)
+        if self.repo_dir is not None and self.site_file is not None:
+            t1 = time.monotonic()
+            where = services.bridge_host(self.manifest, name, bridge, subnet)
+            self.services = services.start(
+                self.manifest, self.run_dir, where, self.repo_dir, self.site_file
+            )
+            self.timings["services_s"] = round(time.monotonic() - t1, 2)
+            for seat in self.seats.values():
+                self.boot.set_client_config(seat.mac, seat.ip, self.client_config(seat))
         self.manifest.record("file", str(self.vm_dir))
         self.vm_dir.mkdir(parents=True)
         self.vm_dir.chmod(0o755)
+        t2 = time.monotonic()
         for seat in self.seats.values():
             disk = self.vm_dir / f"{seat.name}.disk"
-            domain.make_disk(self.manifest, disk, self.disk_bytes)
+            if self.disk_builder is not None:
+                self.disk_builder(seat.name, disk)
+            else:
+                domain.make_disk(self.manifest, disk, self.disk_bytes)
             seat.vm = domain.VmSpec(
                 f"{name}-{seat.name}"[:60],
                 seat.mac,
@@ -129,8 +145,28 @@ class Classroom:
                 disk_bytes=self.disk_bytes,
                 kvm=self.kvm,
             )
+        self.timings["disks_s"] = round(time.monotonic() - t2, 2)
         self.timings["up_s"] = round(time.monotonic() - t, 2)
         return self
+
+    def client_config(self, seat: Seat) -> bytes:
+        """What the live client of ``seat`` is told at boot (JSON; holds the lab's secrets)."""
+        svc = self.services
+        assert svc is not None and self.net is not None
+        return json.dumps(
+            {
+                "name": seat.name,
+                "ip": f"{seat.ip}/{self.net.subnet.prefixlen}",
+                "disks": {"1": "/dev/vda"},
+                "server": svc.server_url,
+                "control": svc.control_url,
+                "repo_ip": svc.address,
+                "key": svc.key.hex(),
+                "smb_user": samba.READER,
+                "smb_password": svc.accounts.reader_password,
+                "torrent_stall": self.torrent_stall,
+            }
+        ).encode()
 
     def down(self) -> list[str]:
         """Destroy the domains (in parallel), stop the services, destroy the manifest."""
@@ -143,9 +179,8 @@ class Classroom:
 
         with ThreadPoolExecutor(max_workers=max(1, len(doms))) as pool:
             list(pool.map(kill, doms))
-        for svc in (self.boot, self.server):
-            if svc is not None:
-                svc.stop()
+        if self.boot is not None:
+            self.boot.stop()
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()

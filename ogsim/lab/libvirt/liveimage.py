@@ -3,7 +3,9 @@ the per-run overlay initramfs with the ogref code and the agent, and the cached 
 (``labs/live/build_testos.py``).
 
 The overlay is a second cpio that the kernel unpacks over the base one: ``/opt/oglab/ogref``
-(this checkout's code), the agent, and ``/opt/oglab/live-start`` which the base ``/init`` runs.
+(this checkout's code, whose ``ogref.agent`` is the live client's agent), the start-up launcher
+(:mod:`ogsim.lab.libvirt.livestart`: parameters from the kernel command line and the boot
+server) and ``/opt/oglab/live-start`` which the base ``/init`` runs.  It carries no secret.
 It is rebuilt every run (about a second) so the VMs always run the code under test; the base
 image is rebuilt only when its inputs change.  Builds only; boots nothing.
 """
@@ -25,11 +27,10 @@ DEFAULT_CACHE = Path("/var/cache/oglab")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 LIVE_START = """#!/bin/sh
-# ogLab live-start: run the agent against the server named on the kernel command line
+# ogLab live-start: this computer's parameters (oglab.config= on the kernel command line), then
+# the agent (ogref.agent), as a PXE-booted ogLive does
 export PYTHONPATH=/opt/oglab PYTHONDONTWRITEBYTECODE=1
-server=$(sed -n 's/.*oglab.server=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-echo "LIVECLIENT: AGENT server=$server"
-exec /usr/bin/python3 -u -m {module} "$server"
+exec /usr/bin/python3 -u /opt/oglab/oglab_livestart.py
 """
 
 
@@ -50,12 +51,6 @@ def _json_of(argv: list[str]) -> dict[str, Any]:
     return json.loads(r.stdout)
 
 
-def agent_module() -> str:
-    """The temporary stand-in agent: ``ogref.agent`` (signed server API, SMB credentials, repo
-    control) is not wired into the VM lab yet."""
-    return "oglab_standin_agent"
-
-
 def build_overlay(out: Path) -> Path:
     """The per-run cpio: ogref, the agent, live-start.  Written to ``out``."""
     sys.path.insert(0, str(LABS))
@@ -70,9 +65,9 @@ def build_overlay(out: Path) -> Path:
             dest / "ogref",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
-        shutil.copy2(Path(__file__).with_name("standin_agent.py"), dest / "oglab_standin_agent.py")
+        shutil.copy2(Path(__file__).with_name("livestart.py"), dest / "oglab_livestart.py")
         start = dest / "live-start"
-        start.write_text(LIVE_START.format(module=agent_module()))
+        start.write_text(LIVE_START)
         start.chmod(0o755)
         for p in [root, *root.rglob("*")]:
             if not p.is_symlink():

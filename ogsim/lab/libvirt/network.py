@@ -78,8 +78,9 @@ class LabNetwork:
 """
 
 
-def free_subnet(conn: Any) -> tuple[IPv4Network, str]:
-    """A 10.77.x.0/24 and bridge name that no libvirt network and no host interface uses."""
+def free_subnet(conn: Any, preferred: IPv4Network | None = None) -> tuple[IPv4Network, str]:
+    """A 10.77.x.0/24 and bridge name that no libvirt network and no host interface uses
+    (``preferred`` first — the scenario's classroom subnet — when it is one of them)."""
     import socket
 
     used_ips: set[str] = set()
@@ -90,7 +91,8 @@ def free_subnet(conn: Any) -> tuple[IPv4Network, str]:
         used_bridges |= {s.split("'")[0] for s in xml.split("bridge name='")[1:]}
     with open("/proc/net/fib_trie", encoding="ascii") as f:
         trie = f.read()
-    for i, subnet in enumerate(SUBNETS):
+    order = sorted(enumerate(SUBNETS), key=lambda item: item[1] != preferred)
+    for i, subnet in order:
         bridge = f"oglabbr{i}"
         host = str(subnet.network_address + 1)
         prefix = ".".join(host.split(".")[:3]) + "."

@@ -1,0 +1,184 @@
+"""The server and the repository services of a VM classroom, on the host side of its bridge.
+
+The same programs, started the same way, as in the netns lab (``ogsim.lab.netns.backend``):
+``smbd`` with the ``ogimages`` share and per-lab generated reader/writer passwords
+(:func:`ogsim.lab.netns.samba.start_smbd`), ``opentracker`` with the repository's whitelist, the
+libtorrent seeder, the signed multicast control API (``udp-sender`` on the bridge) and the server
+(``ogref.server``: agents' signed API, console socket, OS-started reports).  Everything binds to
+the bridge address only.  The netns helpers want a named network namespace: here it is an alias
+(``ip netns attach``) of this process's own namespace, where the bridge lives — recorded in the
+manifest and removed (``ip netns del`` of an alias only unmounts it).  Every process is a
+recorded process group.  The ``.torrent`` files of the run's repository copy are rewritten to
+announce to this bridge's tracker.  It builds no image and runs nothing in the VMs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from ogref.repo.control import CONTROL_PORT
+from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
+from ogref.runtime.imagefile import ImageStore, make_torrent
+from ogref.server import OS_PORT, SERVER_PORT
+from ogref.transports.signing import SignedClient, new_key, write_key
+from ogsim.lab.manifest import Manifest
+from ogsim.lab.netns import processes, samba
+from ogsim.lab.netns.samba import SambaAccounts
+from ogsim.lab.netns.topology import Host
+
+
+@dataclass
+class Services:
+    """What the backend and the VMs need to reach the running services."""
+
+    host: Host
+    key: bytes
+    accounts: SambaAccounts
+    console: SignedClient
+    logs: Path
+
+    @property
+    def address(self) -> str:
+        return self.host.address
+
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.address}:{SERVER_PORT}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.address}:{CONTROL_PORT}"
+
+
+def bridge_host(manifest: Manifest, name: str, bridge: str, subnet: IPv4Network) -> Host:
+    """A netns-lab :class:`Host` for the bridge's host side (an alias of our own namespace)."""
+    alias = f"oglabh-{name[-8:]}"  # the network's name ends in the run's unique suffix
+    manifest.record("netns", alias)
+    subprocess.run(["ip", "netns", "attach", alias, str(os.getpid())], check=True, timeout=30)
+    return Host("host", alias, f"{subnet.network_address + 1}/{subnet.prefixlen}", bridge, bridge)
+
+
+def announce_here(repo: Path, ip: str) -> list[str]:
+    """Rewrite every image's ``.torrent`` to announce to the tracker on ``ip``; the images."""
+    store = ImageStore(repo)
+    done = []
+    for name in store.names():
+        files = store.files(name)
+        if files.img.exists() and files.torrent.exists():
+            make_torrent(files, announce_url(ip), f"ogLab VM classroom image {name}")
+            done.append(name)
+    return done
+
+
+def start(
+    manifest: Manifest,
+    run_dir: Path,
+    host: Host,
+    repo: Path,
+    site_file: Path,
+    *,
+    heartbeat_timeout: float = 90.0,
+    command_timeout: float = 900.0,
+) -> Services:
+    """Start smbd, the tracker, the seeder, the control API and the server on ``host``."""
+    py = sys.executable
+    ip = host.address
+    logs = run_dir / "logs"
+    key = new_key()
+    key_file = run_dir / "lab.key"
+    write_key(key_file, key)
+    announce_here(repo, ip)
+    accounts = samba.start_smbd(manifest, host, repo, run_dir / "smb")
+    # opentracker reads its whitelist after dropping privileges: a directory "nobody" traverses
+    tdir = Path(tempfile.mkdtemp(prefix="oglab-vm-tracker-"))
+    manifest.record("file", str(tdir))
+    tdir.chmod(0o755)
+    whitelist = tdir / "whitelist"
+    write_whitelist(ImageStore(repo), whitelist)
+    whitelist.chmod(0o644)
+    tracker = processes.start(
+        manifest, host, "opentracker", tracker_argv(ip, whitelist), logs / "opentracker.log"
+    )
+    processes.start(
+        manifest,
+        host,
+        "seeder",
+        [
+            py,
+            "-m",
+            "ogref.repo.seeder",
+            "--images",
+            str(repo),
+            "--listen",
+            ip,
+            "--status",
+            str(run_dir / "seeder.json"),
+        ],
+        logs / "seeder.log",
+    )
+    control = processes.start(
+        manifest,
+        host,
+        "control",
+        [
+            py,
+            "-m",
+            "ogref.repo.control",
+            "--images",
+            str(repo),
+            "--listen",
+            f"{ip}:{CONTROL_PORT}",
+            "--key-file",
+            str(key_file),
+            "--log-dir",
+            str(logs / "mcast"),
+            "--interface",
+            host.bridge,
+        ],
+        logs / "control.log",
+    )
+    sock = run_dir / "console.sock"
+    manifest.record("file", str(sock))
+    server = processes.start(
+        manifest,
+        host,
+        "server",
+        [
+            py,
+            "-m",
+            "ogref.server",
+            "--site",
+            str(site_file),
+            "--listen",
+            f"{ip}:{SERVER_PORT}",
+            "--console",
+            str(sock),
+            "--key-file",
+            str(key_file),
+            "--log-dir",
+            str(logs / "clients"),
+            "--heartbeat-timeout",
+            str(heartbeat_timeout),
+            "--command-timeout",
+            str(command_timeout),
+            "--os-listen",
+            f"{ip}:{OS_PORT}",
+        ],
+        logs / "server.log",
+    )
+    for port, proc in (
+        (TRACKER_PORT, tracker),
+        (CONTROL_PORT, control),
+        (SERVER_PORT, server),
+        (OS_PORT, server),
+    ):
+        if not processes.wait_port(host, port, proc=proc, timeout=60):
+            raise RuntimeError(f"service on {ip}:{port} did not start (see {logs})")
+    console = SignedClient(f"unix:{sock}", key, timeout=60)
+    return Services(host, key, accounts, console, logs)
