@@ -3,9 +3,12 @@
 Linux: ``/etc/hostname``, ``/etc/fstab`` rewritten to the new partition's UUID (root) and to the
 disk's first swap partition (or swap lines dropped), ``70-persistent-net.rules`` and the
 initramfs ``resume`` file removed, GRUB installed into the disk's MBR when ``grub-install`` for
-i386-pc is available (otherwise a note says it was skipped).  Windows: the computer name written
-into ``ControlSet001`` of the SYSTEM hive with ``hivexregedit`` when it and the hive exist
-(otherwise a note).  Every step is reported in ``notes``; nothing here decides whether to run.
+i386-pc is available (otherwise a note says it was skipped).  Windows: the computer name (at most
+15 characters, ``pc`` by default, as ``ogSetWindowsName``) written as ComputerName, Tcpip
+Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the control set
+``Select/Current`` names (OpenGnSys always writes ``ControlSet001``), when the tools and the
+hive exist (otherwise a note).  Boot-sector, BCD and drive-letter fixes are not done.  Every step
+is reported in ``notes``; nothing here decides whether to run.
 """
 
 from __future__ import annotations
@@ -153,6 +156,39 @@ def windows_name(hostname: str) -> str:
     return name
 
 
+def current_control_set(hive: Path) -> str:
+    """``ControlSetNNN`` that ``\\Select\\Current`` names (``ControlSet001`` if unreadable)."""
+    done = run(["hivexget", str(hive), "\\Select", "Current"], error=NotExecError, check=False)
+    try:
+        number = int(done.stdout.strip(), 0)
+    except ValueError:
+        return "ControlSet001"
+    return f"ControlSet{number:03d}" if 0 < number < 1000 else "ControlSet001"
+
+
+def computer_name_reg(name: str, control_set: str = "ControlSet001") -> str:
+    """The .reg that ``ogSetWindowsName`` amounts to: ComputerName, Tcpip Hostname, NV Hostname.
+
+    Every parent key is listed (hivexregedit creates a key only under an existing parent; merging
+    an existing key keeps its other values).
+    """
+    keys = [
+        (control_set, []),
+        (f"{control_set}\\Control", []),
+        (f"{control_set}\\Control\\ComputerName", []),
+        (f"{control_set}\\Control\\ComputerName\\ComputerName", ["ComputerName"]),
+        (f"{control_set}\\Services", []),
+        (f"{control_set}\\Services\\Tcpip", []),
+        (f"{control_set}\\Services\\Tcpip\\Parameters", ["Hostname", "NV Hostname"]),
+    ]
+    out = ["Windows Registry Editor Version 5.00", ""]
+    for key, values in keys:
+        out.append(f"[\\{key}]")
+        out.extend(f'"{v}"="{name}"' for v in values)
+        out.append("")
+    return "\n".join(out)
+
+
 def _windows(node: str, hostname: str, report: PostconfReport) -> None:
     name = windows_name(hostname)
     with Mount(node, Filesystem.NTFS) as root:
@@ -160,22 +196,19 @@ def _windows(node: str, hostname: str, report: PostconfReport) -> None:
         if hive is None:
             report.notes.append("no Windows SYSTEM hive: computer name not set")
             return
-        if not available("hivexregedit"):
-            report.notes.append("hivexregedit (libwin-hivex-perl) missing: computer name not set")
+        if not available("hivexregedit") or not available("hivexget"):
+            report.notes.append(
+                "hivexregedit/hivexget (libwin-hivex-perl, libhivex-bin) missing: "
+                "computer name not set"
+            )
             return
-        reg = (
-            "Windows Registry Editor Version 5.00\n\n"
-            "[\\ControlSet001\\Control\\ComputerName\\ComputerName]\n"
-            f'"ComputerName"="{name}"\n\n'
-            "[\\ControlSet001\\Services\\Tcpip\\Parameters]\n"
-            f'"Hostname"="{name}"\n"NV Hostname"="{name}"\n'
-        )
+        control_set = current_control_set(hive)
         with tempfile.NamedTemporaryFile("w", suffix=".reg", encoding="utf-8") as f:
-            f.write(reg)
+            f.write(computer_name_reg(name, control_set))
             f.flush()
             run(
                 ["hivexregedit", "--merge", str(hive), f.name],
                 error=NotExecError,
                 what="hivexregedit",
             )
-        report.notes.append(f"Windows computer name = {name}")
+        report.notes.append(f"Windows computer name = {name} ({control_set})")
