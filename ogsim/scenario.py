@@ -275,6 +275,12 @@ class SimBackendSpec(_Strict):
         "≈ R − 9 s on a LAN (udpcast senddata.c)",
     )
     util_sample: Duration = Field(default=1.0, description="link-utilisation series resolution")
+    shared_cpus: int | None = Field(
+        default=None,
+        ge=1,
+        description="emulation only: every computer's CACHE restore (decompression) shares "
+        "this many CPU cores, as in a one-host namespace lab; unset = a CPU per computer",
+    )
 
 
 class LabBackendSpec(_Strict):
