@@ -74,7 +74,14 @@ class LocalJob:
     ) -> None:
         self.client = client
         self.rate = rate
-        self.flow = Flow(size, (), rate(), lambda f: on_ok(size), label=f"local {client.name}")
+        cpu = client.sim.host_cpu
+        self.flow = Flow(
+            size,
+            (cpu,) if cpu is not None else (),
+            rate(),
+            lambda f: on_ok(size),
+            label=f"local {client.name}",
+        )
         client.sim.net.start(self.flow)
 
     def refresh(self) -> None:

@@ -86,6 +86,11 @@ class Simulation:
                 mcast_start_s=rhw.mcast_start,
                 torrent_start_s=rhw.torrent_start,
             )
+        # a one-host lab: the computers' decompression shares the host's cores (else unset)
+        self.host_cpu: Link | None = None
+        if scenario.sim.shared_cpus:
+            per_core = max((h.decompress_rate for h in scenario.hosts.values()), default=0.0)
+            self.host_cpu = self.net.link("emulation host CPU", scenario.sim.shared_cpus * per_core)
         self.clients: dict[str, SimClient] = {}
         for pc in scenario.site.computers:
             hw = scenario.hosts[pc.name]

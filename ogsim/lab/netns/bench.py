@@ -89,7 +89,7 @@ def bench_scenario(
             }
         ],
         "operations": [{"at": 0, "restore": {"image": "bench", "method": method, "to": "all"}}],
-        "backends": {"sim": {}, "netns": {"scale": 1.0}},
+        "backends": {"sim": lab.sim() if lab else {}, "netns": {"scale": 1.0}},
     }
     return build_scenario(data, source=f"<bench {method} N={n}>")
 
@@ -289,7 +289,8 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
             f"CACHE restore {lab.decompress_rate / 1e6:.1f} MB/s (data), "
             f"disk write {lab.write_rate / 1e6:.0f} MB/s (dd, measured), "
             f"SMB overhead {lab.smb_overhead:.1%}, udp-sender start-up {lab.mcast_start_s:.2f} s, "
-            f"libtorrent start-up {lab.torrent_start_s:.2f} s.",
+            f"libtorrent start-up {lab.torrent_start_s:.2f} s, "
+            f"{lab.cpus} CPU cores shared by the clients' decompression.",
         ]
     lines.append("")
     return "\n".join(lines)

@@ -12,7 +12,8 @@ the lab therefore needs the *lab host's* parameters, and these are taken from th
   fetch's rate against the link), udp-sender's start-up and closing acknowledgements
   (``mcast_start``) and libtorrent's start-up (``torrent_start``), each the residual of the
   N = 1 deploy time after the rest of the model;
-* from a measurement on this host: the sequential write rate of its disk (``dd … conv=fsync``).
+* from a measurement on this host: the sequential write rate of its disk (``dd … conv=fsync``)
+  and its number of cores, which every client's decompression shares (``shared_cpus``).
 
 ``breakdown`` splits one lab run into those steps; ``fit`` turns the N = 1 runs into a
 :class:`LabHw`; ``LabHw.hw()``/``repo_hw()`` are the scenario's ``hw:`` mappings.  Pure
@@ -21,6 +22,7 @@ functions over results except :func:`measure_write_rate`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -79,6 +81,7 @@ class LabHw:
     smb_overhead: float = 0.08
     mcast_start_s: float = 0.0
     torrent_start_s: float = 0.0
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     fitted_from: list[str] = field(default_factory=list)
 
     def hw(self) -> dict[str, Any]:
@@ -101,6 +104,10 @@ class LabHw:
             "mcast_start": f"{self.mcast_start_s:.4f}s",
             "torrent_start": f"{self.torrent_start_s:.4f}s",
         }
+
+    def sim(self) -> dict[str, Any]:
+        """The scenario's ``backends.sim`` keys: the clients share this host's cores."""
+        return {"shared_cpus": self.cpus}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,7 +154,11 @@ def fit(
         hw.write_rate = write_rate
     pre = [r["breakdown"]["pre"] / inspections(r["method"]) for r in use if "pre" in r["breakdown"]]
     post = [r["breakdown"]["post"] for r in use if "post" in r["breakdown"]]
-    local = [r["data_bytes"] / r["breakdown"]["local"] for r in use if r["breakdown"].get("local")]
+    local = [
+        r.get("data_bytes", 0) / r["breakdown"]["local"]
+        for r in use
+        if r["breakdown"].get("local") and r.get("data_bytes")
+    ]
     hw.inspect_s = _mean(pre) or hw.inspect_s
     hw.postconf_s = _mean(post) or hw.postconf_s
     hw.decompress_rate = _mean(local) or hw.decompress_rate
