@@ -316,7 +316,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     hi = max([r["T"] for r in ok] + [r.get("sim_before", 0) for r in ok] + [1.0]) * 1.3
     lo = min([r["T"] for r in ok] + [1.0]) * 0.7
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85", zorder=0)
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
     ax.set_xlabel("measured in the netns lab (s)")
     ax.set_ylabel("predicted by the simulator (s)")
