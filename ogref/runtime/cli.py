@@ -278,8 +278,7 @@ def create_disk_cmd(
     hostname: str = _HOST,
     as_json: bool = _JSON,
 ) -> None:
-    """Whole disk: save its table (NAME.mbr/.gpt), image each partition (NAME-pN), write
-    NAME.procedure.yaml (the steps restore-disk runs)."""
+    """Whole disk: table (NAME.mbr/.gpt) + NAME-pN images + NAME.procedure.yaml."""
     ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, hostname, True, as_json)
     try:
         m = ctx.machine

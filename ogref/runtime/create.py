@@ -266,7 +266,8 @@ def _write_stream(
 
     The compressor's output crosses Python once: one reused buffer, written to the file and
     hashed in the same pass (MD5, and the torrent's SHA-1 pieces when ``pieces``), so the file is
-    never read back.  The file is fsynced before the session may publish it.
+    never read back.  Its writeback starts as it is written, and it is fsynced before the session
+    may publish it.
     """
     digest = imagefile.StreamDigest(pieces=pieces)
     no_space = False
@@ -275,8 +276,8 @@ def _write_stream(
         nonlocal no_space
         out = os.open(staged.img, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            copy_fd(stream.fileno(), out, digest.update)
-            os.fsync(out)
+            copy_fd(stream.fileno(), out, digest.update, writeback=True)
+            os.fsync(out)  # durable before it may be published; mostly written back already
         except OSError as exc:
             no_space = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             raise

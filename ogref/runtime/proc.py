@@ -6,13 +6,14 @@ stage's stderr is captured to a file (no pipe can fill up and deadlock), and a f
 pipeline may be fed from Python (``feed``) and drained into Python (``drain``), which is how the
 image code hashes and counts bytes on the fly; every pipe is enlarged to :data:`PIPE_SIZE` so
 that a stage that hiccups does not stall its neighbours.  :func:`copy_fd` moves a stream between
-file descriptors through one reused buffer, showing each chunk to a callback (the hashers).  This
-module knows nothing about images or disks.
+file descriptors through one reused buffer, showing each chunk to a callback (the hashers) and,
+writing a file, starting its writeback early.  This module knows nothing about images or disks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import shutil
@@ -53,20 +54,43 @@ def grow_pipe(fd: int, size: int = PIPE_SIZE) -> int:
         return 0
 
 
+WRITEBACK_STEP = 8 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_START_WRITEBACK = _sync_file_range()
+
+
 def copy_fd(
     src: int,
     dst: int,
     seen: Callable[[memoryview], None] | None = None,
     chunk: int = COPY_CHUNK,
+    *,
+    writeback: bool = False,
 ) -> int:
     """Copy ``src`` to ``dst`` until EOF through one reused buffer; return the bytes moved.
 
     ``seen`` gets each chunk after it is written (it must not keep the view).  Short writes are
-    completed; any OSError (ENOSPC, EPIPE…) propagates.
+    completed; any OSError (ENOSPC, EPIPE…) propagates.  With ``writeback`` (``dst`` a regular
+    file) the kernel is asked to start writing every :data:`WRITEBACK_STEP` bytes to disk as they
+    come (``sync_file_range``, not waiting), so that a final fsync has little left to wait for.
     """
     buf = bytearray(chunk)
     view = memoryview(buf)
     moved = 0
+    flushed = 0
+    start_writeback = _START_WRITEBACK if writeback else None
     while True:
         n = os.readv(src, [buf])
         if n == 0:
@@ -78,6 +102,9 @@ def copy_fd(
         if seen is not None:
             seen(data)
         moved += n
+        if start_writeback is not None and moved - flushed >= WRITEBACK_STEP:
+            start_writeback(dst, flushed, moved - flushed, _SYNC_FILE_RANGE_WRITE)
+            flushed = moved
 
 
 @dataclass(frozen=True)
