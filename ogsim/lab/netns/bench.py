@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -150,10 +151,12 @@ def measure(
     attempt = 0
     while True:
         idle_before = wait_for_idle(min_idle, patience_s) if min_idle > 0 else None
+        where = out / f"{method}-{n}"
+        if where.exists():  # an earlier attempt: keep it aside
+            shutil.rmtree(where.with_suffix(".prev"), ignore_errors=True)
+            where.rename(where.with_suffix(".prev"))
         t = time.monotonic()
-        r = run(
-            sc, None, out / f"{method}-{n}", LabOptions(scale=1.0, verify=False, torrent_stall=120)
-        )
+        r = run(sc, None, where, LabOptions(scale=1.0, verify=False, torrent_stall=120))
         wall = time.monotonic() - t
         if not r.metrics.extra["cpu_bound"] or attempt >= retries:
             break
@@ -357,12 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     old: dict[tuple[str, int], dict[str, Any]] = {}
     if a.resume and (a.out / "bench.json").exists():
         old = {(r["method"], r["n"]): r for r in json.loads((a.out / "bench.json").read_text())}
-    rows = []
+    rows = dict(old)
     for method in a.methods.split(","):
         for n in (int(x) for x in a.n.split(",")):
             prev = old.get((method, n))
             if prev is not None and not prev["cpu_bound"]:
-                rows.append(prev)
                 continue
             row = measure(
                 method,
@@ -379,16 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                 and prev["cpu_idle_mean"] > row["cpu_idle_mean"]
             ):
                 row = prev  # neither is trusted: keep the one with more headroom
-            rows.append(row)
+            rows[(method, n)] = row
             print(json.dumps(row), flush=True)
-            (a.out / "bench.json").write_text(
-                json.dumps(
-                    rows
-                    + [r for k, r in old.items() if k not in {(x["method"], x["n"]) for x in rows}],
-                    indent=1,
-                )
-            )
-    return _finish(rows, a.image_mib, a.out)
+            (a.out / "bench.json").write_text(json.dumps(list(rows.values()), indent=1))
+    order = {m: i for i, m in enumerate(a.methods.split(","))}
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r["method"], 99), r["n"]))
+    return _finish(ordered, a.image_mib, a.out)
 
 
 def _finish(rows: list[dict[str, Any]], image_mib: int, out: Path) -> int:
