@@ -69,7 +69,7 @@ def test_fit_reads_the_n1_rows_and_says_which() -> None:
         _row("UNICAST-CACHE", 4, 30.0, {"pre": 0.3, "transfer": 22, "local": 2, "post": 0.2}),
     ]
     hw = fit(rows, lambda row, hw: 6.0)
-    assert hw.fitted_from == ["UNICAST-CACHE N=1", "MULTICAST-DIRECT N=1 (CPU-bound)"]
+    assert hw.fitted_from == ["UNICAST-CACHE N=1", "MULTICAST-DIRECT N=1 (untrusted)"]
     assert abs(hw.inspect_s - (0.1 + 0.1) / 2) < 1e-9
     assert abs(hw.decompress_rate - 100 * MIB) < 1
     assert abs(hw.smb_overhead - (12.5e6 * 5.6 / (64 * MIB) - 1)) < 1e-9

@@ -105,6 +105,19 @@ def _transfer_s(r: Results) -> float:
     return best
 
 
+def untrusted(row: dict[str, Any]) -> bool:
+    """A run whose CPUs were saturated or whose disks stalled is not a network result."""
+    return bool(row["cpu_bound"] or row.get("io_bound"))
+
+
+def trust_label(row: dict[str, Any]) -> str:
+    """``ok``, ``CPU-bound``, ``I/O-bound`` or both."""
+    tags = [
+        t for t, on in (("CPU-bound", row["cpu_bound"]), ("I/O-bound", row.get("io_bound"))) if on
+    ]
+    return " + ".join(tags) or "ok"
+
+
 def host_idle(seconds: float = 3.0) -> float:
     """The host's idle CPU share over ``seconds`` (before a run: is somebody else busy?)."""
     mon = CpuMonitor().start()
@@ -158,10 +171,11 @@ def measure(
         t = time.monotonic()
         r = run(sc, None, where, LabOptions(scale=1.0, verify=False, torrent_stall=120))
         wall = time.monotonic() - t
-        if not r.metrics.extra["cpu_bound"] or attempt >= retries:
+        extra = r.metrics.extra
+        if not (extra["cpu_bound"] or extra.get("io_bound")) or attempt >= retries:
             break
         attempt += 1
-        print(f"{method} N={n}: CPU-bound, retry {attempt}/{retries}", file=sys.stderr)
+        print(f"{method} N={n}: {trust_label(extra)}, retry {attempt}/{retries}", file=sys.stderr)
     op = r.operations[0]
     ok = sum(1 for c in op.computers if c.status == "ok")
     stored = next(iter(r.metrics.extra["images"].values()))["stored"]
@@ -184,6 +198,8 @@ def measure(
             k: r.metrics.extra[k]
             for k in ("cpu_idle_mean", "cpu_idle_min", "cpu_saturated_share", "cpu_bound")
         },
+        "io_stall_share": r.metrics.extra.get("io_stall_share"),
+        "io_bound": bool(r.metrics.extra.get("io_bound", False)),
     }
     return row
 
@@ -249,8 +265,8 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
         "## netns lab benchmark (100 Mbit/s links, 100 Mbit/s repository uplink)",
         "",
         "| method | N | ok | T(N) s | T(N)/T(1) | link fraction | CPU idle mean/min "
-        "| host idle before | attempts | trust |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| I/O stall | host idle before | attempts | trust |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base: dict[str, float] = {}
     for r in rows:
@@ -259,14 +275,17 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
     for r in rows:
         t1 = base.get(r["method"])
         ratio = f"{r['T'] / t1:.2f}" if t1 and r["T"] else "-"
-        trust = "CPU-BOUND (untrustworthy)" if r["cpu_bound"] else "ok"
+        trust = f"{trust_label(r).upper()} (untrustworthy)" if untrusted(r) else "ok"
         frac = r["link_fraction"]
         if frac is not None and r["method"].startswith("UNICAST"):
             frac = f"{frac * r['n']:.3f} (uplink, shared)"
         before = r.get("host_idle_before")
+        stall = r.get("io_stall_share")
+        io = "-" if stall is None else f"{stall:.0%}"
         lines.append(
             f"| {r['method']} | {r['n']} | {r['ok']}/{r['n']} | {r['T']} | {ratio} | "
             f"{frac} | {r['cpu_idle_mean']:.2f}/{r['cpu_idle_min']:.2f} | "
+            f"{io} | "
             f"{'-' if before is None else f'{before:.2f}'} | {r.get('attempts', 1)} | {trust} |"
         )
     lines += ["", "Goals: " + "; ".join(f"{k}: {v}" for k, v in GOALS.items()), ""]
@@ -277,7 +296,7 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        trust = "CPU-bound" if r["cpu_bound"] else "ok"
+        trust = trust_label(r)
         fitted = " (fit)" if r["n"] == 1 else ""
         lines.append(
             f"| {r['method']} | {r['n']} | {r['T']} | {trust} | {r.get('sim_before', '-')} | "
@@ -311,10 +330,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ok = [r for r in rows if r.get("sim_T")]
     for key, label, marker in (("sim_before", "before", "x"), ("sim_T", "after", "o")):
         for bound, alpha in ((False, 1.0), (True, 0.35)):
-            pts = [(r["T"], r[key]) for r in ok if r.get(key) and r["cpu_bound"] is bound]
+            pts = [(r["T"], r[key]) for r in ok if r.get(key) and untrusted(r) is bound]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                tag = f"{label}{' (CPU-bound lab run)' if bound else ''}"
+                tag = f"{label}{' (CPU/I-O-bound lab run)' if bound else ''}"
                 ax.scatter(xs, ys, marker=marker, alpha=alpha, label=tag)
     hi = max([r["T"] for r in ok] + [r.get("sim_before", 0) for r in ok] + [1.0]) * 1.3
     lo = min([r["T"] for r in ok] + [1.0]) * 0.7
@@ -364,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in a.methods.split(","):
         for n in (int(x) for x in a.n.split(",")):
             prev = old.get((method, n))
-            if prev is not None and not prev["cpu_bound"]:
+            if prev is not None and not untrusted(prev):
                 continue
             row = measure(
                 method,
@@ -375,11 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 min_idle=a.min_idle,
                 patience_s=a.patience,
             )
-            if (
-                prev is not None
-                and row["cpu_bound"]
-                and prev["cpu_idle_mean"] > row["cpu_idle_mean"]
-            ):
+            if prev is not None and untrusted(row) and prev["cpu_idle_mean"] > row["cpu_idle_mean"]:
                 row = prev  # neither is trusted: keep the one with more headroom
             rows[(method, n)] = row
             print(json.dumps(row), flush=True)

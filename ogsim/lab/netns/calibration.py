@@ -149,7 +149,10 @@ def fit(
     """
     use = [r for r in rows if r["n"] == 1 and r.get("breakdown")]
     hw = LabHw(
-        fitted_from=[f"{r['method']} N=1{' (CPU-bound)' if r['cpu_bound'] else ''}" for r in use]
+        fitted_from=[
+            f"{r['method']} N=1{' (untrusted)' if r['cpu_bound'] or r.get('io_bound') else ''}"
+            for r in use
+        ]
     )
     if write_rate:
         hw.write_rate = write_rate
