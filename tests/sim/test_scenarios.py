@@ -37,7 +37,7 @@ def test_seed_example_two_fall_back_33_torrent() -> None:
     for c in torrent:
         names = [p.name for p in c.phases]
         assert names.index("download") < names.index("restore") < names.index("postconf")
-        # ogLab's STARTDELAY=NONE: no random sleep (docs/deviations.md #15)
+        # ogLab's STARTDELAY=NONE: no random sleep (docs/deviations.md #20)
         assert "wait" not in names
         assert c.checksum_verified is True and c.code == 0
 
