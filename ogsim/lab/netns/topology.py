@@ -126,33 +126,24 @@ class Topology:
         br = self.bridge_for(iface.network)
         ns = self._netns(name)
         port = f"v{name}"[:15]
-        self.manifest.record("link", port, netns=self.switch)
-        sh(
-            [
-                "ip",
-                "-n",
-                self.switch,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns,
-            ]
-        )
-        sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
-        sh(["ip", "-n", ns, "addr", "add", str(iface), "brd", "+", "dev", "eth0"])
-        sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        self._plug(ns, port, "eth0", br, iface, mcast_router=mcast_router)
         sh(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])
-        if mcast_router:
-            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
         host = Host(name, ns, str(iface), port, br)
         self.hosts[name] = host
         return host
+
+    def _plug(
+        self, ns: str, port: str, leg: str, br: str, iface: IPv4Interface, *, mcast_router: bool
+    ) -> None:
+        """A veth from bridge ``br`` (port ``port``, recorded) to ``leg`` in ``ns`` at ``iface``."""
+        self.manifest.record("link", port, netns=self.switch)
+        sh(["ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", leg,
+            "netns", ns])  # fmt: skip
+        sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
+        if mcast_router:
+            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
+        sh(["ip", "-n", ns, "addr", "add", str(iface), "brd", "+", "dev", leg])
+        sh(["ip", "-n", ns, "link", "set", leg, "up"])
 
     def add_router(self, subnets: Sequence[IPv4Network], run_dir: Path) -> Host:
         """A router namespace with a leg (``ethN`` at the subnet's last address) on each subnet,
@@ -164,28 +155,7 @@ class Topology:
             port = f"vrtr{i}"
             leg = f"eth{i}"
             gw = IPv4Interface(f"{net.broadcast_address - 1}/{net.prefixlen}")
-            self.manifest.record("link", port, netns=self.switch)
-            sh(
-                [
-                    "ip",
-                    "-n",
-                    self.switch,
-                    "link",
-                    "add",
-                    port,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    leg,
-                    "netns",
-                    ns,
-                ]
-            )
-            sh(["ip", "-n", self.switch, "link", "set", port, "master", br, "up"])
-            sh(["bridge", "-n", self.switch, "link", "set", "dev", port, "mcast_router", "2"])
-            sh(["ip", "-n", ns, "addr", "add", str(gw), "brd", "+", "dev", leg])
-            sh(["ip", "-n", ns, "link", "set", leg, "up"])
+            self._plug(ns, port, leg, br, gw, mcast_router=True)
             self.router_legs[net] = leg
             legs.append(leg)
         sh(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
