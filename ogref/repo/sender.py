@@ -5,7 +5,11 @@ duplex mode, max bitrate, min receivers (``--min-receivers`` is udpcast's name f
 ``--min-clients``) and max wait; plus ``--rexmit-hello-interval 500``, which fixes udpcast's
 rendezvous race measured on this machine.  ``Senders`` starts at most one sender per port — a
 second request for the same image and port is answered "running", for another image "busy" —
-and reaps finished ones.  It parses no network requests (that is :mod:`ogref.repo.control`).
+and reaps finished ones.  A start is answered only once the sender listens on its control port
+(``portbase + 1``), so a receiver started on that answer cannot say hello to nobody (a
+receiver whose first connect request is lost never connects when it cannot hear the sender's
+announcements, as across subnets).  It parses no network requests (that is
+:mod:`ogref.repo.control`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +36,7 @@ class SenderOptions:
     retries_until_drop: int = 65
     rexmit_hello_ms: int = 500
     timeout: float = 3600.0
+    ready_timeout: float = 5.0
 
 
 def sender_argv(session: MulticastSession, file: Path, opts: SenderOptions, log: Path) -> list[str]:
@@ -48,7 +54,7 @@ def sender_argv(session: MulticastSession, file: Path, opts: SenderOptions, log:
     else:
         argv += [f"--{session.duplex}", "--mcast-data-address", session.address]
     argv += ["--interface", opts.interface]
-    if opts.fec:
+    if opts.fec and opts.fec != "none":
         argv += ["--fec", opts.fec]
     argv += [
         "--max-bitrate",
@@ -67,6 +73,46 @@ def sender_argv(session: MulticastSession, file: Path, opts: SenderOptions, log:
         str(file),
     ]
     return argv
+
+
+def udp_port_bound(port: int, tables: tuple[Path, ...] | None = None) -> bool:
+    """Whether a UDP socket of this network namespace is bound to ``port``."""
+    want = f":{port:04X}"
+    for table in tables or (Path("/proc/net/udp"), Path("/proc/net/udp6")):
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(line.split()[1].endswith(want) for line in lines if len(line.split()) > 1):
+            return True
+    return False
+
+
+def wait_until_listening(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    timeout: float,
+    *,
+    bound: Callable[[int], bool] | None = None,
+) -> bool:
+    """Wait (at most ``timeout`` s) until ``port`` is bound in ``proc``'s network namespace
+    (read from ``/proc/<pid>/net``, so the caller may live elsewhere); False if ``proc``
+    exited or the time ran out."""
+    if bound is None:
+        net = Path(f"/proc/{proc.pid}/net")
+        tables = (net / "udp", net / "udp6")
+
+        def bound(p: int) -> bool:
+            return udp_port_bound(p, tables)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if bound(port):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
 
 
 @dataclass
@@ -143,6 +189,13 @@ class Senders:
                 with self.pid_file.open("a") as f:
                     f.write(f"{proc.pid}\n")
             self.running[session.port] = Running(image, session, proc, time.monotonic(), [client])
+            if not wait_until_listening(proc, session.port + 1, self.opts.ready_timeout):
+                code = proc.poll()
+                if code is not None:
+                    self._reap()
+                    raise MulticastSendFileError(
+                        f"udp-sender exited {code} before listening: see {log}.out"
+                    )
             return "started"
 
     def status(self) -> dict[str, object]:

@@ -3,7 +3,10 @@ streamed restore (MULTICAST-DIRECT).
 
 The command line follows OpenGnSys's ``ogMcastSyntax``: ``--portbase``, ``--mcast-rdv-address``
 set to the repository when it is in another subnet, ``--start-timeout`` (MCASTERRORSESSION) and
-``--receive-timeout`` (MCASTWAIT); plus ``--nokbd`` and the interface.  Before receiving, the
+``--receive-timeout`` (MCASTWAIT); plus ``--nokbd``, the interface and — an ogLab fix
+(docs/deviations.md) — the sender's ``--ttl``: with udpcast's default TTL 1 a receiver rendezvous
+by broadcast and never hears the sender's hellos on 224.0.0.1, so one that starts before the
+sender never connects.  Before receiving, the
 client asks the repository's control API to start the sender (no port probing).  The receiver's
 exit status is always checked; a timeout wraps it so a lost session cannot hang the client.
 """
@@ -34,6 +37,7 @@ class ReceiverConfig:
     repo_ip: str
     start_timeout: int = 120
     receive_timeout: int = 30
+    ttl: int = 16  # the sender's --ttl (OpenGnSys sendFileMcast)
 
     def same_subnet(self) -> bool:
         return ip_address(self.repo_ip) in IPv4Interface(self.client_ip).network
@@ -51,6 +55,8 @@ def receiver_argv(cfg: ReceiverConfig, session: MulticastSession, file: Path | N
     ]
     if not cfg.same_subnet():
         argv += ["--mcast-rdv-address", cfg.repo_ip]
+    if cfg.ttl > 1:
+        argv += ["--ttl", str(cfg.ttl)]
     if cfg.start_timeout:
         argv += ["--start-timeout", str(cfg.start_timeout)]
     if cfg.receive_timeout:

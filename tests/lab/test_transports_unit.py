@@ -67,6 +67,47 @@ def test_receiver_sets_the_rendezvous_only_across_subnets() -> None:
     assert argv[-2:] == ["--file", "/c/a.img"]
 
 
+def test_receiver_hears_the_senders_announcements() -> None:
+    # udpcast's default TTL 1 makes the receiver rendezvous by broadcast, deaf to the sender's
+    # hellos on 224.0.0.1 (OpenGnSys's sender runs with --ttl 16): one started first never joins
+    argv = receiver_argv(
+        ReceiverConfig("eth0", "10.0.1.11/24", "10.0.1.1"), MulticastSession(), None
+    )
+    assert argv[argv.index("--ttl") + 1] == "16"
+
+
+def test_no_fec_option_when_fec_is_none() -> None:
+    s = MulticastSession.parse("9000:full-duplex:239.194.1.1:100M:4:30")
+    assert "--fec" not in sender_argv(s, Path("/a"), SenderOptions(fec="none"), Path("/l"))
+
+
+def test_a_start_waits_until_the_sender_listens(tmp_path: Path) -> None:
+    import subprocess
+
+    from ogref.repo.sender import udp_port_bound, wait_until_listening
+
+    table = tmp_path / "udp"
+    table.write_text("  sl  local_address rem_address   st\n   0: 0100000A:2329 00000000:0000 07\n")
+    assert udp_port_bound(9001, (table,))
+    assert not udp_port_bound(9000, (table,))
+    calls: list[int] = []
+
+    def bound_on_third_look(port: int) -> bool:
+        calls.append(port)
+        return len(calls) >= 3
+
+    proc = subprocess.Popen(["sleep", "5"])
+    try:
+        assert wait_until_listening(proc, 9001, 5, bound=bound_on_third_look)
+        assert calls == [9001, 9001, 9001]
+    finally:
+        proc.kill()
+        proc.wait()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert not wait_until_listening(dead, 9001, 5, bound=lambda _p: False)
+
+
 def test_requests_travel_as_json() -> None:
     req = DeployRequest(
         Operation.RESTORE_COMMAND,
