@@ -106,10 +106,20 @@ class RepositorySpec(Strict):
     name: str = "repo"
     address: str = "10.0.0.1"
     images: list[ImageSpec] = Field(default_factory=list)
+    multicast_fec: str = Field(
+        default="8x8/128",
+        pattern=r"^(none|\d+x\d+/\d+)$",
+        description="udp-sender --fec (OpenGnSys: 8x8/128); 'none' sends no redundancy",
+    )
     hw: dict[str, Any] = Field(default_factory=dict)
 
     def build(self) -> Repository:
-        return Repository(self.name, self.address, tuple(i.build(self.name) for i in self.images))
+        return Repository(
+            self.name,
+            self.address,
+            tuple(i.build(self.name) for i in self.images),
+            multicast_fec=self.multicast_fec,
+        )
 
 
 # --------------------------------------------------------------------------- computers

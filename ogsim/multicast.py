@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 
 
 def fec_params(text: str) -> tuple[int, int, int]:
-    """``8x8/128`` → (interleave, redundancy, stripe size)."""
+    """``8x8/128`` → (interleave, redundancy, stripe size); ``none`` → no redundancy, every
+    packet its own stripe."""
+    if text == "none":
+        return 0, 0, 1
     a, rest = text.split("x")
     b, c = rest.split("/")
     return int(a), int(b), int(c)
@@ -132,7 +135,7 @@ class McastSession:
         self.overhead = 1.0
         self.first_join = -1.0
         self.started_at = -1.0
-        _, self.redundancy, self.stripe = fec_params(sim.scenario.sim.fec)
+        _, self.redundancy, self.stripe = fec_params(source.fec)
         self.fec = self.redundancy / self.stripe
         self._barrier: Timer | None = None
         self.label = f"mcast {source.name}:{params.port} {image.name}"

@@ -43,6 +43,7 @@ class Source:
     restart_s: float = 60.0
     seeder_slots: int = 8
     mcast_start_s: float = 0.0
+    fec: str = "8x8/128"
     torrent_start_s: float = 0.0
     listeners: list[object] = field(default_factory=list)
 

@@ -266,7 +266,6 @@ class SimBackendSpec(_Strict):
     torrent_efficiency: Ratio = Field(
         default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )
-    fec: str = Field(default="8x8/128", pattern=r"^\d+x\d+/\d+$")
     slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
     drop_after: Duration = Field(
         default=56.0,

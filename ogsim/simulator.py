@@ -84,6 +84,7 @@ class Simulation:
                 restart_s=rhw.restart,
                 seeder_slots=rhw.seeder_slots,
                 mcast_start_s=rhw.mcast_start,
+                fec=repo.multicast_fec,
                 torrent_start_s=rhw.torrent_start,
             )
         # a one-host lab: the computers' decompression shares the host's cores (else unset)

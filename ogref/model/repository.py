@@ -6,10 +6,13 @@ and the labs' business.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ogref.errors import FormatError, NotFoundError
 from ogref.model.image import Image
+
+FEC_PATTERN = re.compile(r"none|\d+x\d+/\d+")
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,16 @@ class Repository:
     address: str = ""
     images: tuple[Image, ...] = ()
     ou_directory: str = ""
+    # udp-sender's forward error correction: OpenGnSys's sendFileMcast hard-codes 8x8/128
+    # (interleave x redundancy / stripe size); "none" sends no redundancy
+    multicast_fec: str = "8x8/128"
 
     def __post_init__(self) -> None:
+        if not FEC_PATTERN.fullmatch(self.multicast_fec):
+            raise FormatError(
+                f"repository {self.name}: multicast_fec {self.multicast_fec!r} is not "
+                "'none' or INTERLEAVExREDUNDANCY/STRIPE (e.g. 8x8/128)"
+            )
         names = [i.name for i in self.images]
         if len(set(names)) != len(names):
             raise FormatError(f"repository {self.name}: duplicate image names")

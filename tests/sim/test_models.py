@@ -8,12 +8,36 @@ from ogsim.disk import DiskState, slowest_keep
 from ogsim.hardware import HostHw
 from ogsim.multicast import fec_params, repair_factor, stripe_failure
 from ogsim.results import Results
+from ogsim.scenario import build_scenario
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
 
 
 def test_fec_parses_udpcast_spelling() -> None:
     assert fec_params("8x8/128") == (8, 8, 128)
+    assert fec_params("none") == (0, 0, 1)
+
+
+def test_repository_fec_sets_the_multicast_overhead() -> None:
+    def makespan(fec: str) -> float:
+        sc = synthetic(4, "MULTICAST-CACHE", data="1GiB", link="100Mbit", uplink="100Mbit")
+        raw = sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        raw["repositories"][0]["multicast_fec"] = fec
+        return simulate(build_scenario(raw)).metrics.makespan_s
+
+    with_fec, without = makespan("8x8/128"), makespan("none")
+    # 8 redundant packets per 128: the transfer takes 136/128 as long without loss
+    assert without < with_fec
+    assert with_fec / without == pytest.approx(136 / 128, rel=0.03)
+
+
+def test_repository_fec_must_be_udpcast_spelling() -> None:
+    from ogref.errors import FormatError
+    from ogref.model.repository import Repository
+
+    with pytest.raises(FormatError, match="multicast_fec"):
+        Repository("repo", multicast_fec="8/128")
+    assert Repository("repo", multicast_fec="none").multicast_fec == "none"
 
 
 def test_repair_grows_with_loss_and_with_n() -> None:

@@ -222,6 +222,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             str(key_file),
             "--log-dir",
             str(logs / "mcast"),
+            "--fec",
+            scenario.site.repositories[0].multicast_fec,
         ],
         logs / "control.log",
     )
