@@ -82,13 +82,18 @@ def create_image(
     lock_dir: Path = DEFAULT_LOCK_DIR,
     progress: Progress | None = None,
     target: Source = Source.REPO,
+    torrent_piece: int = imagefile.TORRENT_PIECE,
 ) -> CreateResult:
-    """Image the filesystem on ``device`` into ``store`` as ``name`` (raises the OgError)."""
+    """Image the filesystem on ``device`` into ``store`` as ``name`` (raises the OgError).
+
+    ``torrent_piece`` is the ``.torrent``'s piece size (OpenGnSys: 4 MiB, ``ctorrent -l``)."""
+    imagefile.check_piece_size(torrent_piece)
     start = time.monotonic()
     files = store.files(name)  # refuses names that escape the store
     request = CreateRequest(1, 1, target, files.name, host or socket.gethostname(), reduce)
     session = CreateSession(request, EngineConfig(img_prog=CloneTool.PARTCLONE, img_comp=comp))
     step = _Steps(device, store, files, level, tracker, torrent, lock_dir, progress)
+    step.piece_size = torrent_piece
     with ExitStack() as locks:
         step.locks = locks
         pending = session.start()
@@ -147,6 +152,7 @@ class _Steps:
         self.header: partclone.Header | None = None
         self.comp_found = Compressor.NONE
         self.made_torrent = False
+        self.piece_size = imagefile.TORRENT_PIECE
         self.notes: list[str] = []
 
     def _lock(self, path: Path, what: str) -> bool:
@@ -229,6 +235,7 @@ class _Steps:
                 self.used,
                 self.progress,
                 self.torrent and imagefile.torrent_supported(),
+                self.piece_size,
             )
             self.digest, self.pieces = digest.md5, digest.pieces
             self.comp_found, self.header = imagefile.read_header(staged.img)
@@ -245,7 +252,7 @@ class _Steps:
             return StepFailed(str(exc))
         if self.torrent:
             self.made_torrent = imagefile.make_torrent(
-                self.files, self.tracker, self.digest, self.pieces
+                self.files, self.tracker, self.digest, self.pieces, self.piece_size
             )
             if not self.made_torrent:
                 self.notes.append("libtorrent is not importable: no .torrent written")
@@ -261,6 +268,7 @@ def _write_stream(
     expected: int,
     progress: Progress | None,
     pieces: bool,
+    piece_size: int = imagefile.TORRENT_PIECE,
 ) -> imagefile.StreamDigest:
     """Run partclone | compressor into ``staged.img``; return its MD5 (and torrent pieces).
 
@@ -269,7 +277,7 @@ def _write_stream(
     never read back.  Its writeback starts as it is written, and it is fsynced before the session
     may publish it.
     """
-    digest = imagefile.StreamDigest(pieces=pieces)
+    digest = imagefile.StreamDigest(pieces=pieces, piece_size=piece_size)
     no_space = False
 
     def drain(stream: IO[bytes]) -> None:

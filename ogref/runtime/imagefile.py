@@ -228,10 +228,21 @@ def torrent_supported() -> bool:
     return True
 
 
+def check_piece_size(size: int) -> None:
+    """A BitTorrent piece is a power of two of at least one 16 KiB block (FormatError)."""
+    if size < 16 * 1024 or size & (size - 1):
+        raise FormatError(f"torrent piece size {size} is not a power of two ≥ 16 KiB")
+
+
 def make_torrent(
-    files: ImageFiles, tracker: str, comment: str, pieces: list[bytes] | None = None
+    files: ImageFiles,
+    tracker: str,
+    comment: str,
+    pieces: list[bytes] | None = None,
+    piece_size: int = TORRENT_PIECE,
 ) -> bool:
-    """Write ``.torrent`` for the image (v1, 4 MiB pieces); False when libtorrent is missing.
+    """Write ``.torrent`` for the image (v1, ``piece_size`` pieces — OpenGnSys: 4 MiB); False
+    when libtorrent is missing.
 
     ``pieces`` are the SHA-1 piece hashes already computed while the image was written
     (:class:`StreamDigest`); without them the file is read again to hash it.
@@ -245,7 +256,7 @@ def make_torrent(
     flags = getattr(lt.create_torrent, "v1_only", 0)
     with warnings.catch_warnings():  # the file_storage constructor is deprecated, still exact
         warnings.simplefilter("ignore", DeprecationWarning)
-        t = lt.create_torrent(fs, TORRENT_PIECE, flags=flags)
+        t = lt.create_torrent(fs, piece_size, flags=flags)
     if tracker:
         t.add_tracker(tracker)
     t.set_comment(comment)

@@ -120,21 +120,36 @@ def test_interop_stock_image_restores_with_ogref(
     assert hash_partition(dst.partition(1), Filesystem.EXT4) == want
 
 
+@pytest.mark.parametrize("piece", [TORRENT_PIECE, 256 * 1024])
 def test_torrent_pieces_hashed_while_writing_equal_libtorrents(
-    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path, piece: int
 ) -> None:
     lt = pytest.importorskip("libtorrent")
     src = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(128 * MIB, Filesystem.EXT4)])
     fill_partition(src.partition(1), Filesystem.EXT4, random_mib=12)  # > 2 pieces of 4 MiB
     repo = ImageStore(tmp_path / "repo")
-    made = create_image(src.partition(1), repo, "t", comp=Compressor.LZOP, lock_dir=lock_dir)
+    made = create_image(
+        src.partition(1), repo, "t", comp=Compressor.LZOP, lock_dir=lock_dir, torrent_piece=piece
+    )
     assert made.torrent
     files = repo.files("t")
     in_pass = files.torrent.read_bytes()
     # the same torrent made the slow way: libtorrent reads the finished file back
     files.torrent.unlink()
-    assert make_torrent(files, "", made.image.checksum)
+    assert make_torrent(files, "", made.image.checksum, piece_size=piece)
     slow, fast = lt.bdecode(files.torrent.read_bytes()), lt.bdecode(in_pass)
     assert slow[b"info"] == fast[b"info"]  # pieces, length, name (the dates may differ)
+    assert fast[b"info"][b"piece length"] == piece
     assert slow[b"comment"] == fast[b"comment"] == made.image.checksum.encode()
     assert files.img.stat().st_size > 2 * TORRENT_PIECE
+
+
+def test_piece_size_must_be_a_power_of_two_block_multiple(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    from ogref.errors import FormatError
+
+    src = make_disk(64 * MIB, TableKind.MSDOS, [PartSpec(32 * MIB, Filesystem.EXT4)])
+    with pytest.raises(FormatError, match="piece size"):
+        create_image(src.partition(1), ImageStore(tmp_path / "r"), "t", torrent_piece=3 * 16384)
+    assert not (tmp_path / "r" / "t.img").exists()

@@ -119,3 +119,12 @@ def test_requests_travel_as_json() -> None:
         torrent=TorrentSession.parse("leecher:0"),
     )
     assert request_from_json(request_to_json(req)) == req
+
+
+def test_lab_pieces_scale_with_the_image() -> None:
+    from ogsim.lab.netns.images import lab_piece
+
+    assert lab_piece(1.0) == 4 * 1024 * 1024  # OpenGnSys's ctorrent -l 4194304
+    assert lab_piece(0.1) == 256 * 1024  # 419 430 rounded down to a power of two
+    assert lab_piece(0.001) == 16 * 1024  # never below one block
+    assert lab_piece(0.001, 1024 * 1024) == 1024 * 1024

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ogref.model import Filesystem, Image
-from ogref.runtime import create, filesystem
+from ogref.runtime import create, filesystem, imagefile
 from ogref.runtime import disk as rdisk
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
@@ -64,6 +64,7 @@ def make_source(
     work: Path,
     tracker: str,
     seed: int,
+    piece: int = imagefile.TORRENT_PIECE,
 ) -> SourceImage:
     """Build a reference partition of ``data`` bytes and image it into ``store`` as ``name``."""
     part_size = max(32 * MIB, int(data * 1.6) // MIB * MIB)
@@ -84,6 +85,24 @@ def make_source(
         mnt.rmdir()
     tree_hash, nfiles = hash_partition(manifest, node, fs, work)
     made = create.create_image(
-        node, store, name, host="master", tracker=tracker, lock_dir=work, reduce=False
+        node,
+        store,
+        name,
+        host="master",
+        tracker=tracker,
+        lock_dir=work,
+        reduce=False,
+        torrent_piece=piece,
     )
     return SourceImage(made.image, tree_hash, nfiles, made.seconds)
+
+
+def lab_piece(scale: float, override: int | None = None) -> int:
+    """The ``.torrent`` piece size of a lab image: ``override``, else OpenGnSys's 4 MiB scaled
+    with the image (so a scaled-down image keeps about as many pieces as the real one — a
+    20 MiB lab copy of a 10 GiB image in 4 MiB pieces would be a 5-piece swarm), rounded down
+    to a power of two and kept within 16 KiB (one block) … 4 MiB."""
+    if override:
+        return override
+    want = max(16 * 1024, min(imagefile.TORRENT_PIECE, int(imagefile.TORRENT_PIECE * scale)))
+    return 1 << (want.bit_length() - 1)
