@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ogsim.lab.netns.bench import bench_scenario, calibrate, predict
 from ogsim.lab.netns.calibration import LabHw, breakdown, fit, inspections
 from ogsim.results import ComputerResult, OperationResult, Phase, Results
@@ -102,3 +104,27 @@ def test_calibrate_predicts_before_and_after() -> None:
     assert rows[0]["sim_before"] > 20  # classroom defaults: 20 s configureOs
     assert abs(rows[0]["sim_T"] - 7.0) / 7.0 < 0.15
     assert lab.write_rate == 300e6
+
+
+def test_sender_data_phase_is_read_from_the_udp_sender_log(tmp_path: Any) -> None:
+    from ogsim.lab.netns.bench import sender_data_phases
+
+    (tmp_path / "ogAdmRepoMcast.20261127-174938.9000").write_text(
+        "17:49:38.552717 UDP sender for img at 10.0.7.1 on eth0 \n"
+        "17:49:39.078679 Starting transfer: 00000009\r"
+        "17:49:45.620389 Transfer complete.\n"
+    )
+    (tmp_path / "ogAdmRepoMcast.20261127-174938.9000.out").write_text("Starting transfer\n")
+    (tmp_path / "ogAdmRepoMcast.20261127-175000.9002").write_text("17:50:00.0 Starting transfer\n")
+    assert sender_data_phases(tmp_path) == [pytest.approx(6.54171)]
+
+
+def test_line_rate_profile_is_faster_in_the_simulator() -> None:
+    def t(profile: str) -> float:
+        sc = bench_scenario("MULTICAST-CACHE", 4, 64, profile=profile)
+        assert sc.site.repositories[0].multicast_fec == (
+            "none" if profile == "line-rate" else "8x8/128"
+        )
+        return float(simulate(sc).operations[0].makespan or 0)
+
+    assert t("line-rate") < t("opengnsys")

@@ -28,6 +28,12 @@ from ogsim.lab.netns.plot import plot
 from ogsim.results import Results
 from ogsim.scenario import Scenario, build_scenario
 
+# multicast session rate and FEC: OpenGnSys's defaults, or what a 100 Mbit/s LAN can carry
+PROFILES: dict[str, tuple[str, str]] = {
+    "opengnsys": ("90M", "8x8/128"),
+    "line-rate": ("100M", "none"),
+}
+
 GOALS = {
     "MULTICAST": "T(16)/T(1) ≤ 1.10, link fraction ≥ 0.9",
     "TORRENT": "T(16)/T(1) ≤ 1.5",
@@ -43,9 +49,12 @@ def bench_scenario(
     *,
     lab: LabHw | None = None,
     engine: dict[str, Any] | None = None,
+    profile: str = "opengnsys",
 ) -> Scenario:
     """One classroom of ``n`` clients deploying a ``image_mib`` MiB (data) image by ``method``;
-    with ``lab``, the computers and repository carry the lab host's hardware."""
+    with ``lab``, the computers and repository carry the lab host's hardware; ``profile`` sets
+    the multicast session's rate and the repository's FEC (:data:`PROFILES`)."""
+    mcast_rate, fec = PROFILES[profile]
     hw: dict[str, Any] = {"link": {"rate": rate}, **(lab.hw() if lab else {})}
     repo_hw: dict[str, Any] = {"uplink": rate, **(lab.repo_hw() if lab else {})}
     data = {
@@ -64,6 +73,7 @@ def bench_scenario(
                     }
                 ],
                 "hw": repo_hw,
+                "multicast_fec": fec,
             }
         ],
         "engine": {"RESTOREPROTOCOLNOTCACHE": "UNICAST", "MCASTERRORSESSION": 60, **(engine or {})},
@@ -71,7 +81,7 @@ def bench_scenario(
             {
                 "name": "aula",
                 "subnet": "10.0.1.0/24",
-                "multicast": f"9000:full-duplex:239.194.1.1:90M:{n}:30",
+                "multicast": f"9000:full-duplex:239.194.1.1:{mcast_rate}:{n}:30",
                 "torrent": "peer:0",
                 "defaults": {
                     "repository": "repo",
@@ -104,6 +114,26 @@ def _transfer_s(r: Results) -> float:
             if p.name == "fetch" or (p.name == "restore" and "DIRECT" in p.detail):
                 best = max(best, p.end - p.start)
     return best
+
+
+def sender_data_phases(log_dir: Path) -> list[float]:
+    """Seconds from "Starting transfer" to "Transfer complete" in each udp-sender log (the data
+    phase, without rendezvous, process start or the closing handshake)."""
+
+    def stamp(line: str) -> float:
+        h, m, s = line.split(" ", 1)[0].split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    out = []
+    for log in sorted(log_dir.glob("ogAdmRepoMcast.*")):
+        if log.suffix == ".out":
+            continue
+        lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
+        start = next((stamp(x) for x in lines if "Starting transfer" in x), None)
+        end = next((stamp(x) for x in lines if "Transfer complete" in x), None)
+        if start is not None and end is not None and end >= start:
+            out.append(end - start)
+    return out
 
 
 def untrusted(row: dict[str, Any]) -> bool:
@@ -158,10 +188,11 @@ def measure(
     retries: int = 0,
     min_idle: float = 0.0,
     patience_s: float = 600.0,
+    profile: str = "opengnsys",
 ) -> dict[str, Any]:
     """One lab run and its simulator prediction; a CPU-bound run is retried ``retries`` times,
     each attempt after waiting for the host to be ``min_idle`` idle."""
-    sc = bench_scenario(method, n, image_mib)
+    sc = bench_scenario(method, n, image_mib, profile=profile)
     attempt = 0
     while True:
         idle_before = wait_for_idle(min_idle, patience_s) if min_idle > 0 else None
@@ -181,8 +212,10 @@ def measure(
     ok = sum(1 for c in op.computers if c.status == "ok")
     stored = next(iter(r.metrics.extra["images"].values()))["stored"]
     transfer = _transfer_s(r)
+    phases = sender_data_phases(where / "lab" / "logs" / "mcast")
     row: dict[str, Any] = {
         "method": method,
+        "profile": profile,
         "n": n,
         "ok": ok,
         "T": op.makespan,
@@ -195,6 +228,8 @@ def measure(
         "phases": phase_means(r),
         "breakdown": breakdown(r),
         "link_fraction": round(stored * 8 / transfer / 100e6, 3) if transfer else None,
+        # multicast only: the sender's data phase alone (udpcast's own start and end excluded)
+        "wire_fraction": round(stored * 8 / max(phases) / 100e6, 3) if phases else None,
         **{
             k: r.metrics.extra[k]
             for k in ("cpu_idle_mean", "cpu_idle_min", "cpu_saturated_share", "cpu_bound")
@@ -220,7 +255,14 @@ def predict(
     """The simulator's deploy time for a lab row (the lab's real image sizes)."""
     from ogsim.simulator import simulate
 
-    sc = bench_scenario(row["method"], row["n"], image_mib, lab=lab, engine=engine)
+    sc = bench_scenario(
+        row["method"],
+        row["n"],
+        image_mib,
+        lab=lab,
+        engine=engine,
+        profile=row.get("profile", "opengnsys"),
+    )
     sim_sc = _with_real_size(sc, row["stored_bytes"], row.get("data_bytes", image_mib << 20))
     makespan = simulate(sim_sc, None).operations[0].makespan
     return round(float(makespan or 0.0), 3)
@@ -265,9 +307,9 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
     lines = [
         "## netns lab benchmark (100 Mbit/s links, 100 Mbit/s repository uplink)",
         "",
-        "| method | N | ok | T(N) s | T(N)/T(1) | link fraction | CPU idle mean/min "
-        "| I/O stall | host idle before | attempts | trust |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | N | ok | T(N) s | T(N)/T(1) | link fraction | data-phase fraction "
+        "| CPU idle mean/min | I/O stall | host idle before | attempts | trust |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base: dict[str, float] = {}
     for r in rows:
@@ -285,7 +327,8 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
         io = "-" if stall is None else f"{stall:.0%}"
         lines.append(
             f"| {r['method']} | {r['n']} | {r['ok']}/{r['n']} | {r['T']} | {ratio} | "
-            f"{frac} | {r['cpu_idle_mean']:.2f}/{r['cpu_idle_min']:.2f} | "
+            f"{frac} | {r.get('wire_fraction') or '-'} | "
+            f"{r['cpu_idle_mean']:.2f}/{r['cpu_idle_min']:.2f} | "
             f"{io} | "
             f"{'-' if before is None else f'{before:.2f}'} | {r.get('attempts', 1)} | {trust} |"
         )
@@ -337,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=Path("reports/bench-lab"))
     p.add_argument(
+        "--mcast-profile",
+        choices=sorted(PROFILES),
+        default="opengnsys",
+        help="multicast rate and FEC: OpenGnSys's 90M + 8x8/128, or line-rate 100M without FEC",
+    )
+    p.add_argument(
         "--calibrate-only",
         action="store_true",
         help="recompute the simulator column of an existing bench.json",
@@ -363,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 retries=a.retries,
                 min_idle=a.min_idle,
                 patience_s=a.patience,
+                profile=a.mcast_profile,
             )
             if prev is not None and untrusted(row) and prev["cpu_idle_mean"] > row["cpu_idle_mean"]:
                 row = prev  # neither is trusted: keep the one with more headroom
