@@ -10,28 +10,97 @@ stop the machine it runs on — only meaningful in a live client (the VM lab), n
 namespace.  ``--grub`` lets configureOs install GRUB (a real disk; the namespace lab's loop
 devices have no use for it).  Requests and results are plain JSON (:func:`request_to_json`,
 :func:`request_from_json`); the engine.cfg policy travels as engine.cfg text.  It decides nothing the core does not.
+
+Besides Restore / Deploy / updateCache it runs:
+
+- ``create``: the runtime's createImage (:func:`ogref.runtime.create.create_image`: the core's
+  create session, partclone + compressor into a staged file published atomically, sidecars and
+  ``.torrent``) into the CACHE, or into the repository share mounted read-write with the
+  *writer* account (``--smb-admin-cred``) through ``smbnetfs`` (FUSE; OpenGnSys mounts the
+  repository over CIFS in admin mode — this kernel has no CIFS).  Its free space is the share's
+  own (``smbclient du``), read when mounting.
+- ``clone_source`` (the MASTER of a clone): ``partclone | compressor`` of its partition — or a
+  cached image file — piped into ``udp-sender`` with OpenGnSys's ``sendFileMcast`` options
+  (OpenGnSys's ``ogMcastSendPartition``); it tells the server ``/agent/ready`` (with the image's
+  filesystem and size) once the sender listens, and reports the stream's MD5 when it ends.
+- a restore whose source is a MASTER: the core's session, with the image the MASTER announced and
+  ``udp-receiver`` from the MASTER's address (:class:`MasterExecutor`).
+- ``boot``: with ``--emulate-boot`` (a namespace has no OS to start) it checks what configureOs
+  left on the partition — ``/etc/hostname``, ``/etc/fstab``'s root on this partition's UUID, the
+  active flag; Windows: the computer name in the SYSTEM hive — and, if that boots, reports it to
+  the server's OS port (``--os-report``, the same ``POST /api/os`` a booted OS of the VM lab
+  sends) and takes that status (LNX/WIN).  ``reboot`` then returns it to the live client (OPG),
+  unless a boot target was set, which is "booted" again.  Nothing is executed from the image;
+  GRUB is not installed in a namespace.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import asdict
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ogref.core.deploy import DeployRequest, Operation
-from ogref.core.events import FetchToCache, Source, TransferFailed, TransferFinished
-from ogref.errors import OgErr, OgError
-from ogref.model import ClientStatus, EngineConfig, Method, MulticastSession, TorrentSession
+from ogref.core.events import (
+    FailureKind,
+    FetchToCache,
+    ImageInspected,
+    InspectImage,
+    RestoreFailed,
+    RestoreFinished,
+    RestorePartition,
+    Source,
+    TransferFailed,
+    TransferFinished,
+)
+from ogref.errors import (
+    ImageFileError,
+    LockedError,
+    MulticastSendPartitionError,
+    NotFoundError,
+    NotOsError,
+    OgErr,
+    OgError,
+    RepositoryError,
+    error_for,
+)
+from ogref.model import (
+    ClientStatus,
+    EngineConfig,
+    Filesystem,
+    Image,
+    Method,
+    MulticastSession,
+    TorrentSession,
+)
+from ogref.model.image import Compressor
+from ogref.repo.sender import SenderOptions, sender_argv, wait_until_listening
+from ogref.repo.tracker import announce_url
+from ogref.runtime import compressor, create, filesystem, imagefile, partclone, postconf
+from ogref.runtime import disk as rdisk
+from ogref.runtime.cachefs import CachePartition, find_cache
 from ogref.runtime.executor import Machine
+from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.lock import LockFile, partition_lock_path
+from ogref.runtime.loopdev import partition_path
+from ogref.runtime.mount import Mount, unmount_device
+from ogref.runtime.proc import run_pipeline
+from ogref.transports import multicast, stream
 from ogref.transports.executor import NetworkExecutor, NetworkSetup
 from ogref.transports.signing import ApiError, SignedClient, read_key
 from ogref.transports.smb import SmbCredentials
@@ -87,6 +156,230 @@ class StartDelayExecutor(NetworkExecutor):
         return super()._fetch(cmd)
 
 
+def image_to_json(image: Image) -> Json:
+    """What a MASTER announces of the image it sends."""
+    return {
+        "name": image.name,
+        "filesystem": str(image.filesystem),
+        "data_size": image.data_size,
+        "stored_size": image.stored_size,
+        "compressor": str(image.compressor),
+        "checksum": image.checksum,
+        "os_name": image.os_name,
+        "repository": image.repository,
+    }
+
+
+def image_from_json(d: Json) -> Image:
+    """The inverse of :func:`image_to_json`."""
+    return Image(
+        name=str(d["name"]),
+        filesystem=Filesystem(d["filesystem"]),
+        data_size=int(d["data_size"]),
+        stored_size=int(d.get("stored_size", 0)),
+        repository=str(d.get("repository", "repo")),
+        compressor=Compressor(d.get("compressor", "ZSTD")),
+        checksum=str(d.get("checksum", "")),
+        os_name=str(d.get("os_name", "")),
+    )
+
+
+@dataclass(frozen=True)
+class _Unsized:
+    """An image seen as a stream of unknown size and MD5 (what a restore checks of it)."""
+
+    image: Image
+    stored_size: int = 0
+    checksum: str = ""
+
+    @property
+    def compressor(self) -> Compressor:
+        return self.image.compressor
+
+    @property
+    def filesystem(self) -> Filesystem:
+        return self.image.filesystem
+
+
+class MasterExecutor(StartDelayExecutor):
+    """The network executor for a restore whose source is a MASTER computer: the image is the one
+    the MASTER announced, received with ``udp-receiver`` from the MASTER's address (no control
+    API: the server has already started the MASTER's sender).  Everything else is its base's."""
+
+    master_image: Image | None = None
+    master_ip: str = ""
+    stream_md5: str = ""
+
+    def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
+        if cmd.source is not Source.MASTER:
+            return super()._inspect_image(cmd)
+        if self.master_image is None or self.master_image.name != cmd.name:
+            return ImageInspected(found=False)
+        return ImageInspected(True, True, self.master_image)
+
+    def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        if cmd.source is not Source.MASTER:
+            return super()._restore(cmd)
+        t0 = self.net.clock()
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        if cmd.multicast is None:
+            return RestoreFailed(FailureKind.JOIN, "a MASTER sends by multicast only")
+        cfg = multicast.ReceiverConfig(
+            self.net.interface,
+            self.net.client_ip,
+            self.master_ip,
+            start_timeout=self.policy.mcast_error_session,
+            receive_timeout=self.policy.mcast_wait,
+        )
+        self.log(
+            f"receiving {cmd.image.name} from MASTER {self.master_ip} on port {cmd.multicast.port}"
+        )
+        # a partition stream's size and MD5 are known only at its end: they are not checked
+        # here but compared with what the MASTER reports (its record); a cached image's are
+        image: Any = cmd.image if cmd.image.checksum else _Unsized(cmd.image)
+        try:
+            done = stream.restore_from(
+                multicast.receiver_source(cfg, cmd.multicast),
+                image,
+                node,
+                lock_dir=self.machine.lock_dir,
+                what=f"MULTICAST clone of {cmd.image.name} to {node}",
+            )
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except OgError as exc:
+            kind = FailureKind.RECEIVE if "udp-receiver" in exc.message else FailureKind.IO
+            if isinstance(exc, ImageFileError) and kind is FailureKind.IO:
+                kind = FailureKind.CORRUPT
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(kind, exc.message)
+        self.bytes_moved += done.bytes_read
+        self.stream_md5 = done.checksum
+        self._phase("restore", t0, done.bytes_read, f"MULTICAST from MASTER {self.master_ip}")
+        self.log(f"restored {done.bytes_read} bytes from the MASTER (stream MD5 {done.checksum})")
+        return RestoreFinished(done.bytes_read)
+
+
+def _share_free(creds: SmbCredentials, auth: Path) -> int:
+    """Free bytes of the share, as its server reports them (``smbclient … -c du``)."""
+    done = subprocess.run(
+        ["smbclient", f"//{creds.server}/{creds.share}", "-A", str(auth), "-c", "du"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    m = re.search(r"(\d+) blocks of size (\d+)\. (\d+) blocks available", done.stdout)
+    if done.returncode or m is None:
+        raise RepositoryError(
+            f"//{creds.server}/{creds.share}: cannot read its free space "
+            f"({(done.stderr or done.stdout).strip()[-200:]})"
+        )
+    return int(m.group(2)) * int(m.group(3))
+
+
+@contextlib.contextmanager
+def admin_share(creds: SmbCredentials, work: Path) -> Iterator[ImageStore]:
+    """The repository share mounted read-write (``smbnetfs``, FUSE) as the writer account.
+
+    The mount lives in this process's mount namespace and is always unmounted; the helper
+    runs in the foreground, in this process group (a killed agent takes it along)."""
+    base = Path(tempfile.mkdtemp(prefix="admin-share-", dir=work))
+    base.chmod(0o700)
+    auth = base / "auth"
+    conf = base / "smbnetfs.conf"
+    auth.write_text(f"username = {creds.user}\npassword = {creds.password}\n")
+    conf.write_text(f'auth "{creds.server}" "{creds.user}" "{creds.password}"\n')
+    auth.chmod(0o600)
+    conf.chmod(0o600)
+    mnt = base / "mnt"
+    mnt.mkdir()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        free = _share_free(creds, auth)
+        opts = f"config={conf},smb_query_browsers=false,free_space_size={free // 4096}"
+        with open(base / "smbnetfs.log", "wb") as log:
+            proc = subprocess.Popen(
+                ["smbnetfs", str(mnt), "-f", "-o", opts], stdout=log, stderr=subprocess.STDOUT
+            )
+        root = mnt / creds.server / creds.share
+        deadline = time.monotonic() + 15
+        while not root.is_dir():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RepositoryError(
+                    f"cannot mount //{creds.server}/{creds.share} read-write "
+                    f"(smbnetfs: {(base / 'smbnetfs.log').read_text(errors='replace')[-200:]})"
+                )
+            time.sleep(0.1)
+        yield ImageStore(root)
+    finally:
+        if proc is not None:
+            subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True, check=False)
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def read_os(node: str) -> tuple[ClientStatus, str, str, str]:
+    """What configureOs left on ``node``, if it boots: (status, hostname, root, OS name).
+
+    Linux: ``/etc/hostname``, ``/etc/fstab``'s ``/`` on this partition's UUID when there is an
+    fstab; Windows: the computer name in the SYSTEM hive.  NotOsError (6) when it would not boot.
+    """
+    fs = filesystem.detect(node)
+    if fs is Filesystem.NTFS:
+        with Mount(node, fs, readonly=True) as root:
+            hive = next(
+                (p for p in (root / "Windows/System32/config/SYSTEM",) if p.is_file()),
+                None,
+            )
+            if hive is None:
+                raise NotOsError(f"{node}: no Windows SYSTEM hive, nothing to boot")
+            cs = postconf.current_control_set(hive)
+            got = subprocess.run(
+                [
+                    "hivexget",
+                    str(hive),
+                    f"\\{cs}\\Control\\ComputerName\\ComputerName",
+                    "ComputerName",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            name = got.stdout.strip()
+            if not name:
+                raise NotOsError(f"{node}: no computer name in the SYSTEM hive ({cs})")
+            return ClientStatus.WIN, name, cs, "Windows"
+    if fs.family != "linux":
+        raise NotOsError(f"{node} holds {fs}: no operating system to boot")
+    uuid = filesystem.uuid(node)
+    with Mount(node, fs, readonly=True) as root:
+        host = root / "etc/hostname"
+        if not host.is_file():
+            raise NotOsError(f"{node}: no /etc/hostname (configureOs did not run): not bootable")
+        hostname = host.read_text(encoding="utf-8", errors="replace").strip()
+        root_line = ""
+        fstab = root / "etc/fstab"
+        if fstab.is_file():
+            for line in fstab.read_text(encoding="utf-8", errors="replace").splitlines():
+                fields = line.split()
+                if len(fields) >= 2 and fields[1] == "/" and not line.startswith("#"):
+                    root_line = fields[0]
+            if root_line and root_line != f"UUID={uuid}":
+                raise NotOsError(f"{node}: /etc/fstab mounts / from {root_line}, not UUID={uuid}")
+        name = "Linux"
+        release = root / "etc/os-release"
+        if release.is_file():
+            m = re.search(r'^PRETTY_NAME="?([^"\n]*)', release.read_text(errors="replace"), re.M)
+            name = m.group(1) if m else name
+    return ClientStatus.LNX, hostname, root_line, name
+
+
 class Agent:
     """The live client of one computer."""
 
@@ -105,6 +398,13 @@ class Agent:
         self.stop = threading.Event()
         self.torrent_stall: float = a.torrent_stall
         self.grub: bool = a.grub
+        self.repo_ip: str = a.repo_ip
+        self.admin = (
+            SmbCredentials.from_file(a.repo_ip, a.smb_admin_cred) if a.smb_admin_cred else None
+        )
+        self.emulate_boot: bool = a.emulate_boot
+        self.os_report: str = a.os_report or ""
+        self.boot_target: Json | None = None
 
     def log(self, text: str) -> None:
         """A tracking-log line: stdout (the screen) and the server."""
@@ -115,6 +415,24 @@ class Agent:
 
     def execute(self, cmd: Json) -> Json:
         """Run one command to its end; the per-computer record."""
+        kind = cmd.get("kind")
+        if kind in ("create", "clone_source", "boot"):
+            run: Callable[[Json], Json] = {
+                "create": self.create,
+                "clone_source": self.clone_source,
+                "boot": self.boot,
+            }[str(kind)]
+            began = time.time()
+            try:
+                rec = run(cmd)
+            except OgError as exc:
+                rec = {"code": int(exc.code), "message": exc.message}
+            except Exception as exc:  # the agent survives and reports
+                rec = {"code": int(OgErr.GENERIC), "message": f"{type(exc).__name__}: {exc}"}
+            self.log(f"finished: code {rec['code']}: {rec['message']}")
+            rec.setdefault("phases", [])
+            rec.update(started=began, finished=time.time())
+            return rec
         req = request_from_json(cmd["request"])
         policy = EngineConfig.from_text(cmd.get("engine", ""), source="server")
         machine = Machine(
@@ -135,7 +453,10 @@ class Agent:
             torrent_stall=self.torrent_stall,
             clock=time.time,
         )
-        ex = StartDelayExecutor(machine, net, log=self.log)
+        ex = MasterExecutor(machine, net, log=self.log)
+        if cmd.get("master"):
+            ex.master_image = image_from_json(cmd["master"]["image"])
+            ex.master_ip = str(cmd["master"]["ip"])
         started = time.time()
         try:
             fin = ex.run(req, policy)
@@ -171,7 +492,242 @@ class Agent:
             started=started,
             finished=time.time(),
         )
+        if ex.stream_md5:
+            out["stream_md5"] = ex.stream_md5
         return out
+
+    # ------------------------------------------------------------------ create, clone, boot
+
+    def _phase(self, name: str, start: float, moved: int = 0, detail: str = "") -> Json:
+        return {"name": name, "start": start, "end": time.time(), "bytes": moved, "detail": detail}
+
+    def create(self, cmd: Json) -> Json:
+        """createImage: the runtime's create path into the CACHE or the repository share."""
+        c = cmd["create"]
+        policy = EngineConfig.from_text(cmd.get("engine", ""), source="server")
+        node = partition_path(self.disks[int(c["disk"])], int(c["partition"]))
+        target = Source(str(c.get("target", "REPO")))
+        name = str(c["image"])
+        self.log(f"createImage {c['disk']} {c['partition']} {target} /{name}")
+        lock_dir = self.work / "lock"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+
+        def make(store: ImageStore) -> create.CreateResult:
+            return create.create_image(
+                node,
+                store,
+                name,
+                comp=policy.img_comp,
+                reduce=policy.img_reduce,
+                host=self.name,
+                tracker=announce_url(self.repo_ip),
+                lock_dir=lock_dir,
+                target=target,
+            )
+
+        if target is Source.CACHE:
+            number = find_cache(self.disks[1]) if 1 in self.disks else None
+            if number is None:
+                raise error_for(OgErr.NOTCACHE, "no CACHE partition to write the image to")
+            cache = CachePartition(partition_path(self.disks[1], number), self.work / "cache", 1)
+            cache.mount()
+            try:
+                made = make(cache.store)
+            finally:
+                cache.unmount()
+        else:
+            if self.admin is None:
+                raise RepositoryError("no writer credentials for the repository (--smb-admin-cred)")
+            with admin_share(self.admin, self.work) as store:
+                self.log(f"repository mounted read-write as {self.admin.user} (smbnetfs)")
+                made = make(store)
+        for note in made.notes:
+            self.log(f"createImage: {note}")
+        img = made.image
+        detail = f"{target} {img.stored_size} bytes stored, {made.used_bytes} used" + (
+            ", reduced" if made.reduced else ""
+        )
+        return {
+            "code": 0,
+            "message": f"image {name} created in {target} ({img.stored_size} bytes, MD5 {img.checksum})",
+            "method_used": None,
+            "bytes_moved": img.stored_size if target is Source.REPO else 0,
+            "checksum_verified": True,
+            "image": {**image_to_json(img), "torrent": made.torrent},
+            "phases": [self._phase("create", t0, img.stored_size, detail)],
+        }
+
+    def clone_source(self, cmd: Json) -> Json:
+        """The MASTER's side of a clone: stream its partition (or a cached image) by multicast."""
+        c = cmd["clone"]
+        assert self.server is not None
+        policy = EngineConfig.from_text(cmd.get("engine", ""), source="server")
+        session = MulticastSession.parse(str(c["multicast"]))
+        disk, number = int(c.get("disk", 1)), int(c.get("partition", 1))
+        node = partition_path(self.disks[disk], number)
+        logs = self.work / "mcast"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"ogMcastSend.{session.port}.{int(time.time())}"
+        opts = SenderOptions(interface="eth0", fec=str(c.get("fec") or "8x8/128"))
+        t0 = time.time()
+        cache: CachePartition | None = None
+        with contextlib.ExitStack() as stack:
+            if c.get("from_cache"):
+                number_c = find_cache(self.disks[1]) if 1 in self.disks else None
+                if number_c is None:
+                    raise error_for(OgErr.NOTCACHE, "the MASTER has no CACHE partition")
+                cache = CachePartition(partition_path(self.disks[1], number_c), self.work / "cache")
+                cache.mount()
+                stack.callback(cache.unmount)
+                found = imagefile.inspect(cache.store, str(c["from_cache"]))
+                if not found.found or found.image is None:
+                    raise NotFoundError(f"{c['from_cache']} is not in the MASTER's cache")
+                image = found.image
+                src_file: Path | None = cache.store.files(image.name).img
+            else:
+                if not os.path.exists(node):
+                    raise error_for(OgErr.PARTITION, f"the MASTER has no partition {node}")
+                fs = filesystem.detect(node)
+                if fs in (Filesystem.EMPTY, Filesystem.CACHE, Filesystem.SWAP):
+                    raise error_for(OgErr.FILESYS, f"{node} holds no filesystem to clone")
+                unmount_device(node)
+                stack.enter_context(
+                    LockFile(partition_lock_path(self.work / "lock", node), f"partition {node}")
+                )
+                image = Image(
+                    name=str(c["image"]),
+                    filesystem=fs,
+                    data_size=filesystem.device_size(node),
+                    # a stream: its size and MD5 are known at its end (announced as plan_clone's
+                    # model does: stored = data)
+                    stored_size=filesystem.device_size(node),
+                    checksum="",
+                    compressor=policy.img_comp,
+                    os_name=str(c.get("os_name", "")),
+                )
+                src_file = None
+            argv = sender_argv(session, src_file or Path("/dev/stdin"), opts, log)
+            if src_file is None:
+                argv = argv[: argv.index("--file")]  # the stream comes on stdin
+            self.log(f"MASTER: udp-sender on port {session.port} for {session.nclients} receivers")
+            sender_out = stack.enter_context(open(f"{log}.out", "wb"))
+            sender = subprocess.Popen(
+                ["timeout", str(int(opts.timeout)), *argv],
+                stdin=subprocess.PIPE if src_file is None else subprocess.DEVNULL,
+                stdout=sender_out,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                if not wait_until_listening(sender, session.port + 1, 10):
+                    raise MulticastSendPartitionError(
+                        f"udp-sender did not start (exit {sender.poll()}): see {log}.out"
+                    )
+                self.server.post(
+                    "/agent/ready",
+                    {"name": self.name, "id": cmd["id"], "image": image_to_json(image)},
+                )
+                ready = time.time()
+                md5 = hashlib.md5()
+                sent = 0
+                if src_file is None:
+                    assert sender.stdin is not None
+                    pipe = sender.stdin
+
+                    def drain(stream_: IO[bytes]) -> None:
+                        nonlocal sent
+                        while chunk := stream_.read(1 << 20):
+                            md5.update(chunk)
+                            pipe.write(chunk)
+                            sent += len(chunk)
+                        pipe.close()
+
+                    stages = [partclone.clone_argv(image.filesystem, node, str(log) + ".partclone")]
+                    comp = compressor.compress_argv(image.compressor, None)
+                    if comp:
+                        stages.append(comp)
+                    run_pipeline(
+                        stages,
+                        error=MulticastSendPartitionError,
+                        what=f"send partition {node}",
+                        drain=drain,
+                    )
+                    digest = md5.hexdigest()
+                else:
+                    sent, digest = image.stored_size, image.checksum
+                code = sender.wait(max(60, session.max_wait + 3600))
+            except BaseException:
+                if sender.poll() is None:
+                    sender.kill()
+                    sender.wait()
+                raise
+            if code:
+                raise MulticastSendPartitionError(f"udp-sender exited {code}: see {log}.out")
+        what = f"cached image {image.name}" if cache is not None else f"partition {disk}:{number}"
+        return {
+            "code": 0,
+            "message": f"MASTER sent {what}: {sent} bytes, MD5 {digest}",
+            "method_used": "MULTICAST",
+            "bytes_moved": sent,
+            "stream_md5": digest,
+            "image": image_to_json(image),
+            "phases": [
+                self._phase("wait", t0, 0, "sender listening"),
+                {**self._phase("send", ready, sent, f"udp-sender port {session.port}")},
+            ],
+        }
+
+    def _report_os(self, status: ClientStatus, hostname: str, root: str, os_name: str) -> None:
+        if not self.os_report:
+            return
+        data = json.dumps(
+            {"hostname": hostname, "status": str(status), "fstab_root": root, "os": os_name}
+        ).encode()
+        req = urllib.request.Request(
+            self.os_report, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            answer.read()
+
+    def _boot_os(self, disk: int, number: int) -> tuple[ClientStatus, str]:
+        node = partition_path(self.disks[disk], number)
+        if not os.path.exists(node):
+            raise error_for(OgErr.PARTITION, f"partition {disk}:{number} does not exist")
+        if rdisk.table_kind(self.disks[disk]).value == "MSDOS" and not rdisk.has_active(
+            self.disks[disk]
+        ):
+            raise NotOsError(f"no active partition on disk {disk}: the BIOS would not boot it")
+        status, hostname, root, os_name = read_os(node)
+        self.log(
+            f"emulated boot of {disk}:{number}: {os_name}, hostname {hostname}"
+            + (f", / on {root}" if root else "")
+        )
+        self._report_os(status, hostname, root, os_name)
+        self.status = status
+        return status, hostname
+
+    def boot(self, cmd: Json) -> Json:
+        """Boot once / boot target, emulated: check what configureOs left and report the OS."""
+        b = cmd["boot"]
+        if not self.emulate_boot:
+            raise error_for(
+                OgErr.NOTEXEC, "booting the disk needs the VM lab's boot server (or --emulate-boot)"
+            )
+        for step in b.get("steps", []):
+            self.log(step)
+        t0 = time.time()
+        disk, number = int(b.get("disk", 1)), int(b.get("partition", 1))
+        status, hostname = self._boot_os(disk, number)
+        self.boot_target = {"disk": disk, "partition": number} if b.get("permanent") else None
+        return {
+            "code": 0,
+            "message": f"OS booted: {status} hostname {hostname}"
+            + (" (boot target set)" if self.boot_target else ""),
+            "method_used": None,
+            "os_hostname": hostname,
+            "os_status": str(status),
+            "phases": [self._phase("boot", t0, 0, f"emulated: {status}")],
+        }
 
     # ------------------------------------------------------------------ server mode
 
@@ -198,6 +754,9 @@ class Agent:
     def _power(self, kind: str) -> None:
         """Restart or stop this machine (the live client's own reboot / poweroff)."""
         self.log(f"{kind} requested by the server")
+        if self.emulate_boot:  # a namespace: never the host's reboot
+            self._emulated_power(kind)
+            return
         self.status = ClientStatus.OFF
         self._flush_log()
         with contextlib.suppress(ApiError):
@@ -208,6 +767,24 @@ class Agent:
         os.sync()
         subprocess.run([kind, "-f"], check=False)
         self.stop.set()
+
+    def _emulated_power(self, kind: str) -> None:
+        if kind == "poweroff":
+            self.status = ClientStatus.OFF
+            self._flush_log()
+            self.stop.set()
+            return
+        target = self.boot_target
+        if target is None:
+            self.status = ClientStatus.OPG
+            self.log("emulated reboot: PXE → live client waiting (OPG)")
+            return
+        self.log(f"emulated reboot: boot target {target['disk']}:{target['partition']}")
+        try:
+            self._boot_os(int(target["disk"]), int(target["partition"]))
+        except OgError as exc:
+            self.status = ClientStatus.OPG
+            self.log(f"boot target failed ({exc.message}): back to the live client")
 
     def serve(self) -> int:
         """Poll the server for commands until told to stop (or killed)."""
@@ -237,7 +814,8 @@ class Agent:
             self.status = ClientStatus.BSY
             result = self.execute(cmd)
             self._flush_log()
-            self.status = ClientStatus.OPG
+            if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
+                self.status = ClientStatus.OPG
             for _ in range(30):
                 try:
                     self.server.post(
@@ -263,6 +841,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--torrent-stall", type=float, default=120.0)
     p.add_argument("--grub", action="store_true", help="configureOs installs GRUB")
+    p.add_argument("--smb-admin-cred", type=Path, help="writer account (createImage into REPO)")
+    p.add_argument(
+        "--emulate-boot",
+        action="store_true",
+        help="no real boot or reboot (a namespace): boot checks and reports the restored OS",
+    )
+    p.add_argument("--os-report", help="http://server:8781/api/os, where a booted OS reports")
     p.add_argument("--once", type=Path, help="run this command JSON and print the result")
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)

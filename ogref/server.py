@@ -2,8 +2,12 @@
 agents, collects their status and tracking logs, and keeps a per-computer record of each command.
 
 Agents talk to it over TCP, the console over a UNIX socket; both with signed requests
-(:mod:`ogref.transports.signing`).  Console routes: ``/console/submit`` (a Restore / Deploy /
-updateCache of the site's operation ``index``, planned with :func:`ogref.console.build_requests`),
+(:mod:`ogref.transports.signing`).  Console routes: ``/console/submit`` (the site's operation
+``index``: a Restore / Deploy / updateCache planned with :func:`ogref.console.build_requests`; a
+createImage sent to the source computer; a clone from a MASTER planned with
+:func:`ogref.console.plan_clone` — the MASTER is sent ``clone_source``, and once it reports
+``/agent/ready`` with what it sends, each target gets its restore-from-MASTER request; a boot
+once / boot target planned with :func:`ogref.console.plan_boot`),
 ``/console/status`` (per-computer records of an operation), ``/console/clients`` (status
 colours and the OS reports), ``/console/reboot`` (restart the live client of some computers),
 ``/console/halt``.  With ``--os-listen`` it also takes the unsigned ``POST /api/os`` that a
@@ -29,16 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from ogref.agent import request_to_json
-from ogref.console import build_requests, operation_for
-from ogref.errors import OgErr
-from ogref.model import ClientStatus
-from ogref.site import RestoreSpec, Site, load_site
+from ogref.console import build_requests, operation_for, plan_boot, plan_clone
+from ogref.errors import OgErr, OgError
+from ogref.model import ClientStatus, Transport
+from ogref.site import BootSpec, CloneSpec, CreateSpec, RestoreSpec, Site, load_site
 from ogref.transports.signing import UnixHTTPServer, make_handler, read_key
 
 Json = dict[str, Any]
 SERVER_PORT = 2008
 OS_PORT = 8781
 CONTROL = ("halt", "reboot", "poweroff")  # commands outside any operation
+KINDS = ("restore", "deploy", "update_cache", "create", "clone", "boot")
 
 
 @dataclass
@@ -64,10 +69,25 @@ class Operation:
     index: int
     submitted: float
     records: dict[str, Json] = field(default_factory=dict)
+    source: Json | None = None  # a clone's MASTER (not one of the operation's computers)
+    waiting: list[tuple[str, Json]] = field(default_factory=list)  # held until the MASTER is ready
 
     @property
     def done(self) -> bool:
-        return all(r.get("final") for r in self.records.values())
+        return all(r.get("final") for r in self.records.values()) and (
+            self.source is None or bool(self.source.get("final"))
+        )
+
+    def record(self, name: str) -> Json | None:
+        """The record of ``name`` in this operation (a target, or the MASTER of a clone)."""
+        if name in self.records:
+            return self.records[name]
+        if self.source is not None and self.source["name"] == name:
+            return self.source
+        return None
+
+    def all_records(self) -> list[Json]:
+        return [*self.records.values(), *([self.source] if self.source is not None else [])]
 
 
 class Server:
@@ -111,7 +131,9 @@ class Server:
                 return {"command": cmd}
             c.current = cmd["id"]
             c.sent_at = time.time()
-            self.ops[cmd["op"]].records[c.name]["sent"] = c.sent_at
+            rec = self.ops[cmd["op"]].record(c.name)
+            if rec is not None:
+                rec["sent"] = c.sent_at
             return {"command": cmd}
 
     def log(self, body: Json) -> Json:
@@ -124,7 +146,7 @@ class Server:
                 f.write(f"{stamp} {line['text']}\n")
         with self.lock:
             for op in self.ops.values():
-                rec = op.records.get(name)
+                rec = op.record(name)
                 if rec is not None and not rec.get("final") and "sent" in rec:
                     rec.setdefault("log", []).extend(lines)
         return {}
@@ -134,11 +156,13 @@ class Server:
             c = self.clients[str(body["name"])]
             op_id = str(body["id"]).split("/")[0]
             op = self.ops.get(op_id)
-            if op is not None and not op.records[c.name].get("final"):
-                rec = op.records[c.name]
+            rec = op.record(c.name) if op is not None else None
+            if op is not None and rec is not None and not rec.get("final"):
                 rec.update(body["result"])
                 rec["status"] = "ok" if rec["code"] == 0 else "failed"
                 rec["final"] = True
+                if rec is op.source and rec["code"] != 0:
+                    self._master_failed(op, int(rec["code"]), str(rec.get("message", "")))
             if c.current == body["id"]:
                 c.current = None
             self.lock.notify_all()
@@ -146,37 +170,125 @@ class Server:
 
     # ------------------------------------------------------------------ console
 
+    def ready(self, body: Json) -> Json:
+        """A clone's MASTER sends: its targets get their requests, with what it sends."""
+        with self.lock:
+            op = self.ops[str(body["id"]).split("/")[0]]
+            master = self.clients[str(body["name"])]
+            if op.source is None or op.source["name"] != master.name:
+                raise ValueError(f"{master.name} is not the MASTER of {op.id}")
+            op.source["ready"] = time.time()
+            for name, cmd in op.waiting:
+                cmd["master"] = {"name": master.name, "ip": master.ip, "image": body["image"]}
+                self.clients[name].queue.append(cmd)
+            op.waiting.clear()
+            self.lock.notify_all()
+        return {}
+
+    def _master_failed(self, op: Operation, code: int, why: str) -> None:
+        """The MASTER failed (or vanished) before sending: its targets fail with its code."""
+        if not op.waiting:
+            return
+        assert op.source is not None
+        for name, _cmd in op.waiting:
+            op.records[name].update(
+                status="failed",
+                code=code,
+                message=f"MASTER {op.source['name']} did not send: {why}",
+                final=True,
+                finished=time.time(),
+            )
+        op.waiting.clear()
+
+    def _entry(self, name: str, requested: str) -> Json:
+        pc = self.site.computer(name)
+        return {
+            "name": name,
+            "classroom": pc.classroom,
+            "group": pc.group,
+            "requested": requested,
+            "status": "not_started",
+            "final": False,
+        }
+
     def submit(self, body: Json) -> Json:
         index = int(body["index"])
         spec = self.site.operations[index]
         kind = spec.kind
-        if kind not in ("restore", "deploy", "update_cache"):
-            raise ValueError(f"the lab server does not run {kind} operations yet")
-        rspec: RestoreSpec = getattr(spec, kind)
-        pairs = build_requests(self.site, rspec, operation_for(kind))
+        if kind not in KINDS:
+            raise ValueError(f"the lab server does not run {kind} operations")
         op = Operation(f"op{len(self.ops)}", kind, index, time.time())
         engine = self.site.policy.to_text()
+        queued: list[tuple[str, Json]] = []
+
+        def command(name: str, **extra: Any) -> Json:
+            return {"id": f"{op.id}/{name}", "op": op.id, "kind": kind, "engine": engine, **extra}
+
+        body_spec = getattr(spec, kind)
+        if isinstance(body_spec, CreateSpec):
+            op.records[body_spec.computer] = self._entry(body_spec.computer, "create")
+            queued.append(
+                (body_spec.computer, command(body_spec.computer, create=body_spec.model_dump()))
+            )
+        elif isinstance(body_spec, CloneSpec):
+            plan = plan_clone(self.site, body_spec)
+            if plan.method.transport is not Transport.MULTICAST:
+                raise ValueError(
+                    f"{plan.method} clone: the lab sends a MASTER's partition by multicast only "
+                    "(udpcast, as OpenGnSys's ogMcastSendPartition); no unicast partition sender"
+                )
+            session = plan.computers[0].request.multicast
+            op.source = self._entry(body_spec.master, "clone-source")
+            queued.append(
+                (
+                    body_spec.master,
+                    command(
+                        body_spec.master,
+                        kind="clone_source",
+                        clone={
+                            **body_spec.model_dump(),
+                            "image": plan.image.name,
+                            "os_name": plan.image.os_name,
+                            "multicast": str(session),
+                            "fec": self.site.repository(
+                                self.site.computer(body_spec.master).repository
+                            ).multicast_fec,
+                        },
+                    ),
+                )
+            )
+            for p in plan.computers:
+                op.records[p.computer] = self._entry(p.computer, str(p.requested))
+                op.waiting.append(
+                    (p.computer, command(p.computer, request=request_to_json(p.request)))
+                )
+        elif isinstance(body_spec, BootSpec):
+            for pc in self.site.scope(body_spec.to):
+                rec = op.records[pc.name] = self._entry(pc.name, "boot")
+                try:
+                    bplan = plan_boot(pc, body_spec.disk, body_spec.partition, body_spec.permanent)
+                except OgError as exc:
+                    rec.update(status="failed", code=int(exc.code), message=exc.message)
+                    rec.update(final=True, finished=time.time())
+                    continue
+                boot = {
+                    **body_spec.model_dump(exclude={"to"}),
+                    "status": str(bplan.status),
+                    "tracked_boots": bplan.tracked_boots,
+                    "steps": list(bplan.steps),
+                }
+                queued.append((pc.name, command(pc.name, boot=boot)))
+        else:
+            rspec: RestoreSpec = body_spec
+            for pc, req in build_requests(self.site, rspec, operation_for(kind)):
+                op.records[pc.name] = self._entry(pc.name, str(req.method))
+                queued.append((pc.name, command(pc.name, request=request_to_json(req))))
         with self.lock:
             self.ops[op.id] = op
-            for pc, req in pairs:
-                cmd = {
-                    "id": f"{op.id}/{pc.name}",
-                    "op": op.id,
-                    "kind": kind,
-                    "request": request_to_json(req),
-                    "engine": engine,
-                }
-                op.records[pc.name] = {
-                    "name": pc.name,
-                    "classroom": pc.classroom,
-                    "group": pc.group,
-                    "requested": str(req.method),
-                    "status": "not_started",
-                    "final": False,
-                }
-                self.clients[pc.name].queue.append(cmd)
+            for name, cmd in queued:
+                self.clients[name].queue.append(cmd)
             self.lock.notify_all()
-        return {"op": op.id, "computers": [pc.name for pc, _ in pairs]}
+        return {"op": op.id, "computers": list(op.records)}
 
     def _expire(self) -> None:
         now = time.time()
@@ -185,9 +297,9 @@ class Server:
                 continue
             op_id = c.current.split("/")[0]
             op = self.ops.get(op_id)
-            if op is None:
+            rec = op.record(c.name) if op is not None else None
+            if op is None or rec is None:
                 continue
-            rec = op.records[c.name]
             why = ""
             if now - c.last_seen > self.heartbeat_timeout:
                 why = f"client stopped responding (no heartbeat for {now - c.last_seen:.0f} s)"
@@ -204,9 +316,12 @@ class Server:
                     lost=True,
                 )
                 c.current = None
+                if rec is op.source:
+                    self._master_failed(op, int(OgErr.GENERIC), why)
         # a client that never appeared cannot take its command
         for op in self.ops.values():
-            for name, rec in op.records.items():
+            for rec in op.all_records():
+                name = rec["name"]
                 c = self.clients[name]
                 if (
                     not rec.get("final")
@@ -222,12 +337,19 @@ class Server:
                         lost=True,
                     )
                     c.queue.clear()
+                    if rec is op.source:
+                        self._master_failed(op, int(OgErr.GENERIC), "client not running")
 
     def status(self, body: Json) -> Json:
         with self.lock:
             self._expire()
             op = self.ops[str(body["op"])]
-            return {"op": op.id, "done": op.done, "records": list(op.records.values())}
+            return {
+                "op": op.id,
+                "done": op.done,
+                "records": list(op.records.values()),
+                "source": op.source,
+            }
 
     def clients_status(self, _body: Json) -> Json:
         with self.lock:
@@ -295,6 +417,7 @@ class Server:
             "/agent/poll": self.poll,
             "/agent/log": self.log,
             "/agent/done": self.done,
+            "/agent/ready": self.ready,
             "/console/submit": self.submit,
             "/console/status": self.status,
             "/console/clients": self.clients_status,

@@ -8,13 +8,35 @@ operations to the server at their times, injects the faults it can (client crash
 link down), verifies every restored partition (fsck clean and file-tree hash equal to the
 source's) and writes ``results.json`` in the common schema.  Everything it creates is in the
 run directory's manifest and destroyed on every exit path; ``destroy(run_dir)`` cleans a run that
-was killed.  Create / clone / boot operations are refused (recorded as such) for now.
+was killed.
+
+Create / clone / boot go through the server like restores (every decision is the core's or the
+console's; the backend only prepares, waits and verifies):
+
+- **create**: before the agents start, the source computer's partition is filled as a reference
+  system (:func:`ogsim.lab.netns.ops.prepare_reference`: a minimal Linux tree plus data); the
+  agent runs the runtime's createImage — real partclone + compressor, staged write and atomic
+  publish, sidecars and ``.torrent`` — into its CACHE or into the repository share mounted
+  read-write as the *writer* account (smbnetfs).  A created REPO image becomes the reference of
+  later restores of that name (its tree hash, read from the source partition); opentracker
+  reloads its whitelist and the seeder is restarted when an existing image was replaced (it keys
+  torrents by path).
+- **clone** (MULTICAST): the MASTER's agent pipes ``partclone | compressor`` into udp-sender; the
+  targets receive from the MASTER with the core's restore-from-MASTER session; each cloned
+  partition is verified against the MASTER's tree hash, and its stream MD5 against the MASTER's.
+  A UNICAST clone is refused by the server (no unicast partition transport).
+- **boot** (emulated: a namespace has no OS to start): the agent checks what configureOs left
+  (hostname, fstab root UUID, active flag) and reports "OS started" through the server's OS
+  port, as the VM lab's booted OS does; then the backend sends the console's reboot: "boot
+  once" must come back to the live client (OPG), "boot target" must boot and report again.
+  Nothing of the image is executed and no boot loader is installed — the results say so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,15 +48,16 @@ from typing import Any
 
 import yaml
 
-from ogref.model import Filesystem
+from ogref.model import ClientStatus, Filesystem, Image
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
-from ogref.server import SERVER_PORT
-from ogref.site import SiteSpec
-from ogref.transports.signing import SignedClient, new_key, read_key, write_key
+from ogref.server import OS_PORT, SERVER_PORT
+from ogref.site import CloneSpec, CreateSpec, SiteSpec
+from ogref.transports.signing import ApiError, SignedClient, new_key, read_key, write_key
 from ogsim.lab.manifest import Manifest
+from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
 from ogsim.lab.netns.cpu import CpuMonitor
 from ogsim.lab.netns.disks import ClientDisk, build_disk
@@ -45,7 +68,12 @@ from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Pha
 from ogsim.scenario import Scenario
 
 DEFAULT_SCALE = 0.001
-RUNNABLE = ("restore", "deploy", "update_cache")
+RUNNABLE = ("restore", "deploy", "update_cache", "create", "clone", "boot")
+RESTORES = ("restore", "deploy", "update_cache")
+BOOT_NOTE = (
+    "boot emulated: the agent checks what configureOs left (hostname, fstab root, active flag) "
+    "and reports the OS; nothing is executed, no boot loader installed (GRUB off in netns)"
+)
 
 
 @dataclass
@@ -76,6 +104,11 @@ class Lab:
     loss: shaping.LossTable | None = None
     notes: list[str] = field(default_factory=list)
     console: SignedClient | None = None
+    store: ImageStore | None = None
+    whitelist: Path | None = None
+    tracker: subprocess.Popen[bytes] | None = None
+    seeder: subprocess.Popen[bytes] | None = None
+    references: dict[str, SourceImage] = field(default_factory=dict)  # "pc:disk:part" → tree
 
 
 def _python() -> str:
@@ -153,8 +186,9 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     key_file = run_dir / "lab.key"
     write_key(key_file, new_key())
     accounts = samba.start_smbd(manifest, repo, share, run_dir / "smb")
-    wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RUNNABLE}
+    wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RESTORES}
     store = ImageStore(share)
+    lab.store = store
     work = run_dir / "work"
     work.mkdir(exist_ok=True)
     for i, img in enumerate(scenario.site.repositories[0].images):
@@ -189,23 +223,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         tracker_argv(repo.address, whitelist),
         logs / "opentracker.log",
     )
-    processes.start(
-        manifest,
-        repo,
-        "seeder",
-        [
-            _python(),
-            "-m",
-            "ogref.repo.seeder",
-            "--images",
-            str(share),
-            "--listen",
-            repo.address,
-            "--status",
-            str(run_dir / "seeder.json"),
-        ],
-        logs / "seeder.log",
-    )
+    lab.tracker, lab.whitelist = tracker, whitelist
+    lab.seeder = _start_seeder(lab)
     control = processes.start(
         manifest,
         repo,
@@ -253,6 +272,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             str(opts.heartbeat_timeout),
             "--command-timeout",
             str(opts.command_timeout),
+            "--os-listen",
+            f"{server.address}:{OS_PORT}",
         ],
         logs / "server.log",
     )
@@ -270,6 +291,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         cdir.mkdir(parents=True, exist_ok=True)
         disk = build_disk(manifest, pc, scale, work, cdir / "cache-setup")
         lab.disks[pc.name] = disk
+        _prepare_references(lab, scenario, pc.name, scale, work)
         lab.agents[pc.name] = processes.start(
             manifest,
             lab.clients[pc.name],
@@ -298,6 +320,11 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
                 str(cdir),
                 "--torrent-stall",
                 str(opts.torrent_stall),
+                "--smb-admin-cred",
+                str(accounts.writer_file),
+                "--emulate-boot",
+                "--os-report",
+                f"http://{server.address}:{OS_PORT}/api/os",
             ],
             cdir / "agent.out",
         )
@@ -305,6 +332,68 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     if not shaping.netem_available():
         lab.notes.append("no netem in this kernel: link delay not emulated, loss by nft")
     return lab
+
+
+def _start_seeder(lab: Lab) -> subprocess.Popen[bytes]:
+    assert lab.store is not None
+    return processes.start(
+        lab.manifest,
+        lab.repo,
+        "seeder",
+        [
+            _python(),
+            "-m",
+            "ogref.repo.seeder",
+            "--images",
+            str(lab.store.root),
+            "--listen",
+            lab.repo.address,
+            "--status",
+            str(lab.run_dir / "seeder.json"),
+        ],
+        lab.run_dir / "logs" / "seeder.log",
+    )
+
+
+def _prepare_references(lab: Lab, scenario: Scenario, name: str, scale: float, work: Path) -> None:
+    """Fill ``name``'s partitions that a create images or a clone sends (reference systems)."""
+    wanted: set[tuple[int, int]] = set()
+    for i, op in enumerate(scenario.site.operations):
+        body = getattr(op, op.kind)
+        if isinstance(body, CreateSpec) and body.computer == name:
+            wanted.add((body.disk, body.partition))
+        if isinstance(body, CloneSpec) and body.master == name and not body.from_cache:
+            wanted.add((body.disk, body.partition))
+        del i
+    pc = scenario.site.computer(name)
+    disk = lab.disks[name]
+    for d, n in sorted(wanted):
+        part = pc.disks.partition(d, n)
+        fs = disk.partitions.get(n) if d == 1 else None
+        if (
+            part is None
+            or fs is None
+            or fs in (Filesystem.EMPTY, Filesystem.CACHE, Filesystem.SWAP)
+        ):
+            continue
+        node = partition_path(disk.device, n)
+        size = int(filesystem_size(node))
+        data = min(int((part.used or part.size // 2) * scale), int(size * 0.6))
+        tree, files = labops.prepare_reference(
+            lab.manifest, node, fs, max(1 << 20, data), scenario.spec.seed + n, work
+        )
+        lab.references[f"{name}:{d}:{n}"] = SourceImage(
+            Image(f"{name}-d{d}p{n}", fs, size, size), tree, files, 0.0
+        )
+        lab.notes.append(
+            f"{name} {d}:{n}: reference system prepared ({fs}, {data} bytes of data, {files} files)"
+        )
+
+
+def filesystem_size(node: str) -> int:
+    from ogref.runtime import filesystem
+
+    return filesystem.device_size(node)
 
 
 # --------------------------------------------------------------------------- faults
@@ -369,16 +458,18 @@ def _computer(rec: dict[str, Any], t0: float, crashed: set[str]) -> ComputerResu
         message=rec.get("message", ""),
         started=_rel(rec.get("started") or rec.get("sent"), t0),
         finished=_rel(rec["finished"], t0) if rec.get("finished") else None,
+        os_hostname=rec.get("os_hostname"),
         log=[LogLine(t=_rel(line["t"], t0), text=line["text"]) for line in rec.get("log", [])],
     )
 
 
-def _verify(lab: Lab, res: ComputerResult, op_spec: Any, t0: float) -> None:
-    src = lab.sources.get(op_spec.image)
+def _verify(
+    lab: Lab, res: ComputerResult, src: SourceImage | None, partition: int, t0: float
+) -> None:
     disk = lab.disks[res.name]
     if src is None:
         return
-    node = partition_path(disk.device, op_spec.partition)
+    node = partition_path(disk.device, partition)
     start = time.time()
     fs = src.image.filesystem
     fsck_ok = True
@@ -418,9 +509,128 @@ def _verify(lab: Lab, res: ComputerResult, op_spec: Any, t0: float) -> None:
         res.message = f"verification failed: {'; '.join(detail)}"
 
 
+def _refused(
+    lab: Lab, scenario: Scenario, index: int, kind: str, body: Any, at: float, t0: float, why: str
+) -> OperationResult:
+    """The server refused the operation: each computer of its scope is recorded refused."""
+    to = getattr(body, "to", None)
+    names = [body.computer] if isinstance(body, CreateSpec) else []
+    if to is not None:
+        with contextlib.suppress(Exception):
+            names = [pc.name for pc in scenario.site.scope(to)]
+    recs = [
+        ComputerResult(
+            name=n,
+            classroom=scenario.site.computer(n).classroom,
+            status="refused",
+            message=why,
+            started=_rel(at, t0),
+            finished=_rel(at, t0),
+        )
+        for n in names
+    ]
+    return OperationResult(index=index, kind=kind, at=_rel(at, t0), computers=recs)
+
+
+def _after_create(lab: Lab, spec: CreateSpec, rec: ComputerResult, raw: dict[str, Any]) -> str:
+    """A created REPO image becomes what later restores of its name must reproduce."""
+    if rec.status != "ok" or spec.target != "REPO":
+        return ""
+    made = raw.get("image") or {}
+    node = partition_path(lab.disks[spec.computer].device, spec.partition)
+    tree, files, fs = labops.partition_tree(lab.manifest, node, lab.run_dir / "work")
+    replaced = spec.image in lab.sources
+    image = Image(
+        spec.image,
+        fs,
+        int(made.get("data_size", 0)),
+        int(made.get("stored_size", 0)),
+        checksum=str(made.get("checksum", "")),
+    )
+    lab.sources[spec.image] = SourceImage(
+        image, tree, files, rec.phases[0].end - rec.phases[0].start if rec.phases else 0.0
+    )
+    text = f"created {spec.image}: reference tree of {spec.computer} {spec.disk}:{spec.partition} ({files} files)"
+    if made.get("torrent") and lab.store is not None and lab.whitelist and lab.tracker:
+        labops.refresh_tracker(lab.store, lab.whitelist, lab.tracker.pid)
+        text += "; tracker whitelist reloaded"
+        if replaced and lab.seeder is not None:
+            # the seeder keys torrents by path: a replaced image needs a fresh seeder
+            processes.kill_group(lab.seeder, signal.SIGTERM)
+            lab.seeder = _start_seeder(lab)
+            text += "; seeder restarted (it keys torrents by path)"
+    return text
+
+
+def _clients(lab: Lab) -> dict[str, dict[str, Any]]:
+    assert lab.console is not None
+    return {c["name"]: c for c in lab.console.post("/console/clients")["clients"]}
+
+
+def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> None:
+    """The console's reboot after a boot: boot once → live client; boot target → the OS again."""
+    assert lab.console is not None
+    clients = _clients(lab)
+    for r in recs:
+        reps = clients[r.name]["os"]
+        if r.status == "ok" and reps:
+            r.os_hostname = str(reps[-1]["hostname"])  # what the server's OS port received
+            r.log.append(
+                LogLine(
+                    t=_rel(float(reps[-1]["t"]), t0),
+                    text=f"OS started: hostname {reps[-1]['hostname']} ({reps[-1]['status']})",
+                )
+            )
+        elif r.status == "ok":
+            r.status, r.message = (
+                "failed",
+                "the agent said booted but no OS report reached the server",
+            )
+    ok = [r for r in recs if r.status == "ok"]
+    if not ok:
+        return
+    before = {r.name: len(clients[r.name]["os"]) for r in ok}
+    start = time.time()
+    lab.console.post("/console/reboot", {"names": [r.name for r in ok]})
+    want = "the boot target again" if spec.permanent else f"the live client ({ClientStatus.OPG})"
+    pending = {r.name for r in ok}
+    deadline = time.monotonic() + 30
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.3)
+        clients = _clients(lab)
+        for n in list(pending):
+            c = clients[n]
+            if spec.permanent:
+                done = len(c["os"]) > before[n] and c["status"] in ("LNX", "WIN")
+            else:
+                done = c["status"] == str(ClientStatus.OPG)
+            if done:
+                pending.discard(n)
+    clients = _clients(lab)
+    for r in ok:
+        c = clients[r.name]
+        r.phases.append(
+            Phase(
+                name="reboot",
+                start=_rel(start, t0),
+                end=_rel(time.time(), t0),
+                detail=f"emulated: to {want}",
+            )
+        )
+        r.log.append(LogLine(t=_rel(start, t0), text=f"reboot sent to {r.name}: expecting {want}"))
+        if r.name in pending:
+            r.status = "failed"
+            r.message = f"after the reboot command: expected {want}, status {c['status']}"
+        else:
+            if spec.permanent:
+                r.os_hostname = str(c["os"][-1]["hostname"])
+            r.message += f"; after reboot: {c['status']} ({c['colour']})"
+            r.finished = _rel(time.time(), t0)
+
+
 def execute(
     lab: Lab, scenario: Scenario, opts: LabOptions
-) -> tuple[list[OperationResult], list[LogLine], float, CpuMonitor]:
+) -> tuple[list[OperationResult], list[LogLine], float, CpuMonitor, dict[int, SourceImage | None]]:
     """Submit the operations, inject the faults, collect the records."""
     assert lab.console is not None
     # wait for every agent to say hello
@@ -434,6 +644,7 @@ def execute(
     faults = sorted(scenario.spec.faults, key=lambda f: f.at)
     crashed: set[str] = set()
     ops_out: list[OperationResult] = []
+    expected: dict[int, SourceImage | None] = {}
     cpu = CpuMonitor().start()
     t0 = time.time()
     pending_faults = list(faults)
@@ -476,7 +687,21 @@ def execute(
                 )
                 ops_out.append(OperationResult(index=index, kind=op.kind, at=_rel(at, t0)))
                 continue
-            sub = lab.console.post("/console/submit", {"index": index})
+            if op.kind in ("restore", "deploy"):
+                expected[index] = lab.sources.get(spec.image)
+            elif isinstance(spec, CloneSpec):
+                expected[index] = (
+                    lab.sources.get(spec.from_cache) if spec.from_cache else _master_tree(lab, spec)
+                )
+            try:
+                sub = lab.console.post("/console/submit", {"index": index})
+            except ApiError as exc:
+                why = str(exc)
+                events.append(
+                    LogLine(t=_rel(at, t0), text=f"operation {index} ({op.kind}) refused: {why}")
+                )
+                ops_out.append(_refused(lab, scenario, index, op.kind, spec, at, t0, why))
+                continue
             events.append(
                 LogLine(
                     t=_rel(at, t0),
@@ -492,23 +717,56 @@ def execute(
                 if status["done"]:
                     break
                 time.sleep(0.5)
-            records = [_computer(r, t0, crashed) for r in status.get("records", [])]
+            raw = status.get("records", [])
+            records = [_computer(r, t0, crashed) for r in raw]
+            image = getattr(spec, "image", None)
+            method = str(spec.method) if op.kind in RESTORES else None
+            if isinstance(spec, CreateSpec) and records:
+                text = _after_create(lab, spec, records[0], raw[0])
+                if text:
+                    events.append(LogLine(t=_rel(time.time(), t0), text=text))
+            elif isinstance(spec, CloneSpec):
+                source = status.get("source") or {}
+                image = str((source.get("image") or {}).get("name", "")) or None
+                method = f"{spec.method}-DIRECT"
+                md5 = source.get("stream_md5", "")
+                events.append(
+                    LogLine(
+                        t=_rel(source.get("finished") or time.time(), t0),
+                        text=f"MASTER {spec.master}: code {source.get('code')}: "
+                        f"{source.get('message', '')}",
+                    )
+                )
+                for rec, r in zip(records, raw, strict=True):
+                    if r.get("stream_md5"):
+                        rec.checksum_verified = bool(md5) and r["stream_md5"] == md5
+            elif op.kind == "boot":
+                _after_boot(lab, spec, records, t0)
             finished = [r.finished for r in records if r.finished is not None]
             ops_out.append(
                 OperationResult(
                     index=index,
                     kind=op.kind,
                     at=_rel(at, t0),
-                    image=spec.image,
-                    method=str(spec.method),
-                    scope=str(spec.to),
+                    image=image,
+                    method=method,
+                    scope=str(getattr(spec, "to", getattr(spec, "computer", ""))),
                     computers=records,
                     makespan=round(max(finished) - _rel(at, t0), 3) if finished else None,
                 )
             )
     finally:
         cpu.stop()
-    return ops_out, events, t0, cpu
+    return ops_out, events, t0, cpu, expected
+
+
+def _master_tree(lab: Lab, spec: CloneSpec) -> SourceImage:
+    """What a clone must reproduce: the MASTER's partition as it is now (read-only hash)."""
+    node = partition_path(lab.disks[spec.master].device, spec.partition)
+    tree, files, fs = labops.partition_tree(lab.manifest, node, lab.run_dir / "work")
+    return SourceImage(
+        Image(f"{spec.master}-d{spec.disk}p{spec.partition}", fs, 1, 1), tree, files, 0.0
+    )
 
 
 def _halt(lab: Lab) -> None:
@@ -536,17 +794,31 @@ def run(
     with manifest.owned():
         lab = build(scenario, run_dir, manifest, opts)
         setup_s = time.time() - wall0
-        ops, events, t0, cpu = execute(lab, scenario, opts)
+        ops, events, t0, cpu, expected = execute(lab, scenario, opts)
         _halt(lab)
         if opts.verify:
             for op_res in ops:
                 spec_op = scenario.site.operations[op_res.index]
                 spec = getattr(spec_op, spec_op.kind)
-                if spec_op.kind not in ("restore", "deploy"):
+                if spec_op.kind not in ("restore", "deploy", "clone"):
                     continue
                 for c in op_res.computers:
                     if c.status == "ok":
-                        _verify(lab, c, spec, t0)
+                        _verify(lab, c, expected.get(op_res.index), spec.partition, t0)
+        kinds = {scenario.site.operations[o.index].kind for o in ops}
+        if "boot" in kinds:
+            lab.notes.append(BOOT_NOTE)
+        if "create" in kinds:
+            lab.notes.append(
+                "create: real partclone + compressor through the runtime's createImage (staged, "
+                "published atomically) into the share mounted read-write as the writer account "
+                "(smbnetfs, FUSE); reference partitions are synthetic (a Linux tree + data)"
+            )
+        if "clone" in kinds:
+            lab.notes.append(
+                "clone: the MASTER's partclone | compressor stream sent by its own udp-sender, "
+                "received by udp-receiver from the MASTER; verified by tree hash and stream MD5"
+            )
         for i, text in enumerate(lab.notes):
             events.insert(i, LogLine(t=0.0, text=text))
         seeder = run_dir / "seeder.json"

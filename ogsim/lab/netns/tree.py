@@ -22,6 +22,7 @@ POSTCONF_PATHS = frozenset(
     {
         "etc/hostname",
         "etc/fstab",
+        "etc/fstab.ogref-backup",  # configureOs keeps the original fstab there
         "etc/udev/rules.d/70-persistent-net.rules",
         "etc/initramfs-tools/conf.d/resume",
     }
