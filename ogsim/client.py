@@ -160,7 +160,9 @@ class SimClient:
         self.pending = [*self.session.handle(event), *self.pending]
         self._pump()
 
-    def _later(self, delay: float, phase: str, cmd: Command) -> None:
+    def _later(self, delay: float, phase: str, cmd: Command, *, cpu: bool = False) -> None:
+        """Answer ``cmd`` after ``delay``; a ``cpu`` step on a one-host lab (``shared_cpus``)
+        is that much work for one core, shared with the other computers' CPU work."""
         start = self.sim.loop.now
 
         def done() -> None:
@@ -169,16 +171,25 @@ class SimClient:
             self.phase(phase, start)
             self._answer(self.oracle.answer(cmd))  # type: ignore[arg-type]
 
+        host = self.sim.host_cpu
+        shared = self.sim.scenario.sim.shared_cpus
+        if cpu and host is not None and shared and delay > 0:
+            core = host.capacity / shared
+            flow = Flow(
+                delay * core, (host,), core, lambda _f: done(), label=f"{phase} {self.name}"
+            )
+            self.sim.net.start(flow)
+            return
         self.sim.loop.after(delay, done)
 
     def _execute(self, cmd: Command) -> None:
         hw = self.hw
         if isinstance(cmd, InspectTarget | InspectImage | InspectCache):
-            self._later(hw.inspect_s, "inspect", cmd)
+            self._later(hw.inspect_s, "inspect", cmd, cpu=True)
         elif isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
             self._later(hw.format_cache_s, "format-cache", cmd)
         elif isinstance(cmd, ConfigureOs):
-            self._later(hw.postconf_s, "postconf", cmd)
+            self._later(hw.postconf_s, "postconf", cmd, cpu=True)
         elif isinstance(cmd, FetchToCache):
             self._fetch(cmd)
         elif isinstance(cmd, RestorePartition):

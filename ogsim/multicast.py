@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ogref.core.events import FailureKind
 from ogref.model import Image, MulticastSession
-from ogsim.disk import cache_write_rate, direct_restore_rate, slowest_keep
+from ogsim.disk import cache_write_rate, direct_restore_rate, ratio, slowest_keep
 from ogsim.loop import Timer
 from ogsim.network import Flow
 
@@ -229,6 +229,12 @@ class McastSession:
         disks = [r.client.disk for r in active]
         keep = slowest_keep(disks)
         cap = self.params.rate_mbit * 1e6 / 8 / self.overhead  # --max-bitrate counts FEC too
+        cpu = self.sim.host_cpu
+        direct = sum(1 for r in active if r.direct)
+        if cpu is not None and direct:
+            # a one-host lab: every DIRECT receiver decompresses on the same cores, and udpcast
+            # paces the session to the slowest of them
+            cap = min(cap, cpu.available / direct * ratio(self.image))
         for r in active:
             c = r.client
             cap = min(cap, c.hw.link_rate / self.overhead)
