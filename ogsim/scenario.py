@@ -286,6 +286,11 @@ class LabBackendSpec(_Strict):
     """Scale for a lab backend (netns, libvirt)."""
 
     scale: float = Field(default=0.001, gt=0, le=1)
+    torrent_piece: Size | None = Field(
+        default=None,
+        description="netns: the lab images' .torrent piece size (default: OpenGnSys's 4 MiB "
+        "times scale, a power of two within 16 KiB–4 MiB, so a scaled image keeps its piece count)",
+    )
 
 
 class BackendsSpec(_Strict):

@@ -61,7 +61,7 @@ from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
 from ogsim.lab.netns.cpu import CpuMonitor
 from ogsim.lab.netns.disks import ClientDisk, build_disk
-from ogsim.lab.netns.images import SourceImage, make_source
+from ogsim.lab.netns.images import SourceImage, lab_piece, make_source
 from ogsim.lab.netns.topology import Host, Topology
 from ogsim.lab.netns.tree import hash_partition
 from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Phase, Results
@@ -146,6 +146,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     scale = opts.scale or (
         scenario.spec.backends.netns.scale if scenario.spec.backends.netns else DEFAULT_SCALE
     )
+    netns = scenario.spec.backends.netns
     topo = Topology(manifest)
     topo.build_switch()
     repo_spec = scenario.site.repositories[0]
@@ -206,6 +207,9 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             work,
             announce_url(repo.address),
             scenario.spec.seed + i,
+            piece=lab_piece(
+                scale, int(netns.torrent_piece) if netns and netns.torrent_piece else None
+            ),
         )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)
