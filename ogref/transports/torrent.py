@@ -93,6 +93,7 @@ def fetch(
     start = time.monotonic()
     last_done, last_change = -1, start
     seeded = 0.0
+    seen: dict[str, tuple[int, int]] = {}
     try:
         while True:
             st = h.status()
@@ -115,6 +116,9 @@ def fetch(
                 )
             if now - start > timeout:
                 raise TorrentError(f"torrent timed out after {timeout:.0f} s at {done} bytes")
+            for p in h.get_peer_info():  # per-source totals, kept after a peer disconnects
+                d, u = seen.get(p.ip[0], (0, 0))
+                seen[p.ip[0]] = (max(d, int(p.total_download)), max(u, int(p.total_upload)))
             for a in ses.pop_alerts():
                 if isinstance(a, lt.tracker_error_alert):
                     log(f"tracker: {a.message()}")
@@ -122,6 +126,12 @@ def fetch(
         elapsed = time.monotonic() - start
         marker.unlink(missing_ok=True)
         log(f"torrent download complete in {elapsed:.1f} s ({st.num_peers} peers)")
+        sources = sorted(((ip, d, u) for ip, (d, u) in seen.items()), key=lambda x: -x[1])
+        if sources:
+            log(
+                "torrent peers (address down/up MB): "
+                + ", ".join(f"{ip} {d / 1e6:.1f}/{u / 1e6:.1f}" for ip, d, u in sources)
+            )
         if session.mode is not TorrentMode.LEECHER and session.seed_time > 0:
             log(f"seeding {session.seed_time} s ({session.mode})")
             t0 = time.monotonic()
