@@ -82,13 +82,11 @@ class Manifest:
         return res
 
     def record_process(
-        self, name: str, proc: subprocess.Popen[Any] | int, netns: str = ""
+        self, name: str, proc: subprocess.Popen[Any] | int, netns: str = "", kind: str = "process"
     ) -> Resource:
-        """Record a started process by PID and start time."""
+        """Record a started process by PID and start time (``kind`` picks another destroyer)."""
         pid = proc if isinstance(proc, int) else proc.pid
-        return self.record(
-            "process", name, pid=pid, start_time=process_start_time(pid), netns=netns
-        )
+        return self.record(kind, name, pid=pid, start_time=process_start_time(pid), netns=netns)
 
     def resources(self) -> list[Resource]:
         """Everything recorded, in creation order (already-destroyed entries included)."""
@@ -133,7 +131,8 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @destroyer("process")
-def _kill_process(res: Resource) -> None:
+def stop_process(res: Resource) -> None:
+    """SIGTERM (then SIGKILL after 5 s) the recorded process, if that PID is still it."""
     if not res.pid or process_start_time(res.pid) != res.start_time:
         return  # gone, or the PID now belongs to someone else
     with suppress(ProcessLookupError):

@@ -72,3 +72,21 @@ def test_namespace_and_link_are_deleted(tmp_path: Path) -> None:
         )
         assert Path(f"/run/netns/{ns}").exists()
     assert not Path(f"/run/netns/{ns}").exists()
+
+
+@pytest.mark.parametrize("in_use", [True, False])
+def test_a_libvirtd_we_started_is_left_running_while_others_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_use: bool
+) -> None:
+    from ogsim.lab.libvirt import connection
+
+    monkeypatch.setattr(connection, "others_use_libvirtd", lambda uri="": in_use)
+    m = Manifest(tmp_path)
+    p = sleeper()
+    m.record_process("libvirtd", p, kind="libvirt_daemon")
+    assert m.destroy() == []
+    if in_use:
+        assert p.poll() is None  # another run's domains/networks still live there
+        p.kill()
+    p.wait(timeout=10)
+    assert p.returncode is not None

@@ -18,7 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from ogsim.lab.manifest import Manifest, Resource, destroyer
+from ogsim.lab.manifest import Manifest, Resource, destroyer, stop_process
 
 DEFAULT_URI = "qemu:///system"
 LIBVIRT_SOCK = Path("/run/libvirt/libvirt-sock")
@@ -66,7 +66,7 @@ def ensure_daemons(manifest: Manifest, timeout: float = 15.0) -> list[str]:
         manifest.record("daemon_pending", name)
         subprocess.run([exe, "-d"], check=True, capture_output=True)
         pid = _wait_pidfile(Path(f"/run/{name}.pid"), timeout)
-        manifest.record_process(name, pid)
+        manifest.record_process(name, pid, kind="libvirt_daemon")
         started.append(name)
     deadline = time.monotonic() + timeout
     while not (LIBVIRT_SOCK.exists() and _socket_answers()):
@@ -112,7 +112,38 @@ def open_connection(uri: str = DEFAULT_URI) -> Any:
 
 @destroyer("daemon_pending")
 def _pending(_res: Resource) -> None:
-    """Marks a daemon about to start; the 'process' record that follows is what stops it."""
+    """Marks a daemon about to start; the 'libvirt_daemon' record that follows stops it."""
+
+
+def others_use_libvirtd(uri: str = DEFAULT_URI) -> bool:
+    """Whether libvirtd still runs domains or networks (ours are destroyed before the daemons:
+    the manifest destroys in reverse order), i.e. another lab run or user relies on it.  Defined
+    but inactive objects (Debian's ``default`` network) do not count."""
+    if not (LIBVIRT_SOCK.exists() and _socket_answers()):
+        return False
+    libvirt = libvirt_module()
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return False
+    try:
+        return bool(
+            conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            or conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
+        )
+    finally:
+        conn.close()
+
+
+@destroyer("libvirt_daemon")
+def _stop_daemon(res: Resource) -> None:
+    """Stop a daemon this run started — unless someone else now uses libvirtd: then libvirtd
+    (and virtlogd, which it needs) are left running rather than pulled from under them."""
+    if res.name == "libvirtd" and others_use_libvirtd():
+        return
+    if res.name == "virtlogd" and _daemon_running(Path("/run/libvirtd.pid")):
+        return
+    stop_process(res)
 
 
 def _lookup_destroy(res: Resource, kind: str) -> None:
