@@ -1,5 +1,6 @@
 """The repository's BitTorrent seeder: seeds every ``.torrent`` of the images directory, as
-OpenGnSys's ``btlaunchmany`` does, rescanning for new images.
+OpenGnSys's ``btlaunchmany`` does, rescanning for new images — and for re-created ones: a
+``.torrent`` whose info-hash changed is dropped and seeded anew (its upload count carries on).
 
 Files are added in seed mode (no re-hash: the repository's copy is the reference), all upload
 slots open, TCP only.  Run it as ``python -m ogref.repo.seeder --images DIR --listen IP``; it
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     ses = lt_session(a.listen, a.port, seed=True)
     handles: dict[Path, Any] = {}
+    hashes: dict[Path, str] = {}
+    uploaded_before: dict[Path, int] = {}  # by earlier versions of the same image
     last_scan = 0.0
     print(f"seeder on {a.listen}:{a.port}", flush=True)
     while not stop:
@@ -46,18 +49,34 @@ def main(argv: list[str] | None = None) -> int:
         if now - last_scan > 2:
             last_scan = now
             for t in sorted(a.images.rglob("*.img.torrent")):
-                if t in handles:
-                    continue
                 img = Path(str(t)[: -len(".torrent")])
                 if not img.is_file() or Path(f"{img}.lock").exists():
                     continue
+                try:
+                    ti = lt.torrent_info(str(t))
+                except RuntimeError:
+                    continue  # being rewritten: next scan
+                infohash = str(ti.info_hashes().v1)
+                if hashes.get(t) == infohash:
+                    continue
+                if t in handles:  # the image was re-created: stop seeding the old version
+                    old = handles.pop(t)
+                    uploaded_before[t] = uploaded_before.get(t, 0) + int(
+                        old.status().all_time_upload
+                    )
+                    ses.remove_torrent(old)
+                    print(f"re-created: {t.name} {hashes[t][:12]} → {infohash[:12]}", flush=True)
+                hashes[t] = infohash
                 atp = lt.add_torrent_params()
-                atp.ti = lt.torrent_info(str(t))
+                atp.ti = ti
                 atp.save_path = str(img.parent)
                 atp.flags |= lt.torrent_flags.seed_mode
                 handles[t] = ses.add_torrent(atp)
             if a.status:
-                status = {str(t): int(h.status().all_time_upload) for t, h in handles.items()}
+                status = {
+                    str(t): uploaded_before.get(t, 0) + int(h.status().all_time_upload)
+                    for t, h in handles.items()
+                }
                 a.status.write_text(json.dumps(status))
         ses.pop_alerts()
         time.sleep(0.2)

@@ -103,7 +103,9 @@ def test_create_then_restore_the_created_image_by_torrent(tmp_path: Path) -> Non
         assert c.status == "ok" and c.method_used == "TORRENT-CACHE", c.message
         assert verified(c), c.phases  # the tree of pc01's partition, not the lab's old image
     texts = " ".join(e.text for e in r.events)
-    assert "tracker whitelist reloaded" in texts and "seeder restarted" in texts
+    assert "tracker whitelist reloaded" in texts and "new info-hash" in texts
+    # the seeder dropped the old version's torrent and seeds the new one (no restart)
+    assert "re-created: newos.img.torrent" in (tmp_path / "lab" / "logs" / "seeder.log").read_text()
     share = tmp_path / "lab" / "repo" / "images"
     assert (share / "newos.img.ant").is_file() and (share / "newos.img.torrent").is_file()
     assert (share / "newos.img.info").read_text().strip().endswith("pc01")

@@ -19,8 +19,8 @@ console's; the backend only prepares, waits and verifies):
   publish, sidecars and ``.torrent`` — into its CACHE or into the repository share mounted
   read-write as the *writer* account (smbnetfs).  A created REPO image becomes the reference of
   later restores of that name (its tree hash, read from the source partition); opentracker
-  reloads its whitelist and the seeder is restarted when an existing image was replaced (it keys
-  torrents by path).
+  reloads its whitelist, and the seeder re-seeds a replaced image when its ``.torrent``'s
+  info-hash changes.
 - **clone** (MULTICAST): the MASTER's agent pipes ``partclone | compressor`` into udp-sender; the
   targets receive from the MASTER with the core's restore-from-MASTER session; each cloned
   partition is verified against the MASTER's tree hash, and its stream MD5 against the MASTER's.
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -558,11 +557,8 @@ def _after_create(lab: Lab, spec: CreateSpec, rec: ComputerResult, raw: dict[str
     if made.get("torrent") and lab.store is not None and lab.whitelist and lab.tracker:
         labops.refresh_tracker(lab.store, lab.whitelist, lab.tracker.pid)
         text += "; tracker whitelist reloaded"
-        if replaced and lab.seeder is not None:
-            # the seeder keys torrents by path: a replaced image needs a fresh seeder
-            processes.kill_group(lab.seeder, signal.SIGTERM)
-            lab.seeder = _start_seeder(lab)
-            text += "; seeder restarted (it keys torrents by path)"
+        if replaced:
+            text += "; the seeder re-seeds it on its next scan (new info-hash)"
     return text
 
 
