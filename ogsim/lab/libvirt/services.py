@@ -26,6 +26,7 @@ from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
 from ogref.runtime.imagefile import ImageStore, make_torrent
 from ogref.server import OS_PORT, SERVER_PORT
+from ogref.site import load_site
 from ogref.transports.signing import SignedClient, new_key, write_key
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import processes, samba
@@ -140,6 +141,8 @@ def start(
             str(logs / "mcast"),
             "--interface",
             host.bridge,
+            "--fec",
+            load_site(site_file).repositories[0].multicast_fec,
         ],
         logs / "control.log",
     )
