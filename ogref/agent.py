@@ -607,9 +607,7 @@ class Agent:
                     os_name=str(c.get("os_name", "")),
                 )
                 src_file = None
-            argv = sender_argv(session, src_file or Path("/dev/stdin"), opts, log)
-            if src_file is None:
-                argv = argv[: argv.index("--file")]  # the stream comes on stdin
+            argv = sender_argv(session, src_file, opts, log)
             self.log(f"MASTER: udp-sender on port {session.port} for {session.nclients} receivers")
             sender_out = stack.enter_context(open(f"{log}.out", "wb"))
             sender = subprocess.Popen(

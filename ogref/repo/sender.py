@@ -39,8 +39,11 @@ class SenderOptions:
     ready_timeout: float = 5.0
 
 
-def sender_argv(session: MulticastSession, file: Path, opts: SenderOptions, log: Path) -> list[str]:
-    """The ``udp-sender`` command line of ``sendFileMcast`` for ``session``."""
+def sender_argv(
+    session: MulticastSession, file: Path | None, opts: SenderOptions, log: Path
+) -> list[str]:
+    """The ``udp-sender`` command line of ``sendFileMcast`` for ``session`` (``file`` None:
+    the stream comes on stdin, as a MASTER's partclone stream does)."""
     argv = [
         "udp-sender",
         "--nokbd",
@@ -69,9 +72,9 @@ def sender_argv(session: MulticastSession, file: Path, opts: SenderOptions, log:
         str(opts.rexmit_hello_ms),
         "--log",
         str(log),
-        "--file",
-        str(file),
     ]
+    if file is not None:
+        argv += ["--file", str(file)]
     return argv
 
 
