@@ -78,10 +78,11 @@ def sender_argv(
     return argv
 
 
-def udp_port_bound(port: int, tables: tuple[Path, ...] | None = None) -> bool:
-    """Whether a UDP socket of this network namespace is bound to ``port``."""
+def udp_port_bound(port: int, tables: tuple[Path, ...]) -> bool:
+    """Whether a UDP socket listed in ``tables`` (``/proc/<pid>/net/udp``, ``udp6``) is bound
+    to ``port``."""
     want = f":{port:04X}"
-    for table in tables or (Path("/proc/net/udp"), Path("/proc/net/udp6")):
+    for table in tables:
         try:
             lines = table.read_text().splitlines()[1:]
         except OSError:
