@@ -38,7 +38,13 @@ from ogref.core.events import (
     TransferFinished,
 )
 from ogref.model import Computer, Image, Transport
-from ogsim.disk import DiskState, cache_restore_rate, cache_write_rate, direct_restore_rate
+from ogsim.disk import (
+    DiskState,
+    cache_restore_rate,
+    cache_write_rate,
+    direct_restore_rate,
+    sync_bytes,
+)
 from ogsim.hardware import HostHw
 from ogsim.multicast import Receiver
 from ogsim.network import Flow
@@ -322,6 +328,14 @@ class SimClient:
         start = sim.loop.now
         image = cmd.image
 
+        def streamed(nbytes: float) -> None:
+            # the stream is in; partclone's sync writes back what the kernel still holds
+            dirty = sync_bytes(self.disk, image)
+            if dirty <= 0 or not self.alive:
+                ok(nbytes)
+                return
+            self.job = LocalJob(self, dirty, lambda: self.disk.write, lambda _n: ok(nbytes))
+
         def ok(nbytes: float) -> None:
             assert self.record is not None
             if cmd.source is not Source.CACHE:
@@ -352,14 +366,14 @@ class SimClient:
         if cmd.transport is Transport.MULTICAST:
             assert cmd.multicast is not None
             direct_mcast = True
-            self._mcast(image, cmd.multicast, True, ok, fail)
+            self._mcast(image, cmd.multicast, True, streamed, fail)
         else:
             self.job = UnicastJob(
                 self,
                 source,
                 float(image.stored_size),
                 lambda: direct_restore_rate(self.disk, image),
-                ok,
+                streamed,
                 f"smb-direct {self.name}",
             )
 

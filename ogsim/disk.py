@@ -51,6 +51,12 @@ def direct_restore_rate(disk: DiskState, image: Image, stall_keep: float | None 
     return data_rate * ratio(image)
 
 
+def sync_bytes(disk: DiskState, image: Image) -> float:
+    """Data still unwritten when a restore straight from the network has received its last byte:
+    partclone's final sync writes it (at most the kernel's dirty limit, ``hw.disk.dirty``)."""
+    return min(float(image.data_size), disk.hw.dirty_bytes)
+
+
 def cache_write_rate(
     disk: DiskState, random: bool = False, stall_keep: float | None = None
 ) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ogref.units import Duration, Rate, Ratio
+from ogref.units import Duration, Rate, Ratio, Size
 
 
 class _Strict(BaseModel):
@@ -41,6 +41,12 @@ class DiskHw(_Strict):
     )
     stall_factor: float | None = Field(
         default=None, ge=1.0, description="how many times slower the disk is during a slow spell"
+    )
+    dirty: Size | None = Field(
+        default=None,
+        description="written data the kernel may hold in memory before writing it back "
+        "(dirty_background); a restore straight from the network ends with partclone's sync of "
+        "up to this much, e.g. 400MiB; 0 (default): writes reach the disk as they are made",
     )
 
 
@@ -102,6 +108,7 @@ class HostHw:
     random_write_rate: float = 100e6
     stall: float = 0.0
     stall_factor: float = 1.0
+    dirty_bytes: float = 0.0
     decompress_rate: float = 400e6
     inspect_s: float = 1.0
     format_cache_s: float = 5.0
@@ -125,6 +132,7 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         random_write_rate=disk.random_write / 8 if disk.random_write is not None else write * 0.8,
         stall=disk.stall if disk.stall is not None else d.stall,
         stall_factor=disk.stall_factor if disk.stall_factor is not None else d.stall_factor,
+        dirty_bytes=float(disk.dirty) if disk.dirty is not None else d.dirty_bytes,
         decompress_rate=layer.decompress / 8 if layer.decompress is not None else d.decompress_rate,
         inspect_s=layer.inspect if layer.inspect is not None else d.inspect_s,
         format_cache_s=layer.format_cache if layer.format_cache is not None else d.format_cache_s,

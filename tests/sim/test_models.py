@@ -111,3 +111,33 @@ def test_sim_start_delay_follows_the_engine_policy() -> None:
     drawn = waits({"STARTDELAY": "OPENGNSYS"})
     assert len(drawn) == 6 and all(1 <= w <= 120 for w in drawn)
     assert waits({"STARTDELAY": "TORRENT:7-7"}) == [7.0] * 6
+
+
+@pytest.mark.parametrize("method", ["MULTICAST-DIRECT", "UNICAST-DIRECT"])
+def test_a_direct_restore_ends_with_the_sync_of_dirty_data(method: str) -> None:
+    def restore_phase(dirty: str | None) -> float:
+        sc = synthetic(1, method, data="1GiB", link="100Mbit", uplink="100Mbit")
+        raw = sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if dirty is not None:
+            raw["classrooms"][0]["defaults"]["hw"]["disk"]["dirty"] = dirty
+        r = simulate(build_scenario(raw))
+        (pc,) = r.operations[0].computers
+        assert pc.status == "ok"
+        (phase,) = [p for p in pc.phases if p.name == "restore"]
+        return phase.end - phase.start
+
+    # the kernel held 512 MiB of the partition's writes: partclone's sync writes them at 150 MB/s
+    assert restore_phase("512MiB") - restore_phase(None) == pytest.approx(512 * 2**20 / 150e6, 0.02)
+    # a limit above the image's data is the whole image (1 GiB)
+    assert restore_phase("8GiB") - restore_phase(None) == pytest.approx(2**30 / 150e6, 0.02)
+
+
+def test_a_cache_restore_has_no_separate_sync() -> None:
+    def makespan(dirty: str | None) -> float:
+        sc = synthetic(1, "UNICAST-CACHE", data="1GiB", link="100Mbit", uplink="100Mbit")
+        raw = sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if dirty is not None:
+            raw["classrooms"][0]["defaults"]["hw"]["disk"]["dirty"] = dirty
+        return simulate(build_scenario(raw)).metrics.makespan_s
+
+    assert makespan("512MiB") == makespan(None)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ogsim.lab.netns.backend import LabOptions, run
-from ogsim.lab.netns.calibration import LabHw, breakdown, fit, measure_write_rate
+from ogsim.lab.netns.calibration import LabHw, breakdown, dirty_limit, fit, measure_write_rate
 from ogsim.lab.netns.cpu import CpuMonitor
 from ogsim.lab.netns.plot import plot
 from ogsim.results import Results
@@ -273,6 +273,7 @@ def calibrate(
     image_mib: int,
     runs: Path | None = None,
     write_rate: float | None = None,
+    dirty_bytes: float | None = None,
 ) -> LabHw:
     """Fit the lab host's hardware from the N = 1 rows, then predict every row twice: with the
     simulator's previous setup (classroom-PC defaults, OpenGnSys's random start delays:
@@ -286,7 +287,7 @@ def calibrate(
     def residual(row: dict[str, Any], hw: LabHw) -> float:
         return predict(row, image_mib, hw, bare)
 
-    lab = fit(rows, residual, write_rate)
+    lab = fit(rows, residual, write_rate, dirty_bytes)
     for row in rows:
         try:
             row["sim_before"] = predict(row, image_mib, None, OPENGNSYS_SIM)
@@ -354,6 +355,7 @@ def report(rows: list[dict[str, Any]], lab: LabHw | None = None) -> str:
             f"inspect {lab.inspect_s:.3f} s, post-configuration {lab.postconf_s:.3f} s, "
             f"CACHE restore {lab.decompress_rate / 1e6:.1f} MB/s (data), "
             f"disk write {lab.write_rate / 1e6:.0f} MB/s (dd, measured), "
+            f"dirty-writeback threshold {lab.dirty_bytes / 2**20:.0f} MiB (measured), "
             f"SMB overhead {lab.smb_overhead:.1%}, udp-sender start-up {lab.mcast_start_s:.2f} s, "
             f"libtorrent start-up {lab.torrent_start_s:.2f} s, "
             f"{lab.cpus} CPU cores shared by the clients' decompression.",
@@ -426,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finish(rows: list[dict[str, Any]], image_mib: int, out: Path) -> int:
     write = measure_write_rate(out)
-    lab = calibrate(rows, image_mib, out / "runs", write)
+    lab = calibrate(rows, image_mib, out / "runs", write, dirty_limit())
     (out / "bench.json").write_text(json.dumps(rows, indent=1))
     (out / "lab-hw.json").write_text(json.dumps(lab.as_dict(), indent=1))
     text = report(rows, lab)

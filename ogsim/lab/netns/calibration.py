@@ -12,12 +12,14 @@ the lab therefore needs the *lab host's* parameters, and these are taken from th
   fetch's rate against the link), udp-sender's start-up and closing acknowledgements
   (``mcast_start``) and libtorrent's start-up (``torrent_start``), each the residual of the
   N = 1 deploy time after the rest of the model;
-* from a measurement on this host: the sequential write rate of its disk (``dd … conv=fsync``)
-  and its number of cores, which every client's decompression shares (``shared_cpus``).
+* from a measurement on this host: the sequential write rate of its disk (``dd … conv=fsync``),
+  its number of cores, which every client's decompression shares (``shared_cpus``), and the
+  kernel's dirty-writeback threshold (``disk.dirty``): a restore straight from the network
+  writes into the page cache and ends with partclone's sync of all of it.
 
 ``breakdown`` splits one lab run into those steps; ``fit`` turns the N = 1 runs into a
 :class:`LabHw`; ``LabHw.hw()``/``repo_hw()`` are the scenario's ``hw:`` mappings.  Pure
-functions over results except :func:`measure_write_rate`.
+functions over results except :func:`measure_write_rate` and :func:`dirty_limit`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class LabHw:
     postconf_s: float = 0.3
     decompress_rate: float = 200e6
     write_rate: float = 500e6
+    dirty_bytes: float = 0.0
     smb_overhead: float = 0.08
     mcast_start_s: float = 0.0
     torrent_start_s: float = 0.0
@@ -94,6 +97,7 @@ class LabHw:
                 "write": f"{self.write_rate / 1e6:.3f}MB/s",
                 "read": f"{self.write_rate / 1e6:.3f}MB/s",
                 "random_write": f"{self.write_rate / 1e6:.3f}MB/s",
+                "dirty": int(self.dirty_bytes),
             },
         }
 
@@ -132,6 +136,20 @@ def measure_write_rate(directory: Path | None = None, mib: int = 256) -> float:
         return mib * (1 << 20) / (time.monotonic() - t)
 
 
+def dirty_limit() -> float:
+    """Bytes of written data this host's kernel keeps in memory before background writeback:
+    ``vm.dirty_background_bytes``, or ``vm.dirty_background_ratio`` % of MemAvailable."""
+    vm = Path("/proc/sys/vm")
+    fixed = int((vm / "dirty_background_bytes").read_text())
+    if fixed:
+        return float(fixed)
+    pct = int((vm / "dirty_background_ratio").read_text())
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return pct / 100 * int(line.split()[1]) * 1024
+    return 0.0
+
+
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -140,6 +158,7 @@ def fit(
     rows: list[dict[str, Any]],
     residual: Any,
     write_rate: float | None = None,
+    dirty_bytes: float | None = None,
 ) -> LabHw:
     """The lab host's parameters from the N = 1 row of each method (each method's own N = 1
     row, CPU-bound or not: ``fitted_from`` says which were).
@@ -156,6 +175,8 @@ def fit(
     )
     if write_rate:
         hw.write_rate = write_rate
+    if dirty_bytes is not None:
+        hw.dirty_bytes = dirty_bytes
     pre = [r["breakdown"]["pre"] / inspections(r["method"]) for r in use if "pre" in r["breakdown"]]
     post = [r["breakdown"]["post"] for r in use if "post" in r["breakdown"]]
     local = [
