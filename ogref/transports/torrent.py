@@ -29,8 +29,8 @@ libtorrent's default (2000) let each peer queue 5–15 MB at the repository: pie
 there are not asked of other peers, so the repository sent the same pieces to several peers
 (1.9–2.1 copies of the image at N = 4) while the peers' uplinks idled.  A short queue, which the
 seeder advertises in its handshake (``reqq``), keeps the repository's upload on pieces the swarm
-does not have yet: 1.16–1.24 copies, T(4)/T(1) 1.83 → 1.17 (docs/deviations.md #22).  128 KiB in
-flight still covers a LAN's bandwidth-delay product at 1 Gbit/s up to 1 ms RTT.
+does not have yet: 1.16–1.24 copies, fetch T(4)/T(1) 1.85 → 1.20 (docs/deviations.md #22).
+128 KiB in flight still covers a LAN's bandwidth-delay product at 1 Gbit/s up to 1 ms RTT.
 """
 
 
