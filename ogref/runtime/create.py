@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -301,10 +300,6 @@ def _write_stream(
                 progress(min(bytes_read_by(pids[0]), expected), expected)
 
         poller = Poller(tick)
-    stages = [partclone.clone_argv(fs, device, _logfile("create"))]
-    comp_argv = compressor.compress_argv(comp, level)
-    if comp_argv:
-        stages.append(comp_argv)
 
     def started(found: list[int]) -> None:
         pids.extend(found)
@@ -312,16 +307,24 @@ def _write_stream(
             poller.start()
 
     try:
-        run_pipeline(
-            stages,
-            error=ImageError,
-            what=f"create image from {device}",
-            drain=drain,
-            on_start=started,
-        )
+        with partclone.run_log("create") as log:
+            stages = [partclone.clone_argv(fs, device, log)]
+            comp_argv = compressor.compress_argv(comp, level)
+            if comp_argv:
+                stages.append(comp_argv)
+            run_pipeline(
+                stages,
+                error=ImageError,
+                what=f"create image from {device}",
+                drain=drain,
+                on_start=started,
+            )
     except ImageError as exc:
         if no_space:
-            raise CacheSizeError(f"the repository filled up while writing: {exc.message}") from None
+            err = CacheSizeError(f"the repository filled up while writing: {exc.message}")
+            for note in getattr(exc, "__notes__", []):
+                err.add_note(note)  # the kept partclone log
+            raise err from None
         raise
     finally:
         if poller:
@@ -329,7 +332,3 @@ def _write_stream(
     if progress is not None:
         progress(expected, expected)
     return digest
-
-
-def _logfile(kind: str) -> str:
-    return os.path.join(tempfile.gettempdir(), f"ogref-partclone-{kind}-{os.getpid()}.log")

@@ -7,8 +7,12 @@ by column as OpenGnSys does.  Starting the processes is :mod:`ogref.runtime.proc
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import struct
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ogref.errors import ImageFileError
@@ -80,6 +84,22 @@ def clone_argv(fs: Filesystem, device: str, logfile: str) -> list[str]:
     tool = program(fs)
     head = [tool, "-c", "-I"] if tool != "partclone.dd" else [tool]
     return [*head, *QUIET, "-s", device, "-o", "-", "-L", logfile]
+
+
+@contextlib.contextmanager
+def run_log(kind: str) -> Iterator[str]:
+    """The path of partclone's ``-L`` log for one run (``ogref-partclone-<kind>-<pid>.log`` in
+    the temp directory): removed when the block ends normally, kept when it raises — the
+    exception gets a note naming it — so failures leave their log and successes leave nothing."""
+    path = os.path.join(tempfile.gettempdir(), f"ogref-partclone-{kind}-{os.getpid()}.log")
+    try:
+        yield path
+    except BaseException as exc:
+        if os.path.exists(path):
+            exc.add_note(f"partclone log: {path}")
+        raise
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def restore_argv(device: str, logfile: str) -> list[str]:

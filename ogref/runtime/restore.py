@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,35 +124,36 @@ def _run(
         finally:
             os.close(src)
 
-    log = os.path.join(tempfile.gettempdir(), f"ogref-partclone-restore-{os.getpid()}.log")
-    stages = [partclone.restore_argv(device, log)]
     decomp = compressor.decompress_argv(comp)
-    if decomp:
-        stages.insert(0, decomp)
-    try:
-        run_pipeline(stages, error=ImageError, what=f"restore {img.name} to {device}", feed=feed)
-    except ImageError as exc:
-        text = exc.message.lower()
-        corrupt = any(
-            w in text
-            for w in (
-                "crc",
-                "checksum",
-                "corrupt",
-                "unexpected end",
-                "truncated",
-                "premature",
-                "broken",
-                "data error",
-                "decompression",
-                "invalid",
-                "read",
-                "magic",
+    with partclone.run_log("restore") as log:  # a failure keeps the log and names it
+        stages = [partclone.restore_argv(device, log)]
+        if decomp:
+            stages.insert(0, decomp)
+        try:
+            what = f"restore {img.name} to {device}"
+            run_pipeline(stages, error=ImageError, what=what, feed=feed)
+        except ImageError as exc:
+            text = exc.message.lower()
+            corrupt = any(
+                w in text
+                for w in (
+                    "crc",
+                    "checksum",
+                    "corrupt",
+                    "unexpected end",
+                    "truncated",
+                    "premature",
+                    "broken",
+                    "data error",
+                    "decompression",
+                    "invalid",
+                    "read",
+                    "magic",
+                )
             )
-        )
-        if corrupt or digest.size < total:
-            raise ImageFileError(f"corrupt or truncated image stream: {exc.message}") from None
-        raise
+            if corrupt or digest.size < total:
+                raise ImageFileError(f"corrupt or truncated image stream: {exc.message}") from None
+            raise
     return digest.md5, digest.size
 
 

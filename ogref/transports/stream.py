@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,15 +47,15 @@ def restore_from(
         nonlocal moved
         moved = source(stream.write, md5)
 
-    log = os.path.join(tempfile.gettempdir(), f"ogref-partclone-net-{os.getpid()}.log")
-    stages = [partclone.restore_argv(device, log)]
     decomp = compressor.decompress_argv(image.compressor)
-    if decomp:
-        stages.insert(0, decomp)
     unmount_device(device)
     with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
         try:
-            run_pipeline(stages, error=ImageError, what=what, feed=feed)
+            with partclone.run_log("net") as log:
+                stages = [partclone.restore_argv(device, log)]
+                if decomp:
+                    stages.insert(0, decomp)
+                run_pipeline(stages, error=ImageError, what=what, feed=feed)
             if image.stored_size and moved != image.stored_size:
                 raise ImageFileError(f"{what}: received {moved} of {image.stored_size} bytes")
             digest = md5.hexdigest()

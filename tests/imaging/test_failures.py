@@ -4,6 +4,7 @@ during create (previous image intact), names escaping the repository, concurrent
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -84,9 +85,24 @@ def test_truncated_image_is_detected(
     with open(files.img, "r+b") as f:
         f.truncate(files.img.stat().st_size * 2 // 3)
     dst = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
-    with pytest.raises(ImageFileError):
+    with pytest.raises(ImageFileError) as exc:
         restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
     assert filesystem.detect(dst.partition(1)) is Filesystem.EMPTY
+    # the failure keeps partclone's log and says where it is
+    notes = [n for n in getattr(exc.value, "__notes__", []) if n.startswith("partclone log: ")]
+    assert notes, exc.value
+    assert Path(notes[0].removeprefix("partclone log: ")).is_file()
+
+
+def test_a_successful_create_and_restore_leave_no_partclone_log(
+    made: tuple[ImageStore, str, MakeDisk], lock_dir: Path
+) -> None:
+    repo, _, make_disk = made
+    dst = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
+    restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir)
+    tmp = Path(tempfile.gettempdir())
+    for kind in ("create", "restore"):
+        assert not (tmp / f"ogref-partclone-{kind}-{os.getpid()}.log").exists(), kind
 
 
 def test_repository_full_during_create_keeps_the_previous_image(
