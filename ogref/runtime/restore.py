@@ -7,8 +7,9 @@ through one reused buffer into an enlarged pipe and counts and hashes it in that
 decompressor gets exactly the bytes that were hashed); the whole-file MD5 is compared with
 ``.full.sum`` after the pipeline, so a partial or corrupt stream is never reported restored (33;
 every stage's exit status is checked too).  A failed restore wipes the filesystem signatures it
-may have half written, so the partition cannot pass for a restored one.  It takes no cache
-decisions.
+may have half written, so the partition cannot pass for a restored one.  Those stream
+safeguards live in :func:`restore_stream`, which the network restores
+(:mod:`ogref.transports.stream`) use too.  It takes no cache decisions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -84,30 +86,6 @@ def restore_image(
         )
     expected = expected_md5 or imagefile.read_sum(files.full_sum)
     total = files.img.stat().st_size
-    unmount_device(device)
-    with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
-        try:
-            digest, moved = _run(files.img, comp, device, total, progress)
-            if moved != total:
-                raise ImageFileError(f"read {moved} of {total} bytes of {files.img}")
-            if expected and digest != expected:
-                raise ImageFileError(
-                    f"{files.img}: whole-file MD5 {digest} differs from .full.sum {expected}"
-                )
-            if image_fs is Filesystem.NTFS:
-                # partclone does not copy the NTFS backup boot sector (feasibility §2.6)
-                run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
-        except BaseException:
-            _invalidate(device)
-            raise
-    return RestoreResult(
-        files.name, device, image_fs, moved, digest, time.monotonic() - start, bool(expected)
-    )
-
-
-def _run(
-    img: Path, comp: Compressor, device: str, total: int, progress: Progress | None
-) -> tuple[str, int]:
     digest = imagefile.StreamDigest()
 
     def seen(data: memoryview) -> None:
@@ -116,7 +94,7 @@ def _run(
             progress(digest.size, total)
 
     def feed(stream: IO[bytes]) -> None:
-        src = os.open(img, os.O_RDONLY | os.O_CLOEXEC)
+        src = os.open(files.img, os.O_RDONLY | os.O_CLOEXEC)
         try:
             with contextlib.suppress(OSError):
                 os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -124,37 +102,98 @@ def _run(
         finally:
             os.close(src)
 
+    restore_stream(
+        feed,
+        lambda: (digest.md5, digest.size),
+        comp,
+        image_fs,
+        device,
+        expected_md5=expected,
+        expected_size=total,
+        lock_dir=lock_dir,
+        what=f"restore {files.img.name} to {device}",
+        md5_source=".full.sum",
+    )
+    return RestoreResult(
+        files.name, device, image_fs, total, digest.md5, time.monotonic() - start, bool(expected)
+    )
+
+
+_CORRUPT_WORDS = (
+    "crc",
+    "checksum",
+    "corrupt",
+    "unexpected end",
+    "truncated",
+    "premature",
+    "broken",
+    "data error",
+    "decompression",
+    "invalid",
+    "read",
+    "magic",
+)
+
+
+def restore_stream(
+    feed: Callable[[IO[bytes]], None],
+    fed: Callable[[], tuple[str, int]],
+    comp: Compressor,
+    image_fs: Filesystem,
+    device: str,
+    *,
+    expected_md5: str,
+    expected_size: int,
+    lock_dir: Path,
+    what: str,
+    md5_source: str = "the image",
+    pipeline_error_is_corrupt: bool = True,
+) -> tuple[str, int]:
+    """Restore a stored image stream onto ``device``: the one place restoreImage's safeguards
+    live, for a file (:func:`restore_image`) and for the network (SMB or ``udp-receiver``,
+    :mod:`ogref.transports.stream`).
+
+    ``feed`` writes the stored stream into the decompressor (or partclone); ``fed`` then says
+    the MD5 and size of what it wrote.  The partition is unmounted and locked; every stage's
+    exit status is checked (a decompressor or partclone complaint, or a short stream, is a
+    corrupt image: 33 — unless ``pipeline_error_is_corrupt`` is off, as for a network source,
+    whose failures are the transfer's, not the image's); the size and whole-stream MD5 must be
+    the expected ones (else 33); NTFS gets ``ntfsfix`` (partclone does not copy its backup boot
+    sector, feasibility §2.6); any failure wipes the filesystem signatures it may have half
+    written.  Returns ``fed()``.
+    """
     decomp = compressor.decompress_argv(comp)
-    with partclone.run_log("restore") as log:  # a failure keeps the log and names it
-        stages = [partclone.restore_argv(device, log)]
-        if decomp:
-            stages.insert(0, decomp)
+    unmount_device(device)
+    with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
         try:
-            what = f"restore {img.name} to {device}"
-            run_pipeline(stages, error=ImageError, what=what, feed=feed)
-        except ImageError as exc:
-            text = exc.message.lower()
-            corrupt = any(
-                w in text
-                for w in (
-                    "crc",
-                    "checksum",
-                    "corrupt",
-                    "unexpected end",
-                    "truncated",
-                    "premature",
-                    "broken",
-                    "data error",
-                    "decompression",
-                    "invalid",
-                    "read",
-                    "magic",
+            with partclone.run_log("restore") as log:  # a failure keeps the log and names it
+                stages = [partclone.restore_argv(device, log)]
+                if decomp:
+                    stages.insert(0, decomp)
+                try:
+                    run_pipeline(stages, error=ImageError, what=what, feed=feed)
+                except ImageError as exc:
+                    if not pipeline_error_is_corrupt:
+                        raise
+                    corrupt = any(w in exc.message.lower() for w in _CORRUPT_WORDS)
+                    if corrupt or (expected_size and fed()[1] < expected_size):
+                        raise ImageFileError(
+                            f"corrupt or truncated image stream: {exc.message}"
+                        ) from None
+                    raise
+            md5, moved = fed()
+            if expected_size and moved != expected_size:
+                raise ImageFileError(f"{what}: got {moved} of {expected_size} bytes")
+            if expected_md5 and md5 != expected_md5:
+                raise ImageFileError(
+                    f"{what}: whole-stream MD5 {md5} differs from {md5_source} {expected_md5}"
                 )
-            )
-            if corrupt or digest.size < total:
-                raise ImageFileError(f"corrupt or truncated image stream: {exc.message}") from None
+            if image_fs is Filesystem.NTFS:
+                run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
+        except BaseException:
+            _invalidate(device)
             raise
-    return digest.md5, digest.size
+    return md5, moved
 
 
 def _invalidate(device: str) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +18,10 @@ from ogref.errors import (
     ImageFileError,
     ImageSizePartitionError,
     LockedError,
+    MulticastReceiveFileError,
     OgError,
 )
-from ogref.model.image import Compressor
+from ogref.model.image import Compressor, Image
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import filesystem
 from ogref.runtime.create import create_image
@@ -28,6 +31,7 @@ from ogref.runtime.lock import LockFile, partition_lock_path
 from ogref.runtime.loopdev import LoopDisk
 from ogref.runtime.mount import Mount
 from ogref.runtime.restore import restore_image
+from ogref.transports.stream import Source, restore_from
 from ogref.units import MIB
 
 from .conftest import MakeDisk, fill_partition, hash_partition
@@ -195,3 +199,56 @@ def test_filesystem_mismatch_needs_permission(
     assert exc.value.code == 20
     restore_image(repo, "base", dst.partition(1), lock_dir=lock_dir, allow_fs_change=True)
     assert hash_partition(dst.partition(1), Filesystem.EXT4) == want
+
+
+def _network_source(data: bytes, fail_after: int | None = None) -> Source:
+    def source(write: Callable[[bytes], object], md5: Any) -> int:
+        sent = 0
+        for i in range(0, len(data), 1 << 20):
+            if fail_after is not None and sent >= fail_after:
+                raise MulticastReceiveFileError("udp-receiver exited 1: timeout")
+            chunk = data[i : i + (1 << 20)]
+            md5.update(chunk)
+            write(chunk)
+            sent += len(chunk)
+        return sent
+
+    return source
+
+
+def test_a_broken_network_stream_is_the_transfers_failure_not_a_corrupt_image(
+    made: tuple[ImageStore, str, MakeDisk], lock_dir: Path
+) -> None:
+    repo, _, make_disk = made
+    files = repo.files("base")
+    data = files.img.read_bytes()
+    image = Image("base", Filesystem.EXT4, 0, len(data), checksum=md5_full(files.img))
+    dst = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
+    with pytest.raises(OgError) as exc:
+        restore_from(
+            _network_source(data, fail_after=len(data) // 2),
+            image,
+            dst.partition(1),
+            lock_dir=lock_dir,
+            what="test stream",
+        )
+    assert not isinstance(exc.value, ImageFileError), exc.value  # not "corrupt image" (33)
+    assert "udp-receiver" in exc.value.message
+    assert filesystem.detect(dst.partition(1)) is Filesystem.EMPTY
+
+
+def test_a_network_stream_with_another_md5_is_33_and_wiped(
+    made: tuple[ImageStore, str, MakeDisk], lock_dir: Path
+) -> None:
+    repo, want, make_disk = made
+    files = repo.files("base")
+    data = files.img.read_bytes()
+    dst = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(160 * MIB, Filesystem.EXT4)])
+    good = Image("base", Filesystem.EXT4, 0, len(data), checksum=md5_full(files.img))
+    done = restore_from(_network_source(data), good, dst.partition(1), lock_dir=lock_dir, what="t")
+    assert done.bytes_read == len(data)
+    assert hash_partition(dst.partition(1), Filesystem.EXT4) == want
+    wrong = Image("base", Filesystem.EXT4, 0, len(data), checksum="0" * 32)
+    with pytest.raises(ImageFileError, match="MD5"):
+        restore_from(_network_source(data), wrong, dst.partition(1), lock_dir=lock_dir, what="t")
+    assert filesystem.detect(dst.partition(1)) is Filesystem.EMPTY
