@@ -3,7 +3,8 @@ OpenGnSys's ``btlaunchmany`` does, rescanning for new images — and for re-crea
 ``.torrent`` whose info-hash changed is dropped and seeded anew (its upload count carries on).
 
 Files are added in seed mode (no re-hash: the repository's copy is the reference), all upload
-slots open, TCP only.  Run it as ``python -m ogref.repo.seeder --images DIR --listen IP``; it
+slots open, TCP only.  A refused or failed announce is retried within seconds (backing off to
+30 s), not after libtorrent's minutes.  Run it as ``python -m ogref.repo.seeder --images DIR --listen IP``; it
 stops on SIGTERM.  It writes a small JSON status file (bytes uploaded per image) when asked with
 ``--status``; it never downloads.
 """
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ogref.transports.torrent import PORT, lt_session
+
+RETRY_MAX_S = 30
+"""Longest wait before the seeder announces again after a tracker error (2 s, 4 s, … 30 s)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
                     for t, h in handles.items()
                 }
                 a.status.write_text(json.dumps(status))
-        ses.pop_alerts()
+        for alert in ses.pop_alerts():
+            if isinstance(alert, lt.tracker_error_alert):
+                # refused or unreachable (say a created image's .torrent seen before the tracker
+                # reloaded its whitelist): libtorrent would wait minutes, and the clients only
+                # learn of the repository from the tracker, so they would stall — retry soon
+                retry = min(RETRY_MAX_S, 2 * max(1, int(alert.times_in_row)))
+                alert.handle.force_reannounce(retry)
+                print(f"tracker: {alert.message()}; announcing again in {retry} s", flush=True)
         time.sleep(0.2)
     return 0
 

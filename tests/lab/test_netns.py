@@ -23,46 +23,53 @@ from ogsim.scenario import build_scenario
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.timeout(600)]
 
-BASE: dict[str, Any] = {
-    "name": "lab-test",
-    "seed": 7,
-    "repositories": [
-        {
-            "name": "repo",
-            "address": "10.0.1.1",
-            "images": [{"name": "ubu", "filesystem": "EXT4", "data": "20GiB", "stored": "10GiB"}],
-            "hw": {"uplink": "1Gbit"},
-        }
-    ],
-    "engine": {"RESTOREPROTOCOLNOTCACHE": "UNICAST", "MCASTERRORSESSION": 30},
-    "classrooms": [
-        {
-            "name": "aula1",
-            "subnet": "10.0.1.0/24",
-            "multicast": "9000:full-duplex:239.194.1.1:90M:3:10",
-            "torrent": "peer:2",
-            "defaults": {
-                "repository": "repo",
-                "disks": [
-                    {
-                        "number": 1,
-                        "size": "250GiB",
-                        "partitions": [{"number": 1, "size": "60GiB", "fs": "EXT4"}],
-                    }
-                ],
-                "cache": {"size": "60GiB", "free": "60GiB"},
-                "hw": {"link": {"rate": "1Gbit"}},
-            },
-            "computers": {"count": 3, "first_host": 11, "overrides": {}},
-        }
-    ],
-    "operations": [],
-    "backends": {"netns": {"scale": 0.002}},
-}
+
+def lab_data(
+    name: str,
+    seed: int,
+    images: list[dict[str, Any]],
+    partition: dict[str, Any],
+    cache: str,
+) -> dict[str, Any]:
+    """One 3-computer classroom on a 1 Gbit/s LAN, lab scale 0.002 (the netns tests' shape)."""
+    return {
+        "name": name,
+        "seed": seed,
+        "repositories": [
+            {"name": "repo", "address": "10.0.1.1", "images": images, "hw": {"uplink": "1Gbit"}}
+        ],
+        "engine": {"RESTOREPROTOCOLNOTCACHE": "UNICAST", "MCASTERRORSESSION": 30},
+        "classrooms": [
+            {
+                "name": "aula1",
+                "subnet": "10.0.1.0/24",
+                "multicast": "9000:full-duplex:239.194.1.1:90M:3:10",
+                "torrent": "peer:2",
+                "defaults": {
+                    "repository": "repo",
+                    "disks": [{"number": 1, "size": "250GiB", "partitions": [partition]}],
+                    "cache": {"size": cache, "free": cache},
+                    "hw": {"link": {"rate": "1Gbit"}},
+                },
+                "computers": {"count": 3, "first_host": 11, "overrides": {}},
+            }
+        ],
+        "operations": [],
+        "backends": {"netns": {"scale": 0.002}},
+    }
 
 
-def scenario(ops: list[dict[str, Any]], **changes: Any) -> Any:
-    data = copy.deepcopy(BASE)
+BASE = lab_data(
+    "lab-test",
+    7,
+    [{"name": "ubu", "filesystem": "EXT4", "data": "20GiB", "stored": "10GiB"}],
+    {"number": 1, "size": "60GiB", "fs": "EXT4"},
+    "60GiB",
+)
+
+
+def scenario(ops: list[dict[str, Any]], base: dict[str, Any] = BASE, **changes: Any) -> Any:
+    data = copy.deepcopy(base)
     data["operations"] = ops
     room = data["classrooms"][0]
     for key, value in changes.items():

@@ -8,69 +8,31 @@ under a minute as root.  Each checks that nothing is left behind (see tests/lab/
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ogsim.expect import evaluate
-from ogsim.scenario import build_scenario
-from tests.lab.test_netns import run_lab, verified
+from tests.lab.test_netns import lab_data, run_lab, verified
+from tests.lab.test_netns import scenario as lab_scenario
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.timeout(600)]
 
-BASE: dict[str, Any] = {
-    "name": "lab-ops-test",
-    "seed": 11,
-    "repositories": [
-        {
-            "name": "repo",
-            "address": "10.0.1.1",
-            "images": [
-                {"name": "ubu", "filesystem": "EXT4", "data": "15GiB", "stored": "8GiB"},
-                {"name": "newos", "filesystem": "EXT4", "data": "15GiB", "stored": "8GiB"},
-            ],
-            "hw": {"uplink": "1Gbit"},
-        }
+BASE = lab_data(
+    "lab-ops-test",
+    11,
+    [
+        {"name": "ubu", "filesystem": "EXT4", "data": "15GiB", "stored": "8GiB"},
+        {"name": "newos", "filesystem": "EXT4", "data": "15GiB", "stored": "8GiB"},
     ],
-    "engine": {"RESTOREPROTOCOLNOTCACHE": "UNICAST", "MCASTERRORSESSION": 30},
-    "classrooms": [
-        {
-            "name": "aula1",
-            "subnet": "10.0.1.0/24",
-            "multicast": "9000:full-duplex:239.194.1.1:90M:3:10",
-            "torrent": "peer:2",
-            "defaults": {
-                "repository": "repo",
-                "disks": [
-                    {
-                        "number": 1,
-                        "size": "250GiB",
-                        "partitions": [{"number": 1, "size": "30GiB", "fs": "EXT4", "os": "Linux"}],
-                    }
-                ],
-                "cache": {"size": "40GiB", "free": "40GiB"},
-                "hw": {"link": {"rate": "1Gbit"}},
-            },
-            "computers": {"count": 3, "first_host": 11, "overrides": {}},
-        }
-    ],
-    "operations": [],
-    "backends": {"netns": {"scale": 0.002}},
-}
+    {"number": 1, "size": "30GiB", "fs": "EXT4", "os": "Linux"},
+    "40GiB",
+)
 
 
 def scenario(ops: list[dict[str, Any]], **changes: Any) -> Any:
-    data = copy.deepcopy(BASE)
-    data["operations"] = ops
-    room = data["classrooms"][0]
-    for key, value in changes.items():
-        if key == "overrides":
-            room["computers"]["overrides"] = value
-        else:
-            data[key] = value
-    return build_scenario(data)
+    return lab_scenario(ops, BASE, **changes)
 
 
 def by_name(op: Any) -> dict[str, Any]:
