@@ -331,7 +331,7 @@ class SimClient:
         def streamed(nbytes: float) -> None:
             # the stream is in; partclone's sync writes back what the kernel still holds
             dirty = sync_bytes(self.disk, image)
-            if dirty <= 0 or not self.alive:
+            if dirty <= 0:
                 ok(nbytes)
                 return
             self.job = LocalJob(self, dirty, lambda: self.disk.write, lambda _n: ok(nbytes))

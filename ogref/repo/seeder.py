@@ -4,9 +4,9 @@ OpenGnSys's ``btlaunchmany`` does, rescanning for new images — and for re-crea
 
 Files are added in seed mode (no re-hash: the repository's copy is the reference), all upload
 slots open, TCP only.  A refused or failed announce is retried within seconds (backing off to
-30 s), not after libtorrent's minutes.  Run it as ``python -m ogref.repo.seeder --images DIR --listen IP``; it
-stops on SIGTERM.  It writes a small JSON status file (bytes uploaded per image) when asked with
-``--status``; it never downloads.
+30 s), not after libtorrent's minutes.  Run it as
+``python -m ogref.repo.seeder --images DIR --listen IP``; it stops on SIGTERM.  It writes a small
+JSON status file (bytes uploaded per image) when asked with ``--status``; it never downloads.
 """
 
 from __future__ import annotations
