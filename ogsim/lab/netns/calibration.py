@@ -24,6 +24,7 @@ functions over results except :func:`measure_write_rate` and :func:`dirty_limit`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -126,20 +127,22 @@ def inspections(method: str) -> int:
 def measure_write_rate(directory: Path | None = None, mib: int = 128, runs: int = 3) -> float:
     """Write rate (bytes/s) of a lab client disk: ``dd … conv=fsync`` onto a loop device whose
     sparse backing file sits under ``directory`` — the path of a restore's writes and of
-    partclone's final sync, whose flush reaches the host's disk.  That disk is shared and
-    noisy (239–1041 MB/s in three runs here), so this is the median of ``runs``.  The loop device
-    is detached and the file removed before returning."""
+    partclone's final sync, whose flush reaches the host's disk (without root, which loop
+    devices need, onto a plain file there, as ``--calibrate-only`` did before).  That disk is
+    shared and noisy (239–1041 MB/s in three runs here), so this is the median of ``runs``.
+    The loop device is detached and the file removed before returning."""
     from ogref.runtime.loopdev import LoopDisk
 
     rates = []
     dd = ["dd", "if=/dev/zero", "bs=4M", f"count={mib // 4}", "conv=fsync"]
-    with (
-        tempfile.TemporaryDirectory(dir=directory) as d,
-        LoopDisk(Path(d) / "w.img", (mib + 4) << 20) as disk,
-    ):
+    with contextlib.ExitStack() as stack:
+        d = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=directory)))
+        target = str(d / "w.bin")
+        if os.geteuid() == 0:
+            target = stack.enter_context(LoopDisk(d / "w.img", (mib + 4) << 20)).device
         for _ in range(runs):
             t = time.monotonic()
-            subprocess.run([*dd, f"of={disk.device}"], check=True, capture_output=True)
+            subprocess.run([*dd, f"of={target}"], check=True, capture_output=True)
             rates.append(mib * (1 << 20) / (time.monotonic() - t))
     return sorted(rates)[len(rates) // 2]
 
