@@ -1,7 +1,8 @@
 """The ``ogsim`` command line: run, report, sweep, validate, demo, validate-models, schema.
 
 Exit codes (``ExitCode``): 0 ok, 1 expectations failed, 2 interrupted, 3 backend not available,
-4 usage or scenario error.  Terminal output uses rich; figures are drawn by :mod:`ogsim.report`
+4 usage or scenario error, 5 this host lacks a capability the scenario needs on that backend
+(refused before anything is built; ``ogsim host`` lists them).  Terminal output uses rich; figures are drawn by :mod:`ogsim.report`
 (matplotlib, imported lazily).  This module parses arguments and prints; it models nothing.
 """
 
@@ -43,6 +44,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 2
     BACKEND_ERROR = 3
     USAGE_ERROR = 4
+    HOST_UNSUPPORTED = 5
 
 
 def _load(path: Path) -> Scenario:
@@ -188,11 +190,17 @@ def run(
         err.print(f"[red]unknown backend {backend!r}[/] (sim, netns, libvirt)")
         raise typer.Exit(ExitCode.USAGE_ERROR)
     sc = _load(scenario)
+    from ogsim.lab.capabilities import HostCapabilityError
+
     try:
         results = run_scenario(sc, backend, seed, out_dir)
     except BackendUnavailableError as exc:
         err.print(f"[bold yellow]{exc}[/]")
         raise typer.Exit(ExitCode.BACKEND_ERROR) from None
+    except HostCapabilityError as exc:
+        for reason in exc.refusals:
+            err.print(f"[bold yellow]refused[/] {reason}", soft_wrap=True)
+        raise typer.Exit(ExitCode.HOST_UNSUPPORTED) from None
     target = out_dir or Path("out") / sc.name / f"{backend}-{results.seed}"
     path = results.write(target / "results.json")
     checks = evaluate(results, sc.spec.expect)
@@ -201,6 +209,37 @@ def run(
     out.print(f"results: {path}")
     if any(not c.ok for c in checks):
         raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+
+
+@app.command()
+def host(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="also say whether this scenario can run here")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="netns | libvirt")] = "netns",
+) -> None:
+    """What this host's kernel lets the labs do (probed), and what a scenario needs from it."""
+    from ogsim.lab.capabilities import check, probe, report
+
+    caps = probe()
+    table = Table(title=f"host capabilities (kernel {caps.kernel})", title_justify="left")
+    for col in ("capability", "here", "kernel option", "how to check"):
+        table.add_column(col)
+    for cap, present in report():
+        table.add_row(
+            cap.what, "[green]yes[/]" if present else "[red]no[/]", cap.kernel_option, cap.check
+        )
+    out.print(table)
+    if scenario is None:
+        return
+    verdict = check(_load(scenario), backend, caps)
+    for note in verdict.notes:
+        out.print(f"[dim]approximated[/] {note}", soft_wrap=True)
+    for reason in verdict.refusals:
+        out.print(f"[bold yellow]refused[/] {reason}", soft_wrap=True)
+    if verdict.refusals:
+        raise typer.Exit(ExitCode.HOST_UNSUPPORTED)
+    out.print(f"[green]ok[/] {scenario} can run on {backend} here")
 
 
 @app.command()

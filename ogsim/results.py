@@ -102,6 +102,18 @@ class Metrics(_Record):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class HostRecord(_Record):
+    """The host a lab backend ran on: its kernel, each capability as the run saw it
+    (:mod:`ogsim.lab.capabilities`), and what the run only approximated or how it did it."""
+
+    kernel: str = ""
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+    assumed_missing: list[str] = Field(
+        default_factory=list, description="capabilities treated as missing ($OGSIM_ASSUME_MISSING)"
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
 class Results(_Record):
     """The whole run."""
 
@@ -115,6 +127,7 @@ class Results(_Record):
     links: list[LinkSeries] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
     events: list[LogLine] = Field(default_factory=list)
+    host: HostRecord | None = Field(default=None, description="lab backends: the host's kernel")
 
     def last_by_computer(self) -> dict[str, ComputerResult]:
         """Each computer's record in the last operation that involved it."""

@@ -224,6 +224,7 @@ def run_pipeline(
     errfiles: list[IO[bytes]] = []
     opened: list[IO[bytes]] = []
     python_errors: list[str] = []
+    causes: list[Exception] = []  # the feed's/drain's own exceptions, chained to the error
     threads: list[threading.Thread] = []
 
     def guarded(name: str, fn: Callable[[IO[bytes]], None], stream: IO[bytes]) -> None:
@@ -233,6 +234,7 @@ def run_pipeline(
             python_errors.append(f"{name}: broken pipe")
         except Exception as exc:  # reported through the pipeline failure
             python_errors.append(f"{name}: {exc}")
+            causes.append(exc)
         finally:
             with contextlib.suppress(OSError):
                 stream.close()
@@ -306,9 +308,9 @@ def run_pipeline(
     if any(not r.ok for r in results):
         python_errors = [e for e in python_errors if not e.endswith("broken pipe")]
         failure = PipelineError(results, python_errors)
-        raise error(f"{what}: {failure}")
+        raise error(f"{what}: {failure}") from (causes[0] if causes else None)
     if python_errors:
-        raise error(f"{what}: {'; '.join(python_errors)}")
+        raise error(f"{what}: {'; '.join(python_errors)}") from (causes[0] if causes else None)
     return results
 
 

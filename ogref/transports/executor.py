@@ -37,6 +37,7 @@ from ogref.errors import (
     MulticastReceiveFileError,
     NotFoundError,
     OgError,
+    ProtocolJoinMasterError,
     RepositoryError,
 )
 from ogref.model.method import Transport
@@ -146,6 +147,9 @@ class NetworkExecutor(Executor):
                 kind = FailureKind.RECEIVE
             self._phase("fetch", t0, 0, str(exc))
             return TransferFailed(kind, str(exc))
+        except ProtocolJoinMasterError as exc:  # the session never reached this computer
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.JOIN, exc.message)
         except MulticastReceiveFileError as exc:
             self._phase("fetch", t0, 0, exc.message)
             return TransferFailed(FailureKind.RECEIVE, exc.message)
@@ -266,6 +270,8 @@ class NetworkExecutor(Executor):
             return RestoreFailed(FailureKind.LOCKED, exc.message)
         except OgError as exc:
             kind = FailureKind.RECEIVE if "udp-receiver" in exc.message else FailureKind.IO
+            if isinstance(exc.__cause__, ProtocolJoinMasterError):  # the session never came
+                kind, exc = FailureKind.JOIN, exc.__cause__
             self._phase("restore", t0, 0, exc.message)
             return RestoreFailed(kind, exc.message)
         self.bytes_moved += done.bytes_read

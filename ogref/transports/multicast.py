@@ -9,6 +9,9 @@ by broadcast and never hears the sender's hellos on 224.0.0.1, so one that start
 sender never connects.  Before receiving, the
 client asks the repository's control API to start the sender (no port probing).  The receiver's
 exit status is always checked; a timeout wraps it so a lost session cannot hang the client.
+``udp-receiver`` exits 0 with nothing received when its rendezvous (unicast to the repository
+across subnets) worked but the multicast data never arrived — a session that did not reach this
+computer, reported as such (60), not as a truncated image.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from ipaddress import IPv4Interface, ip_address
 from pathlib import Path
 from typing import Any
 
-from ogref.errors import MulticastReceiveFileError
+from ogref.errors import MulticastReceiveFileError, ProtocolJoinMasterError
 from ogref.model.protocol import MulticastSession
 from ogref.transports.signing import SignedClient
 
 _CHUNK = 1 << 20
+NO_DATA = (
+    "udp-receiver ended with no data: it reached the sender, but the session's multicast never "
+    "reached this computer (is multicast routed to its subnet?)"
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,10 @@ def receive_file(cfg: ReceiverConfig, session: MulticastSession, dest: Path) -> 
         raise MulticastReceiveFileError(
             f"udp-receiver exited {done.returncode}: {done.stderr.strip()[-300:]}"
         )
-    return dest.stat().st_size if dest.exists() else 0
+    size = dest.stat().st_size if dest.exists() else 0
+    if not size:
+        raise ProtocolJoinMasterError(NO_DATA)
+    return size
 
 
 def receiver_source(
@@ -132,6 +142,8 @@ def receiver_source(
         errfile.close()
         if code:
             raise MulticastReceiveFileError(f"udp-receiver exited {code}: {err.strip()[-300:]}")
+        if not moved:
+            raise ProtocolJoinMasterError(NO_DATA)
         return moved
 
     return source

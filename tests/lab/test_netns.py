@@ -8,6 +8,7 @@ runs in about two minutes as root.  Each test checks that nothing is left behind
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from ogsim.expect import evaluate
+from ogsim.lab.capabilities import CAPABILITIES, probe
 from ogsim.lab.netns import LabOptions, destroy, run
 from ogsim.results import Results
 from ogsim.scenario import build_scenario
@@ -184,7 +186,23 @@ def test_client_crash_during_multicast_is_reported_and_others_finish(tmp_path: P
     assert time.monotonic() - t0 < 420
 
 
-def test_multicast_across_two_subnets(tmp_path: Path) -> None:
+def _needs(capability: str) -> Any:
+    """Skip, naming the kernel option, where this host lacks ``capability``."""
+    cap = CAPABILITIES[capability]
+    return pytest.mark.skipif(
+        os.geteuid() == 0 and not probe().has(capability),
+        reason=f"this kernel has no {cap.what} ({cap.kernel_option}; check: {cap.check})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("router", "mechanism"),
+    [
+        pytest.param("smcroute", "smcrouted", marks=_needs("multicast_routing"), id="smcroute"),
+        pytest.param("relay", "frames duplicated", marks=_needs("multicast_relay"), id="relay"),
+    ],
+)
+def test_multicast_across_two_subnets(tmp_path: Path, router: str, mechanism: str) -> None:
     data = copy.deepcopy(BASE)
     room2 = copy.deepcopy(data["classrooms"][0])
     room2.update(
@@ -200,11 +218,44 @@ def test_multicast_across_two_subnets(tmp_path: Path) -> None:
         }
     ]
     sc = build_scenario(data)
-    r = run_lab(sc, tmp_path)
+    r = run_lab(sc, tmp_path, multicast_router=router)
     comps = r.operations[0].computers
     assert len(comps) == 2
     assert all(c.status == "ok" and verified(c) for c in comps), [c.message for c in comps]
-    assert any("smcrouted" in e.text for e in r.events)
+    assert any(mechanism in e.text for e in r.events)
+    assert r.host is not None and any(mechanism in n for n in r.host.notes)
+    if router == "relay":  # the session crossed through the relay, not some other way
+        relayed = next(n for n in r.host.notes if "frames duplicated" in n)
+        assert int(relayed.split("relay: ")[1].split()[0]) > 1000
+
+
+def test_a_routed_classroom_without_multicast_routing_fails_with_60(tmp_path: Path) -> None:
+    # network.router.multicast: false — the session must not reach aula2 by any means.  Two
+    # receivers: udp-sender sends point-to-point (unicast, routed) to a lone receiver
+    data = copy.deepcopy(BASE)
+    room2 = copy.deepcopy(data["classrooms"][0])
+    room2.update(
+        name="aula2", subnet="10.0.2.0/24", multicast="9002:full-duplex:239.194.2.1:90M:2:10"
+    )
+    room2["computers"] = {"count": 2, "first_host": 11, "prefix": "pcb"}
+    data["classrooms"][0]["computers"]["count"] = 1
+    data["classrooms"] = [data["classrooms"][0], room2]
+    data["engine"]["MCASTERRORSESSION"] = 8
+    data["engine"]["MCASTWAIT"] = 5
+    data["network"] = {"router": {"multicast": False}}
+    data["operations"] = [
+        {
+            "at": 0,
+            "restore": {"image": "ubu", "method": "MULTICAST-DIRECT", "to": {"classroom": "aula2"}},
+        }
+    ]
+    r = run_lab(build_scenario(data), tmp_path)
+    comps = r.operations[0].computers
+    assert len(comps) == 2
+    for c in comps:
+        assert c.status == "failed" and c.code == 60, (c.status, c.code, c.message)
+        assert "never reached this computer" in c.message
+    assert r.host is not None and any("unicast only" in n for n in r.host.notes)
 
 
 def test_destroy_cleans_a_killed_run(tmp_path: Path) -> None:

@@ -3,14 +3,21 @@ udp-receiver command lines (OpenGnSys's options), and the agent's request encodi
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ogref.agent import request_from_json, request_to_json
 from ogref.core.deploy import DeployRequest, Operation
+from ogref.errors import ImageError, ProtocolJoinMasterError
 from ogref.model import Method, MulticastSession, TorrentSession
 from ogref.repo.sender import SenderOptions, sender_argv
-from ogref.transports.multicast import ReceiverConfig, receiver_argv
+from ogref.runtime.proc import run_pipeline
+from ogref.transports.multicast import ReceiverConfig, receive_file, receiver_argv, receiver_source
 from ogref.transports.signing import signature, verify
 
 
@@ -128,3 +135,40 @@ def test_lab_pieces_scale_with_the_image() -> None:
     assert lab_piece(0.1) == 256 * 1024  # 419 430 rounded down to a power of two
     assert lab_piece(0.001) == 16 * 1024  # never below one block
     assert lab_piece(0.001, 1024 * 1024) == 1024 * 1024
+
+
+def _fake_receiver(tmp_path: Path, monkeypatch: Any, body: str) -> None:
+    """A ``udp-receiver`` on PATH that behaves as ``body`` (a shell script) says."""
+    exe = tmp_path / "bin" / "udp-receiver"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n" + body + "\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
+
+
+def test_a_session_that_never_arrives_is_a_join_failure(tmp_path: Path, monkeypatch: Any) -> None:
+    # udp-receiver exits 0 with nothing when its unicast rendezvous worked but no multicast
+    # reached it (seen across subnets on a kernel without multicast routing)
+    _fake_receiver(tmp_path, monkeypatch, "exit 0")
+    cfg = ReceiverConfig("eth0", "10.0.2.11/24", "10.0.1.1")
+    session = MulticastSession.parse("9000:full-duplex:239.194.2.1:90M:2:10")
+    source = receiver_source(cfg, session)
+    with pytest.raises(ProtocolJoinMasterError) as info:
+        source(lambda b: None, hashlib.md5())
+    assert info.value.code == 60 and "never reached this computer" in info.value.message
+    with pytest.raises(ProtocolJoinMasterError):
+        receive_file(cfg, session, tmp_path / "img")
+    # data, then a clean exit: a normal receive
+    _fake_receiver(tmp_path / "b", monkeypatch, "printf abc")
+    got: list[bytes] = []
+    assert receiver_source(cfg, session)(got.append, hashlib.md5()) == 3
+
+
+def test_a_feed_failure_is_chained_to_the_pipeline_error() -> None:
+    # the restore path must still see *why* the network source failed
+    def feed(stream: Any) -> None:
+        raise ProtocolJoinMasterError("no session")
+
+    with pytest.raises(ImageError) as info:
+        run_pipeline([["cat"]], error=ImageError, what="restore", feed=feed)
+    assert isinstance(info.value.__cause__, ProtocolJoinMasterError)

@@ -33,13 +33,22 @@ from typing import Any
 from ogref.console import plan_boot
 from ogref.model.status import ClientStatus
 from ogref.site import BootSpec, RestoreSpec
+from ogsim.lab.capabilities import probe, require
 from ogsim.lab.libvirt import connection
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.backend import _computer, _site_yaml
 from ogsim.lab.netns.disks import build_disk
-from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Phase, Results
+from ogsim.results import (
+    ComputerResult,
+    HostRecord,
+    LogLine,
+    Metrics,
+    OperationResult,
+    Phase,
+    Results,
+)
 from ogsim.scenario import Scenario
 
 MAX_VMS = 8
@@ -124,6 +133,10 @@ class LibvirtRun:
         names = [pc.name for pc in self.site.computers]
         if len(names) > MAX_VMS:
             raise ValueError(f"the libvirt lab runs at most {MAX_VMS} VMs ({len(names)} asked)")
+        caps = probe()
+        verdict = require(self.sc, "libvirt", caps)  # before anything is created
+        for note in verdict.notes:
+            self.note(note)
         wall = time.monotonic()
         results = Results(
             scenario=self.sc.name,
@@ -131,6 +144,7 @@ class LibvirtRun:
             backend="libvirt",
             seed=seed,
             scale=(self.sc.spec.backends.libvirt.scale if self.sc.spec.backends.libvirt else 1.0),
+            host=HostRecord(**caps.record(), notes=verdict.notes),
         )
         try:
             return self._run(results, names, wall)

@@ -35,6 +35,7 @@ console's; the backend only prepares, waits and verifies):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -43,11 +44,12 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from ogref.model import ClientStatus, Filesystem, Image
+from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
 from ogref.runtime.imagefile import ImageStore
@@ -55,6 +57,13 @@ from ogref.runtime.loopdev import partition_path
 from ogref.server import OS_PORT, SERVER_PORT
 from ogref.site import CloneSpec, CreateSpec, SiteSpec
 from ogref.transports.signing import ApiError, SignedClient, new_key, read_key, write_key
+from ogsim.lab.capabilities import (
+    CAPABILITIES,
+    HostCapabilities,
+    HostCapabilityError,
+    probe,
+    require,
+)
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
@@ -63,7 +72,15 @@ from ogsim.lab.netns.disks import ClientDisk, build_disk
 from ogsim.lab.netns.images import SourceImage, lab_piece, make_source
 from ogsim.lab.netns.topology import Host, Topology
 from ogsim.lab.netns.tree import hash_partition
-from ogsim.results import ComputerResult, LogLine, Metrics, OperationResult, Phase, Results
+from ogsim.results import (
+    ComputerResult,
+    HostRecord,
+    LogLine,
+    Metrics,
+    OperationResult,
+    Phase,
+    Results,
+)
 from ogsim.scenario import Scenario
 
 DEFAULT_SCALE = 0.001
@@ -85,6 +102,8 @@ class LabOptions:
     torrent_stall: float = 60.0
     operation_timeout: float = 1200.0
     verify: bool = True
+    multicast_router: Literal["auto", "smcroute", "relay"] = "auto"
+    caps: HostCapabilities | None = None  # default: probed
 
 
 @dataclass
@@ -108,6 +127,8 @@ class Lab:
     tracker: subprocess.Popen[bytes] | None = None
     seeder: subprocess.Popen[bytes] | None = None
     references: dict[str, SourceImage] = field(default_factory=dict)  # "pc:disk:part" → tree
+    caps: HostCapabilities = field(default_factory=probe)
+    mrelay: bool = False
 
 
 def _python() -> str:
@@ -140,6 +161,27 @@ def _site_yaml(scenario: Scenario, path: Path) -> None:
     path.write_text(yaml.safe_dump({k: v for k, v in data.items() if k in keys}))
 
 
+def multicast_groups(scenario: Scenario) -> list[str]:
+    """Every multicast address the scenario's sessions may use (classrooms' and commands')."""
+    groups = {str(room.multicast.address) for room in scenario.site.classrooms}
+    for op in scenario.site.operations:
+        text = getattr(getattr(op, op.kind), "multicast", None)
+        if text:
+            groups.add(MulticastSession.parse(text).address)
+    return sorted(groups)
+
+
+def _multicast_router(opts: LabOptions, caps: HostCapabilities) -> str:
+    """``smcroute``, ``relay`` or ``none``: the option's, or (``auto``) kernel routing where the
+    host has it, else the relay, else none (then no session of the scenario crosses subnets:
+    :func:`~ogsim.lab.capabilities.require` refused it otherwise)."""
+    if opts.multicast_router != "auto":
+        return opts.multicast_router
+    if caps.has("multicast_routing"):
+        return "smcroute"
+    return "relay" if caps.has("multicast_relay") else "none"
+
+
 def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOptions) -> Lab:
     """Build the whole lab for ``scenario`` (the caller owns the manifest)."""
     scale = opts.scale or (
@@ -154,7 +196,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     used = {pc.address for pc in scenario.site.computers} | {IPv4Address(repo_spec.address)}
     srv_ip = _free_address(repo_net, used)
     server = topo.add_host("srv", f"{srv_ip}/{repo_net.prefixlen}")
-    lab = Lab(manifest, run_dir, topo, repo, server)
+    lab = Lab(manifest, run_dir, topo, repo, server, caps=opts.caps or probe())
     for pc in scenario.site.computers:
         lab.clients[pc.name] = topo.add_host(pc.name, pc.ip)
     subnets = list(topo.bridges)
@@ -162,9 +204,26 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         topo.add_router(subnets, run_dir)
         for h in [repo, server, *lab.clients.values()]:
             topo.route_between(h, subnets)
-        groups = sorted({str(room.multicast.address) for room in scenario.site.classrooms})
-        topo.start_mrouting(groups, repo_net, run_dir)
-        lab.notes.append(f"router between {', '.join(map(str, subnets))} with smcrouted")
+        between = ", ".join(map(str, subnets))
+        if not scenario.spec.network.router.multicast:
+            lab.notes.append(
+                f"router between {between}: unicast only (network.router.multicast: false)"
+            )
+        elif (how := _multicast_router(opts, lab.caps)) == "smcroute":
+            topo.start_mrouting(multicast_groups(scenario), run_dir)
+            lab.notes.append(f"router between {between} with smcrouted (multicast routing)")
+        elif how == "none":
+            lab.notes.append(
+                f"router between {between}: unicast only (this kernel can neither route nor "
+                "relay multicast; no session of this scenario crosses subnets)"
+            )
+        else:
+            topo.start_mrelay(multicast_groups(scenario))
+            lab.mrelay = True
+            lab.notes.append(
+                f"router between {between}: multicast relayed by nftables netdev dup "
+                "(no kernel multicast routing; TTL not decremented)"
+            )
     # shaping
     lab.loss = shaping.LossTable(topo, manifest)
     repo_hw = scenario.repositories.get(repo_spec.name)
@@ -175,9 +234,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         hw = scenario.hosts.get(name)
         if hw is None:
             continue
-        note = shaping.shape(topo, host, hw.link_rate * 8, hw.delay_s)
-        if "NOT" in note:
-            lab.notes.append(note)
+        shaping.shape(topo, host, hw.link_rate * 8, hw.delay_s, netem=lab.caps.has("netem"))
         if hw.loss > 0:
             lab.loss.set_loss(host, hw.loss)
     # repository: share, images, services
@@ -332,8 +389,6 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             cdir / "agent.out",
         )
     lab.notes.append(f"scale {scale:g}")
-    if not shaping.netem_available():
-        lab.notes.append("no netem in this kernel: link delay not emulated, loss by nft")
     return lab
 
 
@@ -786,6 +841,18 @@ def run(
 ) -> Results:
     """Run ``scenario`` in a namespace lab under ``out_dir``; the results (also written)."""
     opts = opts or LabOptions()
+    caps = opts.caps or probe()
+    verdict = require(scenario, "netns", caps)  # refused here, before anything is created
+    forced = {"smcroute": "multicast_routing", "relay": "multicast_relay"}.get(
+        opts.multicast_router
+    )
+    if forced and not caps.has(forced):
+        cap = CAPABILITIES[forced]
+        raise HostCapabilityError(
+            [f"multicast_router={opts.multicast_router} asked for, but this kernel has no "
+             f"{cap.what} ({cap.kernel_option})"]
+        )  # fmt: skip
+    opts = dataclasses.replace(opts, caps=caps)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = out_dir / "lab"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -794,8 +861,11 @@ def run(
     with manifest.owned():
         lab = build(scenario, run_dir, manifest, opts)
         setup_s = time.time() - wall0
+        lab.notes.extend(verdict.notes)
         ops, events, t0, cpu, expected = execute(lab, scenario, opts)
         _halt(lab)
+        if lab.mrelay:
+            lab.notes.append(f"multicast relay: {lab.topo.relayed()} frames duplicated")
         if opts.verify:
             for op_res in ops:
                 spec_op = scenario.site.operations[op_res.index]
@@ -862,6 +932,13 @@ def run(
             },
         ),
         events=events,
+        host=HostRecord(
+            **caps.record(),
+            notes=[
+                *verdict.notes,
+                *(n for n in lab.notes if n.startswith(("router between", "multicast relay"))),
+            ],
+        ),
     )
     results.write(out_dir / "results.json")
     return results

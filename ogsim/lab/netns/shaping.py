@@ -1,16 +1,14 @@
 """Link shaping of the lab: rate with ``tc tbf`` on both ends of a host's veth, loss with an
 nftables bridge-family table in the switch namespace, delay with ``netem`` where the kernel has it.
 
-This machine's kernel has no netem (and no modules can be loaded): ``netem_available`` probes it
-once; without it, delay is not emulated (the run records that) and loss comes from nft
-``numgen random``, which was measured exact to 0.01 %.  The nft table is recorded in the manifest
+Some kernels have no netem (and no modules can be loaded): the host's capabilities
+(:mod:`ogsim.lab.capabilities`) say so, and then delay is not emulated (the run records that, or
+refuses a scenario whose delays are not a LAN's); loss always comes from nft ``numgen random``,
+which was measured exact to 0.01 %.  The nft table is recorded in the manifest
 before it is made.  What to shape comes from the scenario; this module only applies it.
 """
 
 from __future__ import annotations
-
-import functools
-import subprocess
 
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.topology import Host, Topology, sh
@@ -24,28 +22,15 @@ def _burst(rate_bps: float) -> str:
     return f"{max(64 * 1024, int(rate_bps / 8 * 0.01))}b"
 
 
-@functools.cache
-def netem_available() -> bool:
-    """Whether ``tc qdisc … netem`` works here (probed on a throwaway namespace's lo)."""
-    ns = f"ognetem{subprocess.os.getpid()}"  # type: ignore[attr-defined]
-    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode:
-        return False
-    try:
-        r = subprocess.run(
-            ["tc", "-n", ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-            capture_output=True,
-        )
-        return r.returncode == 0
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def shape(topo: Topology, host: Host, rate_bps: float | None, delay_s: float = 0.0) -> str:
-    """Rate-limit both directions of ``host``'s link; returns a note on what was applied."""
+def shape(
+    topo: Topology, host: Host, rate_bps: float | None, delay_s: float = 0.0, *, netem: bool = False
+) -> str:
+    """Rate-limit both directions of ``host``'s link, and delay it where ``netem`` (the host's
+    capability, :mod:`ogsim.lab.capabilities`) allows; returns a note on what was applied."""
     notes = []
     for ns, dev in ((topo.switch, host.port), (host.netns, "eth0")):
         sh(["tc", "-n", ns, "qdisc", "del", "dev", dev, "root"], check=False)
-        if delay_s > 0 and netem_available():
+        if delay_s > 0 and netem:
             argv = [
                 "tc",
                 "-n",
@@ -84,8 +69,6 @@ def shape(topo: Topology, host: Host, rate_bps: float | None, delay_s: float = 0
             )
     if rate_bps:
         notes.append(f"{host.name}: {rate_bps / 1e6:g} Mbit/s each way")
-    if delay_s > 0 and not netem_available():
-        notes.append(f"{host.name}: delay {delay_s * 1000:g} ms NOT emulated (no netem here)")
     return "; ".join(notes)
 
 

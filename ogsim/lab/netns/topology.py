@@ -11,12 +11,16 @@ multicast routers.  The querier must speak IGMPv3: under v2 queries a host that 
 member's report suppresses its own, the snooping bridge then forwards the group to the one port
 that reported, and the silent members get nothing until the next query (measured: udp-sender
 waiting 24–36 s on "notAnswered" receivers in most back-to-back sessions).  Across
-subnets multicast goes through ``smcrouted`` in the router namespace (started here, recorded).
+subnets multicast goes through ``smcrouted`` in the router namespace (started here, recorded)
+where the kernel routes multicast (``CONFIG_IP_MROUTE``), else through the *relay*: an nftables
+``netdev`` table on the router's legs that duplicates the sessions' frames (TTL > 1) from each
+leg to the others (:mod:`ogsim.lab.capabilities` says which the host can do).
 Shaping is :mod:`ogsim.lab.netns.shaping`'s job; services are started elsewhere.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import time
@@ -28,6 +32,7 @@ from pathlib import Path
 from ogsim.lab.manifest import Manifest
 
 SWITCH = "sw"
+MRELAY_TABLE = "oglab_mrelay"
 
 
 class TopologyError(RuntimeError):
@@ -185,16 +190,16 @@ class Topology:
             if net != own:
                 sh(["ip", "-n", host.netns, "route", "add", str(net), "via", self.gateway(own)])
 
-    def start_mrouting(
-        self, groups: Sequence[str], source_net: IPv4Network, run_dir: Path
-    ) -> subprocess.Popen[bytes]:
-        """``smcrouted`` in the router: each group from the source subnet's leg to the others."""
+    def start_mrouting(self, groups: Sequence[str], run_dir: Path) -> subprocess.Popen[bytes]:
+        """``smcrouted`` in the router: each group from every leg to the others (a sender may
+        be the repository or a MASTER in any subnet)."""
         assert self.router is not None
         conf = run_dir / "smcroute.conf"
-        src = self.router_legs[source_net]
-        outs = [leg for net, leg in self.router_legs.items() if net != source_net]
-        lines = [f"phyint {leg} enable" for leg in self.router_legs.values()]
-        lines += [f"mroute from {src} group {g} to {' '.join(outs)}" for g in groups]
+        legs = list(self.router_legs.values())
+        lines = [f"phyint {leg} enable" for leg in legs]
+        for src in legs:
+            outs = " ".join(leg for leg in legs if leg != src)
+            lines += [f"mroute from {src} group {g} to {outs}" for g in groups]
         conf.write_text("\n".join(lines) + "\n")
         sock = run_dir / "smcroute.sock"
         pidf = run_dir / "smcroute.pid"
@@ -227,3 +232,46 @@ class Topology:
         if proc.poll() is not None:
             raise TopologyError(f"smcrouted exited {proc.returncode}: see {run_dir}/smcroute.log")
         return proc
+
+    def start_mrelay(self, groups: Sequence[str]) -> str:
+        """The relay: an nft ``netdev`` table in the router duplicating frames sent to
+        ``groups`` with TTL > 1 from each leg's ingress to the other legs, as they are (source
+        address, TTL and all); recorded before it is made.  Returns the table's name."""
+        assert self.router is not None
+        legs = list(self.router_legs.values())
+        dst = "{ " + ", ".join(groups) + " }"
+        chains = []
+        for src in legs:
+            dups = " ".join(f'dup to "{leg}"' for leg in legs if leg != src)
+            chains.append(
+                f"  chain from_{src} {{\n"
+                f'    type filter hook ingress device "{src}" priority 0; policy accept;\n'
+                f"    ip daddr {dst} ip ttl > 1 counter {dups}\n"
+                "  }"
+            )
+        ruleset = f"table netdev {MRELAY_TABLE} {{\n" + "\n".join(chains) + "\n}\n"
+        self.manifest.record(
+            "nft_table", MRELAY_TABLE, netns=self.router.netns, extra={"family": "netdev"}
+        )
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.router.netns, "nft", "-f", "-"],
+            input=ruleset,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode:
+            raise TopologyError(f"multicast relay: nft: {done.stderr.strip()}")
+        return MRELAY_TABLE
+
+    def relayed(self) -> int:
+        """Frames the relay has duplicated so far (0 without a relay)."""
+        if self.router is None:
+            return 0
+        out = sh(
+            ["ip", "netns", "exec", self.router.netns, "nft", "list", "table", "netdev",
+             MRELAY_TABLE],
+            check=False,
+        )  # fmt: skip
+        return sum(int(m) for m in re.findall(r"counter packets (\d+)", out))
