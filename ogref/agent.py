@@ -405,6 +405,12 @@ class Agent:
         self.emulate_boot: bool = a.emulate_boot
         self.os_report: str = a.os_report or ""
         self.boot_target: Json | None = None
+        # what the current command is doing, sent with every heartbeat (stage, bytes done/total)
+        self.command_id: str = ""
+        self.command_kind: str = ""
+        self.executor: MasterExecutor | None = None
+        self.done_bytes = 0
+        self.total_bytes = 0
 
     def log(self, text: str) -> None:
         """A tracking-log line: stdout (the screen) and the server."""
@@ -453,7 +459,8 @@ class Agent:
             torrent_stall=self.torrent_stall,
             clock=time.time,
         )
-        ex = MasterExecutor(machine, net, log=self.log)
+        ex = MasterExecutor(machine, net, log=self.log, progress=self._progress)
+        self.executor = ex
         if cmd.get("master"):
             ex.master_image = image_from_json(cmd["master"]["image"])
             ex.master_ip = str(cmd["master"]["ip"])
@@ -739,13 +746,33 @@ class Agent:
                 with self.lock:
                     self.pending = lines + self.pending
 
+    def _progress(self, done: int, total: int) -> None:
+        self.done_bytes, self.total_bytes = done, total
+
+    def activity(self) -> Json:
+        """What the current command is doing (empty when idle): its id, stage and bytes."""
+        if not self.command_id:
+            return {}
+        ex = self.executor
+        return {
+            "id": self.command_id,
+            "stage": (ex.stage if ex is not None else "") or self.command_kind,
+            "done": self.done_bytes,
+            "total": self.total_bytes,
+        }
+
     def _heartbeat(self) -> None:
         assert self.server is not None
-        while not self.stop.wait(1.0):
+        while not self.stop.wait(0.25 if self.command_id else 1.0):
             with contextlib.suppress(ApiError):
                 self.server.post(
                     "/agent/heartbeat",
-                    {"name": self.name, "ip": self.ip, "status": str(self.status)},
+                    {
+                        "name": self.name,
+                        "ip": self.ip,
+                        "status": str(self.status),
+                        "activity": self.activity(),
+                    },
                 )
             self._flush_log()
 
@@ -810,7 +837,13 @@ class Agent:
                 self._power(str(cmd["kind"]))
                 continue
             self.status = ClientStatus.BSY
-            result = self.execute(cmd)
+            self.executor, self.done_bytes, self.total_bytes = None, 0, 0
+            self.command_id = str(cmd.get("id", ""))
+            self.command_kind = str(cmd.get("kind", ""))
+            try:
+                result = self.execute(cmd)
+            finally:
+                self.command_id = ""
             self._flush_log()
             if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
                 self.status = ClientStatus.OPG

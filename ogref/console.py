@@ -1,5 +1,6 @@
 """The console's commands, planned: Restore, the Deploy wizard, updateCache, clone from a MASTER,
-boot once / boot target, and the Restore form's image list.
+boot once / boot target, the Restore form's image list, and each command's jobs for the
+command queue (:mod:`ogref.command_queue`).
 
 For a scope (classroom, group or computers) it builds one :class:`DeployRequest` per computer —
 with the classroom's multicast session (nclients = computers of the scope in that classroom) and
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ogref.command_queue import Job
 from ogref.core.deploy import DeployRequest, DeploySession, Operation
 from ogref.core.driver import ModelOracle, drive
 from ogref.core.events import Command, Finish, MethodSwitched, Source
@@ -313,6 +315,27 @@ def plan_boot(
     else:
         steps += [f"boot {disk}:{partition} directly from the live client"]
     return BootPlan(computer.name, disk, partition, status, permanent, tracked, tuple(steps))
+
+
+# --------------------------------------------------------------------------- command queue
+
+
+def job(
+    index: int,
+    computer: str,
+    request: DeployRequest | None = None,
+    *,
+    reads: str | None = None,
+    writes: str | None = None,
+) -> Job:
+    """One computer's part of console command ``index`` for the :class:`CommandQueue`: the
+    multicast (address, port) its request uses, the repository image it reads or creates."""
+    session = None
+    if request is not None and request.multicast is not None:
+        session = (request.multicast.address, request.multicast.port)
+    if request is not None and request.source is Source.REPO and reads is None:
+        reads = request.image
+    return Job(index, computer, reads=reads, writes=writes, session=session)
 
 
 def scope_label(to: Scope | str) -> str:

@@ -10,7 +10,9 @@ createImage sent to the source computer; a clone from a MASTER planned with
 once / boot target planned with :func:`ogref.console.plan_boot`),
 ``/console/status`` (per-computer records of an operation), ``/console/clients`` (status
 colours and the OS reports), ``/console/reboot`` (restart the live client of some computers),
-``/console/halt``.  With ``--os-listen`` it also takes the unsigned ``POST /api/os`` that a
+``/console/halt``.  When each computer's part of a command is handed to its agent is the console's
+command queue's rule (:mod:`ogref.command_queue`), the simulator's too; a computer waiting is
+told why in its record's log.  With ``--os-listen`` it also takes the unsigned ``POST /api/os`` that a
 booted operating system sends when it has started (OGAgent's "started": hostname, status LNX…),
 matched to a computer by the sender's address, never by what it claims.  Each client's tracking log is appended to ``<logdir>/<ip>.log``.  A
 client that stops sending heartbeats for ``--heartbeat-timeout`` seconds while it has a command,
@@ -21,6 +23,7 @@ plain JSON; converting them into a backend's results is the caller's job.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import sys
@@ -33,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from ogref.agent import request_to_json
-from ogref.console import build_requests, operation_for, plan_boot, plan_clone
+from ogref.command_queue import CommandQueue, Job
+from ogref.console import build_requests, job, operation_for, plan_boot, plan_clone
 from ogref.errors import OgErr, OgError
 from ogref.model import ClientStatus, Transport
 from ogref.site import BootSpec, CloneSpec, CreateSpec, RestoreSpec, Site, load_site
@@ -58,6 +62,14 @@ class Client:
     current: str | None = None
     sent_at: float = 0.0
     os_reports: list[Json] = field(default_factory=list)
+    activity: Json = field(default_factory=dict)  # the agent's last report: stage, bytes
+    history: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def set_status(self, status: ClientStatus, when: float) -> None:
+        """A new status colour; changes are kept (the last 64) so a short visit is not missed."""
+        if status != self.status or not self.history:
+            self.history.append((when, str(status)))
+        self.status = status
 
 
 @dataclass
@@ -103,32 +115,77 @@ class Server:
         self.clients = {pc.name: Client(pc.name, str(pc.address)) for pc in site.computers}
         self.ops: dict[str, Operation] = {}
         self.lock = threading.Condition()
+        # when each computer's part of a command may start: the console's rule, shared with the
+        # simulator (one command at a time per computer, images read after their create, one
+        # command per multicast address and port)
+        self.queue = CommandQueue()
+        self.pending: dict[Job, tuple[Operation, str, Json]] = {}  # queued, not yet deliverable
+        self.jobs: dict[str, Job] = {}  # command id → its job
+        self.told: dict[Job, str] = {}
+        self._seq = itertools.count()
+
+    def _release(self) -> None:
+        """Hand the agents what the command queue lets start (the lock is held); log who waits."""
+        for j in self.queue.startable():
+            op, name, cmd = self.pending.pop(j)
+            if op.source is not None and name != op.source["name"] and "ready" not in op.source:
+                op.waiting.append((name, cmd))  # a clone target: held until the MASTER sends
+            else:
+                self.clients[name].queue.append(cmd)
+        now = time.time()
+        for j, why in self.queue.waits().items():
+            if self.told.get(j) == why:
+                continue
+            self.told[j] = why
+            op, name, _cmd = self.pending[j]
+            rec = op.record(name)
+            if rec is not None:
+                rec.setdefault("log", []).append({"t": now, "text": f"queued: {why}"})
+        self.lock.notify_all()
+
+    def _end_job(self, command_id: str) -> None:
+        """The job of ``command_id`` ended (or will never run): what waited on it may start."""
+        j = self.jobs.get(command_id)
+        if j is not None:
+            self.pending.pop(j, None)
+            self.queue.finished(j)
 
     # ------------------------------------------------------------------ agents
 
     def _seen(self, body: Json) -> Client:
         c = self.clients[str(body["name"])]
         c.last_seen = time.time()
-        c.status = ClientStatus(body.get("status", "OPG"))
+        c.set_status(ClientStatus(body.get("status", "OPG")), c.last_seen)
         c.ip = str(body.get("ip", c.ip)).split("/")[0]
         return c
 
     def heartbeat(self, body: Json) -> Json:
         with self.lock:
-            self._seen(body)
+            c = self._seen(body)
+            activity = body.get("activity")
+            if isinstance(activity, dict):
+                c.activity = {**activity, "t": c.last_seen}
         return {}
 
     def poll(self, body: Json) -> Json:
+        """The agent's next command (waiting up to 2 s for one).  Reboot, power off and halt go
+        first; an operation only to a computer in the live client (one running an installed OS
+        keeps it queued until it reboots into the live client)."""
         deadline = time.time() + 2.0
         with self.lock:
             c = self._seen(body)
-            while not c.queue and time.time() < deadline:
+            while True:
+                if c.current is None and c.queue:
+                    control = next((cmd for cmd in c.queue if cmd.get("kind") in CONTROL), None)
+                    if control is not None:
+                        c.queue.remove(control)
+                        return {"command": control}
+                    if c.status not in (ClientStatus.LNX, ClientStatus.WIN):
+                        break
+                if time.time() >= deadline:
+                    return {"command": None}
                 self.lock.wait(0.2)
-            if not c.queue or c.current is not None:
-                return {"command": None}
             cmd = c.queue.popleft()
-            if cmd.get("kind") in CONTROL:
-                return {"command": cmd}
             c.current = cmd["id"]
             c.sent_at = time.time()
             rec = self.ops[cmd["op"]].record(c.name)
@@ -165,7 +222,8 @@ class Server:
                     self._master_failed(op, int(rec["code"]), str(rec.get("message", "")))
             if c.current == body["id"]:
                 c.current = None
-            self.lock.notify_all()
+            self._end_job(str(body["id"]))
+            self._release()
         return {}
 
     # ------------------------------------------------------------------ console
@@ -187,10 +245,12 @@ class Server:
 
     def _master_failed(self, op: Operation, code: int, why: str) -> None:
         """The MASTER failed (or vanished) before sending: its targets fail with its code."""
-        if not op.waiting:
-            return
         assert op.source is not None
-        for name, _cmd in op.waiting:
+        held = [name for name, _cmd in op.waiting]
+        queued = [j.computer for j in self.queue.cancel(int(op.id[2:]))]
+        for name in [*held, *queued]:
+            if name == op.source["name"]:
+                continue
             op.records[name].update(
                 status="failed",
                 code=code,
@@ -198,6 +258,7 @@ class Server:
                 final=True,
                 finished=time.time(),
             )
+            self._end_job(f"{op.id}/{name}")
         op.waiting.clear()
 
     def _entry(self, name: str, requested: str) -> Json:
@@ -212,23 +273,36 @@ class Server:
         }
 
     def submit(self, body: Json) -> Json:
+        """Plan the site's operation ``index`` and queue it; a command the console refuses
+        (repository mismatch, no such partition…) is answered ``refused`` with its code."""
         index = int(body["index"])
         spec = self.site.operations[index]
         kind = spec.kind
         if kind not in KINDS:
             raise ValueError(f"the lab server does not run {kind} operations")
-        op = Operation(f"op{len(self.ops)}", kind, index, time.time())
+        try:
+            return self._submit(index, spec.kind)
+        except OgError as exc:
+            return {"refused": {"code": int(exc.code), "message": exc.message}}
+
+    def _submit(self, index: int, kind: str) -> Json:
+        spec = self.site.operations[index]
+        with self.lock:
+            seq = next(self._seq)
+        op = Operation(f"op{seq}", kind, index, time.time())
         engine = self.site.policy.to_text()
-        queued: list[tuple[str, Json]] = []
+        queued: list[tuple[Job, str, Json]] = []
 
         def command(name: str, **extra: Any) -> Json:
             return {"id": f"{op.id}/{name}", "op": op.id, "kind": kind, "engine": engine, **extra}
 
         body_spec = getattr(spec, kind)
         if isinstance(body_spec, CreateSpec):
-            op.records[body_spec.computer] = self._entry(body_spec.computer, "create")
+            name = body_spec.computer
+            op.records[name] = self._entry(name, "create")
+            writes = body_spec.image if body_spec.target == "REPO" else None
             queued.append(
-                (body_spec.computer, command(body_spec.computer, create=body_spec.model_dump()))
+                (job(seq, name, writes=writes), name, command(name, create=body_spec.model_dump()))
             )
         elif isinstance(body_spec, CloneSpec):
             plan = plan_clone(self.site, body_spec)
@@ -238,30 +312,27 @@ class Server:
                     "(udpcast, as OpenGnSys's ogMcastSendPartition); no unicast partition sender"
                 )
             session = plan.computers[0].request.multicast
-            op.source = self._entry(body_spec.master, "clone-source")
+            assert session is not None
+            master = body_spec.master
+            op.source = self._entry(master, "clone-source")
+            clone = {
+                **body_spec.model_dump(),
+                "image": plan.image.name,
+                "os_name": plan.image.os_name,
+                "multicast": str(session),
+                "fec": self.site.repository(self.site.computer(master).repository).multicast_fec,
+            }
             queued.append(
                 (
-                    body_spec.master,
-                    command(
-                        body_spec.master,
-                        kind="clone_source",
-                        clone={
-                            **body_spec.model_dump(),
-                            "image": plan.image.name,
-                            "os_name": plan.image.os_name,
-                            "multicast": str(session),
-                            "fec": self.site.repository(
-                                self.site.computer(body_spec.master).repository
-                            ).multicast_fec,
-                        },
-                    ),
+                    Job(seq, master, session=(session.address, session.port)),
+                    master,
+                    command(master, kind="clone_source", clone=clone),
                 )
             )
             for p in plan.computers:
                 op.records[p.computer] = self._entry(p.computer, str(p.requested))
-                op.waiting.append(
-                    (p.computer, command(p.computer, request=request_to_json(p.request)))
-                )
+                cmd = command(p.computer, request=request_to_json(p.request))
+                queued.append((job(seq, p.computer, p.request), p.computer, cmd))
         elif isinstance(body_spec, BootSpec):
             for pc in self.site.scope(body_spec.to):
                 rec = op.records[pc.name] = self._entry(pc.name, "boot")
@@ -277,21 +348,25 @@ class Server:
                     "tracked_boots": bplan.tracked_boots,
                     "steps": list(bplan.steps),
                 }
-                queued.append((pc.name, command(pc.name, boot=boot)))
+                queued.append((job(seq, pc.name), pc.name, command(pc.name, boot=boot)))
         else:
             rspec: RestoreSpec = body_spec
             for pc, req in build_requests(self.site, rspec, operation_for(kind)):
                 op.records[pc.name] = self._entry(pc.name, str(req.method))
-                queued.append((pc.name, command(pc.name, request=request_to_json(req))))
+                cmd = command(pc.name, request=request_to_json(req))
+                queued.append((job(seq, pc.name, req), pc.name, cmd))
         with self.lock:
             self.ops[op.id] = op
-            for name, cmd in queued:
-                self.clients[name].queue.append(cmd)
-            self.lock.notify_all()
+            self.queue.submit([j for j, _name, _cmd in queued])
+            for j, name, cmd in queued:
+                self.pending[j] = (op, name, cmd)
+                self.jobs[cmd["id"]] = j
+            self._release()
         return {"op": op.id, "computers": list(op.records)}
 
     def _expire(self) -> None:
         now = time.time()
+        changed = False
         for c in self.clients.values():
             if c.current is None:
                 continue
@@ -303,7 +378,7 @@ class Server:
             why = ""
             if now - c.last_seen > self.heartbeat_timeout:
                 why = f"client stopped responding (no heartbeat for {now - c.last_seen:.0f} s)"
-                c.status = ClientStatus.OFF
+                c.set_status(ClientStatus.OFF, now)
             elif now - c.sent_at > self.command_timeout:
                 why = f"command timed out after {self.command_timeout:.0f} s"
             if why and not rec.get("final"):
@@ -315,9 +390,11 @@ class Server:
                     finished=now,
                     lost=True,
                 )
+                self._end_job(c.current)
                 c.current = None
                 if rec is op.source:
                     self._master_failed(op, int(OgErr.GENERIC), why)
+                changed = True
         # a client that never appeared cannot take its command
         for op in self.ops.values():
             for rec in op.all_records():
@@ -337,8 +414,12 @@ class Server:
                         lost=True,
                     )
                     c.queue.clear()
+                    self._end_job(f"{op.id}/{name}")
                     if rec is op.source:
                         self._master_failed(op, int(OgErr.GENERIC), "client not running")
+                    changed = True
+        if changed:
+            self._release()
 
     def status(self, body: Json) -> Json:
         with self.lock:
@@ -362,6 +443,8 @@ class Server:
                         "status": str(c.status),
                         "colour": c.status.colour,
                         "last_seen": c.last_seen,
+                        "activity": c.activity,
+                        "history": [list(h) for h in c.history],
                         "os": list(c.os_reports),
                     }
                     for c in self.clients.values()
@@ -396,7 +479,7 @@ class Server:
                 **{k: str(v) for k, v in body.items() if k in ("fstab_root", "os")},
             }
             c.os_reports.append(report)
-            c.status = status
+            c.set_status(status, now)
             c.last_seen = now
             self.lock.notify_all()
         stamp = time.strftime("%H:%M:%S", time.localtime(now))

@@ -73,6 +73,11 @@ class ImageSpec(Strict):
     checksum: str = ""
     revision: int = 1
     os: str = ""
+    torrent_piece: Size = Field(
+        default=4 * 1024**2,
+        description="piece size of the image's .torrent (OpenGnSys's ctorrent -l: 4MiB); "
+        "a power of two of at least 16KiB",
+    )
 
     def build(self, repository: str) -> Image:
         stored = self.stored if self.stored is not None else max(1, self.data // 2)
@@ -90,6 +95,7 @@ class ImageSpec(Strict):
             base=self.base,
             revision=self.revision,
             os_name=self.os,
+            torrent_piece=self.torrent_piece,
         )
 
 

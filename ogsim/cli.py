@@ -155,6 +155,9 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
         f"({m.events_per_s:,.0f} ev/s) · seed {results.seed}"
     )
     for chk in checks or []:
+        if not chk.applicable:
+            out.print(f"[dim]SKIP[/] {chk.name}: {chk.actual}")
+            continue
         out.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + chk.name)
         if not chk.ok:
             out.print(f"  [red]- expected:[/] {chk.expected}\n  [green]+ actual:  [/] {chk.actual}")

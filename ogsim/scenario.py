@@ -28,7 +28,7 @@ from pydantic import (
 from ogref.errors import ConfigError
 from ogref.model import Method
 from ogref.site import Site, SiteSpec, build_site, expand_names, read_yaml, validation_error
-from ogref.units import Duration, Rate, Ratio, Size, parse_size
+from ogref.units import Duration, Rate, Ratio, parse_size
 from ogsim.hardware import ComputerHwLayer, HostHw, NetworkSpec, RepositoryHw, resolve_host
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
@@ -203,6 +203,14 @@ class CountExpect(_Strict):
     operation: OperationIndex | None = None
 
 
+class OrderExpect(_Strict):
+    """Operation ``then`` started on every computer only after operation ``first`` had ended on
+    all of its computers (the command queue made it wait)."""
+
+    first: OperationIndex
+    then: OperationIndex
+
+
 EXPECT_KINDS = (
     "all_restored",
     "all_verified",
@@ -214,6 +222,8 @@ EXPECT_KINDS = (
     "booted",
     "makespan_below",
     "makespan_above",
+    "order",
+    "concurrent",
 )
 
 
@@ -230,8 +240,19 @@ class ExpectSpec(_Strict):
     booted: BootedExpect | None = None
     makespan_below: Duration | None = None
     makespan_above: Duration | None = None
+    order: OrderExpect | None = None
+    concurrent: list[OperationIndex] | None = Field(
+        default=None,
+        min_length=2,
+        description="these operations ran at the same time (their spans overlap pairwise)",
+    )
     backends: list[Literal["sim", "netns", "libvirt"]] | None = Field(
         default=None, description="backends this expectation applies to (default: all)"
+    )
+    clock: Literal["scenario", "wall"] = Field(
+        default="scenario",
+        description="makespan bounds: in scenario time (the simulator's; a lab measures it only "
+        "at scale 1) or in the lab run's real seconds (labs only)",
     )
 
     @model_validator(mode="after")
@@ -239,6 +260,8 @@ class ExpectSpec(_Strict):
         kinds = [k for k in EXPECT_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"an expectation needs exactly one of {', '.join(EXPECT_KINDS)}")
+        if self.clock != "scenario" and not kinds[0].startswith("makespan"):
+            raise ValueError("clock applies to makespan_below / makespan_above only")
         return self
 
     @property
@@ -262,7 +285,6 @@ class SimBackendSpec(_Strict):
     upload_slots: int = Field(default=4, ge=1, description="torrent upload slots per peer")
     download_slots: int = Field(default=4, ge=1, description="torrent concurrent downloads")
     neighbours: int = Field(default=30, ge=1, description="peers a tracker answer lists")
-    piece: Size = Field(default=4 * 1024**2, description="torrent piece size (ctorrent -l)")
     torrent_efficiency: Ratio = Field(
         default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )
@@ -286,11 +308,6 @@ class LabBackendSpec(_Strict):
     """Scale for a lab backend (netns, libvirt)."""
 
     scale: float = Field(default=0.001, gt=0, le=1)
-    torrent_piece: Size | None = Field(
-        default=None,
-        description="netns: the lab images' .torrent piece size (default: OpenGnSys's 4 MiB "
-        "times scale, a power of two within 16 KiB–4 MiB, so a scaled image keeps its piece count)",
-    )
 
 
 class BackendsSpec(_Strict):
@@ -430,8 +447,14 @@ def _check_references(sc: Scenario) -> None:
             names = getattr(body, attr, None)
             if isinstance(names, list):
                 check(names, f"expect.{i}.{e.kind}.{attr.rstrip('_')}")
-        op = getattr(body, "operation", None)
-        if op is not None and op >= len(sc.site.operations):
+        indices = [getattr(body, "operation", None)]
+        if isinstance(body, OrderExpect):
+            indices = [body.first, body.then]
+        elif isinstance(body, list):
+            indices = list(body)
+        for op in indices:
+            if op is None or op < len(sc.site.operations):
+                continue
             raise ConfigError(
                 f"operation {op} does not exist (the scenario has {len(sc.site.operations)})",
                 source=sc.source,

@@ -3,8 +3,10 @@ returns ``Results``.
 
 Operations are planned by the console (:mod:`ogref.console`: scope → one DeployRequest per
 computer, with the classroom's multicast session, and the repository-mismatch refusal); each
-computer then drives its own decision-core session (:mod:`ogsim.client`).  A computer still busy
-when a later operation reaches it queues it.  Deterministic for a seed: one ``random.Random``
+computer then drives its own decision-core session (:mod:`ogsim.client`).  When each computer's
+part starts is the console's command queue's rule (:mod:`ogref.command_queue`: one command at a
+time per computer, images read after their create, one command per multicast address and port),
+the same the lab server follows.  Deterministic for a seed: one ``random.Random``
 feeds every random choice, and ties in time run in scheduling order.
 """
 
@@ -13,11 +15,11 @@ from __future__ import annotations
 import random
 import resource
 import time
-from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ogref import console
+from ogref.command_queue import CommandQueue, Job
 from ogref.core.create import CreateRequest, CreateSession
 from ogref.core.deploy import DeployRequest
 from ogref.core.driver import CreateOracle, drive
@@ -106,7 +108,12 @@ class Simulation:
             seed=self.seed,
             scale=scenario.sim.scale,
         )
-        self._queues: dict[str, deque[Callable[[], None]]] = {}
+        # the console's command queue: who may start when (ogref.command_queue)
+        self.queue = CommandQueue()
+        self._begins: dict[Job, Callable[[], None]] = {}
+        self._records: dict[Job, ComputerResult] = {}
+        self._told: dict[Job, str] = {}
+        self._clones: dict[Job, set[Job]] = {}  # a clone's MASTER job → targets still running
 
     # ------------------------------------------------------------------ shared models
 
@@ -161,28 +168,55 @@ class Simulation:
         res = OperationResult(index=index, kind=op.kind, at=op.at)
         self.results.operations.append(res)
         site = self.scenario.site
+        jobs: list[tuple[Job, Callable[[], None]]] = []
         try:
             if isinstance(body, RestoreSpec):
                 res.image, res.method = body.image, body.method
                 res.scope = console.scope_label(body.to)
                 pairs = console.build_requests(site, body, console.operation_for(op.kind))
                 for pc, req in pairs:
-                    self._start(res, pc.name, req)
+                    jobs.append(self._start(res, console.job(index, pc.name, req), req))
             elif isinstance(body, CloneSpec):
                 plan = console.plan_clone(site, body)
                 res.image, res.method = plan.image.name, str(plan.method)
                 res.scope = console.scope_label(body.to)
                 master = self.master_source(body.master)
-                for p in plan.computers:
-                    self._start(res, p.computer, p.request, {plan.image.name: plan.image}, master)
+                targets = [console.job(index, p.computer, p.request) for p in plan.computers]
+                jobs.append(self._master(body.master, targets))
+                for p, j in zip(plan.computers, targets, strict=True):
+                    jobs.append(
+                        self._start(res, j, p.request, {plan.image.name: plan.image}, master)
+                    )
             elif isinstance(body, BootSpec):
                 res.scope = console.scope_label(body.to)
                 for pc in site.scope(body.to):
-                    self._boot(res, pc.name, body)
+                    jobs.append(self._boot(res, console.job(index, pc.name), body))
             elif isinstance(body, CreateSpec):
-                self._create(res, body)
+                writes = body.image if body.target == "REPO" else None
+                jobs.append(
+                    self._create(res, console.job(index, body.computer, writes=writes), body)
+                )
         except OgError as exc:
             self._refuse(res, body, exc)
+            return
+        self.queue.submit([j for j, _ in jobs])
+        self._begins.update(jobs)
+        self._dispatch(now=True)
+
+    def _dispatch(self, now: bool = False) -> None:
+        """Start what the command queue lets start; say in the tracking log who waits, and why."""
+        for j in self.queue.startable():
+            begin = self._begins.pop(j)
+            if now:
+                begin()
+            else:
+                self.loop.after(0.0, begin)
+        for j, why in self.queue.waits().items():
+            if self._told.get(j) != why:
+                self._told[j] = why
+                rec = self._records.get(j)
+                if rec is not None:
+                    rec.log.append(LogLine(t=self.loop.now, text=f"queued: {why}"))
 
     def _refuse(self, res: OperationResult, body: object, exc: OgError) -> None:
         to = getattr(body, "to", "all")
@@ -208,36 +242,43 @@ class Simulation:
     def _start(
         self,
         res: OperationResult,
-        name: str,
+        job: Job,
         req: DeployRequest,
         masters: dict[str, Image] | None = None,
         master: Source | None = None,
-    ) -> None:
-        client = self.clients[name]
+    ) -> tuple[Job, Callable[[], None]]:
+        client = self.clients[job.computer]
         rec = ComputerResult(
-            name=name, classroom=client.computer.classroom, group=client.computer.group
+            name=job.computer, classroom=client.computer.classroom, group=client.computer.group
         )
         res.computers.append(rec)
+        self._records[job] = rec
 
         def begin() -> None:
-            client.on_end = lambda: self._next(name)
+            client.on_end = lambda: self._job_done(job)
             client.run(req, rec, masters, master)
 
-        self._enqueue(name, begin)
+        return job, begin
 
-    def _enqueue(self, name: str, begin: Callable[[], None]) -> None:
-        q = self._queues.setdefault(name, deque())
-        q.append(begin)
-        if len(q) == 1:
-            begin()
+    def _master(self, name: str, targets: list[Job]) -> tuple[Job, Callable[[], None]]:
+        """A clone's MASTER: busy (for the command queue) until its last target has ended."""
+        master_job = Job(targets[0].op, name, session=targets[0].session)
+        self._clones[master_job] = set(targets)
+        return master_job, lambda: None
 
-    def _next(self, name: str) -> None:
-        q = self._queues[name]
-        q.popleft()
-        if q:
-            self.loop.after(0.0, q[0])
+    def _job_done(self, job: Job) -> None:
+        self.queue.finished(job)
+        for master, left in list(self._clones.items()):
+            left.discard(job)
+            if not left:
+                del self._clones[master]
+                self.queue.finished(master)
+        self._dispatch()
 
-    def _boot(self, res: OperationResult, name: str, spec: BootSpec) -> None:
+    def _boot(
+        self, res: OperationResult, job: Job, spec: BootSpec
+    ) -> tuple[Job, Callable[[], None]]:
+        name = job.computer
         client = self.clients[name]
         rec = ComputerResult(
             name=name,
@@ -255,14 +296,14 @@ class Simulation:
                     self.loop.now,
                     "the computer is off",
                 )
-                self._next(name)
+                self._job_done(job)
                 return
             try:
                 plan = console.plan_boot(client.computer, spec.disk, spec.partition, spec.permanent)
             except OgError as exc:
                 rec.status, rec.code, rec.message = "failed", int(exc.code), exc.message
                 rec.finished = self.loop.now
-                self._next(name)
+                self._job_done(job)
                 return
             boots = 1 + (1 if spec.permanent else 0) + (1 if plan.tracked_boots else 0)
             for step in plan.steps:
@@ -273,13 +314,16 @@ class Simulation:
                 rec.status, rec.code = "ok", 0
                 rec.message = f"booted {spec.disk}:{spec.partition} ({plan.status})"
                 rec.finished = self.loop.now
-                self._next(name)
+                self._job_done(job)
 
             self.loop.after(client.hw.boot_s * boots, done)
 
-        self._enqueue(name, begin)
+        self._records[job] = rec
+        return job, begin
 
-    def _create(self, res: OperationResult, spec: CreateSpec) -> None:
+    def _create(
+        self, res: OperationResult, job: Job, spec: CreateSpec
+    ) -> tuple[Job, Callable[[], None]]:
         """createImage: the core's CreateSession driven against the model, each step timed."""
         client = self.clients[spec.computer]
         rec = ComputerResult(
@@ -317,11 +361,12 @@ class Simulation:
                 rec.code, rec.message = int(result.code), result.message
                 rec.bytes_moved = float(session.written.stored_size) if session.written else 0.0
                 rec.finished = self.loop.now
-                self._next(client.name)
+                self._job_done(job)
 
             self.loop.after(t - self.loop.now, done)
 
-        self._enqueue(client.name, begin)
+        self._records[job] = rec
+        return job, begin
 
     # ------------------------------------------------------------------ run
 

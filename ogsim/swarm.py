@@ -117,7 +117,7 @@ class Swarm:
         self.source = source
         self.image = image
         self.params = sim.scenario.sim
-        blocks_by_piece = max(1, -(-image.stored_size // self.params.piece))
+        blocks_by_piece = max(1, -(-image.stored_size // image.torrent_piece))
         wanted = self.params.swarm_blocks
         if wanted is None:  # finer for small swarms, coarser for huge ones: cost ~ N × blocks
             wanted = max(64, min(1024, 65536 // max(1, len(sim.clients))))

@@ -108,6 +108,10 @@ class ImageInfo:
         return f"{base}:{self.host}" if self.host else base
 
 
+TORRENT_PIECE = 4 * 1024**2
+"""OpenGnSys's ``.torrent`` piece size (``ctorrent -l 4194304``)."""
+
+
 @dataclass(frozen=True)
 class Image:
     """An image in a repository.
@@ -122,6 +126,7 @@ class Image:
         kind: monolithic or differential; a differential image names its ``base``.
         source_disk, source_partition: where it was created on the model computer.
         revision: incremented at each re-creation.
+        torrent_piece: the piece size of its ``.torrent`` (OpenGnSys: 4 MiB, ``ctorrent -l``).
     """
 
     name: str
@@ -138,11 +143,17 @@ class Image:
     source_partition: int = 1
     revision: int = 1
     os_name: str = ""
+    torrent_piece: int = TORRENT_PIECE
 
     def __post_init__(self) -> None:
         validate_image_name(self.name)
         if self.data_size < 0 or self.stored_size <= 0:
             raise FormatError(f"image {self.name}: sizes must be positive")
+        if self.torrent_piece < 16 * 1024 or self.torrent_piece & (self.torrent_piece - 1):
+            raise FormatError(
+                f"image {self.name}: torrent piece size {self.torrent_piece} is not a power of "
+                "two ≥ 16 KiB"
+            )
         if self.kind is ImageKind.DIFFERENTIAL and not self.base:
             raise FormatError(f"differential image {self.name} needs a base image")
 

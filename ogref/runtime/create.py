@@ -214,7 +214,8 @@ class _Steps:
     def _inspect_store(self) -> StoreInspected:
         try:
             self.store.check_writable()
-        except OgError:
+        except OgError as exc:
+            self.notes.append(exc.message)  # why: the session's answer says only "not writable"
             return StoreInspected(present=True, writable=False)
         self.files.img.parent.mkdir(parents=True, exist_ok=True)
         locked = not self._lock(self.files.lock, f"image {self.files.name}")

@@ -95,6 +95,19 @@ class Machine:
         return partition_path(self.device(disk), number)
 
 
+_STAGES: dict[type, str] = {
+    InspectTarget: "inspect",
+    InspectImage: "inspect",
+    InspectCache: "inspect",
+    FormatCache: "cache",
+    EmptyCache: "cache",
+    EvictFromCache: "cache",
+    FetchToCache: "fetch",
+    RestorePartition: "restore",
+    ConfigureOs: "postconf",
+}
+
+
 class Executor:
     """Executes one session's commands on a :class:`Machine`; use once per operation."""
 
@@ -112,6 +125,7 @@ class Executor:
         self.cache: CachePartition | None = None
         self.notes: list[str] = []
         self.commands: list[Command] = []
+        self.stage = ""  # what the machine is doing: inspect, fetch, restore, postconf
 
     # ------------------------------------------------------------------ running
 
@@ -163,6 +177,7 @@ class Executor:
             return None
         if isinstance(cmd, Finish):
             return None
+        self.stage = _STAGES.get(type(cmd), self.stage)
         if isinstance(cmd, InspectTarget):
             return self._inspect_target(cmd)
         if isinstance(cmd, InspectImage):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ogref.errors import FormatError, ImageFileError, NotFoundError, NotWriteError
+from ogref.model.image import TORRENT_PIECE as IMAGE_TORRENT_PIECE
 from ogref.model.image import CloneTool, Compressor, Image, ImageInfo, validate_image_name
 from ogref.runtime import compressor, partclone
 from ogref.runtime.lock import is_locked
@@ -27,7 +28,7 @@ from ogref.runtime.proc import read_head
 from ogref.units import MIB
 
 SIDECARS = (".info", ".sum", ".full.sum", ".torrent")
-TORRENT_PIECE = 4 * MIB
+TORRENT_PIECE = IMAGE_TORRENT_PIECE  # OpenGnSys: 4 MiB
 _CHUNK = MIB
 
 

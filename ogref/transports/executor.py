@@ -197,7 +197,14 @@ class NetworkExecutor(Executor):
         )
         self.log(f"multicast sender {state} for {cmd.image.name} on port {cmd.multicast.port}")
         dst.img.unlink(missing_ok=True)
-        moved = multicast.receive_file(self._receiver(), cmd.multicast, dst.img)
+        total = cmd.image.stored_size
+        report = self.progress
+
+        def progress(n: int) -> None:
+            if report is not None:
+                report(n, total)
+
+        moved = multicast.receive_file(self._receiver(), cmd.multicast, dst.img, progress)
         return moved, imagefile.md5_full(dst.img)
 
     def _fetch_torrent(self, cmd: FetchToCache, dst: imagefile.ImageFiles) -> tuple[int, str]:
@@ -227,6 +234,26 @@ class NetworkExecutor(Executor):
 
     # ------------------------------------------------------------------ restore
 
+    def _counted(self, source: stream.Source, total: int) -> stream.Source:
+        """``source`` telling the progress callback the bytes it has written so far."""
+        report = self.progress
+        if report is None:
+            return source
+
+        def counted(write: Callable[[bytes], object], md5: object) -> int:
+            done = 0
+
+            def counting(chunk: bytes) -> object:
+                nonlocal done
+                out = write(chunk)
+                done += len(chunk)
+                report(done, total)
+                return out
+
+            return source(counting, md5)
+
+        return counted
+
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
         t0 = self.net.clock()
         if cmd.source is not Source.REPO:
@@ -254,6 +281,7 @@ class NetworkExecutor(Executor):
                 with smb.SmbShare(creds) as share:
                     return share.retrieve(smb.image_path(cmd.image.name), write, md5=md5)
 
+        source = self._counted(source, cmd.image.stored_size)
         try:
             done = stream.restore_from(
                 source,

@@ -87,26 +87,46 @@ def _bound(cfg: ReceiverConfig) -> float:
     return float(cfg.start_timeout + cfg.receive_timeout + 3600)
 
 
-def receive_file(cfg: ReceiverConfig, session: MulticastSession, dest: Path) -> int:
-    """Receive into ``dest``; bytes received (MulticastReceiveFileError 57 on failure)."""
+def receive_file(
+    cfg: ReceiverConfig,
+    session: MulticastSession,
+    dest: Path,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Receive into ``dest``; bytes received (MulticastReceiveFileError 57 on failure).
+    ``progress`` is told the file's size every 0.2 s while ``udp-receiver`` writes it."""
     argv = receiver_argv(cfg, session, dest)
+    errfile = tempfile.TemporaryFile(prefix="ogref-udp-receiver-")  # noqa: SIM115
     try:
-        done = subprocess.run(
-            ["timeout", str(int(_bound(cfg))), *argv],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
+        proc = subprocess.Popen(
+            ["timeout", str(int(_bound(cfg))), *argv], stdout=subprocess.DEVNULL, stderr=errfile
         )
     except OSError as exc:
+        errfile.close()
         raise MulticastReceiveFileError(f"udp-receiver: {exc}") from None
-    if done.returncode:
-        raise MulticastReceiveFileError(
-            f"udp-receiver exited {done.returncode}: {done.stderr.strip()[-300:]}"
-        )
+    try:
+        while True:
+            try:
+                code = proc.wait(0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if progress is not None and dest.exists():
+                    progress(dest.stat().st_size)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        errfile.seek(0)
+        err = errfile.read().decode("utf-8", "replace")
+        errfile.close()
+    if code:
+        raise MulticastReceiveFileError(f"udp-receiver exited {code}: {err.strip()[-300:]}")
     size = dest.stat().st_size if dest.exists() else 0
     if not size:
         raise ProtocolJoinMasterError(NO_DATA)
+    if progress is not None:
+        progress(size)
     return size
 
 

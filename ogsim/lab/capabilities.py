@@ -343,6 +343,48 @@ def multicast_crossings(scenario: Scenario) -> list[str]:
     return found
 
 
+NETNS_MAX_COMPUTERS = 120
+"""A netns lab runs one Python agent (≈ 40 MB), a loop disk and a namespace per computer on a
+2-core host; beyond this the run would measure the host, not the classroom."""
+
+NOT_EMULATED: dict[str, dict[str, str]] = {
+    "netns": {
+        "slow_disk": "the clients' disks are loop devices on the host's own disk, which the lab "
+        "cannot slow down by a factor (cgroup v1 blkio does not throttle buffered writes)",
+        "repository_restart": "a restart of the repository's services is not emulated yet "
+        "(the simulator models a stall; stopping smbd would break the transfers instead)",
+        "seeder_death:computers": "a computer's own seeding cannot be stopped apart from its "
+        "download (only the repository's seeder: target repo)",
+    },
+}
+
+
+def unsupported(scenario: Scenario, backend: str) -> list[str]:
+    """What of ``scenario`` the ``backend`` cannot realise at all, whatever the host (reasons)."""
+    out: list[str] = []
+    if backend in ("netns", "libvirt") and getattr(scenario.spec.backends, backend) is None:
+        meant = [b for b in ("sim", "netns", "libvirt") if getattr(scenario.spec.backends, b)]
+        out.append(
+            f"the scenario is meant for {', '.join(meant) or 'no backend'} (it has no "
+            f"backends.{backend} section)"
+        )
+    table = NOT_EMULATED.get(backend, {})
+    repos = {r.name for r in scenario.site.repositories}
+    for i, f in enumerate(scenario.spec.faults):
+        body = getattr(f, f.kind)
+        key = f.kind
+        if f.kind == "seeder_death" and set(body.target) - repos:
+            key = "seeder_death:computers"
+        if key in table:
+            out.append(f"faults.{i} ({f.kind}): {table[key]}")
+    if backend == "netns" and len(scenario.site.computers) > NETNS_MAX_COMPUTERS:
+        out.append(
+            f"{len(scenario.site.computers)} computers: the netns lab runs at most "
+            f"{NETNS_MAX_COMPUTERS} on one host (an agent, a namespace and a loop disk each)"
+        )
+    return out
+
+
 def needs(scenario: Scenario, backend: str) -> list[Need]:
     """What ``scenario`` needs from the host on ``backend`` (``netns`` or ``libvirt``)."""
     out: list[Need] = []
@@ -391,6 +433,8 @@ def _names(any_of: Iterable[str]) -> str:
 def check(scenario: Scenario, backend: str, caps: HostCapabilities) -> Verdict:
     """Refusals (one line each, naming the kernel option) and approximation notes."""
     verdict = Verdict()
+    for why in unsupported(scenario, backend):
+        verdict.refusals.append(f"{scenario.name} cannot run on {backend}: {why}")
     for need in needs(scenario, backend):
         if any(caps.has(n) for n in need.any_of):
             continue

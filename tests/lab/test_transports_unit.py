@@ -134,7 +134,8 @@ def test_lab_pieces_scale_with_the_image() -> None:
     assert lab_piece(1.0) == 4 * 1024 * 1024  # OpenGnSys's ctorrent -l 4194304
     assert lab_piece(0.1) == 256 * 1024  # 419 430 rounded down to a power of two
     assert lab_piece(0.001) == 16 * 1024  # never below one block
-    assert lab_piece(0.001, 1024 * 1024) == 1024 * 1024
+    assert lab_piece(1.0, 256 * 1024) == 256 * 1024  # the image's own torrent pieces
+    assert lab_piece(0.25, 1024 * 1024) == 256 * 1024
 
 
 def _fake_receiver(tmp_path: Path, monkeypatch: Any, body: str) -> None:

@@ -34,6 +34,7 @@ from ogref.console import plan_boot
 from ogref.model.status import ClientStatus
 from ogref.site import BootSpec, RestoreSpec
 from ogsim.lab.capabilities import probe, require
+from ogsim.lab.clock import ScenarioClock
 from ogsim.lab.libvirt import connection
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
@@ -255,7 +256,8 @@ class LibvirtRun:
             if status["done"]:
                 break
             time.sleep(1.0)
-        records = [_computer(r, self.t0, set()) for r in status.get("records", [])]
+        clock = ScenarioClock(wall0=self.t0)
+        records = [_computer(r, clock, set()) for r in status.get("records", [])]
         finished = [r.finished for r in records if r.finished is not None]
         return OperationResult(
             index=index,

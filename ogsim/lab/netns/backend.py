@@ -64,6 +64,7 @@ from ogsim.lab.capabilities import (
     probe,
     require,
 )
+from ogsim.lab.clock import Anchor, ScenarioClock, anchor_faults
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
@@ -187,7 +188,6 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     scale = opts.scale or (
         scenario.spec.backends.netns.scale if scenario.spec.backends.netns else DEFAULT_SCALE
     )
-    netns = scenario.spec.backends.netns
     topo = Topology(manifest)
     topo.build_switch()
     repo_spec = scenario.site.repositories[0]
@@ -263,9 +263,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             work,
             announce_url(repo.address),
             scenario.spec.seed + i,
-            piece=lab_piece(
-                scale, int(netns.torrent_piece) if netns and netns.torrent_piece else None
-            ),
+            piece=lab_piece(scale, img.torrent_piece),
         )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)
@@ -475,17 +473,17 @@ def _apply_fault(lab: Lab, kind: str, body: Any, scenario: Scenario) -> str:
             host = lab.clients.get(name, lab.repo)
             lab.loss.set_down(host, True)
         return f"link down on {', '.join(targets)}"
-    return f"fault {kind} not emulated in the netns lab"
+    if kind == "seeder_death":
+        if lab.seeder is not None:
+            processes.kill_group(lab.seeder)
+        return "the repository's seeder stopped (process killed)"
+    raise ValueError(f"fault {kind} is not emulated by the netns lab")  # refused up front
 
 
 # --------------------------------------------------------------------------- running
 
 
-def _rel(t: float | None, t0: float) -> float:
-    return round(max(0.0, (t or t0) - t0), 3)
-
-
-def _computer(rec: dict[str, Any], t0: float, crashed: set[str]) -> ComputerResult:
+def _computer(rec: dict[str, Any], clock: ScenarioClock, crashed: set[str]) -> ComputerResult:
     status = rec.get("status", "not_started")
     if rec["name"] in crashed and status != "ok":
         status = "crashed"
@@ -502,8 +500,8 @@ def _computer(rec: dict[str, Any], t0: float, crashed: set[str]) -> ComputerResu
         phases=[
             Phase(
                 name=p["name"],
-                start=_rel(p["start"], t0),
-                end=_rel(p["end"], t0),
+                start=clock.of(p["start"]),
+                end=clock.of(p["end"]),
                 bytes=float(p.get("bytes", 0)),
                 detail=p.get("detail", ""),
             )
@@ -514,15 +512,15 @@ def _computer(rec: dict[str, Any], t0: float, crashed: set[str]) -> ComputerResu
         status=status,
         code=rec.get("code"),
         message=rec.get("message", ""),
-        started=_rel(rec.get("started") or rec.get("sent"), t0),
-        finished=_rel(rec["finished"], t0) if rec.get("finished") else None,
+        started=clock.of(rec.get("started") or rec.get("sent")),
+        finished=clock.of(rec["finished"]) if rec.get("finished") else None,
         os_hostname=rec.get("os_hostname"),
-        log=[LogLine(t=_rel(line["t"], t0), text=line["text"]) for line in rec.get("log", [])],
+        log=[LogLine(t=clock.of(line["t"]), text=line["text"]) for line in rec.get("log", [])],
     )
 
 
 def _verify(
-    lab: Lab, res: ComputerResult, src: SourceImage | None, partition: int, t0: float
+    lab: Lab, res: ComputerResult, src: SourceImage | None, partition: int, clock: ScenarioClock
 ) -> None:
     disk = lab.disks[res.name]
     if src is None:
@@ -556,8 +554,8 @@ def _verify(
     res.phases.append(
         Phase(
             name="verify",
-            start=_rel(start, t0),
-            end=_rel(time.time(), t0),
+            start=clock.of(start),
+            end=clock.of(time.time()),
             detail="; ".join(detail),
         )
     )
@@ -568,7 +566,14 @@ def _verify(
 
 
 def _refused(
-    lab: Lab, scenario: Scenario, index: int, kind: str, body: Any, at: float, t0: float, why: str
+    scenario: Scenario,
+    index: int,
+    kind: str,
+    body: Any,
+    at: float,
+    clock: ScenarioClock,
+    why: str,
+    code: int | None = None,
 ) -> OperationResult:
     """The server refused the operation: each computer of its scope is recorded refused."""
     to = getattr(body, "to", None)
@@ -581,13 +586,14 @@ def _refused(
             name=n,
             classroom=scenario.site.computer(n).classroom,
             status="refused",
+            code=code,
             message=why,
-            started=_rel(at, t0),
-            finished=_rel(at, t0),
+            started=clock.of(at),
+            finished=clock.of(at),
         )
         for n in names
     ]
-    return OperationResult(index=index, kind=kind, at=_rel(at, t0), computers=recs)
+    return OperationResult(index=index, kind=kind, at=clock.of(at), computers=recs)
 
 
 def _after_create(lab: Lab, spec: CreateSpec, rec: ComputerResult, raw: dict[str, Any]) -> str:
@@ -622,7 +628,7 @@ def _clients(lab: Lab) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in lab.console.post("/console/clients")["clients"]}
 
 
-def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> None:
+def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], clock: ScenarioClock) -> None:
     """The console's reboot after a boot: boot once → live client; boot target → the OS again."""
     assert lab.console is not None
     clients = _clients(lab)
@@ -632,7 +638,7 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> N
             r.os_hostname = str(reps[-1]["hostname"])  # what the server's OS port received
             r.log.append(
                 LogLine(
-                    t=_rel(float(reps[-1]["t"]), t0),
+                    t=clock.of(float(reps[-1]["t"])),
                     text=f"OS started: hostname {reps[-1]['hostname']} ({reps[-1]['status']})",
                 )
             )
@@ -644,7 +650,6 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> N
     ok = [r for r in recs if r.status == "ok"]
     if not ok:
         return
-    before = {r.name: len(clients[r.name]["os"]) for r in ok}
     start = time.time()
     lab.console.post("/console/reboot", {"names": [r.name for r in ok]})
     want = "the boot target again" if spec.permanent else f"the live client ({ClientStatus.OPG})"
@@ -655,10 +660,11 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> N
         clients = _clients(lab)
         for n in list(pending):
             c = clients[n]
-            if spec.permanent:
-                done = len(c["os"]) > before[n] and c["status"] in ("LNX", "WIN")
-            else:
-                done = c["status"] == str(ClientStatus.OPG)
+            since = [status for t, status in c.get("history", []) if t >= start]
+            if spec.permanent:  # the OS reported again after the reboot
+                done = any(float(rep["t"]) >= start for rep in c["os"])
+            else:  # back in the live client (a next command may have moved it on since)
+                done = str(ClientStatus.OPG) in since
             if done:
                 pending.discard(n)
     clients = _clients(lab)
@@ -667,152 +673,325 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], t0: float) -> N
         r.phases.append(
             Phase(
                 name="reboot",
-                start=_rel(start, t0),
-                end=_rel(time.time(), t0),
+                start=clock.of(start),
+                end=clock.of(time.time()),
                 detail=f"emulated: to {want}",
             )
         )
-        r.log.append(LogLine(t=_rel(start, t0), text=f"reboot sent to {r.name}: expecting {want}"))
+        r.log.append(LogLine(t=clock.of(start), text=f"reboot sent to {r.name}: expecting {want}"))
         if r.name in pending:
             r.status = "failed"
             r.message = f"after the reboot command: expected {want}, status {c['status']}"
         else:
+            seen = [s for t, s in c.get("history", []) if t >= start]
+            reports = [rep for rep in c["os"] if float(rep["t"]) >= start]
             if spec.permanent:
-                r.os_hostname = str(c["os"][-1]["hostname"])
-            r.message += f"; after reboot: {c['status']} ({c['colour']})"
-            r.finished = _rel(time.time(), t0)
+                reached = str(reports[0]["status"])
+                r.os_hostname = str(reports[0]["hostname"])
+            else:
+                reached = next((s for s in seen if s == "OPG"), c["status"])
+            r.message += f"; after reboot: {reached} ({ClientStatus(reached).colour})"
+            r.finished = clock.of(time.time())
+
+
+STAGE_ORDER = ("inspect", "cache", "fetch", "restore", "postconf")
+
+
+@dataclass
+class _Running:
+    """An operation submitted to the server and not yet collected."""
+
+    index: int
+    kind: str
+    spec: Any
+    op_id: str
+    at: float  # when it was submitted, in scenario time
+    deadline: float  # monotonic
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Faults:
+    """The scenario's faults, their anchors, and what has been done with them."""
+
+    anchors: list[Anchor]
+    fired: set[int] = field(default_factory=set)
+    dropped: set[int] = field(default_factory=set)
+    reverts: list[tuple[float, float, str, Any]] = field(default_factory=list)  # wall, τ end
+    crashed: set[str] = field(default_factory=set)
+
+    def left(self) -> list[Anchor]:
+        return [a for a in self.anchors if a.fault not in self.fired | self.dropped]
+
+
+def fault_anchors(scenario: Scenario) -> list[Anchor]:
+    """Where each fault strikes on a lab: anchored on the simulator's prediction of the
+    scenario (:mod:`ogsim.lab.clock`)."""
+    from ogsim.simulator import simulate
+
+    out: list[Anchor] = []
+    for i, f in enumerate(scenario.spec.faults):
+        body = getattr(f, f.kind)
+        targets = list(getattr(body, "target", None) or [getattr(body, "repository", "repo")])
+        # the prediction this fault is placed on: the scenario with the faults before it only
+        # (its own effect, and later ones, must not move where it strikes)
+        before = [g for g in scenario.spec.faults if g.at < f.at]
+        spec = scenario.spec.model_copy(update={"faults": before})
+        predicted = simulate(dataclasses.replace(scenario, spec=spec))
+        (anchor,) = anchor_faults(predicted, [targets], [f.at])
+        out.append(dataclasses.replace(anchor, fault=i))
+    return out
+
+
+def _anchor_due(
+    a: Anchor, running: dict[int, _Running], done: set[int], clients: dict[str, Any], now: float
+) -> str:
+    """``fire`` when anchor ``a`` is reached, ``drop`` when it never will be, else ``wait``."""
+    if a.kind == "idle":
+        return "fire" if now >= a.at else "wait"
+    assert a.op is not None and a.computer is not None
+    if a.op in done:
+        return "drop"
+    r = running.get(a.op)
+    if r is None:
+        return "wait"
+    rec = r.records.get(a.computer, {})
+    if rec.get("final"):
+        return "drop"
+    if "sent" not in rec:
+        return "wait"
+    if a.kind == "start":
+        return "fire"
+    act = clients.get(a.computer, {}).get("activity") or {}
+    if act.get("id") != f"{r.op_id}/{a.computer}":
+        return "wait"
+    stage = str(act.get("stage", ""))
+    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    if order.get(stage, -1) > order.get(a.stage, 99):
+        return "fire"  # past the transfer: late, but before the computer ends
+    if a.kind == "after" or stage != a.stage:
+        return "wait"
+    total = float(act.get("total") or 0)
+    return "fire" if total and float(act.get("done") or 0) / total >= a.fraction else "wait"
 
 
 def execute(
     lab: Lab, scenario: Scenario, opts: LabOptions
-) -> tuple[list[OperationResult], list[LogLine], float, CpuMonitor, dict[int, SourceImage | None]]:
-    """Submit the operations, inject the faults, collect the records."""
+) -> tuple[
+    list[OperationResult], list[LogLine], ScenarioClock, CpuMonitor, dict[int, SourceImage | None]
+]:
+    """Submit the operations at their scenario times (idle gaps skipped; the server's command
+    queue runs them concurrently where its rules allow), inject the faults at their anchors,
+    collect the records."""
     assert lab.console is not None
+    console = lab.console
     # wait for every agent to say hello
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        clients = lab.console.post("/console/clients")["clients"]
+        clients = console.post("/console/clients")["clients"]
         if all(c["status"] != "OFF" for c in clients):
             break
         time.sleep(0.3)
     events: list[LogLine] = []
-    faults = sorted(scenario.spec.faults, key=lambda f: f.at)
-    crashed: set[str] = set()
-    ops_out: list[OperationResult] = []
+    faults = _Faults(fault_anchors(scenario))
+    for a in faults.anchors:
+        f = scenario.spec.faults[a.fault]
+        events.append(LogLine(t=0.0, text=f"fault {a.fault} ({f.kind}) strikes {a.describe()}"))
+    todo = sorted(enumerate(scenario.site.operations), key=lambda io: (io[1].at, io[0]))
+    running: dict[int, _Running] = {}
+    results: dict[int, OperationResult] = {}
     expected: dict[int, SourceImage | None] = {}
     cpu = CpuMonitor().start()
-    t0 = time.time()
-    pending_faults = list(faults)
-    reverts: list[tuple[float, str, Any]] = []
+    clock = ScenarioClock()
 
-    def tick() -> None:
-        now = time.time() - t0
-        while pending_faults and pending_faults[0].at <= now:
-            f = pending_faults.pop(0)
-            body = getattr(f, f.kind)
-            if f.kind == "client_crash":
-                crashed.update(body.target)
-            text = _apply_fault(lab, f.kind, body, scenario)
-            events.append(LogLine(t=round(now, 3), text=text))
-            duration = getattr(body, "duration", None)
-            if f.kind in ("link_loss", "link_down") and duration:
-                reverts.append((f.at + duration, f.kind, body))
-        for item in [r for r in reverts if r[0] <= now]:
-            reverts.remove(item)
-            _, kind, body = item
-            assert lab.loss is not None
-            for name in body.target:
-                host = lab.clients.get(name, lab.repo)
-                if kind == "link_loss":
-                    lab.loss.set_loss(host, 0.0)
-                else:
-                    lab.loss.set_down(host, False)
-            events.append(LogLine(t=round(now, 3), text=f"{kind} on {', '.join(body.target)} over"))
+    def fire(a: Anchor) -> None:
+        f = scenario.spec.faults[a.fault]
+        body = getattr(f, f.kind)
+        if f.kind == "client_crash":
+            faults.crashed.update(body.target)
+        text = _apply_fault(lab, f.kind, body, scenario)
+        events.append(LogLine(t=clock.now(), text=f"fault {a.fault}: {text} ({a.describe()})"))
+        duration = getattr(body, "duration", None)
+        if f.kind in ("link_loss", "link_down") and duration:
+            faults.reverts.append((time.time() + duration, clock.now() + duration, f.kind, body))
+        faults.fired.add(a.fault)
+
+    def revert(item: tuple[float, float, str, Any]) -> None:
+        faults.reverts.remove(item)
+        _, _, kind, body = item
+        assert lab.loss is not None
+        for name in body.target:
+            host = lab.clients.get(name, lab.repo)
+            if kind == "link_loss":
+                lab.loss.set_loss(host, 0.0)
+            else:
+                lab.loss.set_down(host, False)
+        events.append(LogLine(t=clock.now(), text=f"{kind} on {', '.join(body.target)} over"))
 
     try:
-        for index, op in enumerate(scenario.site.operations):
-            while time.time() - t0 < op.at:
-                tick()
-                time.sleep(0.1)
-            spec = getattr(op, op.kind)
-            at = time.time()
-            if op.kind not in RUNNABLE:
-                events.append(
-                    LogLine(t=_rel(at, t0), text=f"operation {index} ({op.kind}) not run by netns")
-                )
-                ops_out.append(OperationResult(index=index, kind=op.kind, at=_rel(at, t0)))
-                continue
-            if op.kind in ("restore", "deploy"):
-                expected[index] = lab.sources.get(spec.image)
-            elif isinstance(spec, CloneSpec):
-                expected[index] = (
-                    lab.sources.get(spec.from_cache) if spec.from_cache else _master_tree(lab, spec)
-                )
-            try:
-                sub = lab.console.post("/console/submit", {"index": index})
-            except ApiError as exc:
-                why = str(exc)
-                events.append(
-                    LogLine(t=_rel(at, t0), text=f"operation {index} ({op.kind}) refused: {why}")
-                )
-                ops_out.append(_refused(lab, scenario, index, op.kind, spec, at, t0, why))
-                continue
-            events.append(
-                LogLine(
-                    t=_rel(at, t0),
-                    text=f"operation {index} ({op.kind}) "
-                    f"submitted to {len(sub['computers'])} computers",
-                )
-            )
-            limit = time.monotonic() + opts.operation_timeout
-            status: dict[str, Any] = {}
-            while time.monotonic() < limit:
-                tick()
-                status = lab.console.post("/console/status", {"op": sub["op"]})
-                if status["done"]:
-                    break
-                time.sleep(0.5)
-            raw = status.get("records", [])
-            records = [_computer(r, t0, crashed) for r in raw]
-            image = getattr(spec, "image", None)
-            method = str(spec.method) if op.kind in RESTORES else None
-            if isinstance(spec, CreateSpec) and records:
-                text = _after_create(lab, spec, records[0], raw[0])
-                if text:
-                    events.append(LogLine(t=_rel(time.time(), t0), text=text))
-            elif isinstance(spec, CloneSpec):
-                source = status.get("source") or {}
-                image = str((source.get("image") or {}).get("name", "")) or None
-                method = f"{spec.method}-DIRECT"
-                md5 = source.get("stream_md5", "")
-                events.append(
-                    LogLine(
-                        t=_rel(source.get("finished") or time.time(), t0),
-                        text=f"MASTER {spec.master}: code {source.get('code')}: "
-                        f"{source.get('message', '')}",
+        while todo or running or faults.reverts:
+            now = clock.now()
+            # submit what is due, in scenario order
+            while todo and todo[0][1].at <= now:
+                index, op = todo.pop(0)
+                spec = getattr(op, op.kind)
+                if isinstance(spec, CloneSpec):  # the MASTER's partition as it is now
+                    expected[index] = (
+                        lab.sources.get(spec.from_cache)
+                        if spec.from_cache
+                        else _master_tree(lab, spec)
                     )
-                )
-                for rec, r in zip(records, raw, strict=True):
-                    if r.get("stream_md5"):
-                        rec.checksum_verified = bool(md5) and r["stream_md5"] == md5
-            elif op.kind == "boot":
-                _after_boot(lab, spec, records, t0)
-            finished = [r.finished for r in records if r.finished is not None]
-            ops_out.append(
-                OperationResult(
-                    index=index,
-                    kind=op.kind,
-                    at=_rel(at, t0),
-                    image=image,
-                    method=method,
-                    scope=str(getattr(spec, "to", getattr(spec, "computer", ""))),
-                    computers=records,
-                    makespan=round(max(finished) - _rel(at, t0), 3) if finished else None,
-                )
+                sub = _submit(lab, scenario, index, op.kind, spec, clock, events)
+                if isinstance(sub, OperationResult):
+                    results[index] = sub
+                else:
+                    running[index] = _Running(
+                        index,
+                        op.kind,
+                        spec,
+                        sub,
+                        now,
+                        time.monotonic() + opts.operation_timeout,
+                    )
+            # poll the running operations and the clients' activity
+            clients = _clients(lab) if running else {}
+            for index, r in list(running.items()):
+                status = console.post("/console/status", {"op": r.op_id})
+                r.records = {rec["name"]: rec for rec in status.get("records", [])}
+                if status["done"] or time.monotonic() > r.deadline:
+                    del running[index]
+                    if r.kind in ("restore", "deploy"):
+                        # the version it read: every create of the image submitted before it
+                        # had ended when it started (the command queue's rule), and those are
+                        # collected first (in submission order)
+                        expected[index] = lab.sources.get(r.spec.image)
+                    results[index] = _collect(lab, r, status, clock, faults.crashed, events)
+            # faults: at their anchors; the end of their durations
+            for a in faults.left():
+                due = _anchor_due(a, running, set(results), clients, now)
+                if due == "fire":
+                    fire(a)
+                elif due == "drop":
+                    faults.dropped.add(a.fault)
+                    events.append(
+                        LogLine(t=now, text=f"fault {a.fault} not applied: {a.describe()} "
+                                "never came (that part ended first)")
+                    )  # fmt: skip
+            for item in [r for r in faults.reverts if r[0] <= time.time()]:
+                revert(item)
+            # idle: skip to the next thing due in scenario time
+            if not running:
+                nexts = [op.at for _, op in todo[:1]]
+                nexts += [a.at for a in faults.left() if a.kind == "idle"]
+                if nexts and min(nexts) > now:
+                    target = min(nexts)
+                    for item in [r for r in faults.reverts if r[1] <= target]:
+                        revert(item)  # a duration that ended during the gap ends now
+                    if not faults.reverts:
+                        skip = clock.skip_to(target, "idle: nothing running")
+                        if skip is not None:
+                            events.append(
+                                LogLine(
+                                    t=skip.end,
+                                    text=f"idle from {skip.start:g} s to {skip.end:g} s "
+                                    "(scenario time) skipped",
+                                )
+                            )
+                        continue
+            if not todo and not running and not faults.reverts:
+                break
+            time.sleep(0.1)
+        for a in faults.left():
+            events.append(
+                LogLine(t=clock.now(), text=f"fault {a.fault} not applied: the run ended")
             )
     finally:
         cpu.stop()
-    return ops_out, events, t0, cpu, expected
+    return [results[i] for i in sorted(results)], events, clock, cpu, expected
+
+
+def _submit(
+    lab: Lab,
+    scenario: Scenario,
+    index: int,
+    kind: str,
+    spec: Any,
+    clock: ScenarioClock,
+    events: list[LogLine],
+) -> str | OperationResult:
+    """Submit operation ``index`` to the server: its id, or the refused operation's record."""
+    assert lab.console is not None
+    at = time.time()
+    if kind not in RUNNABLE:
+        events.append(LogLine(t=clock.of(at), text=f"operation {index} ({kind}) not run by netns"))
+        return OperationResult(index=index, kind=kind, at=clock.of(at))
+    try:
+        sub = lab.console.post("/console/submit", {"index": index})
+    except ApiError as exc:
+        why = str(exc)
+        events.append(LogLine(t=clock.of(at), text=f"operation {index} ({kind}) refused: {why}"))
+        return _refused(scenario, index, kind, spec, at, clock, why)
+    if "refused" in sub:
+        why, code = str(sub["refused"]["message"]), int(sub["refused"]["code"])
+        events.append(
+            LogLine(t=clock.of(at), text=f"operation {index} ({kind}) refused ({code}): {why}")
+        )
+        return _refused(scenario, index, kind, spec, at, clock, why, code)
+    events.append(
+        LogLine(
+            t=clock.of(at),
+            text=f"operation {index} ({kind}) submitted to {len(sub['computers'])} computers",
+        )
+    )
+    return str(sub["op"])
+
+
+def _collect(
+    lab: Lab,
+    r: _Running,
+    status: dict[str, Any],
+    clock: ScenarioClock,
+    crashed: set[str],
+    events: list[LogLine],
+) -> OperationResult:
+    """An ended operation's records in the results' terms (and what its end implies)."""
+    raw = status.get("records", [])
+    records = [_computer(rec, clock, crashed) for rec in raw]
+    spec = r.spec
+    image = getattr(spec, "image", None)
+    method = str(spec.method) if r.kind in RESTORES else None
+    if isinstance(spec, CreateSpec) and records:
+        text = _after_create(lab, spec, records[0], raw[0])
+        if text:
+            events.append(LogLine(t=clock.now(), text=text))
+    elif isinstance(spec, CloneSpec):
+        source = status.get("source") or {}
+        image = str((source.get("image") or {}).get("name", "")) or None
+        method = f"{spec.method}-DIRECT"
+        md5 = source.get("stream_md5", "")
+        events.append(
+            LogLine(
+                t=clock.of(source.get("finished") or time.time()),
+                text=f"MASTER {spec.master}: code {source.get('code')}: "
+                f"{source.get('message', '')}",
+            )
+        )
+        for rec, rr in zip(records, raw, strict=True):
+            if rr.get("stream_md5"):
+                rec.checksum_verified = bool(md5) and rr["stream_md5"] == md5
+    elif r.kind == "boot":
+        _after_boot(lab, spec, records, clock)
+    finished = [c.finished for c in records if c.finished is not None]
+    return OperationResult(
+        index=r.index,
+        kind=r.kind,
+        at=r.at,
+        image=image,
+        method=method,
+        scope=str(getattr(spec, "to", getattr(spec, "computer", ""))),
+        computers=records,
+        makespan=round(max(finished) - r.at, 3) if finished else None,
+    )
 
 
 def _master_tree(lab: Lab, spec: CloneSpec) -> SourceImage:
@@ -862,7 +1041,7 @@ def run(
         lab = build(scenario, run_dir, manifest, opts)
         setup_s = time.time() - wall0
         lab.notes.extend(verdict.notes)
-        ops, events, t0, cpu, expected = execute(lab, scenario, opts)
+        ops, events, clock, cpu, expected = execute(lab, scenario, opts)
         _halt(lab)
         if lab.mrelay:
             lab.notes.append(f"multicast relay: {lab.topo.relayed()} frames duplicated")
@@ -874,7 +1053,7 @@ def run(
                     continue
                 for c in op_res.computers:
                     if c.status == "ok":
-                        _verify(lab, c, expected.get(op_res.index), spec.partition, t0)
+                        _verify(lab, c, expected.get(op_res.index), spec.partition, clock)
         kinds = {scenario.site.operations[o.index].kind for o in ops}
         if "boot" in kinds:
             lab.notes.append(BOOT_NOTE)
@@ -923,6 +1102,7 @@ def run(
                     for n, s in lab.sources.items()
                 },
                 "seeder_uploaded": json.loads(seeded),
+                "time": clock.record(),
                 "notes": lab.notes,
                 "verified": sum(
                     1

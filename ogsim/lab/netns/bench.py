@@ -70,6 +70,7 @@ def bench_scenario(
                 "images": [
                     {
                         "name": "bench",
+                        "torrent_piece": BENCH_PIECE,
                         "filesystem": "EXT4",
                         "data": f"{image_mib}MiB",
                         "stored": f"{image_mib // 2}MiB",
@@ -108,8 +109,8 @@ def bench_scenario(
         # pieces its 64 MiB would be a 16-piece torrent no swarm can share; 256 KiB pieces keep
         # the piece count of a 1 GiB image, on both backends
         "backends": {
-            "sim": {"piece": BENCH_PIECE, **(lab.sim() if lab else {})},
-            "netns": {"scale": 1.0, "torrent_piece": BENCH_PIECE},
+            "sim": lab.sim() if lab else {},
+            "netns": {"scale": 1.0},
         },
     }
     return build_scenario(data, source=f"<bench {method} N={n}>")

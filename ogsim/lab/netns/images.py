@@ -97,12 +97,10 @@ def make_source(
     return SourceImage(made.image, tree_hash, nfiles, made.seconds)
 
 
-def lab_piece(scale: float, override: int | None = None) -> int:
-    """The ``.torrent`` piece size of a lab image: ``override``, else OpenGnSys's 4 MiB scaled
-    with the image (so a scaled-down image keeps about as many pieces as the real one — a
-    20 MiB lab copy of a 10 GiB image in 4 MiB pieces would be a 5-piece swarm), rounded down
-    to a power of two and kept within 16 KiB (one block) … 4 MiB."""
-    if override:
-        return override
-    want = max(16 * 1024, min(imagefile.TORRENT_PIECE, int(imagefile.TORRENT_PIECE * scale)))
+def lab_piece(scale: float, piece: int = imagefile.TORRENT_PIECE) -> int:
+    """The ``.torrent`` piece size of a lab copy of an image whose torrent has ``piece``-byte
+    pieces: scaled with the image (so a scaled-down image keeps about as many pieces as the real
+    one — a 20 MiB lab copy of a 10 GiB image in 4 MiB pieces would be a 5-piece swarm), rounded
+    down to a power of two and kept at least 16 KiB (one block)."""
+    want = max(16 * 1024, min(piece, int(piece * scale)))
     return 1 << (want.bit_length() - 1)
