@@ -74,9 +74,9 @@ def plan(
 ) -> None:
     """Print the per-computer plan of a Restore command: the method used and why."""
     try:
+        base = EngineConfig.preset(engine_preset) if engine_preset else None  # checks the name
         site = _load_site(site_file, engine_preset)
         if engine_cfg is not None:
-            base = EngineConfig.preset(engine_preset) if engine_preset else None
             site = Site(
                 site.repositories,
                 EngineConfig.from_file(engine_cfg, base=base),

@@ -316,7 +316,18 @@ class DeploySession(Machine):
         row = table.admission(
             cache is not None, copy, room, acf, self._freed, strict=strict, transport=transport
         )
-        return self._admit(row, image, cache, copy)
+        cmds = self._admit(row, image, cache, copy)
+        if strict and cache is not None and copy is table.CopyState.PARTIAL and row.defect != 2:
+            ours = table.copy_state(cache, image)
+            if ours is not copy or table.room_for(cache, image, ours) is not room:
+                # 1.1.1d keeps any interrupted download (its .bf) and needs the whole image free
+                # beside it; ogLab resumes only this version's copy and counts its bytes
+                note = (
+                    "an interrupted download (.torrent.bf) is kept whatever its version, and "
+                    "the whole image must fit the free space beside it"
+                )
+                cmds.insert(0, self._defect(2, note))
+        return cmds
 
     def _admit(
         self, row: table.AdmissionRow, image: Image, cache: Cache | None, copy: table.CopyState
