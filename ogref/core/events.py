@@ -64,9 +64,9 @@ class TargetInspected(Event):
 class ImageInspected(Event):
     """The image as found at its source (REPO or CACHE), as deployImage's ``ogGetImageInfo``.
 
-    ``found`` False: the file is missing (2).  ``readable`` False: its header is not an image
-    (ogGetImageInfo's "corrupt image", 33).  Found and readable but ``image`` None: reading its
-    information failed otherwise — not a regular file, an I/O error (ogGetImageInfo's other
+    ``found`` False: the file is missing (2).  ``readable`` False: its header is not an image or
+    cannot be read (ogGetImageInfo's "corrupt image", 33).  Found and readable but ``image``
+    None: its information failed otherwise — not a regular file, say (ogGetImageInfo's other
     failures, 40).  ``detail`` says what the driver saw.
     """
 

@@ -367,8 +367,9 @@ def inspect(
 ) -> Inspection:
     """Find ``name`` in ``store`` and read its header into an :class:`Image`.
 
-    As deployImage's ``ogGetImageInfo``: missing (not found), a header that is not an image
-    (found, not readable: 33), or reading failed otherwise — not a regular file, an I/O error
+    As deployImage's ``ogGetImageInfo``: missing (not found: 2); a header that is not an image,
+    or that cannot be read (found, not readable: 33 — 1.1.1d's ``file``/``lzop`` see no image
+    then either); anything else failing — not a regular file, the whole-file MD5 unreadable —
     (found and readable, no image: 40).
     """
     files = store.files(name)
@@ -382,7 +383,7 @@ def inspect(
     except ImageFileError as exc:
         return Inspection(found=True, readable=False, locked=locked, detail=exc.message)
     except OSError as exc:
-        return Inspection(True, True, locked, detail=f"{files.img}: {exc.strerror or exc}")
+        return Inspection(True, False, locked, detail=f"{files.img}: {exc.strerror or exc}")
     info = read_info(files)
     fs = info.filesystem if info else header.filesystem
     try:
