@@ -37,8 +37,10 @@ for row in table.ADMISSION:
     ):
         if row.freed is True:
             continue  # reached only after freeing: covered by test_recheck_after_freeing
-        if (acf is CacheFullAction.OTHER) != strict and acf is not CacheFullAction.NONE:
-            continue  # OTHER is read only under STRICT; keep the product small otherwise
+        if acf is CacheFullAction.OTHER and not strict:
+            continue  # OTHER is read only under STRICT
+        if transport is not Transport.TORRENT and not strict:
+            continue  # ogLab's rows ignore the transport
         situation = (has_cache, copy, room, acf, False)
         found = table.admission(*situation, strict=strict, transport=transport)
         if found is row and (has_cache or copy is CopyState.ABSENT):
