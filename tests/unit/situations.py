@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ogref.core.deploy import DeployRequest, DeploySession, Operation
 from ogref.core.driver import ModelOracle, drive
-from ogref.core.events import Command
+from ogref.core.events import Command, Event
 from ogref.core.table import CopyState, Room
 from ogref.model import (
     Cache,
@@ -84,3 +84,16 @@ def run(
 
 def kinds(cmds: list[Command]) -> list[str]:
     return [type(c).__name__ for c in cmds if type(c).__name__ not in ("Log",)]
+
+
+class Answering(ModelOracle):
+    """The model oracle, but commands of one type answer with a given event."""
+
+    def __init__(self, *a: object, on: type, event: Event, **k: object) -> None:
+        super().__init__(*a, **k)  # type: ignore[arg-type]
+        self.on, self.event = on, event
+
+    def answer(self, cmd: Command) -> Event | None:
+        if isinstance(cmd, self.on):
+            return self.event
+        return super().answer(cmd)

@@ -27,8 +27,7 @@ from ogref.errors import FormatError, OgErr
 from ogref.model import EngineConfig, Method
 from ogref.runtime.executor import REFUSED_DEFECTS, Executor, Machine, StrictRefusedError
 from ogref.runtime.imagefile import ImageStore, inspect
-from tests.unit.situations import REPO, cache_for, computer, run
-from tests.unit.test_strict import Answering
+from tests.unit.situations import REPO, Answering, cache_for, computer, run
 
 
 def lookup(event: ImageInspected, method: str = "UNICAST", **req: object) -> Finish:
@@ -122,9 +121,9 @@ def test_plan_cli_takes_an_engine_preset(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ogref.cli import app
-    from tests.unit.test_console import SEED
 
-    data = yaml.safe_load(SEED.read_text())
+    seed = Path(__file__).resolve().parents[2] / "labs" / "seed-aula-35.yaml"
+    data = yaml.safe_load(seed.read_text())
     room = data["classrooms"][0]
     room["computers"].setdefault("overrides", {})["pc01"] = {
         "disks": [

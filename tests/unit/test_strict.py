@@ -50,7 +50,7 @@ from ogref.model import (
     TorrentSession,
 )
 from ogref.units import GIB
-from tests.unit.situations import IMAGE, MCAST, REPO, cache_for, computer, run
+from tests.unit.situations import IMAGE, MCAST, REPO, Answering, cache_for, computer, run
 
 OURS = EngineConfig.opengnsys_1_1_1d()  # stock 1.1.1d values, ogLab's rules
 THEIRS = EngineConfig.opengnsys_1_1_1d_strict()  # the same values, 1.1.1d's rules
@@ -91,19 +91,6 @@ def outcome(cmds: list[Command]) -> Outcome:
         tuple(c.row for c in cmds if isinstance(c, Defect)),
         tuple(cmds),
     )
-
-
-class Answering(ModelOracle):
-    """The model oracle, but commands of one type answer with a given event."""
-
-    def __init__(self, *a: object, on: type, event: Event, **k: object) -> None:
-        super().__init__(*a, **k)  # type: ignore[arg-type]
-        self.on, self.event = on, event
-
-    def answer(self, cmd: Command) -> Event | None:
-        if isinstance(cmd, self.on):
-            return self.event
-        return super().answer(cmd)
 
 
 def session(
