@@ -123,10 +123,10 @@ ADMISSION: tuple[AdmissionRow, ...] = (
                  3),
     AdmissionRow("A9", "§11 row 8 (resume)", _O, True, CopyState.PARTIAL, Room.FITS, None, None,
                  None, Admission.RESUME, "an interrupted copy of this version is resumed"),
-    AdmissionRow("S6", "§11 row 8 (ctorrent resumes from the .bf)", _S, True, CopyState.PARTIAL,
+    AdmissionRow("S5", "§11 row 8 (ctorrent resumes from the .bf)", _S, True, CopyState.PARTIAL,
                  Room.FITS, None, None, Transport.TORRENT, Admission.RESUME,
                  "an interrupted torrent download (.torrent.bf) is resumed"),
-    AdmissionRow("S7", "§11 rows 6/7' (a leftover .torrent.bf)", _S, True, CopyState.PARTIAL,
+    AdmissionRow("S6", "§11 rows 6/7' (a leftover .torrent.bf)", _S, True, CopyState.PARTIAL,
                  Room.FITS, None, None, None, Admission.FETCH_BESIDE_BF,
                  "a leftover .torrent.bf: the copy is made, but the final check still sees the "
                  ".bf and fails (31) with a correct copy", 2),
