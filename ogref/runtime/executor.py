@@ -178,9 +178,10 @@ class Executor:
         """The event that follows ``cmd`` on the real machine (None for fire-and-forget)."""
         if isinstance(cmd, Defect) and cmd.row in REFUSED_DEFECTS:
             raise StrictRefusedError(
-                f"the strict preset (OpenGnSys 1.1.1d's decisions) is refused on real disks "
-                f"here: {cmd.text}; {REFUSED_DEFECTS[cmd.row]} (deviation {cmd.row}, "
-                "docs/deviations.md). Plan or simulate it (ogref plan, ogsim run) instead"
+                f"refused on a real disk: {cmd.text} — {REFUSED_DEFECTS[cmd.row]}. STRICT=TRUE "
+                "(the opengnsys-1.1.1d-strict preset) reproduces this for planning and "
+                "simulation (ogref plan, ogsim run); docs/deviations.md lists what the runtime "
+                "refuses"
             )
         if isinstance(cmd, Log):
             self.log(cmd.text)
