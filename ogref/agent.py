@@ -118,7 +118,7 @@ def request_to_json(req: DeployRequest) -> Json:
         "partition": req.partition,
         "source": str(req.source),
         "multicast": str(req.multicast) if req.multicast else None,
-        "torrent": str(req.torrent),
+        "torrent": str(req.torrent) if req.torrent else None,
         "allow_fs_change": req.allow_fs_change,
         "postconf": req.postconf,
     }
@@ -134,7 +134,7 @@ def request_from_json(d: Json) -> DeployRequest:
         partition=int(d.get("partition", 1)),
         source=Source(d.get("source", "REPO")),
         multicast=MulticastSession.parse(d["multicast"]) if d.get("multicast") else None,
-        torrent=TorrentSession.parse(d.get("torrent") or "peer:60"),
+        torrent=TorrentSession.parse(d["torrent"]) if d.get("torrent") else None,
         allow_fs_change=bool(d.get("allow_fs_change", False)),
         postconf=bool(d.get("postconf", True)),
     )

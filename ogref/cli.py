@@ -31,8 +31,10 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _load_site(path: Path) -> Site:
+def _load_site(path: Path, preset: str | None = None) -> Site:
     data = read_yaml(path)
+    if isinstance(data, dict) and preset is not None:
+        data = {**data, "engine_preset": preset}  # the file's engine: keys still apply over it
     if isinstance(data, dict):
         extra = sorted(set(data) - set(SiteSpec.model_fields))
         if extra:
@@ -61,16 +63,23 @@ def plan(
         "", help="restore (console Restore, switches methods), deploy (wizard), update_cache"
     ),
     engine_cfg: Path | None = typer.Option(None, help="an engine.cfg to use instead of the file's"),
+    engine_preset: str | None = typer.Option(
+        None,
+        "--engine-preset",
+        help="oglab, opengnsys-1.1.1d, or opengnsys-1.1.1d-strict (predict a stock 1.1.1d "
+        "installation bug for bug); replaces the file's engine_preset",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
     show_log: bool = typer.Option(False, "--log", help="print each switched computer's log"),
 ) -> None:
     """Print the per-computer plan of a Restore command: the method used and why."""
     try:
-        site = _load_site(site_file)
+        base = EngineConfig.preset(engine_preset) if engine_preset else None  # checks the name
+        site = _load_site(site_file, engine_preset)
         if engine_cfg is not None:
             site = Site(
                 site.repositories,
-                EngineConfig.from_file(engine_cfg),
+                EngineConfig.from_file(engine_cfg, base=base),
                 site.org_units,
                 site.hw,
                 site.repository_hw,

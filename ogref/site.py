@@ -150,10 +150,12 @@ class DiskSpec(Strict):
 
 
 class CachedImageSpec(Strict):
-    """An image already in a cache: current, stale (another version) or partial."""
+    """An image already in a cache: current, stale (another version), stale_head (another
+    version whose last MiB matches: 1.1.1d's UNICAST/MULTICAST check takes it for current) or
+    partial (an interrupted download)."""
 
     name: str
-    state: Literal["current", "stale", "partial"] = "current"
+    state: Literal["current", "stale", "stale_head", "partial"] = "current"
     size: Size | None = None
     last_used: float = 0.0
 
@@ -391,7 +393,11 @@ class SiteSpec(Strict):
     engine: dict[str, str | int | bool] = Field(
         default_factory=dict, description="engine.cfg keys, e.g. RESTOREPROTOCOLNOTCACHE: UNICAST"
     )
-    engine_preset: Literal["oglab", "opengnsys-1.1.1d"] = "oglab"
+    engine_preset: Literal["oglab", "opengnsys-1.1.1d", "opengnsys-1.1.1d-strict"] = Field(
+        default="oglab",
+        description="base of the engine.cfg policy (engine: keys apply over it); "
+        "opengnsys-1.1.1d-strict predicts a stock 1.1.1d installation bug for bug",
+    )
     classrooms: list[ClassroomSpec]
     operations: list[OperationSpec] = Field(default_factory=list)
 
@@ -523,14 +529,10 @@ def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
     def err(msg: str, path: str) -> ConfigError:
         return ConfigError(msg, source=source, path=".".join(p for p in (prefix, path) if p))
 
-    base = (
-        EngineConfig.opengnsys_1_1_1d()
-        if spec.engine_preset == "opengnsys-1.1.1d"
-        else EngineConfig()
-    )
+    base = EngineConfig.preset(spec.engine_preset)
     text = "\n".join(f"{k}={_cfg_value(v)}" for k, v in spec.engine.items())
     try:
-        overrides = EngineConfig.from_text(text, source="engine")
+        overrides = EngineConfig.from_text(text, source="engine", base=base)
     except ConfigError as exc:
         raise err(exc.reason, "engine") from None
     known = {k: getattr(overrides, k) for k in _engine_attrs(spec.engine)}
@@ -586,6 +588,7 @@ _ENGINE_ATTR = {
     "OGSLEEP": "sleep_before_reboot",
     "DEFAULTSPEED": "default_speed",
     "STARTDELAY": "start_delay",
+    "STRICT": "strict",
 }
 
 
@@ -733,7 +736,7 @@ def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
             raise FormatError(f"cached image {entry.name!r} is in no repository: give its size")
         size = entry.size if entry.size is not None else (img.stored_size if img else 0)
         checksum = img.checksum if img else ""
-        if entry.state == "stale":
+        if entry.state in ("stale", "stale_head"):
             checksum = "stale-" + (checksum or entry.name)
         cached.append(
             CachedImage(
@@ -742,6 +745,7 @@ def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
                 checksum,
                 complete=entry.state != "partial",
                 last_used=entry.last_used,
+                same_tail=entry.state == "stale_head",
             )
         )
     images_size = sum(c.size for c in cached)

@@ -214,6 +214,9 @@ class SimClient:
             assert self.record is not None
             self.oracle.clock = sim.loop.now
             ev = self.oracle.answer(cmd)
+            if isinstance(ev, TransferFailed):  # no room: only a strict (1.1.1d) session asks
+                fail(ev.kind, ev.detail)
+                return
             assert isinstance(ev, TransferFinished)
             self.record.bytes_moved += nbytes
             self.record.checksum_verified = ev.checksum == image.checksum

@@ -5,6 +5,11 @@ One state machine serves the four operations.  It receives events (``TargetInspe
 ``RestorePartition``, ``Finish``…).  Every rule comes from the tables in :mod:`ogref.core.table`;
 this module only sequences them.  It performs no I/O and never sleeps.
 
+Under ``STRICT`` (``policy.strict``) the same session reproduces OpenGnSys 1.1.1d's decisions bug
+for bug (``docs/deviations.md``): the tables' strict rows apply, and the few checks that 1.1.1d
+makes elsewhere or not at all (size at restore time, filesystem never, configureOs ignored)
+follow it.  Each such decision is announced by a :class:`Defect` before it is carried out.
+
 Flow (Restore command, CACHE method)::
 
     InspectTarget → InspectImage(REPO) → InspectCache ─┬─ admission row ─→ FetchToCache → verify ─┐
@@ -15,7 +20,7 @@ Flow (Restore command, CACHE method)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from ogref.core import table
@@ -23,6 +28,7 @@ from ogref.core.events import (
     CacheInspected,
     Command,
     ConfigureOs,
+    Defect,
     DeleteCachedCopy,
     EmptyCache,
     Event,
@@ -71,6 +77,12 @@ class Operation(StrEnum):
     def may_switch(self) -> bool:
         return self is Operation.RESTORE_COMMAND
 
+    @property
+    def runs_deploy_image(self) -> bool:
+        """deployImage runs (the console's Restore, the Deploy wizard): in 1.1.1d it reports any
+        restoreImage failure as 5."""
+        return self in (Operation.RESTORE_COMMAND, Operation.DEPLOY_WIZARD)
+
 
 @dataclass(frozen=True)
 class DeployRequest:
@@ -81,9 +93,11 @@ class DeployRequest:
         image: image name (repository-relative, without ``.img``).
         method: the requested method (for RESTORE_IMAGE only its transport matters).
         disk, partition: the target (ignored by UPDATE_CACHE).
-        source: REPO, or CACHE for ``restore-image CACHE …``.
-        multicast: server session (required for MULTICAST methods).
-        torrent: ``mode:time`` session (default ``peer:60``).
+        source: REPO, or CACHE for ``restoreImage CACHE …`` and ``deployImage CACHE …`` (which
+            restores from the cache whatever the protocol, then runs configureOs).
+        multicast: server session (required for MULTICAST methods read from REPO).
+        torrent: ``mode:time`` session; None when none was given (``deployImage … TORRENT``
+            alone): ogLab then uses the console's ``peer:60``, 1.1.1d fails (deviation 24).
         allow_fs_change: restore over a partition of another filesystem.
         postconf: run configureOs after a restore.
     """
@@ -95,13 +109,20 @@ class DeployRequest:
     partition: int = 1
     source: Source = Source.REPO
     multicast: MulticastSession | None = None
-    torrent: TorrentSession = field(default_factory=TorrentSession)
+    torrent: TorrentSession | None = None
     allow_fs_change: bool = False
     postconf: bool = True
 
     def __post_init__(self) -> None:
         validate_image_name(self.image)
-        if self.method.transport is Transport.MULTICAST and self.multicast is None:
+        deploy_from_cache = (
+            self.source is Source.CACHE and self.operation is Operation.RESTORE_COMMAND
+        )
+        if (
+            self.method.transport is Transport.MULTICAST
+            and self.multicast is None
+            and not deploy_from_cache  # deployImage CACHE ignores the protocol and its options
+        ):
             raise FormatError(f"{self.method} needs a multicast session string")
         wizard = self.operation in (Operation.DEPLOY_WIZARD, Operation.UPDATE_CACHE)
         if wizard and self.method.staging is Staging.DIRECT:
@@ -110,8 +131,11 @@ class DeployRequest:
             raise FormatError(
                 "restore-image accepts UNICAST or MULTICAST only (torrent needs updateCache)"
             )
-        if self.source is Source.CACHE and self.operation is not Operation.RESTORE_IMAGE:
-            raise FormatError("only restore-image reads from CACHE directly")
+        if self.source is Source.CACHE and self.operation not in (
+            Operation.RESTORE_IMAGE,
+            Operation.RESTORE_COMMAND,
+        ):
+            raise FormatError("only restoreImage and deployImage read from CACHE directly")
         if self.operation.restores and (self.disk < 1 or self.partition < 1):
             raise FormatError(f"bad target disk {self.disk} partition {self.partition}")
 
@@ -148,6 +172,9 @@ class DeploySession(Machine):
         self._target = TargetInspected(exists=False)
         self._restore_transport = request.method.transport
         self._freed = False
+        self.strict = policy.strict
+        self._fit_deferred = ""  # strict: the size check 1.1.1d makes only when restoring
+        self._bf_kept = False  # strict: a leftover .torrent.bf stays beside the new copy
         self._handlers = {
             (State.TARGET, TargetInspected): self._on_target,
             (State.IMAGE, ImageInspected): self._on_image,
@@ -194,64 +221,113 @@ class DeploySession(Machine):
         self.state = State.IMAGE
         return [InspectImage(r.image, r.source)]
 
+    def _defect(self, row: int, what: str) -> Defect:
+        return Defect(f"OpenGnSys 1.1.1d (deviation {row}): {what}", row=row)
+
     def _on_image(self, ev: Event) -> list[Command]:
         assert isinstance(ev, ImageInspected)
         r = self.request
         where = "CACHE" if r.source is Source.CACHE else "the repository"
-        if not ev.found or ev.image is None:
+        detail = f" ({ev.detail})" if ev.detail else ""
+        if not ev.found:
             return self._finish(OgErr.NOTFOUND, f"image {r.image} not found in {where}")
         if not ev.readable:
-            return self._finish(OgErr.IMAGEFILE, f"image {r.image}: header unreadable or corrupt")
-        if ev.locked:
-            return self._finish(OgErr.LOCKED, f"image {r.image} is locked (being created)")
-        self.image = ev.image
-        if r.operation.restores:
-            fail = self._check_fit(ev.image)
-            if fail:
-                return fail
-        if r.source is Source.CACHE:
-            return self._restore(Source.CACHE, Transport.UNICAST)
-        if r.operation is Operation.RESTORE_IMAGE:
-            return self._restore(r.source, r.method.transport)
-        if r.method.staging is Staging.DIRECT:
-            return self._restore(Source.REPO, r.method.transport)
-        self.state = State.CACHE
-        return [InspectCache()]
-
-    def _check_fit(self, image: Image) -> list[Command] | None:
-        r, target = self.request, self._target
-        if image.data_size > target.size:
             return self._finish(
-                OgErr.IMGSIZEPARTITION,
-                f"image data ({format_size(image.data_size)}) does not fit partition "
-                f"{r.disk}:{r.partition} ({format_size(target.size)})",
+                OgErr.IMAGEFILE, f"image {r.image}: header unreadable or corrupt{detail}"
             )
+        if ev.image is None:
+            return self._finish(
+                OgErr.GENERIC, f"image {r.image}: its information cannot be read{detail}"
+            )
+        if ev.locked:
+            return self._locked_image()
+        self.image = ev.image
+        pre: list[Command] = []
+        if r.operation.restores:
+            pre, stopped = self._check_fit(ev.image)
+            if stopped:
+                return pre
+        if r.source is Source.CACHE:
+            return [*pre, *self._restore(Source.CACHE, Transport.UNICAST)]
+        if r.operation is Operation.RESTORE_IMAGE:
+            return [*pre, *self._restore(r.source, r.method.transport)]
+        if r.method.staging is Staging.DIRECT:
+            return [*pre, *self._restore(Source.REPO, r.method.transport)]
+        self.state = State.CACHE
+        return [*pre, InspectCache()]
+
+    def _locked_image(self) -> list[Command]:
+        r = self.request
+        msg = f"image {r.image} is locked (being created)"
+        read_by_restore = r.source is Source.CACHE or r.method.staging is Staging.DIRECT
+        if self.strict and r.operation.runs_deploy_image and read_by_restore:
+            # 1.1.1d: restoreImage refuses it (4) and deployImage reports any failure as 5
+            return [
+                self._defect(23, "restoreImage refuses the locked image (4), deployImage says 5"),
+                *self._finish(OgErr.IMAGE, f"{msg}: restoreImage failed (4)"),
+            ]
+        return self._finish(OgErr.LOCKED, msg)
+
+    def _check_fit(self, image: Image) -> tuple[list[Command], bool]:
+        """The size and filesystem checks: (commands, whether the session stopped)."""
+        r, target = self.request, self._target
+        out: list[Command] = []
+        if image.data_size > target.size:
+            msg = (
+                f"image data ({format_size(image.data_size)}) does not fit partition "
+                f"{r.disk}:{r.partition} ({format_size(target.size)})"
+            )
+            if not (self.strict and r.operation.runs_deploy_image):
+                return self._finish(OgErr.IMGSIZEPARTITION, msg), True
+            # 1.1.1d checks the size only in restoreImage, after any updateCache
+            self._fit_deferred = msg
+            if r.source is Source.REPO and r.method.staging is Staging.CACHE:
+                out.append(
+                    self._defect(
+                        10,
+                        f"{msg}, but the size is checked only when restoring: the cache is "
+                        "updated first",
+                    )
+                )
         fs_differs = target.filesystem not in (Filesystem.EMPTY, image.filesystem)
         if fs_differs and not r.allow_fs_change:
-            return self._finish(
-                OgErr.FILESYS,
-                f"partition {r.disk}:{r.partition} holds {target.filesystem}, image {image.name} is "
-                f"{image.filesystem}: change the partition type first or allow it",
+            msg = (
+                f"partition {r.disk}:{r.partition} holds {target.filesystem}, image {image.name} "
+                f"is {image.filesystem}"
             )
+            if not self.strict:
+                return self._finish(
+                    OgErr.FILESYS, f"{msg}: change the partition type first or allow it"
+                ), True
+            out.append(self._defect(11, f"{msg}: the filesystem is never compared, it is replaced"))
         self._target_fs = target.filesystem
-        return None
+        return out, False
 
     def _on_cache(self, ev: Event) -> list[Command]:
         assert isinstance(ev, CacheInspected) and self.image is not None
         image, cache = self.image, ev.cache
+        strict, transport = self.strict, self.method_used.transport
+        acf = self.policy.action_cache_full
         if cache is None:
-            row = table.admission(
-                False,
-                table.CopyState.ABSENT,
-                table.Room.FITS,
-                self.policy.action_cache_full,
-                self._freed,
-            )
-            return self._admit(row, image, None, table.CopyState.ABSENT)
-        copy = table.copy_state(cache, image)
-        room = table.room_for(cache, image, copy)
-        row = table.admission(True, copy, room, self.policy.action_cache_full, self._freed)
-        return self._admit(row, image, cache, copy)
+            copy, room = table.CopyState.ABSENT, table.Room.FITS
+        else:
+            copy = table.copy_state(cache, image, strict=strict)
+            room = table.room_for(cache, image, copy, strict=strict)
+        row = table.admission(
+            cache is not None, copy, room, acf, self._freed, strict=strict, transport=transport
+        )
+        cmds = self._admit(row, image, cache, copy)
+        if strict and cache is not None and copy is table.CopyState.PARTIAL and row.defect != 2:
+            ours = table.copy_state(cache, image)
+            if ours is not copy or table.room_for(cache, image, ours) is not room:
+                # 1.1.1d keeps any interrupted download (its .bf) and needs the whole image free
+                # beside it; ogLab resumes only this version's copy and counts its bytes
+                note = (
+                    "an interrupted download (.torrent.bf) is kept whatever its version, and "
+                    "the whole image must fit the free space beside it"
+                )
+                cmds.insert(0, self._defect(2, note))
+        return cmds
 
     def _admit(
         self, row: table.AdmissionRow, image: Image, cache: Cache | None, copy: table.CopyState
@@ -264,13 +340,26 @@ class DeploySession(Machine):
                 f" (image {format_size(image.stored_size)}, cache "
                 f"{format_size(cache.size)}, free {format_size(cache.free)})"
             )
+        if row.decision is d.DROP:
+            # 1.1.1d deletes the stale copy first, then decides with the cache without it
+            assert cache is not None
+            rest = self._on_cache(CacheInspected(cache.without(image.name)))
+            drop: list[Command] = [DeleteCachedCopy(image.name, row.reason)]
+            refilled = (FetchToCache, FormatCache, EmptyCache, EvictFromCache)
+            if not any(isinstance(c, refilled) for c in rest):
+                drop.insert(0, self._defect(row.defect, f"{row.reason}, and nothing replaces it"))
+            return [*drop, *rest]
+        pre: list[Command] = (
+            [self._defect(row.defect, row.reason)] if self.strict and row.defect else []
+        )
         if row.decision is d.FAIL_NOTCACHE:
-            return self._cannot_cache(OgErr.NOTCACHE, row.reason)
+            return [*pre, *self._cannot_cache(OgErr.NOTCACHE, row.reason)]
         if row.decision is d.FAIL_CACHESIZE:
-            return self._cannot_cache(OgErr.CACHESIZE, row.reason + size_note)
+            return [*pre, *self._cannot_cache(OgErr.CACHESIZE, row.reason + size_note)]
         if row.decision is d.USE_CACHED:
             self.reasons.append(row.reason)
             return [
+                *pre,
                 Log(row.reason + ": no transfer"),
                 *self._restore(Source.CACHE, Transport.UNICAST),
             ]
@@ -286,23 +375,33 @@ class DeploySession(Machine):
                 free_cmd = EmptyCache()
             else:
                 free_cmd = EvictFromCache(table.eviction_order(cache, image))
-            return [Log(row.reason + size_note), free_cmd]
-        # FETCH / REPLACE / RESUME
-        cmds: list[Command] = []
+            return [*pre, Log(row.reason + size_note), free_cmd]
+        # FETCH / REPLACE / RESUME / FETCH_BESIDE_BF
+        cmds: list[Command] = pre
         if row.decision is d.REPLACE:
             cmds.append(DeleteCachedCopy(image.name, row.reason))
-        self.state = State.TRANSFER
         r = self.request
+        transport = self.method_used.transport
+        torrent = r.torrent
+        if transport is Transport.TORRENT and torrent is None:
+            if self.strict:
+                reason = (
+                    "TORRENT without a mode:time session: ogTorrentStart refuses it, nothing is "
+                    "downloaded and the final check finds no copy"
+                )
+                return [*cmds, self._defect(24, reason), *self._finish(OgErr.UPDATECACHE, reason)]
+            torrent = TorrentSession()  # the console's default (aulas.modp2p/timep2p)
+        self._bf_kept = row.decision is d.FETCH_BESIDE_BF
+        self.state = State.TRANSFER
         cmds += [
-            Log(f"updateCache {image.name} by {self.method_used.transport}: {row.reason}"),
+            Log(f"updateCache {image.name} by {transport}: {row.reason}"),
             FetchToCache(
                 image,
-                self.method_used.transport,
-                multicast=r.multicast
-                if self.method_used.transport is Transport.MULTICAST
-                else None,
-                torrent=r.torrent if self.method_used.transport is Transport.TORRENT else None,
+                transport,
+                multicast=r.multicast if transport is Transport.MULTICAST else None,
+                torrent=torrent if transport is Transport.TORRENT else None,
                 resume=row.decision is d.RESUME,
+                keeps_bf=self._bf_kept,
             ),
         ]
         return cmds
@@ -314,6 +413,11 @@ class DeploySession(Machine):
         )
         target = table.fallback_method(row)
         self.trace.append(row.id)
+        if row.fails_with is not None:
+            msg = f"{reason} (error {int(code)}); {row.reason}"
+            self.reasons.append(msg)
+            pre = [self._defect(row.defect, row.reason)] if self.strict else []
+            return [*pre, *self._finish(row.fails_with, msg)]
         if target is None:
             msg = f"{reason}; {row.reason}"
             self.reasons.append(msg)
@@ -334,6 +438,11 @@ class DeploySession(Machine):
         r = self.request
         if not r.operation.restores:
             return self._finish(OgErr.OK, f"image {self.image.name} is in the cache")
+        if self._fit_deferred:
+            return [
+                self._defect(23, "restoreImage refuses the image (30), deployImage says 5"),
+                *self._finish(OgErr.IMAGE, f"{self._fit_deferred}: restoreImage failed (30)"),
+            ]
         self.state = State.RESTORE
         self._restore_transport = transport
         return [
@@ -355,6 +464,12 @@ class DeploySession(Machine):
     def _on_transfer_finished(self, ev: Event) -> list[Command]:
         assert isinstance(ev, TransferFinished) and self.image is not None
         image = self.image
+        if self._bf_kept:
+            return self._finish(
+                OgErr.UPDATECACHE,
+                f"the copy of {image.name} is complete, but the leftover .torrent.bf makes the "
+                "final check report it as not updated",
+            )
         if image.checksum and ev.checksum != image.checksum:
             row = table.failure_code(
                 self.method_used.transport, table.Stage.CACHE, table.FailureKind.CHECKSUM
@@ -369,11 +484,17 @@ class DeploySession(Machine):
         ]
 
     def _on_transfer_failed(self, ev: Event) -> list[Command]:
-        assert isinstance(ev, TransferFailed)
-        row = table.failure_code(self.method_used.transport, table.Stage.CACHE, ev.kind)
-        msg = f"updateCache by {self.method_used.transport} failed ({ev.kind}"
+        assert isinstance(ev, TransferFailed) and self.image is not None
+        transport = self.method_used.transport
+        row = table.failure_code(transport, table.Stage.CACHE, ev.kind, strict=self.strict)
+        msg = f"updateCache by {transport} failed ({ev.kind}"
         msg += f": {ev.detail})" if ev.detail else ")"
-        return self._finish(row.code, msg)
+        pre: list[Command] = []
+        if row.defect:
+            pre.append(self._defect(row.defect, row.ref))
+        if row.deletes_copy:
+            pre.append(DeleteCachedCopy(self.image.name, "the final checksum check fails"))
+        return [*pre, *self._finish(row.code, msg)]
 
     def _on_restore_finished(self, ev: Event) -> list[Command]:
         assert self.image is not None
@@ -385,8 +506,14 @@ class DeploySession(Machine):
 
     def _on_restore_failed(self, ev: Event) -> list[Command]:
         assert isinstance(ev, RestoreFailed)
-        row = table.failure_code(self._restore_transport, table.Stage.PARTITION, ev.kind)
+        stage, deploy = table.Stage.PARTITION, self.request.operation.runs_deploy_image
+        transport = self._restore_transport
+        row = table.failure_code(transport, stage, ev.kind, strict=self.strict, in_deploy=deploy)
+        ours = table.failure_code(transport, stage, ev.kind, in_deploy=deploy)
         msg = f"restore failed ({ev.kind}" + (f": {ev.detail})" if ev.detail else ")")
+        if row.code != ours.code:  # strict: 1.1.1d reports another number than ogLab
+            msg += f"; ogLab would report {int(ours.code)}"
+            return [self._defect(row.defect, row.ref), *self._finish(row.code, msg)]
         return self._finish(row.code, msg)
 
     def _on_postconf_finished(self, ev: Event) -> list[Command]:
@@ -398,5 +525,17 @@ class DeploySession(Machine):
         )
 
     def _on_postconf_failed(self, ev: Event) -> list[Command]:
-        assert isinstance(ev, PostconfFailed)
+        assert isinstance(ev, PostconfFailed) and self.image is not None
+        if self.strict:
+            r = self.request
+            return [
+                self._defect(
+                    12, f"configureOs failed ({int(ev.code)}: {ev.detail}); its status is ignored"
+                ),
+                *self._finish(
+                    OgErr.OK,
+                    f"{self.image.name} restored to {r.disk}:{r.partition} with "
+                    f"{self.method_used} (configureOs failed: {ev.detail})",
+                ),
+            ]
         return self._finish(ev.code, f"restored, but post-configuration failed: {ev.detail}")

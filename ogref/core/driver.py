@@ -3,8 +3,9 @@
 ``drive(session, answer)`` runs a session to its end, asking ``answer`` for the event that
 follows each command that expects one.  ``ModelOracle`` answers from the domain model alone
 (the computer's disks and cache, the repository's images), assuming every transfer and restore
-succeeds; it is what the console planner uses, and the simulator reuses its state changes
-(cache contents after FORMAT, fetch…) while adding time.  No I/O.
+succeeds — except a copy into a cache without room for it, which only a strict (1.1.1d)
+session asks for; it is what the console planner uses, and the simulator reuses its state
+changes (cache contents after FORMAT, fetch…) while adding time.  No I/O.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ogref.core.events import (
     Event,
     EvictFromCache,
     ExtendFilesystem,
+    FailureKind,
     FetchToCache,
     Finish,
     FormatCache,
@@ -39,6 +41,7 @@ from ogref.core.events import (
     StepFinished,
     StoreInspected,
     TargetInspected,
+    TransferFailed,
     TransferFinished,
     WriteImage,
 )
@@ -123,9 +126,18 @@ class ModelOracle:
             return None
         if isinstance(cmd, FetchToCache):
             assert self.cache is not None
-            self.cache = self.cache.with_image(
+            others = self.cache.without(cmd.image.name)
+            if cmd.image.stored_size > others.free:
+                # the copy runs out of space (1.1.1d does not re-check after FORMAT/DELETE)
+                self.cache = others
+                return TransferFailed(FailureKind.RECEIVE, "no space left in the CACHE")
+            self.cache = others.with_image(
                 CachedImage(
-                    cmd.image.name, cmd.image.stored_size, cmd.image.checksum, True, self.clock
+                    cmd.image.name,
+                    cmd.image.stored_size,
+                    cmd.image.checksum,
+                    not cmd.keeps_bf,  # a kept .torrent.bf still marks it interrupted
+                    self.clock,
                 )
             )
             return TransferFinished(cmd.image.checksum, cmd.image.stored_size)

@@ -62,12 +62,19 @@ class TargetInspected(Event):
 
 @dataclass(frozen=True)
 class ImageInspected(Event):
-    """The image as found at its source (REPO or CACHE)."""
+    """The image as found at its source (REPO or CACHE), as deployImage's ``ogGetImageInfo``.
+
+    ``found`` False: the file is missing (2).  ``readable`` False: its header is not an image or
+    cannot be read (ogGetImageInfo's "corrupt image", 33).  Found and readable but ``image``
+    None: its information failed otherwise — not a regular file, say (ogGetImageInfo's other
+    failures, 40).  ``detail`` says what the driver saw.
+    """
 
     found: bool
     readable: bool = True
     image: Image | None = None
     locked: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,19 @@ class Log(Command):
 
 
 @dataclass(frozen=True)
+class Defect(Log):
+    """A tracking-log line saying that a *strict* session reproduced a 1.1.1d defect here.
+
+    ``row`` is the row of ``docs/deviations.md`` whose OpenGnSys column decided instead of
+    ogLab's.  Emitted (only under ``STRICT``) *before* the commands that carry the decision
+    out, so that a driver that must not reproduce it (the real runtime, for decisions that
+    would destroy data) can refuse in time.  Drivers that only log may treat it as a ``Log``.
+    """
+
+    row: int = 0
+
+
+@dataclass(frozen=True)
 class MethodSwitched(Command):
     """The method was switched automatically; drivers log it and record it in results."""
 
@@ -257,6 +277,8 @@ class FetchToCache(Command):
     """Bring the image from the repository into the cache with ``transport``.
 
     ``resume`` means a partial copy of the same version is present and may be continued.
+    ``keeps_bf`` (strict only, deviation row 2): a leftover ``<img>.torrent.bf`` stays beside
+    the new copy, which therefore still counts as an interrupted download afterwards.
     """
 
     image: Image
@@ -264,6 +286,7 @@ class FetchToCache(Command):
     multicast: MulticastSession | None = None
     torrent: TorrentSession | None = None
     resume: bool = False
+    keeps_bf: bool = False
 
     @property
     def expects(self) -> tuple[type[Event], ...]:

@@ -7,8 +7,11 @@ Three tables, each a list of rows matched first-to-last (``None`` in a row match
 * ``FAILURE_CODES`` — which OpenGnSys number a transfer or restore failure gets.
 
 Each row cites the row of the executed 1.1.1d table (reference §11) it reproduces, or says
-``ogLab`` where it is a deliberate, documented deviation.  The session (:mod:`ogref.core.deploy`)
-looks rows up here and nowhere else decides; tests walk these rows.
+``ogLab`` where it is a deliberate, documented deviation.  The ``strict`` column says in which
+mode a row applies: ``None`` both, ``False`` ogLab's only, ``True`` only under ``STRICT``
+(``engine_preset: opengnsys-1.1.1d-strict``), where 1.1.1d's defects are reproduced bug for bug;
+``defect`` names the row of ``docs/deviations.md`` such a row switches back.  The session
+(:mod:`ogref.core.deploy`) looks rows up here and nowhere else decides; tests walk these rows.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ class CopyState(StrEnum):
     ABSENT = "absent"
     CURRENT = "current"  # complete, whole-file checksum equal to the repository's
     STALE = "stale"  # another version (checksum differs)
-    PARTIAL = "partial"  # interrupted transfer of this version: resumable
+    STALE_HEAD = "stale_head"  # another version whose last MiB matches (ogLab: just stale)
+    PARTIAL = "partial"  # interrupted transfer of this version: resumable (strict: any .bf)
 
 
 class Room(StrEnum):
@@ -53,46 +57,82 @@ class Admission(StrEnum):
     EVICT = "evict"
     FAIL_NOTCACHE = "fail_15"
     FAIL_CACHESIZE = "fail_16"
+    DROP = "drop"  # strict: delete the stale copy first, then decide again without it
+    FETCH_BESIDE_BF = "fetch_beside_bf"  # strict: fetch; the leftover .torrent.bf stays → 31
 
 
 @dataclass(frozen=True)
 class AdmissionRow:
-    """One row of the cache-admission table."""
+    """One row of the cache-admission table (``transport``: the one updateCache would use)."""
 
     id: str
     ref: str
+    strict: bool | None
     has_cache: bool | None
     copy: CopyState | None
     room: Room | None
     acf: CacheFullAction | None
     freed: bool | None
+    transport: Transport | None
     decision: Admission
     reason: str
+    defect: int = 0
 
+
+_S = True  # strict (1.1.1d) only
+_O = False  # ogLab only
+_B = None  # both
 
 ADMISSION: tuple[AdmissionRow, ...] = (
-    AdmissionRow("A1", "§11 row 2", False, None, None, None, None, Admission.FAIL_NOTCACHE,
+    AdmissionRow("A1", "§11 row 2", _B, False, None, None, None, None, None, Admission.FAIL_NOTCACHE,
                  "the client has no CACHE partition"),
-    AdmissionRow("A2", "§11 row 3 (whole-file checksum: ogLab)", True, CopyState.CURRENT, None, None,
-                 None, Admission.USE_CACHED, "the cached copy is current (whole-file MD5 equal)"),
-    AdmissionRow("A3", "§11 row 4", True, None, Room.GE_SIZE, None, None, Admission.FAIL_CACHESIZE,
-                 "the image is not smaller than the whole CACHE partition"),
-    AdmissionRow("A4", "ogLab: free space re-checked after FORMAT/DELETE/EVICT", True, None,
-                 Room.GE_FREE, None, True, Admission.FAIL_CACHESIZE,
+    AdmissionRow("A2", "§11 row 3 (whole-file checksum: ogLab)", _B, True, CopyState.CURRENT, None,
+                 None, None, None, Admission.USE_CACHED,
+                 "the cached copy is current (whole-file MD5 equal)"),
+    AdmissionRow("S1", "§11 row 4 (TORRENT compares whole files)", _S, True, CopyState.STALE_HEAD,
+                 None, None, None, Transport.TORRENT, Admission.DROP,
+                 "the cached copy is outdated: deleted before the size check", 4),
+    AdmissionRow("S2", "§11 row 3 (UNICAST/MULTICAST compare the last MiB)", _S, True,
+                 CopyState.STALE_HEAD, None, None, None, None, Admission.USE_CACHED,
+                 "the cached copy is another version whose last MiB matches the repository's "
+                 "(.sum): taken for current, the outdated image is restored", 5),
+    AdmissionRow("S3", "§11 row 4 (stale copy deleted first)", _S, True, CopyState.STALE, None, None,
+                 None, None, Admission.DROP,
+                 "the cached copy is outdated: deleted before the size check", 4),
+    AdmissionRow("A3", "§11 row 4", _B, True, None, Room.GE_SIZE, None, None, None,
+                 Admission.FAIL_CACHESIZE, "the image is not smaller than the whole CACHE partition"),
+    AdmissionRow("A4", "ogLab: free space re-checked after FORMAT/DELETE/EVICT", _O, True, None,
+                 Room.GE_FREE, None, True, None, Admission.FAIL_CACHESIZE,
                  "still not enough free CACHE space after freeing it"),
-    AdmissionRow("A5", "§11 row 5", True, None, Room.GE_FREE, CacheFullAction.FORMAT, False,
-                 Admission.FORMAT, "not enough free CACHE space: ACTIONCACHEFULL=FORMAT"),
-    AdmissionRow("A6", "§11 row 5", True, None, Room.GE_FREE, CacheFullAction.DELETE, False,
-                 Admission.DELETE, "not enough free CACHE space: ACTIONCACHEFULL=DELETE"),
-    AdmissionRow("A7", "ogLab extension", True, None, Room.GE_FREE, CacheFullAction.EVICT, False,
-                 Admission.EVICT, "not enough free CACHE space: ACTIONCACHEFULL=EVICT"),
-    AdmissionRow("A8", "§11 row 5", True, None, Room.GE_FREE, CacheFullAction.NONE, False,
+    AdmissionRow("S4", "§11 row 5 (free space not checked again)", _S, True, None, Room.GE_FREE,
+                 None, True, None, Admission.FETCH,
+                 "free space is not checked again after freeing it: the transfer runs out of "
+                 "space", 8),
+    AdmissionRow("A5", "§11 row 5", _B, True, None, Room.GE_FREE, CacheFullAction.FORMAT, False,
+                 None, Admission.FORMAT, "not enough free CACHE space: ACTIONCACHEFULL=FORMAT"),
+    AdmissionRow("A6", "§11 row 5", _B, True, None, Room.GE_FREE, CacheFullAction.DELETE, False,
+                 None, Admission.DELETE, "not enough free CACHE space: ACTIONCACHEFULL=DELETE"),
+    AdmissionRow("A7", "ogLab extension", _B, True, None, Room.GE_FREE, CacheFullAction.EVICT,
+                 False, None, Admission.EVICT, "not enough free CACHE space: ACTIONCACHEFULL=EVICT"),
+    AdmissionRow("A8", "§11 row 5", _B, True, None, Room.GE_FREE, CacheFullAction.NONE, False, None,
                  Admission.FAIL_CACHESIZE, "not enough free CACHE space (ACTIONCACHEFULL=NONE)"),
-    AdmissionRow("A9", "§11 row 8 (resume)", True, CopyState.PARTIAL, Room.FITS, None, None,
-                 Admission.RESUME, "an interrupted copy of this version is resumed"),
-    AdmissionRow("A10", "§11 row 4-8 (stale copy dropped)", True, CopyState.STALE, Room.FITS, None,
-                 None, Admission.REPLACE, "the cached copy is outdated: replaced"),
-    AdmissionRow("A11", "§11 rows 6-8", True, CopyState.ABSENT, Room.FITS, None, None,
+    AdmissionRow("A12", "§11 row 5 (an empty or unknown value behaves as NONE; read under STRICT)",
+                 _B, True, None, Room.GE_FREE, CacheFullAction.OTHER, False, None,
+                 Admission.FAIL_CACHESIZE,
+                 "not enough free CACHE space (ACTIONCACHEFULL is not a 1.1.1d value: as NONE)",
+                 3),
+    AdmissionRow("A9", "§11 row 8 (resume)", _O, True, CopyState.PARTIAL, Room.FITS, None, None,
+                 None, Admission.RESUME, "an interrupted copy of this version is resumed"),
+    AdmissionRow("S5", "§11 row 8 (ctorrent resumes from the .bf)", _S, True, CopyState.PARTIAL,
+                 Room.FITS, None, None, Transport.TORRENT, Admission.RESUME,
+                 "an interrupted torrent download (.torrent.bf) is resumed"),
+    AdmissionRow("S6", "§11 rows 6/7' (a leftover .torrent.bf)", _S, True, CopyState.PARTIAL,
+                 Room.FITS, None, None, None, Admission.FETCH_BESIDE_BF,
+                 "a leftover .torrent.bf: the copy is made, but the final check still sees the "
+                 ".bf and fails (31) with a correct copy", 2),
+    AdmissionRow("A10", "§11 row 4-8 (stale copy dropped)", _O, True, CopyState.STALE, Room.FITS,
+                 None, None, None, Admission.REPLACE, "the cached copy is outdated: replaced"),
+    AdmissionRow("A11", "§11 rows 6-8", _B, True, CopyState.ABSENT, Room.FITS, None, None, None,
                  Admission.FETCH, "the image is not in the cache: fetched"),
 )  # fmt: skip
 
@@ -102,23 +142,43 @@ def _match(value: object, pattern: object) -> bool:
 
 
 def admission(
-    has_cache: bool, copy: CopyState, room: Room, acf: CacheFullAction, freed: bool
+    has_cache: bool,
+    copy: CopyState,
+    room: Room,
+    acf: CacheFullAction,
+    freed: bool,
+    *,
+    strict: bool = False,
+    transport: Transport = Transport.UNICAST,
 ) -> AdmissionRow:
-    """The first admission row matching the situation."""
+    """The first admission row matching the situation (ogLab's rows, or 1.1.1d's if ``strict``).
+
+    ogLab compares whole files, so outside ``strict`` a ``STALE_HEAD`` copy is simply stale.
+    """
+    if not strict and copy is CopyState.STALE_HEAD:
+        copy = CopyState.STALE
     for row in ADMISSION:
         if (
-            _match(has_cache, row.has_cache)
+            _match(strict, row.strict)
+            and _match(has_cache, row.has_cache)
             and _match(copy, row.copy)
             and _match(room, row.room)
             and _match(acf, row.acf)
             and _match(freed, row.freed)
+            and _match(transport, row.transport)
         ):
             return row
-    raise AssertionError(f"admission table is not total: {has_cache, copy, room, acf, freed}")
+    raise AssertionError(
+        f"admission table is not total: {strict, has_cache, copy, room, acf, freed, transport}"
+    )
 
 
-def copy_state(cache: Cache, image: Image) -> CopyState:
-    """Classify the cached copy of ``image`` (whole-file checksums, for every protocol)."""
+def copy_state(cache: Cache, image: Image, *, strict: bool = False) -> CopyState:
+    """Classify the cached copy of ``image`` (whole-file checksums, for every protocol).
+
+    ``strict``: any interrupted copy is 1.1.1d's ``partial_torrent`` — its ``.bf`` keeps it,
+    whatever version it is of.
+    """
     cached = cache.get(image.name)
     if cached is None:
         return CopyState.ABSENT
@@ -126,21 +186,31 @@ def copy_state(cache: Cache, image: Image) -> CopyState:
     if cached.complete:
         if same_version or (not image.checksum and cached.size == image.stored_size):
             return CopyState.CURRENT
-        return CopyState.STALE
+        return CopyState.STALE_HEAD if cached.same_tail else CopyState.STALE
+    if strict:
+        return CopyState.PARTIAL
     # an interrupted transfer is resumable only if it is of the same version of the image
     return (
         CopyState.PARTIAL if same_version and cached.size < image.stored_size else CopyState.STALE
     )
 
 
-def room_for(cache: Cache, image: Image, copy: CopyState) -> Room:
-    """Whether ``image`` fits ``cache``: OpenGnSys's ``>=`` comparisons, stale copy reclaimable."""
+_STALE = (CopyState.STALE, CopyState.STALE_HEAD)
+
+
+def room_for(cache: Cache, image: Image, copy: CopyState, *, strict: bool = False) -> Room:
+    """Whether ``image`` fits ``cache``: OpenGnSys's ``>=`` comparisons, stale copy reclaimable.
+
+    ogLab needs only the missing part of a resumable copy; 1.1.1d (``strict``) needs the whole
+    image in the free space (``SIZEREQUIRED=FILESIZE``), the kept partial copy's bytes in use.
+    """
     if image.stored_size >= cache.size:
         return Room.GE_SIZE
     cached = cache.get(image.name)
     present = cached.size if cached else 0
-    required = image.stored_size - (present if copy is CopyState.PARTIAL else 0)
-    reclaimable = present if copy is CopyState.STALE else 0
+    credited = present if copy is CopyState.PARTIAL and not strict else 0
+    required = image.stored_size - credited
+    reclaimable = present if copy in _STALE else 0
     if required >= cache.free + reclaimable:
         return Room.GE_FREE
     return Room.FITS
@@ -152,7 +222,7 @@ def eviction_order(cache: Cache, image: Image) -> tuple[str, ...]:
     cached = cache.get(image.name)
     present = cached.size if cached else 0
     required = image.stored_size - (present if copy is CopyState.PARTIAL else 0)
-    available = cache.free + (present if copy is CopyState.STALE else 0)
+    available = cache.free + (present if copy in _STALE else 0)
     chosen: list[str] = []
     for other in sorted(
         (c for c in cache.images if c.name != image.name), key=lambda c: (c.last_used, c.name)
@@ -176,8 +246,10 @@ class FallbackRow:
     allowed: bool | None
     rpnc: NotCacheProtocol | None
     transport: Transport | None
-    to_multicast: bool | None  # None = fail with the code
+    to_multicast: bool | None  # None = fail with the code (or with ``fails_with``)
     reason: str
+    fails_with: OgErr | None = None
+    defect: int = 0
 
 
 FALLBACK: tuple[FallbackRow, ...] = (
@@ -192,6 +264,10 @@ FALLBACK: tuple[FallbackRow, ...] = (
     FallbackRow("F5", "§11 row 9 (TORRENT always falls back to unicast)", True,
                 NotCacheProtocol.MULTICAST, None, False,
                 "RESTOREPROTOCOLNOTCACHE=MULTICAST, not a multicast request"),
+    FallbackRow("F6", "§11 row 9 (any other value; STRICT only: ogLab refuses it when reading)",
+                True, NotCacheProtocol.OTHER, None, None,
+                "RESTOREPROTOCOLNOTCACHE is not a 1.1.1d value: deployImage calls restoreImage "
+                "with no arguments, which fails (5)", OgErr.IMAGE, 3),
 )  # fmt: skip
 
 
@@ -226,22 +302,43 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class FailureRow:
-    """One row of the failure-code table."""
+    """One row of the failure-code table.
+
+    ``in_deploy``: the restore ran inside deployImage (the console's Restore, the Deploy
+    wizard), which in 1.1.1d reports any restoreImage failure as 5.  ``deletes_copy``: the
+    failed copy in the cache is deleted (1.1.1d's final checksum check does it).
+    """
 
     transport: Transport | None
     stage: Stage | None
     kind: FailureKind | None
     code: OgErr
     ref: str
+    strict: bool | None = None
+    in_deploy: bool | None = None
+    defect: int = 0
+    deletes_copy: bool = False
 
 
 FAILURE_CODES: tuple[FailureRow, ...] = (
+    FailureRow(Transport.MULTICAST, Stage.PARTITION, None, OgErr.IMAGE,
+               "§11 row 10: deployImage masks every restoreImage failure as 5", strict=True,
+               in_deploy=True, defect=7),
+    FailureRow(None, Stage.PARTITION, None, OgErr.IMAGE,
+               "§11 row 10: deployImage masks every restoreImage failure as 5", strict=True,
+               in_deploy=True, defect=23),
+    FailureRow(Transport.UNICAST, Stage.CACHE, None, OgErr.UPDATECACHE,
+               "§11 row 6: rsync's status is ignored; the final check fails and deletes the copy",
+               strict=True, defect=6, deletes_copy=True),
     FailureRow(None, None, FailureKind.NOT_FOUND, OgErr.NOTFOUND, "§2.2"),
     FailureRow(None, None, FailureKind.LOCKED, OgErr.LOCKED, "§2.5"),
     FailureRow(None, Stage.CACHE, FailureKind.CHECKSUM, OgErr.UPDATECACHE, "§11 row 6"),
     FailureRow(Transport.MULTICAST, None, FailureKind.JOIN, OgErr.PROTOCOLJOINMASTER, "§11 row 7"),
     FailureRow(Transport.MULTICAST, Stage.CACHE, FailureKind.RECEIVE, OgErr.MCASTRECEIVERFILE,
                "§11 row 7"),
+    FailureRow(Transport.MULTICAST, Stage.PARTITION, FailureKind.RECEIVE,
+               OgErr.MCASTSENDPARTITION, "§3: restoreImage's ogMcastReceiverPartition returns 58",
+               strict=True, defect=7),
     FailureRow(Transport.MULTICAST, Stage.PARTITION, FailureKind.RECEIVE,
                OgErr.MCASTRECEIVERPARTITION, "ogLab: 59, not 58 nor a masking 5"),
     FailureRow(Transport.TORRENT, Stage.CACHE, None, OgErr.UPDATECACHE, "§11 row 8"),
@@ -254,9 +351,22 @@ FAILURE_CODES: tuple[FailureRow, ...] = (
 )  # fmt: skip
 
 
-def failure_code(transport: Transport, stage: Stage, kind: FailureKind) -> FailureRow:
-    """The OpenGnSys number for a failure (first matching row)."""
+def failure_code(
+    transport: Transport,
+    stage: Stage,
+    kind: FailureKind,
+    *,
+    strict: bool = False,
+    in_deploy: bool = False,
+) -> FailureRow:
+    """The OpenGnSys number for a failure (first matching row; 1.1.1d's if ``strict``)."""
     for row in FAILURE_CODES:
-        if _match(transport, row.transport) and _match(stage, row.stage) and _match(kind, row.kind):
+        if (
+            _match(strict, row.strict)
+            and _match(in_deploy, row.in_deploy)
+            and _match(transport, row.transport)
+            and _match(stage, row.stage)
+            and _match(kind, row.kind)
+        ):
             return row
     raise AssertionError("failure table is not total")

@@ -6,7 +6,11 @@ reason (OpenGnSys silently misbehaves on them), and keep other keys verbatim in 
 
 Our default follows the seed: a client that cannot use its cache falls back to UNICAST-DIRECT
 (``RESTOREPROTOCOLNOTCACHE=UNICAST``) and new images are compressed with zstd.
-``EngineConfig.opengnsys_1_1_1d()`` gives the stock 1.1.1d values (NONE, lzop).
+``EngineConfig.opengnsys_1_1_1d()`` gives the stock 1.1.1d values (NONE, lzop);
+``EngineConfig.opengnsys_1_1_1d_strict()`` adds ``STRICT=TRUE`` (the decision core reproduces
+1.1.1d's defects, ``docs/deviations.md``) and 1.1.1d's start sleeps.  Under ``STRICT`` the values
+1.1.1d does not know are read as it reads them (``OTHER``) instead of being refused.
+This module holds data and parsing only; the rules that consult it are in :mod:`ogref.core`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class CacheFullAction(StrEnum):
     FORMAT = "FORMAT"
     DELETE = "DELETE"
     EVICT = "EVICT"
+    OTHER = "OTHER"  # STRICT only: any value 1.1.1d does not know (it behaves as NONE)
 
 
 class NotCacheProtocol(StrEnum):
@@ -42,6 +47,7 @@ class NotCacheProtocol(StrEnum):
     NONE = "NONE"
     UNICAST = "UNICAST"
     MULTICAST = "MULTICAST"
+    OTHER = "OTHER"  # STRICT only: any other value (1.1.1d then calls restoreImage with no args)
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,10 @@ class EngineConfig:
         default_speed: [DEFAULTSPEED]
         start_delay: [STARTDELAY] ogLab key: random sleep before a multicast/torrent
             updateCache (:class:`StartDelay`; default none, OpenGnSys's preset sleeps)
+        strict: [STRICT] ogLab key: the decision core reproduces 1.1.1d's decisions bug for bug
+            (the deviations of ``docs/deviations.md`` rows 2-8, 10-12, 23, 24 switched back);
+            for predicting a stock installation (planner, simulator).  The real runtime refuses
+            the decisions that would destroy data.
         extra: every other key, verbatim
     """
 
@@ -167,6 +177,7 @@ class EngineConfig:
     sleep_before_reboot: int = 20
     default_speed: str = ""
     start_delay: StartDelay = field(default_factory=StartDelay)
+    strict: bool = False
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
@@ -182,11 +193,45 @@ class EngineConfig:
         )
 
     @classmethod
-    def from_text(cls, text: str, source: str = "engine.cfg") -> EngineConfig:
-        """Parse engine.cfg text; values of known keys are validated, others kept in ``extra``."""
+    def opengnsys_1_1_1d_strict(cls) -> EngineConfig:
+        """A stock 1.1.1d installation, predicted bug for bug: the stock engine.cfg, ``STRICT``
+        (the decision-level deviations switched back) and its updateCache sleeps (row 20)."""
+        return replace(cls.opengnsys_1_1_1d(), strict=True, start_delay=StartDelay.opengnsys())
+
+    @classmethod
+    def preset(cls, name: str) -> EngineConfig:
+        """The configuration a site's ``engine_preset`` (or ``ogref plan --engine-preset``) names."""
+        try:
+            return PRESETS[name]()
+        except KeyError:
+            raise FormatError(
+                f"unknown engine preset {name!r} (one of {', '.join(PRESETS)})"
+            ) from None
+
+    @classmethod
+    def from_text(
+        cls, text: str, source: str = "engine.cfg", base: EngineConfig | None = None
+    ) -> EngineConfig:
+        """Parse engine.cfg text over ``base`` (default: ogLab's defaults); values of known keys
+        are validated, others kept in ``extra``.
+
+        ``STRICT`` (in the text, else ``base``'s) makes the values 1.1.1d does not know of
+        ``RESTOREPROTOCOLNOTCACHE``/``ACTIONCACHEFULL`` read as ``OTHER``, as 1.1.1d reads them.
+        """
+        start = base if base is not None else cls()
+        assignments = _assignments(text, source)
+        strict = start.strict
+        for lineno, key, raw in assignments:
+            if key == "STRICT":  # shell semantics: the last assignment wins
+                try:
+                    strict = _bool(raw)
+                except FormatError as exc:
+                    raise ConfigError(
+                        f"{key}={raw!r}: {exc.message}", source=source, path=f"line {lineno}"
+                    ) from None
         values: dict[str, Any] = {}
         extra: list[tuple[str, str]] = []
-        for lineno, key, raw in _assignments(text, source):
+        for lineno, key, raw in assignments:
             where = f"line {lineno}"
             spec = _KEYS.get(key)
             if spec is None:
@@ -194,21 +239,25 @@ class EngineConfig:
                 continue
             attr, convert = spec
             try:
-                values[attr] = convert(raw)
+                values[attr] = (
+                    _stock_value(_STOCK_VALUES[key], raw, strict)
+                    if key in _STOCK_VALUES
+                    else convert(raw)
+                )
             except (FormatError, ValueError) as exc:
                 reason = exc.message if isinstance(exc, FormatError) else str(exc)
                 raise ConfigError(f"{key}={raw!r}: {reason}", source=source, path=where) from None
-        return cls(**values, extra=tuple(extra))
+        return replace(start, **values, extra=(*start.extra, *extra))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> EngineConfig:
-        """Read and parse an engine.cfg file."""
+    def from_file(cls, path: str | Path, base: EngineConfig | None = None) -> EngineConfig:
+        """Read and parse an engine.cfg file (over ``base``, see :meth:`from_text`)."""
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
-        return cls.from_text(text, source=str(p))
+        return cls.from_text(text, source=str(p), base=base)
 
     def with_overrides(self, **kwargs: Any) -> EngineConfig:
         """A copy with some attributes changed (validated like the originals)."""
@@ -230,15 +279,38 @@ class EngineConfig:
         return "\n".join(lines) + "\n"
 
 
-def _enum(kind: type[StrEnum]) -> Any:
-    def convert(raw: str) -> StrEnum:
-        try:
-            return kind(raw.strip())
-        except ValueError:
-            allowed = ", ".join(m.value for m in kind)
-            raise FormatError(f"must be one of {allowed} (upper case)") from None
+# The values 1.1.1d's scripts act on; ogLab adds EVICT.  Under STRICT any other value is OTHER.
+_STOCK_VALUES: dict[str, tuple[type[StrEnum], frozenset[str], frozenset[str]]] = {
+    "ACTIONCACHEFULL": (
+        CacheFullAction,
+        frozenset({"NONE", "FORMAT", "DELETE"}),
+        frozenset({"EVICT"}),
+    ),
+    "RESTOREPROTOCOLNOTCACHE": (
+        NotCacheProtocol,
+        frozenset({"NONE", "UNICAST", "MULTICAST"}),
+        frozenset(),
+    ),
+}
 
-    return convert
+
+def _stock_value(
+    spec: tuple[type[StrEnum], frozenset[str], frozenset[str]], raw: str, strict: bool
+) -> StrEnum:
+    """A value of a key whose unknown values 1.1.1d mis-handles silently.
+
+    ogLab refuses them (naming the allowed ones); under STRICT they are read as 1.1.1d reads
+    them, exactly as written (no stripping, case-sensitive): stock values as themselves,
+    anything else — ogLab's EVICT included — as OTHER.
+    """
+    kind, stock, ours = spec
+    if strict:
+        return kind(raw) if raw in stock else kind("OTHER")
+    value = raw.strip()
+    if value in stock or value in ours:
+        return kind(value)
+    allowed = ", ".join(sorted(stock | ours))
+    raise FormatError(f"must be one of {allowed} (upper case)")
 
 
 def _bool(raw: str) -> bool:
@@ -272,8 +344,14 @@ def _str(raw: str) -> str:
 
 
 _KEYS: dict[str, tuple[str, Any]] = {
-    "ACTIONCACHEFULL": ("action_cache_full", _enum(CacheFullAction)),
-    "RESTOREPROTOCOLNOTCACHE": ("restore_protocol_not_cache", _enum(NotCacheProtocol)),
+    "ACTIONCACHEFULL": (
+        "action_cache_full",
+        lambda raw: _stock_value(_STOCK_VALUES["ACTIONCACHEFULL"], raw, strict=False),
+    ),
+    "RESTOREPROTOCOLNOTCACHE": (
+        "restore_protocol_not_cache",
+        lambda raw: _stock_value(_STOCK_VALUES["RESTOREPROTOCOLNOTCACHE"], raw, strict=False),
+    ),
     "MCASTERRORSESSION": ("mcast_error_session", _int),
     "MCASTWAIT": ("mcast_wait", _int),
     "IMGPROG": ("img_prog", _tool),
@@ -289,6 +367,13 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "OGSLEEP": ("sleep_before_reboot", _int),
     "DEFAULTSPEED": ("default_speed", _str),
     "STARTDELAY": ("start_delay", StartDelay.parse),
+    "STRICT": ("strict", _bool),
+}
+
+PRESETS: dict[str, Callable[[], EngineConfig]] = {
+    "oglab": EngineConfig,
+    "opengnsys-1.1.1d": EngineConfig.opengnsys_1_1_1d,
+    "opengnsys-1.1.1d-strict": EngineConfig.opengnsys_1_1_1d_strict,
 }
 
 _ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")

@@ -132,6 +132,9 @@ class CachedImage:
 
     ``complete`` is False for an interrupted transfer that can be resumed (OpenGnSys marks an
     interrupted torrent with ``<img>.torrent.bf``); ``last_used`` orders eviction (larger = newer).
+    ``same_tail``: another version whose last MiB still equals the repository image's, so that
+    1.1.1d's UNICAST/MULTICAST check (``.sum``, the MD5 of the last MiB) takes it for current
+    (§11 "stale_head"); ogLab compares whole files and sees a stale copy.
     """
 
     name: str
@@ -139,6 +142,7 @@ class CachedImage:
     checksum: str = ""
     complete: bool = True
     last_used: float = 0.0
+    same_tail: bool = False
 
 
 @dataclass(frozen=True)

@@ -443,12 +443,12 @@ def deploy_image_cmd(
     try:
         method = Method.parse(proto)
         source = _repo_mode(repo)
-        if source is Source.CACHE:
-            op = (
-                Operation.RESTORE_IMAGE
-            )  # deployImage CACHE: restore from the cache, then configureOs
-        else:
-            op = Operation.DEPLOY_WIZARD if wizard else Operation.RESTORE_COMMAND
+        # deployImage CACHE restores from the cache whatever the protocol, then configureOs
+        op = (
+            Operation.DEPLOY_WIZARD
+            if wizard and source is Source.REPO
+            else Operation.RESTORE_COMMAND
+        )
         request = DeployRequest(
             op,
             image,

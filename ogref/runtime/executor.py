@@ -6,6 +6,10 @@ copies; fetches by UNICAST from a repository directory; restores partitions; run
 and feeds back the events.  It decides nothing itself — error codes, fallbacks and admission
 come from the core.  Multicast and torrent transfers, and restores from a MASTER, belong to the
 netns lab: they raise NotExecError (7) here.
+
+Under the strict preset (``STRICT``: 1.1.1d's decisions) it refuses — before carrying them out —
+the reproduced defects listed in :data:`REFUSED_DEFECTS` (``docs/deviations.md``): they would
+destroy data on a real disk, or cannot be reproduced on this runtime's cache layout.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ogref.core.events import (
     CacheInspected,
     Command,
     ConfigureOs,
+    Defect,
     DeleteCachedCopy,
     EmptyCache,
     Event,
@@ -63,6 +68,22 @@ from ogref.runtime.loopdev import partition_path
 from ogref.runtime.proc import Progress
 
 DEFAULT_REPO = Path("/opt/opengnsys/images")
+
+# The 1.1.1d defects (rows of docs/deviations.md) a strict session may reproduce in planning and
+# simulation, but the runtime will not carry out on real disks: why, for each.
+REFUSED_DEFECTS: dict[int, str] = {
+    2: "a leftover .torrent.bf would fail a good copy with 31; this runtime marks interrupted "
+    "copies with ogLab's .partial, which 1.1.1d does not have, so it cannot tell that situation",
+    4: "the stale cached copy would be deleted although nothing replaces it",
+    5: "an outdated cached image would be restored over the partition as if current",
+    10: "the image would be brought into the cache (replacing a stale copy, or formatting or "
+    "emptying the cache) only to be refused for its size",
+    11: "a partition of another filesystem would be overwritten without --allow-fs-change",
+}
+
+
+class StrictRefusedError(NotExecError):
+    """The runtime will not reproduce this 1.1.1d defect on a real disk (OG_ERR_NOTEXEC, 7)."""
 
 
 @dataclass
@@ -169,6 +190,13 @@ class Executor:
 
     def answer(self, cmd: Command) -> Event | None:
         """The event that follows ``cmd`` on the real machine (None for fire-and-forget)."""
+        if isinstance(cmd, Defect) and cmd.row in REFUSED_DEFECTS:
+            raise StrictRefusedError(
+                f"refused on a real disk: {cmd.text} — {REFUSED_DEFECTS[cmd.row]}. STRICT=TRUE "
+                "(the opengnsys-1.1.1d-strict preset) reproduces this for planning and "
+                "simulation (ogref plan, ogsim run); docs/deviations.md lists what the runtime "
+                "refuses"
+            )
         if isinstance(cmd, Log):
             self.log(cmd.text)
             return None
@@ -231,7 +259,7 @@ class Executor:
         found = imagefile.inspect(store, cmd.name)
         if found.detail:
             self.log(found.detail)
-        return ImageInspected(found.found, found.readable, found.image, found.locked)
+        return ImageInspected(found.found, found.readable, found.image, found.locked, found.detail)
 
     def _fetch(self, cmd: FetchToCache) -> TransferFinished | TransferFailed:
         if cmd.transport is not Transport.UNICAST:

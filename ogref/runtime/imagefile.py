@@ -366,18 +366,31 @@ class Inspection:
 def inspect(
     store: ImageStore, name: str, *, checksum: bool = True, repository: str = "repo"
 ) -> Inspection:
-    """Find ``name`` in ``store`` and read its header into an :class:`Image`."""
+    """Find ``name`` in ``store`` and read its header into an :class:`Image`.
+
+    As deployImage's ``ogGetImageInfo``: missing (not found: 2); a header that is not an image,
+    or that cannot be read (found, not readable: 33 — 1.1.1d's ``file``/``lzop`` see no image
+    then either); anything else failing — not a regular file, the whole-file MD5 unreadable —
+    (found and readable, no image: 40).
+    """
     files = store.files(name)
-    if not files.img.is_file():
+    if not files.img.exists():
         return Inspection(found=False, detail=f"{files.img} not found")
+    if not files.img.is_file():
+        return Inspection(found=True, readable=True, detail=f"{files.img} is not a regular file")
     locked = is_locked(files.lock)
     try:
         comp, header = read_header(files.img)
     except ImageFileError as exc:
         return Inspection(found=True, readable=False, locked=locked, detail=exc.message)
+    except OSError as exc:
+        return Inspection(True, False, locked, detail=f"{files.img}: {exc.strerror or exc}")
     info = read_info(files)
     fs = info.filesystem if info else header.filesystem
-    digest = full_checksum(files) if checksum else read_sum(files.full_sum)
+    try:
+        digest = full_checksum(files) if checksum else read_sum(files.full_sum)
+    except OSError as exc:
+        return Inspection(True, True, locked, detail=f"{files.img}: {exc.strerror or exc}")
     image = Image(
         name=files.name,
         filesystem=fs,

@@ -113,6 +113,33 @@ def test_sim_start_delay_follows_the_engine_policy() -> None:
     assert waits({"STARTDELAY": "TORRENT:7-7"}) == [7.0] * 6
 
 
+def test_sim_strict_preset_predicts_a_stock_installation() -> None:
+    """engine_preset opengnsys-1.1.1d-strict drives the simulator through the same core: 1.1.1d
+    takes a copy whose last MiB matches for current (deviation 5) and sleeps before a torrent
+    (deviation 20); the stock preset with ogLab's rules re-fetches and does not sleep."""
+
+    def run(preset: str, method: str) -> list[list[str]]:
+        sc = synthetic(3, method, data="256MiB", torrent="peer:0")
+        raw = sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        raw["engine_preset"] = preset
+        raw["classrooms"][0]["defaults"]["cache"]["images"] = [
+            {"name": "img", "state": "stale_head"}
+        ]
+        r = simulate(build_scenario(raw))
+        assert all(c.status == "ok" for c in r.operations[0].computers)
+        return [[p.name for p in c.phases] for c in r.operations[0].computers]
+
+    ours, theirs = (
+        run("opengnsys-1.1.1d", "UNICAST-CACHE"),
+        run("opengnsys-1.1.1d-strict", "UNICAST-CACHE"),
+    )
+    assert all("fetch" in phases for phases in ours)
+    assert not any("fetch" in phases for phases in theirs)
+    torrent = run("opengnsys-1.1.1d-strict", "TORRENT-CACHE")  # whole-file MD5: re-fetched
+    assert all("wait" in phases and "fetch" in phases for phases in torrent)
+    assert not any("wait" in phases for phases in run("opengnsys-1.1.1d", "TORRENT-CACHE"))
+
+
 @pytest.mark.parametrize("method", ["MULTICAST-DIRECT", "UNICAST-DIRECT"])
 def test_a_direct_restore_ends_with_the_sync_of_dirty_data(method: str) -> None:
     def restore_phase(dirty: str | None) -> float:

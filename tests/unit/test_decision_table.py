@@ -13,6 +13,7 @@ import pytest
 
 from ogref.core import table
 from ogref.core.events import (
+    Defect,
     DeleteCachedCopy,
     EmptyCache,
     EvictFromCache,
@@ -31,33 +32,51 @@ from tests.unit.situations import cache_for, run
 
 CASES = []
 for row in table.ADMISSION:
-    for has_cache, copy, room, acf in itertools.product(
-        (True, False), CopyState, Room, CacheFullAction
+    for strict, has_cache, copy, room, acf, transport in itertools.product(
+        (False, True), (True, False), CopyState, Room, CacheFullAction, Transport
     ):
         if row.freed is True:
             continue  # reached only after freeing: covered by test_recheck_after_freeing
+        if acf is CacheFullAction.OTHER and not strict:
+            continue  # OTHER is read only under STRICT
+        if transport is not Transport.TORRENT and not strict:
+            continue  # ogLab's rows ignore the transport
         situation = (has_cache, copy, room, acf, False)
-        if table.admission(*situation) is row and (has_cache or copy is CopyState.ABSENT):
+        found = table.admission(*situation, strict=strict, transport=transport)
+        if found is row and (has_cache or copy is CopyState.ABSENT):
+            mode = "strict" if strict else "oglab"
             CASES.append(
-                pytest.param(row, situation, id=f"{row.id}-{has_cache}-{copy}-{room}-{acf}")
+                pytest.param(
+                    row,
+                    situation,
+                    strict,
+                    transport,
+                    id=f"{row.id}-{mode}-{has_cache}-{copy}-{room}-{acf}-{transport}",
+                )
             )
 
 
 def test_every_admission_row_is_reachable() -> None:
-    reached = {p.values[0].id for p in CASES} | {"A4"}
+    reached = {p.values[0].id for p in CASES} | {"A4", "S4"}
     assert reached == {r.id for r in table.ADMISSION}
 
 
-@pytest.mark.parametrize(("row", "situation"), CASES)
-def test_admission_row(row: table.AdmissionRow, situation: tuple) -> None:
+@pytest.mark.parametrize(("row", "situation", "strict", "transport"), CASES)
+def test_admission_row(
+    row: table.AdmissionRow, situation: tuple, strict: bool, transport: Transport
+) -> None:
     has_cache, copy, room, acf, _ = situation
-    cache = cache_for(copy, room) if has_cache else None
-    policy = EngineConfig(action_cache_full=acf, restore_protocol_not_cache=NotCacheProtocol.NONE)
-    session, cmds = run(cache, "TORRENT-CACHE", policy)
+    cache = cache_for(copy, room, strict) if has_cache else None
+    policy = EngineConfig(
+        action_cache_full=acf, restore_protocol_not_cache=NotCacheProtocol.NONE, strict=strict
+    )
+    session, cmds = run(cache, f"{transport}-CACHE", policy)
     assert session.trace[0] == row.id
     types = [type(c) for c in cmds]
     finish = cmds[-1]
     assert isinstance(finish, Finish)
+    defects = [c.row for c in cmds if isinstance(c, Defect)]
+    assert not defects or strict, "only a strict session reproduces 1.1.1d's defects"
     if row.decision is Admission.FAIL_NOTCACHE:
         assert finish.code == OgErr.NOTCACHE and FetchToCache not in types
     elif row.decision is Admission.FAIL_CACHESIZE:
@@ -66,6 +85,7 @@ def test_admission_row(row: table.AdmissionRow, situation: tuple) -> None:
         assert FetchToCache not in types
         restore = next(c for c in cmds if isinstance(c, RestorePartition))
         assert restore.source is Source.CACHE and finish.ok
+        assert defects == ([5] if copy is CopyState.STALE_HEAD else [])
     elif row.decision is Admission.FETCH:
         fetch = next(c for c in cmds if isinstance(c, FetchToCache))
         assert not fetch.resume and DeleteCachedCopy not in types and finish.ok
@@ -81,6 +101,17 @@ def test_admission_row(row: table.AdmissionRow, situation: tuple) -> None:
         assert EmptyCache in types
     elif row.decision is Admission.EVICT:
         assert EvictFromCache in types
+    elif row.decision is Admission.DROP:
+        # 1.1.1d: the stale copy goes first, whatever follows; a 16 then leaves nothing
+        first_delete = types.index(DeleteCachedCopy)
+        refill = {FetchToCache, FormatCache, EmptyCache}
+        assert not set(types[:first_delete]) & (refill | {RestorePartition})
+        if not set(types) & refill:
+            assert defects[:1] == [4] and finish.code == OgErr.CACHESIZE
+    elif row.decision is Admission.FETCH_BESIDE_BF:
+        fetch = next(c for c in cmds if isinstance(c, FetchToCache))
+        assert fetch.keeps_bf and not fetch.resume and DeleteCachedCopy not in types
+        assert defects == [2] and finish.code == OgErr.UPDATECACHE
     else:  # pragma: no cover
         pytest.fail(f"unhandled decision {row.decision}")
 
@@ -116,16 +147,23 @@ def test_fallback_row(
     from ogref.core.deploy import Operation
 
     op = Operation.RESTORE_COMMAND if allowed else Operation.DEPLOY_WIZARD
-    session, cmds = run(
-        None, f"{transport}-CACHE", EngineConfig(restore_protocol_not_cache=rpnc), op
-    )
+    strict = rpnc is NotCacheProtocol.OTHER  # read only under STRICT
+    policy = EngineConfig(restore_protocol_not_cache=rpnc, strict=strict)
+    session, cmds = run(None, f"{transport}-CACHE", policy, op)
     assert session.trace == ["A1", row.id]
     finish = cmds[-1]
     assert isinstance(finish, Finish)
     switched = [c for c in cmds if isinstance(c, MethodSwitched)]
+    if rpnc is NotCacheProtocol.OTHER and allowed:
+        # 1.1.1d calls restoreImage with no arguments: 5, no switch, no restore
+        assert finish.code == OgErr.IMAGE and not switched
+        assert [c.row for c in cmds if isinstance(c, Defect)] == [3]
+        assert not any(isinstance(c, RestorePartition) for c in cmds)
+        return
     expected = (
         {
             NotCacheProtocol.NONE: None,
+            NotCacheProtocol.OTHER: None,
             NotCacheProtocol.UNICAST: "UNICAST-DIRECT",
             NotCacheProtocol.MULTICAST: "MULTICAST-DIRECT"
             if transport is Transport.MULTICAST
@@ -146,7 +184,9 @@ def test_fallback_row(
 
 
 FAILURE_CASES = [
-    pytest.param(row, id=f"{row.transport}-{row.stage}-{row.kind}-{int(row.code)}")
+    pytest.param(
+        row, id=f"{row.transport}-{row.stage}-{row.kind}-{int(row.code)}-strict={row.strict}"
+    )
     for row in table.FAILURE_CODES
     if row.ref != "fallthrough"
 ]
@@ -160,5 +200,6 @@ def test_failure_code_rows(row: table.FailureRow) -> None:
     transport = row.transport or Transport.UNICAST
     kind = row.kind or FailureKind.RECEIVE
     stage = row.stage or table.Stage.CACHE
-    got = table.failure_code(transport, stage, kind)
+    strict, in_deploy = bool(row.strict), bool(row.in_deploy)
+    got = table.failure_code(transport, stage, kind, strict=strict, in_deploy=in_deploy)
     assert got.code == row.code or table.FAILURE_CODES.index(got) < table.FAILURE_CODES.index(row)

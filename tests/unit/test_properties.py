@@ -69,6 +69,7 @@ policies = st.builds(
     EngineConfig,
     action_cache_full=st.sampled_from(CacheFullAction),
     restore_protocol_not_cache=st.sampled_from(NotCacheProtocol),
+    strict=st.booleans(),  # 1.1.1d's rules (the strict preset) obey the same properties
 )
 
 
