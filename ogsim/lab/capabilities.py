@@ -356,7 +356,24 @@ NOT_EMULATED: dict[str, dict[str, str]] = {
         "seeder_death:computers": "a computer's own seeding cannot be stopped apart from its "
         "download (only the repository's seeder: target repo)",
     },
+    "libvirt": {
+        kind: "the VM lab injects no faults yet (the netns lab does)"
+        for kind in (
+            "link_loss",
+            "link_down",
+            "client_crash",
+            "seeder_death",
+            "seeder_death:computers",
+            "slow_disk",
+            "repository_restart",
+        )
+    },
 }
+RUNS: dict[str, tuple[str, ...]] = {
+    "netns": ("restore", "deploy", "update_cache", "create", "clone", "boot"),
+    "libvirt": ("restore", "deploy", "update_cache", "boot"),
+}
+"""The console commands each lab backend carries out."""
 
 
 def unsupported(scenario: Scenario, backend: str) -> list[str]:
@@ -377,6 +394,9 @@ def unsupported(scenario: Scenario, backend: str) -> list[str]:
             key = "seeder_death:computers"
         if key in table:
             out.append(f"faults.{i} ({f.kind}): {table[key]}")
+    for i, op in enumerate(scenario.site.operations):
+        if backend in RUNS and op.kind not in RUNS[backend]:
+            out.append(f"operations.{i} ({op.kind}): not carried out by the {backend} lab")
     if backend == "netns" and len(scenario.site.computers) > NETNS_MAX_COMPUTERS:
         out.append(
             f"{len(scenario.site.computers)} computers: the netns lab runs at most "

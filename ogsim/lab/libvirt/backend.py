@@ -88,10 +88,12 @@ class LibvirtRun:
         self.events: list[LogLine] = []
         self.lab: Classroom | None = None
         self.t0 = time.time()
+        self.clock = ScenarioClock(wall0=self.t0)
         self.timings: dict[str, Any] = {}
 
     def rel(self, t: float | None = None) -> float:
-        return round(max(0.0, (time.time() if t is None else t) - self.t0), 3)
+        """Scenario time of wall instant ``t`` (now by default)."""
+        return self.clock.of(time.time() if t is None else t)
 
     def note(self, text: str) -> None:
         self.events.append(LogLine(t=self.rel(), text=text))
@@ -183,19 +185,12 @@ class LibvirtRun:
                     for k in ("key", "initrd_bytes", "uncompressed_bytes", "cached")
                 }
             self.t0 = time.time()
+            self.clock = ScenarioClock(wall0=self.t0)  # until the classroom is up: since power-on
             lab.t0 = time.monotonic()
             extra["boot_s"] = self._wake_all(names)
-            for index, op in enumerate(self.site.operations):
-                body = getattr(op, op.kind)
-                if op.kind in RUNNABLE and isinstance(body, RestoreSpec):
-                    results.operations.append(self._restore(index, op.kind, body))
-                elif isinstance(body, BootSpec):
-                    results.operations.append(self._boot(index, body))
-                else:
-                    self.note(f"operation {index} ({op.kind}) is not run by the libvirt lab")
-                    results.operations.append(
-                        OperationResult(index=index, kind=op.kind, at=self.rel())
-                    )
+            self.clock = ScenarioClock(wall0=time.time())  # scenario time 0: the live clients wait
+            results.operations = self._operations()
+            extra["time"] = self.clock.record()
             self.timings["scenario_s"] = self.rel()
         self.timings.update(lab.timings)
         extra["timings"] = self.timings
@@ -245,19 +240,74 @@ class LibvirtRun:
                 self.note(f"{n}: the live client did not report within {self.boot_timeout:.0f} s")
         return ready
 
-    def _restore(self, index: int, kind: str, spec: RestoreSpec) -> OperationResult:
+    def _operations(self) -> list[OperationResult]:
+        """The scenario's operations at their scenario times: restores are submitted to the
+        server when due (its command queue runs them concurrently where its rules allow); a
+        boot — driven by the lab itself through PXE — starts once no running operation holds
+        one of its computers, and later operations wait behind it; idle gaps are skipped."""
+        todo = sorted(enumerate(self.site.operations), key=lambda io: (io[1].at, io[0]))
+        running: dict[int, tuple[str, float, str, RestoreSpec, set[str]]] = {}
+        done: dict[int, OperationResult] = {}
+        while todo or running:
+            now = self.clock.now()
+            while todo and todo[0][1].at <= now:
+                index, op = todo[0]
+                body = getattr(op, op.kind)
+                if op.kind in RUNNABLE and isinstance(body, RestoreSpec):
+                    sub = self._console("/console/submit", {"index": index})
+                    if "refused" in sub:
+                        done[index] = self._refused(index, op.kind, body, sub["refused"])
+                    else:
+                        names = set(sub["computers"])
+                        running[index] = (str(sub["op"]), now, op.kind, body, names)
+                        self.note(
+                            f"operation {index} ({op.kind} {body.method}) submitted to "
+                            f"{len(names)} computers"
+                        )
+                elif isinstance(body, BootSpec):
+                    targets = {pc.name for pc in self.site.scope(body.to)}
+                    if any(targets & r[4] for r in running.values()):
+                        break  # its computers are busy: it (and what follows) waits
+                    done[index] = self._boot(index, body)
+                else:
+                    self.note(f"operation {index} ({op.kind}) is not run by the libvirt lab")
+                    done[index] = OperationResult(index=index, kind=op.kind, at=self.rel())
+                todo.pop(0)
+            for index, (op_id, at, kind, body, _names) in list(running.items()):
+                status = self._console("/console/status", {"op": op_id})
+                if status["done"] or self.rel() - at > self.op_timeout:
+                    del running[index]
+                    done[index] = self._restored(index, kind, body, at, status)
+            if not running and todo and todo[0][1].at > self.clock.now():
+                skip = self.clock.skip_to(todo[0][1].at, "idle: nothing running")
+                if skip is not None:
+                    self.note(f"idle from {skip.start:g} s to {skip.end:g} s skipped")
+                continue
+            if todo or running:
+                time.sleep(1.0)
+        return [done[i] for i in sorted(done)]
+
+    def _refused(self, index: int, kind: str, spec: RestoreSpec, why: Json) -> OperationResult:
         at = self.rel()
-        sub = self._console("/console/submit", {"index": index})
-        self.note(f"operation {index} ({kind} {spec.method}) submitted to {len(sub['computers'])}")
-        deadline = time.monotonic() + self.op_timeout
-        status: Json = {}
-        while time.monotonic() < deadline:
-            status = self._console("/console/status", {"op": sub["op"]})
-            if status["done"]:
-                break
-            time.sleep(1.0)
-        clock = ScenarioClock(wall0=self.t0)
-        records = [_computer(r, clock, set()) for r in status.get("records", [])]
+        self.note(f"operation {index} ({kind}) refused ({why['code']}): {why['message']}")
+        recs = [
+            ComputerResult(
+                name=pc.name,
+                classroom=pc.classroom,
+                status="refused",
+                code=int(why["code"]),
+                message=str(why["message"]),
+                started=at,
+                finished=at,
+            )
+            for pc in self.site.scope(spec.to)
+        ]
+        return OperationResult(index=index, kind=kind, at=at, computers=recs)
+
+    def _restored(
+        self, index: int, kind: str, spec: RestoreSpec, at: float, status: Json
+    ) -> OperationResult:
+        records = [_computer(r, self.clock, set()) for r in status.get("records", [])]
         finished = [r.finished for r in records if r.finished is not None]
         return OperationResult(
             index=index,
