@@ -44,6 +44,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -847,16 +848,24 @@ class Agent:
             self._flush_log()
             if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
                 self.status = ClientStatus.OPG
-            for _ in range(30):
+            # the result must reach the server: keep trying (backing off to 5 s) while the
+            # network is away — a pulled cable ends, and the server still waits for this record
+            pause = 0.5
+            while not self.stop.is_set():
                 try:
                     self.server.post(
                         "/agent/done", {"name": self.name, "id": cmd["id"], "result": result}
                     )
                     break
                 except ApiError:
-                    time.sleep(1)
+                    self.stop.wait(pause)
+                    pause = min(5.0, pause * 2)
         self._flush_log()
         return 0
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -882,6 +891,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--once", type=Path, help="run this command JSON and print the result")
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
+    # killed politely (a shutdown, the lab's teardown): unwind like an error, so a restore in
+    # progress wipes the signatures of the half-written filesystem before the agent exits
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGHUP, _terminated)
     agent = Agent(a)
     if a.once:
         cmd = json.loads(a.once.read_text())

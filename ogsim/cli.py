@@ -169,10 +169,16 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
 def destroy(
     run_dir: Annotated[Path, typer.Argument(help="a lab run's output directory")],
 ) -> None:
-    """Destroy what a lab run left (namespaces, loop devices, mounts, processes) from its manifest."""
-    from ogsim.lab.netns import destroy as destroy_lab
+    """Destroy what a lab run left (namespaces, links, nft tables, loop devices, mounts,
+    processes and their cgroup, VMs, networks, files) from its manifest.  What could not be
+    destroyed stays in the manifest: run it again to retry."""
+    from ogsim.lab import destroy as destroy_lab
 
-    errors = destroy_lab(run_dir)
+    try:
+        errors = destroy_lab(run_dir)
+    except FileNotFoundError as exc:
+        out.print(str(exc))
+        return
     for e in errors:
         err.print(f"[yellow]{e}[/]")
     out.print(f"destroyed {run_dir}" + (f" with {len(errors)} errors" if errors else ""))
@@ -347,9 +353,27 @@ def schema(
             out.print(f"wrote {path}")
 
 
+_signalled: list[int] = []
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    _signalled.append(signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.  Ctrl-C, SIGTERM and SIGHUP (a CI timeout, a closed
+    terminal) unwind the run, so a lab destroys what it made (its cleanup holds further
+    signals), and the exit status is 2 (click would say 1, "Aborted!")."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupted)
     try:
         app()
     except KeyboardInterrupt:
         raise SystemExit(ExitCode.INTERRUPTED) from None
+    except SystemExit:
+        if _signalled:
+            raise SystemExit(ExitCode.INTERRUPTED) from None
+        raise

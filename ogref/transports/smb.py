@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from ogref.errors import NotFoundError, RepositoryError
 from ogref.runtime import imagefile
 from ogref.runtime.imagefile import SIDECARS, ImageStore
@@ -42,6 +44,7 @@ class SmbCredentials:
     password: str
     share: str = SHARE
     client_name: str = "oglive"
+    patience: float = 60.0  # seconds an unreachable server is retried (a pulled cable)
 
     @classmethod
     def from_file(cls, server: str, path: Path, share: str = SHARE) -> SmbCredentials:
@@ -91,7 +94,16 @@ class SmbShare:
             is_direct_tcp=True,
         )
         try:
-            ok = self.conn.connect(creds.server, 445, timeout=_TIMEOUT)
+            # an unreachable server is tried again for a while, as a CIFS mount would: a
+            # network outage is not a missing image
+            for attempt in Retrying(
+                retry=retry_if_exception_type((TimeoutError, OSError)),
+                stop=stop_after_delay(creds.patience),
+                wait=wait_exponential(multiplier=0.5, max=5.0),
+                reraise=True,
+            ):
+                with attempt:
+                    ok = self.conn.connect(creds.server, 445, timeout=_TIMEOUT)
         except (TimeoutError, OSError) as exc:
             raise RepositoryError(f"cannot reach //{creds.server}/{creds.share}: {exc}") from None
         if not ok:

@@ -64,22 +64,40 @@ def process_start_time(pid: int) -> int:
 
 
 class Manifest:
-    """Append-only record of what a lab owns, with reverse-order destruction."""
+    """Append-only record of what a lab owns, with reverse-order destruction.
+
+    Besides resources, the file holds state lines: ``{"released": i}`` (entry *i* turned out not
+    to be ours — its creation failed because it already existed) and ``{"destroyed": i}``
+    (entry *i* is gone).  Destruction skips both, so a destroy that failed part-way can be run
+    again (``ogsim destroy``) and retries only what is left; the file is renamed
+    ``manifest.destroyed`` only when nothing is."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.path = run_dir / MANIFEST_NAME
+        self.cgroup: Path | None = None  # the run's cgroup, once made (ogsim.lab.cgroup)
         run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _append(self, obj: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(obj, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def record(self, kind: str, name: str, **kw: Any) -> Resource:
         """Record a resource (call it just before creating it: destroyers tolerate absence)."""
         extra = kw.pop("extra", {})
         res = Resource(kind, name, extra=extra, **kw)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(asdict(res), sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        self._append(asdict(res))
         return res
+
+    def release(self, res: Resource) -> None:
+        """``res`` is not ours after all (its creation found it already there): never destroy
+        it.  The latest matching entry is released."""
+        for index, entry in reversed(self._entries()):
+            if entry == res:
+                self._append({"released": index})
+                return
 
     def record_process(
         self, name: str, proc: subprocess.Popen[Any] | int, netns: str = "", kind: str = "process"
@@ -88,33 +106,56 @@ class Manifest:
         pid = proc if isinstance(proc, int) else proc.pid
         return self.record(kind, name, pid=pid, start_time=process_start_time(pid), netns=netns)
 
-    def resources(self) -> list[Resource]:
-        """Everything recorded, in creation order (already-destroyed entries included)."""
-        if not self.path.exists():
+    def _lines(self) -> list[dict[str, Any]]:
+        path = self.path if self.path.exists() else self.path.with_suffix(".destroyed")
+        if not path.exists():
             return []
+        text = path.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def _entries(self) -> list[tuple[int, Resource]]:
+        """Every resource line with its index (state lines excluded)."""
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out.append(Resource(**json.loads(line)))
+        for i, obj in enumerate(self._lines()):
+            if "kind" in obj:
+                out.append((i, Resource(**obj)))
         return out
 
+    def resources(self) -> list[Resource]:
+        """Everything recorded, in creation order (released and destroyed ones included)."""
+        return [r for _, r in self._entries()]
+
+    def pending(self) -> list[tuple[int, Resource]]:
+        """The resources still to destroy (neither released nor destroyed), in creation order."""
+        if not self.path.exists():
+            return []  # destroyed (or never made)
+        lines = self._lines()
+        settled = {int(o.get("released", o.get("destroyed", -1))) for o in lines}
+        return [(i, r) for i, r in self._entries() if i not in settled]
+
     def destroy(self, log: Callable[[str], None] | None = None) -> list[str]:
-        """Destroy every recorded resource in reverse order; return the errors (never raises)."""
+        """Destroy every pending resource in reverse order; return the errors (never raises).
+
+        SIGINT, SIGTERM and SIGHUP are held while it runs (a second Ctrl-C must not stop the
+        cleanup half-way); they are delivered when it is done."""
         errors: list[str] = []
-        for res in reversed(self.resources()):
-            fn = _DESTROYERS.get(res.kind)
-            if fn is None:
-                errors.append(f"no destroyer for {res.kind} {res.name}")
-                continue
-            try:
-                fn(res)
+        with _signals_held():
+            for index, res in reversed(self.pending()):
+                fn = _DESTROYERS.get(res.kind)
+                if fn is None:
+                    errors.append(f"no destroyer for {res.kind} {res.name}")
+                    continue
+                try:
+                    fn(res)
+                except Exception as exc:  # keep going: one failure must not leak the rest
+                    errors.append(f"{res.kind} {res.name}: {exc}")
+                    continue
+                self._append({"destroyed": index})
                 if log:
                     log(f"destroyed {res.kind} {res.name}")
-            except Exception as exc:  # keep going: one failure must not leak the rest
-                errors.append(f"{res.kind} {res.name}: {exc}")
-        done = self.path.with_suffix(".destroyed")
-        with suppress(OSError):
-            self.path.rename(done)
+            if not errors:
+                with suppress(OSError):
+                    self.path.rename(self.path.with_suffix(".destroyed"))
         return errors
 
     @contextmanager
@@ -124,6 +165,34 @@ class Manifest:
             yield self
         finally:
             self.destroy()
+
+
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for a step that must not be cut in two — a cleanup — and
+    deliver them after.  (Their handlers are swapped for a recorder rather than the signals
+    blocked: a process-directed signal goes to any thread that does not block it, and the
+    Python handler then runs in the main thread all the same.)"""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    old = {sig: signal.signal(sig, lambda n, _f: received.append(n)) for sig in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
+
+
+_signals_held = signals_held
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:

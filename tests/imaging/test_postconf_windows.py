@@ -17,34 +17,11 @@ from ogref.runtime import filesystem, postconf
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.mount import Mount
 from ogref.units import MIB
+from ogsim.lab.regf import write_minimal_hive, write_system_hive
 
 from .conftest import MakeDisk, need
-from .regf import write_minimal_hive
 
 pytestmark = [pytest.mark.root, pytest.mark.imaging]
-
-SKELETON = """Windows Registry Editor Version 5.00
-
-[\\\\Select]
-"Current"=dword:{current:08x}
-
-[\\\\ControlSet00{current}]
-
-[\\\\ControlSet00{current}\\\\Control]
-
-[\\\\ControlSet00{current}\\\\Control\\\\ComputerName]
-
-[\\\\ControlSet00{current}\\\\Control\\\\ComputerName\\\\ComputerName]
-"ComputerName"="WIN-ORIGINAL"
-
-[\\\\ControlSet00{current}\\\\Services]
-
-[\\\\ControlSet00{current}\\\\Services\\\\Tcpip]
-
-[\\\\ControlSet00{current}\\\\Services\\\\Tcpip\\\\Parameters]
-"Hostname"="WIN-ORIGINAL"
-"Domain"="aula.local"
-"""
 
 VALUES = (
     ("Control\\ComputerName\\ComputerName", "ComputerName"),
@@ -54,11 +31,7 @@ VALUES = (
 
 
 def _hive(path: Path, current: int = 1) -> None:
-    write_minimal_hive(path)
-    reg = path.with_name("skeleton.reg")
-    reg.write_text(SKELETON.format(current=current).replace("\\\\", "\\"), encoding="utf-8")
-    subprocess.run(["hivexregedit", "--merge", str(path), str(reg)], check=True)
-    reg.unlink()
+    write_system_hive(path, current=current)
 
 
 def _get(hive: Path, key: str, value: str) -> str:

@@ -57,6 +57,7 @@ from ogref.runtime.loopdev import partition_path
 from ogref.server import OS_PORT, SERVER_PORT
 from ogref.site import CloneSpec, CreateSpec, SiteSpec
 from ogref.transports.signing import ApiError, SignedClient, new_key, read_key, write_key
+from ogsim.lab import cgroup
 from ogsim.lab.capabilities import (
     CAPABILITIES,
     HostCapabilities,
@@ -189,6 +190,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         scenario.spec.backends.netns.scale if scenario.spec.backends.netns else DEFAULT_SCALE
     )
     topo = Topology(manifest)
+    cgroup.create(manifest, f"oglab-{topo.prefix}")  # every program of the run starts in it
     topo.build_switch()
     repo_spec = scenario.site.repositories[0]
     repo_net = _subnet_of(scenario, repo_spec.address)
@@ -264,6 +266,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             announce_url(repo.address),
             scenario.spec.seed + i,
             piece=lab_piece(scale, img.torrent_piece),
+            windows=img.filesystem is Filesystem.NTFS,
         )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)
@@ -327,7 +330,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             "--log-dir",
             str(logs / "clients"),
             "--heartbeat-timeout",
-            str(opts.heartbeat_timeout),
+            str(_heartbeat_timeout(scenario, opts)),
             "--command-timeout",
             str(opts.command_timeout),
             "--os-listen",
@@ -388,6 +391,16 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         )
     lab.notes.append(f"scale {scale:g}")
     return lab
+
+
+def _heartbeat_timeout(scenario: Scenario, opts: LabOptions) -> float:
+    """How long the server waits for a silent agent before calling it lost: the option's, or
+    longer than the scenario's longest link outage (a computer whose cable is out for 90 s is not
+    dead: it reports its own result — a timeout, 57 — when the link is back)."""
+    outages = [
+        float(f.link_down.duration or 0.0) for f in scenario.spec.faults if f.link_down is not None
+    ]
+    return max([opts.heartbeat_timeout, *(d + 15.0 for d in outages)])
 
 
 def _start_seeder(lab: Lab) -> subprocess.Popen[bytes]:
@@ -1126,7 +1139,6 @@ def run(
 
 def destroy(run_dir: Path) -> list[str]:
     """Destroy what a (killed) run left, from its manifest; the errors."""
-    for candidate in (run_dir, run_dir / "lab"):
-        if (candidate / "manifest.jsonl").exists():
-            return Manifest(candidate).destroy()
-    return []
+    from ogsim.lab import destroy as destroy_run
+
+    return destroy_run(run_dir)

@@ -25,6 +25,7 @@ from ogref.units import MIB
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.disks import attach
 from ogsim.lab.netns.tree import hash_partition
+from ogsim.lab.regf import write_system_hive
 
 FILE_SIZE = 2 * MIB
 
@@ -65,8 +66,11 @@ def make_source(
     tracker: str,
     seed: int,
     piece: int = imagefile.TORRENT_PIECE,
+    windows: bool = False,
 ) -> SourceImage:
-    """Build a reference partition of ``data`` bytes and image it into ``store`` as ``name``."""
+    """Build a reference partition of ``data`` bytes and image it into ``store`` as ``name``;
+    a ``windows`` (NTFS) one also holds a SYSTEM hive (``Windows/System32/config/SYSTEM``), so
+    configureOs names the restored system and the emulated boot reads that name back."""
     part_size = max(32 * MIB, int(data * 1.6) // MIB * MIB)
     device = attach(manifest, work / f"master-{name.replace('/', '_')}.disk", part_size + 2 * MIB)
     rdisk.write_table(device, rdisk.TableKind.MSDOS, [rdisk.PartSpec(part_size, fs)])
@@ -79,6 +83,10 @@ def make_source(
     try:
         ratio = min(1.0, max(0.0, stored / data)) if data else 0.5
         fill(mnt, data, ratio, random.Random(seed))
+        if windows and fs is Filesystem.NTFS:
+            config = mnt / "Windows" / "System32" / "config"
+            config.mkdir(parents=True)
+            write_system_hive(config / "SYSTEM", name="WIN-MASTER")
         os.sync()
     finally:
         subprocess.run(["umount", str(mnt)], check=True, capture_output=True, timeout=120)

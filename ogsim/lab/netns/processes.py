@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from ogsim.lab.cgroup import joined
 from ogsim.lab.manifest import Manifest, Resource, destroyer, process_start_time
 from ogsim.lab.netns.topology import Host
 
@@ -68,7 +69,7 @@ def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        host.exec_argv(argv),
+        joined(host.exec_argv(argv), manifest.cgroup),
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ogsim.lab.cgroup import joined
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.topology import Host, TopologyError, sh
 
@@ -105,8 +106,11 @@ def start_smbd(manifest: Manifest, repo: Host, share: Path, base: Path) -> Samba
         path.write_text(f"{user}\n{pw}\n")
     log = open(base / "smbd.out", "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
-        repo.exec_argv(
-            ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)]
+        joined(
+            repo.exec_argv(
+                ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)]
+            ),
+            manifest.cgroup,
         ),
         stdout=log,
         stderr=subprocess.STDOUT,

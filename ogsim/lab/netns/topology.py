@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
+from ogsim.lab.cgroup import joined
 from ogsim.lab.manifest import Manifest
 
 SWITCH = "sw"
@@ -89,9 +90,18 @@ class Topology:
     # ------------------------------------------------------------------ building
 
     def _netns(self, name: str) -> str:
+        """A new namespace ``<prefix>-<name>``; one that exists already (another run's, the
+        user's) is refused, never adopted — and so never destroyed by this run."""
         ns = f"{self.prefix}-{name}"
-        self.manifest.record("netns", ns)
-        sh(["ip", "netns", "add", ns])
+        if Path(f"/run/netns/{ns}").exists():
+            raise TopologyError(f"namespace {ns} exists already: not this run's")
+        res = self.manifest.record("netns", ns)
+        try:
+            sh(["ip", "netns", "add", ns])
+        except TopologyError as exc:
+            if "exists" in str(exc):  # made by someone else in between: not ours
+                self.manifest.release(res)
+            raise
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         return ns
 
@@ -205,20 +215,23 @@ class Topology:
         pidf = run_dir / "smcroute.pid"
         log = open(run_dir / "smcroute.log", "wb")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            self.router.exec_argv(
-                [
-                    "smcrouted",
-                    "-n",
-                    "-N",
-                    "-f",
-                    str(conf),
-                    "-u",
-                    str(sock),
-                    "-P",
-                    str(pidf),
-                    "-l",
-                    "debug",
-                ]
+            joined(
+                self.router.exec_argv(
+                    [
+                        "smcrouted",
+                        "-n",
+                        "-N",
+                        "-f",
+                        str(conf),
+                        "-u",
+                        str(sock),
+                        "-P",
+                        str(pidf),
+                        "-l",
+                        "debug",
+                    ]
+                ),
+                self.manifest.cgroup,
             ),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 The hash covers every regular file's path, size and SHA-256 and every directory and symlink,
 in sorted order; the files configureOs rewrites on purpose (hostname, fstab, the cleaned udev and
-resume files, the boot loader) are left out, and so is ``lost+found``.  The partition is mounted
+resume files, the boot loader; Windows's SYSTEM hive, which holds the computer name) are left out, and so is ``lost+found``.  The partition is mounted
 read-only (ext*: kernel; NTFS: ntfs-3g) on a temporary directory and always unmounted.  The
 mount is recorded in the manifest while it exists.
 """
@@ -25,6 +25,7 @@ POSTCONF_PATHS = frozenset(
         "etc/fstab.ogref-backup",  # configureOs keeps the original fstab there
         "etc/udev/rules.d/70-persistent-net.rules",
         "etc/initramfs-tools/conf.d/resume",
+        "Windows/System32/config/SYSTEM",  # the computer name
     }
 )
 SKIP_DIRS = frozenset({"lost+found", "boot/grub", "System Volume Information"})

@@ -1,4 +1,5 @@
-"""A minimal Windows registry hive (``regf``) writer, for tests that need a SYSTEM hive.
+"""A minimal Windows registry hive (``regf``) writer, for the labs' synthetic Windows systems
+and the tests that need a SYSTEM hive.
 
 Writes the smallest file hivex accepts and can grow: the 4 KiB base block (``regf``, sequence
 numbers equal, version 1.3, root cell offset, hive-bins size, XOR checksum of the first 508
@@ -12,6 +13,7 @@ itself (``hivexregedit --merge``).  It is not a registry library.
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 _BLOCK = 0x1000
@@ -83,3 +85,42 @@ def minimal_hive(root_name: str = "ROOT", file_name: str = "SYSTEM") -> bytes:
 
 def write_minimal_hive(path: Path) -> None:
     path.write_bytes(minimal_hive(file_name=path.name))
+
+
+SYSTEM_SKELETON = """Windows Registry Editor Version 5.00
+
+[\\Select]
+"Current"=dword:{current:08x}
+
+[\\ControlSet00{current}]
+
+[\\ControlSet00{current}\\Control]
+
+[\\ControlSet00{current}\\Control\\ComputerName]
+
+[\\ControlSet00{current}\\Control\\ComputerName\\ComputerName]
+"ComputerName"="{name}"
+
+[\\ControlSet00{current}\\Services]
+
+[\\ControlSet00{current}\\Services\\Tcpip]
+
+[\\ControlSet00{current}\\Services\\Tcpip\\Parameters]
+"Hostname"="{name}"
+"Domain"="aula.local"
+"""
+
+
+def write_system_hive(path: Path, name: str = "WIN-ORIGINAL", current: int = 1) -> None:
+    """A SYSTEM hive holding what configureOs and an emulated boot read: ``Select\\Current``,
+    the computer name and the Tcpip host name, in ``ControlSet00<current>`` (hivex adds them)."""
+    write_minimal_hive(path)
+    reg = path.with_name(path.name + ".skeleton.reg")
+    text = SYSTEM_SKELETON.format(current=current, name=name)
+    reg.write_text(text, encoding="utf-8")
+    try:
+        subprocess.run(
+            ["hivexregedit", "--merge", str(path), str(reg)], check=True, capture_output=True
+        )
+    finally:
+        reg.unlink()
