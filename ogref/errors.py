@@ -14,6 +14,7 @@ Tree::
     ├── LockedError (4)
     ├── ImageError (5)
     ├── NotOsError (6) · NotExecError (7) · NotWriteError (14)
+    │   └── UnsafePathError (14)   a path in a restored filesystem leads out of it (a link)
     ├── CacheMissingError (15)     OG_ERR_NOTCACHE
     ├── CacheSizeError (16)        OG_ERR_CACHESIZE
     ├── ReduceFsError (17) · ExtendFsError (18) · OutOfLimitError (19) · FilesystemError (20)
@@ -151,6 +152,16 @@ class NotWriteError(OgError):
     """No write access (OG_ERR_NOTWRITE)."""
 
     code = OgErr.NOTWRITE
+
+
+class UnsafePathError(NotWriteError):
+    """A path inside a restored filesystem was refused: a link leading outside it, a link loop,
+    or not a regular file (post-configuration reports it as a note and writes nothing)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class CacheMissingError(OgError):
@@ -360,6 +371,8 @@ def _collect() -> dict[OgErr, type[OgError]]:
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
+        if "code" not in cls.__dict__:
+            continue  # a refinement of its parent's number (ConfigError, UnsafePathError)
         # the most specific class registered first wins only if no exact "owner" exists yet
         if cls.code not in found or found[cls.code] in cls.__mro__[1:]:
             found[cls.code] = cls

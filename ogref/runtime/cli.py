@@ -278,7 +278,7 @@ def create_disk_cmd(
     hostname: str = _HOST,
     as_json: bool = _JSON,
 ) -> None:
-    """Whole disk: table (NAME.mbr/.gpt) + NAME-pN images + NAME.procedure.yaml."""
+    """Whole disk: table (NAME.mbr + NAME.sfdisk, or NAME.gpt) + NAME-pN images + procedure."""
     ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, hostname, True, as_json)
     try:
         m = ctx.machine

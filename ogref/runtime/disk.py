@@ -4,7 +4,8 @@ Partitions are placed 1 MiB-aligned in the order given; a partition may ask for 
 (OpenGnSys puts the CACHE at the *end* of disk 1 as partition 4 even when 3 is unused).  The
 CACHE partition is made exactly as OpenGnSys's initCache makes it: MBR id ``0xca`` (written into
 the table entry, libparted has no name for it) or, on GPT, a Linux-data partition *named*
-``CACHE``.  ``read_disk`` turns a device back into the model's :class:`~ogref.model.Disk`.
+``CACHE``.  ``read_disk`` turns a device back into the model's :class:`~ogref.model.Disk`
+(an MBR extended partition is left out of it; its logical partitions 5, 6… are in it).
 Filesystems are made elsewhere (:mod:`ogref.runtime.filesystem`).
 """
 
@@ -26,9 +27,12 @@ from ogref.model.storage import (
 )
 from ogref.runtime import filesystem
 from ogref.runtime.loopdev import partition_path, wait_for_node
+from ogref.runtime.proc import require, run
 from ogref.units import MIB
 
 _MBR_TABLE = 446
+EXTENDED_IDS = (0x05, 0x0F, 0x85)
+"""MBR ids of an extended partition: a container of logical partitions (5, 6…), no filesystem."""
 _MBR_ENTRY = 16
 _ALIGN = MIB
 
@@ -232,12 +236,35 @@ def partition_entries(device: str) -> list[tuple[int, int, str, str]]:
         if t.kind is TableKind.GPT:
             name = p.getPedPartition().get_name() or ""
         type_id = ""
-        if t.kind is TableKind.MSDOS:
+        if t.kind is TableKind.MSDOS and p.number <= 4:
             with open(device, "rb") as f:
                 f.seek(_MBR_TABLE + _MBR_ENTRY * (p.number - 1) + 4)
                 type_id = f"{f.read(1)[0]:02x}"
+        elif t.kind is TableKind.MSDOS:  # a logical partition: its id is in its EBR
+            type_id = _logical_type_id(device, int(p.number))
         out.append((int(p.number), int(p.geometry.length) * t.sector, name, type_id))
     return out
+
+
+def _logical_type_id(device: str, number: int) -> str:
+    """The MBR type id of logical partition ``number`` (``sfdisk --part-type``), 2 hex digits."""
+    done = run(
+        [require("sfdisk"), "--part-type", device, str(number)],
+        error=PartitionError,
+        what=f"read the type of partition {number} of {device}",
+    )
+    return f"{int(done.stdout.strip(), 16):02x}"
+
+
+def reread(device: str) -> None:
+    """Make the kernel show the table now on ``device``: BLKRRPART, then ``partx -u`` (BLKPG,
+    partition by partition), which also works where a re-read is refused or the kernel has no
+    parser for the table (the lab's kernel has no MBR parser), then ``partx -a`` for the logical
+    partitions ``-u`` leaves out when the kernel knew none beyond the primaries (it complains,
+    harmlessly, about those already there)."""
+    run(["blockdev", "--rereadpt", device], error=PartitionError, check=False)
+    run(["partx", "-u", device], error=PartitionError, check=False)
+    run(["partx", "-a", device], error=PartitionError, check=False)
 
 
 def table_kind(device: str) -> TableKind:
@@ -260,6 +287,11 @@ def has_active(device: str) -> bool:
     return any(p.getFlag(t.parted.PARTITION_BOOT) for p in t.disk.partitions)
 
 
+def is_extended(type_id: str) -> bool:
+    """Whether an MBR type id (hex, as :func:`partition_entries` gives it) is an extended one."""
+    return bool(type_id) and int(type_id, 16) in EXTENDED_IDS
+
+
 def is_cache_entry(name: str, type_id: str, label: str) -> bool:
     """OpenGnSys's ogFindCache test: label, GPT name CACHE, or MBR id ca/a7."""
     return label == CACHE_LABEL or name == CACHE_LABEL or type_id in ("ca", "a7")
@@ -270,6 +302,8 @@ def read_disk(device: str, number: int = 1) -> Disk:
     kind = table_kind(device)
     parts = []
     for n, size, name, type_id in partition_entries(device):
+        if is_extended(type_id):
+            continue  # the container: its logical partitions are listed themselves
         node = partition_path(device, n)
         info = filesystem.probe(node)
         fs = filesystem.detect(node)

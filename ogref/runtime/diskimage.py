@@ -1,22 +1,28 @@
-"""Whole disks as procedures: the partition table (``.mbr`` / ``.gpt``) and partition images.
+"""Whole disks as procedures: the partition table (``.mbr`` / ``.sfdisk`` / ``.gpt``) and images.
 
 OpenGnSys restores a whole disk as a *procedure*: the partition table first, then several
 partition restores.  :func:`save_table` writes ``<name>.mbr`` (the first 512 bytes: boot code and
-MBR table, as ``ogSaveMbr``) and, on a GPT disk, ``<name>.gpt`` (``sgdisk -b``, as
-``ogSaveGptTable``) beside the images; :func:`restore_table` puts them back (``sgdisk -l`` then
-``-e`` so that the backup GPT lands at the end of a larger disk, then the 446 bytes of boot code;
-an MBR as 512 bytes, refused with 30 when a partition would end past the disk) or only the boot
-code (``boot`` step, ``ogRestoreMbr`` of the boot loader).  A :class:`Procedure` is that list of
-steps, stored as YAML (``<name>.procedure.yaml``) so an administrator can read and edit it;
-:func:`create_disk` captures a disk into such a set and :func:`run_procedure` executes one, all
-under the disk's lock.  Not here: imaging one partition (:mod:`~ogref.runtime.create`,
-:mod:`~ogref.runtime.restore`), cache decisions (the core), network transports.  MBR extended
-partitions are refused: their EBR chain lies outside the 512 bytes OpenGnSys saves.
+MBR table, as ``ogSaveMbr``) and, on an MBR disk, ``<name>.sfdisk`` (``sfdisk --dump``: every
+partition, the extended one and its logical partitions included, whose EBR chain lies outside
+those 512 bytes) or, on GPT, ``<name>.gpt`` (``sgdisk -b``, as ``ogSaveGptTable``) beside the
+images.  :func:`restore_table` puts them back: GPT by ``sgdisk -l`` then ``-e`` (the backup GPT
+moves to the end of a larger disk) and the 446 bytes of boot code; MBR by feeding the dump to
+``sfdisk`` (which writes the EBRs) and then the 512 saved bytes (boot code, disk signature and
+primary entries exactly as saved), refused with 30 when a partition would end past the disk.
+An OpenGnSys ``.mbr`` without a dump is written as 512 bytes; with an extended partition in it,
+it is refused (its logical partitions cannot come back).  The ``boot`` step writes only the boot
+code (``ogRestoreMbr`` of the boot loader).  A :class:`Procedure` is that list of steps, stored
+as YAML (``<name>.procedure.yaml``) so an administrator can read and edit it; :func:`create_disk`
+captures a disk into such a set (logical partitions imaged like primaries) and
+:func:`run_procedure` executes one, all under the disk's lock.  Not here: imaging one partition
+(:mod:`~ogref.runtime.create`, :mod:`~ogref.runtime.restore`), cache decisions (the core),
+network transports.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -46,7 +52,6 @@ from ogref.runtime.restore import restore_image
 SECTOR = 512
 BOOT_CODE = 446
 _MBR_SIGNATURE = b"\x55\xaa"
-_EXTENDED_IDS = (0x05, 0x0F, 0x85)
 _PROTECTIVE_ID = 0xEE
 PROCEDURE_SUFFIX = ".procedure.yaml"
 _SKIP = (Filesystem.EMPTY, Filesystem.SWAP, Filesystem.CACHE)
@@ -163,6 +168,31 @@ def table_paths(store: ImageStore, name: str) -> tuple[Path, Path]:
     return Path(f"{base}.mbr"), Path(f"{base}.gpt")
 
 
+def dump_path(store: ImageStore, name: str) -> Path:
+    """``<name>.sfdisk``: the ``sfdisk --dump`` of an MBR disk (logical partitions included)."""
+    return table_paths(store, name)[0].with_suffix(".sfdisk")
+
+
+def dump_entries(text: str) -> list[tuple[int, int, int, str]]:
+    """``(number, first sector, sector count, type)`` of each partition in an sfdisk dump."""
+    out = []
+    for line in text.splitlines():
+        node, sep, rest = line.partition(" : ")
+        number = re.search(r"(\d+)\s*$", node)
+        if not sep or number is None:
+            continue
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (f.partition("=") for f in rest.split(","))
+        )
+        try:
+            out.append(
+                (int(number[1]), int(fields["start"]), int(fields["size"]), fields.get("type", ""))
+            )
+        except (KeyError, ValueError):
+            raise ImageFileError(f"not an sfdisk dump line: {line!r}") from None
+    return out
+
+
 def _mbr_entries(sector: bytes) -> list[tuple[int, int, int, int]]:
     """``(number, type id, first LBA, sector count)`` of the used primary entries."""
     out = []
@@ -191,14 +221,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_table(device: str, store: ImageStore, name: str) -> TableKind:
-    """Save the partition table of ``device`` as ``<name>.mbr`` (and ``<name>.gpt`` on GPT)."""
+    """Save the partition table of ``device``: ``<name>.mbr`` and ``<name>.sfdisk`` (MBR) or
+    ``<name>.gpt`` (GPT); the other kind's file of the same name is removed (it would win)."""
     kind = disk.table_kind(device)
     sector = _read_sector(device)
-    if kind is TableKind.MSDOS and any(e[1] in _EXTENDED_IDS for e in _mbr_entries(sector)):
-        raise FormatError(
-            f"{device}: MBR extended partitions are not supported (their EBRs are not in .mbr)"
-        )
     mbr, gpt = table_paths(store, name)
+    dump = dump_path(store, name)
     mbr.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(mbr, sector)
     if kind is TableKind.GPT:
@@ -212,7 +240,14 @@ def save_table(device: str, store: ImageStore, name: str) -> TableKind:
             os.replace(tmp, gpt)
         finally:
             tmp.unlink(missing_ok=True)
+        dump.unlink(missing_ok=True)
     else:
+        done = run(
+            [require("sfdisk"), "--dump", device],
+            error=PartitionError,
+            what=f"save the MBR partitions of {device}",
+        )
+        _write_atomic(dump, done.stdout.encode("utf-8"))
         gpt.unlink(missing_ok=True)  # an older GPT of the same name would win at restore
     return kind
 
@@ -225,13 +260,6 @@ def _partition_nodes(device: str) -> list[str]:
     except OSError:
         return []
     return [f"/dev/{n}" for n in names]
-
-
-def _reread(device: str) -> None:
-    """Make the kernel show the new table: BLKRRPART, then ``partx -u`` (BLKPG, partition by
-    partition), which also works where a re-read is refused or its nodes lag (loop devices)."""
-    run(["blockdev", "--rereadpt", device], error=PartitionError, check=False)
-    run(["partx", "-u", device], error=PartitionError, check=False)
 
 
 def restore_table(device: str, store: ImageStore, name: str, *, boot_only: bool = False) -> str:
@@ -248,6 +276,7 @@ def restore_table(device: str, store: ImageStore, name: str, *, boot_only: bool 
         _write_head(device, sector[:BOOT_CODE])
         return f"boot code of {name} written to {device}"
     entries = _mbr_entries(sector)
+    dump = dump_path(store, name)
     if gpt.is_file():
         sgdisk = require("sgdisk")
         run([sgdisk, "-l", str(gpt), device], error=PartitionError, what=f"load {gpt.name}")
@@ -258,19 +287,47 @@ def restore_table(device: str, store: ImageStore, name: str, *, boot_only: bool 
     else:
         if any(e[1] == _PROTECTIVE_ID for e in entries):
             raise NotFoundError(f"{mbr} is a GPT protective MBR but {gpt.name} is missing")
-        sectors = filesystem.device_size(device) // SECTOR
-        for number, _, first, count in entries:
-            if first + count > sectors:
-                raise ImageSizePartitionError(
-                    f"partition {number} of {name} ends at sector {first + count}, "
-                    f"{device} has {sectors}"
-                )
+        script = dump.read_text(encoding="utf-8") if dump.is_file() else None
+        if script is None and any(e[1] in disk.EXTENDED_IDS for e in entries):
+            raise NotFoundError(
+                f"{dump.name} not found: {mbr.name} holds an extended partition whose logical "
+                "partitions (their EBRs) are not in its 512 bytes"
+            )
+        primaries = [(n, first, count) for n, _, first, count in entries]
+        if script is None:
+            _check_fits(device, name, primaries)
+        else:
+            listed = [(n, first, count) for n, first, count, _ in dump_entries(script)]
+            if [e for e in listed if e[0] <= 4] != primaries:
+                raise ImageFileError(f"{mbr.name} and {dump.name} list different partitions")
+            _check_fits(device, name, listed)
+        if script is not None:
+            # sfdisk writes the primary entries and the EBR chain of the logical partitions
+            run(
+                [require("sfdisk"), "--quiet", "--no-reread", "--no-tell-kernel", device],
+                error=PartitionError,
+                what=f"write the partitions of {dump.name}",
+                input_text=script,
+            )
+        # then the saved sector itself: boot code, disk signature, primary entries as saved
         _write_head(device, sector)
         kind = "MBR"
-    _reread(device)
+    disk.reread(device)
     for number, *_ in disk.partition_entries(device):
         wait_for_node(partition_path(device, number))
     return f"{kind} partition table {name} written to {device}"
+
+
+def _check_fits(device: str, name: str, entries: list[tuple[int, int, int]]) -> None:
+    """ImageSizePartitionError (30) when a partition ``(number, first, count)`` ends past the
+    disk (checked before anything is written)."""
+    sectors = filesystem.device_size(device) // SECTOR
+    for number, first, count in entries:
+        if first + count > sectors:
+            raise ImageSizePartitionError(
+                f"partition {number} of {name} ends at sector {first + count}, "
+                f"{device} has {sectors}"
+            )
 
 
 def _write_head(device: str, data: bytes) -> None:
@@ -326,6 +383,9 @@ def create_disk(
             node = partition_path(device, number)
             fs = filesystem.detect(node)
             label = filesystem.probe(node).get("LABEL", "")
+            if disk.is_extended(type_id):
+                result.notes.append(f"partition {number} is extended: its table is in the dump")
+                continue
             if disk.is_cache_entry(part_name, type_id, label) or fs in _SKIP:
                 result.notes.append(f"partition {number} ({fs}) not imaged")
                 continue

@@ -1,8 +1,8 @@
 """Mounting and unmounting partitions, recording exactly what was mounted.
 
 ``Mount`` mounts one device (ext*, btrfs, xfs with ``mount``; NTFS with ``ntfs-3g``) on a
-directory and always unmounts it again.  FAT cannot be mounted in the lab kernel: use mtools.
-This module does not format, check or resize anything.
+directory, always ``nosuid,nodev,noexec``, and always unmounts it again.  FAT cannot be
+mounted in the lab kernel: use mtools.  This module does not format, check or resize anything.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from types import TracebackType
 from ogref.errors import FilesystemError
 from ogref.model.storage import Filesystem
 from ogref.runtime.proc import run
+
+SAFE_OPTIONS = ("nosuid", "nodev", "noexec")
+"""Every partition is mounted with these: a restored image is untrusted (a set-uid binary, a
+device node of the host's disk, an executable are inert through this mount).  Generic VFS
+flags, so every filesystem (and ntfs-3g) accepts them."""
 
 
 def _unescape(field: str) -> str:
@@ -82,7 +87,7 @@ class Mount:
             self.path = Path(tempfile.mkdtemp(prefix="ogref-mnt-"))
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-        opts = "ro" if self.readonly else "rw"
+        opts = ",".join(("ro" if self.readonly else "rw", *SAFE_OPTIONS))
         if self.fs is Filesystem.NTFS:
             argv = ["ntfs-3g", "-o", opts, self.device, str(self.path)]
         elif self.fs in (Filesystem.FAT16, Filesystem.FAT32):

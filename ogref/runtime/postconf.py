@@ -9,25 +9,34 @@ Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the cont
 ``Select/Current`` names (OpenGnSys always writes ``ControlSet001``), when the tools and the
 hive exist (otherwise a note).  Boot-sector, BCD and drive-letter fixes are not done.  Every step
 is reported in ``notes``; nothing here decides whether to run.
+
+The restored tree is untrusted: it is mounted ``nosuid,nodev,noexec`` and every path in it goes
+through :class:`~ogref.runtime.rootdir.RootDir`, so a link that leads outside the filesystem (an
+absolute ``/etc/hostname``, ``/etc`` → ``/``, ``../../``), a link loop, a FIFO or a device node is
+refused with a note and that step is skipped; grub-install and hivex get only paths with no link
+in them (GRUB is skipped when ``/boot`` or anything under ``/boot/grub`` is a link).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ogref.errors import NotExecError, OutOfLimitError
+from ogref.errors import NotExecError, NotWriteError, OutOfLimitError, UnsafePathError
 from ogref.model.storage import Filesystem
 from ogref.runtime import disk, filesystem
 from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import Mount
 from ogref.runtime.proc import available, run
+from ogref.runtime.rootdir import RootDir
 
 _LINUX = (Filesystem.EXT2, Filesystem.EXT3, Filesystem.EXT4, Filesystem.BTRFS, Filesystem.XFS)
 _CLEAN = ("etc/udev/rules.d/70-persistent-net.rules", "etc/initramfs-tools/conf.d/resume")
+FSTAB_BACKUP = "etc/fstab.ogref-backup"
 WINDOWS_NAME_MAX = 15
 
 
@@ -95,57 +104,100 @@ def _linux(
     disk_device: str, node: str, fs: Filesystem, hostname: str, grub: bool, report: PostconfReport
 ) -> None:
     root_uuid = filesystem.uuid(node)
-    with Mount(node, fs) as root:
-        if not (root / "etc").is_dir():
+    with Mount(node, fs) as mounted, RootDir(mounted) as root:
+        has_etc = False
+        with _refusals(report) as step:
+            has_etc = root.is_dir("etc")
+        if step.refused:
+            return
+        if not has_etc:
             report.notes.append("no /etc: not a Linux system, only the filesystem was extended")
             return
-        (root / "etc/hostname").write_text(hostname + "\n", encoding="utf-8")
-        report.notes.append(f"/etc/hostname = {hostname}")
-        fstab = root / "etc/fstab"
-        if fstab.exists():
-            shutil.copy2(fstab, root / "etc/fstab.ogref-backup")
-            text = fstab.read_text(encoding="utf-8")
-            fstab.write_text(rewrite_fstab(text, root_uuid, _first_swap(disk_device)), "utf-8")
-            report.notes.append(f"/etc/fstab: / on UUID={root_uuid}")
+        with _refusals(report):
+            root.write_text("etc/hostname", hostname + "\n")
+            report.notes.append(f"/etc/hostname = {hostname}")
+        with _refusals(report):
+            if root.exists("etc/fstab"):
+                text = root.read_text("etc/fstab")
+                new = rewrite_fstab(text, root_uuid, _first_swap(disk_device))
+                # a fresh backup: an entry already named so (a link) is replaced, not followed
+                root.write_text(FSTAB_BACKUP, text, fresh=True)
+                root.write_text("etc/fstab", new)
+                report.notes.append(f"/etc/fstab: / on UUID={root_uuid}")
         for rel in _CLEAN:
-            if (root / rel).exists():
-                (root / rel).unlink()
-                report.notes.append(f"removed /{rel}")
+            with _refusals(report):
+                if root.unlink(rel):
+                    report.notes.append(f"removed /{rel}")
         if not grub:
             report.notes.append("GRUB not installed (disabled)")
         elif not available("grub-install") or not Path("/usr/lib/grub/i386-pc").is_dir():
             report.notes.append("GRUB not installed: grub-install for i386-pc is missing")
-        elif not (root / "boot").is_dir():
-            report.notes.append("GRUB not installed: the system has no /boot")
         else:
-            run(
-                [
-                    "grub-install",
-                    "--target=i386-pc",
-                    f"--boot-directory={root / 'boot'}",
-                    "--force",
-                    disk_device,
-                ],
-                error=NotExecError,
-                what="grub-install",
-            )
-            report.notes.append(f"GRUB installed in the MBR of {disk_device}, /boot/grub on {node}")
+            _grub(root, disk_device, node, report)
+
+
+@dataclass
+class _Step:
+    refused: bool = False
+
+
+@contextmanager
+def _refusals(report: PostconfReport) -> Iterator[_Step]:
+    """One step on the restored tree: a refused path ends the step with a note (the rest of
+    the post-configuration goes on); any other I/O error fails it with 14 (OG_ERR_NOTWRITE)."""
+    step = _Step()
+    try:
+        yield step
+    except UnsafePathError as exc:
+        step.refused = True
+        report.notes.append(f"{exc.path}: {exc.reason}; left unchanged")
+    except OSError as exc:
+        raise NotWriteError(f"post-configuration: {exc}") from None
+
+
+def _grub(root: RootDir, disk_device: str, node: str, report: PostconfReport) -> None:
+    """grub-install with ``--boot-directory`` in the restored tree, only when neither ``/boot``
+    nor anything under ``/boot/grub`` is a link (grub-install would write through it)."""
+    boot: Path | None = None
+    links: list[str] = []
+    with _refusals(report) as step:
+        boot = root.checked_path("boot") if root.kind("boot") == "dir" else None
+        links = root.links_under("boot/grub") if root.kind("boot/grub") == "dir" else []
+    if step.refused:
+        report.notes.append("GRUB not installed: /boot or /boot/grub is a link")
+        return
+    if boot is None:
+        report.notes.append("GRUB not installed: the system has no /boot")
+        return
+    if links:
+        report.notes.append(
+            f"GRUB not installed: refused to write through the links {', '.join(links)}"
+        )
+        return
+    run(
+        ["grub-install", "--target=i386-pc", f"--boot-directory={boot}", "--force", disk_device],
+        error=NotExecError,
+        what="grub-install",
+    )
+    report.notes.append(f"GRUB installed in the MBR of {disk_device}, /boot/grub on {node}")
 
 
 # --------------------------------------------------------------------------- Windows
 
 
-def _find_ci(root: Path, rel: str) -> Path | None:
-    """``root/rel`` matched case-insensitively, component by component (NTFS via ntfs-3g)."""
-    here = root
+def _find_ci(root: RootDir, rel: str) -> str | None:
+    """``rel`` matched case-insensitively, component by component (NTFS via ntfs-3g), as the
+    names on disk; None when some component is missing."""
+    found: list[str] = []
     for part in rel.split("/"):
-        if not here.is_dir():
+        here = "/".join(found)
+        if root.kind(here) != "dir":
             return None
-        match = next((c for c in here.iterdir() if c.name.lower() == part.lower()), None)
+        match = next((n for n in root.listdir(here) if n.lower() == part.lower()), None)
         if match is None:
             return None
-        here = match
-    return here
+        found.append(match)
+    return "/".join(found)
 
 
 def windows_name(hostname: str) -> str:
@@ -191,8 +243,15 @@ def computer_name_reg(name: str, control_set: str = "ControlSet001") -> str:
 
 def _windows(node: str, hostname: str, report: PostconfReport) -> None:
     name = windows_name(hostname)
-    with Mount(node, Filesystem.NTFS) as root:
-        hive = _find_ci(root, "Windows/System32/config/SYSTEM")
+    with Mount(node, Filesystem.NTFS) as mounted, RootDir(mounted) as root:
+        hive: Path | None = None
+        with _refusals(report) as step:
+            rel = _find_ci(root, "Windows/System32/config/SYSTEM")
+            if rel is not None and root.kind(rel) == "file":
+                hive = root.checked_path(rel)  # hivex follows links: none may be one
+        if step.refused:
+            report.notes.append("computer name not set: the SYSTEM hive's path is refused")
+            return
         if hive is None:
             report.notes.append("no Windows SYSTEM hive: computer name not set")
             return

@@ -1,13 +1,18 @@
 """Report layout: ``reports/<scenario>/<backend>-<seed>/`` with figures, summary.md and
 summary.html, and a scaling figure when several runs are given together.
 
-Reads ``Results`` only; drawing is :mod:`ogsim.report.plots`' job.
+The HTML is the Markdown summary rendered by markdown-it-py (CommonMark plus tables, raw HTML
+in the text escaped, XHTML-style empty tags so the page is also well-formed XML) inside a Jinja2
+page template.  Reads ``Results`` only; drawing is :mod:`ogsim.report.plots`' job.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
+
+from jinja2 import Environment
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from ogref.units import format_size
 from ogsim.report import plots
@@ -68,41 +73,29 @@ def summary_markdown(results: Results, figures: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "xhtmlOut": True}).enable("table")
+_PAGE = Environment(autoescape=True, keep_trailing_newline=True).from_string(
+    """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8" />
+<title>{{ title }}</title>
+<style>
+body { font-family: sans-serif; max-width: 60em; margin: auto; }
+td, th { padding: 2px 8px; }
+img { max-width: 100%; }
+</style>
+</head>
+<body>
+{{ body }}</body>
+</html>
+"""
+)
+
+
 def summary_html(markdown: str, title: str) -> str:
-    """A minimal self-contained HTML rendering of the Markdown summary."""
-    body: list[str] = []
-    in_table = False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(x.strip()) for x in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-:"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("![") and "](" in line:
-            src = line[line.index("](") + 2 : -1]
-            body.append(f'<p><img src="{html.escape(src)}" style="max-width:100%"></p>')
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:]).replace('**', '')}</li>")
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    style = "body{font-family:sans-serif;max-width:60em;margin:auto}td{padding:2px 8px}"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-        f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
+    """The Markdown summary as a self-contained HTML page (lists, tables, figures)."""
+    return _PAGE.render(title=title, body=Markup(_MARKDOWN.render(markdown)))
 
 
 def build_one(results: Results, root: Path) -> Path:

@@ -2,7 +2,9 @@
 
 Agg backend, fixed sizes and fonts, SVG without dates (``save``) so reports diff cleanly.
 Figures: per-computer phase timeline, completion-time CDF per method, scaling curves
-(makespan against N per method), link utilisation.  No simulation, no file layout here.
+(makespan against N per method), link utilisation (one panel per tracked link, idle ones
+included).  Legends sit outside the axes (below them, laid out by matplotlib's constrained
+layout), never over bars or curves.  No simulation, no file layout here.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ PHASE_COLOURS = {
 def plot_timeline(results: Results, max_rows: int = 60) -> Figure:
     """Horizontal bars: each computer's phases over time (first ``max_rows`` computers)."""
     recs = [c for op in results.operations for c in op.computers][:max_rows]
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.18 * len(recs) + 1.2)))
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.18 * len(recs) + 1.6)), layout="constrained")
     seen: set[str] = set()
     for row, c in enumerate(recs):
         for p in c.phases:
@@ -71,14 +73,27 @@ def plot_timeline(results: Results, max_rows: int = 60) -> Figure:
         f"{results.scenario}: phases per computer (seed {results.seed}, "
         f"scale {results.scale:g}, backend {results.backend})"
     )
-    ax.legend(loc="lower right", fontsize=7, ncols=4)
-    fig.tight_layout()
+    _legend_below(fig, fontsize=7, ncols=6)
     return fig
+
+
+def _legend_below(fig: Figure, fontsize: float = 8, ncols: int = 3) -> None:
+    """One figure legend under the axes (the constrained layout makes room for it)."""
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            fontsize=fontsize,
+            ncols=max(1, min(ncols, len(handles))),
+            frameon=False,
+        )
 
 
 def plot_cdf(results: Results) -> Figure:
     """Completion-time CDF of successful computers, one curve per method used."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.4), layout="constrained")
     by: dict[str, list[float]] = {}
     for op in results.operations:
         for c in op.computers:
@@ -92,36 +107,45 @@ def plot_cdf(results: Results) -> Figure:
     ax.set_ylabel("fraction of computers")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     ax.set_title(f"{results.scenario}: completion-time CDF per method (scale {results.scale:g})")
-    fig.tight_layout()
+    _legend_below(fig, ncols=3)
     return fig
 
 
 def plot_links(results: Results) -> Figure:
-    """Utilisation of the tracked shared links over time (step plot)."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for s in results.links:
-        if not s.t or max(s.bps, default=0) <= 0:
-            continue
-        ax.step(
-            s.t,
-            [b / 1e6 for b in s.bps],
-            where="post",
-            label=f"{s.name} (cap {s.capacity_bps / 1e6:g} Mbit/s)",
-        )
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("Mbit/s")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{results.scenario}: link utilisation")
-    fig.tight_layout()
+    """Utilisation of every tracked shared link over time (step plots, one panel per link, its
+    capacity dashed); a link that carried nothing is drawn flat and marked idle."""
+    series = results.links
+    fig, axes = plt.subplots(
+        max(1, len(series)),
+        1,
+        figsize=(8, max(3.0, 1.7 * len(series) + 1.0)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    end = max((s.t[-1] for s in series if s.t), default=0.0)
+    for ax, s in zip(axes[:, 0], series, strict=False):
+        t = s.t or [0.0, end]
+        mbps = [b / 1e6 for b in s.bps] or [0.0, 0.0]
+        idle = max(mbps, default=0.0) <= 0
+        label = f"{s.name}{' (idle)' if idle else ''}"
+        ax.step(t, mbps, where="post", label=label, color="#7f7f7f" if idle else "#1f77b4")
+        ax.axhline(s.capacity_bps / 1e6, linestyle="--", linewidth=0.8, color="#d62728")
+        ax.set_ylim(0, s.capacity_bps / 1e6 * 1.1)
+        ax.set_ylabel("Mbit/s")
+        ax.set_title(f"{label}: capacity {s.capacity_bps / 1e6:g} Mbit/s", fontsize=8, loc="left")
+        ax.grid(alpha=0.3)
+    if not series:
+        axes[0, 0].text(0.5, 0.5, "no tracked links", ha="center", va="center")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(f"{results.scenario}: link utilisation")
     return fig
 
 
 def plot_scaling(points: list[tuple[str, int, float]], title: str = "scaling") -> Figure:
     """Makespan against the number of computers, one curve per method: (method, n, seconds)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.4), layout="constrained")
     by: dict[str, list[tuple[int, float]]] = {}
     for method, n, t in points:
         by.setdefault(method, []).append((n, t))
@@ -131,9 +155,8 @@ def plot_scaling(points: list[tuple[str, int, float]], title: str = "scaling") -
     ax.set_xlabel("computers (N)")
     ax.set_ylabel("makespan (s)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
+    _legend_below(fig, ncols=4)
     return fig
 
 

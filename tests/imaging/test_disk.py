@@ -1,4 +1,4 @@
-"""Whole disks: partition table (.mbr / .gpt) + partition images, restored by a procedure."""
+"""Whole disks: partition table (.mbr / .sfdisk / .gpt) + partition images, by a procedure."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ogref.errors import FormatError, ImageSizePartitionError, NotFoundError
+from ogref.errors import FormatError, ImageFileError, ImageSizePartitionError, NotFoundError
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import diskimage, filesystem
+from ogref.runtime import disk, diskimage, filesystem
 from ogref.runtime.disk import PartSpec, partition_entries
 from ogref.runtime.diskimage import Procedure, RestoreStep, TableStep
 from ogref.runtime.imagefile import ImageStore
@@ -63,7 +63,7 @@ def _check_copy(src: str, dst: str, linux: str, efi: str, tmp_path: Path) -> Non
 def test_mbr_disk_ext4_and_fat_onto_a_blank_disk(
     make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
 ) -> None:
-    need("mkfs.vfat", "mcopy", "partclone.fat")
+    need("sfdisk", "mkfs.vfat", "mcopy", "partclone.fat")
     src, linux, efi = _source(make_disk, tmp_path, TableKind.MSDOS)
     code = _boot_code(src)
     repo = ImageStore(tmp_path / "repo")
@@ -120,6 +120,7 @@ def test_gpt_disk_through_the_cli_onto_a_larger_disk(
 def test_table_too_big_for_the_disk_is_30_and_bad_procedures_are_refused(
     make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
 ) -> None:
+    need("sfdisk")
     src = make_disk(256 * MIB, TableKind.MSDOS, [PartSpec(200 * MIB, Filesystem.EXT4)])
     repo = ImageStore(tmp_path / "repo")
     diskimage.save_table(src.device, repo, "big")
@@ -150,3 +151,65 @@ def test_table_too_big_for_the_disk_is_30_and_bad_procedures_are_refused(
     diskimage.restore_table(small.device, repo, "boot", boot_only=True)
     assert _head(small.device, 446)[:440] == code
     assert _head(small.device, 512)[446:] == before[6:]
+
+
+EXTENDED_LAYOUT = """label: dos
+start=2048, size=32MiB, type=83
+type=5
+size=24MiB, type=83
+size=24MiB, type=83
+"""
+
+
+def _dump(device: str) -> str:
+    """``sfdisk --dump`` with the device name taken out (two disks compare equal)."""
+    done = subprocess.run(["sfdisk", "--dump", device], capture_output=True, text=True, check=True)
+    return done.stdout.replace(device, "DISK")
+
+
+def test_mbr_disk_with_logical_partitions_onto_a_blank_disk(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    need("sfdisk")
+    src = make_disk(96 * MIB)
+    subprocess.run(["sfdisk", "-q", src.device], input=EXTENDED_LAYOUT, text=True, check=True)
+    disk.reread(src.device)
+    hashes = {
+        n: fill_partition(src.partition(n), Filesystem.EXT4, seed=n, random_mib=1)
+        for n in (1, 5, 6)
+    }
+    code = _boot_code(src.device)
+    repo = ImageStore(tmp_path / "repo")
+    made = diskimage.create_disk(
+        src.device, repo, "lab", comp=Compressor.ZSTD, reduce=False, lock_dir=lock_dir
+    )
+    assert made.procedure == Procedure(
+        (
+            TableStep("lab"),
+            RestoreStep("lab-p1", 1),
+            RestoreStep("lab-p5", 5),
+            RestoreStep("lab-p6", 6),
+        )
+    )
+    assert "partition 2 is extended: its table is in the dump" in made.notes
+    assert (repo.root / "lab.mbr").stat().st_size == 512
+    assert "type=5" in (repo.root / "lab.sfdisk").read_text()
+    dst = make_disk(96 * MIB)  # blank: no table at all
+    diskimage.restore_disk(repo, "lab", dst.device, lock_dir=lock_dir)
+    assert _dump(dst.device) == _dump(src.device)  # same layout, EBR chain included
+    assert _head(dst.device, 512) == _head(src.device, 512)
+    assert _head(dst.device, 440) == code
+    for n, want in hashes.items():
+        filesystem.check(f"{dst.device}p{n}", Filesystem.EXT4)
+        assert hash_partition(f"{dst.device}p{n}", Filesystem.EXT4) == want, n
+    assert [p.number for p in disk.read_disk(dst.device).partitions] == [1, 5, 6]
+    # an OpenGnSys set (.mbr only) with an extended partition cannot bring the logicals back
+    (repo.root / "lab.sfdisk").unlink()
+    with pytest.raises(NotFoundError, match=r"lab\.sfdisk not found"):
+        diskimage.restore_table(dst.device, repo, "lab")
+    # a dump that disagrees with the .mbr is refused before anything is written
+    (repo.root / "lab.sfdisk").write_text(
+        _dump(src.device).replace("start=        2048", "start=        4096")
+    )
+    with pytest.raises(ImageFileError):
+        diskimage.restore_table(dst.device, repo, "lab")
