@@ -20,6 +20,7 @@ IMPORT_NAME = {
     "jinja2": "jinja2",
     "pyparted": "parted",
     "pysmb": "smb",
+    "tenacity": "tenacity",
     "libtorrent": "libtorrent",
     "libvirt-python": "libvirt",
     # once declared, never imported (issue 11): listed so that declaring them again fails here
