@@ -181,3 +181,37 @@ def test_the_cgroup_catches_a_process_that_escaped_its_group(tmp_path: Path) -> 
     assert not Path(f"/proc/{escaped[0]}").exists() or (
         "zombie" in Path(f"/proc/{escaped[0]}/status").read_text()
     )
+
+
+def test_an_agent_stopped_mid_restore_wipes_the_half_written_filesystem(tmp_path: Path) -> None:
+    from ogref.runtime.loopdev import partition_path
+    from ogsim.lab.manifest import Manifest
+    from ogsim.lab.netns import backend
+
+    data = yaml.safe_load(_scenario(tmp_path).read_text())
+    data["classrooms"][0]["computers"]["count"] = 1
+    sc = build_scenario(data)
+    opts = LabOptions()
+    manifest = Manifest(tmp_path / "run")
+    with manifest.owned():
+        lab = backend.build(sc, tmp_path / "run", manifest, opts)
+        assert lab.console is not None
+        deadline = time.monotonic() + 60
+        while lab.console.post("/console/clients")["clients"][0]["status"] == "OFF":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        lab.console.post("/console/submit", {"index": 0})
+        agent = lab.agents["pc01"]
+        deadline = time.monotonic() + 120
+        while True:  # until the partition is being written
+            act = lab.console.post("/console/clients")["clients"][0].get("activity") or {}
+            if act.get("stage") == "restore" and int(act.get("done") or 0) > 1 << 20:
+                break
+            assert time.monotonic() < deadline, act
+            time.sleep(0.05)
+        os.kill(agent.pid, signal.SIGTERM)  # the agent only, not its pipeline
+        agent.wait(60)
+        node = partition_path(lab.disks["pc01"].device, 1)
+        probe = subprocess.run(["wipefs", "--no-act", node], capture_output=True, text=True)
+        assert probe.stdout.strip() == "", f"signatures left on {node}:\n{probe.stdout}"
+        assert agent.returncode == 128 + signal.SIGTERM

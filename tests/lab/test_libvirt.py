@@ -149,3 +149,59 @@ def test_the_4_vm_scenario(tmp_path: Path) -> None:
     checks = evaluate(res, sc.spec.expect)
     assert all(c.ok for c in checks), "\n".join(c.diff() for c in checks)
     _cleaned(tmp_path / "run", res.metrics.extra["lab_id"])
+
+
+def _recorded(run_dir: Path, kind: str) -> list[str]:
+    import json
+
+    names = []
+    for name in ("manifest.jsonl", "manifest.destroyed"):
+        path = run_dir / name
+        if path.exists():
+            for line in path.read_text().splitlines():
+                obj = json.loads(line)
+                if obj.get("kind") == kind:
+                    names.append(obj["name"])
+    return names
+
+
+@pytest.mark.root
+@pytest.mark.libvirt
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@needs_lab
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_vm_run_leaves_nothing(tmp_path: Path, sig: str) -> None:
+    """Killed while its VM boots: SIGTERM unwinds (exit 2), SIGKILL leaves it to ``ogsim
+    destroy``; either way no domain, network, NVRAM/disk file, mount or process remains."""
+    import signal
+    import sys
+    import time
+
+    scenario = tmp_path / "vm1.yaml"
+    scenario.write_text(SCENARIO_1VM)
+    run_dir = tmp_path / "run"
+    ogsim = str(Path(sys.executable).parent / "ogsim")
+    proc = subprocess.Popen(
+        [ogsim, "run", str(scenario), "--backend", "libvirt", "--out", str(run_dir), "-q"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    while not _recorded(run_dir, "libvirt_domain"):
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no domain was defined"
+        time.sleep(0.5)
+    time.sleep(5)  # the domain starts booting
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(180)
+    if sig == "SIGKILL":
+        done = subprocess.run([ogsim, "destroy", str(run_dir)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    else:
+        assert proc.returncode == 2, proc.stderr.read().decode() if proc.stderr else ""
+    domain = _recorded(run_dir, "libvirt_domain")[0]
+    _cleaned(run_dir, domain.rsplit("-", 1)[0])
+    for f in _recorded(run_dir, "file"):
+        assert not Path(f).exists(), f"{f} left behind"
