@@ -8,6 +8,7 @@ Exit codes (``ExitCode``): 0 ok, 1 expectations failed, 2 interrupted, 3 backend
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.table import Table
 from ogref.errors import ConfigError, OgError
 from ogref.units import format_duration, format_size
 from ogsim.expect import Check, evaluate
+from ogsim.progress import Emit, JsonView, LineView, LiveView, nothing
 from ogsim.results import Results
 from ogsim.scenario import Scenario, load_scenario
 
@@ -59,18 +61,29 @@ def _load(path: Path) -> Scenario:
 
 
 def run_scenario(
-    scenario: Scenario, backend: str, seed: int | None, out_dir: Path | None = None
+    scenario: Scenario,
+    backend: str,
+    seed: int | None,
+    out_dir: Path | None = None,
+    emit: Emit = nothing,
 ) -> Results:
-    """Run a scenario on a backend (``sim``; ``netns`` as root, its lab under ``out_dir``)."""
+    """Run a scenario on a backend (``sim``; ``netns`` as root, its lab under ``out_dir``);
+    ``emit`` is told the run's progress as it happens (:mod:`ogsim.progress`)."""
     if backend == "netns":
         import os
 
         if os.geteuid() != 0:
             raise BackendUnavailableError(backend, "the netns lab needs root")
+        from ogsim.lab.netns import LabOptions
         from ogsim.lab.netns import run as run_netns
 
         used = scenario.spec.seed if seed is None else seed
-        return run_netns(scenario, seed, out_dir or Path("out") / scenario.name / f"netns-{used}")
+        return run_netns(
+            scenario,
+            seed,
+            out_dir or Path("out") / scenario.name / f"netns-{used}",
+            LabOptions(emit=emit),
+        )
     if backend == "libvirt":
         import os
 
@@ -82,7 +95,10 @@ def run_scenario(
         used = scenario.spec.seed if seed is None else seed
         try:
             return run_libvirt(
-                scenario, seed, out_dir or Path("out") / scenario.name / f"libvirt-{used}"
+                scenario,
+                seed,
+                out_dir or Path("out") / scenario.name / f"libvirt-{used}",
+                emit=emit,
             )
         except (LibvirtUnavailableError, ValueError) as exc:  # no libvirt, or beyond its scale
             raise BackendUnavailableError(backend, str(exc)) from None
@@ -90,7 +106,7 @@ def run_scenario(
         raise BackendUnavailableError(backend)
     from ogsim.simulator import simulate
 
-    return simulate(scenario, seed)
+    return simulate(scenario, seed, emit)
 
 
 class BackendUnavailableError(RuntimeError):
@@ -105,8 +121,9 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
     """A rich table of per-computer outcomes, then the checks."""
     for op in results.operations:
         table = Table(
-            title=f"{results.scenario} — operation {op.index}: {op.kind} "
-            f"{op.image or ''} {op.method or ''} → {op.scope}",
+            title=f"{results.scenario} — operation {op.index}: "
+            + " ".join(x for x in (op.kind.replace("_", " "), op.image, op.method) if x)
+            + f" → {op.scope or 'all'} ({len(op.computers)} computers)",
             title_justify="left",
         )
         for col in (
@@ -192,17 +209,36 @@ def run(
     backend: Annotated[str, typer.Option(help="sim | netns | libvirt")] = "sim",
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="no live view and no final table")
+    ] = False,
+    json_events: Annotated[
+        bool,
+        typer.Option(
+            "--json-events", help="stream the run's progress as JSON lines on stdout (no table)"
+        ),
+    ] = False,
 ) -> None:
-    """Run a scenario, write results.json and check its expectations."""
+    """Run a scenario, write results.json and check its expectations.
+
+    While it runs: a live view of the lab's stages and of each computer (status colour, stage,
+    bytes, rate, ETA) on a terminal; one plain line per change on stderr otherwise (a pipe, CI,
+    or --quiet); JSON lines on stdout with --json-events."""
     if backend not in ("sim", "netns", "libvirt"):
         err.print(f"[red]unknown backend {backend!r}[/] (sim, netns, libvirt)")
         raise typer.Exit(ExitCode.USAGE_ERROR)
     sc = _load(scenario)
     from ogsim.lab.capabilities import HostCapabilityError
 
+    live = not quiet and not json_events and sys.stdout.isatty() and not os.environ.get("CI")
     try:
-        results = run_scenario(sc, backend, seed, out_dir)
+        if json_events:
+            results = run_scenario(sc, backend, seed, out_dir, JsonView(sys.stdout))
+        elif live:
+            with LiveView(out) as view:
+                results = run_scenario(sc, backend, seed, out_dir, view)
+        else:
+            results = run_scenario(sc, backend, seed, out_dir, LineView(sys.stderr))
     except BackendUnavailableError as exc:
         err.print(f"[bold yellow]{exc}[/]")
         raise typer.Exit(ExitCode.BACKEND_ERROR) from None
@@ -213,9 +249,9 @@ def run(
     target = out_dir or Path("out") / sc.name / f"{backend}-{results.seed}"
     path = results.write(target / "results.json")
     checks = evaluate(results, sc.spec.expect)
-    if not quiet:
+    if not quiet and not json_events:
         print_results(results, checks)
-    out.print(f"results: {path}")
+    (err if json_events else out).print(f"results: {path}")
     if any(not c.ok for c in checks):
         raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
 

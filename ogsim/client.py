@@ -48,6 +48,7 @@ from ogsim.disk import (
 from ogsim.hardware import HostHw
 from ogsim.multicast import Receiver
 from ogsim.network import Flow
+from ogsim.progress import ComputerEvent, nothing
 from ogsim.results import ComputerResult, LogLine, Phase
 from ogsim.unicast import UnicastJob
 
@@ -95,6 +96,19 @@ class LocalJob:
 
     def cancel(self) -> None:
         self.client.sim.net.stop(self.flow)
+
+
+_STAGES: dict[type, str] = {
+    InspectTarget: "inspect",
+    InspectImage: "inspect",
+    InspectCache: "inspect",
+    FormatCache: "cache",
+    EmptyCache: "cache",
+    EvictFromCache: "cache",
+    FetchToCache: "fetch",
+    RestorePartition: "restore",
+    ConfigureOs: "postconf",
+}
 
 
 class SimClient:
@@ -151,6 +165,7 @@ class SimClient:
                 self.log(cmd.text)
             elif isinstance(cmd, MethodSwitched):
                 self.record.switched = True
+                self.emit("", note=f"switched {cmd.requested} → {cmd.used}: {cmd.reason}")
             elif isinstance(cmd, Finish):
                 self._finish(cmd)
             elif isinstance(cmd, DeleteCachedCopy):
@@ -190,6 +205,10 @@ class SimClient:
 
     def _execute(self, cmd: Command) -> None:
         hw = self.hw
+        stage = _STAGES.get(type(cmd))
+        if stage:
+            total = float(getattr(getattr(cmd, "image", None), "stored_size", 0) or 0)
+            self.emit(stage, total=total if stage in ("fetch", "restore") else 0.0)
         if isinstance(cmd, InspectTarget | InspectImage | InspectCache):
             self._later(hw.inspect_s, "inspect", cmd, cpu=True)
         elif isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
@@ -398,8 +417,42 @@ class SimClient:
         rec.finished = self.sim.loop.now
         self.job = None
         self.session = None
+        self.emit("", note=message, code=code, final=True)
         done, self.on_end = self.on_end, lambda: None
         done()
+
+    def emit(
+        self,
+        stage: str,
+        *,
+        total: float = 0.0,
+        done: float = 0.0,
+        note: str = "",
+        code: int | None = None,
+        final: bool = False,
+    ) -> None:
+        """Tell the run's progress view what this computer does now (virtual time)."""
+        if self.sim.emit is nothing:
+            return
+        rec = self.record
+        if final:
+            status = "OFF" if rec is not None and rec.status == "crashed" else "OPG"
+        else:
+            status = "BSY" if self.alive else "OFF"
+        self.sim.emit(
+            ComputerEvent(
+                name=self.name,
+                status=status,
+                stage=stage,
+                done=done,
+                total=total,
+                method=(rec.method_used or rec.method_requested or "") if rec else "",
+                note=note,
+                code=code,
+                final=final,
+                t=round(self.sim.loop.now, 3),
+            )
+        )
 
     def phase(self, name: str, start: float, nbytes: float = 0.0, detail: str = "") -> None:
         """Record a finished phase."""
@@ -407,6 +460,8 @@ class SimClient:
             self.record.phases.append(
                 Phase(name=name, start=start, end=self.sim.loop.now, bytes=nbytes, detail=detail)
             )
+            if nbytes:
+                self.emit(name, done=nbytes, total=nbytes)
 
     def log(self, text: str) -> None:
         """A tracking-log line."""

@@ -42,6 +42,7 @@ from ogsim.loop import Loop
 from ogsim.multicast import McastSession, SessionState
 from ogsim.network import Link, Network
 from ogsim.node import Router, Source
+from ogsim.progress import ComputerEvent, Emit, OperationEvent, nothing, operation_text
 from ogsim.results import (
     ComputerResult,
     LinkSeries,
@@ -58,8 +59,9 @@ from ogsim.swarm import Swarm
 class Simulation:
     """One run of a scenario on the simulator."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None, emit: Emit = nothing) -> None:
         self.scenario = scenario
+        self.emit = emit
         self.seed = scenario.spec.seed if seed is None else seed
         self.rng = random.Random(self.seed)
         self.loop = Loop()
@@ -198,7 +200,18 @@ class Simulation:
                 )
         except OgError as exc:
             self._refuse(res, body, exc)
+            self.emit(
+                OperationEvent(index, f"{op.kind}: {exc.message}", "refused", t=self.loop.now)
+            )
             return
+        self.emit(
+            OperationEvent(
+                index,
+                operation_text(op.kind, body, len(res.computers)),
+                computers=len(res.computers),
+                t=self.loop.now,
+            )
+        )
         self.queue.submit([j for j, _ in jobs])
         self._begins.update(jobs)
         self._dispatch(now=True)
@@ -266,6 +279,16 @@ class Simulation:
         self._clones[master_job] = set(targets)
         return master_job, lambda: None
 
+    def _tell(
+        self, name: str, stage: str, status: str, *, code: int | None = None, note: str = "",
+        final: bool = False,
+    ) -> None:  # fmt: skip
+        if self.emit is not nothing:
+            self.emit(
+                ComputerEvent(name, status, stage, note=note, code=code, final=final,
+                              t=round(self.loop.now, 3))
+            )  # fmt: skip
+
     def _job_done(self, job: Job) -> None:
         self.queue.finished(job)
         for master, left in list(self._clones.items()):
@@ -308,12 +331,14 @@ class Simulation:
             boots = 1 + (1 if spec.permanent else 0) + (1 if plan.tracked_boots else 0)
             for step in plan.steps:
                 rec.log.append(LogLine(t=self.loop.now, text=step))
+            self._tell(name, "boot", "BSY")
 
             def done() -> None:
                 rec.phases.append(_phase("boot", rec.started, self.loop.now, str(plan.status)))
                 rec.status, rec.code = "ok", 0
                 rec.message = f"booted {spec.disk}:{spec.partition} ({plan.status})"
                 rec.finished = self.loop.now
+                self._tell(name, "", str(plan.status), code=0, note=rec.message, final=True)
                 self._job_done(job)
 
             self.loop.after(client.hw.boot_s * boots, done)
@@ -337,6 +362,7 @@ class Simulation:
 
         def begin() -> None:
             rec.started = self.loop.now
+            self._tell(client.name, "create", "BSY")
             target = ImageSource.CACHE if spec.target == "CACHE" else ImageSource.REPO
             session = CreateSession(
                 CreateRequest(spec.disk, spec.partition, target, spec.image, client.name),
@@ -361,6 +387,7 @@ class Simulation:
                 rec.code, rec.message = int(result.code), result.message
                 rec.bytes_moved = float(session.written.stored_size) if session.written else 0.0
                 rec.finished = self.loop.now
+                self._tell(client.name, "", "OPG", code=rec.code, note=rec.message, final=True)
                 self._job_done(job)
 
             self.loop.after(t - self.loop.now, done)
@@ -444,6 +471,6 @@ def _series(link: Link, end: float) -> LinkSeries:
     return LinkSeries(name=link.name, capacity_bps=link.capacity * 8, t=t, bps=bps)
 
 
-def simulate(scenario: Scenario, seed: int | None = None) -> Results:
-    """Run ``scenario`` on the simulator."""
-    return Simulation(scenario, seed).run()
+def simulate(scenario: Scenario, seed: int | None = None, emit: Emit = nothing) -> Results:
+    """Run ``scenario`` on the simulator (``emit`` is told what happens, in virtual time)."""
+    return Simulation(scenario, seed, emit).run()

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ogref.console import plan_boot
+from ogref.console import plan_boot, scope_label
 from ogref.model.status import ClientStatus
 from ogref.site import BootSpec, RestoreSpec
 from ogsim.lab.capabilities import probe, require
@@ -39,8 +39,9 @@ from ogsim.lab.libvirt import connection
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
 from ogsim.lab.manifest import Manifest
-from ogsim.lab.netns.backend import _computer, _site_yaml
+from ogsim.lab.netns.backend import _computer, _Running, _site_yaml, _tell
 from ogsim.lab.netns.disks import build_disk
+from ogsim.progress import Emit, OperationEvent, StageEvent, nothing, operation_text
 from ogsim.results import (
     ComputerResult,
     HostRecord,
@@ -90,6 +91,8 @@ class LibvirtRun:
         self.t0 = time.time()
         self.clock = ScenarioClock(wall0=self.t0)
         self.timings: dict[str, Any] = {}
+        self.emit: Emit = nothing
+        self.told: dict[str, tuple[Any, ...]] = {}
 
     def rel(self, t: float | None = None) -> float:
         """Scenario time of wall instant ``t`` (now by default)."""
@@ -97,6 +100,7 @@ class LibvirtRun:
 
     def note(self, text: str) -> None:
         self.events.append(LogLine(t=self.rel(), text=text))
+        self.emit(StageEvent("vms", text, t=self.rel()))
 
     # ------------------------------------------------------------------ preparation
 
@@ -260,6 +264,14 @@ class LibvirtRun:
                     else:
                         names = set(sub["computers"])
                         running[index] = (str(sub["op"]), now, op.kind, body, names)
+                        self.emit(
+                            OperationEvent(
+                                index,
+                                operation_text(op.kind, body, len(names)),
+                                computers=len(names),
+                                t=now,
+                            )
+                        )
                         self.note(
                             f"operation {index} ({op.kind} {body.method}) submitted to "
                             f"{len(names)} computers"
@@ -268,6 +280,11 @@ class LibvirtRun:
                     targets = {pc.name for pc in self.site.scope(body.to)}
                     if any(targets & r[4] for r in running.values()):
                         break  # its computers are busy: it (and what follows) waits
+                    self.emit(
+                        OperationEvent(
+                            index, operation_text("boot", body, len(targets)), t=self.rel()
+                        )
+                    )
                     done[index] = self._boot(index, body)
                 else:
                     self.note(f"operation {index} ({op.kind}) is not run by the libvirt lab")
@@ -275,6 +292,10 @@ class LibvirtRun:
                 todo.pop(0)
             for index, (op_id, at, kind, body, _names) in list(running.items()):
                 status = self._console("/console/status", {"op": op_id})
+                if self.emit is not nothing:
+                    seen = _Running(index, kind, body, op_id, at, 0.0)
+                    seen.records = {rec["name"]: rec for rec in status.get("records", [])}
+                    _tell(self.emit, seen, self._clients(), self.clock, self.told)
                 if status["done"] or self.rel() - at > self.op_timeout:
                     del running[index]
                     done[index] = self._restored(index, kind, body, at, status)
@@ -315,7 +336,7 @@ class LibvirtRun:
             at=at,
             image=spec.image,
             method=str(spec.method),
-            scope=str(spec.to),
+            scope=scope_label(spec.to),
             computers=records,
             makespan=round(max(finished) - at, 3) if finished else None,
         )
@@ -396,7 +417,7 @@ class LibvirtRun:
             index=index,
             kind=kind,
             at=at,
-            scope=str(spec.to),
+            scope=scope_label(spec.to),
             computers=recs,
             makespan=round(max(finished) - at, 3) if finished else None,
         )
@@ -424,11 +445,14 @@ def run(
     *,
     uri: str = connection.DEFAULT_URI,
     cache: Path = DEFAULT_CACHE,
+    emit: Emit = nothing,
 ) -> Results:
     """Run ``scenario`` on VMs; the run directory is ``out_dir`` (default ``out/<name>/libvirt-<seed>``)."""
     s = scenario.spec.seed if seed is None else seed
     run_dir = (out_dir or Path("out") / scenario.name / f"libvirt-{s}").resolve()
-    results = LibvirtRun(scenario, run_dir, uri=uri, cache=cache).run(s)
+    lab = LibvirtRun(scenario, run_dir, uri=uri, cache=cache)
+    lab.emit = emit
+    results = lab.run(s)
     results.write(run_dir / "results.json")
     return results
 

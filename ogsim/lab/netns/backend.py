@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ogref.console import scope_label
 from ogref.model import ClientStatus, Filesystem, Image
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
@@ -74,6 +75,7 @@ from ogsim.lab.netns.disks import ClientDisk, build_disk
 from ogsim.lab.netns.images import SourceImage, lab_piece, make_source
 from ogsim.lab.netns.topology import Host, Topology
 from ogsim.lab.netns.tree import hash_partition
+from ogsim.progress import ComputerEvent, Emit, OperationEvent, StageEvent, nothing, operation_text
 from ogsim.results import (
     ComputerResult,
     HostRecord,
@@ -106,6 +108,7 @@ class LabOptions:
     verify: bool = True
     multicast_router: Literal["auto", "smcroute", "relay"] = "auto"
     caps: HostCapabilities | None = None  # default: probed
+    emit: Emit = nothing  # told the lab's stages and each computer's progress while it runs
 
 
 @dataclass
@@ -194,13 +197,17 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     topo.build_switch()
     repo_spec = scenario.site.repositories[0]
     repo_net = _subnet_of(scenario, repo_spec.address)
+    emit = opts.emit
+    hosts = len(scenario.site.computers) + 2
+    emit(StageEvent("network", "namespaces, bridges, veths", 0, hosts))
     repo = topo.add_host("repo", f"{repo_spec.address}/{repo_net.prefixlen}", mcast_router=True)
     used = {pc.address for pc in scenario.site.computers} | {IPv4Address(repo_spec.address)}
     srv_ip = _free_address(repo_net, used)
     server = topo.add_host("srv", f"{srv_ip}/{repo_net.prefixlen}")
     lab = Lab(manifest, run_dir, topo, repo, server, caps=opts.caps or probe())
-    for pc in scenario.site.computers:
+    for i, pc in enumerate(scenario.site.computers):
         lab.clients[pc.name] = topo.add_host(pc.name, pc.ip)
+        emit(StageEvent("network", "namespaces, bridges, veths", i + 3, hosts))
     subnets = list(topo.bridges)
     if len(subnets) > 1:
         topo.add_router(subnets, run_dir)
@@ -244,6 +251,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     share.mkdir(parents=True, exist_ok=True)
     key_file = run_dir / "lab.key"
     write_key(key_file, new_key())
+    emit(StageEvent("services", "smbd"))
     accounts = samba.start_smbd(manifest, repo, share, run_dir / "smb")
     wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RESTORES}
     store = ImageStore(share)
@@ -255,6 +263,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             continue
         data = max(8 << 20, int(img.data_size * scale))
         stored = max(1 << 20, int(img.stored_size * scale))
+        emit(StageEvent("images", f"{img.name} (partclone + {img.compressor})", i, len(wanted)))
         lab.sources[img.name] = make_source(
             manifest,
             store,
@@ -347,7 +356,9 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             raise RuntimeError(f"service on {host.name}:{port} did not start (see {logs})")
     lab.console = SignedClient(f"unix:{console_sock}", read_key(key_file))
     # clients: disks and agents
-    for pc in scenario.site.computers:
+    emit(StageEvent("agents", "disks and live clients", 0, len(scenario.site.computers)))
+    for n, pc in enumerate(scenario.site.computers):
+        emit(StageEvent("agents", "disks and live clients", n, len(scenario.site.computers)))
         cdir = run_dir / "clients" / pc.name
         cdir.mkdir(parents=True, exist_ok=True)
         disk = build_disk(manifest, pc, scale, work, cdir / "cache-setup")
@@ -816,6 +827,8 @@ def execute(
     expected: dict[int, SourceImage | None] = {}
     cpu = CpuMonitor().start()
     clock = ScenarioClock()
+    opts.emit(StageEvent("run", t=0.0))
+    told: dict[str, tuple[Any, ...]] = {}
 
     def fire(a: Anchor) -> None:
         f = scenario.spec.faults[a.fault]
@@ -854,7 +867,7 @@ def execute(
                         if spec.from_cache
                         else _master_tree(lab, spec)
                     )
-                sub = _submit(lab, scenario, index, op.kind, spec, clock, events)
+                sub = _submit(lab, scenario, index, op.kind, spec, clock, events, opts.emit)
                 if isinstance(sub, OperationResult):
                     results[index] = sub
                 else:
@@ -871,6 +884,7 @@ def execute(
             for index, r in list(running.items()):
                 status = console.post("/console/status", {"op": r.op_id})
                 r.records = {rec["name"]: rec for rec in status.get("records", [])}
+                _tell(opts.emit, r, clients, clock, told)
                 if status["done"] or time.monotonic() > r.deadline:
                     del running[index]
                     if r.kind in ("restore", "deploy"):
@@ -879,6 +893,18 @@ def execute(
                         # collected first (in submission order)
                         expected[index] = lab.sources.get(r.spec.image)
                     results[index] = _collect(lab, r, status, clock, faults.crashed, events)
+                    _tell(opts.emit, r, _clients(lab), clock, told)
+                    res = results[index]
+                    ok = sum(1 for c in res.computers if c.status == "ok")
+                    opts.emit(
+                        OperationEvent(
+                            index,
+                            f"{operation_text(r.kind, r.spec, len(res.computers))}: {ok} ok",
+                            "ended",
+                            len(res.computers),
+                            clock.now(),
+                        )
+                    )
             # faults: at their anchors; the end of their durations
             for a in faults.left():
                 due = _anchor_due(a, running, set(results), clients, now)
@@ -923,6 +949,51 @@ def execute(
     return [results[i] for i in sorted(results)], events, clock, cpu, expected
 
 
+def _tell(
+    emit: Emit,
+    r: _Running,
+    clients: dict[str, Any],
+    clock: ScenarioClock,
+    told: dict[str, tuple[Any, ...]],
+) -> None:
+    """Each computer of ``r`` whose status, stage or bytes changed, as the agents report them."""
+    if emit is nothing:
+        return
+    for name, rec in r.records.items():
+        c = clients.get(name, {})
+        act = c.get("activity") or {}
+        mine = act.get("id") == f"{r.op_id}/{name}"
+        final = bool(rec.get("final"))
+        stage = "" if final else str(act.get("stage", "")) if mine else ""
+        if not final and not stage and "sent" not in rec:
+            stage = "queued"
+        done = float(act.get("done") or 0) if mine else 0.0
+        total = float(act.get("total") or 0) if mine else 0.0
+        note = ""
+        if rec.get("switched") and rec.get("reasons"):
+            note = f"switched to {rec.get('method_used')}: {rec['reasons'][0]}"
+        if final:
+            note = str(rec.get("message", ""))
+        key = (str(c.get("status", "")), stage, done, final, note)
+        if told.get(name) == key:
+            continue
+        told[name] = key
+        emit(
+            ComputerEvent(
+                name,
+                str(c.get("status", "OFF")),
+                stage,
+                done,
+                total,
+                str(rec.get("method_used") or rec.get("requested") or ""),
+                note,
+                rec.get("code") if final else None,
+                final,
+                clock.now(),
+            )
+        )
+
+
 def _submit(
     lab: Lab,
     scenario: Scenario,
@@ -931,6 +1002,7 @@ def _submit(
     spec: Any,
     clock: ScenarioClock,
     events: list[LogLine],
+    emit: Emit = nothing,
 ) -> str | OperationResult:
     """Submit operation ``index`` to the server: its id, or the refused operation's record."""
     assert lab.console is not None
@@ -949,6 +1021,7 @@ def _submit(
         events.append(
             LogLine(t=clock.of(at), text=f"operation {index} ({kind}) refused ({code}): {why}")
         )
+        emit(OperationEvent(index, f"{kind}: {why} ({code})", "refused", t=clock.of(at)))
         return _refused(scenario, index, kind, spec, at, clock, why, code)
     events.append(
         LogLine(
@@ -956,6 +1029,8 @@ def _submit(
             text=f"operation {index} ({kind}) submitted to {len(sub['computers'])} computers",
         )
     )
+    n = len(sub["computers"])
+    emit(OperationEvent(index, operation_text(kind, spec, n), computers=n, t=clock.of(at)))
     return str(sub["op"])
 
 
@@ -1001,7 +1076,7 @@ def _collect(
         at=r.at,
         image=image,
         method=method,
-        scope=str(getattr(spec, "to", getattr(spec, "computer", ""))),
+        scope=scope_label(spec.to) if hasattr(spec, "to") else str(getattr(spec, "computer", "")),
         computers=records,
         makespan=round(max(finished) - r.at, 3) if finished else None,
     )
