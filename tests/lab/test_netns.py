@@ -349,3 +349,26 @@ def test_share_needs_the_generated_password_and_is_read_only_for_clients(tmp_pat
         assert "WROTE" in probe_as("ogadmin", acc.writer_password, "write")
         assert (share / "new.img").read_bytes() == b"x" * 10
     del io, OgError, SmbCredentials, SmbShare
+
+
+def test_the_lab_tells_its_stages_and_each_computers_progress(tmp_path: Path) -> None:
+    from ogsim.progress import ComputerEvent, Event, OperationEvent, StageEvent
+
+    got: list[Event] = []
+    sc = scenario(
+        [{"at": 0, "restore": {"image": "ubu", "method": "UNICAST-CACHE", "to": "all"}}], count=2
+    )
+    r = run(sc, None, tmp_path, LabOptions(emit=got.append))
+    assert all(c.status == "ok" for c in r.operations[0].computers)
+    stages = [e.stage for e in got if isinstance(e, StageEvent)]
+    for stage in ("network", "services", "images", "agents", "run"):
+        assert stage in stages, stages
+    ops = [e for e in got if isinstance(e, OperationEvent)]
+    assert ops[0].text == "restore ubu UNICAST-CACHE → all (2 computers)"
+    assert ops[-1].state == "ended"
+    for name in ("pc01", "pc02"):
+        evs = [e for e in got if isinstance(e, ComputerEvent) and e.name == name]
+        seen = {e.stage for e in evs}
+        assert {"fetch", "restore"} <= seen, seen  # what the agent reported with its heartbeats
+        assert any(e.stage == "fetch" and 0 < e.done <= e.total for e in evs), evs
+        assert evs[-1].final and evs[-1].code == 0

@@ -694,28 +694,31 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], clock: Scenario
     clients = _clients(lab)
     for r in ok:
         c = clients[r.name]
+        r.log.append(LogLine(t=clock.of(start), text=f"reboot sent to {r.name}: expecting {want}"))
+        if r.name in pending:
+            r.phases.append(Phase(name="reboot", start=clock.of(start), end=clock.now()))
+            r.status = "failed"
+            r.message = f"after the reboot command: expected {want}, status {c['status']}"
+            continue
+        # when it got there (not when the lab looked: a next command may have started since)
+        if spec.permanent:
+            report = next(rep for rep in c["os"] if float(rep["t"]) >= start)
+            reached, when = str(report["status"]), float(report["t"])
+            r.os_hostname = str(report["hostname"])
+        else:
+            when, reached = next(
+                (t, s) for t, s in c.get("history", []) if t >= start and s == "OPG"
+            )
         r.phases.append(
             Phase(
                 name="reboot",
                 start=clock.of(start),
-                end=clock.of(time.time()),
+                end=clock.of(when),
                 detail=f"emulated: to {want}",
             )
         )
-        r.log.append(LogLine(t=clock.of(start), text=f"reboot sent to {r.name}: expecting {want}"))
-        if r.name in pending:
-            r.status = "failed"
-            r.message = f"after the reboot command: expected {want}, status {c['status']}"
-        else:
-            seen = [s for t, s in c.get("history", []) if t >= start]
-            reports = [rep for rep in c["os"] if float(rep["t"]) >= start]
-            if spec.permanent:
-                reached = str(reports[0]["status"])
-                r.os_hostname = str(reports[0]["hostname"])
-            else:
-                reached = next((s for s in seen if s == "OPG"), c["status"])
-            r.message += f"; after reboot: {reached} ({ClientStatus(reached).colour})"
-            r.finished = clock.of(time.time())
+        r.message += f"; after reboot: {reached} ({ClientStatus(reached).colour})"
+        r.finished = clock.of(when)
 
 
 STAGE_ORDER = ("inspect", "cache", "fetch", "restore", "postconf")
