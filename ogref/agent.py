@@ -409,6 +409,7 @@ class Agent:
         # what the current command is doing, sent with every heartbeat (stage, bytes done/total)
         self.command_id: str = ""
         self.command_kind: str = ""
+        self.wake = threading.Event()  # a heartbeat now (a new command, a new stage)
         self.executor: MasterExecutor | None = None
         self.done_bytes = 0
         self.total_bytes = 0
@@ -461,6 +462,7 @@ class Agent:
             clock=time.time,
         )
         ex = MasterExecutor(machine, net, log=self.log, progress=self._progress)
+        ex.on_stage = lambda _stage: self.wake.set()  # the server hears of a new stage at once
         self.executor = ex
         if cmd.get("master"):
             ex.master_image = image_from_json(cmd["master"]["image"])
@@ -764,7 +766,11 @@ class Agent:
 
     def _heartbeat(self) -> None:
         assert self.server is not None
-        while not self.stop.wait(0.25 if self.command_id else 1.0):
+        while not self.stop.is_set():
+            self.wake.wait(0.25 if self.command_id else 1.0)
+            self.wake.clear()
+            if self.stop.is_set():
+                break
             with contextlib.suppress(ApiError):
                 self.server.post(
                     "/agent/heartbeat",
@@ -841,6 +847,7 @@ class Agent:
             self.executor, self.done_bytes, self.total_bytes = None, 0, 0
             self.command_id = str(cmd.get("id", ""))
             self.command_kind = str(cmd.get("kind", ""))
+            self.wake.set()
             try:
                 result = self.execute(cmd)
             finally:

@@ -147,6 +147,7 @@ class Executor:
         self.notes: list[str] = []
         self.commands: list[Command] = []
         self.stage = ""  # what the machine is doing: inspect, fetch, restore, postconf
+        self.on_stage: Callable[[str], None] = lambda _stage: None  # told when it changes
 
     # ------------------------------------------------------------------ running
 
@@ -205,7 +206,10 @@ class Executor:
             return None
         if isinstance(cmd, Finish):
             return None
-        self.stage = _STAGES.get(type(cmd), self.stage)
+        stage = _STAGES.get(type(cmd), self.stage)
+        if stage != self.stage:
+            self.stage = stage
+            self.on_stage(stage)
         if isinstance(cmd, InspectTarget):
             return self._inspect_target(cmd)
         if isinstance(cmd, InspectImage):

@@ -11,7 +11,9 @@ client asks the repository's control API to start the sender (no port probing). 
 exit status is always checked; a timeout wraps it so a lost session cannot hang the client.
 ``udp-receiver`` exits 0 with nothing received when its rendezvous (unicast to the repository
 across subnets) worked but the multicast data never arrived — a session that did not reach this
-computer, reported as such (60), not as a truncated image.
+computer, reported as such (60), not as a truncated image; and one that fails without ever
+having been accepted by the sender (a session already running takes no late receiver) is a
+join failure too (60).
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ def receiver_argv(cfg: ReceiverConfig, session: MulticastSession, file: Path | N
     return argv
 
 
+def _failure(code: int, err: str) -> MulticastReceiveFileError | ProtocolJoinMasterError:
+    """``udp-receiver`` failed: never having been accepted by the sender ("Connected as #N"
+    never printed — a session already running, or none) is a join failure (60), anything
+    later a receive failure."""
+    tail = err.strip()[-300:]
+    if "Connected as" not in err:
+        return ProtocolJoinMasterError(
+            f"udp-receiver never joined the session (exit {code}; a session already running "
+            f"takes no late receiver): {tail}"
+        )
+    return MulticastReceiveFileError(f"udp-receiver exited {code}: {tail}")
+
+
 def request_sender(
     control: SignedClient, image: str, session: MulticastSession, client: str
 ) -> str:
@@ -121,7 +136,7 @@ def receive_file(
         err = errfile.read().decode("utf-8", "replace")
         errfile.close()
     if code:
-        raise MulticastReceiveFileError(f"udp-receiver exited {code}: {err.strip()[-300:]}")
+        raise _failure(code, err)
     size = dest.stat().st_size if dest.exists() else 0
     if not size:
         raise ProtocolJoinMasterError(NO_DATA)
@@ -161,7 +176,7 @@ def receiver_source(
         err = errfile.read().decode("utf-8", "replace")
         errfile.close()
         if code:
-            raise MulticastReceiveFileError(f"udp-receiver exited {code}: {err.strip()[-300:]}")
+            raise _failure(code, err)
         if not moved:
             raise ProtocolJoinMasterError(NO_DATA)
         return moved

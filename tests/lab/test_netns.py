@@ -355,8 +355,12 @@ def test_the_lab_tells_its_stages_and_each_computers_progress(tmp_path: Path) ->
     from ogsim.progress import ComputerEvent, Event, OperationEvent, StageEvent
 
     got: list[Event] = []
+    data = copy.deepcopy(BASE)
+    data["classrooms"][0]["defaults"]["hw"] = {"link": {"rate": "100Mbit"}}  # seconds per stage
     sc = scenario(
-        [{"at": 0, "restore": {"image": "ubu", "method": "UNICAST-CACHE", "to": "all"}}], count=2
+        [{"at": 0, "restore": {"image": "ubu", "method": "UNICAST-CACHE", "to": "all"}}],
+        base=data,
+        count=2,
     )
     r = run(sc, None, tmp_path, LabOptions(emit=got.append))
     assert all(c.status == "ok" for c in r.operations[0].computers)

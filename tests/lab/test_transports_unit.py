@@ -13,7 +13,7 @@ import pytest
 
 from ogref.agent import request_from_json, request_to_json
 from ogref.core.deploy import DeployRequest, Operation
-from ogref.errors import ImageError, ProtocolJoinMasterError
+from ogref.errors import ImageError, MulticastReceiveFileError, ProtocolJoinMasterError
 from ogref.model import Method, MulticastSession, TorrentSession
 from ogref.repo.sender import SenderOptions, sender_argv
 from ogref.runtime.proc import run_pipeline
@@ -173,3 +173,17 @@ def test_a_feed_failure_is_chained_to_the_pipeline_error() -> None:
     with pytest.raises(ImageError) as info:
         run_pipeline([["cat"]], error=ImageError, what="restore", feed=feed)
     assert isinstance(info.value.__cause__, ProtocolJoinMasterError)
+
+
+def test_a_receiver_never_accepted_is_a_join_failure(tmp_path: Path, monkeypatch: Any) -> None:
+    # a late receiver: the running session never accepts it (udpcast prints no "Connected as")
+    _fake_receiver(tmp_path, monkeypatch, "echo 'Receiver error' >&2; exit 255")
+    cfg = ReceiverConfig("eth0", "10.0.1.18/24", "10.0.1.1")
+    session = MulticastSession.parse("9000:full-duplex:239.194.1.1:70M:7:60")
+    with pytest.raises(ProtocolJoinMasterError, match="never joined"):
+        receiver_source(cfg, session)(lambda b: None, hashlib.md5())
+    # accepted, then broken off: a receive failure (57 into a file)
+    _fake_receiver(tmp_path / "b", monkeypatch, "echo 'Connected as #0 to 10.0.1.1' >&2; exit 1")
+    with pytest.raises(MulticastReceiveFileError) as info:
+        receive_file(cfg, session, tmp_path / "img")
+    assert not isinstance(info.value, ProtocolJoinMasterError)
