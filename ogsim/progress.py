@@ -219,10 +219,13 @@ class LiveView:
         for col in ("computer", "", "stage", "bytes", "rate", "eta", "note"):
             table.add_column(col, no_wrap=col != "note", overflow="fold")
         shown = seats
-        if len(seats) > self.rows:
-            running = [s for s in seats if not s.event.final and s.event.total]
-            slowest = sorted(running, key=lambda s: s.event.done / max(1.0, s.event.total))
-            shown = slowest[: self.rows // 2]
+        if len(seats) > self.rows:  # failures first, then the slowest still running
+            failed = [s for s in seats if s.event.final and s.event.code != 0]
+            running = [s for s in seats if not s.event.final]
+            slowest = sorted(
+                running, key=lambda s: s.event.done / s.event.total if s.event.total else 0.0
+            )
+            shown = (failed + slowest)[: self.rows // 2]
         for s in shown:
             e = s.event
             size = f"{format_size(e.done)}/{format_size(e.total)}" if e.total else ""
@@ -245,7 +248,7 @@ class LiveView:
                 )
                 groups[key] = groups.get(key, 0) + 1  # fmt: skip
             table.caption = "  ".join(f"{k}: {v}" for k, v in sorted(groups.items())) + (
-                f"  (the {len(shown)} slowest shown)"
+                f"  (failures and the slowest shown: {len(shown)})" if shown else ""
             )
         return table
 

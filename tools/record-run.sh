@@ -18,7 +18,7 @@ while tmux has-session -t "$session" 2>/dev/null; do
   sleep "$every"
   n=$((n + 1))
   { printf -- '----- screen %d (%d s) -----\n' "$n" $((n * every));
-    tmux capture-pane -p -t "$session" 2>/dev/null || true; } >> "$out"
+    tmux capture-pane -p -t "$session" 2>/dev/null | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' || true; } >> "$out"
   [ -s "$done_flag" ] && break
 done
 echo "exit status $(cat "$done_flag" 2>/dev/null || echo '?'); $n screens in $out"
