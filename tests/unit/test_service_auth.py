@@ -467,7 +467,7 @@ def test_a_token_from_another_key_is_refused() -> None:
 def test_tokens_without_eddsa_are_refused() -> None:
     exp = int(NOW) + 300
     payload = {**CLAIMS, "aud": keys.TOKEN_AUDIENCE, "exp": exp}
-    unsigned = jwt.encode(payload, None, algorithm="none")
+    unsigned = jwt.encode(payload, "", algorithm="none")
     confused = jwt.encode(payload, "secret" * 6, algorithm="HS256")
     for token in (unsigned, confused, "", "a.b.c", "not a token"):
         with pytest.raises(MalformedError):
