@@ -65,6 +65,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import threading
@@ -518,7 +519,8 @@ def issue_token(
     server_key: Ed25519PrivateKey, claims: Mapping[str, Any], ttl: float, now: float | None = None
 ) -> str:
     """A capability token for the repository: ``claims`` (which must name ``computer`` and
-    ``op``; ``exp``/``iat``/``aud`` are set here) signed by the server key, valid ``ttl`` s."""
+    ``op``; ``exp``/``iat``/``aud`` are set here) signed by the server key, valid at least
+    ``ttl`` seconds (``exp`` is rounded up to a whole second)."""
     if ttl <= 0:
         raise ValueError("a token's ttl must be positive")
     if _RESERVED & claims.keys():
@@ -529,7 +531,7 @@ def issue_token(
     if missing:
         raise ValueError(f"a token must name {missing}")
     t = time.time() if now is None else now
-    payload = {**claims, "aud": TOKEN_AUDIENCE, "iat": int(t), "exp": int(t + ttl)}
+    payload = {**claims, "aud": TOKEN_AUDIENCE, "iat": int(t), "exp": math.ceil(t + ttl)}
     return jwt.encode(payload, server_key, algorithm="EdDSA")
 
 
@@ -551,6 +553,7 @@ def check_token(
             options={
                 "verify_exp": False,
                 "verify_iat": False,
+                "verify_nbf": False,  # never issued; and the clock is ``now``, not PyJWT's
                 "require": ["exp", "aud", *TOKEN_REQUIRED],
             },
         )

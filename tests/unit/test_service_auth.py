@@ -484,6 +484,11 @@ def test_a_token_for_another_audience_or_without_claims_is_refused() -> None:
             check_token(SERVER_PUB, token, now=NOW)
 
 
+def test_a_fractional_ttl_is_never_shortened() -> None:
+    token = issue_token(SERVER, CLAIMS, ttl=0.5, now=NOW + 0.7)
+    assert check_token(SERVER_PUB, token, now=NOW + 1.19)["exp"] == NOW + 2
+
+
 def test_issue_token_checks_its_input() -> None:
     with pytest.raises(ValueError):
         issue_token(SERVER, CLAIMS, ttl=0)
