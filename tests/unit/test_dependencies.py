@@ -1,4 +1,4 @@
-"""Every library pyproject.toml declares (dependencies and the sim/lab/vm extras) is imported
+"""Every library pyproject.toml declares (dependencies and the sim/lab/vm/service extras) is imported
 by the project's code: a declared but unused dependency is dead weight for every install."""
 
 from __future__ import annotations
@@ -23,12 +23,16 @@ IMPORT_NAME = {
     "tenacity": "tenacity",
     "libtorrent": "libtorrent",
     "libvirt-python": "libvirt",
+    "cryptography": "cryptography",
+    "argon2-cffi": "argon2",
+    "pyjwt": "jwt",
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",
     "numpy": "numpy",
     "scapy": "scapy",
 }
-RUNTIME_EXTRAS = ("sim", "lab", "vm")  # dev holds tools (pytest, ruff, mypy…), not imports
+# dev holds tools (pytest, ruff, mypy…), not imports
+RUNTIME_EXTRAS = ("sim", "lab", "vm", "service")
 
 
 def _declared() -> set[str]:
