@@ -18,18 +18,18 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    session.install("-e", ".[sim,dev]")
+    session.install("-e", ".[sim,dev,service]")
     session.run("mypy")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    session.install("-e", ".[sim,dev]")
+    session.install("-e", ".[sim,dev,service]")
     session.run("pytest", "-q", "-m", "not root", *session.posargs)
 
 
 @nox.session
 def lab(session: nox.Session) -> None:
     """Root-only tests (imaging on loop devices, namespaces): run as root."""
-    session.install("-e", ".[sim,dev,lab]")
+    session.install("-e", ".[sim,dev,lab,service]")
     session.run("pytest", "-q", "-m", "root", *session.posargs)

@@ -1,5 +1,5 @@
-"""Every library pyproject.toml declares (dependencies and the sim/lab/vm extras) is imported
-by the project's code: a declared but unused dependency is dead weight for every install."""
+"""Every library pyproject.toml declares (dependencies and the sim/lab/vm/service extras) is
+imported by the project's code: a declared but unused dependency is dead weight for every install."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ IMPORT_NAME = {
     "tenacity": "tenacity",
     "libtorrent": "libtorrent",
     "libvirt-python": "libvirt",
+    "sqlalchemy": "sqlalchemy",
+    "alembic": "alembic",
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",
     "numpy": "numpy",
     "scapy": "scapy",
 }
-RUNTIME_EXTRAS = ("sim", "lab", "vm")  # dev holds tools (pytest, ruff, mypy…), not imports
+RUNTIME_EXTRAS = ("sim", "lab", "vm", "service")  # dev holds tools (pytest, ruff, mypy…), not imports
 
 
 def _declared() -> set[str]:
