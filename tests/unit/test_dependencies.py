@@ -30,7 +30,8 @@ IMPORT_NAME = {
     "numpy": "numpy",
     "scapy": "scapy",
 }
-RUNTIME_EXTRAS = ("sim", "lab", "vm", "service")  # dev holds tools (pytest, ruff, mypy…), not imports
+# dev holds tools (pytest, ruff, mypy…), not imports
+RUNTIME_EXTRAS = ("sim", "lab", "vm", "service")
 
 
 def _declared() -> set[str]:
