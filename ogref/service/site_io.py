@@ -152,6 +152,7 @@ def import_site(session: Session, data: Any, source: str = "<site>") -> Site:
     for key, group_row in groups.items():
         if key not in wanted_groups:
             session.delete(group_row)
+    session.flush()
     _drop_missing(session, rooms, {c.name for c in site.classrooms})
     _drop_missing(session, ous, {ou.name for ou in site.org_units})
     _drop_missing(session, repos, {r.name for r in site.repositories})
