@@ -548,12 +548,11 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A session in a read-only transaction (rolled back at the end)."""
+        """A session for reading (SQLite: without taking the write lock); its transaction is
+        rolled back at the end, anything written in it is discarded.  Objects it loaded stay
+        readable afterwards (detached)."""
         with self._readers() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def close(self) -> None:
         """Close every pooled connection."""
