@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from ogref.service import db
@@ -120,18 +120,14 @@ def test_a_write_transaction_takes_the_lock_when_it_begins(db_path: Path) -> Non
 def test_timestamps_are_utc(site_db: Database) -> None:
     cest = timezone(timedelta(hours=2))
     with site_db.transaction() as s:
-        s.execute(
-            db.Computer.__table__.update().values(
-                last_seen=datetime(2025, 5, 1, 12, 0, tzinfo=cest)
-            )
-        )
+        s.execute(update(db.Computer).values(last_seen=datetime(2025, 5, 1, 12, 0, tzinfo=cest)))
     with site_db.reading() as s:
         seen = s.scalars(select(db.Computer.last_seen)).first()
         created = s.scalars(select(db.Computer.created_at)).first()
     assert seen == datetime(2025, 5, 1, 10, 0, tzinfo=UTC) and seen.tzinfo is UTC
     assert created is not None and created.tzinfo is UTC
     with pytest.raises(StatementError, match="naive"), site_db.transaction() as s:
-        s.execute(db.Computer.__table__.update().values(last_seen=datetime(2025, 5, 1)))
+        s.execute(update(db.Computer).values(last_seen=datetime(2025, 5, 1)))
 
 
 def test_check_constraints(site_db: Database) -> None:

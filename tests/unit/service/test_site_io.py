@@ -397,7 +397,7 @@ def layers(draw: st.DrawFn, image_names: list[str]) -> dict[str, Any]:
 def sites(draw: st.DrawFn) -> dict[str, Any]:
     repo_images = draw(st.lists(images(), max_size=3, unique_by=lambda i: i["name"]))
     names = [i["name"] for i in repo_images]
-    repos = [{"name": "repo", "address": "10.0.0.1", "images": repo_images}]
+    repos: list[dict[str, Any]] = [{"name": "repo", "address": "10.0.0.1", "images": repo_images}]
     if draw(st.booleans()):
         repos.append(
             {
@@ -443,7 +443,8 @@ def sites(draw: st.DrawFn) -> dict[str, Any]:
             }
             for j in range(draw(st.integers(0, 2)))
         ]
-        if repos[1:] and draw(st.booleans()):
+        use_repo2: bool = draw(st.booleans())
+        if repos[1:] and use_repo2:
             room["defaults"]["repository"] = "repo2"
         rooms.append(room)
     site: dict[str, Any] = {
@@ -452,18 +453,18 @@ def sites(draw: st.DrawFn) -> dict[str, Any]:
             st.sampled_from(["oglab", "opengnsys-1.1.1d", "opengnsys-1.1.1d-strict"])
         ),
         "engine": draw(
-            st.dictionaries(
-                st.sampled_from(["RESTOREPROTOCOLNOTCACHE", "ACTIONCACHEFULL", "MCASTWAIT"]),
-                st.sampled_from(["NONE", "UNICAST"]),
-                max_size=2,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "RESTOREPROTOCOLNOTCACHE": st.sampled_from(["NONE", "UNICAST", "MULTICAST"]),
+                    "ACTIONCACHEFULL": st.sampled_from(["NONE", "FORMAT", "DELETE"]),
+                    "IMGCOMP": st.sampled_from(["lzop", "zstd"]),
+                    "OGCUSTOMKEY": st.one_of(st.booleans(), st.integers(0, 9)),
+                },
             )
         ),
         "classrooms": rooms,
     }
-    site["engine"].pop("MCASTWAIT", None)
-    site["engine"].pop("ACTIONCACHEFULL", None) if site["engine"].get(
-        "ACTIONCACHEFULL"
-    ) == "UNICAST" else None
     if names:
         site["operations"] = [
             {
