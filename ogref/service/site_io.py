@@ -64,7 +64,7 @@ def import_site(session: Session, data: Any, source: str = "<site>") -> Site:
         settings = db.SiteSettings(id=1)
         session.add(settings)
     settings.engine_preset = spec.engine_preset
-    settings.source = source
+    settings.source = source[:1024]
     settings.imported_at = db.utcnow()
     session.execute(delete(db.EngineSetting))
     session.execute(delete(db.SiteOperation))
@@ -239,11 +239,18 @@ def _check_fits(spec: SiteSpec, site: Site, source: str) -> None:
 
     unique([r.name for r in spec.repositories], "repositories", "repositories")
     unique([c.name for c in spec.classrooms], "classrooms", "classrooms")
+    for key in spec.engine:
+        fits(key, 64, "engine key", f"engine.{key[:40]}")
     for i, r in enumerate(spec.repositories):
         fits(r.name, db.NAME, "repository name", f"repositories.{i}.name")
+        fits(r.address, 64, "repository address", f"repositories.{i}.address")
         json_ok(r.hw, "hw", f"repositories.{i}.hw")
         for j, img in enumerate(r.images):
-            fits(img.name, db.IMAGE_NAME, "image name", f"repositories.{i}.images.{j}.name")
+            path = f"repositories.{i}.images.{j}"
+            fits(img.name, db.IMAGE_NAME, "image name", f"{path}.name")
+            fits(img.base, db.IMAGE_NAME, "base image name", f"{path}.base")
+            fits(img.os, 255, "OS name", f"{path}.os")
+            fits(img.checksum, 64, "checksum", f"{path}.checksum")
     for i, room in enumerate(spec.classrooms):
         path = f"classrooms.{i}"
         fits(room.name, db.NAME, "classroom name", f"{path}.name")

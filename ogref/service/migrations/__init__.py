@@ -3,11 +3,12 @@ to the newest schema (the service calls it when it starts); no ``alembic.ini`` i
 
 The revisions are in ``versions/`` (``0001_initial`` creates every table of
 :mod:`ogref.service.db`); ``env.py`` opens SQLite through :func:`ogref.service.db.make_engine`
-and renders later ALTERs as SQLite batch operations.  To write a new revision, change the models
-and run ``alembic -x`` free autogenerate against a database at head, e.g.::
+and renders later ALTERs as SQLite batch operations.  To write a new revision, change the models,
+then let Alembic compare them with a database at head (and read what it wrote)::
 
-    python -c "from ogref.service.migrations import config; from alembic import command; \\
-        command.revision(config('sqlite:///dev.db'), 'what changed', autogenerate=True)"
+    python -c "from alembic import command; from ogref.service.migrations import config, upgrade
+    upgrade('sqlite:///dev.db')
+    command.revision(config('sqlite:///dev.db'), 'what changed', autogenerate=True, rev_id='0002')"
 
 Not here: the tables themselves (:mod:`ogref.service.db`), data import (:mod:`.site_io`).
 

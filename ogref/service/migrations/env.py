@@ -1,6 +1,10 @@
 """Alembic's environment for the service database: online against an engine the caller gives
 (``config.attributes["engine"]``) or one opened by :func:`ogref.service.db.make_engine`,
-offline (``--sql``) as a script for the URL's dialect."""
+offline (``--sql``) as a script for the URL's dialect.
+
+On SQLite the migration runs with foreign keys off (a batch operation copies a table, drops the
+old one and renames the copy: with foreign keys on, the drop would cascade into the tables that
+refer to it) and checks them all before it commits."""
 
 from __future__ import annotations
 
@@ -28,21 +32,34 @@ def run_offline() -> None:
         context.run_migrations()
 
 
-def _run(connection: Connection) -> None:
-    _configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+def _foreign_keys(connection: Connection, on: bool) -> None:
+    """Switch SQLite's foreign keys (outside any transaction, where the pragma works)."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
 
 
 def run_online() -> None:
     given: Engine | None = config.attributes.get("engine")
-    engine = (
-        given if given is not None else make_engine(str(config.get_main_option("sqlalchemy.url")))
-    )
+    url = str(config.get_main_option("sqlalchemy.url"))
+    engine = given if given is not None else make_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.connect() as connection:
-            _run(connection)
-            connection.commit()
+            if sqlite:
+                _foreign_keys(connection, False)
+            try:
+                with connection.begin():
+                    _configure(connection=connection)
+                    with context.begin_transaction():  # inside ours: commits nothing itself
+                        context.run_migrations()
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                if sqlite:
+                    _foreign_keys(connection, True)
     finally:
         if given is None:
             engine.dispose()

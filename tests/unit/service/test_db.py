@@ -4,6 +4,7 @@ SQLite's WAL, foreign keys and write locking, UTC timestamps, ON DELETE behaviou
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from ogref.service import db
 from ogref.service.db import Base, Database
-from ogref.service.migrations import config, current, head, upgrade
+from ogref.service.migrations import HERE, config, current, head, upgrade
 from ogref.service.store import NewLogLine, NewRecord, append_logs, create_operation
 
 TABLES = {
@@ -72,6 +73,57 @@ def test_upgrade_twice_is_harmless(tmp_path: Path) -> None:
     upgrade(url)
     upgrade(url)
     assert current(url) == head()
+
+
+def test_migrating_leaves_foreign_keys_on() -> None:
+    """Migrations run with SQLite's foreign keys off; the connection goes back to the pool
+    with them on."""
+    d = Database("sqlite://")  # one connection: the one the migration used
+    upgrade(d.engine)
+    with d.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with pytest.raises(IntegrityError), d.transaction() as s:
+        s.add(db.Classroom(name="x", org_unit_id=42, subnet="", multicast="", torrent=""))
+    d.close()
+
+
+BATCH_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("computers", recreate="always") as batch:
+        batch.add_column(sa.Column("extra", sa.Integer(), nullable=True))
+"""
+
+
+def test_a_batch_migration_keeps_the_rows_that_refer_to_the_table(
+    db_path: Path, tmp_path: Path
+) -> None:
+    """SQLite copies a table to alter it; with foreign keys on, dropping the old ``computers``
+    would delete every tracking-log line and OS report (ON DELETE CASCADE)."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(HERE, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "9999_batch.py").write_text(BATCH_REVISION)
+    url = f"sqlite:///{db_path}"
+    d = Database(url)
+    with d.transaction() as s:
+        append_logs(s, [NewLogLine("pc01", "kept")])
+    d.close()
+    cfg = config(url)
+    cfg.set_main_option("script_location", str(scripts))
+    command.upgrade(cfg, "head")
+    d = Database(url)
+    with d.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT text FROM log_lines").scalars().all() == ["kept"]
+        assert conn.exec_driver_sql("SELECT count(*) FROM computers").scalar() == 6
+    d.close()
 
 
 def test_postgresql_script_renders() -> None:
