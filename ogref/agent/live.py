@@ -1,77 +1,31 @@
-"""The client agent — our ogLive: takes commands from the server, runs the decision core through
-the runtime executor with the network transports, reports its status and streams its tracking log.
-
-One process per client.  ``--once REQUEST.json`` runs a single request and prints the result as
-JSON (tests, debugging); otherwise it polls the server's signed API: ``/agent/heartbeat`` every
-second with its status (OPG waiting, BSY busy), ``/agent/poll`` for the next command,
-``/agent/log`` with tracking-log lines as they come, ``/agent/done`` with the per-computer
-record; ``reboot`` / ``poweroff`` (outside any operation) flush the log, sync and restart or
-stop the machine it runs on — only meaningful in a live client (the VM lab), never in a
-namespace.  ``--grub`` lets configureOs install GRUB (a real disk; the namespace lab's loop
-devices have no use for it).  Requests and results are plain JSON (:func:`request_to_json`,
-:func:`request_from_json`); the engine.cfg policy travels as engine.cfg text.  It decides nothing the core does not.
-
-Besides Restore / Deploy / updateCache it runs:
-
-- ``create``: the runtime's createImage (:func:`ogref.runtime.create.create_image`: the core's
-  create session, partclone + compressor into a staged file published atomically, sidecars and
-  ``.torrent``) into the CACHE, or into the repository share mounted read-write with the
-  *writer* account (``--smb-admin-cred``) through ``smbnetfs`` (FUSE; OpenGnSys mounts the
-  repository over CIFS in admin mode — this kernel has no CIFS).  Its free space is the share's
-  own (``smbclient du``), read when mounting.
-- ``clone_source`` (the MASTER of a clone): ``partclone | compressor`` of its partition — or a
-  cached image file — piped into ``udp-sender`` with OpenGnSys's ``sendFileMcast`` options
-  (OpenGnSys's ``ogMcastSendPartition``); it tells the server ``/agent/ready`` (with the image's
-  filesystem and size) once the sender listens, and reports the stream's MD5 when it ends.
-- a restore whose source is a MASTER: the core's session, with the image the MASTER announced and
-  ``udp-receiver`` from the MASTER's address (:class:`MasterExecutor`).
-- ``boot``: with ``--emulate-boot`` (a namespace has no OS to start) it checks what configureOs
-  left on the partition — ``/etc/hostname``, ``/etc/fstab``'s root on this partition's UUID, the
-  active flag; Windows: the computer name in the SYSTEM hive — and, if that boots, reports it to
-  the server's OS port (``--os-report``, the same ``POST /api/os`` a booted OS of the VM lab
-  sends) and takes that status (LNX/WIN).  ``reboot`` then returns it to the live client (OPG),
-  unless a boot target was set, which is "booted" again.  Nothing is executed from the image;
-  GRUB is not installed in a namespace.
-"""
-
-from __future__ import annotations
+"""The live client of one computer (our ogLive): runs the commands the service hands it —
+restore, deploy, updateCache, create, clone (as MASTER or target), boot — with the runtime and
+the network transports, and reports through its link to the service."""
 
 import argparse
 import contextlib
 import hashlib
 import json
 import os
-import random
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from ogref.core.deploy import DeployRequest, Operation
+from ogref.agent.master import MasterExecutor
+from ogref.agent.osinfo import read_os
+from ogref.agent.protocol import image_from_json, image_to_json, request_from_json
+from ogref.agent.share import admin_share
 from ogref.core.events import (
-    FailureKind,
-    FetchToCache,
-    ImageInspected,
-    InspectImage,
-    RestoreFailed,
-    RestoreFinished,
-    RestorePartition,
     Source,
-    TransferFailed,
-    TransferFinished,
 )
 from ogref.errors import (
-    ImageFileError,
-    LockedError,
     MulticastSendPartitionError,
     NotFoundError,
     NotOsError,
@@ -85,300 +39,24 @@ from ogref.model import (
     EngineConfig,
     Filesystem,
     Image,
-    Method,
     MulticastSession,
-    TorrentSession,
 )
-from ogref.model.image import Compressor
 from ogref.repo.sender import SenderOptions, sender_argv, wait_until_listening
 from ogref.repo.tracker import announce_url
-from ogref.runtime import compressor, create, filesystem, imagefile, partclone, postconf
+from ogref.runtime import compressor, create, filesystem, imagefile, partclone
 from ogref.runtime import disk as rdisk
 from ogref.runtime.cachefs import CachePartition, find_cache
 from ogref.runtime.executor import Machine
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
 from ogref.runtime.loopdev import partition_path
-from ogref.runtime.mount import Mount, unmount_device
+from ogref.runtime.mount import unmount_device
 from ogref.runtime.proc import run_pipeline
-from ogref.transports import multicast, stream
-from ogref.transports.executor import NetworkExecutor, NetworkSetup
+from ogref.transports.executor import NetworkSetup
 from ogref.transports.signing import ApiError, SignedClient, read_key
 from ogref.transports.smb import SmbCredentials
 
 Json = dict[str, Any]
-
-
-def request_to_json(req: DeployRequest) -> Json:
-    """A DeployRequest as plain JSON."""
-    return {
-        "operation": str(req.operation),
-        "image": req.image,
-        "method": str(req.method),
-        "disk": req.disk,
-        "partition": req.partition,
-        "source": str(req.source),
-        "multicast": str(req.multicast) if req.multicast else None,
-        "torrent": str(req.torrent) if req.torrent else None,
-        "allow_fs_change": req.allow_fs_change,
-        "postconf": req.postconf,
-    }
-
-
-def request_from_json(d: Json) -> DeployRequest:
-    """The inverse of :func:`request_to_json`."""
-    return DeployRequest(
-        operation=Operation(d["operation"]),
-        image=d["image"],
-        method=Method.parse(d["method"]),
-        disk=int(d.get("disk", 1)),
-        partition=int(d.get("partition", 1)),
-        source=Source(d.get("source", "REPO")),
-        multicast=MulticastSession.parse(d["multicast"]) if d.get("multicast") else None,
-        torrent=TorrentSession.parse(d["torrent"]) if d.get("torrent") else None,
-        allow_fs_change=bool(d.get("allow_fs_change", False)),
-        postconf=bool(d.get("postconf", True)),
-    )
-
-
-class StartDelayExecutor(NetworkExecutor):
-    """The network executor honouring the engine's ``STARTDELAY`` (random sleep before a
-    multicast or torrent updateCache): the one policy the simulator also draws from."""
-
-    sleep = staticmethod(time.sleep)
-
-    def _fetch(self, cmd: FetchToCache) -> TransferFinished | TransferFailed:
-        delay = self.policy.start_delay.draw(str(cmd.transport), random.randint)
-        if delay > 0:
-            t0 = self.net.clock()
-            self.log(f"random start delay: {delay:.0f} s before the {cmd.transport} updateCache")
-            self.sleep(delay)
-            self._phase("wait", t0, detail="random start delay")
-        return super()._fetch(cmd)
-
-
-def image_to_json(image: Image) -> Json:
-    """What a MASTER announces of the image it sends."""
-    return {
-        "name": image.name,
-        "filesystem": str(image.filesystem),
-        "data_size": image.data_size,
-        "stored_size": image.stored_size,
-        "compressor": str(image.compressor),
-        "checksum": image.checksum,
-        "os_name": image.os_name,
-        "repository": image.repository,
-    }
-
-
-def image_from_json(d: Json) -> Image:
-    """The inverse of :func:`image_to_json`."""
-    return Image(
-        name=str(d["name"]),
-        filesystem=Filesystem(d["filesystem"]),
-        data_size=int(d["data_size"]),
-        stored_size=int(d.get("stored_size", 0)),
-        repository=str(d.get("repository", "repo")),
-        compressor=Compressor(d.get("compressor", "ZSTD")),
-        checksum=str(d.get("checksum", "")),
-        os_name=str(d.get("os_name", "")),
-    )
-
-
-@dataclass(frozen=True)
-class _Unsized:
-    """An image seen as a stream of unknown size and MD5 (what a restore checks of it)."""
-
-    image: Image
-    stored_size: int = 0
-    checksum: str = ""
-
-    @property
-    def compressor(self) -> Compressor:
-        return self.image.compressor
-
-    @property
-    def filesystem(self) -> Filesystem:
-        return self.image.filesystem
-
-
-class MasterExecutor(StartDelayExecutor):
-    """The network executor for a restore whose source is a MASTER computer: the image is the one
-    the MASTER announced, received with ``udp-receiver`` from the MASTER's address (no control
-    API: the server has already started the MASTER's sender).  Everything else is its base's."""
-
-    master_image: Image | None = None
-    master_ip: str = ""
-    stream_md5: str = ""
-
-    def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
-        if cmd.source is not Source.MASTER:
-            return super()._inspect_image(cmd)
-        if self.master_image is None or self.master_image.name != cmd.name:
-            return ImageInspected(found=False)
-        return ImageInspected(True, True, self.master_image)
-
-    def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
-        if cmd.source is not Source.MASTER:
-            return super()._restore(cmd)
-        t0 = self.net.clock()
-        node = self.machine.partition(cmd.disk, cmd.partition)
-        if cmd.multicast is None:
-            return RestoreFailed(FailureKind.JOIN, "a MASTER sends by multicast only")
-        cfg = multicast.ReceiverConfig(
-            self.net.interface,
-            self.net.client_ip,
-            self.master_ip,
-            start_timeout=self.policy.mcast_error_session,
-            receive_timeout=self.policy.mcast_wait,
-        )
-        self.log(
-            f"receiving {cmd.image.name} from MASTER {self.master_ip} on port {cmd.multicast.port}"
-        )
-        # a partition stream's size and MD5 are known only at its end: they are not checked
-        # here but compared with what the MASTER reports (its record); a cached image's are
-        image: Any = cmd.image if cmd.image.checksum else _Unsized(cmd.image)
-        try:
-            done = stream.restore_from(
-                multicast.receiver_source(cfg, cmd.multicast),
-                image,
-                node,
-                lock_dir=self.machine.lock_dir,
-                what=f"MULTICAST clone of {cmd.image.name} to {node}",
-            )
-        except LockedError as exc:
-            return RestoreFailed(FailureKind.LOCKED, exc.message)
-        except OgError as exc:
-            kind = FailureKind.RECEIVE if "udp-receiver" in exc.message else FailureKind.IO
-            if isinstance(exc, ImageFileError) and kind is FailureKind.IO:
-                kind = FailureKind.CORRUPT
-            self._phase("restore", t0, 0, exc.message)
-            return RestoreFailed(kind, exc.message)
-        self.bytes_moved += done.bytes_read
-        self.stream_md5 = done.checksum
-        self._phase("restore", t0, done.bytes_read, f"MULTICAST from MASTER {self.master_ip}")
-        self.log(f"restored {done.bytes_read} bytes from the MASTER (stream MD5 {done.checksum})")
-        return RestoreFinished(done.bytes_read)
-
-
-def _share_free(creds: SmbCredentials, auth: Path) -> int:
-    """Free bytes of the share, as its server reports them (``smbclient … -c du``)."""
-    done = subprocess.run(
-        ["smbclient", f"//{creds.server}/{creds.share}", "-A", str(auth), "-c", "du"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    m = re.search(r"(\d+) blocks of size (\d+)\. (\d+) blocks available", done.stdout)
-    if done.returncode or m is None:
-        raise RepositoryError(
-            f"//{creds.server}/{creds.share}: cannot read its free space "
-            f"({(done.stderr or done.stdout).strip()[-200:]})"
-        )
-    return int(m.group(2)) * int(m.group(3))
-
-
-@contextlib.contextmanager
-def admin_share(creds: SmbCredentials, work: Path) -> Iterator[ImageStore]:
-    """The repository share mounted read-write (``smbnetfs``, FUSE) as the writer account.
-
-    The mount lives in this process's mount namespace and is always unmounted; the helper
-    runs in the foreground, in this process group (a killed agent takes it along)."""
-    base = Path(tempfile.mkdtemp(prefix="admin-share-", dir=work))
-    base.chmod(0o700)
-    auth = base / "auth"
-    conf = base / "smbnetfs.conf"
-    auth.write_text(f"username = {creds.user}\npassword = {creds.password}\n")
-    conf.write_text(f'auth "{creds.server}" "{creds.user}" "{creds.password}"\n')
-    auth.chmod(0o600)
-    conf.chmod(0o600)
-    mnt = base / "mnt"
-    mnt.mkdir()
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        free = _share_free(creds, auth)
-        opts = f"config={conf},smb_query_browsers=false,free_space_size={free // 4096}"
-        with open(base / "smbnetfs.log", "wb") as log:
-            proc = subprocess.Popen(
-                ["smbnetfs", str(mnt), "-f", "-o", opts], stdout=log, stderr=subprocess.STDOUT
-            )
-        root = mnt / creds.server / creds.share
-        deadline = time.monotonic() + 15
-        while not root.is_dir():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RepositoryError(
-                    f"cannot mount //{creds.server}/{creds.share} read-write "
-                    f"(smbnetfs: {(base / 'smbnetfs.log').read_text(errors='replace')[-200:]})"
-                )
-            time.sleep(0.1)
-        yield ImageStore(root)
-    finally:
-        if proc is not None:
-            subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True, check=False)
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def read_os(node: str) -> tuple[ClientStatus, str, str, str]:
-    """What configureOs left on ``node``, if it boots: (status, hostname, root, OS name).
-
-    Linux: ``/etc/hostname``, ``/etc/fstab``'s ``/`` on this partition's UUID when there is an
-    fstab; Windows: the computer name in the SYSTEM hive.  NotOsError (6) when it would not boot.
-    """
-    fs = filesystem.detect(node)
-    if fs is Filesystem.NTFS:
-        with Mount(node, fs, readonly=True) as root:
-            hive = next(
-                (p for p in (root / "Windows/System32/config/SYSTEM",) if p.is_file()),
-                None,
-            )
-            if hive is None:
-                raise NotOsError(f"{node}: no Windows SYSTEM hive, nothing to boot")
-            cs = postconf.current_control_set(hive)
-            got = subprocess.run(
-                [
-                    "hivexget",
-                    str(hive),
-                    f"\\{cs}\\Control\\ComputerName\\ComputerName",
-                    "ComputerName",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            name = got.stdout.strip()
-            if not name:
-                raise NotOsError(f"{node}: no computer name in the SYSTEM hive ({cs})")
-            return ClientStatus.WIN, name, cs, "Windows"
-    if fs.family != "linux":
-        raise NotOsError(f"{node} holds {fs}: no operating system to boot")
-    uuid = filesystem.uuid(node)
-    with Mount(node, fs, readonly=True) as root:
-        host = root / "etc/hostname"
-        if not host.is_file():
-            raise NotOsError(f"{node}: no /etc/hostname (configureOs did not run): not bootable")
-        hostname = host.read_text(encoding="utf-8", errors="replace").strip()
-        root_line = ""
-        fstab = root / "etc/fstab"
-        if fstab.is_file():
-            for line in fstab.read_text(encoding="utf-8", errors="replace").splitlines():
-                fields = line.split()
-                if len(fields) >= 2 and fields[1] == "/" and not line.startswith("#"):
-                    root_line = fields[0]
-            if root_line and root_line != f"UUID={uuid}":
-                raise NotOsError(f"{node}: /etc/fstab mounts / from {root_line}, not UUID={uuid}")
-        name = "Linux"
-        release = root / "etc/os-release"
-        if release.is_file():
-            m = re.search(r'^PRETTY_NAME="?([^"\n]*)', release.read_text(errors="replace"), re.M)
-            name = m.group(1) if m else name
-    return ClientStatus.LNX, hostname, root_line, name
 
 
 class Agent:

@@ -1,0 +1,7 @@
+"""``python -m ogref.agent``: a live client."""
+
+import sys
+
+from ogref.agent.live import main
+
+sys.exit(main())

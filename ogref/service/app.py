@@ -1,0 +1,375 @@
+"""The service's HTTP face: a versioned JSON API (``/api/v1``) on FastAPI for three callers, each
+with its own credential and nothing of the others':
+
+- **agents** (``POST /api/v1/agent/sync``): requests signed with the computer's own Ed25519 key
+  and numbered (:mod:`.keys`); the headers are authenticated before the body is read, the body is
+  bounded and read with a deadline, and every answer is signed by the service over the request
+  it answers.  An agent's credential opens nothing else;
+- **console users and scripts** (everything under ``/api/v1`` but the agent and OS routes):
+  a bearer API token (``ogt_…``) or a session cookie from ``POST /api/v1/login`` — with the
+  session's CSRF token in ``X-CSRF-Token`` on every change; teachers see and act on their
+  classrooms only (:func:`.users.can`);
+- **a booted OS** (``POST /api/v1/os``): unsigned — an installed system carries no lab key — and
+  matched to a computer by the address it comes from, never by what it claims.
+
+It routes and checks; the work is the engine's (:mod:`.engine`).  ``openapi()`` is the document
+kept in ``docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select, update
+
+from ogref.errors import OgError
+from ogref.service import db
+from ogref.service.db import Database, utcnow
+from ogref.service.engine import Engine, RefusedError
+from ogref.service.keys import (
+    AuthError,
+    MalformedError,
+    ReplayedError,
+    check_request_headers,
+    new_computer_key,
+    public_raw,
+    request_computer,
+    sign_answer,
+)
+from ogref.service.users import (
+    Action,
+    check_csrf,
+    new_csrf,
+    new_session,
+    token_hash,
+    verify_password,
+)
+
+API = "/api/v1"
+AGENT_BODY_LIMIT = 1 << 20  # an agent's sync: status, a batch of log lines, results
+CONSOLE_BODY_LIMIT = 4 << 20  # a site import
+BODY_DEADLINE = 10.0  # seconds to send a body: a slow sender is cut off, others unaffected
+SESSION_COOKIE = "og_session"
+SESSION_HOURS = 12
+
+
+@dataclass
+class Caller:
+    """An authenticated console user."""
+
+    user_id: int
+    name: str
+    role: str
+    classrooms: frozenset[str]
+    csrf: str | None  # a browser session's; None for an API token
+
+    def may(self, action: Action, classroom: str | None) -> bool:
+        from ogref.service.users import can
+
+        return can(self.role, self.classrooms, action, classroom)
+
+
+# --------------------------------------------------------------------------- request models
+
+
+class SubmitIn(BaseModel):
+    """Run the site's operation ``index`` (its ``operations:`` list)."""
+
+    index: int = Field(ge=0, le=100_000)
+
+
+class ControlIn(BaseModel):
+    names: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(max_length=10_000)
+    kind: str = Field(default="reboot", pattern="^(reboot|poweroff)$")
+
+
+class LoginIn(BaseModel):
+    user: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, at most ``limit`` bytes, within :data:`BODY_DEADLINE`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), BODY_DEADLINE)
+    except TimeoutError:
+        raise HTTPException(408, f"body not sent within {BODY_DEADLINE:.0f} s") from None
+    return b"".join(chunks)
+
+
+def _raw_path(request: Request) -> str:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    return raw.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
+
+
+def create_app(engine: Engine, server_key: Any) -> FastAPI:
+    """The application over ``engine``; ``server_key`` signs the answers to agents."""
+    app = FastAPI(
+        title="ogLab console service",
+        version="1",
+        description="OpenGnSys's server role: console, agents and booted systems (see "
+        "docs/security.md for who may call what).",
+    )
+    database: Database = engine.db
+    credentials: dict[str, tuple[bytes | None, int]] = {}
+    with database.reading() as s:
+        for name, key, seq in s.execute(
+            select(db.Computer.name, db.Computer.public_key, db.Computer.seq)
+        ):
+            credentials[name] = (bytes(key) if key else None, int(seq or 0))
+
+    # ------------------------------------------------------------------ agents
+
+    def signed(request_headers: Any, status: int, payload: dict[str, Any]) -> Response:
+        from ogref.service.keys import RequestId
+
+        body = json.dumps(payload).encode()
+        headers = sign_answer(server_key, RequestId.from_headers(request_headers), status, body)
+        return Response(body, status, headers=headers, media_type="application/json")
+
+    @app.post(f"{API}/agent/sync", tags=["agent"], summary="an agent's exchange (signed)")
+    async def agent_sync(request: Request) -> Response:
+        try:
+            name = request_computer(request.headers)
+            key, last_seq = credentials.get(name, (None, 0))
+            pending = check_request_headers(
+                request.method, _raw_path(request), request.headers, key, last_seq
+            )
+        except ReplayedError as exc:
+            return signed(request.headers, 409, {"error": str(exc), "last_seq": exc.last_seq})
+        except MalformedError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
+        body = await read_body(request, AGENT_BODY_LIMIT)
+        try:
+            seq = pending.verify(body)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
+        current = credentials.get(name, (key, last_seq))
+        if current[1] >= seq:  # the same request twice at once: the first one wins
+            return signed(request.headers, 409, {"error": "replayed", "last_seq": current[1]})
+        credentials[name] = (key, seq)
+        engine.seqs[name] = seq
+        try:
+            payload = json.loads(body or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+            answer = await engine.sync(name, payload)
+        except (ValueError, KeyError, TypeError, RefusedError) as exc:
+            return signed(request.headers, 400, {"error": f"{type(exc).__name__}: {exc}"})
+        return signed(request.headers, 200, answer)
+
+    # ------------------------------------------------------------------ a booted OS
+
+    @app.post(f"{API}/os", tags=["os"], summary="a booted system reports (unsigned)")
+    async def os_started(request: Request) -> dict[str, str]:
+        body = await read_body(request, 64 << 10)
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+            peer = request.client.host if request.client else ""
+            return {"computer": engine.os_started(payload, peer)}
+        except (ValueError, RefusedError) as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    # ------------------------------------------------------------------ console users
+
+    def caller(request: Request) -> Caller:
+        auth = request.headers.get("authorization", "")
+        now = utcnow()
+        with database.transaction() as s:
+            if auth.lower().startswith("bearer "):
+                token = auth[7:].strip()
+                row = s.scalar(
+                    select(db.ApiToken).where(db.ApiToken.token_hash == token_hash(token))
+                )
+                if row is None:
+                    raise HTTPException(401, "unknown API token")
+                row.last_used_at = now
+                user_id, csrf = row.user_id, None
+            else:
+                cookie = request.cookies.get(SESSION_COOKIE)
+                sess = (
+                    s.scalar(
+                        select(db.UserSession).where(
+                            db.UserSession.token_hash == token_hash(cookie)
+                        )
+                    )
+                    if cookie
+                    else None
+                )
+                if sess is None or sess.expires_at < now:
+                    raise HTTPException(401, "log in first (POST /api/v1/login) or send a token")
+                user_id, csrf = sess.user_id, sess.csrf
+            user = s.get(db.User, user_id)
+            if user is None:
+                raise HTTPException(401, "no such user")
+            rooms = s.scalars(
+                select(db.Classroom.name)
+                .join(db.UserClassroom, db.UserClassroom.classroom_id == db.Classroom.id)
+                .where(db.UserClassroom.user_id == user.id)
+            )
+            return Caller(user.id, user.name, user.role, frozenset(rooms), csrf)
+
+    def changing(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+        """A state-changing console request: a browser session must send its CSRF token."""
+        if who.csrf is not None and not check_csrf(who.csrf, request.headers.get("x-csrf-token")):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token")
+        return who
+
+    Viewer = Annotated[Caller, Depends(caller)]
+    Actor = Annotated[Caller, Depends(changing)]
+
+    def classrooms_of(names: list[str]) -> set[str]:
+        return {engine.site.computer(n).classroom for n in names}
+
+    def require(who: Caller, action: Action, rooms: set[str] | None) -> None:
+        if rooms is None:
+            if not who.may(action, None):
+                raise HTTPException(403, f"{who.name} may not {action}")
+            return
+        denied = sorted(r for r in rooms if not who.may(action, r))
+        if denied:
+            raise HTTPException(403, f"{who.name} may not {action} in {', '.join(denied)}")
+
+    @app.post(f"{API}/login", tags=["console"], summary="open a browser session")
+    def login(data: LoginIn, response: Response) -> dict[str, str]:
+        with database.transaction() as s:
+            user = s.scalar(select(db.User).where(db.User.name == data.user))
+            if not verify_password(user.password_hash if user else None, data.password):
+                raise HTTPException(401, "wrong user or password")
+            assert user is not None
+            token, digest = new_session()
+            csrf = new_csrf()
+            s.add(
+                db.UserSession(
+                    token_hash=digest,
+                    user_id=user.id,
+                    csrf=csrf,
+                    expires_at=utcnow() + timedelta(hours=SESSION_HOURS),
+                )
+            )
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=SESSION_HOURS * 3600
+        )
+        return {"user": data.user, "csrf": csrf}
+
+    @app.post(f"{API}/logout", tags=["console"])
+    def logout(request: Request, response: Response, who: Actor) -> dict[str, str]:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with database.transaction() as s:
+                s.execute(
+                    update(db.UserSession)
+                    .where(db.UserSession.token_hash == token_hash(cookie))
+                    .values(expires_at=utcnow())
+                )
+        response.delete_cookie(SESSION_COOKIE)
+        return {"user": who.name}
+
+    @app.get(f"{API}/me", tags=["console"])
+    def me(who: Viewer) -> dict[str, Any]:
+        return {"user": who.name, "role": who.role, "classrooms": sorted(who.classrooms)}
+
+    @app.post(f"{API}/operations", tags=["console"], summary="run one of the site's operations")
+    def submit(data: SubmitIn, who: Actor) -> dict[str, Any]:
+        if data.index >= len(engine.site.operations):
+            raise HTTPException(404, f"the site has no operation {data.index}")
+        spec = engine.site.operations[data.index]
+        action = Action.CREATE_IMAGE if spec.kind == "create" else Action.OPERATE
+        require(who, action, classrooms_of(engine._scope(spec)))
+        try:
+            return engine.submit(data.index, who.user_id)
+        except RefusedError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
+    def operation(op_id: int, who: Viewer) -> dict[str, Any]:
+        try:
+            out = engine.operation(op_id)
+        except KeyError:
+            raise HTTPException(404, f"no operation {op_id}") from None
+        names = [r["name"] for r in out["records"]]
+        require(who, Action.VIEW, classrooms_of(names))
+        return out
+
+    @app.get(f"{API}/computers", tags=["console"], summary="status colours and activity")
+    def computers(who: Viewer) -> dict[str, Any]:
+        visible = [
+            c for c in engine.clients() if who.may(Action.VIEW, engine.site.computer(c["name"]).classroom)
+        ]  # fmt: skip
+        return {"clients": visible}
+
+    @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
+    def control(data: ControlIn, who: Actor) -> dict[str, Any]:
+        unknown = [n for n in data.names if n not in engine.live]
+        if unknown:
+            raise HTTPException(404, f"no computer {unknown[0]!r}")
+        require(who, Action.OPERATE, classrooms_of(data.names))
+        return {"queued": engine.control(data.names, data.kind)}
+
+    @app.post(f"{API}/halt", tags=["console"], summary="stop every agent (labs)")
+    def halt(who: Actor) -> dict[str, str]:
+        require(who, Action.MANAGE, None)
+        engine.halt()
+        return {}
+
+    @app.post(
+        f"{API}/computers/{{name}}/credential",
+        tags=["console"],
+        summary="register a computer: a new key pair (the private key is shown once)",
+    )
+    def credential(name: str, who: Actor) -> dict[str, str]:
+        require(who, Action.MANAGE, None)
+        if name not in engine.live:
+            raise HTTPException(404, f"no computer {name!r}")
+        pem, raw = new_computer_key()
+        with database.transaction() as s:
+            s.execute(
+                update(db.Computer).where(db.Computer.name == name).values(public_key=raw, seq=0)
+            )
+        credentials[name] = (raw, 0)
+        engine.seqs[name] = 0
+        return {"computer": name, "private_key_pem": pem.decode()}
+
+    @app.get(f"{API}/server-key", tags=["console"], summary="the key agents pin")
+    def server_public(who: Viewer) -> dict[str, str]:
+        from ogref.service.keys import public_key_text
+
+        return {"public_key": public_key_text(public_raw(server_key))}
+
+    @app.exception_handler(OgError)
+    async def og_error(_request: Request, exc: OgError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "code": int(exc.code)}, status_code=422)
+
+    app.state.credentials = credentials
+    return app
+
+
+def openapi(app: FastAPI) -> str:
+    """The API document as kept in ``docs/openapi.json``."""
+    return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
