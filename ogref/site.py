@@ -602,11 +602,29 @@ def _cfg_value(v: str | int | bool) -> str:
     return f'"{v}"'
 
 
-def _build_classroom(
-    room: ClassroomSpec, images: dict[str, Image], repo_names: set[str], path: str, err: Any
-) -> tuple[Classroom, dict[str, dict[str, Any]]]:
-    net = IPv4Network(room.subnet)
-    hosts = list(net.hosts())
+@dataclass(frozen=True)
+class ResolvedComputer:
+    """One computer of a classroom after inheritance: its name, the ip/mac the site gives (None:
+    assigned by the classroom), the group whose fields it takes and its merged layer."""
+
+    name: str
+    ip: str | None
+    mac: str | None
+    group: GroupSpec | None
+    layer: ComputerLayer
+    path: str
+
+
+def _no_error_expected(msg: str, path: str) -> ConfigError:
+    return ConfigError(msg, path=path)
+
+
+def resolve_computers(
+    room: ClassroomSpec, path: str = "", err: Any = _no_error_expected
+) -> list[ResolvedComputer]:
+    """The classroom's computers in order, each with its fields merged ``defaults → its group →
+    itself`` (a computer listed by two groups takes the first's).  ``err(reason, yaml_path)``
+    builds the error raised for unknown names in overrides or group members."""
     specs: list[tuple[str, str | None, str | None, ComputerLayer, str]] = []
     if isinstance(room.computers, ComputersSpec):
         cs = room.computers
@@ -635,15 +653,26 @@ def _build_classroom(
         for m in g.members:
             group_of.setdefault(m, g)
 
-    computers: list[Computer] = []
-    hw: dict[str, dict[str, Any]] = {}
-    first = room.computers.first_host if isinstance(room.computers, ComputersSpec) else 11
-    for idx, (name, ip, mac, own, cpath) in enumerate(specs):
+    out: list[ResolvedComputer] = []
+    for name, ip, mac, own, cpath in specs:
         layer = room.defaults
         group = group_of.get(name)
         if group is not None:
             layer = layer.merged(group)
-        layer = layer.merged(own)
+        out.append(ResolvedComputer(name, ip, mac, group, layer.merged(own), cpath))
+    return out
+
+
+def _build_classroom(
+    room: ClassroomSpec, images: dict[str, Image], repo_names: set[str], path: str, err: Any
+) -> tuple[Classroom, dict[str, dict[str, Any]]]:
+    net = IPv4Network(room.subnet)
+    hosts = list(net.hosts())
+    computers: list[Computer] = []
+    hw: dict[str, dict[str, Any]] = {}
+    first = room.computers.first_host if isinstance(room.computers, ComputersSpec) else 11
+    for idx, rc in enumerate(resolve_computers(room, path, err)):
+        name, ip, mac, layer = rc.name, rc.ip, rc.mac, rc.layer
         host_index = first - 1 + idx
         if ip is None:
             if host_index >= len(hosts):
@@ -652,9 +681,11 @@ def _build_classroom(
         if mac is None:
             mac = _mac(room.name, idx)
         try:
-            computers.append(_build_computer(name, ip, mac, layer, room, group, images, repo_names))
+            computers.append(
+                _build_computer(name, ip, mac, layer, room, rc.group, images, repo_names)
+            )
         except FormatError as exc:
-            raise err(exc.message, cpath) from None
+            raise err(exc.message, rc.path) from None
         hw[name] = dict(layer.hw)
     groups = tuple(Group(g.name, tuple(g.members)) for g in room.groups)
     try:

@@ -1,5 +1,5 @@
-"""Every library pyproject.toml declares (dependencies and the sim/lab/vm/service extras) is imported
-by the project's code: a declared but unused dependency is dead weight for every install."""
+"""Every library pyproject.toml declares (dependencies and the sim/lab/vm/service extras) is
+imported by the project's code: a declared but unused dependency is dead weight for every install."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ IMPORT_NAME = {
     "cryptography": "cryptography",
     "argon2-cffi": "argon2",
     "pyjwt": "jwt",
+    "sqlalchemy": "sqlalchemy",
+    "alembic": "alembic",
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",
     "numpy": "numpy",
