@@ -514,6 +514,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # a writer takes the write lock when it begins (waiting up to the busy timeout), so two
         # threads never deadlock upgrading read transactions; readers ask for DEFERRED
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+            raise ValueError(f"sqlite_begin={mode!r}: DEFERRED, IMMEDIATE or EXCLUSIVE")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
@@ -526,7 +528,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 class Database:
     """An engine and its sessions: ``with db.transaction() as s:`` commits or rolls back;
-    ``with db.reading() as s:`` reads without taking SQLite's write lock."""
+    ``with db.reading() as s:`` reads without taking SQLite's write lock.  One Database serves
+    every thread; each thread uses its own sessions."""
 
     def __init__(self, url: str | Engine) -> None:
         self.engine = make_engine(url) if isinstance(url, str) else url
@@ -535,10 +538,6 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             reader = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._readers = session_factory(reader)
-
-    @property
-    def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

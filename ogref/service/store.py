@@ -2,6 +2,9 @@
 records, tracking-log lines, OS reports and computer status, each a small typed function that
 runs in the caller's session (the caller's ``with db.transaction()`` is the transaction).
 
+It also publishes a new image version (:func:`add_image_version`) and advances an agent
+credential's replay counter (:func:`advance_seq`).
+
 Values come back as frozen snapshots (:class:`OperationView`, :class:`RecordView`,
 :class:`LogLineView`), never ORM objects, so they can cross threads and outlive the session.
 Updates that may race (two agents finishing, a timeout and a late result) are single
@@ -31,7 +34,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ogref.command_queue import Job
-from ogref.model import ClientStatus
+from ogref.model import ClientStatus, Image
 from ogref.service import db
 from ogref.service.db import from_epoch, utcnow
 
@@ -474,6 +477,48 @@ def _record_view(r: db.OperationRecord) -> RecordView:
     )
 
 
+# --------------------------------------------------------------------------- images
+
+
+def add_image_version(session: Session, image: Image, at: datetime | None = None) -> int:
+    """A new version of ``image`` in its repository (what a create publishes): revision one
+    above every version of that name so far, deleted ones included; its revision."""
+    repo_id = session.scalar(select(db.Repository.id).where(db.Repository.name == image.repository))
+    if repo_id is None:
+        raise LookupError(f"no repository {image.repository!r}")
+    same = (db.Image.repository_id == repo_id, db.Image.name == image.name)
+    last = session.scalar(select(func.max(db.Image.revision)).where(*same))
+    position = session.scalar(select(func.max(db.Image.position)).where(*same))
+    if position is None:
+        top = session.scalar(
+            select(func.max(db.Image.position)).where(db.Image.repository_id == repo_id)
+        )
+        position = -1 if top is None else top
+        position += 1
+    revision = (last or 0) + 1
+    session.add(
+        db.Image(
+            repository_id=repo_id,
+            name=image.name,
+            revision=revision,
+            filesystem=str(image.filesystem),
+            data_size=image.data_size,
+            stored_size=image.stored_size,
+            compressor=str(image.compressor),
+            tool=str(image.tool),
+            checksum=image.checksum,
+            kind=str(image.kind),
+            base=image.base,
+            os_name=image.os_name,
+            torrent_piece=image.torrent_piece,
+            position=position,
+            created_at=at or utcnow(),
+        )
+    )
+    session.flush()
+    return revision
+
+
 # --------------------------------------------------------------------------- logs, reports
 
 
@@ -564,6 +609,19 @@ def set_status(
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise UnknownComputerError(computer)
+
+
+def advance_seq(session: Session, computer: str, seq: int) -> bool:
+    """Accept request counter ``seq`` of a computer's agent credential if it is above the last
+    one accepted (one conditional UPDATE: of two requests racing with one counter, one wins).
+    False: a replay (or an unknown computer).  The signature checks are :mod:`.auth`'s."""
+    result = session.execute(
+        update(db.Computer)
+        .where(db.Computer.name == computer, db.Computer.seq < seq)
+        .values(seq=seq),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def computer_at(session: Session, address: str) -> str | None:

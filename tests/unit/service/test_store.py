@@ -6,6 +6,7 @@ restart that finds everything and duplicates nothing."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +17,16 @@ from ogref.command_queue import CommandQueue, Job
 from ogref.service import db
 from ogref.service.db import Database
 from ogref.service.migrations import upgrade
+from ogref.service.site_io import import_site, load_site
 from ogref.service.store import (
     NewLogLine,
     NewRecord,
     RecordResult,
     UnknownComputerError,
     UnknownRecordError,
+    add_image_version,
     add_os_report,
+    advance_seq,
     append_logs,
     computer_at,
     create_operation,
@@ -35,6 +39,8 @@ from ogref.service.store import (
     tail_log,
     unfinished_operations,
 )
+
+from .conftest import SITE
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -279,6 +285,37 @@ def test_os_reports_and_lookup_by_address(site_db: Database) -> None:
     with site_db.reading() as s:
         report = s.scalars(select(db.OsReport)).one()
     assert (report.status, report.hostname, report.fstab_root) == ("LNX", "lab02", "/dev/sda2")
+
+
+def test_replay_counter_only_moves_forward(site_db: Database) -> None:
+    with site_db.transaction() as s:
+        assert advance_seq(s, "pc01", 1)
+        assert advance_seq(s, "pc01", 5)
+        assert not advance_seq(s, "pc01", 5)  # a replay
+        assert not advance_seq(s, "pc01", 3)
+        assert not advance_seq(s, "ghost", 9)
+        assert advance_seq(s, "pc02", 2)  # counters are per computer
+    with site_db.reading() as s:
+        seqs = {name: seq for name, seq in s.execute(select(db.Computer.name, db.Computer.seq))}
+    assert (seqs["pc01"], seqs["pc02"], seqs["pc03"]) == (5, 2, 0)
+
+
+def test_a_created_image_is_the_next_version(site_db: Database) -> None:
+    with site_db.reading() as s:
+        old = load_site(s).find_image("win10")
+    new = replace(old, checksum="1" * 32, stored_size=5 * 2**30)
+    with site_db.transaction() as s:
+        assert add_image_version(s, new) == 2
+        assert add_image_version(s, replace(new, name="ubuntu", revision=7)) == 1
+        with pytest.raises(LookupError, match="nowhere"):
+            add_image_version(s, replace(new, repository="nowhere"))
+    with site_db.reading() as s:
+        images = load_site(s).repositories[0].images
+    assert [(i.name, i.revision) for i in images] == [("win10", 2), ("ubuntu", 1)]
+    assert images[0] == replace(new, revision=2)
+    with site_db.transaction() as s:  # a site import that names revision 1 deletes 2…
+        import_site(s, SITE)
+        assert add_image_version(s, new) == 3  # …whose number is not reused
 
 
 # --------------------------------------------------------------------------- threads, restart
