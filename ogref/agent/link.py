@@ -82,6 +82,7 @@ class ServiceLink:
         idle_wait: float = 2.0,
         busy_wait: float = 0.25,
         log: Callable[[str], None] = lambda _t: None,
+        http: httpx.Client | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.computer = computer
@@ -97,7 +98,7 @@ class ServiceLink:
         self.outbox = Outbox()
         self.stop = threading.Event()
         self.wake = threading.Event()
-        self.http = httpx.Client(timeout=httpx.Timeout(10.0, read=15.0))
+        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, read=15.0))
         self.thread = threading.Thread(target=self._run, name="service-link", daemon=True)
 
     # ------------------------------------------------------------------ the agent's side

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from ogref.agent.link import ServiceLink
 from ogref.agent.master import MasterExecutor
 from ogref.agent.osinfo import read_os
 from ogref.agent.protocol import image_from_json, image_to_json, request_from_json
@@ -53,7 +55,7 @@ from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import unmount_device
 from ogref.runtime.proc import run_pipeline
 from ogref.transports.executor import NetworkSetup
-from ogref.transports.signing import ApiError, SignedClient, read_key
+from ogref.transports.repository import RepositoryControl
 from ogref.transports.smb import SmbCredentials
 
 Json = dict[str, Any]
@@ -67,14 +69,27 @@ class Agent:
         self.ip: str = a.ip
         self.work: Path = a.work
         self.disks = {int(k): v for k, v in (d.split("=", 1) for d in a.disk)}
-        key = read_key(a.key_file)
-        self.server = SignedClient(a.server, key) if a.server else None
-        self.control = SignedClient(a.control, key)
+        self.commands: queue.Queue[Json] = queue.Queue()  # from the link, in order
+        self.command_id: str = ""
+        self.control_url: str = a.control
         self.smb = SmbCredentials.from_file(a.repo_ip, a.smb_cred)
         self.status = ClientStatus.OPG
-        self.pending: list[Json] = []
-        self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.link: ServiceLink | None = None
+        if a.service:
+            self.link = ServiceLink(
+                a.service,
+                a.name,
+                a.key_file,
+                a.server_public_file.read_text().strip()
+                if a.server_public_file
+                else a.server_public,
+                a.work / "seq",
+                state=self.state,
+                on_command=self.commands.put,
+                busy=lambda: bool(self.command_id),
+                log=lambda text: print(f"[{self.name}] {text}", flush=True),
+            )
         self.torrent_stall: float = a.torrent_stall
         self.grub: bool = a.grub
         self.repo_ip: str = a.repo_ip
@@ -84,20 +99,25 @@ class Agent:
         self.emulate_boot: bool = a.emulate_boot
         self.os_report: str = a.os_report or ""
         self.boot_target: Json | None = None
-        # what the current command is doing, sent with every heartbeat (stage, bytes done/total)
-        self.command_id: str = ""
+        # what the current command is doing, sent with every exchange (stage, bytes done/total)
         self.command_kind: str = ""
-        self.wake = threading.Event()  # a heartbeat now (a new command, a new stage)
         self.executor: MasterExecutor | None = None
         self.done_bytes = 0
         self.total_bytes = 0
 
     def log(self, text: str) -> None:
-        """A tracking-log line: stdout (the screen) and the server."""
-        line = {"t": time.time(), "text": text}
+        """A tracking-log line: stdout (the screen) and the service."""
         print(f"[{self.name}] {text}", flush=True)
-        with self.lock:
-            self.pending.append(line)
+        if self.link is not None:
+            self.link.log(text)
+
+    def state(self) -> Json:
+        """What every exchange with the service tells of this computer."""
+        return {"status": str(self.status), "ip": self.ip, "activity": self.activity()}
+
+    def _nudge(self) -> None:
+        if self.link is not None:
+            self.link.nudge()
 
     def execute(self, cmd: Json) -> Json:
         """Run one command to its end; the per-computer record."""
@@ -133,14 +153,14 @@ class Agent:
             d.mkdir(parents=True, exist_ok=True)
         net = NetworkSetup(
             self.smb,
-            self.control,
+            RepositoryControl(self.control_url, cmd.get("repository_token")),
             "eth0",
             self.ip,
             torrent_stall=self.torrent_stall,
             clock=time.time,
         )
         ex = MasterExecutor(machine, net, log=self.log, progress=self._progress)
-        ex.on_stage = lambda _stage: self.wake.set()  # the server hears of a new stage at once
+        ex.on_stage = lambda _stage: self._nudge()  # the service hears of a new stage at once
         self.executor = ex
         if cmd.get("master"):
             ex.master_image = image_from_json(cmd["master"]["image"])
@@ -249,7 +269,7 @@ class Agent:
     def clone_source(self, cmd: Json) -> Json:
         """The MASTER's side of a clone: stream its partition (or a cached image) by multicast."""
         c = cmd["clone"]
-        assert self.server is not None
+        assert self.link is not None, "a MASTER needs the service"
         policy = EngineConfig.from_text(cmd.get("engine", ""), source="server")
         session = MulticastSession.parse(str(c["multicast"]))
         disk, number = int(c.get("disk", 1)), int(c.get("partition", 1))
@@ -309,10 +329,8 @@ class Agent:
                     raise MulticastSendPartitionError(
                         f"udp-sender did not start (exit {sender.poll()}): see {log}.out"
                     )
-                self.server.post(
-                    "/agent/ready",
-                    {"name": self.name, "id": cmd["id"], "image": image_to_json(image)},
-                )
+                assert self.link is not None
+                self.link.ready(str(cmd["id"]), image_to_json(image))
                 ready = time.time()
                 md5 = hashlib.md5()
                 sent = 0
@@ -415,17 +433,7 @@ class Agent:
             "phases": [self._phase("boot", t0, 0, f"emulated: {status}")],
         }
 
-    # ------------------------------------------------------------------ server mode
-
-    def _flush_log(self) -> None:
-        with self.lock:
-            lines, self.pending = self.pending, []
-        if lines and self.server is not None:
-            try:
-                self.server.post("/agent/log", {"name": self.name, "lines": lines})
-            except ApiError:
-                with self.lock:
-                    self.pending = lines + self.pending
+    # ------------------------------------------------------------------ service mode
 
     def _progress(self, done: int, total: int) -> None:
         self.done_bytes, self.total_bytes = done, total
@@ -442,38 +450,15 @@ class Agent:
             "total": self.total_bytes,
         }
 
-    def _heartbeat(self) -> None:
-        assert self.server is not None
-        while not self.stop.is_set():
-            self.wake.wait(0.25 if self.command_id else 1.0)
-            self.wake.clear()
-            if self.stop.is_set():
-                break
-            with contextlib.suppress(ApiError):
-                self.server.post(
-                    "/agent/heartbeat",
-                    {
-                        "name": self.name,
-                        "ip": self.ip,
-                        "status": str(self.status),
-                        "activity": self.activity(),
-                    },
-                )
-            self._flush_log()
-
     def _power(self, kind: str) -> None:
         """Restart or stop this machine (the live client's own reboot / poweroff)."""
-        self.log(f"{kind} requested by the server")
+        self.log(f"{kind} requested by the service")
         if self.emulate_boot:  # a namespace: never the host's reboot
             self._emulated_power(kind)
             return
         self.status = ClientStatus.OFF
-        self._flush_log()
-        with contextlib.suppress(ApiError):
-            assert self.server is not None
-            self.server.post(
-                "/agent/heartbeat", {"name": self.name, "ip": self.ip, "status": "OFF"}
-            )
+        if self.link is not None:
+            self.link.flush(10)
         os.sync()
         subprocess.run([kind, "-f"], check=False)
         self.stop.set()
@@ -481,7 +466,6 @@ class Agent:
     def _emulated_power(self, kind: str) -> None:
         if kind == "poweroff":
             self.status = ClientStatus.OFF
-            self._flush_log()
             self.stop.set()
             return
         target = self.boot_target
@@ -497,55 +481,40 @@ class Agent:
             self.log(f"boot target failed ({exc.message}): back to the live client")
 
     def serve(self) -> int:
-        """Poll the server for commands until told to stop (or killed)."""
-        assert self.server is not None
-        threading.Thread(target=self._heartbeat, daemon=True).start()
+        """Take commands from the service until told to stop (or killed)."""
+        assert self.link is not None
+        self.link.start()
         self.log(f"ogLive ready ({self.ip}), status {self.status}")
-        while not self.stop.is_set():
-            try:
-                answer = self.server.post(
-                    "/agent/poll",
-                    {"name": self.name, "ip": self.ip, "status": str(self.status)},
-                    timeout=10,
-                )
-            except ApiError:
-                time.sleep(0.5)
-                continue
-            cmd = answer.get("command")
-            if not cmd:
-                continue
-            if cmd.get("kind") == "halt":
-                self.status = ClientStatus.OFF
-                self.stop.set()
-                break
-            if cmd.get("kind") in ("reboot", "poweroff"):
-                self._power(str(cmd["kind"]))
-                continue
-            self.status = ClientStatus.BSY
-            self.executor, self.done_bytes, self.total_bytes = None, 0, 0
-            self.command_id = str(cmd.get("id", ""))
-            self.command_kind = str(cmd.get("kind", ""))
-            self.wake.set()
-            try:
-                result = self.execute(cmd)
-            finally:
-                self.command_id = ""
-            self._flush_log()
-            if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
-                self.status = ClientStatus.OPG
-            # the result must reach the server: keep trying (backing off to 5 s) while the
-            # network is away — a pulled cable ends, and the server still waits for this record
-            pause = 0.5
+        try:
             while not self.stop.is_set():
                 try:
-                    self.server.post(
-                        "/agent/done", {"name": self.name, "id": cmd["id"], "result": result}
-                    )
+                    cmd = self.commands.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                kind = cmd.get("kind")
+                if kind == "halt":
+                    self.status = ClientStatus.OFF
                     break
-                except ApiError:
-                    self.stop.wait(pause)
-                    pause = min(5.0, pause * 2)
-        self._flush_log()
+                if kind in ("reboot", "poweroff"):
+                    self._power(str(kind))
+                    self.link.nudge()
+                    continue
+                self.status = ClientStatus.BSY
+                self.executor, self.done_bytes, self.total_bytes = None, 0, 0
+                self.command_id = str(cmd.get("id", ""))
+                self.command_kind = str(kind or "")
+                self.link.nudge()
+                try:
+                    result = self.execute(cmd)
+                finally:
+                    self.command_id = ""
+                if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
+                    self.status = ClientStatus.OPG
+                # the link keeps the result until the service has it (a pulled cable ends)
+                self.link.done(str(cmd["id"]), result)
+        finally:
+            self.link.flush(10)
+            self.link.close()
         return 0
 
 
@@ -560,9 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disk", action="append", default=[], help="N=/dev/loopX")
     p.add_argument("--repo-ip", required=True)
     p.add_argument("--smb-cred", required=True, type=Path)
-    p.add_argument("--key-file", required=True, type=Path)
-    p.add_argument("--control", required=True, help="http://repo:2009")
-    p.add_argument("--server", help="http://server:2008")
+    p.add_argument("--key-file", type=Path, help="this computer's private key (PEM, mode 0600)")
+    p.add_argument(
+        "--control", required=True, help="the repository's control API: http://repo:2009"
+    )
+    p.add_argument("--service", help="the console service: http://server:2008")
+    p.add_argument("--server-public", default="", help="the service's public key (hex) to pin")
+    p.add_argument("--server-public-file", type=Path, help="… or the file holding it")
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--torrent-stall", type=float, default=120.0)
     p.add_argument("--grub", action="store_true", help="configureOs installs GRUB")

@@ -1,51 +1,78 @@
-"""The repository's control API: what OpenGnSys's ``ogAdmRepoAux`` on TCP 2009 does, signed.
+"""The repository's control API: what OpenGnSys's ``ogAdmRepoAux`` on TCP 2009 does — start the
+multicast sender of an image — but only for a computer the console service sent to it.
 
 OpenGnSys clients probe the sender's UDP port with nmap and send an unauthenticated
-``START_MULTICAST`` line; here a client POSTs ``/multicast/start`` with the image and session,
-signed with the lab key (HMAC, see :mod:`ogref.transports.signing`), and the answer says whether
-the sender was started or already runs.  ``/multicast/status`` lists senders.  Run it as
-``python -m ogref.repo.control --images DIR --listen IP:PORT --key-file K``.  It serves files to
-nobody: images travel by SMB, multicast and BitTorrent.
+``START_MULTICAST`` line.  Here a client POSTs ``/api/v1/multicast/start`` with the image and the
+session, and a *capability token* in ``Authorization: Bearer …``: issued by the service with the
+command, signed with the service's key, naming that computer, image, session and operation, and
+short-lived (:func:`ogref.service.keys.check_token`).  The repository keeps no database and no
+shared secret: it checks the token with the service's public key.  The answer says whether the
+sender was started or already runs; ``GET /api/v1/multicast`` lists senders (for the lab's logs).
+Run it as ``python -m ogref.repo.control --images DIR --listen IP:PORT --server-public HEX``.  It
+serves files to nobody: images travel by SMB, multicast and BitTorrent.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from socketserver import ThreadingMixIn  # noqa: F401 - documents the threading server
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel, Field
+
+from ogref.errors import NotFoundError, OgError
 from ogref.model.protocol import MulticastSession
 from ogref.repo.sender import SenderOptions, Senders
 from ogref.runtime.imagefile import ImageStore
-from ogref.transports.signing import make_handler, read_key
+from ogref.service.keys import AuthError, check_token, parse_public_key
 
 CONTROL_PORT = 2009
 
 
-def routes(senders: Senders) -> dict[str, Any]:
-    """The API's routes."""
+class StartIn(BaseModel):
+    image: str = Field(min_length=1, max_length=255)
+    session: str = Field(min_length=1, max_length=128)
 
-    def start(body: dict[str, Any]) -> dict[str, Any]:
-        session = MulticastSession.parse(str(body["session"]))
-        state = senders.start(str(body["image"]), session, str(body.get("client", "")))
+
+def create_app(senders: Senders, server_public: bytes) -> FastAPI:
+    """The control API over ``senders``, trusting tokens signed by ``server_public``."""
+    app = FastAPI(title="ogLab repository control", version="1")
+
+    @app.post("/api/v1/multicast/start")
+    def start(data: StartIn, authorization: Annotated[str, Header()] = "") -> dict[str, Any]:
+        if not authorization.lower().startswith("bearer "):
+            raise HTTPException(401, "a capability token from the console service is needed")
+        try:
+            claims = check_token(server_public, authorization[7:].strip())
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from None
+        if claims.get("image") != data.image or claims.get("session") != data.session:
+            raise HTTPException(403, "the token is for another image or session")
+        try:
+            session = MulticastSession.parse(data.session)
+            state = senders.start(data.image, session, str(claims.get("computer", "")))
+        except NotFoundError as exc:
+            raise HTTPException(404, exc.message) from None
+        except OgError as exc:
+            raise HTTPException(409, exc.message) from None
         return {"state": state, "port": session.port}
 
-    def status(_body: dict[str, Any]) -> dict[str, Any]:
+    @app.get("/api/v1/multicast")
+    def status() -> dict[str, Any]:
         return senders.status()
 
-    return {"/multicast/start": start, "/multicast/status": status}
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
     p = argparse.ArgumentParser(prog="python -m ogref.repo.control")
     p.add_argument("--images", required=True, type=Path)
     p.add_argument("--listen", required=True, help="IP:PORT")
-    p.add_argument("--key-file", required=True, type=Path)
+    p.add_argument("--server-public", required=True, help="the console service's public key (hex)")
     p.add_argument("--log-dir", type=Path, default=Path("/tmp"))
     p.add_argument("--interface", default="eth0")
     p.add_argument("--fec", default="8x8/128")
@@ -55,22 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     senders = Senders(
         ImageStore(a.images), a.log_dir, SenderOptions(interface=a.interface, fec=a.fec), a.pid_file
     )
-    server = ThreadingHTTPServer(
-        (host, int(port)), make_handler(read_key(a.key_file), routes(senders))
-    )
-    server.daemon_threads = True
-
-    def stop(_sig: int, _frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    app = create_app(senders, parse_public_key(a.server_public))
     print(f"control API on {a.listen}", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        uvicorn.run(app, host=host, port=int(port), log_level="warning", lifespan="off")
     finally:
         senders.stop_all()
-        server.server_close()
     return 0
 
 

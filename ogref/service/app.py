@@ -19,7 +19,9 @@ kept in ``docs/openapi.json``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -126,7 +128,23 @@ def _raw_path(request: Request) -> str:
 
 def create_app(engine: Engine, server_key: Any) -> FastAPI:
     """The application over ``engine``; ``server_key`` signs the answers to agents."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def housekeeping() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                engine.tick()
+
+        task = asyncio.create_task(housekeeping())
+        try:
+            yield
+        finally:
+            task.cancel()
+            engine.flush()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ogLab console service",
         version="1",
         description="OpenGnSys's server role: console, agents and booted systems (see "
@@ -185,6 +203,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
     # ------------------------------------------------------------------ a booted OS
 
     @app.post(f"{API}/os", tags=["os"], summary="a booted system reports (unsigned)")
+    @app.post("/api/os", tags=["os"], summary="the same, where OGAgent's stand-in posts it")
     async def os_started(request: Request) -> dict[str, str]:
         body = await read_body(request, 64 << 10)
         try:
@@ -199,6 +218,8 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
     # ------------------------------------------------------------------ console users
 
     def caller(request: Request) -> Caller:
+        if "x-og-computer" in request.headers:
+            raise HTTPException(403, "a computer's credential opens the agent route only")
         auth = request.headers.get("authorization", "")
         now = utcnow()
         with database.transaction() as s:
@@ -224,7 +245,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                 )
                 if sess is None or sess.expires_at < now:
                     raise HTTPException(401, "log in first (POST /api/v1/login) or send a token")
-                user_id, csrf = sess.user_id, sess.csrf
+                user_id, csrf = sess.user_id, sess.csrf_token
             user = s.get(db.User, user_id)
             if user is None:
                 raise HTTPException(401, "no such user")
@@ -241,8 +262,8 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             raise HTTPException(403, "missing or wrong X-CSRF-Token")
         return who
 
-    Viewer = Annotated[Caller, Depends(caller)]
-    Actor = Annotated[Caller, Depends(changing)]
+    viewer = Annotated[Caller, Depends(caller)]
+    actor = Annotated[Caller, Depends(changing)]
 
     def classrooms_of(names: list[str]) -> set[str]:
         return {engine.site.computer(n).classroom for n in names}
@@ -269,7 +290,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                 db.UserSession(
                     token_hash=digest,
                     user_id=user.id,
-                    csrf=csrf,
+                    csrf_token=csrf,
                     expires_at=utcnow() + timedelta(hours=SESSION_HOURS),
                 )
             )
@@ -279,7 +300,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"user": data.user, "csrf": csrf}
 
     @app.post(f"{API}/logout", tags=["console"])
-    def logout(request: Request, response: Response, who: Actor) -> dict[str, str]:
+    def logout(request: Request, response: Response, who: actor) -> dict[str, str]:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             with database.transaction() as s:
@@ -292,11 +313,11 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"user": who.name}
 
     @app.get(f"{API}/me", tags=["console"])
-    def me(who: Viewer) -> dict[str, Any]:
+    def me(who: viewer) -> dict[str, Any]:
         return {"user": who.name, "role": who.role, "classrooms": sorted(who.classrooms)}
 
     @app.post(f"{API}/operations", tags=["console"], summary="run one of the site's operations")
-    def submit(data: SubmitIn, who: Actor) -> dict[str, Any]:
+    def submit(data: SubmitIn, who: actor) -> dict[str, Any]:
         if data.index >= len(engine.site.operations):
             raise HTTPException(404, f"the site has no operation {data.index}")
         spec = engine.site.operations[data.index]
@@ -308,7 +329,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
 
     @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
-    def operation(op_id: int, who: Viewer) -> dict[str, Any]:
+    def operation(op_id: int, who: viewer) -> dict[str, Any]:
         try:
             out = engine.operation(op_id)
         except KeyError:
@@ -318,14 +339,14 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return out
 
     @app.get(f"{API}/computers", tags=["console"], summary="status colours and activity")
-    def computers(who: Viewer) -> dict[str, Any]:
+    def computers(who: viewer) -> dict[str, Any]:
         visible = [
             c for c in engine.clients() if who.may(Action.VIEW, engine.site.computer(c["name"]).classroom)
         ]  # fmt: skip
         return {"clients": visible}
 
     @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
-    def control(data: ControlIn, who: Actor) -> dict[str, Any]:
+    def control(data: ControlIn, who: actor) -> dict[str, Any]:
         unknown = [n for n in data.names if n not in engine.live]
         if unknown:
             raise HTTPException(404, f"no computer {unknown[0]!r}")
@@ -333,7 +354,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"queued": engine.control(data.names, data.kind)}
 
     @app.post(f"{API}/halt", tags=["console"], summary="stop every agent (labs)")
-    def halt(who: Actor) -> dict[str, str]:
+    def halt(who: actor) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         engine.halt()
         return {}
@@ -343,7 +364,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         tags=["console"],
         summary="register a computer: a new key pair (the private key is shown once)",
     )
-    def credential(name: str, who: Actor) -> dict[str, str]:
+    def credential(name: str, who: actor) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         if name not in engine.live:
             raise HTTPException(404, f"no computer {name!r}")
@@ -357,7 +378,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"computer": name, "private_key_pem": pem.decode()}
 
     @app.get(f"{API}/server-key", tags=["console"], summary="the key agents pin")
-    def server_public(who: Viewer) -> dict[str, str]:
+    def server_public(who: viewer) -> dict[str, str]:
         from ogref.service.keys import public_key_text
 
         return {"public_key": public_key_text(public_raw(server_key))}

@@ -23,6 +23,7 @@ Not here: HTTP, authentication (:mod:`.app`, :mod:`.keys`), planning rules (:mod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -100,8 +101,10 @@ class Engine:
         heartbeat_timeout: float = 15.0,
         command_timeout: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        server_key: Any = None,
     ) -> None:
         self.db = database
+        self.server_key = server_key  # signs the repository's capability tokens
         self.heartbeat_timeout = heartbeat_timeout
         self.command_timeout = command_timeout
         self.clock = clock
@@ -149,7 +152,7 @@ class Engine:
             if jobs:
                 self.queue.submit(jobs)
         for j in self.queue.startable():
-            op_id, name, cmd = self.pending[j]
+            _op_id, name, cmd = self.pending[j]
             if self.live[name].current == cmd["id"]:
                 del self.pending[j]  # running: nothing to deliver
             else:
@@ -363,10 +366,8 @@ class Engine:
         command = self._next(live)
         if command is None and wait > 0:
             live.wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.wake.wait(), wait)
-            except TimeoutError:
-                pass
             command = self._next(live)
         return {"command": command}
 
@@ -378,9 +379,29 @@ class Engine:
         cmd = live.outbox.popleft()
         live.current = cmd["id"]
         live.sent_at = self.clock()
+        cmd = self._with_token(live.name, cmd)
         with self.db.transaction() as s:
             store.mark_sent(s, int(cmd["op"]), live.name, from_epoch(live.sent_at))
         return cmd
+
+    def _with_token(self, name: str, cmd: Json) -> Json:
+        """A command that asks the repository for a multicast session carries the capability
+        token the repository checks (this computer, this image, this session)."""
+        request = cmd.get("request") or {}
+        if (
+            self.server_key is None
+            or not request.get("multicast")
+            or request.get("source") != "REPO"
+        ):
+            return cmd
+        from ogref.service.keys import issue_token
+
+        claims = {"computer": name, "image": request["image"], "session": request["multicast"],
+                  "op": int(cmd["op"])}  # fmt: skip
+        return {
+            **cmd,
+            "repository_token": issue_token(self.server_key, claims, self.command_timeout + 600),
+        }
 
     def _done(self, name: str, command_id: str, result: Json) -> None:
         op_id = int(command_id.split("/")[0])
@@ -502,7 +523,8 @@ class Engine:
                 raise KeyError(op_id)
             logs: dict[str, list[Json]] = {}
             rows = s.execute(
-                select(db.LogLine.computer_name, db.LogLine.t, db.LogLine.text)
+                select(db.Computer.name, db.LogLine.t, db.LogLine.text)
+                .join(db.Computer, db.Computer.id == db.LogLine.computer_id)
                 .where(db.LogLine.operation_id == op_id)
                 .order_by(db.LogLine.id)
             )

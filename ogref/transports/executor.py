@@ -46,7 +46,7 @@ from ogref.runtime import imagefile
 from ogref.runtime.executor import Executor, Machine
 from ogref.runtime.proc import Progress
 from ogref.transports import multicast, smb, stream, torrent
-from ogref.transports.signing import ApiError, SignedClient
+from ogref.transports.repository import ControlError, RepositoryControl
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class NetworkSetup:
     """How this client reaches the repository: SMB credentials, control API, own address."""
 
     smb: smb.SmbCredentials
-    control: SignedClient
+    control: RepositoryControl
     interface: str
     client_ip: str  # with prefix
     torrent_timeout: float = 3600.0
@@ -141,7 +141,7 @@ class NetworkExecutor(Executor):
         except NotFoundError as exc:
             self._phase("fetch", t0, 0, exc.message)
             return TransferFailed(FailureKind.NOT_FOUND, exc.message)
-        except (ApiError, torrent.TorrentError) as exc:
+        except (ControlError, torrent.TorrentError) as exc:
             kind = FailureKind.JOIN
             if isinstance(exc, torrent.TorrentError) and exc.joined:
                 kind = FailureKind.RECEIVE
@@ -270,7 +270,7 @@ class NetworkExecutor(Executor):
                 state = multicast.request_sender(
                     self.net.control, cmd.image.name, cmd.multicast, self.net.client_ip
                 )
-            except ApiError as exc:
+            except ControlError as exc:
                 return RestoreFailed(FailureKind.JOIN, str(exc))
             self.log(f"multicast sender {state} for {cmd.image.name} on port {cmd.multicast.port}")
             source = multicast.receiver_source(self._receiver(), cmd.multicast)

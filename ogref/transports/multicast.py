@@ -28,7 +28,7 @@ from typing import Any
 
 from ogref.errors import MulticastReceiveFileError, ProtocolJoinMasterError
 from ogref.model.protocol import MulticastSession
-from ogref.transports.signing import SignedClient
+from ogref.transports.repository import RepositoryControl
 
 _CHUNK = 1 << 20
 NO_DATA = (
@@ -89,13 +89,11 @@ def _failure(code: int, err: str) -> MulticastReceiveFileError | ProtocolJoinMas
 
 
 def request_sender(
-    control: SignedClient, image: str, session: MulticastSession, client: str
+    control: RepositoryControl, image: str, session: MulticastSession, client: str = ""
 ) -> str:
     """Ask the repository to run (or confirm it runs) the sender of ``image`` for ``session``."""
-    answer = control.post(
-        "/multicast/start", {"image": image, "session": str(session), "client": client}
-    )
-    return str(answer.get("state", ""))
+    del client  # the capability token names the computer
+    return control.start(image, session)
 
 
 def _bound(cfg: ReceiverConfig) -> float:
