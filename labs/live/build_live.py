@@ -76,6 +76,7 @@ VENV_MODULES = (
     "nmb",
     "pyasn1",
     "tqdm",
+    "tenacity",
 )
 # cifs with SMB3 allocates cmac(aes), ccm/gcm and sha512 (ENOENT from mount when they are missing)
 KERNEL_MODULES = (
@@ -190,7 +191,7 @@ def venv_versions(site: Path) -> dict[str, str]:
 
 def _wanted() -> set[str]:
     names = {"pydantic", "pydanticcore", "typingextensions", "annotatedtypes"}
-    return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm"}
+    return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm", "tenacity"}
 
 
 def build_key(site: Path) -> tuple[str, dict[str, object]]:
