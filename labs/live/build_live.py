@@ -77,6 +77,18 @@ VENV_MODULES = (
     "pyasn1",
     "tqdm",
     "tenacity",
+    # the agent's link to the console service: HTTP and Ed25519 signatures
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "idna",
+    "certifi",
+    "cryptography",
+    "cffi",
+    "_cffi_backend*",
+    "pycparser",
+    "jwt",
 )
 # cifs with SMB3 allocates cmac(aes), ccm/gcm and sha512 (ENOENT from mount when they are missing)
 KERNEL_MODULES = (
@@ -191,7 +203,9 @@ def venv_versions(site: Path) -> dict[str, str]:
 
 def _wanted() -> set[str]:
     names = {"pydantic", "pydanticcore", "typingextensions", "annotatedtypes"}
-    return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm", "tenacity"}
+    return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm", "tenacity", "httpx",
+                    "httpcore", "h11", "anyio", "idna", "certifi", "cryptography",
+                    "cffi", "pycparser", "pyjwt"}  # fmt: skip
 
 
 def build_key(site: Path) -> tuple[str, dict[str, object]]:

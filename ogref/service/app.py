@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
 from ogref.errors import OgError
-from ogref.service import db
+from ogref.service import db, store
 from ogref.service.db import Database, utcnow
 from ogref.service.engine import Engine, RefusedError
 from ogref.service.keys import (
@@ -120,6 +120,49 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class BoundedBody:
+    """ASGI middleware: every request body is at most ``limit`` bytes and arrives within
+    :data:`BODY_DEADLINE` seconds of its headers (413 / 408 otherwise).  The event loop serves
+    others meanwhile: a slow sender holds up nobody but itself."""
+
+    def __init__(self, app: Any, limit: int = CONSOLE_BODY_LIMIT) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await JSONResponse({"detail": f"body larger than {self.limit} bytes"}, 413)(
+                    scope, receive, send
+                )
+                return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        size = 0
+        complete = False
+
+        async def bounded() -> Any:
+            nonlocal size, complete
+            if complete:
+                return await receive()  # after the body: a disconnect, whenever it comes
+            left = BODY_DEADLINE - (loop.time() - start)
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, left))
+            except TimeoutError:
+                raise HTTPException(408, f"body not sent within {BODY_DEADLINE:.0f} s") from None
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.limit:
+                    raise HTTPException(413, f"body larger than {self.limit} bytes")
+                complete = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, bounded, send)
+
+
 def _raw_path(request: Request) -> str:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string") or b""
@@ -150,6 +193,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         description="OpenGnSys's server role: console, agents and booted systems (see "
         "docs/security.md for who may call what).",
     )
+    app.add_middleware(BoundedBody)
     database: Database = engine.db
     credentials: dict[str, tuple[bytes | None, int]] = {}
     with database.reading() as s:
@@ -256,14 +300,11 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             )
             return Caller(user.id, user.name, user.role, frozenset(rooms), csrf)
 
-    def changing(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+    def changing(request: Request, who: Caller = Depends(caller)) -> Caller:
         """A state-changing console request: a browser session must send its CSRF token."""
         if who.csrf is not None and not check_csrf(who.csrf, request.headers.get("x-csrf-token")):
             raise HTTPException(403, "missing or wrong X-CSRF-Token")
         return who
-
-    viewer = Annotated[Caller, Depends(caller)]
-    actor = Annotated[Caller, Depends(changing)]
 
     def classrooms_of(names: list[str]) -> set[str]:
         return {engine.site.computer(n).classroom for n in names}
@@ -300,7 +341,9 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"user": data.user, "csrf": csrf}
 
     @app.post(f"{API}/logout", tags=["console"])
-    def logout(request: Request, response: Response, who: actor) -> dict[str, str]:
+    def logout(
+        request: Request, response: Response, who: Caller = Depends(changing)
+    ) -> dict[str, str]:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             with database.transaction() as s:
@@ -313,11 +356,11 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"user": who.name}
 
     @app.get(f"{API}/me", tags=["console"])
-    def me(who: viewer) -> dict[str, Any]:
+    def me(who: Caller = Depends(caller)) -> dict[str, Any]:
         return {"user": who.name, "role": who.role, "classrooms": sorted(who.classrooms)}
 
     @app.post(f"{API}/operations", tags=["console"], summary="run one of the site's operations")
-    def submit(data: SubmitIn, who: actor) -> dict[str, Any]:
+    def submit(data: SubmitIn, who: Caller = Depends(changing)) -> dict[str, Any]:
         if data.index >= len(engine.site.operations):
             raise HTTPException(404, f"the site has no operation {data.index}")
         spec = engine.site.operations[data.index]
@@ -329,7 +372,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
 
     @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
-    def operation(op_id: int, who: viewer) -> dict[str, Any]:
+    def operation(op_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
         try:
             out = engine.operation(op_id)
         except KeyError:
@@ -339,14 +382,35 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return out
 
     @app.get(f"{API}/computers", tags=["console"], summary="status colours and activity")
-    def computers(who: viewer) -> dict[str, Any]:
+    def computers(who: Caller = Depends(caller)) -> dict[str, Any]:
         visible = [
             c for c in engine.clients() if who.may(Action.VIEW, engine.site.computer(c["name"]).classroom)
         ]  # fmt: skip
         return {"clients": visible}
 
+    @app.get(f"{API}/computers/{{name}}/log", tags=["console"], summary="a tracking log")
+    def computer_log(
+        name: str,
+        after: int = 0,
+        limit: int = 1000,
+        who: Caller = Depends(caller),
+    ) -> dict[str, Any]:
+        if name not in engine.live:
+            raise HTTPException(404, f"no computer {name!r}")
+        require(who, Action.VIEW, classrooms_of([name]))
+        engine.flush()
+        with database.reading() as s:
+            lines = store.tail_log(s, name, max(0, after), max(1, min(limit, 10_000)))
+        return {
+            "computer": name,
+            "lines": [
+                {"id": x.id, "t": x.t.timestamp(), "text": x.text, "op": x.operation_id}
+                for x in lines
+            ],
+        }
+
     @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
-    def control(data: ControlIn, who: actor) -> dict[str, Any]:
+    def control(data: ControlIn, who: Caller = Depends(changing)) -> dict[str, Any]:
         unknown = [n for n in data.names if n not in engine.live]
         if unknown:
             raise HTTPException(404, f"no computer {unknown[0]!r}")
@@ -354,7 +418,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"queued": engine.control(data.names, data.kind)}
 
     @app.post(f"{API}/halt", tags=["console"], summary="stop every agent (labs)")
-    def halt(who: actor) -> dict[str, str]:
+    def halt(who: Caller = Depends(changing)) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         engine.halt()
         return {}
@@ -364,7 +428,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         tags=["console"],
         summary="register a computer: a new key pair (the private key is shown once)",
     )
-    def credential(name: str, who: actor) -> dict[str, str]:
+    def credential(name: str, who: Caller = Depends(changing)) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         if name not in engine.live:
             raise HTTPException(404, f"no computer {name!r}")
@@ -378,7 +442,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"computer": name, "private_key_pem": pem.decode()}
 
     @app.get(f"{API}/server-key", tags=["console"], summary="the key agents pin")
-    def server_public(who: viewer) -> dict[str, str]:
+    def server_public(who: Caller = Depends(caller)) -> dict[str, str]:
         from ogref.service.keys import public_key_text
 
         return {"public_key": public_key_text(public_raw(server_key))}

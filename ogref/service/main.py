@@ -21,6 +21,9 @@ from typing import Any
 from ogref.service import db
 from ogref.service.db import Database
 
+SERVICE_PORT = 2008  # agents and consoles (OpenGnSys's ogAdmServer port)
+OS_PORT = 8781  # where a booted system reports ``POST /api/os`` (OGAgent's stand-in)
+
 
 def _tcp(address: str) -> socket.socket:
     host, port = address.rsplit(":", 1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ogref.agent import StartDelayExecutor
+from ogref.agent.master import StartDelayExecutor
 from ogref.model import EngineConfig, Transport
 from ogref.model.policy import StartDelay
 from ogref.transports.executor import NetworkExecutor

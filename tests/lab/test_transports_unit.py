@@ -1,44 +1,22 @@
-"""Pure parts of the lab's transports and services: request signing, the udp-sender and
+"""Pure parts of the lab's transports and services: the udp-sender and
 udp-receiver command lines (OpenGnSys's options), and the agent's request encoding.  No root."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ogref.agent import request_from_json, request_to_json
+from ogref.agent.protocol import request_from_json, request_to_json
 from ogref.core.deploy import DeployRequest, Operation
 from ogref.errors import ImageError, MulticastReceiveFileError, ProtocolJoinMasterError
 from ogref.model import Method, MulticastSession, TorrentSession
 from ogref.repo.sender import SenderOptions, sender_argv
 from ogref.runtime.proc import run_pipeline
 from ogref.transports.multicast import ReceiverConfig, receive_file, receiver_argv, receiver_source
-from ogref.transports.signing import signature, verify
-
-
-def headers(key: bytes, path: str, body: bytes, stamp: float | None = None) -> dict[str, str]:
-    t = f"{stamp if stamp is not None else time.time():.3f}"
-    return {"X-OG-Time": t, "X-OG-Signature": signature(key, "POST", path, t, body)}
-
-
-def test_signature_accepts_the_right_key_only() -> None:
-    key, body = b"k" * 32, b'{"image": "win7"}'
-    h = headers(key, "/multicast/start", body)
-    assert verify(key, "POST", "/multicast/start", h, body)
-    assert not verify(b"x" * 32, "POST", "/multicast/start", h, body)
-    assert not verify(key, "POST", "/multicast/start", h, body + b" ")
-    assert not verify(key, "POST", "/multicast/status", h, body)
-    assert not verify(key, "POST", "/multicast/start", {}, body)
-
-
-def test_stale_requests_are_refused() -> None:
-    key, body = b"k" * 32, b"{}"
-    assert not verify(key, "POST", "/p", headers(key, "/p", body, time.time() - 3600), body)
 
 
 def test_sender_has_opengnsys_options() -> None:

@@ -26,6 +26,9 @@ IMPORT_NAME = {
     "cryptography": "cryptography",
     "argon2-cffi": "argon2",
     "pyjwt": "jwt",
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "httpx": "httpx",
     "sqlalchemy": "sqlalchemy",
     "alembic": "alembic",
     # once declared, never imported (issue 11): listed so that declaring them again fails here

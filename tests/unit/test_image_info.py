@@ -108,7 +108,7 @@ def test_runtime_refuses_only_the_destructive_defects(row: int, tmp_path: Path) 
 
 
 def test_agent_requests_keep_a_missing_torrent_session() -> None:
-    from ogref.agent import request_from_json, request_to_json
+    from ogref.agent.protocol import request_from_json, request_to_json
 
     req = DeployRequest(Operation.RESTORE_COMMAND, "img", Method.parse("TORRENT"))
     assert req.torrent is None and request_from_json(request_to_json(req)) == req

@@ -35,6 +35,7 @@ from ogref.model.status import ClientStatus
 from ogref.site import BootSpec, RestoreSpec
 from ogsim.lab.capabilities import probe, require
 from ogsim.lab.clock import ScenarioClock
+from ogsim.lab.console import Console
 from ogsim.lab.libvirt import connection
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
@@ -214,12 +215,13 @@ class LibvirtRun:
 
     # ------------------------------------------------------------------ server
 
-    def _console(self, path: str, body: Json | None = None) -> Json:
+    @property
+    def console(self) -> Console:
         assert self.lab is not None and self.lab.services is not None
-        return self.lab.services.console.post(path, body or {})
+        return self.lab.services.console
 
     def _clients(self) -> dict[str, Json]:
-        return {c["name"]: c for c in self._console("/console/clients")["clients"]}
+        return {c["name"]: c for c in self.console.clients()}
 
     def _wake_all(self, names: list[str]) -> dict[str, float | None]:
         """Power every VM on; wait for each live client's agent (OPG); seconds per computer."""
@@ -258,7 +260,7 @@ class LibvirtRun:
                 index, op = todo[0]
                 body = getattr(op, op.kind)
                 if op.kind in RUNNABLE and isinstance(body, RestoreSpec):
-                    sub = self._console("/console/submit", {"index": index})
+                    sub = self.console.submit(index)
                     if "refused" in sub:
                         done[index] = self._refused(index, op.kind, body, sub["refused"])
                     else:
@@ -291,7 +293,7 @@ class LibvirtRun:
                     done[index] = OperationResult(index=index, kind=op.kind, at=self.rel())
                 todo.pop(0)
             for index, (op_id, at, kind, body, _names) in list(running.items()):
-                status = self._console("/console/status", {"op": op_id})
+                status = self.console.status(op_id)
                 if self.emit is not nothing:
                     seen = _Running(index, kind, body, op_id, at, 0.0)
                     seen.records = {rec["name"]: rec for rec in status.get("records", [])}
@@ -363,7 +365,7 @@ class LibvirtRun:
                 logs[n].append(LogLine(t=self.rel(), text="reset (no live client to reboot)"))
                 lab.reset(n)
         if live:
-            self._console("/console/reboot", {"names": live})
+            self.console.reboot(live)
             for n in live:
                 logs[n].append(LogLine(t=self.rel(), text="reboot sent to the live client"))
         first = self._wait_os(targets, before, 1)

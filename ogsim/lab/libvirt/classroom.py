@@ -4,7 +4,7 @@ disks, and their power.
 
 ``Classroom.up()`` builds everything (each piece recorded in the run's manifest before it is
 created); each VM's disk is blank or made by the ``disk_builder`` the backend passes; each VM's
-parameters (name, server, repository, lab key, SMB account) are served by the boot server to
+parameters (name, service and its public key, repository, the computer's own key, SMB account) are served by the boot server to
 that VM's address only.  ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts
 the domain (the stand-in for the wake-up); ``set_boot``/``reset`` drive "boot once" / "boot
 target"; ``down()`` destroys the domains in parallel, stops the boot server and destroys the
@@ -158,10 +158,13 @@ class Classroom:
                 "name": seat.name,
                 "ip": f"{seat.ip}/{self.net.subnet.prefixlen}",
                 "disks": {"1": "/dev/vda"},
-                "server": svc.server_url,
+                "service": svc.server_url,
+                "server_public": svc.server_public,
                 "control": svc.control_url,
                 "repo_ip": svc.address,
-                "key": svc.key.hex(),
+                # this computer's own credential, registered with the service now: served only
+                # to the seat's address by the boot server (a PXE-time secret)
+                "private_key_pem": svc.console.register(seat.name).decode(),
                 "smb_user": samba.READER,
                 "smb_password": svc.accounts.reader_password,
                 "torrent_stall": self.torrent_stall,

@@ -3,7 +3,8 @@
 Runs on the VM's Debian ``/usr/bin/python3`` from the per-run overlay (standard library only).
 Like a PXE-booted ogLive, it takes its parameters from the kernel command line: ``oglab.config=
 URL`` names this computer's configuration on the lab's boot server (JSON: name, disk, the
-server, the repository's address and control API, the lab key and the SMB reader account).  It
+service and the key it signs with, the repository's address and control API, this computer's
+own private key and the SMB reader account).  It
 writes the secrets to root-only files under ``/run/oglab`` and replaces itself with
 ``python3 -m ogref.agent`` — the same agent the netns lab runs.  It decides and runs nothing else.
 """
@@ -51,7 +52,7 @@ def _secret(path: Path, text: str) -> Path:
 def agent_argv(cfg: dict[str, Any], run: Path = RUN) -> list[str]:
     """The agent's command line for ``cfg`` (secrets written under ``run``)."""
     run.mkdir(parents=True, exist_ok=True)
-    key = _secret(run / "lab.key", str(cfg["key"]) + "\n")
+    key = _secret(run / "agent.pem", str(cfg["private_key_pem"]))
     cred = _secret(run / "smb.cred", f"{cfg['smb_user']}\n{cfg['smb_password']}\n")
     argv = [
         "/usr/bin/python3",
@@ -70,8 +71,10 @@ def agent_argv(cfg: dict[str, Any], run: Path = RUN) -> list[str]:
         str(key),
         "--control",
         str(cfg["control"]),
-        "--server",
-        str(cfg["server"]),
+        "--service",
+        str(cfg["service"]),
+        "--server-public",
+        str(cfg["server_public"]),
         "--work",
         str(run / "work"),
         "--torrent-stall",
@@ -89,7 +92,7 @@ def main() -> None:
         raise SystemExit("no oglab.config= on the kernel command line")
     cfg = fetch(url)
     argv = agent_argv(cfg)
-    print(f"LIVECLIENT: AGENT {cfg['name']} server={cfg['server']}", flush=True)
+    print(f"LIVECLIENT: AGENT {cfg['name']} service={cfg['service']}", flush=True)
     os.execv(argv[0], argv)
 
 

@@ -3,8 +3,9 @@
 The same programs, started the same way, as in the netns lab (``ogsim.lab.netns.backend``):
 ``smbd`` with the ``ogimages`` share and per-lab generated reader/writer passwords
 (:func:`ogsim.lab.netns.samba.start_smbd`), ``opentracker`` with the repository's whitelist, the
-libtorrent seeder, the signed multicast control API (``udp-sender`` on the bridge) and the server
-(``ogref.server``: agents' signed API, console socket, OS-started reports).  Everything binds to
+libtorrent seeder, the console service (``ogref serve``: agents' signed API, the console socket,
+OS-started reports) and the repository's control API (``udp-sender`` on the bridge, opened by
+the service's capability tokens).  Everything binds to
 the bridge address only.  The netns helpers want a named network namespace: here it is an alias
 (``ip netns attach``) of this process's own namespace, where the bridge lives — recorded in the
 manifest and removed (``ip netns del`` of an alias only unmounts it).  Every process is a
@@ -25,9 +26,9 @@ from pathlib import Path
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
 from ogref.runtime.imagefile import ImageStore, make_torrent
-from ogref.server import OS_PORT, SERVER_PORT
+from ogref.service.main import OS_PORT, SERVICE_PORT
 from ogref.site import load_site
-from ogref.transports.signing import SignedClient, new_key, write_key
+from ogsim.lab.console import Console
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import processes, samba
 from ogsim.lab.netns.samba import SambaAccounts
@@ -39,9 +40,9 @@ class Services:
     """What the backend and the VMs need to reach the running services."""
 
     host: Host
-    key: bytes
+    server_public: str  # the service's key, which the live clients pin
     accounts: SambaAccounts
-    console: SignedClient
+    console: Console
     logs: Path
 
     @property
@@ -50,7 +51,7 @@ class Services:
 
     @property
     def server_url(self) -> str:
-        return f"http://{self.address}:{SERVER_PORT}"
+        return f"http://{self.address}:{SERVICE_PORT}"
 
     @property
     def control_url(self) -> str:
@@ -91,9 +92,6 @@ def start(
     py = sys.executable
     ip = host.address
     logs = run_dir / "logs"
-    key = new_key()
-    key_file = run_dir / "lab.key"
-    write_key(key_file, key)
     announce_here(repo, ip)
     accounts = samba.start_smbd(manifest, host, repo, run_dir / "smb")
     # opentracker reads its whitelist after dropping privileges: a directory "nobody" traverses
@@ -123,6 +121,41 @@ def start(
         ],
         logs / "seeder.log",
     )
+    sock = run_dir / "console.sock"
+    manifest.record("file", str(sock))
+    token_file, public_file = run_dir / "admin.token", run_dir / "server.pub"
+    service = processes.start(
+        manifest,
+        host,
+        "service",
+        [
+            py,
+            "-m",
+            "ogref.service.main",
+            "--state",
+            str(run_dir / "service"),
+            "--site",
+            str(site_file),
+            "--listen",
+            f"{ip}:{SERVICE_PORT}",
+            "--listen",
+            f"{ip}:{OS_PORT}",
+            "--console",
+            str(sock),
+            "--admin-token-file",
+            str(token_file),
+            "--server-public-file",
+            str(public_file),
+            "--heartbeat-timeout",
+            str(heartbeat_timeout),
+            "--command-timeout",
+            str(command_timeout),
+        ],
+        logs / "service.log",
+    )
+    if not processes.wait_port(host, SERVICE_PORT, proc=service, timeout=60):
+        raise RuntimeError(f"the console service did not start (see {logs}/service.log)")
+    server_public = public_file.read_text().strip()
     control = processes.start(
         manifest,
         host,
@@ -135,8 +168,8 @@ def start(
             str(repo),
             "--listen",
             f"{ip}:{CONTROL_PORT}",
-            "--key-file",
-            str(key_file),
+            "--server-public",
+            server_public,
             "--log-dir",
             str(logs / "mcast"),
             "--interface",
@@ -146,42 +179,8 @@ def start(
         ],
         logs / "control.log",
     )
-    sock = run_dir / "console.sock"
-    manifest.record("file", str(sock))
-    server = processes.start(
-        manifest,
-        host,
-        "server",
-        [
-            py,
-            "-m",
-            "ogref.server",
-            "--site",
-            str(site_file),
-            "--listen",
-            f"{ip}:{SERVER_PORT}",
-            "--console",
-            str(sock),
-            "--key-file",
-            str(key_file),
-            "--log-dir",
-            str(logs / "clients"),
-            "--heartbeat-timeout",
-            str(heartbeat_timeout),
-            "--command-timeout",
-            str(command_timeout),
-            "--os-listen",
-            f"{ip}:{OS_PORT}",
-        ],
-        logs / "server.log",
-    )
-    for port, proc in (
-        (TRACKER_PORT, tracker),
-        (CONTROL_PORT, control),
-        (SERVER_PORT, server),
-        (OS_PORT, server),
-    ):
+    for port, proc in ((TRACKER_PORT, tracker), (CONTROL_PORT, control), (OS_PORT, service)):
         if not processes.wait_port(host, port, proc=proc, timeout=60):
             raise RuntimeError(f"service on {ip}:{port} did not start (see {logs})")
-    console = SignedClient(f"unix:{sock}", key, timeout=60)
-    return Services(host, key, accounts, console, logs)
+    console = Console(sock, token_file.read_text().strip())
+    return Services(host, server_public, accounts, console, logs)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,9 +54,9 @@ from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
-from ogref.server import OS_PORT, SERVER_PORT
+from ogref.service.keys import save_private_key
+from ogref.service.main import OS_PORT, SERVICE_PORT
 from ogref.site import CloneSpec, CreateSpec, SiteSpec
-from ogref.transports.signing import ApiError, SignedClient, new_key, read_key, write_key
 from ogsim.lab import cgroup
 from ogsim.lab.capabilities import (
     CAPABILITIES,
@@ -67,6 +66,7 @@ from ogsim.lab.capabilities import (
     require,
 )
 from ogsim.lab.clock import Anchor, ScenarioClock, anchor_faults
+from ogsim.lab.console import Console, ConsoleError
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
@@ -126,7 +126,7 @@ class Lab:
     sources: dict[str, SourceImage] = field(default_factory=dict)
     loss: shaping.LossTable | None = None
     notes: list[str] = field(default_factory=list)
-    console: SignedClient | None = None
+    console: Console | None = None
     store: ImageStore | None = None
     whitelist: Path | None = None
     tracker: subprocess.Popen[bytes] | None = None
@@ -249,8 +249,6 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     # repository: share, images, services
     share = run_dir / "repo" / "images"
     share.mkdir(parents=True, exist_ok=True)
-    key_file = run_dir / "lab.key"
-    write_key(key_file, new_key())
     emit(StageEvent("services", "smbd"))
     accounts = samba.start_smbd(manifest, repo, share, run_dir / "smb")
     wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RESTORES}
@@ -295,6 +293,45 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     )
     lab.tracker, lab.whitelist = tracker, whitelist
     lab.seeder = _start_seeder(lab)
+    site_file = run_dir / "site.yaml"
+    _site_yaml(scenario, site_file)
+    console_sock = run_dir / "console.sock"
+    manifest.record("file", str(console_sock))
+    state = run_dir / "service"
+    token_file, public_file = run_dir / "admin.token", run_dir / "server.pub"
+    srv = processes.start(
+        manifest,
+        server,
+        "service",
+        [
+            _python(),
+            "-m",
+            "ogref.service.main",
+            "--state",
+            str(state),
+            "--site",
+            str(site_file),
+            "--listen",
+            f"{server.address}:{SERVICE_PORT}",
+            "--listen",
+            f"{server.address}:{OS_PORT}",
+            "--console",
+            str(console_sock),
+            "--admin-token-file",
+            str(token_file),
+            "--server-public-file",
+            str(public_file),
+            "--heartbeat-timeout",
+            str(_heartbeat_timeout(scenario, opts)),
+            "--command-timeout",
+            str(opts.command_timeout),
+        ],
+        logs / "service.log",
+    )
+    if not processes.wait_port(server, SERVICE_PORT, proc=srv, timeout=60):
+        raise RuntimeError(f"the console service did not start (see {logs}/service.log)")
+    lab.console = Console(console_sock, token_file.read_text().strip())
+    server_public = public_file.read_text().strip()
     control = processes.start(
         manifest,
         repo,
@@ -307,8 +344,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             str(share),
             "--listen",
             f"{repo.address}:{CONTROL_PORT}",
-            "--key-file",
-            str(key_file),
+            "--server-public",
+            server_public,
             "--log-dir",
             str(logs / "mcast"),
             "--fec",
@@ -316,45 +353,9 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         ],
         logs / "control.log",
     )
-    site_file = run_dir / "site.yaml"
-    _site_yaml(scenario, site_file)
-    console_sock = run_dir / "console.sock"
-    manifest.record("file", str(console_sock))
-    srv = processes.start(
-        manifest,
-        server,
-        "server",
-        [
-            _python(),
-            "-m",
-            "ogref.server",
-            "--site",
-            str(site_file),
-            "--listen",
-            f"{server.address}:{SERVER_PORT}",
-            "--console",
-            str(console_sock),
-            "--key-file",
-            str(key_file),
-            "--log-dir",
-            str(logs / "clients"),
-            "--heartbeat-timeout",
-            str(_heartbeat_timeout(scenario, opts)),
-            "--command-timeout",
-            str(opts.command_timeout),
-            "--os-listen",
-            f"{server.address}:{OS_PORT}",
-        ],
-        logs / "server.log",
-    )
-    for host, port, proc in (
-        (repo, TRACKER_PORT, tracker),
-        (repo, CONTROL_PORT, control),
-        (server, SERVER_PORT, srv),
-    ):
+    for host, port, proc in ((repo, TRACKER_PORT, tracker), (repo, CONTROL_PORT, control)):
         if not processes.wait_port(host, port, proc=proc):
             raise RuntimeError(f"service on {host.name}:{port} did not start (see {logs})")
-    lab.console = SignedClient(f"unix:{console_sock}", read_key(key_file))
     # clients: disks and agents
     emit(StageEvent("agents", "disks and live clients", 0, len(scenario.site.computers)))
     for n, pc in enumerate(scenario.site.computers):
@@ -364,6 +365,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         disk = build_disk(manifest, pc, scale, work, cdir / "cache-setup")
         lab.disks[pc.name] = disk
         _prepare_references(lab, scenario, pc.name, scale, work)
+        key = cdir / "agent.pem"  # registered with the service: its own credential
+        save_private_key(key, lab.console.register(pc.name))
         lab.agents[pc.name] = processes.start(
             manifest,
             lab.clients[pc.name],
@@ -383,11 +386,13 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
                 "--smb-cred",
                 str(accounts.reader_file),
                 "--key-file",
-                str(key_file),
+                str(key),
                 "--control",
                 f"http://{repo.address}:{CONTROL_PORT}",
-                "--server",
-                f"http://{server.address}:{SERVER_PORT}",
+                "--service",
+                f"http://{server.address}:{SERVICE_PORT}",
+                "--server-public",
+                server_public,
                 "--work",
                 str(cdir),
                 "--torrent-stall",
@@ -649,7 +654,7 @@ def _after_create(lab: Lab, spec: CreateSpec, rec: ComputerResult, raw: dict[str
 
 def _clients(lab: Lab) -> dict[str, dict[str, Any]]:
     assert lab.console is not None
-    return {c["name"]: c for c in lab.console.post("/console/clients")["clients"]}
+    return {c["name"]: c for c in lab.console.clients()}
 
 
 def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], clock: ScenarioClock) -> None:
@@ -675,7 +680,7 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], clock: Scenario
     if not ok:
         return
     start = time.time()
-    lab.console.post("/console/reboot", {"names": [r.name for r in ok]})
+    lab.console.reboot([r.name for r in ok])
     want = "the boot target again" if spec.permanent else f"the live client ({ClientStatus.OPG})"
     pending = {r.name for r in ok}
     deadline = time.monotonic() + 30
@@ -815,8 +820,7 @@ def execute(
     # wait for every agent to say hello
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        clients = console.post("/console/clients")["clients"]
-        if all(c["status"] != "OFF" for c in clients):
+        if all(c["status"] != "OFF" for c in console.clients()):
             break
         time.sleep(0.3)
     events: list[LogLine] = []
@@ -885,7 +889,7 @@ def execute(
             # poll the running operations and the clients' activity
             clients = _clients(lab) if running else {}
             for index, r in list(running.items()):
-                status = console.post("/console/status", {"op": r.op_id})
+                status = console.status(r.op_id)
                 r.records = {rec["name"]: rec for rec in status.get("records", [])}
                 _tell(opts.emit, r, clients, clock, told)
                 if status["done"] or time.monotonic() > r.deadline:
@@ -1014,8 +1018,8 @@ def _submit(
         events.append(LogLine(t=clock.of(at), text=f"operation {index} ({kind}) not run by netns"))
         return OperationResult(index=index, kind=kind, at=clock.of(at))
     try:
-        sub = lab.console.post("/console/submit", {"index": index})
-    except ApiError as exc:
+        sub = lab.console.submit(index)
+    except ConsoleError as exc:
         why = str(exc)
         events.append(LogLine(t=clock.of(at), text=f"operation {index} ({kind}) refused: {why}"))
         return _refused(scenario, index, kind, spec, at, clock, why)
@@ -1097,7 +1101,7 @@ def _master_tree(lab: Lab, spec: CloneSpec) -> SourceImage:
 def _halt(lab: Lab) -> None:
     if lab.console is not None:
         with contextlib.suppress(Exception):
-            lab.console.post("/console/halt", timeout=5)
+            lab.console.halt(timeout=5)
     deadline = time.monotonic() + 10
     for proc in lab.agents.values():
         try:
@@ -1163,9 +1167,7 @@ def run(
             events.insert(i, LogLine(t=0.0, text=text))
         seeder = run_dir / "seeder.json"
         seeded = seeder.read_text() if seeder.exists() else "{}"
-        logs_dir = run_dir / "logs" / "clients"
-        if logs_dir.exists():
-            shutil.copytree(logs_dir, out_dir / "client-logs", dirs_exist_ok=True)
+        _write_client_logs(lab, scenario, out_dir / "client-logs")
     every = [c for op in ops for c in op.computers]
     makespan = max((c.finished or 0.0 for c in every), default=0.0)
     import json
@@ -1213,6 +1215,24 @@ def run(
     )
     results.write(out_dir / "results.json")
     return results
+
+
+def _write_client_logs(lab: Lab, scenario: Scenario, where: Path) -> None:
+    """Each computer's tracking log, as the service keeps it, in ``<ip>.log`` (OpenGnSys's
+    per-client log files)."""
+    if lab.console is None:
+        return
+    where.mkdir(parents=True, exist_ok=True)
+    for pc in scenario.site.computers:
+        try:
+            lines = lab.console.log(pc.name)
+        except ConsoleError:
+            continue
+        text = "".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(float(x['t'])))} {x['text']}\n"
+            for x in lines
+        )
+        (where / f"{pc.address}.log").write_text(text)
 
 
 def destroy(run_dir: Path) -> list[str]:

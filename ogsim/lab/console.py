@@ -1,0 +1,87 @@
+"""The labs' console: the calls a lab makes to the console service it started (``ogref
+serve``), over the service's UNIX socket with the administrator's API token — register a
+computer, submit a site operation, read an operation's records and the computers' status,
+reboot, halt.  A thin client of ``/api/v1``; the service decides everything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Json = dict[str, Any]
+
+
+class ConsoleError(RuntimeError):
+    """The service refused a console call, or could not be reached."""
+
+
+class Console:
+    """The console service at ``socket`` (a UNIX socket), as its administrator."""
+
+    def __init__(self, socket: Path, token: str, timeout: float = 60.0) -> None:
+        self.http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(socket)),
+            base_url="http://console",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def _call(
+        self, method: str, path: str, body: Json | None = None, timeout: float | None = None
+    ) -> Json:
+        try:
+            kw: dict[str, Any] = {"json": body} if body is not None else {}
+            if timeout is not None:
+                kw["timeout"] = timeout
+            reply = self.http.request(method, f"/api/v1{path}", **kw)
+        except httpx.HTTPError as exc:
+            raise ConsoleError(f"{method} {path}: {exc}") from None
+        if reply.status_code >= 400:
+            try:
+                detail = reply.json().get("detail", reply.text)
+            except ValueError:
+                detail = reply.text
+            raise ConsoleError(f"{method} {path}: {reply.status_code} {detail}")
+        out = reply.json()
+        return out if isinstance(out, dict) else {"value": out}
+
+    def register(self, name: str) -> bytes:
+        """A new key pair for ``name``; its private key (PEM), shown once."""
+        return str(self._call("POST", f"/computers/{name}/credential")["private_key_pem"]).encode()
+
+    def server_public(self) -> str:
+        return str(self._call("GET", "/server-key")["public_key"])
+
+    def submit(self, index: int) -> Json:
+        """Run the site's operation ``index``: ``{"op", "computers"}`` (``"refused"`` too when
+        the console refused it with an OpenGnSys code)."""
+        return self._call("POST", "/operations", {"index": index})
+
+    def status(self, op: int | str) -> Json:
+        return self._call("GET", f"/operations/{op}")
+
+    def clients(self) -> list[Json]:
+        return list(self._call("GET", "/computers")["clients"])
+
+    def log(self, name: str) -> list[Json]:
+        """``name``'s whole tracking log (lines with ``t`` and ``text``)."""
+        lines: list[Json] = []
+        after = 0
+        while True:
+            got = self._call("GET", f"/computers/{name}/log?after={after}&limit=5000")["lines"]
+            lines += got
+            if len(got) < 5000:
+                return lines
+            after = int(got[-1]["id"])
+
+    def reboot(self, names: list[str], kind: str = "reboot") -> Json:
+        return self._call("POST", "/computers/control", {"names": names, "kind": kind})
+
+    def halt(self, timeout: float = 5.0) -> None:
+        self._call("POST", "/halt", timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
