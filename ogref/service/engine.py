@@ -122,6 +122,8 @@ class Engine:
         self.told: dict[Job, str] = {}
         self._lines: list[store.NewLogLine] = []
         self.seqs: dict[str, int] = {}  # agents' replay counters to write (the app keeps them)
+        # what a result says beyond the record's columns (a create's image), by command id
+        self.extras: dict[str, Json] = {}
         self._restore_state()
 
     # ------------------------------------------------------------------ start-up
@@ -405,8 +407,14 @@ class Engine:
 
     def _done(self, name: str, command_id: str, result: Json) -> None:
         op_id = int(command_id.split("/")[0])
+        made = result.get("image") if isinstance(result.get("image"), dict) else None
         with self.db.transaction() as s:
             store.finish_record(s, op_id, name, store.RecordResult.from_agent(result))
+            j = self.jobs.get(command_id)
+            if made and j is not None and j.writes and int(result.get("code", 1)) == 0:
+                self._publish(s, name, made)  # a create into the repository
+        if made:
+            self.extras[command_id] = {"image": made}
         live = self.live[name]
         if live.current == command_id:
             live.current = None
@@ -415,6 +423,21 @@ class Engine:
             self._master_failed(op, int(result["code"]), str(result.get("message", "")))
         self._end_job(command_id)
         self._release()
+
+    def _publish(self, s: Any, name: str, made: Json) -> None:
+        """A create into the repository published a new version: the catalogue shows it."""
+        from ogref.agent.protocol import image_from_json
+
+        try:
+            image = image_from_json({**made, "repository": self.site.computer(name).repository})
+        except (KeyError, ValueError, OgError):
+            return  # a create into a CACHE, or an answer without sizes: no catalogue entry
+        try:
+            store.add_image_version(s, image)
+        except LookupError:
+            return
+        s.flush()
+        self.site = load_site(s)
 
     def _ready(self, name: str, command_id: str, image: Json) -> None:
         op = self.ops.get(int(command_id.split("/")[0]))
@@ -567,6 +590,7 @@ class Engine:
         for key in ("stream_md5", "os_hostname"):
             if getattr(r, key):
                 out[key] = getattr(r, key)
+        out.update(self.extras.get(f"{r.operation_id}/{r.computer}", {}))
         return out
 
     def clients(self) -> list[Json]:

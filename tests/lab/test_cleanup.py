@@ -197,14 +197,14 @@ def test_an_agent_stopped_mid_restore_wipes_the_half_written_filesystem(tmp_path
         lab = backend.build(sc, tmp_path / "run", manifest, opts)
         assert lab.console is not None
         deadline = time.monotonic() + 60
-        while lab.console.post("/console/clients")["clients"][0]["status"] == "OFF":
+        while lab.console.clients()[0]["status"] == "OFF":
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        lab.console.post("/console/submit", {"index": 0})
+        lab.console.submit(0)
         agent = lab.agents["pc01"]
         deadline = time.monotonic() + 120
         while True:  # until the partition is being written
-            act = lab.console.post("/console/clients")["clients"][0].get("activity") or {}
+            act = lab.console.clients()[0].get("activity") or {}
             if act.get("stage") == "restore" and int(act.get("done") or 0) > 1 << 20:
                 break
             assert time.monotonic() < deadline, act
