@@ -4,7 +4,8 @@ To stay cheap at 1,000+ peers the image is cut into ``swarm_blocks`` blocks (eac
 of whole pieces); a block is the unit a peer requests, verifies and re-serves, so store-and-
 forward latency is one block per hop.  The tracker answers a join with up to ``neighbours``
 random live peers plus the repository seeder (bttrack + btlaunchmany); connections are
-symmetric; a peer starved of useful neighbours re-announces every 30 s.  Each peer has
+symmetric; a peer starved of useful neighbours re-announces every 30 s (a daemon timer: when
+nothing but re-announces is left to happen, the swarm has stalled and the run ends).  Each peer has
 ``upload_slots`` and ``download_slots``; a peer-to-peer block moves at
 ``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
 uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
@@ -264,7 +265,9 @@ class Swarm:
             if not started:
                 self.waiting[down] = None
                 if down.down_used == 0 and down.reannounce is None:
-                    down.reannounce = self.sim.loop.after(REANNOUNCE_S, self._reannounce, down)
+                    down.reannounce = self.sim.loop.after(
+                        REANNOUNCE_S, self._reannounce, down, daemon=True
+                    )
                 return
         self.waiting.pop(down, None)
 
@@ -340,8 +343,9 @@ class Swarm:
                 wire=1.0 / self.params.torrent_efficiency,
             )
             self.sim.net.start(x.flow)
-        else:
+        elif rate > 0:
             x.timer = self.sim.loop.after(self.block_size / rate, self._done, x)
+        # else: nothing moves on a 0 rate (refused at load): the block never arrives
 
     def _done(self, x: Transfer) -> None:
         self._release(x)

@@ -1,8 +1,12 @@
 """EngineConfig: the engine.cfg policy knobs as data, loadable from a real ``engine.cfg``.
 
-engine.cfg is a shell file of ``KEY=value`` lines.  We read the keys that matter for creating,
+engine.cfg is a shell file of ``KEY=value`` lines (and comments): any other line refuses the file,
+so a YAML file or ``/etc/passwd`` is not taken for one.  We read the keys that matter for creating,
 restoring and deploying images, refuse unknown *values* of those keys with the file, line and
-reason (OpenGnSys silently misbehaves on them), and keep other keys verbatim in ``extra``.
+reason (OpenGnSys silently misbehaves on them), refuse a known key written in another case
+(``restoreprotocolnotcache``: the shell would ignore it), and keep other keys verbatim in
+``extra``.  A site file's ``engine:`` mapping goes through the same checks, and there every key
+must be one of :data:`ENGINE_KEYS` (a typo would otherwise be ignored).
 
 Our default follows the seed: a client that cannot use its cache falls back to UNICAST-DIRECT
 (``RESTOREPROTOCOLNOTCACHE=UNICAST``) and new images are compressed with zstd.
@@ -11,9 +15,10 @@ Our default follows the seed: a client that cannot use its cache falls back to U
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
@@ -184,13 +189,45 @@ class EngineConfig:
     @classmethod
     def from_text(cls, text: str, source: str = "engine.cfg") -> EngineConfig:
         """Parse engine.cfg text; values of known keys are validated, others kept in ``extra``."""
+        pairs = ((f"line {n}", key, raw) for n, key, raw in _assignments(text, source))
+        return cls().with_engine_cfg(pairs, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> EngineConfig:
+        """Read and parse an engine.cfg file (it must hold at least one ``KEY=value`` line)."""
+        p = Path(path)
+        try:
+            with p.open("rb") as f:
+                raw = f.read(_MAX_FILE + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
+        if len(raw) > _MAX_FILE:
+            raise ConfigError(
+                f"larger than {_MAX_FILE // 1024} KiB: not an engine.cfg", source=str(p)
+            )
+        text = raw.decode("utf-8", errors="replace")
+        if not _assignments(text, str(p)):
+            raise ConfigError("holds no KEY=value line: not an engine.cfg", source=str(p))
+        return cls.from_text(text, source=str(p))
+
+    def with_engine_cfg(
+        self, pairs: Iterable[tuple[str, str, str]], source: str, *, known_only: bool = False
+    ) -> EngineConfig:
+        """A copy with engine.cfg ``(where, KEY, value)`` assignments applied, each validated.
+
+        ``where`` names the place in ``source`` (``line 3``, ``engine.IMGCOMP``) for errors.
+        Unknown keys go to ``extra``; with ``known_only`` they are refused (site files).
+        """
         values: dict[str, Any] = {}
-        extra: list[tuple[str, str]] = []
-        for lineno, key, raw in _assignments(text, source):
-            where = f"line {lineno}"
+        extra = dict(self.extra)
+        for where, key, raw in pairs:
+            try:
+                check_engine_key(key, known_only=known_only)
+            except FormatError as exc:
+                raise ConfigError(exc.message, source=source, path=where) from None
             spec = _KEYS.get(key)
             if spec is None:
-                extra.append((key, raw))
+                extra[key] = raw
                 continue
             attr, convert = spec
             try:
@@ -198,17 +235,7 @@ class EngineConfig:
             except (FormatError, ValueError) as exc:
                 reason = exc.message if isinstance(exc, FormatError) else str(exc)
                 raise ConfigError(f"{key}={raw!r}: {reason}", source=source, path=where) from None
-        return cls(**values, extra=tuple(extra))
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> EngineConfig:
-        """Read and parse an engine.cfg file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
-        return cls.from_text(text, source=str(p))
+        return self.with_overrides(**values, extra=tuple(extra.items()))
 
     def with_overrides(self, **kwargs: Any) -> EngineConfig:
         """A copy with some attributes changed (validated like the originals)."""
@@ -291,11 +318,35 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "STARTDELAY": ("start_delay", StartDelay.parse),
 }
 
+# keys of OpenGnSys 1.1.1d's engine.cfg that ogref keeps (in ``extra``) but does not act on
+STOCK_KEYS = ("OGENGINECONFIGURATE", "OGLOGSESSION", "OGLOGCOMMAND", "NODEBUGFUNCTIONS")
+ENGINE_KEYS: tuple[str, ...] = (*_KEYS, *STOCK_KEYS)
+"""Every key a site file's ``engine:`` may hold."""
+
+_MAX_FILE = 1024 * 1024
+
+
+def check_engine_key(key: str, *, known_only: bool = False) -> None:
+    """Refuse a known key in the wrong case, or (``known_only``) any key not in ENGINE_KEYS."""
+    if key in ENGINE_KEYS:
+        return
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise FormatError(f"{key!r} is not an engine.cfg key (KEY=value, a shell variable name)")
+    upper = key.upper()
+    if upper in ENGINE_KEYS:
+        raise FormatError(f"unknown engine.cfg key {key!r}: keys are upper case ({upper})")
+    if known_only:
+        close = difflib.get_close_matches(upper, ENGINE_KEYS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(ENGINE_KEYS)
+        raise FormatError(f"unknown engine.cfg key {key!r} ({hint})")
+
+
 _ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
 def _assignments(text: str, source: str) -> list[tuple[int, str, str]]:
-    """``(line, KEY, value)`` for each shell assignment, with quotes and comments removed."""
+    """``(line, KEY, value)`` for each shell assignment, with quotes and comments removed;
+    a line that is neither an assignment, a comment nor blank refuses the text."""
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -303,7 +354,11 @@ def _assignments(text: str, source: str) -> list[tuple[int, str, str]]:
             continue
         m = _ASSIGN.match(stripped)
         if not m:
-            continue  # shell statements other than assignments are not configuration
+            raise ConfigError(
+                f"not a KEY=value line: {stripped[:40]!r} (is this an engine.cfg?)",
+                source=source,
+                path=f"line {lineno}",
+            )
         key, rest = m.group(1), m.group(2)
         try:
             words = shlex.split(rest, comments=True, posix=True)
