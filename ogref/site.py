@@ -592,11 +592,20 @@ def parse_yaml(text: str, source: str = "<yaml>") -> Any:
 
 
 def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
-    """The first pydantic error as a ConfigError with its YAML path."""
-    err = exc.errors()[0]
+    """The most specific pydantic error (the deepest; the first of those) as a ConfigError with
+    its YAML path: for a union such as ``ComputersSpec | list[ComputerSpec]`` that is the error
+    inside the member the value was meant for, not "not a mapping"."""
+    errors = exc.errors()
+    err = max(errors, key=lambda e: len(e["loc"]))
     loc = [str(x) for x in err["loc"] if not str(x).startswith(("function-", "union["))]
     # pydantic appends the union member tag (e.g. "str", "CachedImageSpec"); drop those
-    loc = [x for x in loc if not x[:1].isupper() and x not in ("str", "int", "list", "literal")]
+    loc = [
+        x
+        for x in loc
+        if not x[:1].isupper()
+        and x not in ("str", "int", "list", "literal")
+        and not re.match(r"[a-z]+\[", x)  # list[ComputerSpec], dict[str,any]…
+    ]
     path = ".".join(([prefix] if prefix else []) + loc)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
