@@ -53,7 +53,7 @@ app = typer.Typer(
     epilog=EXIT_CODES,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line each
 
 
 def _load_site(path: Path) -> Site:

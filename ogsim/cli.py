@@ -60,7 +60,7 @@ app = typer.Typer(
     epilog=EXIT_CODES,
 )
 out = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line each
 
 SEED_SCENARIO = (
     Path(__file__).resolve().parent.parent / "scenarios" / "seed-35pc-torrent-cache.yaml"

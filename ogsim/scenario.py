@@ -41,7 +41,7 @@ SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 def safe_name(text: str) -> str:
     """``text`` made a scenario name: runs of other characters become ``-`` (a file stem)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).lstrip(".-_")[:100]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-_")[:100]
     return name or "scenario"
 
 
