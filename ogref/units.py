@@ -22,6 +22,8 @@ from ogref.errors import FormatError
 _NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 # sizes beyond this many bytes are no disk's (and would overflow 64-bit fields downstream)
 MAX_SIZE = 2**63 - 1
+# durations beyond 31 years are no deployment's (and a clock that far loses sub-µs resolution)
+MAX_DURATION = 1e9
 
 _SIZE_UNITS: dict[str, int] = {
     "": 1, "b": 1, "byte": 1, "bytes": 1,
@@ -140,6 +142,8 @@ def parse_duration(value: str | int | float) -> float:
             raise FormatError(f"empty duration: {value!r}")
     if total < 0 or math.isinf(total) or math.isnan(total):
         raise FormatError(f"duration must be a finite non-negative number: {value!r}")
+    if total > MAX_DURATION:
+        raise FormatError(f"duration out of range (at most 10^9 s, 31 years): {value!r}")
     return total
 
 

@@ -273,7 +273,7 @@ class SimBackendSpec(_Strict):
     upload_slots: int = Field(default=4, ge=1, description="torrent upload slots per peer")
     download_slots: int = Field(default=4, ge=1, description="torrent concurrent downloads")
     neighbours: int = Field(default=30, ge=1, description="peers a tracker answer lists")
-    piece: Size = Field(default=4 * 1024**2, description="torrent piece size (ctorrent -l)")
+    piece: Size = Field(default=4 * 1024**2, gt=0, description="torrent piece size (ctorrent -l)")
     torrent_efficiency: Ratio = Field(
         default=0.92, gt=0, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )

@@ -127,3 +127,40 @@ def test_cancelling_a_timer_that_already_ran_changes_nothing() -> None:
     loop.after(0.5, poll, daemon=True)
     loop.run()  # a miscounted cancel would keep the poll alive forever
     assert ran == ["poll", "a", "b", "c", "poll"]
+
+
+# --------------------------------------------------------------------------- crawling, not stalled
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["classrooms"][0]["defaults"]["hw"]["disk"].update(
+            stall="100%", stall_factor=1e300
+        ),
+        lambda d: d["backends"].update(sim={"torrent_efficiency": "0.0001%"}),
+        lambda d: d["backends"].update(sim={"scale": 1e-12}),
+    ],
+    ids=["disk-1e300-slower", "efficiency-1e-6", "scale-1e-12"],
+)
+def test_a_swarm_that_crawls_is_not_polled_forever(
+    mutate: Callable[[dict[str, Any]], None],
+) -> None:
+    """Re-announces pause while no block arrives anywhere, so a transfer that takes 1e300 s
+    costs a few thousand events, not 1e298 re-announces."""
+    results = simulate(seed(mutate))
+    assert results.metrics.events < 200_000
+    assert results.metrics.computers == 35
+
+
+def test_a_flow_shorter_than_the_clock_resolution_completes() -> None:
+    """At t = 1e15 s a 10-byte flow at 1 GB/s lasts less than one tick of the float clock."""
+    from ogsim.network import Flow, Network
+
+    loop = Loop()
+    net = Network(loop)
+    link = net.link("l", 1e9)
+    done: list[float] = []
+    loop.at(1e15, lambda: net.start(Flow(10.0, (link,), 1e9, lambda f: done.append(loop.now))))
+    loop.run()
+    assert done == [1e15]

@@ -311,3 +311,11 @@ def test_engine_cfg_refuses_a_known_key_in_lower_case(tmp_path: Path) -> None:
 def test_engine_cfg_keeps_other_upper_case_keys() -> None:
     cfg = EngineConfig.from_text('OGSLEEP=20\nSITE_SPECIFIC="x y"\n')
     assert dict(cfg.extra)["SITE_SPECIFIC"] == "x y"
+
+
+def test_durations_beyond_31_years_are_refused() -> None:
+    with pytest.raises(FormatError, match="out of range"):
+        parse_duration("1e300s")
+    data = seed()
+    data["operations"][0]["at"] = 1e300
+    refused(data, "operations.0.at", "out of range")
