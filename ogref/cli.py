@@ -87,7 +87,7 @@ def _restore_spec(fields: dict[str, Any], given: set[str], source: str) -> Resto
         raise conf from None
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def plan(
     site_file: Path = typer.Argument(..., help="site or scenario YAML (repositories, classrooms…)"),
     image: str | None = typer.Option(
@@ -216,7 +216,7 @@ def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
         )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def images(
     site_file: Path,
     computer: str,
@@ -239,7 +239,7 @@ def images(
     out.print(t)
 
 
-@app.command("engine-cfg")
+@app.command("engine-cfg", epilog=EXIT_CODES)
 def engine_cfg_cmd(path: Path) -> None:
     """Validate an engine.cfg and print the values ogref will use."""
     try:
@@ -255,7 +255,7 @@ def engine_cfg_cmd(path: Path) -> None:
     out.print(t)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def methods() -> None:
     """The five Restore methods and the status colours."""
     for m in ALL_METHODS:
@@ -264,7 +264,7 @@ def methods() -> None:
         out.print(f"{s.value:5} {s.colour:10} {s.meaning}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def schema() -> None:
     """Print the JSON schema of site files (for editors)."""
     print(json.dumps(SiteSpec.model_json_schema(), indent=1))

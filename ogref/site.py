@@ -696,20 +696,22 @@ def _check_operations(site: Site, err: Any) -> None:
     """Every command's computers exist, so a typo or a reversed range is a load error."""
     for i, op in enumerate(site.operations):
         body = getattr(op, op.kind)
-        path = f"operations.{i}.{op.kind}"
-        try:
-            if isinstance(body, CreateSpec):
-                site.computer(body.computer)
-                continue
+        targets: list[tuple[str, str | Scope]] = []
+        if isinstance(body, CreateSpec):
+            targets.append(("computer", body.computer))
+        else:
             if isinstance(body, CloneSpec):
-                try:
-                    site.computer(body.master)
-                except FormatError as exc:
-                    raise err(exc.message, f"{path}.master") from None
-            site.scope(body.to)
-        except FormatError as exc:
-            field = "computer" if isinstance(body, CreateSpec) else "to"
-            raise err(exc.message, f"{path}.{field}") from None
+                targets.append(("master", body.master))
+            targets.append(("to", body.to))
+        for key, target in targets:
+            try:
+                if key == "to":
+                    site.scope(target)
+                else:
+                    assert isinstance(target, str)
+                    site.computer(target)
+            except FormatError as exc:
+                raise err(exc.message, f"operations.{i}.{op.kind}.{key}") from None
 
 
 def _cfg_value(v: str | int | bool) -> str:

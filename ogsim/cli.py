@@ -199,7 +199,7 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
                 out.print("    " + escape(", ".join(chk.offenders[:12])))
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def destroy(
     run_dir: Annotated[Path, typer.Argument(help="a lab run's output directory")],
 ) -> None:
@@ -214,7 +214,7 @@ def destroy(
         raise typer.Exit(ExitCode.BACKEND_ERROR)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     backend: Annotated[str, typer.Option(help="sim | netns | libvirt")] = "sim",
@@ -253,7 +253,7 @@ def _outcome(results: Results, checks: list[Check]) -> ExitCode:
     return ExitCode.OK
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")]) -> None:
     """Check a scenario against the schema (nothing is run)."""
     sc = _load(scenario)
@@ -268,7 +268,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")
     )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def report(
     results: Annotated[list[Path], typer.Argument(help="results.json files")],
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
@@ -294,7 +294,7 @@ def report(
         out.print(f"report: {where}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def demo(
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
 ) -> None:
@@ -312,7 +312,7 @@ def demo(
     raise typer.Exit(_outcome(results, checks))
 
 
-@app.command("validate-models")
+@app.command("validate-models", epilog=EXIT_CODES)
 def validate_models() -> None:
     """Predicted vs published: Frisbee multicast, EZIO crossover, unicast slope."""
     from ogsim.validation import render_table, run_all
@@ -323,7 +323,7 @@ def validate_models() -> None:
         raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def sweep(
     computers: Annotated[
         str, typer.Option("--n", help="computer counts, e.g. 10,35,100")
@@ -358,7 +358,7 @@ def sweep(
     out.print(table)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def schema(
     check: Annotated[bool, typer.Option(help="fail if the stored schema is out of date")] = False,
 ) -> None:

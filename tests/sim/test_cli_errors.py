@@ -4,7 +4,6 @@ status, never a traceback or a hang; internal errors are told apart (70, traceba
 
 from __future__ import annotations
 
-import copy
 import json
 import signal
 from collections.abc import Iterator
@@ -231,10 +230,8 @@ def test_ogsim_run_failures_without_expectations_exit_1(tmp_path: Path) -> None:
 
 
 def test_ogsim_run_without_expectations_and_all_ok_exits_0(tmp_path: Path) -> None:
-    res = invoke(
-        ogsim_app,
-        ["run", str(scenario(tmp_path, lambda d: d.update(expect=[]))), "--out", str(tmp_path)],
-    )
+    f = scenario(tmp_path, lambda d: d.update(expect=[]))
+    res = invoke(ogsim_app, ["run", str(f), "--out", str(tmp_path), "-q"])
     assert res.exit_code == ExitCode.OK, res.output
 
 
@@ -309,9 +306,11 @@ def test_ogsim_report_refuses_a_bad_results_file(tmp_path: Path) -> None:
 
 
 def test_ogsim_report_keeps_under_its_directory(tmp_path: Path) -> None:
-    runner.invoke(ogsim_app, ["run", str(SEED), "--out", str(tmp_path / "run"), "-q"])
-    data = json.loads((tmp_path / "run" / "results.json").read_text())
-    evil = copy.deepcopy(data)
+    from ogsim.simulator import simulate
+    from ogsim.synthetic import synthetic
+
+    results = simulate(synthetic(2, "UNICAST-DIRECT", data="16MiB", name="small"))
+    evil = json.loads(results.model_dump_json())
     evil["scenario"] = "../../escaped"
     f = tmp_path / "evil.json"
     f.write_text(json.dumps(evil))
