@@ -127,6 +127,14 @@ def test_ogref_internal_error_exits_70_with_a_log(
     assert "Traceback" in text and "ZeroDivisionError: a bug" in text and "boom" in text
 
 
+def test_ogref_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ogref.cli.plan_restore", interrupted)
+    assert invoke(ogref_app, ["plan", str(SEED)]).exit_code == 130
+
+
 def test_ogref_help_documents_the_exit_codes() -> None:
     res = invoke(ogref_app, ["--help"])
     assert "Exit status" in res.output and "70" in res.output

@@ -137,6 +137,8 @@ def mutate(edits_: list[Edit]) -> dict[str, Any]:
         if where is None:
             continue
         parent, key = where
+        if not isinstance(parent, dict | list):  # an earlier edit replaced the container
+            continue
         try:
             parent[key]
         except (KeyError, IndexError, TypeError):
