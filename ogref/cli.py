@@ -2,33 +2,58 @@
 OpenGnSys-style imaging scripts (create-image, restore-image, update-cache, deploy-image).
 
 Exit status is the OpenGnSys error number of the failure (0 on success), so scripts written for
-OpenGnSys keep their meaning.  Rendering only: every decision comes from :mod:`ogref.console`.
+OpenGnSys keep their meaning: a usage error (bad option, bad file) is 1, OG_ERR_FORMAT.  An
+internal error (a bug) is 70 with the traceback in a log file (:mod:`ogref.exits`); an interrupt
+is 130.  Rendering only: every decision comes from :mod:`ogref.console`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ogref.console import RestorePlan, images_for_partition, operation_for, plan_restore
 from ogref.core.events import MethodSwitched
-from ogref.errors import ConfigError, OgErr, OgError
+from ogref.errors import ConfigError, FormatError, OgErr, OgError
+from ogref.exits import EX_SOFTWARE, GuardedGroup
 from ogref.model import ALL_METHODS, ClientStatus, EngineConfig
-from ogref.site import RestoreSpec, Site, SiteSpec, build_site, read_yaml
+from ogref.site import RestoreSpec, Site, SiteSpec, build_site, read_yaml, validation_error
+
+EXIT_CODES = (
+    "Exit status: 0 success; otherwise the OpenGnSys error number of the failure "
+    "(1 OG_ERR_FORMAT: usage error, bad option or bad file; 2 not found; 3 partition; …; "
+    f"see `ogref/errors.py`); {EX_SOFTWARE} internal error (a bug: the traceback is written to a "
+    "log file under ~/.local/state/oglab/); 130 interrupted."
+)
+
+
+class _Group(GuardedGroup):
+    program = "ogref"
+    usage_status = int(OgErr.FORMAT)
+
+    def known(self, exc: Exception) -> int | None:
+        if isinstance(exc, OgError):
+            err.print(f"[bold red]error[/bold red] {escape(str(exc))}")
+            return int(exc.code)
+        return None
+
 
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     help="ogref — reference OpenGnSys-style imaging engine (plan, create, restore, deploy).",
+    epilog=EXIT_CODES,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line each
 
 
 def _load_site(path: Path, preset: str | None = None) -> Site:
@@ -36,20 +61,35 @@ def _load_site(path: Path, preset: str | None = None) -> Site:
     if isinstance(data, dict) and preset is not None:
         data = {**data, "engine_preset": preset}  # the file's engine: keys still apply over it
     if isinstance(data, dict):
-        extra = sorted(set(data) - set(SiteSpec.model_fields))
+        extra = sorted(str(k) for k in data if k not in SiteSpec.model_fields)
         if extra:
             # scenario files (ogsim) add faults/expect/backends…; plan reads only the site part
-            err.print(f"[dim]{path}: not a site key, ignored here: {', '.join(extra)}[/dim]")
+            err.print(
+                f"[dim]{escape(str(path))}: not a site key, ignored here: "
+                f"{escape(', '.join(extra))}[/dim]"
+            )
             data = {k: v for k, v in data.items() if k in SiteSpec.model_fields}
     return build_site(data, source=str(path))
 
 
 def _fail(exc: OgError) -> typer.Exit:
-    err.print(f"[bold red]error[/bold red] {exc}")
+    err.print(f"[bold red]error[/bold red] {escape(str(exc))}")
     return typer.Exit(int(exc.code))
 
 
-@app.command()
+def _restore_spec(fields: dict[str, Any], given: set[str], source: str) -> RestoreSpec:
+    """The command to plan; a bad option value is a FormatError naming the option."""
+    try:
+        return RestoreSpec.model_validate(fields)
+    except ValidationError as exc:
+        conf = validation_error(exc, source)
+        option = conf.path.split(".")[0]
+        if option in given:
+            raise FormatError(f"--{option}: {conf.reason}") from None
+        raise conf from None
+
+
+@app.command(epilog=EXIT_CODES)
 def plan(
     site_file: Path = typer.Argument(..., help="site or scenario YAML (repositories, classrooms…)"),
     image: str | None = typer.Option(
@@ -90,6 +130,7 @@ def plan(
         )
         base = getattr(first, first.kind) if first else None
         kind = mode or (first.kind if first else "restore")
+        operation = operation_for(kind)
         fields: dict[str, Any] = dict(base.model_dump(exclude_unset=True)) if base else {}
         for key, value in (
             ("image", image),
@@ -104,8 +145,19 @@ def plan(
             raise ConfigError(
                 "no image given (use --image or an operation in the file)", source=str(site_file)
             )
-        spec = RestoreSpec.model_validate(fields)
-        result = plan_restore(site, spec, operation_for(kind))
+        given = {
+            k
+            for k, v in (
+                ("image", image),
+                ("method", method),
+                ("disk", disk),
+                ("partition", partition),
+                ("to", to),
+            )
+            if v is not None
+        }
+        spec = _restore_spec(fields, given, str(site_file))
+        result = plan_restore(site, spec, operation)
     except OgError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -148,7 +200,10 @@ def plan_to_dict(result: RestorePlan) -> dict[str, Any]:
 
 def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
     """The plan as a rich table, with a summary line."""
-    t = Table(title=f"{result.operation}: {result.image.name} by {result.method}", show_lines=False)
+    t = Table(
+        title=escape(f"{result.operation}: {result.image.name} by {result.method}"),
+        show_lines=False,
+    )
     t.add_column("computer")
     t.add_column("classroom")
     t.add_column("method used")
@@ -159,16 +214,18 @@ def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
         style = "yellow" if p.switched else ("red" if not p.ok else "")
         why = "; ".join(p.reasons) if p.reasons else p.message
         res = "ok" if p.ok else f"error {int(p.code)} ({OgErr(p.code).name})"
-        t.add_row(p.computer, p.classroom, used, res, why, style=style)
+        t.add_row(*map(escape, (p.computer, p.classroom, used, res, why)), style=style)
     out.print(t)
     summary = ", ".join(f"{n} by {m}" for m, n in sorted(result.by_method().items()))
-    out.print(f"[bold]{len(result.computers)} computers:[/bold] {summary}")
+    out.print(f"[bold]{len(result.computers)} computers:[/bold] {escape(summary)}")
     for p in result.switched:
         first = next(c for c in p.commands if isinstance(c, MethodSwitched))
-        out.print(f"  {p.computer}: {first.requested} → {first.used} (error {int(first.code)})")
+        out.print(
+            escape(f"  {p.computer}: {first.requested} → {first.used} (error {int(first.code)})")
+        )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def images(
     site_file: Path,
     computer: str,
@@ -181,33 +238,33 @@ def images(
         same, other = images_for_partition(site, computer, disk, partition)
     except OgError as exc:
         raise _fail(exc) from None
-    t = Table(title=f"{computer} {disk}:{partition}")
+    t = Table(title=escape(f"{computer} {disk}:{partition}"))
     t.add_column("same filesystem")
     t.add_column("different filesystem (change partition type first)")
     for i in range(max(len(same), len(other))):
         a = f"{same[i].name} ({same[i].filesystem})" if i < len(same) else ""
         b = f"{other[i].name} ({other[i].filesystem})" if i < len(other) else ""
-        t.add_row(a, b)
+        t.add_row(escape(a), escape(b))
     out.print(t)
 
 
-@app.command("engine-cfg")
+@app.command("engine-cfg", epilog=EXIT_CODES)
 def engine_cfg_cmd(path: Path) -> None:
     """Validate an engine.cfg and print the values ogref will use."""
     try:
         cfg = EngineConfig.from_file(path)
     except OgError as exc:
         raise _fail(exc) from None
-    t = Table(title=str(path))
+    t = Table(title=escape(str(path)))
     t.add_column("key")
     t.add_column("value")
     for line in cfg.to_text().splitlines():
         k, _, v = line.partition("=")
-        t.add_row(k, v)
+        t.add_row(escape(k), escape(v))
     out.print(t)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def methods() -> None:
     """The five Restore methods and the status colours."""
     for m in ALL_METHODS:
@@ -216,7 +273,7 @@ def methods() -> None:
         out.print(f"{s.value:5} {s.colour:10} {s.meaning}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def schema() -> None:
     """Print the JSON schema of site files (for editors)."""
     print(json.dumps(SiteSpec.model_json_schema(), indent=1))
@@ -238,10 +295,6 @@ def _mount_runtime() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (errors and exit statuses: :class:`_Group`)."""
     _mount_runtime()
-    try:
-        app()
-    except OgError as exc:  # pragma: no cover - commands handle their own
-        err.print(f"[bold red]error[/bold red] {exc}")
-        sys.exit(int(exc.code))
+    app()

@@ -86,13 +86,22 @@ class RestorePlan:
         return tuple(p for p in self.computers if p.switched)
 
 
+_OPERATIONS = {
+    "restore": Operation.RESTORE_COMMAND,
+    "deploy": Operation.DEPLOY_WIZARD,
+    "update_cache": Operation.UPDATE_CACHE,
+}
+
+
 def operation_for(kind: str) -> Operation:
     """The core operation for a site operation kind (restore, deploy, update_cache)."""
-    return {
-        "restore": Operation.RESTORE_COMMAND,
-        "deploy": Operation.DEPLOY_WIZARD,
-        "update_cache": Operation.UPDATE_CACHE,
-    }[kind]
+    try:
+        return _OPERATIONS[kind]
+    except KeyError:
+        raise FormatError(
+            f"unknown mode {kind!r}: use {', '.join(_OPERATIONS)} (clone, create and boot are "
+            "not Restore commands)"
+        ) from None
 
 
 def check_repository(image: Image, computers: tuple[Computer, ...]) -> None:

@@ -5,7 +5,12 @@ computers with disks and caches) plus the console commands asked of it (``operat
 validated with pydantic; inheritance runs ``defaults → group → computer``; units are strings parsed
 by :mod:`ogref.units`.  The result is built from :mod:`ogref.model` values only.
 
-Bad input raises :class:`~ogref.errors.ConfigError` naming the file, the YAML path and the reason.
+Bad input raises :class:`~ogref.errors.ConfigError` naming the file, the YAML path and the reason:
+the file must be UTF-8 YAML without duplicate keys, at most 64 levels deep and 64 MiB long;
+computer names are RFC 1123 host labels; repository addresses are IPv4 addresses; names of
+repositories, classrooms and groups are unique; ``engine:`` holds engine.cfg keys only; every
+command's scope names existing computers.  A computer given ``disks: []`` has no disk (restoring
+to it fails like OpenGnSys, with OG_ERR_PARTITION); without ``disks`` it gets one 100 GiB partition.
 Per-computer ``hw`` mappings (link rates, disk speeds…) are carried through the same inheritance but
 not interpreted here: simulator and labs validate them.  This module plans nothing.
 """
@@ -14,12 +19,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ogref.errors import ConfigError, FormatError
 from ogref.model import (
@@ -45,9 +58,13 @@ from ogref.model import (
     TableKind,
     TorrentSession,
 )
+from ogref.model.names import check_host_label
 from ogref.units import GIB, Duration, Size
 
 _IMAGE_DIGEST = "md5:"
+MAX_YAML_BYTES = 64 * 1024**2
+MAX_YAML_DEPTH = 64
+MAX_RANGE = 100_000
 
 
 class Strict(BaseModel):
@@ -118,6 +135,15 @@ class RepositorySpec(Strict):
         description="udp-sender --fec (OpenGnSys: 8x8/128); 'none' sends no redundancy",
     )
     hw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            IPv4Address(v)
+        except ValueError:
+            raise FormatError(f"not an IPv4 address: {v!r}") from None
+        return v
 
     def build(self) -> Repository:
         return Repository(
@@ -215,6 +241,11 @@ class ComputerSpec(ComputerLayer):
     ip: str | None = None
     mac: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_host_label(v)
+
 
 class GroupSpec(ComputerLayer):
     """A computer group; its fields override the classroom defaults for its members."""
@@ -244,7 +275,9 @@ def expand_names(text: str) -> list[str]:
     width = len(a)
     lo, hi = int(a), int(b)
     if hi < lo:
-        raise ValueError(f"empty range {text!r}")
+        raise FormatError(f"empty range {text.strip()!r}: the first number is larger than the last")
+    if hi - lo >= MAX_RANGE:
+        raise FormatError(f"range {text.strip()!r} names more than {MAX_RANGE} computers")
     return [f"{prefix}{i:0{width}d}" for i in range(lo, hi + 1)]
 
 
@@ -255,6 +288,18 @@ class ComputersSpec(Strict):
     prefix: str = "pc"
     first_host: int = Field(default=11, ge=1)
     overrides: dict[str, ComputerLayer] = Field(default_factory=dict)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str, info: ValidationInfo) -> str:
+        count = info.data.get("count", 1)
+        check_host_label(f"{v}{count:0{max(2, len(str(count)))}d}")
+        return v
+
+    def names(self) -> list[str]:
+        """The generated names, ``<prefix>01`` … (at least two digits)."""
+        width = max(2, len(str(self.count)))
+        return [f"{self.prefix}{i:0{width}d}" for i in range(1, self.count + 1)]
 
 
 class ClassroomSpec(Strict):
@@ -480,28 +525,99 @@ def load_site(path: str | Path) -> Site:
     return build_site(read_yaml(p), source=str(p))
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that a site file may not hold (duplicate keys, too deep)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate mapping keys and nesting beyond MAX_YAML_DEPTH
+    (PyYAML composes nodes recursively: deeper input would end in a RecursionError)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(
+                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels", problem_mark=mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # merged keys (<<) may be overridden: that is what they are for
+            key = self.construct_object(key_node)
+            if key in first:
+                raise _Refused(
+                    problem=f"duplicate key {key!r} (first given on line {first[key] + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file, turning I/O and syntax errors into ConfigError."""
+    """Parse a YAML file, turning I/O, encoding and syntax errors into ConfigError."""
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", source=str(path)) from None
+        raise ConfigError(f"cannot read: {exc.strerror}", source=source) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"larger than {MAX_YAML_BYTES // 1024**2} MiB", source=source)
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", source=source, path=f"line {line}"
+        ) from None
+    return parse_yaml(text, source)
+
+
+def parse_yaml(text: str, source: str = "<yaml>") -> Any:
+    """Parse YAML text with the strict loader; errors are ConfigError naming the line."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        reason = problem if isinstance(exc, _Refused) else f"YAML syntax error: {problem}"
+        raise ConfigError(reason, source=source, path=where) from None
+    except RecursionError:  # a construct deeper than the composer's bound; never expected
         raise ConfigError(
-            f"YAML syntax error: {getattr(exc, 'problem', exc)}", source=str(path), path=where
+            f"nested too deeply (at most {MAX_YAML_DEPTH} levels)", source=source
         ) from None
+    finally:
+        loader.dispose()
 
 
 def validation_error(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
-    """The first pydantic error as a ConfigError with its YAML path."""
-    err = exc.errors()[0]
+    """The most specific pydantic error (the deepest; the first of those) as a ConfigError with
+    its YAML path: for a union such as ``ComputersSpec | list[ComputerSpec]`` that is the error
+    inside the member the value was meant for, not "not a mapping"."""
+    errors = exc.errors()
+    err = max(errors, key=lambda e: len(e["loc"]))
     loc = [str(x) for x in err["loc"] if not str(x).startswith(("function-", "union["))]
     # pydantic appends the union member tag (e.g. "str", "CachedImageSpec"); drop those
-    loc = [x for x in loc if not x[:1].isupper() and x not in ("str", "int", "list", "literal")]
+    loc = [
+        x
+        for x in loc
+        if not x[:1].isupper()
+        and x not in ("str", "int", "list", "literal")
+        and not re.match(r"[a-z]+\[", x)  # list[ComputerSpec], dict[str,any]…
+    ]
     path = ".".join(([prefix] if prefix else []) + loc)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -530,14 +646,14 @@ def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
         return ConfigError(msg, source=source, path=".".join(p for p in (prefix, path) if p))
 
     base = EngineConfig.preset(spec.engine_preset)
-    text = "\n".join(f"{k}={_cfg_value(v)}" for k, v in spec.engine.items())
+    pairs = [(f"engine.{k}", k, _cfg_value(v)) for k, v in spec.engine.items()]
     try:
-        overrides = EngineConfig.from_text(text, source="engine", base=base)
+        policy = base.with_engine_cfg(pairs, source, known_only=True)
     except ConfigError as exc:
-        raise err(exc.reason, "engine") from None
-    known = {k: getattr(overrides, k) for k in _engine_attrs(spec.engine)}
-    policy = base.with_overrides(**known, extra=overrides.extra)
+        raise err(exc.reason, exc.path) from None
 
+    _unique([r.name for r in spec.repositories], "repository", "repositories", err)
+    _unique([c.name for c in spec.classrooms], "classroom", "classrooms", err)
     repos: list[Repository] = []
     for i, r in enumerate(spec.repositories):
         try:
@@ -560,7 +676,7 @@ def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
         ous.setdefault(room.org_unit, []).append(built)
         hw.update(room_hw)
     org_units = tuple(OrgUnit(name, tuple(rooms)) for name, rooms in ous.items())
-    return Site(
+    site = Site(
         repositories=tuple(repos),
         policy=policy,
         org_units=org_units,
@@ -568,44 +684,72 @@ def _build(spec: SiteSpec, source: str, prefix: str) -> Site:
         repository_hw={r.name: dict(r.hw) for r in spec.repositories},
         operations=tuple(spec.operations),
     )
+    _check_operations(site, err)
+    return site
 
 
-_ENGINE_ATTR = {
-    "ACTIONCACHEFULL": "action_cache_full",
-    "RESTOREPROTOCOLNOTCACHE": "restore_protocol_not_cache",
-    "MCASTERRORSESSION": "mcast_error_session",
-    "MCASTWAIT": "mcast_wait",
-    "IMGPROG": "img_prog",
-    "IMGCOMP": "img_comp",
-    "IMGEXT": "img_ext",
-    "IMGREDUCE": "img_reduce",
-    "OGWINREDUCE": "win_reduce",
-    "OGWINCHKDISK": "win_chkdisk",
-    "CREATESPEED": "create_speed",
-    "FACTORSYNC": "factor_sync",
-    "BACKUP": "backup",
-    "IMGFS": "img_fs",
-    "OGSLEEP": "sleep_before_reboot",
-    "DEFAULTSPEED": "default_speed",
-    "STARTDELAY": "start_delay",
-    "STRICT": "strict",
-}
+def _unique(names: list[str], what: str, path: str, err: Any) -> None:
+    """Refuse a name given twice, at the second one's YAML path."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise err(
+                f"{what} {name!r} is defined twice (first at {path}.{first[name]})",
+                f"{path}.{i}.name",
+            )
+        first[name] = i
 
 
-def _engine_attrs(keys: dict[str, Any]) -> list[str]:
-    return [_ENGINE_ATTR[k] for k in keys if k in _ENGINE_ATTR]
+def _check_operations(site: Site, err: Any) -> None:
+    """Every command's computers exist, so a typo or a reversed range is a load error."""
+    for i, op in enumerate(site.operations):
+        body = getattr(op, op.kind)
+        targets: list[tuple[str, str | Scope]] = []
+        if isinstance(body, CreateSpec):
+            targets.append(("computer", body.computer))
+        else:
+            if isinstance(body, CloneSpec):
+                targets.append(("master", body.master))
+            targets.append(("to", body.to))
+        for key, target in targets:
+            try:
+                if key == "to":
+                    site.scope(target)
+                else:
+                    assert isinstance(target, str)
+                    site.computer(target)
+            except FormatError as exc:
+                raise err(exc.message, f"operations.{i}.{op.kind}.{key}") from None
 
 
 def _cfg_value(v: str | int | bool) -> str:
     if isinstance(v, bool):
         return "TRUE" if v else "FALSE"
-    return f'"{v}"'
+    return str(v)
+
+
+class _FieldError(FormatError):
+    """A computer's field is wrong; the caller names the layer (defaults, group…) that set it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _host(net: IPv4Network, index: int) -> IPv4Address | None:
+    """The ``index``-th usable address of ``net`` (as ``net.hosts()``), None past its end."""
+    if net.prefixlen >= 31:
+        first, count = 0, net.num_addresses
+    else:
+        first, count = 1, net.num_addresses - 2
+    return net.network_address + first + index if 0 <= index < count else None
 
 
 @dataclass(frozen=True)
 class ResolvedComputer:
     """One computer of a classroom after inheritance: its name, the ip/mac the site gives (None:
-    assigned by the classroom), the group whose fields it takes and its merged layer."""
+    assigned by the classroom), the group whose fields it takes, its merged layer and, per
+    field, the YAML path of the layer that set it (so an error names the line to fix)."""
 
     name: str
     ip: str | None
@@ -613,6 +757,7 @@ class ResolvedComputer:
     group: GroupSpec | None
     layer: ComputerLayer
     path: str
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def _no_error_expected(msg: str, path: str) -> ConfigError:
@@ -628,8 +773,7 @@ def resolve_computers(
     specs: list[tuple[str, str | None, str | None, ComputerLayer, str]] = []
     if isinstance(room.computers, ComputersSpec):
         cs = room.computers
-        width = max(2, len(str(cs.count)))
-        names = [f"{cs.prefix}{i:0{width}d}" for i in range(1, cs.count + 1)]
+        names = cs.names()
         unknown = set(cs.overrides) - set(names)
         if unknown:
             raise err(
@@ -642,7 +786,8 @@ def resolve_computers(
         for i, c in enumerate(room.computers):
             specs.append((c.name, c.ip, c.mac, c, f"{path}.computers.{i}"))
 
-    group_of: dict[str, GroupSpec] = {}
+    _unique([g.name for g in room.groups], "group", f"{path}.groups", err)
+    group_of: dict[str, tuple[GroupSpec, str]] = {}
     all_names = {s[0] for s in specs}
     for gi, g in enumerate(room.groups):
         missing = [m for m in g.members if m not in all_names]
@@ -651,15 +796,22 @@ def resolve_computers(
                 f"group {g.name} lists unknown computers {missing}", f"{path}.groups.{gi}.members"
             )
         for m in g.members:
-            group_of.setdefault(m, g)
+            group_of.setdefault(m, (g, f"{path}.groups.{gi}"))
 
     out: list[ResolvedComputer] = []
     for name, ip, mac, own, cpath in specs:
-        layer = room.defaults
-        group = group_of.get(name)
+        layers: list[tuple[ComputerLayer, str]] = [(room.defaults, f"{path}.defaults")]
+        group, gpath = group_of.get(name, (None, ""))
         if group is not None:
-            layer = layer.merged(group)
-        out.append(ResolvedComputer(name, ip, mac, group, layer.merged(own), cpath))
+            layers.append((group, gpath))
+        layers.append((own, cpath))
+        layer = room.defaults
+        origin: dict[str, str] = {}
+        for one, where in layers:
+            origin.update({key: where for key in one.model_fields_set})
+            if one is not room.defaults:
+                layer = layer.merged(one)
+        out.append(ResolvedComputer(name, ip, mac, group, layer, cpath, origin))
     return out
 
 
@@ -667,23 +819,25 @@ def _build_classroom(
     room: ClassroomSpec, images: dict[str, Image], repo_names: set[str], path: str, err: Any
 ) -> tuple[Classroom, dict[str, dict[str, Any]]]:
     net = IPv4Network(room.subnet)
-    hosts = list(net.hosts())
     computers: list[Computer] = []
     hw: dict[str, dict[str, Any]] = {}
     first = room.computers.first_host if isinstance(room.computers, ComputersSpec) else 11
     for idx, rc in enumerate(resolve_computers(room, path, err)):
         name, ip, mac, layer = rc.name, rc.ip, rc.mac, rc.layer
-        host_index = first - 1 + idx
         if ip is None:
-            if host_index >= len(hosts):
+            host = _host(net, first - 1 + idx)
+            if host is None:
                 raise err(f"subnet {room.subnet} has no address left for {name}", path)
-            ip = f"{hosts[host_index]}/{net.prefixlen}"
+            ip = f"{host}/{net.prefixlen}"
         if mac is None:
             mac = _mac(room.name, idx)
         try:
             computers.append(
                 _build_computer(name, ip, mac, layer, room, rc.group, images, repo_names)
             )
+        except _FieldError as exc:
+            where = f"{rc.origin[exc.field]}.{exc.field}" if exc.field in rc.origin else rc.path
+            raise err(exc.message, where) from None
         except FormatError as exc:
             raise err(exc.message, rc.path) from None
         hw[name] = dict(layer.hw)
@@ -722,24 +876,38 @@ def _build_computer(
 ) -> Computer:
     repository = layer.repository or next(iter(sorted(repo_names)), "repo")
     if repository not in repo_names:
-        raise FormatError(f"repository {repository!r} is not defined")
-    disks_spec = layer.disks or [DiskSpec(partitions=[PartitionSpec(number=1, size=100 * GIB)])]
-    disks = tuple(
-        Disk(
-            number=d.number,
-            size=d.size,
-            table=TableKind(d.table),
-            partitions=tuple(
-                Partition(p.number, p.size, Filesystem.parse(p.fs), os_name=p.os)
-                for p in d.partitions
-            ),
+        raise _FieldError("repository", f"repository {repository!r} is not defined")
+    if layer.disks is None:  # not described: one disk with one 100 GiB partition
+        disks_spec = [DiskSpec(partitions=[PartitionSpec(number=1, size=100 * GIB)])]
+    else:  # ``disks: []`` is a computer without a disk
+        disks_spec = layer.disks
+    numbers = [d.number for d in disks_spec]
+    if len(set(numbers)) != len(numbers):
+        raise _FieldError("disks", f"duplicate disk numbers {numbers}")
+    try:
+        disks = DiskLayout(
+            tuple(
+                Disk(
+                    number=d.number,
+                    size=d.size,
+                    table=TableKind(d.table),
+                    partitions=tuple(
+                        Partition(p.number, p.size, Filesystem.parse(p.fs), os_name=p.os)
+                        for p in d.partitions
+                    ),
+                )
+                for d in disks_spec
+            )
         )
-        for d in disks_spec
-    )
+    except FormatError as exc:
+        raise _FieldError("disks", exc.message) from None
     cache: Cache | None = None
     if layer.cache not in (None, "none") and not layer.no_cache:
         assert isinstance(layer.cache, CacheSpec)
-        cache = _build_cache(layer.cache, images)
+        try:
+            cache = _build_cache(layer.cache, images)
+        except FormatError as exc:
+            raise _FieldError("cache", exc.message) from None
     profile = HardwareProfile(
         layer.profile or "default",
         True if layer.windows_needs_reboot is None else layer.windows_needs_reboot,
@@ -749,7 +917,7 @@ def _build_computer(
         ip=ip,
         mac=mac,
         repository=repository,
-        disks=DiskLayout(disks),
+        disks=disks,
         cache=cache,
         group=group.name if group else "",
         classroom=room.name,

@@ -1,7 +1,9 @@
 """Units written as strings (``38GiB``, ``1Gbit``, ``90s``, ``1%``), parsed in this one place.
 
 Sizes are integers of bytes, rates floats of bits per second, durations floats of seconds and
-ratios floats in [0, 1].  Bare numbers mean those base units.  The ``Size``/``Rate``/``Duration``/
+ratios floats in [0, 1].  Bare numbers mean those base units; numbers may carry an exponent
+(``2e1s``, ``1.5e3MB``).  Anything else (``None``, a mapping, a list) is a FormatError, never a
+TypeError.  ``PositiveRate`` is a rate where 0 makes no sense (a link, a disk).  The ``Size``/``Rate``/``Duration``/
 ``Ratio`` aliases are pydantic field types that parse on input and print canonical strings on output.
 This module knows nothing about images, disks or networks.
 """
@@ -16,7 +18,12 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from ogref.errors import FormatError
 
-_NUM = r"(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+# one number, exponent included (the capture group is added where it is used)
+_NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+# sizes beyond this many bytes are no disk's (and would overflow 64-bit fields downstream)
+MAX_SIZE = 2**63 - 1
+# durations beyond 31 years are no deployment's (and a clock that far loses sub-µs resolution)
+MAX_DURATION = 1e9
 
 _SIZE_UNITS: dict[str, int] = {
     "": 1, "b": 1, "byte": 1, "bytes": 1,
@@ -43,24 +50,40 @@ _DURATION_UNITS: dict[str, float] = {
     "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
 }  # fmt: skip
 
-_TOKEN = re.compile(r"\s*" + _NUM.replace("(?P<num>", "(") + r"\s*([A-Za-z/%]*)")
+_TOKEN = re.compile(r"\s*(" + _NUM + r")\s*([A-Za-z/%]*)")
+_NUMBER_UNIT = re.compile(r"\s*(" + _NUM + r")\s*([A-Za-z/%]*)\s*")
 
 
-def _split(text: str, what: str) -> tuple[float, str]:
-    m = re.fullmatch(r"\s*(" + _NUM.replace("(?P<num>", "(?:") + r")\s*([A-Za-z/%]*)\s*", text)
+def _text(value: object, what: str) -> str:
+    """``value`` if it is a string, else a FormatError naming what was expected."""
+    if not isinstance(value, str):
+        raise FormatError(f"not a {what}: {value!r} (give a number or a string)")
+    return value
+
+
+def _float(value: int | float, what: str) -> float:
+    """A bare number as a float (an int too large for a float is a FormatError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise FormatError(f"{what} out of range: {value!r}") from None
+
+
+def _split(value: object, what: str) -> tuple[float, str]:
+    """``(number, unit)`` of a bare number (unit ``""``) or a ``<number><unit>`` string."""
+    if isinstance(value, bool):
+        raise FormatError(f"not a {what}: {value!r}")
+    if isinstance(value, int | float):
+        return _float(value, what), ""
+    m = _NUMBER_UNIT.fullmatch(_text(value, what))
     if not m:
-        raise FormatError(f"not a {what}: {text!r}")
+        raise FormatError(f"not a {what}: {value!r}")
     return float(m.group(1)), m.group(2)
 
 
 def parse_size(value: str | int | float) -> int:
     """Parse a size (``38GiB``, ``642MB``, ``4096``) into bytes."""
-    if isinstance(value, bool):
-        raise FormatError(f"not a size: {value!r}")
-    if isinstance(value, int | float):
-        num, unit = float(value), ""
-    else:
-        num, unit = _split(value, "size (e.g. 38GiB)")
+    num, unit = _split(value, "size (e.g. 38GiB)")
     factor = _SIZE_UNITS.get(unit.lower())
     if factor is None or (unit.endswith("b") and unit != "B"):  # trailing b = bits: not a size
         raise FormatError(
@@ -68,17 +91,14 @@ def parse_size(value: str | int | float) -> int:
         )
     if num < 0 or math.isinf(num) or math.isnan(num):
         raise FormatError(f"size must be a finite non-negative number: {value!r}")
+    if num * factor > MAX_SIZE:
+        raise FormatError(f"size out of range (at most 8 EiB): {value!r}")
     return round(num * factor)
 
 
 def parse_rate(value: str | int | float) -> float:
     """Parse a rate (``1Gbit``, ``100Mbps``, ``70M``, ``12.5MB/s``) into bits per second."""
-    if isinstance(value, bool):
-        raise FormatError(f"not a rate: {value!r}")
-    if isinstance(value, int | float):
-        num, unit = float(value), ""
-    else:
-        num, unit = _split(value, "rate (e.g. 1Gbit)")
+    num, unit = _split(value, "rate (e.g. 1Gbit)")
     if unit in _BYTE_RATE_UNITS:
         factor = _BYTE_RATE_UNITS[unit]
     elif unit.lower() in _RATE_UNITS and not (unit.endswith("B/s") or unit.endswith("Bps")):
@@ -87,9 +107,17 @@ def parse_rate(value: str | int | float) -> float:
         raise FormatError(
             f"unknown rate unit {unit!r} in {value!r} (use bit, kbit, Mbit, Gbit, MB/s…)"
         )
-    if num < 0 or math.isinf(num) or math.isnan(num):
+    if num < 0 or math.isinf(num * factor) or math.isnan(num):
         raise FormatError(f"rate must be a finite non-negative number: {value!r}")
     return num * factor
+
+
+def parse_positive_rate(value: str | int | float) -> float:
+    """A rate that must be more than 0 (a link, a disk, a CPU: 0 would never finish anything)."""
+    rate = parse_rate(value)
+    if rate <= 0:
+        raise FormatError(f"rate must be greater than 0: {value!r}")
+    return rate
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -97,9 +125,9 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise FormatError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
-        total = float(value)
+        total = _float(value, "duration")
     else:
-        text = value.strip()
+        text = _text(value, "duration (e.g. 90s, 2min)").strip()
         pos, total, seen = 0, 0.0, False
         while pos < len(text):
             m = _TOKEN.match(text, pos)
@@ -114,23 +142,20 @@ def parse_duration(value: str | int | float) -> float:
             raise FormatError(f"empty duration: {value!r}")
     if total < 0 or math.isinf(total) or math.isnan(total):
         raise FormatError(f"duration must be a finite non-negative number: {value!r}")
+    if total > MAX_DURATION:
+        raise FormatError(f"duration out of range (at most 10^9 s, 31 years): {value!r}")
     return total
 
 
 def parse_ratio(value: str | int | float) -> float:
     """Parse a ratio (``1%``, ``0.5%``, ``0.01``) into a float in [0, 1]."""
-    if isinstance(value, bool):
-        raise FormatError(f"not a ratio: {value!r}")
-    if isinstance(value, int | float):
-        ratio = float(value)
+    num, unit = _split(value, "ratio (e.g. 1%)")
+    if unit == "%":
+        ratio = num / 100.0
+    elif unit == "":
+        ratio = num
     else:
-        num, unit = _split(value, "ratio (e.g. 1%)")
-        if unit == "%":
-            ratio = num / 100.0
-        elif unit == "":
-            ratio = num
-        else:
-            raise FormatError(f"unknown ratio unit {unit!r} in {value!r} (use % or a fraction)")
+        raise FormatError(f"unknown ratio unit {unit!r} in {value!r} (use % or a fraction)")
     if not 0.0 <= ratio <= 1.0:
         raise FormatError(f"ratio out of [0, 1]: {value!r}")
     return ratio
@@ -173,6 +198,9 @@ def format_ratio(r: float) -> str:
 
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(format_rate, return_type=str)]
+PositiveRate = Annotated[
+    float, BeforeValidator(parse_positive_rate), PlainSerializer(format_rate, return_type=str)
+]
 Duration = Annotated[
     float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
 ]

@@ -1,14 +1,17 @@
 """The ``ogsim`` command line: run, report, sweep, validate, demo, validate-models, schema.
 
-Exit codes (``ExitCode``): 0 ok, 1 expectations failed, 2 interrupted, 3 backend not available,
-4 usage or scenario error, 5 this host lacks a capability the scenario needs on that backend
-(refused before anything is built; ``ogsim host`` lists them).  Terminal output uses rich; figures are drawn by :mod:`ogsim.report`
+Exit codes (``ExitCode``): 0 ok, 1 expectations failed (or, in a scenario without expectations,
+a computer did not end ok), 2 interrupted, 3 backend not available, 4 usage or scenario error,
+5 this host lacks a capability the scenario needs on that backend (refused before anything is
+built; ``ogsim host`` lists them), 70 internal error — a bug: one line on screen, the traceback in
+a log file (:mod:`ogref.exits`).  Terminal output uses rich; figures are drawn by :mod:`ogsim.report`
 (matplotlib, imported lazily).  This module parses arguments and prints; it models nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -16,22 +19,52 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ogref.errors import ConfigError, OgError
+from ogref.exits import EX_SOFTWARE, GuardedGroup
 from ogref.units import format_duration, format_size
 from ogsim.expect import Check, evaluate
 from ogsim.progress import Emit, JsonView, LineView, LiveView, nothing
 from ogsim.results import Results
-from ogsim.scenario import Scenario, load_scenario
+from ogsim.scenario import SCENARIO_NAME, Scenario, load_scenario
+
+EXIT_CODES = (
+    "Exit status: 0 ok; 1 expectations failed (without expectations: a computer did not end ok); "
+    "2 interrupted; 3 backend not available; 4 usage or scenario error; "
+    "5 this host lacks a capability the scenario needs (see ogsim host); "
+    f"{EX_SOFTWARE} internal error (a bug: the traceback is written to a log file under "
+    "~/.local/state/oglab/)."
+)
+
+
+class _Group(GuardedGroup):
+    program = "ogsim"
+    usage_status = 4  # ExitCode.USAGE_ERROR (defined below)
+    interrupted_status = 2  # ExitCode.INTERRUPTED
+
+    def known(self, exc: Exception) -> int | None:
+        if isinstance(exc, OgError):  # an input problem found late (still a scenario error)
+            err.print(f"[bold red]scenario error[/] {escape(exc.message)}")
+            return int(ExitCode.USAGE_ERROR)
+        if isinstance(exc, OSError) and exc.filename is not None:
+            err.print(
+                f"[bold red]error[/] {escape(str(exc.filename))}: {escape(exc.strerror or '')}"
+            )
+            return int(ExitCode.USAGE_ERROR)
+        return None
+
 
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     help="ogLab simulator: run deployment scenarios, report, sweep, validate.",
+    epilog=EXIT_CODES,
 )
 out = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line each
 
 SEED_SCENARIO = (
     Path(__file__).resolve().parent.parent / "scenarios" / "seed-35pc-torrent-cache.yaml"
@@ -39,7 +72,7 @@ SEED_SCENARIO = (
 
 
 class ExitCode(IntEnum):
-    """Process exit status of ``ogsim``."""
+    """Process exit status of ``ogsim`` (70 is sysexits' EX_SOFTWARE)."""
 
     OK = 0
     EXPECTATIONS_FAILED = 1
@@ -47,16 +80,18 @@ class ExitCode(IntEnum):
     BACKEND_ERROR = 3
     USAGE_ERROR = 4
     HOST_UNSUPPORTED = 5
+    INTERNAL_ERROR = EX_SOFTWARE
 
 
 def _load(path: Path) -> Scenario:
     try:
         return load_scenario(path)
     except ConfigError as exc:
-        err.print(f"[bold red]scenario error[/] {exc.source}: {exc.path or '-'}: {exc.reason}")
+        where = f"{exc.source}: {exc.path or '-'}: {exc.reason}"
+        err.print(f"[bold red]scenario error[/] {escape(where)}")
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
     except OgError as exc:
-        err.print(f"[bold red]scenario error[/] {path}: {exc.message}")
+        err.print(f"[bold red]scenario error[/] {escape(f'{path}: {exc.message}')}")
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
 
 
@@ -121,9 +156,11 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
     """A rich table of per-computer outcomes, then the checks."""
     for op in results.operations:
         table = Table(
-            title=f"{results.scenario} — operation {op.index}: "
-            + " ".join(x for x in (op.kind.replace("_", " "), op.image, op.method) if x)
-            + f" → {op.scope or 'all'} ({len(op.computers)} computers)",
+            title=escape(
+                f"{results.scenario} — operation {op.index}: "
+                + " ".join(x for x in (op.kind.replace("_", " "), op.image, op.method) if x)
+                + f" → {op.scope or 'all'} ({len(op.computers)} computers)"
+            ),
             title_justify="left",
         )
         for col in (
@@ -151,16 +188,16 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
                 else (c.message if c.status != "ok" else "")
             )
             table.add_row(
-                c.name,
-                c.method_requested or "-",
-                c.method_used or "-",
-                f"[{style}]{c.status}[/]",
+                escape(c.name),
+                escape(c.method_requested or "-"),
+                escape(c.method_used or "-"),
+                f"[{style}]{escape(c.status)}[/]",
                 "-" if c.code is None else str(c.code),
                 f"{fetch:.0f}s" if fetch else "-",
                 f"{restore:.0f}s" if restore else "-",
                 f"{c.finished:.0f}s" if c.finished is not None else "-",
                 format_size(c.bytes_moved),
-                note[:200],
+                escape(note[:200]),
             )
         if len(op.computers) > limit:
             table.caption = f"… {len(op.computers) - limit} more computers in results.json"
@@ -173,16 +210,19 @@ def print_results(results: Results, checks: list[Check] | None = None, limit: in
     )
     for chk in checks or []:
         if not chk.applicable:
-            out.print(f"[dim]SKIP[/] {chk.name}: {chk.actual}")
+            out.print(f"[dim]SKIP[/] {escape(chk.name)}: {escape(str(chk.actual))}")
             continue
-        out.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + chk.name)
+        out.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + escape(chk.name))
         if not chk.ok:
-            out.print(f"  [red]- expected:[/] {chk.expected}\n  [green]+ actual:  [/] {chk.actual}")
+            out.print(
+                f"  [red]- expected:[/] {escape(str(chk.expected))}\n"
+                f"  [green]+ actual:  [/] {escape(str(chk.actual))}"
+            )
             if chk.offenders:
-                out.print("    " + ", ".join(chk.offenders[:12]))
+                out.print("    " + escape(", ".join(chk.offenders[:12])))
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def destroy(
     run_dir: Annotated[Path, typer.Argument(help="a lab run's output directory")],
 ) -> None:
@@ -197,13 +237,13 @@ def destroy(
         out.print(str(exc))
         return
     for e in errors:
-        err.print(f"[yellow]{e}[/]")
+        err.print(f"[yellow]{escape(str(e))}[/]")
     out.print(f"destroyed {run_dir}" + (f" with {len(errors)} errors" if errors else ""))
     if errors:
         raise typer.Exit(ExitCode.BACKEND_ERROR)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     backend: Annotated[str, typer.Option(help="sim | netns | libvirt")] = "sim",
@@ -240,7 +280,7 @@ def run(
         else:
             results = run_scenario(sc, backend, seed, out_dir, LineView(sys.stderr))
     except BackendUnavailableError as exc:
-        err.print(f"[bold yellow]{exc}[/]")
+        err.print(f"[bold yellow]{escape(str(exc))}[/]")
         raise typer.Exit(ExitCode.BACKEND_ERROR) from None
     except HostCapabilityError as exc:
         for reason in exc.refusals:
@@ -251,12 +291,23 @@ def run(
     checks = evaluate(results, sc.spec.expect)
     if not quiet and not json_events:
         print_results(results, checks)
-    (err if json_events else out).print(f"results: {path}")
-    if any(not c.ok for c in checks):
-        raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+    (err if json_events else out).print(f"results: {escape(str(path))}")
+    raise typer.Exit(_outcome(results, checks))
 
 
-@app.command()
+def _outcome(results: Results, checks: list[Check]) -> ExitCode:
+    """1 when an expectation failed, or — with none to check — when a computer did not end ok."""
+    if checks:
+        return ExitCode.EXPECTATIONS_FAILED if any(not c.ok for c in checks) else ExitCode.OK
+    if results.metrics.failed:
+        err.print(
+            f"{results.metrics.failed} computers did not end ok (the scenario expects nothing)"
+        )
+        return ExitCode.EXPECTATIONS_FAILED
+    return ExitCode.OK
+
+
+@app.command(epilog=EXIT_CODES)
 def host(
     scenario: Annotated[
         Path | None, typer.Argument(help="also say whether this scenario can run here")
@@ -287,19 +338,22 @@ def host(
     out.print(f"[green]ok[/] {scenario} can run on {backend} here")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")]) -> None:
     """Check a scenario against the schema (nothing is run)."""
     sc = _load(scenario)
     ops = len(sc.spec.operations)
     out.print(
-        f"[green]ok[/] {scenario}: scenario {sc.name!r}, {len(sc.site.computers)} "
-        f"computers, {ops} operations, {len(sc.spec.faults)} faults, "
-        f"{len(sc.spec.expect)} expectations"
+        "[green]ok[/] "
+        + escape(
+            f"{scenario}: scenario {sc.name!r}, {len(sc.site.computers)} "
+            f"computers, {ops} operations, {len(sc.spec.faults)} faults, "
+            f"{len(sc.spec.expect)} expectations"
+        )
     )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def report(
     results: Annotated[list[Path], typer.Argument(help="results.json files")],
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
@@ -307,12 +361,25 @@ def report(
     """Draw figures and a Markdown/HTML summary into reports/<scenario>/…"""
     from ogsim.report.build import build_report
 
-    loaded = [Results.read(p) for p in results]
+    loaded = []
+    for p in results:
+        try:
+            one = Results.read(p)
+        except ValueError as exc:  # not JSON, or not a results.json
+            first = str(exc).strip().splitlines()[0][:200]
+            err.print(f"[bold red]usage error[/] {escape(f'{p}: not a results.json: {first}')}")
+            raise typer.Exit(ExitCode.USAGE_ERROR) from None
+        if not re.fullmatch(SCENARIO_NAME, one.scenario):  # it names a directory under --dir
+            err.print(
+                f"[bold red]usage error[/] {escape(f'{p}: bad scenario name {one.scenario!r}')}"
+            )
+            raise typer.Exit(ExitCode.USAGE_ERROR)
+        loaded.append(one)
     for where in build_report(loaded, reports_dir):
         out.print(f"report: {where}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def demo(
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
 ) -> None:
@@ -327,11 +394,10 @@ def demo(
     for where in build_report([results], reports_dir):
         out.print(f"report: {where}")
     out.print(f"results: {path}")
-    if any(not c.ok for c in checks):
-        raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
+    raise typer.Exit(_outcome(results, checks))
 
 
-@app.command("validate-models")
+@app.command("validate-models", epilog=EXIT_CODES)
 def validate_models() -> None:
     """Predicted vs published: Frisbee multicast, EZIO crossover, unicast slope."""
     from ogsim.validation import render_table, run_all
@@ -342,7 +408,7 @@ def validate_models() -> None:
         raise typer.Exit(ExitCode.EXPECTATIONS_FAILED)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def sweep(
     computers: Annotated[
         str, typer.Option("--n", help="computer counts, e.g. 10,35,100")
@@ -353,23 +419,31 @@ def sweep(
     loss: Annotated[str, typer.Option(help="loss values")] = "0%",
     image: Annotated[str, typer.Option(help="stored image sizes")] = "10GiB",
     link: Annotated[str, typer.Option(help="client link rates")] = "1Gbit",
-    jobs: Annotated[int, typer.Option(help="worker processes")] = 2,
+    jobs: Annotated[int, typer.Option(help="worker processes", min=1, max=64)] = 2,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("out/sweep"),
 ) -> None:
     """Run a grid of generated scenarios across processes; write one results.json per point."""
     from ogsim.sweep import Grid, run_grid
 
-    grid = Grid.parse(computers, methods, loss, image, link)
+    try:
+        grid = Grid.parse(computers, methods, loss, image, link)
+    except OgError as exc:
+        err.print(f"[bold red]usage error[/] {escape(exc.message)}")
+        raise typer.Exit(ExitCode.USAGE_ERROR) from None
     rows = run_grid(grid, jobs, out_dir)
-    table = Table(title=f"sweep ({len(rows)} points) → {out_dir}")
+    table = Table(title=escape(f"sweep ({len(rows)} points) → {out_dir}"))
     for col in ("N", "method", "loss", "image", "link", "makespan", "ok"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.n), r.method, r.loss, r.image, r.link, f"{r.makespan:.0f}s", str(r.ok))
+        table.add_row(
+            *map(escape, (str(r.n), r.method, r.loss, r.image, r.link)),
+            f"{r.makespan:.0f}s",
+            str(r.ok),
+        )
     out.print(table)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def schema(
     check: Annotated[bool, typer.Option(help="fail if the stored schema is out of date")] = False,
 ) -> None:
@@ -398,9 +472,9 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    """Console-script entry point.  Ctrl-C, SIGTERM and SIGHUP (a CI timeout, a closed
-    terminal) unwind the run, so a lab destroys what it made (its cleanup holds further
-    signals), and the exit status is 2 (click would say 1, "Aborted!")."""
+    """Console-script entry point (errors and exit statuses: :class:`_Group`).  Ctrl-C, SIGTERM
+    and SIGHUP (a CI timeout, a closed terminal) unwind the run, so a lab destroys what it made
+    (its cleanup holds further signals), and the exit status is 2 (click would say 1)."""
     import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

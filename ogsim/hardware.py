@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ogref.units import Duration, Rate, Ratio, Size
+from ogref.units import Duration, PositiveRate, Ratio, Size
 
 
 class _Strict(BaseModel):
@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 class LinkHw(_Strict):
     """A computer's access link (full duplex: the same rate up and down)."""
 
-    rate: Rate | None = Field(default=None, description="link rate, e.g. 1Gbit")
+    rate: PositiveRate | None = Field(default=None, description="link rate, e.g. 1Gbit")
     delay: Duration | None = Field(default=None, description="one-way delay, e.g. 0.2ms")
     loss: Ratio | None = Field(default=None, description="packet loss, e.g. 0.1%")
 
@@ -31,9 +31,9 @@ class LinkHw(_Strict):
 class DiskHw(_Strict):
     """A computer's disk: sequential and random write rates, read rate, and write stalls."""
 
-    write: Rate | None = Field(default=None, description="sequential write, e.g. 120MB/s")
-    read: Rate | None = Field(default=None, description="sequential read, e.g. 150MB/s")
-    random_write: Rate | None = Field(
+    write: PositiveRate | None = Field(default=None, description="sequential write, e.g. 120MB/s")
+    read: PositiveRate | None = Field(default=None, description="sequential read, e.g. 150MB/s")
+    random_write: PositiveRate | None = Field(
         default=None, description="out-of-order writes (torrent pieces), e.g. 80MB/s"
     )
     stall: Ratio | None = Field(
@@ -55,7 +55,9 @@ class ComputerHwLayer(_Strict):
 
     link: LinkHw | None = None
     disk: DiskHw | None = None
-    decompress: Rate | None = Field(default=None, description="decompression rate of the CPU")
+    decompress: PositiveRate | None = Field(
+        default=None, description="decompression rate of the CPU"
+    )
     inspect: Duration | None = Field(default=None, description="time of each inspection step")
     format_cache: Duration | None = None
     postconf: Duration | None = Field(default=None, description="configureOs time")
@@ -65,8 +67,8 @@ class ComputerHwLayer(_Strict):
 class RepositoryHw(_Strict):
     """A repository's ``hw:`` mapping."""
 
-    uplink: Rate = Field(default=1e9, description="server uplink, e.g. 1Gbit")
-    read: Rate = Field(default=8 * 800e6, description="repository disk read rate")
+    uplink: PositiveRate = Field(default=1e9, description="server uplink, e.g. 1Gbit")
+    read: PositiveRate = Field(default=8 * 800e6, description="repository disk read rate")
     smb_overhead: Ratio = Field(default=0.08, description="SMB/TCP protocol overhead on unicast")
     seeder_slots: int = Field(default=8, ge=1, description="upload slots of the repository seeder")
     restart: Duration = Field(default=60.0, description="outage of a repository restart fault")
@@ -85,7 +87,9 @@ class RepositoryHw(_Strict):
 class RouterHw(_Strict):
     """The router between subnets (used when a computer is not in its repository's subnet)."""
 
-    rate: Rate = Field(default=10e9, description="routed capacity shared by all cross-subnet flows")
+    rate: PositiveRate = Field(
+        default=10e9, description="routed capacity shared by all cross-subnet flows"
+    )
     delay: Duration = 0.0005
     multicast: bool = Field(default=True, description="routes multicast (OpenGnSys >= 1.1)")
 

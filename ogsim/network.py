@@ -149,7 +149,14 @@ class Network:
         self._settle = None
         self._advance()
         self.recomputes += 1
-        done = [f for f in self.flows if f.remaining <= _EPS * max(1.0, f.size)]
+        now = self.loop.now
+        done = [
+            f
+            for f in self.flows
+            if f.remaining <= _EPS * max(1.0, f.size)
+            # what is left would take less than the clock can count: done (else time stands still)
+            or (f.rate > 0 and now + f.remaining / f.rate <= now)
+        ]
         if done:
             for f in done:
                 f.remaining = 0.0

@@ -3,7 +3,9 @@ it runs and how it is scaled.
 
 ``ScenarioSpec`` extends ``SiteSpec`` with ``name``, ``description``, ``seed``, ``network``,
 ``faults``, ``expect`` and ``backends``; the ``hw:`` mappings are validated here, layer by layer,
-so every error names the file, the YAML path and the reason (``ConfigError``).  Loading builds the
+so every error names the file, the YAML path and the reason (``ConfigError``).  The scenario's
+``name`` names its output directory (``out/<name>/…``), so it must be a plain identifier: letters,
+digits, ``.``, ``_`` and ``-``, starting with a letter or digit (no ``/``, no ``..``).  Loading builds the
 one domain model with ``ogref.site.build_site``; nothing here simulates or decides.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,16 +25,24 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from ogref.errors import ConfigError
+from ogref.errors import ConfigError, FormatError
 from ogref.model import Method
 from ogref.site import Site, SiteSpec, build_site, expand_names, read_yaml, validation_error
 from ogref.units import Duration, Rate, Ratio, parse_size
 from ogsim.hardware import ComputerHwLayer, HostHw, NetworkSpec, RepositoryHw, resolve_host
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
+SCENARIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def safe_name(text: str) -> str:
+    """``text`` made a scenario name: runs of other characters become ``-`` (a file stem)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-_")[:100]
+    return name or "scenario"
 
 
 class _Strict(BaseModel):
@@ -286,7 +297,7 @@ class SimBackendSpec(_Strict):
     download_slots: int = Field(default=4, ge=1, description="torrent concurrent downloads")
     neighbours: int = Field(default=30, ge=1, description="peers a tracker answer lists")
     torrent_efficiency: Ratio = Field(
-        default=0.92, description="BitTorrent goodput on the wire (headers, hashing, choking)"
+        default=0.92, gt=0, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )
     slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
     drop_after: Duration = Field(
@@ -324,7 +335,24 @@ class BackendsSpec(_Strict):
 class ScenarioSpec(SiteSpec):
     """A scenario: a site plus name, seed, network, faults, expectations and backends."""
 
-    name: str | None = Field(default=None, description="scenario id (default: the file stem)")
+    name: str | None = Field(
+        default=None,
+        description="scenario id, the results directory's name: letters, digits, '.', '_', '-' "
+        "(default: the file stem)",
+        json_schema_extra={"pattern": SCENARIO_NAME, "maxLength": 100},
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 100 or not re.fullmatch(SCENARIO_NAME, v)):
+            raise FormatError(
+                f"scenario name {v[:40]!r} is not a plain name: it names the results directory "
+                "(out/<name>/), so use letters, digits, '.', '_' and '-' (at most 100), "
+                "starting with a letter or digit"
+            )
+        return v
+
     description: str = ""
     seed: int = 1
     network: NetworkSpec = Field(default_factory=NetworkSpec)
@@ -385,7 +413,7 @@ def build_scenario(
             repos[repo.name] = RepositoryHw.model_validate(repo.hw)
         except ValidationError as exc:
             raise validation_error(exc, source, f"repositories.{i}.hw") from None
-    scenario = Scenario(spec.name or default_name, spec, site, hosts, repos, source)
+    scenario = Scenario(spec.name or safe_name(default_name), spec, site, hosts, repos, source)
     _check_references(scenario)
     return scenario
 

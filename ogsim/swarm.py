@@ -4,7 +4,10 @@ To stay cheap at 1,000+ peers the image is cut into ``swarm_blocks`` blocks (eac
 of whole pieces); a block is the unit a peer requests, verifies and re-serves, so store-and-
 forward latency is one block per hop.  The tracker answers a join with up to ``neighbours``
 random live peers plus the repository seeder (bttrack + btlaunchmany); connections are
-symmetric; a peer starved of useful neighbours re-announces every 30 s.  Each peer has
+symmetric; a peer starved of useful neighbours re-announces every 30 s.  Re-announcing is polling,
+so it never keeps a run alive: the timer is a daemon (when nothing else is left to happen the
+swarm has stalled and the run ends), and a peer whose last 30 s saw no block arrive anywhere in
+the swarm stops until one does (so a transfer slowed to a crawl is not polled a billion times).  Each peer has
 ``upload_slots`` and ``download_slots``; a peer-to-peer block moves at
 ``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
 uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
@@ -56,6 +59,7 @@ class Peer:
         self.on_ok: Callable[[float], None] = lambda n: None
         self.rotate = 0
         self.stay = 0.0
+        self.mark = -1  # the swarm's progress when this peer's re-announce was set
 
     @property
     def seeder(self) -> bool:
@@ -85,6 +89,7 @@ class Peer:
             self.swarm.abort_transfers(self)
         elif c.link_up and self.offline:
             self.offline = False
+            self.swarm._progressed()
             self.swarm.kick(self)
 
     def cancel(self) -> None:
@@ -132,6 +137,8 @@ class Swarm:
         for b in range(self.nblocks):
             self.avail[b] += 1
         self.transfers = 0
+        self.progress = 0  # blocks arrived (and peers joined): what a re-announce could find
+        self.dormant: dict[Peer, None] = {}  # starved peers waiting for progress to re-announce
 
     # ------------------------------------------------------------------ membership
 
@@ -151,6 +158,7 @@ class Swarm:
         )
         self._announce(peer)
         self.peers.append(peer)
+        self._progressed()
         self.kick(peer)
         return peer
 
@@ -184,6 +192,7 @@ class Swarm:
         peer.alive = False
         self.abort_transfers(peer)
         self.waiting.pop(peer, None)
+        self.dormant.pop(peer, None)
         m = peer.have
         while m:
             low = m & -m
@@ -264,15 +273,32 @@ class Swarm:
             if not started:
                 self.waiting[down] = None
                 if down.down_used == 0 and down.reannounce is None:
-                    down.reannounce = self.sim.loop.after(REANNOUNCE_S, self._reannounce, down)
+                    self._schedule_reannounce(down, self.progress)
                 return
         self.waiting.pop(down, None)
+
+    def _schedule_reannounce(self, peer: Peer, mark: int) -> None:
+        self.dormant.pop(peer, None)
+        peer.mark = mark
+        peer.reannounce = self.sim.loop.after(REANNOUNCE_S, self._reannounce, peer, daemon=True)
 
     def _reannounce(self, peer: Peer) -> None:
         peer.reannounce = None
         if peer.alive and peer.have != self.full:
+            if peer.mark == self.progress:  # nothing arrived anywhere: polling cannot help now
+                self.dormant[peer] = None
+                return
             self._announce(peer)
             self.kick(peer)
+
+    def _progressed(self) -> None:
+        """A block arrived or a peer joined or came back: dormant peers re-announce again."""
+        self.progress += 1
+        if self.dormant:
+            for peer in list(self.dormant):
+                if peer.alive and peer.reannounce is None and peer.have != self.full:
+                    self._schedule_reannounce(peer, self.progress - 1)
+            self.dormant.clear()
 
     def _offer(self, up: Peer) -> None:
         if not up.usable() or up.up_used >= up.up_slots or not self.waiting:
@@ -340,8 +366,9 @@ class Swarm:
                 wire=1.0 / self.params.torrent_efficiency,
             )
             self.sim.net.start(x.flow)
-        else:
+        elif rate > 0:
             x.timer = self.sim.loop.after(self.block_size / rate, self._done, x)
+        # else: nothing moves on a 0 rate (refused at load): the block never arrives
 
     def _done(self, x: Transfer) -> None:
         self._release(x)
@@ -350,6 +377,7 @@ class Swarm:
         if down.alive and not down.have & bit:
             down.have |= bit
             self.avail[x.block] += 1
+            self._progressed()
         if down.alive and down.have == self.full and down.completed_at < 0:
             self._complete(down)
         if down.alive:

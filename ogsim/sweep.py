@@ -2,24 +2,64 @@
 run across worker processes with a rich progress bar; one results.json per point.
 
 Each point is an ordinary synthetic scenario (:mod:`ogsim.synthetic`), so a sweep's results feed
-``ogsim report`` (which draws the scaling curves).  Orchestration only.
+``ogsim report`` (which draws the scaling curves).  Axes are checked before anything runs: a bad
+value is a FormatError naming the option (``--n``: whole numbers 1–50,000; link rates > 0).
+Orchestration only.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from ogref.errors import FormatError
 from ogref.model import Method
-from ogref.units import parse_rate, parse_ratio, parse_size
+from ogref.units import parse_positive_rate, parse_ratio, parse_size
+from ogsim.scenario import safe_name
+
+MAX_N = 50_000
+
+
+def _axis(text: str, option: str) -> list[str]:
+    values = _split(text)
+    if not values:
+        raise FormatError(f"{option}: give at least one value")
+    return values
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise FormatError(f"--n: not a whole number: {text!r}") from None
+    if not 1 <= n <= MAX_N:
+        raise FormatError(f"--n: a computer count must be 1 to {MAX_N}, got {n}")
+    return n
+
+
+def _check(option: str, values: list[str], parse: Callable[[str], object]) -> tuple[str, ...]:
+    for x in values:
+        try:
+            parse(x)
+        except FormatError as exc:
+            raise FormatError(f"{option}: {exc.message}") from None
+    return tuple(values)
 
 
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _positive_size(text: str) -> int:
+    size = parse_size(text)
+    if size <= 0:
+        raise FormatError(f"an image size must be more than 0 bytes: {text!r}")
+    return size
 
 
 @dataclass(frozen=True)
@@ -34,16 +74,19 @@ class Grid:
 
     @classmethod
     def parse(cls, n: str, methods: str, loss: str, image: str, link: str) -> Grid:
-        """Parse comma-separated axes; units go through ogref.units."""
-        counts = tuple(int(x) for x in _split(n))
-        ms = tuple(str(Method.parse(m)) for m in _split(methods))
-        for x in _split(loss):
-            parse_ratio(x)
-        for x in _split(image):
-            parse_size(x)
-        for x in _split(link):
-            parse_rate(x)
-        return cls(counts, ms, tuple(_split(loss)), tuple(_split(image)), tuple(_split(link)))
+        """Parse comma-separated axes; units go through ogref.units (FormatError naming the option)."""
+        counts = tuple(_count(x) for x in _axis(n, "--n"))
+        try:
+            ms = tuple(str(Method.parse(m)) for m in _axis(methods, "--methods"))
+        except FormatError as exc:
+            raise FormatError(f"--methods: {exc.message}") from None
+        return cls(
+            counts,
+            ms,
+            _check("--loss", _axis(loss, "--loss"), parse_ratio),
+            _check("--image", _axis(image, "--image"), _positive_size),
+            _check("--link", _axis(link, "--link"), parse_positive_rate),
+        )
 
     def points(self) -> list[tuple[int, str, str, str, str]]:
         """Every combination."""
@@ -70,7 +113,7 @@ def run_point(point: tuple[int, str, str, str, str], out_dir: str) -> Row:
     from ogsim.synthetic import synthetic
 
     n, method, loss, image, link = point
-    name = f"sweep-{method.lower()}-n{n}-loss{loss.replace('%', 'pct')}-{image}-{link}"
+    name = safe_name(f"sweep-{method.lower()}-n{n}-loss{loss.replace('%', 'pct')}-{image}-{link}")
     sc = synthetic(n, method, data=image, stored=image, link=link, loss=loss, name=name)
     results = simulate(sc)
     path = results.write(Path(out_dir) / name / "results.json")
@@ -89,7 +132,8 @@ def run_grid(grid: Grid, jobs: int, out_dir: Path) -> list[Row]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns) as progress, ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    workers = max(1, min(jobs, len(points)))
+    with Progress(*columns) as progress, ProcessPoolExecutor(max_workers=workers) as pool:
         task = progress.add_task("sweep", total=len(points))
         futures = {pool.submit(run_point, p, str(out_dir)): i for i, p in enumerate(points)}
         for fut in as_completed(futures):

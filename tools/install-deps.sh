@@ -16,11 +16,20 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# services must not be started by package scripts: the labs start their own, by PID
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1
+# services must not be started by package scripts: the labs start their own, by PID.  The file is
+# removed on every exit (apt failing, Ctrl-C) when this script created it, never otherwise: left
+# behind, it would keep every later package on this machine from starting its service.
+# OGLAB_POLICY_RC moves it for the test suite only.
+policy=${OGLAB_POLICY_RC:-/usr/sbin/policy-rc.d}
+made_policy=0
+cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [ ! -e "$policy" ]; then
+  made_policy=1
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-[ "${made_policy:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d
 echo "deps: done"

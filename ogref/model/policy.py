@@ -1,8 +1,12 @@
 """EngineConfig: the engine.cfg policy knobs as data, loadable from a real ``engine.cfg``.
 
-engine.cfg is a shell file of ``KEY=value`` lines.  We read the keys that matter for creating,
+engine.cfg is a shell file of ``KEY=value`` lines (and comments): any other line refuses the file,
+so a YAML file or ``/etc/passwd`` is not taken for one.  We read the keys that matter for creating,
 restoring and deploying images, refuse unknown *values* of those keys with the file, line and
-reason (OpenGnSys silently misbehaves on them), and keep other keys verbatim in ``extra``.
+reason (OpenGnSys silently misbehaves on them), refuse a known key written in another case
+(``restoreprotocolnotcache``: the shell would ignore it), and keep other keys verbatim in
+``extra``.  A site file's ``engine:`` mapping goes through the same checks, and there every key
+must be one of :data:`ENGINE_KEYS` (a typo would otherwise be ignored).
 
 Our default follows the seed: a client that cannot use its cache falls back to UNICAST-DIRECT
 (``RESTOREPROTOCOLNOTCACHE=UNICAST``) and new images are compressed with zstd.
@@ -15,9 +19,10 @@ This module holds data and parsing only; the rules that consult it are in :mod:`
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
@@ -213,29 +218,59 @@ class EngineConfig:
         cls, text: str, source: str = "engine.cfg", base: EngineConfig | None = None
     ) -> EngineConfig:
         """Parse engine.cfg text over ``base`` (default: ogLab's defaults); values of known keys
-        are validated, others kept in ``extra``.
+        are validated, others kept in ``extra`` (see :meth:`with_engine_cfg`)."""
+        pairs = [(f"line {n}", key, raw) for n, key, raw in _assignments(text, source)]
+        return (base if base is not None else cls()).with_engine_cfg(pairs, source)
 
-        ``STRICT`` (in the text, else ``base``'s) makes the values 1.1.1d does not know of
+    @classmethod
+    def from_file(cls, path: str | Path, base: EngineConfig | None = None) -> EngineConfig:
+        """Read and parse an engine.cfg file (it must hold at least one ``KEY=value`` line)
+        over ``base``."""
+        p = Path(path)
+        try:
+            with p.open("rb") as f:
+                raw = f.read(_MAX_FILE + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
+        if len(raw) > _MAX_FILE:
+            raise ConfigError(
+                f"larger than {_MAX_FILE // 1024} KiB: not an engine.cfg", source=str(p)
+            )
+        text = raw.decode("utf-8", errors="replace")
+        if not _assignments(text, str(p)):
+            raise ConfigError("holds no KEY=value line: not an engine.cfg", source=str(p))
+        return cls.from_text(text, source=str(p), base=base)
+
+    def with_engine_cfg(
+        self, pairs: Iterable[tuple[str, str, str]], source: str, *, known_only: bool = False
+    ) -> EngineConfig:
+        """A copy with engine.cfg ``(where, KEY, value)`` assignments applied, each validated.
+
+        ``where`` names the place in ``source`` (``line 3``, ``engine.IMGCOMP``) for errors.
+        Unknown keys go to ``extra``; with ``known_only`` they are refused (site files).
+        ``STRICT`` (among the pairs, else this one's) makes the values 1.1.1d does not know of
         ``RESTOREPROTOCOLNOTCACHE``/``ACTIONCACHEFULL`` read as ``OTHER``, as 1.1.1d reads them.
         """
-        start = base if base is not None else cls()
-        assignments = _assignments(text, source)
-        strict = start.strict
-        for lineno, key, raw in assignments:
+        pairs = list(pairs)
+        strict = self.strict
+        for where, key, raw in pairs:
             if key == "STRICT":  # shell semantics: the last assignment wins
                 try:
                     strict = _bool(raw)
                 except FormatError as exc:
                     raise ConfigError(
-                        f"{key}={raw!r}: {exc.message}", source=source, path=f"line {lineno}"
+                        f"{key}={raw!r}: {exc.message}", source=source, path=where
                     ) from None
         values: dict[str, Any] = {}
-        extra: list[tuple[str, str]] = []
-        for lineno, key, raw in assignments:
-            where = f"line {lineno}"
+        extra = dict(self.extra)
+        for where, key, raw in pairs:
+            try:
+                check_engine_key(key, known_only=known_only)
+            except FormatError as exc:
+                raise ConfigError(exc.message, source=source, path=where) from None
             spec = _KEYS.get(key)
             if spec is None:
-                extra.append((key, raw))
+                extra[key] = raw
                 continue
             attr, convert = spec
             try:
@@ -247,17 +282,7 @@ class EngineConfig:
             except (FormatError, ValueError) as exc:
                 reason = exc.message if isinstance(exc, FormatError) else str(exc)
                 raise ConfigError(f"{key}={raw!r}: {reason}", source=source, path=where) from None
-        return replace(start, **values, extra=(*start.extra, *extra))
-
-    @classmethod
-    def from_file(cls, path: str | Path, base: EngineConfig | None = None) -> EngineConfig:
-        """Read and parse an engine.cfg file (over ``base``, see :meth:`from_text`)."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", source=str(p)) from None
-        return cls.from_text(text, source=str(p), base=base)
+        return self.with_overrides(**values, extra=tuple(extra.items()))
 
     def with_overrides(self, **kwargs: Any) -> EngineConfig:
         """A copy with some attributes changed (validated like the originals)."""
@@ -376,11 +401,35 @@ PRESETS: dict[str, Callable[[], EngineConfig]] = {
     "opengnsys-1.1.1d-strict": EngineConfig.opengnsys_1_1_1d_strict,
 }
 
+# keys of OpenGnSys 1.1.1d's engine.cfg that ogref keeps (in ``extra``) but does not act on
+STOCK_KEYS = ("OGENGINECONFIGURATE", "OGLOGSESSION", "OGLOGCOMMAND", "NODEBUGFUNCTIONS")
+ENGINE_KEYS: tuple[str, ...] = (*_KEYS, *STOCK_KEYS)
+"""Every key a site file's ``engine:`` may hold."""
+
+_MAX_FILE = 1024 * 1024
+
+
+def check_engine_key(key: str, *, known_only: bool = False) -> None:
+    """Refuse a known key in the wrong case, or (``known_only``) any key not in ENGINE_KEYS."""
+    if key in ENGINE_KEYS:
+        return
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise FormatError(f"{key!r} is not an engine.cfg key (KEY=value, a shell variable name)")
+    upper = key.upper()
+    if upper in ENGINE_KEYS:
+        raise FormatError(f"unknown engine.cfg key {key!r}: keys are upper case ({upper})")
+    if known_only:
+        close = difflib.get_close_matches(upper, ENGINE_KEYS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(ENGINE_KEYS)
+        raise FormatError(f"unknown engine.cfg key {key!r} ({hint})")
+
+
 _ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
 def _assignments(text: str, source: str) -> list[tuple[int, str, str]]:
-    """``(line, KEY, value)`` for each shell assignment, with quotes and comments removed."""
+    """``(line, KEY, value)`` for each shell assignment, with quotes and comments removed;
+    a line that is neither an assignment, a comment nor blank refuses the text."""
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -388,7 +437,11 @@ def _assignments(text: str, source: str) -> list[tuple[int, str, str]]:
             continue
         m = _ASSIGN.match(stripped)
         if not m:
-            continue  # shell statements other than assignments are not configuration
+            raise ConfigError(
+                f"not a KEY=value line: {stripped[:40]!r} (is this an engine.cfg?)",
+                source=source,
+                path=f"line {lineno}",
+            )
         key, rest = m.group(1), m.group(2)
         try:
             words = shlex.split(rest, comments=True, posix=True)

@@ -7,7 +7,9 @@ i386-pc is available (otherwise a note says it was skipped).  Windows: the compu
 15 characters, ``pc`` by default, as ``ogSetWindowsName``) written as ComputerName, Tcpip
 Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the control set
 ``Select/Current`` names (OpenGnSys always writes ``ControlSet001``), when the tools and the
-hive exist (otherwise a note).  Boot-sector, BCD and drive-letter fixes are not done.  Every step
+hive exist (otherwise a note).  Names are validated before anything is changed, never rewritten:
+a Linux host name must be RFC 1123 labels, a Windows name follows the NetBIOS rules
+(:mod:`ogref.model.names`).  Boot-sector, BCD and drive-letter fixes are not done.  Every step
 is reported in ``notes``; nothing here decides whether to run.
 
 The restored tree is untrusted: it is mounted ``nosuid,nodev,noexec`` and every path in it goes
@@ -19,14 +21,14 @@ in them (GRUB is skipped when ``/boot`` or anything under ``/boot/grub`` is a li
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ogref.errors import NotExecError, NotWriteError, OutOfLimitError, UnsafePathError
+from ogref.errors import NotExecError, NotWriteError, UnsafePathError
+from ogref.model.names import check_host_name, check_netbios_name
 from ogref.model.storage import Filesystem
 from ogref.runtime import disk, filesystem
 from ogref.runtime.loopdev import partition_path
@@ -37,7 +39,6 @@ from ogref.runtime.rootdir import RootDir
 _LINUX = (Filesystem.EXT2, Filesystem.EXT3, Filesystem.EXT4, Filesystem.BTRFS, Filesystem.XFS)
 _CLEAN = ("etc/udev/rules.d/70-persistent-net.rules", "etc/initramfs-tools/conf.d/resume")
 FSTAB_BACKUP = "etc/fstab.ogref-backup"
-WINDOWS_NAME_MAX = 15
 
 
 @dataclass
@@ -54,6 +55,10 @@ def configure_os(
     """Post-configure partition ``number`` of ``disk_device``."""
     node = partition_path(disk_device, number)
     fs = filesystem.detect(node)
+    if fs in _LINUX:
+        check_host_name(hostname)
+    elif fs is Filesystem.NTFS:
+        windows_name(hostname)
     report = PostconfReport(fs)
     filesystem.extend(node, fs)
     report.notes.append(f"filesystem {fs} extended to the partition")
@@ -201,11 +206,9 @@ def _find_ci(root: RootDir, rel: str) -> str | None:
 
 
 def windows_name(hostname: str) -> str:
-    """A valid NetBIOS computer name (max 15 characters, as ogSetWindowsName)."""
-    name = re.sub(r"[^A-Za-z0-9-]", "-", hostname or "pc")
-    if len(name) > WINDOWS_NAME_MAX:
-        raise OutOfLimitError(f"Windows computer name {name!r} is longer than 15 characters")
-    return name
+    """The Windows computer name for ``hostname`` (``pc`` if empty, as ogSetWindowsName),
+    checked against the NetBIOS rules: OutOfLimitError (19) if it breaks one, never rewritten."""
+    return check_netbios_name(hostname or "pc")
 
 
 def current_control_set(hive: Path) -> str:

@@ -212,18 +212,11 @@ def _import_images(session: Session, repository_id: int, images: tuple[Img, ...]
 
 
 def _check_fits(spec: SiteSpec, site: Site, source: str) -> None:
-    """What build_site accepts but the tables cannot hold: two classrooms or repositories of
-    one name, two groups of one name in a classroom, names longer than their columns,
-    ``hw`` values that are not JSON."""
+    """What build_site accepts but the tables cannot hold: names longer than their columns,
+    ``hw`` values that are not JSON.  (Duplicate names are build_site's error already.)"""
 
     def fail(msg: str, path: str) -> ConfigError:
         return ConfigError(msg, source=source, path=path)
-
-    def unique(names: list[str], what: str, path: str) -> None:
-        for name, n in Counter(names).items():
-            if n > 1:
-                i = names.index(name, names.index(name) + 1)
-                raise fail(f"two {what} are called {name!r}", f"{path}.{i}.name")
 
     def fits(value: str, size: int, what: str, path: str) -> None:
         if len(value) > size:
@@ -237,8 +230,6 @@ def _check_fits(spec: SiteSpec, site: Site, source: str) -> None:
                 f"{what} is not plain data (strings, numbers, mappings): {exc}", path
             ) from None
 
-    unique([r.name for r in spec.repositories], "repositories", "repositories")
-    unique([c.name for c in spec.classrooms], "classrooms", "classrooms")
     for key in spec.engine:
         fits(key, 64, "engine key", f"engine.{key[:40]}")
     for i, r in enumerate(spec.repositories):
@@ -255,7 +246,6 @@ def _check_fits(spec: SiteSpec, site: Site, source: str) -> None:
         path = f"classrooms.{i}"
         fits(room.name, db.NAME, "classroom name", f"{path}.name")
         fits(room.org_unit, db.NAME, "org unit name", f"{path}.org_unit")
-        unique([g.name for g in room.groups], "groups", f"{path}.groups")
         for j, g in enumerate(room.groups):
             fits(g.name, db.NAME, "group name", f"{path}.groups.{j}.name")
         for pc in site.classroom(room.name).computers:

@@ -5,6 +5,8 @@ disk), and the serial console written to a file in the run directory.
 KVM is used only when ``kvm_works()`` says so: ``/dev/kvm`` exists *and* is not PVM (PVM hosts
 advertise ``<domain type='kvm'>`` but run no stock guest).  Disks are sparse raw files recorded
 in the manifest as files.  Every domain is recorded (with its generated UUID) before it is created.
+The domain XML is built with ``xml.etree.ElementTree``, so no name or path can add attributes or
+elements to it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.etree import ElementTree as ET
 
+from ogsim.lab.libvirt.xmltree import element, to_xml
 from ogsim.lab.manifest import Manifest
 
 
@@ -53,33 +56,38 @@ class VmSpec:
     kvm: bool = False
 
     def xml(self) -> str:
-        kind = "kvm" if self.kvm else "qemu"
-        tcg = "" if self.kvm else "<tcg><tb-cache unit='MiB'>32</tb-cache></tcg>"
-        return f"""<domain type='{kind}'>
-  <name>{escape(self.name)}</name>
-  <uuid>{self.uuid}</uuid>
-  <memory unit='MiB'>{self.memory_mib}</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/><boot dev='hd'/></os>
-  <features><acpi/>{tcg}</features>
-  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' cache='unsafe'/>
-      <source file='{escape(str(self.disk))}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <interface type='network'>
-      <source network='{escape(self.network)}'/>
-      <mac address='{self.mac}'/>
-      <model type='virtio'/>
-    </interface>
-    <serial type='file'><source path='{escape(str(self.serial))}'/><target port='0'/></serial>
-    <video><model type='none'/></video>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-"""
+        """The libvirt domain XML."""
+        root = ET.Element("domain", type="kvm" if self.kvm else "qemu")
+        element(root, "name", self.name)
+        element(root, "uuid", self.uuid)
+        element(root, "memory", str(self.memory_mib), unit="MiB")
+        element(root, "vcpu", "1")
+        os_ = element(root, "os")
+        element(os_, "type", "hvm", arch="x86_64", machine="pc")
+        element(os_, "boot", dev="network")
+        element(os_, "boot", dev="hd")
+        features = element(root, "features")
+        element(features, "acpi")
+        if not self.kvm:
+            element(element(features, "tcg"), "tb-cache", "32", unit="MiB")
+        element(root, "on_poweroff", "destroy")
+        element(root, "on_reboot", "restart")
+        element(root, "on_crash", "destroy")
+        devices = element(root, "devices")
+        disk = element(devices, "disk", type="file", device="disk")
+        element(disk, "driver", name="qemu", type="raw", cache="unsafe")
+        element(disk, "source", file=str(self.disk))
+        element(disk, "target", dev="vda", bus="virtio")
+        nic = element(devices, "interface", type="network")
+        element(nic, "source", network=self.network)
+        element(nic, "mac", address=self.mac)
+        element(nic, "model", type="virtio")
+        serial = element(devices, "serial", type="file")
+        element(serial, "source", path=str(self.serial))
+        element(serial, "target", port="0")
+        element(element(devices, "video"), "model", type="none")
+        element(devices, "memballoon", model="none")
+        return to_xml(root)
 
 
 def mac_for(index: int, subnet_octet: int) -> str:

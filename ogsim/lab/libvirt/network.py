@@ -5,7 +5,8 @@ so iPXE fetches its script, kernel and initramfs over HTTP.
 
 No ``<forward>`` element: libvirt makes it isolated (no NAT, no routing; it adds REJECT rules for
 traffic leaving the bridge).  Never libvirt's ``default`` network, never a real interface.  The
-network is recorded in the manifest (with the UUID generated here) before it is created.
+network is recorded in the manifest (with the UUID generated here) before it is created.  The XML
+is built with ``xml.etree.ElementTree``: a host name cannot add attributes or elements.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.etree import ElementTree as ET
 
+from ogsim.lab.libvirt.xmltree import DNSMASQ_NS, element, to_xml
 from ogsim.lab.manifest import Manifest
 
 SUBNETS = [IPv4Network(f"10.77.{i}.0/24") for i in range(0, 250, 10)]
@@ -54,28 +56,27 @@ class LabNetwork:
         return f"fd77:{self.subnet.network_address.packed[2]:x}::"
 
     def xml(self) -> str:
-        hosts = "\n".join(
-            f"      <host mac={quoteattr(h.mac)} name={quoteattr(h.name)} ip={quoteattr(str(h.ip))}/>"
-            for h in self.hosts
-        )
+        """The libvirt network XML."""
         net = self.subnet
-        return f"""<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
-  <name>{self.name}</name>
-  <uuid>{self.uuid}</uuid>
-  <bridge name='{self.bridge}' stp='off' delay='0'/>
-  <ip address='{self.host_ip}' netmask='{net.netmask}'>
-    <dhcp>
-      <range start='{net.network_address + 200}' end='{net.network_address + 250}'/>
-{hosts}
-      <bootp file={quoteattr(self.boot_url)}/>
-    </dhcp>
-  </ip>
-  <ip family='ipv6' address='{self.v6_prefix}1' prefix='64'/>
-  <dnsmasq:options>
-    <dnsmasq:option value='dhcp-option=encap:175,176,1b'/>
-  </dnsmasq:options>
-</network>
-"""
+        root = ET.Element("network")
+        element(root, "name", self.name)
+        element(root, "uuid", self.uuid)
+        element(root, "bridge", name=self.bridge, stp="off", delay="0")
+        ip = element(root, "ip", address=str(self.host_ip), netmask=str(net.netmask))
+        dhcp = element(ip, "dhcp")
+        element(
+            dhcp,
+            "range",
+            start=str(net.network_address + 200),
+            end=str(net.network_address + 250),
+        )
+        for h in self.hosts:
+            element(dhcp, "host", mac=h.mac, name=h.name, ip=str(h.ip))
+        element(dhcp, "bootp", file=self.boot_url)
+        element(root, "ip", family="ipv6", address=f"{self.v6_prefix}1", prefix="64")
+        options = element(root, f"{{{DNSMASQ_NS}}}options")
+        element(options, f"{{{DNSMASQ_NS}}}option", value="dhcp-option=encap:175,176,1b")
+        return to_xml(root)
 
 
 def free_subnet(conn: Any, preferred: IPv4Network | None = None) -> tuple[IPv4Network, str]:

@@ -266,12 +266,12 @@ def test_image_versions(site_db: Database) -> None:
                 "classrooms": [SITE["classrooms"][0], {**SITE["classrooms"][1], "name": "aula1"}],
             },
             "classrooms.1.name",
-            "two classrooms",
+            "defined twice",
         ),
         (
             {**SITE, "repositories": [*SITE["repositories"], SITE["repositories"][0]]},
             "repositories.1.name",
-            "two repositories",
+            "defined twice",
         ),
         (
             {
@@ -279,7 +279,7 @@ def test_image_versions(site_db: Database) -> None:
                 "classrooms": [{**SITE["classrooms"][0], "groups": [{"name": "g"}, {"name": "g"}]}],
             },
             "classrooms.0.groups.1.name",
-            "two groups",
+            "defined twice",
         ),
         (
             {
@@ -292,8 +292,8 @@ def test_image_versions(site_db: Database) -> None:
             "hw of pc01 is not plain data",
         ),
         (
-            {**SITE, "classrooms": [{**SITE["classrooms"][1], "computers": [{"name": "x" * 101}]}]},
-            "classrooms.0",
+            {**SITE, "classrooms": [{**SITE["classrooms"][1], "groups": [{"name": "x" * 101}]}]},
+            "classrooms.0.groups.0.name",
             "longer than 100",
         ),
     ],
@@ -459,7 +459,8 @@ def sites(draw: st.DrawFn) -> dict[str, Any]:
                     "RESTOREPROTOCOLNOTCACHE": st.sampled_from(["NONE", "UNICAST", "MULTICAST"]),
                     "ACTIONCACHEFULL": st.sampled_from(["NONE", "FORMAT", "DELETE"]),
                     "IMGCOMP": st.sampled_from(["lzop", "zstd"]),
-                    "OGCUSTOMKEY": st.one_of(st.booleans(), st.integers(0, 9)),
+                    "OGWINCHKDISK": st.booleans(),
+                    "OGSLEEP": st.integers(0, 9),
                 },
             )
         ),
