@@ -24,7 +24,15 @@ from ogref.core.events import MethodSwitched
 from ogref.errors import ConfigError, FormatError, OgErr, OgError
 from ogref.exits import EX_SOFTWARE, GuardedGroup
 from ogref.model import ALL_METHODS, ClientStatus, EngineConfig
-from ogref.site import RestoreSpec, Site, SiteSpec, build_site, read_yaml, validation_error
+from ogref.site import (
+    RestoreSpec,
+    Site,
+    SiteSpec,
+    build_site,
+    read_yaml,
+    site_part,
+    validation_error,
+)
 
 EXIT_CODES = (
     "Exit status: 0 success; otherwise the OpenGnSys error number of the failure "
@@ -60,15 +68,12 @@ def _load_site(path: Path, preset: str | None = None) -> Site:
     data = read_yaml(path)
     if isinstance(data, dict) and preset is not None:
         data = {**data, "engine_preset": preset}  # the file's engine: keys still apply over it
-    if isinstance(data, dict):
-        extra = sorted(str(k) for k in data if k not in SiteSpec.model_fields)
-        if extra:
-            # scenario files (ogsim) add faults/expect/backends…; plan reads only the site part
-            err.print(
-                f"[dim]{escape(str(path))}: not a site key, ignored here: "
-                f"{escape(', '.join(extra))}[/dim]"
-            )
-            data = {k: v for k, v in data.items() if k in SiteSpec.model_fields}
+    data, extra = site_part(data)
+    if extra:  # scenario files (ogsim) add faults/expect/backends…; plan reads only the site part
+        err.print(
+            f"[dim]{escape(str(path))}: not a site key, ignored here: "
+            f"{escape(', '.join(extra))}[/dim]"
+        )
     return build_site(data, source=str(path))
 
 
@@ -294,7 +299,18 @@ def _mount_runtime() -> None:
         app.add_typer(runtime_cli.app, name="image", help="imaging on real block devices")
 
 
+def _mount_service() -> None:
+    """Add ``serve`` and ``site import|export`` (the console service, :mod:`ogref.service`)."""
+    from ogref.service.main import serve, site_app
+
+    if any(c.callback is serve for c in app.registered_commands):
+        return
+    app.command(epilog=EXIT_CODES)(serve)
+    app.add_typer(site_app, name="site")
+
+
 def main() -> None:
     """Console-script entry point (errors and exit statuses: :class:`_Group`)."""
+    _mount_service()
     _mount_runtime()
     app()

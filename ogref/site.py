@@ -584,6 +584,15 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, source)
 
 
+def site_part(data: Any) -> tuple[Any, list[str]]:
+    """The site keys of a parsed file and the names of the others (a scenario file adds
+    ``faults:``, ``expect:``, ``backends:`` … that a site reader ignores)."""
+    if not isinstance(data, dict):
+        return data, []
+    extra = sorted(str(k) for k in data if k not in SiteSpec.model_fields)
+    return {k: v for k, v in data.items() if k in SiteSpec.model_fields}, extra
+
+
 def parse_yaml(text: str, source: str = "<yaml>") -> Any:
     """Parse YAML text with the strict loader; errors are ConfigError naming the line."""
     loader = _Loader(text)

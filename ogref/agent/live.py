@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import queue
 import signal
@@ -19,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from ogref import logs
 from ogref.agent.link import ServiceLink
 from ogref.agent.master import MasterExecutor
 from ogref.agent.osinfo import read_os
@@ -58,6 +60,8 @@ from ogref.transports.executor import NetworkSetup
 from ogref.transports.repository import RepositoryControl
 from ogref.transports.smb import SmbCredentials
 
+log = logging.getLogger("ogref.agent")
+
 Json = dict[str, Any]
 
 
@@ -88,7 +92,7 @@ class Agent:
                 state=self.state,
                 on_command=self.commands.put,
                 busy=lambda: bool(self.command_id),
-                log=lambda text: print(f"[{self.name}] {text}", flush=True),
+                log=lambda text: log.info("[%s] %s", self.name, text),
             )
         self.torrent_stall: float = a.torrent_stall
         self.grub: bool = a.grub
@@ -107,7 +111,7 @@ class Agent:
 
     def log(self, text: str) -> None:
         """A tracking-log line: stdout (the screen) and the service."""
-        print(f"[{self.name}] {text}", flush=True)
+        log.info("[%s] %s", self.name, text)
         if self.link is not None:
             self.link.log(text)
 
@@ -548,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--os-report", help="http://server:8781/api/os, where a booted OS reports")
     p.add_argument("--once", type=Path, help="run this command JSON and print the result")
     a = p.parse_args(argv)
+    logs.configure()
     a.work.mkdir(parents=True, exist_ok=True)
     # killed politely (a shutdown, the lab's teardown): unwind like an error, so a restore in
     # progress wipes the signatures of the half-written filesystem before the agent exits

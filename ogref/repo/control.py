@@ -15,6 +15,7 @@ serves files to nobody: images travel by SMB, multicast and BitTorrent.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,11 +23,14 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, Field
 
+from ogref import logs
 from ogref.errors import NotFoundError, OgError
 from ogref.model.protocol import MulticastSession
 from ogref.repo.sender import SenderOptions, Senders
 from ogref.runtime.imagefile import ImageStore
 from ogref.service.keys import AuthError, check_token, parse_public_key
+
+log = logging.getLogger("ogref.repo")
 
 CONTROL_PORT = 2009
 
@@ -78,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fec", default="8x8/128")
     p.add_argument("--pid-file", type=Path, help="append each sender's PID here")
     a = p.parse_args(argv)
+    logs.configure()
     host, port = a.listen.rsplit(":", 1)
     senders = Senders(
         ImageStore(a.images), a.log_dir, SenderOptions(interface=a.interface, fec=a.fec), a.pid_file
     )
     app = create_app(senders, parse_public_key(a.server_public))
-    print(f"control API on {a.listen}", flush=True)
+    log.info("control API on %s", a.listen)
     try:
         uvicorn.run(app, host=host, port=int(port), log_level="warning", lifespan="off")
     finally:

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ogref import logs
 from ogref.transports.torrent import PORT, lt_session
+
+log = logging.getLogger("ogref.repo")
 
 RETRY_MAX_S = 30
 """Longest wait before the seeder announces again after a tracker error (2 s, 4 s, … 30 s)."""
@@ -34,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=PORT)
     p.add_argument("--status", type=Path)
     a = p.parse_args(argv)
+    logs.configure()
     stop = False
 
     def on_term(_sig: int, _frame: object) -> None:
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     hashes: dict[Path, str] = {}
     uploaded_before: dict[Path, int] = {}  # by earlier versions of the same image
     last_scan = 0.0
-    print(f"seeder on {a.listen}:{a.port}", flush=True)
+    log.info("seeder on %s:%s", a.listen, a.port)
     while not stop:
         now = time.monotonic()
         if now - last_scan > 2:
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         old.status().all_time_upload
                     )
                     ses.remove_torrent(old)
-                    print(f"re-created: {t.name} {hashes[t][:12]} → {infohash[:12]}", flush=True)
+                    log.info("re-created: %s %s → %s", t.name, hashes[t][:12], infohash[:12])
                 hashes[t] = infohash
                 atp = lt.add_torrent_params()
                 atp.ti = ti
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 # learn of the repository from the tracker, so they would stall — retry soon
                 retry = min(RETRY_MAX_S, 2 * max(1, int(alert.times_in_row)))
                 alert.handle.force_reannounce(retry)
-                print(f"tracker: {alert.message()}; announcing again in {retry} s", flush=True)
+                log.warning("tracker: %s; announcing again in %d s", alert.message(), retry)
         time.sleep(0.2)
     return 0
 

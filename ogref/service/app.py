@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
@@ -54,10 +55,14 @@ from ogref.service.users import (
     verify_password,
 )
 
+log = logging.getLogger("ogref.service")
+
 API = "/api/v1"
 AGENT_BODY_LIMIT = 1 << 20  # an agent's sync: status, a batch of log lines, results
 CONSOLE_BODY_LIMIT = 4 << 20  # a site import
 BODY_DEADLINE = 10.0  # seconds to send a body: a slow sender is cut off, others unaffected
+MAX_LOG_STREAMS = 256  # followed tracking logs at once (each polls the database)
+LOG_STREAM_POLL = 0.5  # seconds between looks for new lines
 SESSION_COOKIE = "og_session"
 SESSION_HOURS = 12
 
@@ -185,6 +190,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         finally:
             task.cancel()
             engine.flush()
+            log.info("stopped: buffered log lines and statuses written")
 
     app = FastAPI(
         lifespan=lifespan,
@@ -408,6 +414,43 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                 for x in lines
             ],
         }
+
+    streams = asyncio.Semaphore(MAX_LOG_STREAMS)
+
+    @app.get(
+        f"{API}/computers/{{name}}/log/stream",
+        tags=["console"],
+        summary="a tracking log as it grows (server-sent events, one line per event)",
+        response_class=StreamingResponse,
+    )
+    async def computer_log_stream(
+        name: str, request: Request, after: int = 0, who: Caller = Depends(caller)
+    ) -> StreamingResponse:
+        if name not in engine.live:
+            raise HTTPException(404, f"no computer {name!r}")
+        require(who, Action.VIEW, classrooms_of([name]))
+        if streams.locked():
+            raise HTTPException(503, f"{MAX_LOG_STREAMS} logs are being followed; try later")
+        await streams.acquire()
+
+        async def events() -> AsyncIterator[str]:
+            last = max(0, after)
+            try:
+                while not await request.is_disconnected():
+                    engine.flush()
+                    with database.reading() as s:
+                        lines = store.tail_log(s, name, last, 1000)
+                    for x in lines:
+                        last = x.id
+                        data = {"t": x.t.timestamp(), "text": x.text, "op": x.operation_id}
+                        yield f"id: {x.id}\ndata: {json.dumps(data)}\n\n"
+                    if not lines:
+                        yield ": idle\n\n"  # a comment: keeps proxies and the client awake
+                        await asyncio.sleep(LOG_STREAM_POLL)
+            finally:
+                streams.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
     def control(data: ControlIn, who: Caller = Depends(changing)) -> dict[str, Any]:

@@ -159,6 +159,12 @@ class Engine:
                 del self.pending[j]  # running: nothing to deliver
             else:
                 self._deliver(j)
+        # a restarted service has not heard from anyone yet: every computer with work in hand
+        # gets a heartbeat period from now to report, as if it had just been seen
+        now = self.clock()
+        for live in self.live.values():
+            if live.current is not None or live.outbox:
+                live.last_seen = now
 
     # ------------------------------------------------------------------ console: submit
 

@@ -4,22 +4,31 @@ serve the API on uvicorn: on TCP for agents and booted systems, on a UNIX socket
 on the same host (a lab), on both at once from one event loop, with the engine's housekeeping
 every second.
 
+``ogref site import FILE`` and ``ogref site export`` read and write the database's site
+configuration as site YAML (:mod:`.site_io`) without starting the service.
+
 Here only: arguments, start-up and shutdown.  What the service does is :mod:`.app` and
 :mod:`.engine`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import logging
 import os
 import socket
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ogref.service import db
-from ogref.service.db import Database
+import typer
+
+from ogref import logs
+
+if TYPE_CHECKING:
+    from ogref.service.db import Database
+
+log = logging.getLogger("ogref.service")
 
 SERVICE_PORT = 2008  # agents and consoles (OpenGnSys's ogAdmServer port)
 OS_PORT = 8781  # where a booted system reports ``POST /api/os`` (OGAgent's stand-in)
@@ -48,6 +57,7 @@ def ensure_admin(database: Database, token_file: Path | None, password_file: Pat
 
     from sqlalchemy import select
 
+    from ogref.service import db
     from ogref.service.users import hash_password, new_api_token
 
     with database.transaction() as s:
@@ -68,14 +78,31 @@ def ensure_admin(database: Database, token_file: Path | None, password_file: Pat
                 f.write(token + "\n")
 
 
-def build(a: argparse.Namespace) -> tuple[Any, Any]:
-    """The engine and the application from the parsed arguments."""
+@dataclass(frozen=True)
+class Options:
+    """What ``serve`` was given, beyond where to listen."""
+
+    state: Path
+    db: str | None = None
+    site: Path | None = None
+    reimport: bool = False
+    admin_token_file: Path | None = None
+    admin_password_file: Path | None = None
+    server_public_file: Path | None = None
+    heartbeat_timeout: float = 15.0
+    command_timeout: float = 3600.0
+
+
+def build(a: Options) -> tuple[Any, Any]:
+    """The engine and the application from the options."""
+    from ogref.service import db
     from ogref.service.app import create_app
+    from ogref.service.db import Database
     from ogref.service.engine import Engine
     from ogref.service.keys import load_or_create_server_key
     from ogref.service.migrations import upgrade
     from ogref.service.site_io import import_site
-    from ogref.site import read_yaml
+    from ogref.site import read_yaml, site_part
 
     a.state.mkdir(parents=True, exist_ok=True)
     url = a.db or f"sqlite:///{a.state / 'oglab.db'}"
@@ -86,7 +113,7 @@ def build(a: argparse.Namespace) -> tuple[Any, Any]:
             empty = s.query(db.Computer).first() is None
         if empty or a.reimport:
             with database.transaction() as s:
-                import_site(s, read_yaml(a.site), source=str(a.site))
+                import_site(s, site_part(read_yaml(a.site))[0], source=str(a.site))
     ensure_admin(database, a.admin_token_file, a.admin_password_file)
     key = load_or_create_server_key(a.state / "server.key")
     if a.server_public_file is not None:
@@ -110,36 +137,126 @@ async def _serve(engine: Any, app: Any, sockets: list[socket.socket]) -> None:
     await uvicorn.Server(config).serve(sockets=sockets)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ogref serve", description=__doc__)
-    p.add_argument("--state", type=Path, default=Path("/var/lib/oglab/service"),
-                   help="state directory: the SQLite database (by default) and the signing key")  # fmt: skip
-    p.add_argument("--db", help="database URL (default: sqlite:///STATE/oglab.db); "
-                   "postgresql+psycopg://user@host/db for PostgreSQL")  # fmt: skip
-    p.add_argument("--site", type=Path, help="site YAML to import into an empty database")
-    p.add_argument("--reimport", action="store_true", help="import --site even if not empty")
-    p.add_argument("--listen", action="append", default=[], help="IP:PORT for agents (repeat)")
-    p.add_argument("--console", type=Path, help="UNIX socket for a console on this host")
-    p.add_argument("--admin-token-file", type=Path, help="write a new admin API token here")
-    p.add_argument("--admin-password-file", type=Path, help="set admin's password from a file")
-    p.add_argument("--server-public-file", type=Path, help="write the key agents pin here")
-    p.add_argument("--heartbeat-timeout", type=float, default=15.0)
-    p.add_argument("--command-timeout", type=float, default=3600.0)
-    p.add_argument("--openapi", action="store_true", help="print the API document and exit")
-    a = p.parse_args(argv)
-    if a.openapi:
+def serve(
+    state: Path = typer.Option(
+        Path("/var/lib/oglab/service"),
+        help="state directory: the SQLite database (by default) and the service's signing key",
+    ),
+    db_url: str = typer.Option(
+        "",
+        "--db",
+        help="database URL (default: sqlite:///STATE/oglab.db); "
+        "postgresql+psycopg://user:password@host/dbname for PostgreSQL",
+    ),
+    site: Path | None = typer.Option(None, help="site YAML to import into an empty database"),
+    reimport: bool = typer.Option(False, help="import --site even if the database is not empty"),
+    listen: list[str] = typer.Option([], help="IP:PORT for agents and consoles (repeat)"),
+    console: Path | None = typer.Option(None, help="UNIX socket for a console on this host"),
+    admin_token_file: Path | None = typer.Option(None, help="write a new admin API token here"),
+    admin_password_file: Path | None = typer.Option(None, help="set admin's password from a file"),
+    server_public_file: Path | None = typer.Option(None, help="write the key agents pin here"),
+    heartbeat_timeout: float = typer.Option(
+        15.0, help="seconds of silence before a computer is off"
+    ),
+    command_timeout: float = typer.Option(3600.0, help="seconds before a command is given up"),
+    log_level: str = typer.Option("", help="debug, info, warning, error (default: info)"),
+    log_format: str = typer.Option("", help="text or json (JSON lines)"),
+    print_openapi: bool = typer.Option(False, "--openapi", help="print the API document and exit"),
+) -> None:
+    """Serve the console API: agents on --listen, a local console on --console."""  # fmt: skip
+    if print_openapi:
         print(openapi_text(), end="")
-        return 0
-    if not a.listen and a.console is None:
-        p.error("nothing to serve: give --listen and/or --console")
-    engine, app = build(a)
-    sockets = [_tcp(x) for x in a.listen]
-    if a.console is not None:
-        sockets.append(_unix(a.console))
-    print(f"serving on {', '.join(a.listen + ([str(a.console)] if a.console else []))}",
-          flush=True)  # fmt: skip
+        return
+    if not listen and console is None:
+        raise typer.BadParameter("nothing to serve: give --listen and/or --console")
+    try:
+        logs.configure(log_level or None, log_format or None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    options = Options(
+        state, db_url or None, site, reimport, admin_token_file, admin_password_file,
+        server_public_file, heartbeat_timeout, command_timeout,
+    )  # fmt: skip
+    engine, app = build(options)
+    sockets = [_tcp(x) for x in listen]
+    if console is not None:
+        sockets.append(_unix(console))
+    log.info("serving on %s", ", ".join(listen + ([str(console)] if console else [])))
+    print(f"serving on {', '.join(listen + ([str(console)] if console else []))}", flush=True)
     asyncio.run(_serve(engine, app, sockets))
-    return 0
+
+
+site_app = typer.Typer(
+    help="the service database's site configuration as site YAML (import/export)",
+    no_args_is_help=True,
+)
+
+_DB_HELP = "database URL (default: sqlite:///STATE/oglab.db)"
+
+
+def _url(state: Path, db_url: str) -> str:
+    if db_url:
+        return db_url
+    state.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{state / 'oglab.db'}"
+
+
+@site_app.command("import")
+def site_import(
+    file: Path = typer.Argument(
+        ..., help="site or scenario YAML (a scenario's other keys are ignored)"
+    ),
+    state: Path = typer.Option(
+        Path("/var/lib/oglab/service"), help="the service's state directory"
+    ),
+    db_url: str = typer.Option("", "--db", help=_DB_HELP),
+) -> None:
+    """Make the database's configuration that of FILE (history, users and credentials are kept)."""  # fmt: skip
+    from ogref.service.db import Database
+    from ogref.service.migrations import upgrade
+    from ogref.service.site_io import import_site
+    from ogref.site import read_yaml, site_part
+
+    data, _extra = site_part(read_yaml(file))
+    url = _url(state, db_url)
+    upgrade(url)
+    database = Database(url)
+    try:
+        with database.transaction() as s:
+            site = import_site(s, data, source=str(file))
+    finally:
+        database.close()
+    print(f"imported {file}: {len(site.classrooms)} classrooms, {len(site.computers)} computers, "
+          f"{len(site.operations)} operations")  # fmt: skip
+
+
+@site_app.command("export")
+def site_export(
+    state: Path = typer.Option(
+        Path("/var/lib/oglab/service"), help="the service's state directory"
+    ),
+    db_url: str = typer.Option("", "--db", help=_DB_HELP),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write here (default: stdout)"),
+) -> None:
+    """Write the database's configuration as site YAML."""  # fmt: skip
+    import yaml
+
+    from ogref.service.db import Database
+    from ogref.service.migrations import upgrade
+    from ogref.service.site_io import export_site
+
+    url = _url(state, db_url)
+    upgrade(url)
+    database = Database(url)
+    try:
+        with database.reading() as s:
+            text = yaml.safe_dump(export_site(s), sort_keys=False, allow_unicode=True)
+    finally:
+        database.close()
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
 
 
 def openapi_text() -> str:
@@ -147,6 +264,7 @@ def openapi_text() -> str:
     import tempfile
 
     from ogref.service.app import create_app, openapi
+    from ogref.service.db import Database
     from ogref.service.engine import Engine
     from ogref.service.keys import load_or_create_server_key
     from ogref.service.migrations import upgrade
@@ -162,5 +280,5 @@ def openapi_text() -> str:
             database.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # how the labs start it: ``python -m ogref.service.main --state …``
+    typer.run(serve)
