@@ -92,6 +92,7 @@ class SmbShare:
             "repo",
             use_ntlm_v2=True,
             is_direct_tcp=True,
+            sign_options=SMBConnection.SIGN_WHEN_REQUIRED,  # the lab's smbd requires it
         )
         try:
             # an unreachable server is tried again for a while, as a CIFS mount would: a

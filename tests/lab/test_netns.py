@@ -300,7 +300,7 @@ def test_destroy_cleans_a_killed_run(tmp_path: Path) -> None:
             )
 
 
-def test_share_needs_the_generated_password_and_is_read_only_for_clients(tmp_path: Path) -> None:
+def test_share_needs_the_password_and_signing_and_is_read_only_for_clients(tmp_path: Path) -> None:
     import io
 
     from ogref.errors import OgError
@@ -313,6 +313,17 @@ def test_share_needs_the_generated_password_and_is_read_only_for_clients(tmp_pat
         "import io, sys\n"
         "from ogref.transports.smb import SmbCredentials, SmbShare\n"
         "user, pw, mode = sys.argv[1:4]\n"
+        "if mode == 'unsigned':\n"
+        "    from smb.SMBConnection import SMBConnection as C\n"
+        "    c = C(user, pw, 'c01', 'repo', use_ntlm_v2=True, is_direct_tcp=True,\n"
+        "          sign_options=C.SIGN_NEVER)\n"
+        "    try:\n"
+        "        ok = c.connect('10.0.9.1', 445, timeout=10)\n"
+        "        c.getAttributes('ogimages', '/a.img')\n"
+        "        print('UNSIGNED-OK' if ok else 'UNSIGNED-REFUSED')\n"
+        "    except Exception as e:\n"
+        "        print('UNSIGNED-REFUSED', type(e).__name__)\n"
+        "    sys.exit(0)\n"
         "try:\n"
         "    s = SmbShare(SmbCredentials('10.0.9.1', user, pw))\n"
         "except Exception as e:\n"
@@ -348,6 +359,8 @@ def test_share_needs_the_generated_password_and_is_read_only_for_clients(tmp_pat
         assert "SIZE 10" in out and "WRITE-REFUSED" in out
         assert "WROTE" in probe_as("ogadmin", acc.writer_password, "write")
         assert (share / "new.img").read_bytes() == b"x" * 10
+        # signing is required: a client that will not sign is refused, even with the password
+        assert "UNSIGNED-REFUSED" in probe_as("opengnsys", acc.reader_password, "unsigned")
     del io, OgError, SmbCredentials, SmbShare
 
 

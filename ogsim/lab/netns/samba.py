@@ -60,6 +60,7 @@ def _conf(base: Path, share: Path, ip: str) -> str:
   disable spoolss = yes
   rpc start on demand helpers = no
   server min protocol = SMB2_02
+  server signing = mandatory
   bind interfaces only = yes
   interfaces = {ip}
 [ogimages]
