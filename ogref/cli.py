@@ -19,7 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ogref.console import RestorePlan, images_for_partition, operation_for, plan_restore
+from ogref.console import (
+    RestorePlan,
+    images_for_partition,
+    operation_for,
+    plan_restore,
+    plan_to_dict,
+)
 from ogref.core.events import MethodSwitched
 from ogref.errors import ConfigError, FormatError, OgErr, OgError
 from ogref.exits import EX_SOFTWARE, GuardedGroup
@@ -177,30 +183,6 @@ def plan(
                         out.print(f"  {line}", markup=False)
     if not all(p.ok for p in result.computers):
         raise typer.Exit(int(next(p.code for p in result.computers if not p.ok)))
-
-
-def plan_to_dict(result: RestorePlan) -> dict[str, Any]:
-    """A JSON-ready view of a plan."""
-    return {
-        "operation": str(result.operation),
-        "image": result.image.name,
-        "method": str(result.method),
-        "summary": dict(result.by_method()),
-        "computers": [
-            {
-                "computer": p.computer,
-                "classroom": p.classroom,
-                "requested": str(p.requested),
-                "used": str(p.used) if p.used else None,
-                "switched": p.switched,
-                "code": int(p.code),
-                "message": p.message,
-                "reasons": list(p.reasons),
-                "log": list(p.log),
-            }
-            for p in result.computers
-        ],
-    }
 
 
 def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from ogref.command_queue import Job
 from ogref.core.deploy import DeployRequest, DeploySession, Operation
@@ -197,6 +198,30 @@ def plan_restore(
     repo = site.repository(image.repository)
     plans = tuple(plan_one(pc, req, repo, site.policy) for pc, req in pairs)
     return RestorePlan(operation, image, Method.parse(spec.method), plans)
+
+
+def plan_to_dict(result: RestorePlan) -> dict[str, Any]:
+    """A JSON-ready view of a plan."""
+    return {
+        "operation": str(result.operation),
+        "image": result.image.name,
+        "method": str(result.method),
+        "summary": dict(result.by_method()),
+        "computers": [
+            {
+                "computer": p.computer,
+                "classroom": p.classroom,
+                "requested": str(p.requested),
+                "used": str(p.used) if p.used else None,
+                "switched": p.switched,
+                "code": int(p.code),
+                "message": p.message,
+                "reasons": list(p.reasons),
+                "log": list(p.log),
+            }
+            for p in result.computers
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- Restore form

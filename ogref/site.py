@@ -343,6 +343,14 @@ class Scope(Strict):
     group: str | None = None
     computers: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _group_in_a_classroom(self) -> Scope:
+        # groups are named within their classroom; without it the scope would silently be
+        # every computer of the site
+        if self.group is not None and self.classroom is None:
+            raise ValueError(f"group {self.group!r} needs its classroom (classroom: …)")
+        return self
+
 
 class RestoreSpec(Strict):
     """The console's Restore command (or the Deploy wizard / updateCache with ``wizard``)."""

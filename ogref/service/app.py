@@ -32,7 +32,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
-from ogref.errors import OgError
+from ogref.console import images_for_partition, operation_for, plan_restore, plan_to_dict
+from ogref.errors import ConfigError, OgError
+from ogref.model import Image as Img
+from ogref.model.protocol import MulticastSession, TorrentSession
 from ogref.service import db, store
 from ogref.service.db import Database, utcnow
 from ogref.service.engine import Engine, RefusedError
@@ -54,6 +57,7 @@ from ogref.service.users import (
     token_hash,
     verify_password,
 )
+from ogref.site import OperationSpec, RestoreSpec, validation_error
 
 log = logging.getLogger("ogref.service")
 
@@ -87,9 +91,21 @@ class Caller:
 
 
 class SubmitIn(BaseModel):
-    """Run the site's operation ``index`` (its ``operations:`` list)."""
+    """Run the site's operation ``index`` (its ``operations:`` list), or ``operation``: one
+    console command written as a site file's ``operations:`` entry (``{"restore": {"image": …,
+    "method": …, "to": {"classroom": …}}}``, ``deploy``, ``update_cache``, ``create``,
+    ``clone``, ``boot``)."""
 
-    index: int = Field(ge=0, le=100_000)
+    index: int | None = Field(default=None, ge=0, le=100_000)
+    operation: dict[str, Any] | None = None
+
+
+class PreviewIn(BaseModel):
+    """The Restore form before it is sent: ``mode`` (restore, deploy or update_cache) and the
+    command (``image``, ``method``, ``to``, multicast/torrent fields) as in a site file."""
+
+    mode: str = Field(default="restore", pattern="^(restore|deploy|update_cache)$")
+    command: dict[str, Any]
 
 
 class ControlIn(BaseModel):
@@ -172,6 +188,48 @@ def _raw_path(request: Request) -> str:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string") or b""
     return raw.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
+
+
+def operation_spec(data: dict[str, Any]) -> OperationSpec:
+    """A console command from its JSON (as a site file's ``operations:`` entry); a bad one is
+    a 422 naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        spec = OperationSpec.model_validate(data)
+    except ValidationError as exc:
+        err = validation_error(exc, "operation")
+        raise HTTPException(422, {"message": err.reason, "field": err.path or None}) from None
+    if spec.at:
+        raise HTTPException(422, {"message": "at: a console command runs now", "field": "at"})
+    body = getattr(spec, spec.kind)
+    if isinstance(body, RestoreSpec):  # the form's session fields: their message, their field
+        for name, parse in (
+            ("multicast", MulticastSession.parse),
+            ("torrent", TorrentSession.parse),
+        ):
+            text = getattr(body, name)
+            if text is not None:
+                try:
+                    parse(text)
+                except OgError as exc:
+                    raise HTTPException(422, {"message": exc.message, "code": int(exc.code),
+                                              "field": f"{spec.kind}.{name}"}) from None  # fmt: skip
+    return spec
+
+
+def image_json(image: Img) -> dict[str, Any]:
+    """An image as the console lists it."""
+    return {
+        "name": image.name,
+        "repository": image.repository,
+        "filesystem": str(image.filesystem),
+        "os": image.os_name,
+        "data_bytes": image.data_size,
+        "stored_bytes": image.stored_size,
+        "revision": image.revision,
+        "checksum": image.checksum,
+    }
 
 
 def create_app(engine: Engine, server_key: Any) -> FastAPI:
@@ -367,15 +425,52 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
 
     @app.post(f"{API}/operations", tags=["console"], summary="run one of the site's operations")
     def submit(data: SubmitIn, who: Caller = Depends(changing)) -> dict[str, Any]:
-        if data.index >= len(engine.site.operations):
-            raise HTTPException(404, f"the site has no operation {data.index}")
-        spec = engine.site.operations[data.index]
+        if (data.index is None) == (data.operation is None):
+            raise HTTPException(422, "give either index (a site operation) or operation")
+        if data.index is not None:
+            if data.index >= len(engine.site.operations):
+                raise HTTPException(404, f"the site has no operation {data.index}")
+            spec = engine.site.operations[data.index]
+        else:
+            spec = operation_spec(data.operation or {})
         action = Action.CREATE_IMAGE if spec.kind == "create" else Action.OPERATE
         require(who, action, classrooms_of(engine._scope(spec)))
         try:
-            return engine.submit(data.index, who.user_id)
+            return engine.submit_spec(spec, who.user_id, site_index=data.index)
         except RefusedError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @app.post(
+        f"{API}/plan",
+        tags=["console"],
+        summary="preview a Restore / Deploy / updateCache: each computer's method and why",
+    )
+    def preview(data: PreviewIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        spec = operation_spec({data.mode: data.command})
+        body = getattr(spec, spec.kind)
+        require(who, Action.VIEW, classrooms_of(engine._scope(spec)))
+        plan = plan_restore(engine.site, body, operation_for(spec.kind))
+        return plan_to_dict(plan)
+
+    @app.get(
+        f"{API}/computers/{{name}}/images",
+        tags=["console"],
+        summary="the Restore form's two columns: images of the same and of another filesystem",
+    )
+    def restorable(
+        name: str, disk: int = 1, partition: int = 1, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        if name not in engine.live:
+            raise HTTPException(404, f"no computer {name!r}")
+        require(who, Action.VIEW, classrooms_of([name]))
+        same, other = images_for_partition(engine.site, name, disk, partition)
+        return {
+            "computer": name,
+            "disk": disk,
+            "partition": partition,
+            "same_filesystem": [image_json(i) for i in same],
+            "other_filesystem": [image_json(i) for i in other],
+        }
 
     @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
     def operation(op_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -492,7 +587,11 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
 
     @app.exception_handler(OgError)
     async def og_error(_request: Request, exc: OgError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "code": int(exc.code)}, status_code=422)
+        return JSONResponse(
+            {"detail": exc.message, "code": int(exc.code), "name": f"OG_ERR_{exc.code.name}",
+             **({"field": exc.path} if isinstance(exc, ConfigError) and exc.path else {})},
+            status_code=422,
+        )  # fmt: skip
 
     app.state.credentials = credentials
     return app

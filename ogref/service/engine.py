@@ -173,12 +173,17 @@ class Engine:
         return {**template, "id": f"{op_id}/{name}", "op": op_id}
 
     def submit(self, index: int, user_id: int | None = None) -> Json:
-        """Plan the site's operation ``index`` and queue it.  A command the console refuses
-        (a repository mismatch, a partition that does not exist…) is answered ``refused``
-        with its OpenGnSys code, and recorded as such."""
+        """Plan the site's operation ``index`` (its ``operations:`` list) and queue it."""
         if not 0 <= index < len(self.site.operations):
             raise RefusedError(f"the site has no operation {index}")
-        spec = self.site.operations[index]
+        return self.submit_spec(self.site.operations[index], user_id, site_index=index)
+
+    def submit_spec(
+        self, spec: OperationSpec, user_id: int | None = None, site_index: int | None = None
+    ) -> Json:
+        """Plan one console command (a Restore form, a wizard, a create…) and queue it.  A
+        command the console refuses (a repository mismatch, a partition that does not exist…)
+        is answered ``refused`` with its OpenGnSys code, and recorded as such."""
         if spec.kind not in KINDS:
             raise RefusedError(f"the service does not run {spec.kind} operations")
         try:
@@ -193,7 +198,7 @@ class Engine:
             with self.db.transaction() as s:
                 view = store.create_operation(
                     s, spec.kind, spec.model_dump(mode="json", exclude_none=True)[spec.kind],
-                    refused, site_index=index, submitted_by=user_id,
+                    refused, site_index=site_index, submitted_by=user_id,
                 )  # fmt: skip
             return {
                 "op": view.id,
@@ -207,7 +212,7 @@ class Engine:
                 spec.kind,
                 body.model_dump(mode="json", exclude_none=True),
                 records,
-                site_index=index,
+                site_index=site_index,
                 submitted_by=user_id,
             )
         op = _Op(view.id, spec.kind)

@@ -55,13 +55,13 @@ SITE_OPS = {
 class Service:
     """One service over a database file, and what its tests need of it."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, site: dict[str, Any] | None = None) -> None:
         self.tmp = tmp
         self.url = f"sqlite:///{tmp / 'svc.db'}"
         upgrade(self.url)
         self.database = Database(self.url)
         with self.database.transaction() as s:
-            import_site(s, SITE_OPS)
+            import_site(s, site if site is not None else SITE_OPS)
         token_file = tmp / "admin.token"
         ensure_admin(self.database, token_file, None)
         self.admin = token_file.read_text().strip()
@@ -234,15 +234,22 @@ def test_a_restart_in_the_middle_loses_and_duplicates_nothing(svc: Service, tmp_
         assert s.query(db.Operation).count() == 1
 
 
-def test_teachers_act_on_their_classrooms_only(svc: Service) -> None:
+def _teacher_token(svc: Service, classrooms: list[str], name: str = "ana") -> str:
+    """A teacher given ``classrooms``, and an API token of theirs."""
     with svc.database.transaction() as s:
-        teacher = db.User(name="ana", role="teacher", password_hash=hash_password("secret"))
+        teacher = db.User(name=name, role="teacher", password_hash=hash_password("secret"))
         s.add(teacher)
         s.flush()
-        room = s.query(db.Classroom).filter_by(name="aula2").one()
-        s.add(db.UserClassroom(user_id=teacher.id, classroom_id=room.id))
+        for room_name in classrooms:
+            room = s.query(db.Classroom).filter_by(name=room_name).one()
+            s.add(db.UserClassroom(user_id=teacher.id, classroom_id=room.id))
         token, digest = new_api_token()
         s.add(db.ApiToken(token_hash=digest, user_id=teacher.id))
+    return token
+
+
+def test_teachers_act_on_their_classrooms_only(svc: Service) -> None:
+    token = _teacher_token(svc, ["aula2"])
     as_ana = {"Authorization": f"Bearer {token}"}
     seen = svc.client.get("/api/v1/computers", headers=as_ana).json()["clients"]
     assert {c["name"] for c in seen} == {"lab01", "lab02"}
