@@ -61,6 +61,7 @@ from ogref.site import OperationSpec, RestoreSpec, validation_error
 
 log = logging.getLogger("ogref.service")
 
+Json = dict[str, Any]
 API = "/api/v1"
 AGENT_BODY_LIMIT = 1 << 20  # an agent's sync: status, a batch of log lines, results
 CONSOLE_BODY_LIMIT = 4 << 20  # a site import
@@ -384,10 +385,21 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
 
     @app.post(f"{API}/login", tags=["console"], summary="open a browser session")
     def login(data: LoginIn, response: Response) -> dict[str, str]:
+        opened = open_session(data.user, data.password)
+        if opened is None:
+            raise HTTPException(401, "wrong user or password")
+        token, csrf = opened
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=SESSION_HOURS * 3600
+        )
+        return {"user": data.user, "csrf": csrf}
+
+    def open_session(name: str, password: str) -> tuple[str, str] | None:
+        """A new browser session of ``name`` (its cookie value and CSRF token), or None."""
         with database.transaction() as s:
-            user = s.scalar(select(db.User).where(db.User.name == data.user))
-            if not verify_password(user.password_hash if user else None, data.password):
-                raise HTTPException(401, "wrong user or password")
+            user = s.scalar(select(db.User).where(db.User.name == name))
+            if not verify_password(user.password_hash if user else None, password):
+                return None
             assert user is not None
             token, digest = new_session()
             csrf = new_csrf()
@@ -399,10 +411,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                     expires_at=utcnow() + timedelta(hours=SESSION_HOURS),
                 )
             )
-        response.set_cookie(
-            SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=SESSION_HOURS * 3600
-        )
-        return {"user": data.user, "csrf": csrf}
+        return token, csrf
 
     @app.post(f"{API}/logout", tags=["console"])
     def logout(
@@ -471,6 +480,31 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             "same_filesystem": [image_json(i) for i in same],
             "other_filesystem": [image_json(i) for i in other],
         }
+
+    @app.get(f"{API}/operations", tags=["console"], summary="the command history, newest first")
+    def operations(
+        limit: int = 50, before: int | None = None, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        engine.flush()
+        with database.reading() as s:
+            views = store.recent_operations(s, max(1, min(limit, 500)), before)
+        out = []
+        for v in views:
+            names = [r.computer for r in v.records]
+            rooms = classrooms_of([n for n in names if n in engine.live])
+            if not all(who.may(Action.VIEW, r) for r in rooms):
+                continue  # a teacher sees the operations of their classrooms only
+            statuses: dict[str, int] = {}
+            for r in v.records:
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+            out.append({
+                "op": v.id, "kind": v.kind, "spec": v.spec, "state": v.state,
+                "submitted": v.submitted_at.timestamp(),
+                "finished": v.finished_at.timestamp() if v.finished_at else None,
+                "computers": len(names), "statuses": statuses,
+                "switched": sum(1 for r in v.records if r.switched),
+            })  # fmt: skip
+        return {"operations": out}
 
     @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
     def operation(op_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -547,6 +581,43 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.get(
+        f"{API}/computers/stream",
+        tags=["console"],
+        summary="status changes as they happen (server-sent events; the first event is all)",
+        response_class=StreamingResponse,
+    )
+    async def computers_stream(
+        request: Request, who: Caller = Depends(caller)
+    ) -> StreamingResponse:
+        if streams.locked():
+            raise HTTPException(503, f"{MAX_LOG_STREAMS} streams are open; try later")
+        await streams.acquire()
+
+        def view() -> dict[str, Json]:
+            out = {}
+            for c in engine.clients():
+                if who.may(Action.VIEW, engine.site.computer(c["name"]).classroom):
+                    out[c["name"]] = {k: c[k] for k in ("name", "status", "colour", "activity")}
+            return out
+
+        async def events() -> AsyncIterator[str]:
+            sent: dict[str, Json] = {}
+            try:
+                while not await request.is_disconnected():
+                    now = view()
+                    changed = [v for k, v in now.items() if sent.get(k) != v]
+                    if changed:
+                        sent = now
+                        yield f"data: {json.dumps(changed)}\n\n"
+                    else:
+                        yield ": idle\n\n"
+                    await asyncio.sleep(LOG_STREAM_POLL)
+            finally:
+                streams.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
     def control(data: ControlIn, who: Caller = Depends(changing)) -> dict[str, Any]:
         unknown = [n for n in data.names if n not in engine.live]
@@ -593,6 +664,9 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
             status_code=422,
         )  # fmt: skip
 
+    from ogref.service.web.pages import Hooks, mount
+
+    mount(app, engine, Hooks(caller, changing, require, classrooms_of, open_session))
     app.state.credentials = credentials
     return app
 

@@ -278,6 +278,17 @@ def get_operation(session: Session, operation_id: int) -> OperationView | None:
     return _views(session, [op])[0]
 
 
+def recent_operations(
+    session: Session, limit: int = 50, before_id: int | None = None
+) -> list[OperationView]:
+    """The latest operations, newest first (at most ``limit``; ``before_id`` pages back)."""
+    query = select(db.Operation).order_by(db.Operation.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(db.Operation.id < before_id)
+    ops = session.scalars(query.execution_options(populate_existing=True)).all()
+    return _views(session, list(ops))
+
+
 def unfinished_operations(session: Session) -> list[OperationView]:
     """Operations not done, in submission order, with all their records: what a restarted
     service needs to rebuild its command queue."""

@@ -1,0 +1,452 @@
+"""The console's pages (``/``, ``/login``, ``/ui/…``): HTML over the engine the API serves.
+
+Each page authenticates with the API's own ``caller`` (a session cookie; a page without one
+redirects to the login form), checks the API's roles with ``require``, and changes nothing
+without the session's CSRF token (htmx sends it in ``X-CSRF-Token`` on every request).  The
+Restore form builds the same command a site file's ``operations:`` entry holds and goes through
+the same validation (:func:`ogref.service.app.operation_spec`) and decision core
+(:func:`ogref.console.plan_restore`) as ``POST /api/v1/plan`` and ``/operations``; a bad value is
+shown next to its field and nothing is submitted.
+
+Not here: what a command does (the engine), who may do what (:mod:`ogref.service.users`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ogref.errors import OgErr, OgError
+from ogref.model import ALL_METHODS, ClientStatus
+from ogref.service.users import Action
+from ogref.service.web import i18n
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "og_session"
+SESSION_SECONDS = 12 * 3600
+FORM_LIMIT = 64 << 10
+# which form input a session-string error is about (the parser's message names it)
+_MCAST_FIELDS = (
+    ("port", "mcast_port"),
+    ("duplex", "mcast_duplex"),
+    ("address", "mcast_address"),
+    ("bitrate", "mcast_rate"),
+    ("rate", "mcast_rate"),
+    ("nclients", "mcast_clients"),
+    ("maxwait", "mcast_maxwait"),
+)
+ICONS = {
+    "OFF": "⏻",
+    "INI": "…",
+    "OPG": "og",
+    "BSY": "⟳",
+    "WIN": "⊞",
+    "WINS": "⊞",
+    "LNX": "🐧",
+    "LNXS": "🐧",
+    "OSX": "",
+    "MNT": "⚙",
+}
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the pages use of the API: authentication, roles, sessions."""
+
+    caller: Callable[[Request], Any]
+    changing: Callable[[Request, Any], Any]
+    require: Callable[[Any, Action, set[str] | None], None]
+    classrooms_of: Callable[[list[str]], set[str]]
+    open_session: Callable[[str, str], tuple[str, str] | None]
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["ICONS"] = ICONS
+    env.globals["METHODS"] = [str(m) for m in ALL_METHODS]
+    env.filters["ogerr"] = lambda code: (
+        f"OG_ERR_{OgErr(code).name}" if code in OgErr._value2member_map_ else str(code)
+    )
+    return env
+
+
+def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
+    """Add the console's pages and static files to ``app``."""
+    env = _env()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = i18n.pick(request.cookies.get("lang"), request.headers.get("accept-language"))
+        tr = i18n.translations(lang)
+        env.install_gettext_translations(tr, newstyle=True)  # type: ignore[attr-defined]
+        html = env.get_template(template).render(request=request, lang=lang, **ctx)
+        return HTMLResponse(html, status)
+
+    def who_or_login(request: Request) -> Any:
+        try:
+            return hooks.caller(request)
+        except HTTPException:
+            return None
+
+    def to_login() -> RedirectResponse:
+        return RedirectResponse("/login", 303)
+
+    def tree(who: Any) -> list[dict[str, Any]]:
+        """Organisational units → classrooms → groups, as far as ``who`` may see."""
+        out = []
+        for ou in engine.site.org_units:
+            rooms = [
+                {"name": r.name, "groups": [g.name for g in r.groups], "n": len(r.computers)}
+                for r in ou.classrooms
+                if who.may(Action.VIEW, r.name)
+            ]
+            if rooms:
+                out.append({"name": ou.name, "classrooms": rooms})
+        return out
+
+    def statuses() -> dict[str, dict[str, Any]]:
+        return {c["name"]: c for c in engine.clients()}
+
+    # ------------------------------------------------------------------ session
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request) -> Response:
+        return render(request, "login.html", error=None)
+
+    @app.post("/login", include_in_schema=False)
+    async def login_post(request: Request) -> Response:
+        form = await _form(request)
+        opened = hooks.open_session(form.get("user", ""), form.get("password", ""))
+        if opened is None:
+            return render(request, "login.html", 401, error=True, user=form.get("user", ""))
+        token, _csrf = opened
+        reply = RedirectResponse("/", 303)
+        reply.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                         max_age=SESSION_SECONDS)  # fmt: skip
+        return reply
+
+    @app.get("/lang/{lang}", include_in_schema=False)
+    def set_language(lang: str, request: Request) -> Response:
+        back = request.headers.get("referer") or "/"
+        reply = RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+        if lang in i18n.LANGUAGES:
+            reply.set_cookie("lang", lang, samesite="strict", max_age=365 * 86400)
+        return reply
+
+    # ------------------------------------------------------------------ the console
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        t = tree(who)
+        if t:
+            return RedirectResponse(f"/ui/classrooms/{t[0]['classrooms'][0]['name']}", 303)
+        return render(request, "empty.html", who=who, tree=t)
+
+    @app.get("/ui/classrooms/{name}", include_in_schema=False)
+    def classroom(name: str, request: Request) -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        room = _classroom(engine, name)
+        hooks.require(who, Action.VIEW, {name})
+        st = statuses()
+        pcs = [
+            {"name": pc.name, "ip": pc.ip.split("/")[0], "group": pc.group,
+             "status": st[pc.name]["status"], "activity": st[pc.name]["activity"]}
+            for pc in room.computers
+        ]  # fmt: skip
+        return render(request, "classroom.html", who=who, tree=tree(who), room=room, pcs=pcs,
+                      legend=[(s.value, s.meaning) for s in ClientStatus])  # fmt: skip
+
+    @app.get("/ui/restore", include_in_schema=False)
+    def restore_form(request: Request) -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        q = request.query_params
+        scope, names = _scope_of(engine, q.get("classroom", ""), q.get("group", ""),
+                                 q.getlist("pc"), q.get("range", ""))  # fmt: skip
+        if not names:
+            raise HTTPException(404, "no computer selected")
+        hooks.require(who, Action.OPERATE, hooks.classrooms_of(names))
+        first = engine.site.computer(names[0])
+        room = engine.site.classroom(first.classroom)
+        parts = [
+            {"disk": d.number, "partition": p.number, "fs": str(p.filesystem),
+             "size": p.size, "label": f"{d.number}:{p.number} {p.filesystem}"}
+            for d in first.disks.disks for p in d.partitions
+            if str(p.filesystem) not in ("CACHE", "LINUX-SWAP")
+        ]  # fmt: skip
+        disk, part = (parts[0]["disk"], parts[0]["partition"]) if parts else (1, 1)
+        same, other = _columns(engine, first.name, disk, part)
+        m = room.multicast
+        return render(
+            request, "restore.html", who=who, tree=tree(who), room=room, scope=scope,
+            names=names, first=first.name, parts=parts, disk=disk, partition=part,
+            same=same, other=other, mode=q.get("mode", "restore"),
+            mcast={"port": m.port, "duplex": str(m.duplex), "address": m.address,
+                   "rate": m.rate_mbit, "clients": len(names), "maxwait": m.max_wait},
+            torrent={"mode": str(room.torrent.mode), "time": room.torrent.seed_time},
+        )  # fmt: skip
+
+    @app.get("/ui/images", include_in_schema=False)
+    def images(request: Request, computer: str, part: str = "1:1") -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        hooks.require(who, Action.VIEW, hooks.classrooms_of([computer]))
+        disk, partition = (int(x) for x in part.split(":", 1))
+        same, other = _columns(engine, computer, disk, partition)
+        return render(request, "_images.html", same=same, other=other)
+
+    @app.post("/ui/preview", include_in_schema=False)
+    async def preview(request: Request) -> Response:
+        who = hooks.changing(request, hooks.caller(request))
+        form = await _form(request)
+        spec, errors = _command(form)
+        if errors:
+            return render(request, "_errors.html", errors=errors)
+        from ogref.console import operation_for, plan_restore, plan_to_dict
+        from ogref.service.app import operation_spec
+
+        try:
+            op = operation_spec(spec)
+            hooks.require(who, Action.VIEW, hooks.classrooms_of(engine._scope(op)))
+            plan = plan_to_dict(plan_restore(engine.site, getattr(op, op.kind),
+                                             operation_for(op.kind)))  # fmt: skip
+        except HTTPException as exc:
+            return render(request, "_errors.html", errors=_field_errors(exc.detail))
+        except OgError as exc:
+            return render(request, "_errors.html", errors={"": f"{exc.message} ({int(exc.code)})"})
+        return render(request, "_preview.html", plan=plan, errors={})
+
+    @app.post("/ui/submit", include_in_schema=False)
+    async def submit(request: Request) -> Response:
+        who = hooks.changing(request, hooks.caller(request))
+        form = await _form(request)
+        spec, errors = _command(form)
+        if errors:
+            return render(request, "_errors.html", errors=errors)
+        from ogref.service.app import operation_spec
+
+        try:
+            op = operation_spec(spec)
+        except HTTPException as exc:
+            return render(request, "_errors.html", errors=_field_errors(exc.detail))
+        hooks.require(who, Action.OPERATE, hooks.classrooms_of(engine._scope(op)))
+        result = engine.submit_spec(op, who.user_id)
+        return Response(status_code=204, headers={"HX-Redirect": f"/ui/operations/{result['op']}"})
+
+    @app.post("/ui/control", include_in_schema=False)
+    async def control(request: Request) -> Response:
+        who = hooks.changing(request, hooks.caller(request))
+        form = await _form(request, multi=True)
+        names = [n for n in form.get("pc", []) if n in engine.live]
+        kind = (form.get("kind") or ["reboot"])[0]
+        if kind not in ("reboot", "poweroff") or not names:
+            return render(request, "_errors.html", errors={"": "select computers first"})
+        hooks.require(who, Action.OPERATE, hooks.classrooms_of(names))
+        engine.control(names, kind)
+        return render(request, "_errors.html", errors={}, note=f"{kind}: {', '.join(names)}")
+
+    @app.get("/ui/operations", include_in_schema=False)
+    def history(request: Request) -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        ops = [o for o in _history(engine, who) if o]
+        return render(request, "history.html", who=who, tree=tree(who), ops=ops)
+
+    @app.get("/ui/operations/{op_id}", include_in_schema=False)
+    def operation(op_id: int, request: Request, part: str = "") -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        try:
+            op = engine.operation(op_id)
+        except KeyError:
+            raise HTTPException(404, f"no operation {op_id}") from None
+        hooks.require(who, Action.VIEW, hooks.classrooms_of([r["name"] for r in op["records"]]))
+        rows = [_row(r) for r in op["records"]]
+        summary: dict[str, int] = {}
+        for r in rows:
+            key = r["used"] or r["status"]
+            summary[key] = summary.get(key, 0) + 1
+        ctx = {"who": who, "tree": tree(who), "op": op, "rows": rows, "summary": summary}
+        return render(request, "_operation.html" if part else "operation.html", **ctx)
+
+    @app.get("/ui/computers/{name}/log", include_in_schema=False)
+    def tracking_log(name: str, request: Request) -> Response:
+        who = who_or_login(request)
+        if who is None:
+            return to_login()
+        if name not in engine.live:
+            raise HTTPException(404, f"no computer {name!r}")
+        hooks.require(who, Action.VIEW, hooks.classrooms_of([name]))
+        return render(request, "log.html", who=who, tree=tree(who), name=name)
+
+
+# --------------------------------------------------------------------------- helpers of mount
+
+
+async def _form(request: Request, multi: bool = False) -> Any:
+    """A form-encoded body (bounded by the service's body limit)."""
+    body = await request.body()
+    if len(body) > FORM_LIMIT:
+        raise HTTPException(413, "form too large")
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return parsed if multi else {k: v[-1] for k, v in parsed.items()}
+
+
+def _classroom(engine: Any, name: str) -> Any:
+    try:
+        return engine.site.classroom(name)
+    except OgError:
+        raise HTTPException(404, f"no classroom {name!r}") from None
+
+
+def _scope_of(
+    engine: Any, classroom: str, group: str, picked: list[str], span: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The command's ``to:`` from the map's selection — ticked computers or a range first, then
+    a group, then the whole classroom — and the computers it names."""
+    from ogref.site import Scope, expand_names
+
+    try:
+        if picked or span.strip():
+            names = list(picked)
+            for part in span.replace(" ", "").split(","):
+                if part:
+                    names += expand_names(part)
+            names = list(dict.fromkeys(n for n in names if n in engine.live))
+            scope: dict[str, Any] = {"computers": names}
+        elif group:
+            scope = {"classroom": classroom, "group": group}
+        else:
+            scope = {"classroom": classroom}
+        return scope, [pc.name for pc in engine.site.scope(Scope(**scope))]
+    except (OgError, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _columns(engine: Any, computer: str, disk: int, partition: int) -> tuple[list[Any], list[Any]]:
+    from ogref.console import images_for_partition
+
+    try:
+        same, other = images_for_partition(engine.site, computer, disk, partition)
+    except OgError:
+        return [], []
+    return list(same), list(other)
+
+
+def _command(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Restore form as a command (a site file's ``operations:`` entry) and the errors
+    found before validation (a missing image, a non-number)."""
+    import json
+
+    errors: dict[str, str] = {}
+    mode = form.get("mode", "restore")
+    if mode not in ("restore", "deploy", "update_cache"):
+        errors["mode"] = "restore, deploy or update_cache"
+    image = form.get("image", "")
+    if not image:
+        errors["image"] = "choose an image"
+    try:
+        scope = json.loads(form.get("scope", "{}"))
+        disk, partition = (int(x) for x in form.get("part", "1:1").split(":", 1))
+    except ValueError:
+        errors["part"] = "choose a partition"
+        scope, disk, partition = {}, 1, 1
+    method = form.get("method", "")
+    cmd: dict[str, Any] = {
+        "image": image, "method": method, "disk": disk, "partition": partition, "to": scope,
+        "allow_fs_change": form.get("allow_fs_change") == "on",
+        "postconf": form.get("postconf") == "on",
+    }  # fmt: skip
+    if method.startswith("MULTICAST"):
+        cmd["multicast"] = ":".join(
+            form.get(k, "").strip()
+            for k in ("mcast_port", "mcast_duplex", "mcast_address")
+        ) + f":{form.get('mcast_rate', '').strip()}M:" + ":".join(
+            form.get(k, "").strip() for k in ("mcast_clients", "mcast_maxwait")
+        )  # fmt: skip
+    if method.startswith("TORRENT"):
+        cmd["torrent"] = (
+            f"{form.get('torrent_mode', '').strip()}:{form.get('torrent_time', '').strip()}"
+        )
+    return {mode: cmd}, errors
+
+
+def _field_errors(detail: Any) -> dict[str, str]:
+    """An API 422 detail as {form field: message}."""
+    if not isinstance(detail, dict):
+        return {"": str(detail)}
+    message = str(detail.get("message", detail))
+    field = str(detail.get("field") or "")
+    leaf = field.split(".")[-1] if field else ""
+    if leaf == "multicast":
+        low = message.lower()
+        for word, name in _MCAST_FIELDS:
+            if word in low:
+                return {name: message}
+        return {"mcast_port": message}
+    if leaf == "torrent":
+        return {"torrent_time" if "time" in message else "torrent_mode": message}
+    if leaf in ("disk", "partition"):
+        return {"part": message}
+    return {leaf if leaf in ("image", "method", "mode") else "": message}
+
+
+def _history(engine: Any, who: Any) -> list[dict[str, Any]]:
+    from ogref.service import store
+
+    engine.flush()
+    with engine.db.reading() as s:
+        views = store.recent_operations(s, 100)
+    out = []
+    for v in views:
+        rooms = {engine.site.computer(r.computer).classroom for r in v.records
+                 if r.computer in engine.live}  # fmt: skip
+        if not all(who.may(Action.VIEW, r) for r in rooms):
+            continue
+        counts: dict[str, int] = {}
+        for r in v.records:
+            key = r.method_used or r.status
+            counts[key] = counts.get(key, 0) + 1
+        body = v.spec if isinstance(v.spec, dict) else {}
+        out.append({
+            "id": v.id, "kind": v.kind, "image": body.get("image", body.get("name", "")),
+            "method": body.get("method", ""), "state": v.state,
+            "submitted": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.submitted_at.timestamp())),
+            "n": len(v.records), "counts": counts,
+            "switched": sum(1 for r in v.records if r.switched),
+        })  # fmt: skip
+    return out
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    started, finished = r.get("started") or r.get("sent"), r.get("finished")
+    return {
+        **r,
+        "used": r.get("method_used"),
+        "duration": f"{finished - started:.0f} s" if started and finished else "",
+        "mib": f"{(r.get('bytes_moved') or 0) / 2**20:.0f}",
+    }
