@@ -556,8 +556,8 @@ class Engine:
         records = [self._record(r, logs.get(r.computer, [])) for r in view.records]
         targets = [r for r, v in zip(records, view.records, strict=True) if v.role == "target"]
         source = next((r for r, v in zip(records, view.records, strict=True) if v.role == "source"), None)  # fmt: skip
-        return {"op": view.id, "kind": view.kind, "done": view.done, "records": targets,
-                "source": source}  # fmt: skip
+        return {"op": view.id, "index": view.site_index, "kind": view.kind, "done": view.done,
+                "records": targets, "source": source}  # fmt: skip
 
     def _record(self, r: store.RecordView, log: list[Json]) -> Json:
         pc = self.site.computer(r.computer)
