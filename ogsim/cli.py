@@ -538,3 +538,7 @@ def main() -> None:
         if _signalled:
             raise SystemExit(ExitCode.INTERRUPTED) from None
         raise
+
+
+if __name__ == "__main__":
+    main()
