@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := .stamps
 SRC := $(wildcard ogref ogsim tests noxfile.py)
 
-.PHONY: demo test deps venv lint types unit bench-image bench-lab bench-sim validate clean
+.PHONY: demo test deps venv lint types unit bench-image bench-lab bench-sim bench-api validate clean
 
 $(STAMP):
 	@mkdir -p $(STAMP)
@@ -61,6 +61,10 @@ bench-lab: deps $(STAMP)/venv-lab
 
 bench-sim: $(STAMP)/venv-base
 	$(PY) -m ogsim.bench
+
+# the console service's API on loopback: 35 and 200 signed long-polling agents (no root)
+bench-api: $(STAMP)/venv-base
+	$(PY) -m ogsim.bench_api
 
 validate: $(STAMP)/venv-base
 	$(VENV)/bin/ogsim validate-models

@@ -308,6 +308,57 @@ def _outcome(results: Results, checks: list[Check]) -> ExitCode:
 
 
 @app.command(epilog=EXIT_CODES)
+def serve(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file (its site is served)")],
+    backend: Annotated[str, typer.Option(help="sim (the only one served)")] = "sim",
+    speed: Annotated[
+        float, typer.Option(help="wall-clock time runs this many times faster", min=0.001)
+    ] = 10.0,
+    listen: Annotated[
+        str, typer.Option(help="IP:PORT of the API (port 0: a free one)")
+    ] = "127.0.0.1:0",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    run_operations: Annotated[
+        bool,
+        typer.Option(
+            "--run-operations",
+            help="submit the scenario's operations at their "
+            "times (scaled), and stop once they have ended",
+        ),
+    ] = False,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="stop once every operation submitted has ended")
+    ] = False,
+) -> None:
+    """Serve a simulated classroom behind the real console service (API under /api/v1), in
+    wall-clock time SPEED times faster; write results.json when it stops (Ctrl-C, SIGTERM,
+    --until-idle, --run-operations).  See docs/ogsim-serve.md for what is simulated."""
+    if backend != "sim":
+        err.print(f"[bold yellow]ogsim serve runs the sim backend only, not {escape(backend)!r}[/]")
+        raise typer.Exit(ExitCode.BACKEND_ERROR)
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        err.print(f"[bold red]usage error[/] --listen {escape(listen)}: not IP:PORT")
+        raise typer.Exit(ExitCode.USAGE_ERROR)
+    sc = _load(scenario)
+    from ogsim.serve import ServeOptions
+    from ogsim.serve import serve as run_serve
+
+    opts = ServeOptions(
+        out=out_dir or Path("out") / sc.name / "serve",
+        speed=speed,
+        host=host,
+        port=int(port),
+        seed=seed,
+        run_operations=run_operations,
+        until_idle=until_idle,
+    )
+    run_serve(sc, opts, lambda text: print(text, flush=True))
+    _signalled.clear()  # Ctrl-C / SIGTERM is how a serve ends: its results are written
+
+
+@app.command(epilog=EXIT_CODES)
 def host(
     scenario: Annotated[
         Path | None, typer.Argument(help="also say whether this scenario can run here")
@@ -487,3 +538,7 @@ def main() -> None:
         if _signalled:
             raise SystemExit(ExitCode.INTERRUPTED) from None
         raise
+
+
+if __name__ == "__main__":
+    main()

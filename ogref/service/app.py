@@ -12,7 +12,10 @@ with its own credential and nothing of the others':
 - **a booted OS** (``POST /api/v1/os``): unsigned — an installed system carries no lab key — and
   matched to a computer by the address it comes from, never by what it claims.
 
-It routes and checks; the work is the engine's (:mod:`.engine`).  ``openapi()`` is the document
+It routes and checks; the work is the engine's (:mod:`.engine`).  Routes that call the engine
+are coroutines, so they run on the event loop thread as the engine requires (a plain ``def``
+route runs in a worker thread); authenticating a console caller only reads the database, so a
+busy console does not hold the write lock the engine's agent exchanges take.  ``openapi()`` is the document
 kept in ``docs/openapi.json``.
 """
 
@@ -70,6 +73,7 @@ MAX_LOG_STREAMS = 256  # followed tracking logs at once (each polls the database
 LOG_STREAM_POLL = 0.5  # seconds between looks for new lines
 SESSION_COOKIE = "og_session"
 SESSION_HOURS = 12
+TOKEN_TOUCH = timedelta(seconds=60)  # how often a token's last use is written at most
 
 
 @dataclass
@@ -327,11 +331,15 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
     # ------------------------------------------------------------------ console users
 
     def caller(request: Request) -> Caller:
+        """The console user of a request.  Only reads — a token's ``last_used_at`` is written
+        at most every :data:`TOKEN_TOUCH_S` — so a busy console never holds the database's
+        write lock the engine's agent exchanges need."""
         if "x-og-computer" in request.headers:
             raise HTTPException(403, "a computer's credential opens the agent route only")
         auth = request.headers.get("authorization", "")
         now = utcnow()
-        with database.transaction() as s:
+        touch: int | None = None
+        with database.reading() as s:
             if auth.lower().startswith("bearer "):
                 token = auth[7:].strip()
                 row = s.scalar(
@@ -339,7 +347,8 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                 )
                 if row is None:
                     raise HTTPException(401, "unknown API token")
-                row.last_used_at = now
+                if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH:
+                    touch = row.id
                 user_id, csrf = row.user_id, None
             else:
                 cookie = request.cookies.get(SESSION_COOKIE)
@@ -363,7 +372,13 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
                 .join(db.UserClassroom, db.UserClassroom.classroom_id == db.Classroom.id)
                 .where(db.UserClassroom.user_id == user.id)
             )
-            return Caller(user.id, user.name, user.role, frozenset(rooms), csrf)
+            who = Caller(user.id, user.name, user.role, frozenset(rooms), csrf)
+        if touch is not None:
+            with database.transaction() as s:
+                s.execute(
+                    update(db.ApiToken).where(db.ApiToken.id == touch).values(last_used_at=now)
+                )
+        return who
 
     def changing(request: Request, who: Caller = Depends(caller)) -> Caller:
         """A state-changing console request: a browser session must send its CSRF token."""
@@ -433,7 +448,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"user": who.name, "role": who.role, "classrooms": sorted(who.classrooms)}
 
     @app.post(f"{API}/operations", tags=["console"], summary="run one of the site's operations")
-    def submit(data: SubmitIn, who: Caller = Depends(changing)) -> dict[str, Any]:
+    async def submit(data: SubmitIn, who: Caller = Depends(changing)) -> dict[str, Any]:
         if (data.index is None) == (data.operation is None):
             raise HTTPException(422, "give either index (a site operation) or operation")
         if data.index is not None:
@@ -482,7 +497,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         }
 
     @app.get(f"{API}/operations", tags=["console"], summary="the command history, newest first")
-    def operations(
+    async def operations(
         limit: int = 50, before: int | None = None, who: Caller = Depends(caller)
     ) -> dict[str, Any]:
         engine.flush()
@@ -507,7 +522,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"operations": out}
 
     @app.get(f"{API}/operations/{{op_id}}", tags=["console"])
-    def operation(op_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def operation(op_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
         try:
             out = engine.operation(op_id)
         except KeyError:
@@ -517,14 +532,14 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return out
 
     @app.get(f"{API}/computers", tags=["console"], summary="status colours and activity")
-    def computers(who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def computers(who: Caller = Depends(caller)) -> dict[str, Any]:
         visible = [
             c for c in engine.clients() if who.may(Action.VIEW, engine.site.computer(c["name"]).classroom)
         ]  # fmt: skip
         return {"clients": visible}
 
     @app.get(f"{API}/computers/{{name}}/log", tags=["console"], summary="a tracking log")
-    def computer_log(
+    async def computer_log(
         name: str,
         after: int = 0,
         limit: int = 1000,
@@ -619,7 +634,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.post(f"{API}/computers/control", tags=["console"], summary="reboot or power off")
-    def control(data: ControlIn, who: Caller = Depends(changing)) -> dict[str, Any]:
+    async def control(data: ControlIn, who: Caller = Depends(changing)) -> dict[str, Any]:
         unknown = [n for n in data.names if n not in engine.live]
         if unknown:
             raise HTTPException(404, f"no computer {unknown[0]!r}")
@@ -627,7 +642,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         return {"queued": engine.control(data.names, data.kind)}
 
     @app.post(f"{API}/halt", tags=["console"], summary="stop every agent (labs)")
-    def halt(who: Caller = Depends(changing)) -> dict[str, str]:
+    async def halt(who: Caller = Depends(changing)) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         engine.halt()
         return {}
@@ -637,7 +652,7 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         tags=["console"],
         summary="register a computer: a new key pair (the private key is shown once)",
     )
-    def credential(name: str, who: Caller = Depends(changing)) -> dict[str, str]:
+    async def credential(name: str, who: Caller = Depends(changing)) -> dict[str, str]:
         require(who, Action.MANAGE, None)
         if name not in engine.live:
             raise HTTPException(404, f"no computer {name!r}")

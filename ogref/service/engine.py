@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ogref.command_queue import CommandQueue, Job
 from ogref.console import build_requests, job, operation_for, plan_boot, plan_clone
@@ -121,6 +121,8 @@ class Engine:
         self.ops: dict[int, _Op] = {}
         self.told: dict[Job, str] = {}
         self._lines: list[store.NewLogLine] = []
+        self._unsent: list[tuple[int, str, Any]] = []  # handed out, to mark sent (one batch)
+        self._sent_written: asyncio.Future[None] | None = None
         self.seqs: dict[str, int] = {}  # agents' replay counters to write (the app keeps them)
         # what a result says beyond the record's columns (a create's image), by command id
         self.extras: dict[str, Json] = {}
@@ -382,7 +384,32 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(live.wake.wait(), wait)
             command = self._next(live)
+        if command is not None and "op" in command:
+            await self._sent(int(command["op"]), name, live.sent_at)
         return {"command": command}
+
+    async def _sent(self, op_id: int, name: str, at: float) -> None:
+        """Record that ``name`` was handed its part of ``op_id`` before the agent hears of it.
+        Parts handed out in the same turn of the event loop (a long poll woken by a submit,
+        for each of a classroom's computers) are written in one transaction."""
+        self._unsent.append((op_id, name, from_epoch(at)))
+        if self._sent_written is None:
+            loop = asyncio.get_running_loop()
+            self._sent_written = loop.create_future()
+            loop.call_soon(self._write_sent)
+        await asyncio.shield(self._sent_written)
+
+    def _write_sent(self) -> None:
+        batch, self._unsent = self._unsent, []
+        done, self._sent_written = self._sent_written, None
+        assert done is not None
+        try:
+            with self.db.transaction() as s:
+                store.mark_sent_many(s, batch)
+        except Exception as exc:  # every waiter's request fails (a 500), none is answered
+            done.set_exception(exc)
+            return
+        done.set_result(None)
 
     def _next(self, live: Live) -> Json | None:
         if live.control:
@@ -392,10 +419,7 @@ class Engine:
         cmd = live.outbox.popleft()
         live.current = cmd["id"]
         live.sent_at = self.clock()
-        cmd = self._with_token(live.name, cmd)
-        with self.db.transaction() as s:
-            store.mark_sent(s, int(cmd["op"]), live.name, from_epoch(live.sent_at))
-        return cmd
+        return self._with_token(live.name, cmd)  # its record is marked sent by the caller
 
     def _with_token(self, name: str, cmd: Json) -> Json:
         """A command that asks the repository for a multicast session carries the capability
@@ -534,17 +558,13 @@ class Engine:
         with self.db.transaction() as s:
             if lines:
                 store.append_logs(s, lines)
-            for name, seq in seqs.items():  # never backwards (a credential reset sets 0 itself)
-                s.execute(
-                    update(db.Computer)
-                    .where(db.Computer.name == name, db.Computer.seq < seq)
-                    .values(seq=seq)
-                )
-            for live in dirty:
-                live.dirty = False
-                store.set_status(
-                    s, live.name, live.status, from_epoch(live.last_seen or self.clock())
-                )
+            store.advance_seqs(s, seqs)  # never backwards (a credential reset sets 0 itself)
+            store.set_statuses(
+                s,
+                [(x.name, x.status, from_epoch(x.last_seen or self.clock())) for x in dirty],
+            )
+        for live in dirty:
+            live.dirty = False
 
     # ------------------------------------------------------------------ console: read
 
@@ -567,8 +587,8 @@ class Engine:
         records = [self._record(r, logs.get(r.computer, [])) for r in view.records]
         targets = [r for r, v in zip(records, view.records, strict=True) if v.role == "target"]
         source = next((r for r, v in zip(records, view.records, strict=True) if v.role == "source"), None)  # fmt: skip
-        return {"op": view.id, "kind": view.kind, "done": view.done, "records": targets,
-                "source": source}  # fmt: skip
+        return {"op": view.id, "index": view.site_index, "kind": view.kind, "done": view.done,
+                "records": targets, "source": source}  # fmt: skip
 
     def _record(self, r: store.RecordView, log: list[Json]) -> Json:
         pc = self.site.computer(r.computer)

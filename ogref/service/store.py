@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ogref.command_queue import Job
@@ -620,6 +620,59 @@ def set_status(
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise UnknownComputerError(computer)
+
+
+def mark_sent_many(session: Session, sent: Sequence[tuple[int, str, datetime]]) -> None:
+    """:func:`mark_sent` for many ``(operation, computer, at)`` at once: one UPDATE executed
+    for every record (an agent's command handed out in the same moment as many others')."""
+    if not sent:
+        return
+    rec = cast(Table, db.OperationRecord.__table__)
+    session.execute(
+        update(rec)
+        .where(
+            rec.c.operation_id == bindparam("b_op"),
+            rec.c.computer_name == bindparam("b_name"),
+            rec.c.sent_at.is_(None),
+            rec.c.final.is_(False),
+        )
+        .values(sent_at=bindparam("b_at")),
+        [{"b_op": op, "b_name": name, "b_at": at} for op, name, at in sent],
+    )
+    session.execute(
+        update(db.Operation)
+        .where(db.Operation.id.in_(sorted({op for op, _, _ in sent})),
+               db.Operation.state == "queued")
+        .values(state="running"),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+
+
+def set_statuses(session: Session, rows: Sequence[tuple[str, ClientStatus, datetime]]) -> None:
+    """Many computers' status and last-seen time: one UPDATE executed for every row (an
+    unknown name changes nothing)."""
+    if not rows:
+        return
+    table = cast(Table, db.Computer.__table__)
+    session.execute(
+        update(table)
+        .where(table.c.name == bindparam("b_name"))
+        .values(status=bindparam("b_status"), last_seen=bindparam("b_seen")),
+        [{"b_name": n, "b_status": str(st), "b_seen": t} for n, st, t in rows],
+    )
+
+
+def advance_seqs(session: Session, seqs: Mapping[str, int]) -> None:
+    """:func:`advance_seq` for many computers: one UPDATE executed for each, never backwards."""
+    if not seqs:
+        return
+    table = cast(Table, db.Computer.__table__)
+    session.execute(
+        update(table)
+        .where(table.c.name == bindparam("b_name"), table.c.seq < bindparam("b_seq"))
+        .values(seq=bindparam("b_seq")),
+        [{"b_name": n, "b_seq": q} for n, q in seqs.items()],
+    )
 
 
 def advance_seq(session: Session, computer: str, seq: int) -> bool:

@@ -24,6 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from ogref.errors import OgErr, OgError
 from ogref.model import ALL_METHODS, ClientStatus
@@ -125,13 +126,16 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
     # ------------------------------------------------------------------ session
 
     @app.get("/login", include_in_schema=False)
-    def login_form(request: Request) -> Response:
+    async def login_form(request: Request) -> Response:
         return render(request, "login.html", error=None)
 
     @app.post("/login", include_in_schema=False)
     async def login_post(request: Request) -> Response:
         form = await _form(request)
-        opened = hooks.open_session(form.get("user", ""), form.get("password", ""))
+        # argon2 takes tens of milliseconds and 64 MiB: off the event loop
+        opened = await run_in_threadpool(
+            hooks.open_session, form.get("user", ""), form.get("password", "")
+        )
         if opened is None:
             return render(request, "login.html", 401, error=True, user=form.get("user", ""))
         token, _csrf = opened
@@ -141,7 +145,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         return reply
 
     @app.get("/lang/{lang}", include_in_schema=False)
-    def set_language(lang: str, request: Request) -> Response:
+    async def set_language(lang: str, request: Request) -> Response:
         back = request.headers.get("referer") or "/"
         reply = RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
         if lang in i18n.LANGUAGES:
@@ -151,7 +155,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
     # ------------------------------------------------------------------ the console
 
     @app.get("/", include_in_schema=False)
-    def home(request: Request) -> Response:
+    async def home(request: Request) -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -161,7 +165,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         return render(request, "empty.html", who=who, tree=t)
 
     @app.get("/ui/classrooms/{name}", include_in_schema=False)
-    def classroom(name: str, request: Request) -> Response:
+    async def classroom(name: str, request: Request) -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -177,7 +181,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
                       legend=[(s.value, s.meaning) for s in ClientStatus])  # fmt: skip
 
     @app.get("/ui/restore", include_in_schema=False)
-    def restore_form(request: Request) -> Response:
+    async def restore_form(request: Request) -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -208,7 +212,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         )  # fmt: skip
 
     @app.get("/ui/images", include_in_schema=False)
-    def images(request: Request, computer: str, part: str = "1:1") -> Response:
+    async def images(request: Request, computer: str, part: str = "1:1") -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -268,7 +272,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         return render(request, "_errors.html", errors={}, note=f"{kind}: {', '.join(names)}")
 
     @app.get("/ui/operations", include_in_schema=False)
-    def history(request: Request) -> Response:
+    async def history(request: Request) -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -276,7 +280,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         return render(request, "history.html", who=who, tree=tree(who), ops=ops)
 
     @app.get("/ui/operations/{op_id}", include_in_schema=False)
-    def operation(op_id: int, request: Request, part: str = "") -> Response:
+    async def operation(op_id: int, request: Request, part: str = "") -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()
@@ -294,7 +298,7 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         return render(request, "_operation.html" if part else "operation.html", **ctx)
 
     @app.get("/ui/computers/{name}/log", include_in_schema=False)
-    def tracking_log(name: str, request: Request) -> Response:
+    async def tracking_log(name: str, request: Request) -> Response:
         who = who_or_login(request)
         if who is None:
             return to_login()

@@ -27,6 +27,7 @@ from ogref.service.store import (
     add_image_version,
     add_os_report,
     advance_seq,
+    advance_seqs,
     append_logs,
     computer_at,
     create_operation,
@@ -34,8 +35,10 @@ from ogref.service.store import (
     get_operation,
     mark_ready,
     mark_sent,
+    mark_sent_many,
     set_command,
     set_status,
+    set_statuses,
     tail_log,
     unfinished_operations,
 )
@@ -414,3 +417,26 @@ def test_restart_finds_unfinished_operations_records_and_logs(db_path: Path) -> 
         assert [o.id for o in unfinished_operations(s)] == [queued]
     assert restore(again, "lab02") == queued + 1
     again.close()
+
+
+def test_batched_writes_do_what_the_single_ones_do(site_db: Database) -> None:
+    """The engine's batches (many agents at once): sent marks, statuses, replay counters."""
+    first = restore(site_db, "pc01", "pc02")
+    second = restore(site_db, "pc03")
+    with site_db.transaction() as s:
+        mark_sent(s, first, "pc02", at=T0)  # sent already: the batch leaves it
+        mark_sent_many(s, [(first, "pc01", T0 + timedelta(seconds=1)),
+                           (first, "pc02", T0 + timedelta(seconds=9))])  # fmt: skip
+        set_statuses(s, [("pc01", "BSY", T0), ("pc02", "OPG", T0 + timedelta(seconds=2))])
+        advance_seq(s, "pc02", 7)
+        advance_seqs(s, {"pc01": 4, "pc02": 3})  # pc02's 3 would go backwards: kept at 7
+    with site_db.reading() as s:
+        op1, op2 = get_operation(s, first), get_operation(s, second)
+        rows = {n: (st, seen, q) for n, st, seen, q in s.execute(
+            select(db.Computer.name, db.Computer.status, db.Computer.last_seen, db.Computer.seq))}  # fmt: skip
+    assert op1 is not None and op2 is not None
+    assert (op1.state, op2.state) == ("running", "queued")
+    sent = {r.computer: r.sent_at for r in op1.records}
+    assert sent == {"pc01": T0 + timedelta(seconds=1), "pc02": T0}
+    assert rows["pc01"] == ("BSY", T0, 4)
+    assert rows["pc02"] == ("OPG", T0 + timedelta(seconds=2), 7)
