@@ -33,7 +33,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ogref.console import images_for_partition, operation_for, plan_restore, plan_to_dict
 from ogref.errors import ConfigError, OgError
@@ -55,6 +55,7 @@ from ogref.service.keys import (
 from ogref.service.users import (
     Action,
     check_csrf,
+    hash_password,
     new_csrf,
     new_session,
     token_hash,
@@ -103,6 +104,17 @@ class SubmitIn(BaseModel):
 
     index: int | None = Field(default=None, ge=0, le=100_000)
     operation: dict[str, Any] | None = None
+
+
+class UserIn(BaseModel):
+    """A console user: ``admin`` (everything) or ``teacher`` (the ``classrooms`` given)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    password: str = Field(min_length=8, max_length=1024)
+    role: str = Field(default="teacher", pattern="^(admin|teacher)$")
+    classrooms: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class PreviewIn(BaseModel):
@@ -664,6 +676,28 @@ def create_app(engine: Engine, server_key: Any) -> FastAPI:
         credentials[name] = (raw, 0)
         engine.seqs[name] = 0
         return {"computer": name, "private_key_pem": pem.decode()}
+
+    @app.put(f"{API}/users/{{name}}", tags=["console"], summary="create or update a console user")
+    def put_user(name: str, data: UserIn, who: Caller = Depends(changing)) -> dict[str, Any]:
+        require(who, Action.MANAGE, None)
+        if name != data.name:
+            raise HTTPException(422, "the name in the path and in the body differ")
+        with database.transaction() as s:
+            rooms = {r.name: r.id for r in s.scalars(select(db.Classroom))}
+            unknown = sorted(set(data.classrooms) - set(rooms))
+            if unknown:
+                raise HTTPException(422, f"no classroom {unknown[0]!r}")
+            user = s.scalar(select(db.User).where(db.User.name == name))
+            if user is None:
+                user = db.User(name=name, role=data.role, password_hash="")
+                s.add(user)
+            user.role = data.role
+            user.password_hash = hash_password(data.password)
+            s.flush()
+            s.execute(delete(db.UserClassroom).where(db.UserClassroom.user_id == user.id))
+            for room in data.classrooms:
+                s.add(db.UserClassroom(user_id=user.id, classroom_id=rooms[room]))
+        return {"user": name, "role": data.role, "classrooms": sorted(data.classrooms)}
 
     @app.get(f"{API}/server-key", tags=["console"], summary="the key agents pin")
     def server_public(who: Caller = Depends(caller)) -> dict[str, str]:
