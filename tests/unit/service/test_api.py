@@ -1,5 +1,6 @@
-"""The console service end to end in one process: real SQLite file, real FastAPI app (through
-its ASGI interface), the real agent link and its signatures.
+"""The console service end to end in one process: real database (an SQLite file; the command
+flow and the restart also on PostgreSQL), real FastAPI app (through its ASGI interface), the
+real agent link and its signatures.
 
 Covers issue 12's "done when" list: a computer's credential used for another computer or a
 console route is refused; a replayed request is refused; a forged answer is refused by the
@@ -53,11 +54,12 @@ SITE_OPS = {
 
 
 class Service:
-    """One service over a database file, and what its tests need of it."""
+    """One service over a database (an SQLite file unless ``url`` is given), and what its tests
+    need of it."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, url: str | None = None) -> None:
         self.tmp = tmp
-        self.url = f"sqlite:///{tmp / 'svc.db'}"
+        self.url = url or f"sqlite:///{tmp / 'svc.db'}"
         upgrade(self.url)
         self.database = Database(self.url)
         with self.database.transaction() as s:
@@ -98,6 +100,14 @@ class Service:
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
     s = Service(tmp_path)
+    yield s
+    s.database.close()
+
+
+@pytest.fixture
+def any_svc(empty_url: str, tmp_path: Path) -> Iterator[Service]:
+    """A service on each backend (SQLite file, PostgreSQL)."""
+    s = Service(tmp_path, empty_url)
     yield s
     s.database.close()
 
@@ -177,8 +187,9 @@ def _agent(svc: Service, name: str, tmp: Path, results: dict[str, Any]) -> Servi
 
 
 def test_a_command_reaches_its_agent_and_the_result_is_recorded(
-    svc: Service, tmp_path: Path
+    any_svc: Service, tmp_path: Path
 ) -> None:
+    svc = any_svc
     got: dict[str, Any] = {}
     links = [_agent(svc, f"pc0{i}", tmp_path, got) for i in range(1, 5)]
     for link in links:  # say hello: the service knows they are up
@@ -197,7 +208,10 @@ def test_a_command_reaches_its_agent_and_the_result_is_recorded(
     assert all(any(line["text"] == "hi" for line in r["log"]) for r in status["records"])
 
 
-def test_a_restart_in_the_middle_loses_and_duplicates_nothing(svc: Service, tmp_path: Path) -> None:
+def test_a_restart_in_the_middle_loses_and_duplicates_nothing(
+    any_svc: Service, tmp_path: Path
+) -> None:
+    svc = any_svc
     got: dict[str, Any] = {}
     links = {f"pc0{i}": _agent(svc, f"pc0{i}", tmp_path, got) for i in range(1, 5)}
     for link in links.values():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -321,10 +320,11 @@ def test_a_created_image_is_the_next_version(site_db: Database) -> None:
 # --------------------------------------------------------------------------- threads, restart
 
 
-def test_two_threads_write_one_sqlite_file_at_once(db_path: Path) -> None:
+def test_two_threads_write_one_database_at_once(db_url: str) -> None:
     """Each thread creates operations, marks and finishes its records and appends logs, in
-    many short transactions, at the same time as the other: no "database is locked"."""
-    d = Database(f"sqlite:///{db_path}")
+    many short transactions, at the same time as the other: no "database is locked" (SQLite),
+    no deadlock (PostgreSQL)."""
+    d = Database(db_url)
     rounds = 25
     start = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -365,8 +365,8 @@ def test_two_threads_write_one_sqlite_file_at_once(db_path: Path) -> None:
     d.close()
 
 
-def test_restart_finds_unfinished_operations_records_and_logs(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_restart_finds_unfinished_operations_records_and_logs(db_url: str) -> None:
+    url = db_url
     d = Database(url)
     finished = restore(d, "pc01")
     half = restore(d, "pc01", "pc02", "lab01")
