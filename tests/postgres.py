@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -36,6 +37,7 @@ USER = "postgres"
 PORT = 5432  # only names the socket file, in a directory of its own
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_S = 10.0
 
 
 def bin_dir() -> Path | None:
@@ -200,9 +202,20 @@ class PostgresServer:
         connected to); its URL."""
         sql = f'CREATE DATABASE "{name}"'
         if template is not None:
-            sql += f' TEMPLATE "{template}" STRATEGY FILE_COPY'  # a file copy: fast when small
+            sql += f' TEMPLATE "{template}" STRATEGY FILE_COPY'  # a file copy: quicker than WAL for a small database
         self._admin(sql)
         return self.url(name)
+
+    def delete_rows(self, name: str, tables: Sequence[str]) -> None:
+        """Empty ``tables`` (in that order) of database ``name`` in one transaction: much
+        quicker than a new database (CREATE DATABASE waits for a checkpoint).  Waits at most
+        :data:`LOCK_TIMEOUT_S` for a session still holding a lock on them."""
+        import psycopg
+
+        with psycopg.connect(**self._params(name)) as conn:
+            conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'".encode())
+            for table in tables:
+                conn.execute(f'DELETE FROM "{table}"'.encode())
 
     def drop_database(self, name: str) -> None:
         """Drop database ``name``, ending the connections still open to it."""

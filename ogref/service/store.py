@@ -97,30 +97,53 @@ class RecordResult:
 
     @classmethod
     def from_agent(cls, result: Mapping[str, Any]) -> RecordResult:
-        """From the agent's JSON (times are POSIX seconds there); unknown keys are ignored."""
+        """From the agent's JSON (times are POSIX seconds there); unknown keys are ignored.
+        Texts longer than their column are cut to it and a number its column cannot hold is
+        refused (ValueError), the same on every backend (PostgreSQL would refuse the row)."""
 
         def when(key: str) -> datetime | None:
             value = result.get(key)
             return from_epoch(float(value)) if value is not None else None
 
-        def opt(key: str, kind: type) -> Any:
+        def text(key: str) -> str | None:
             value = result.get(key)
-            return kind(value) if value is not None else None
+            column = db.OperationRecord.__table__.c[key]
+            return _fit(column, str(value)) if value is not None else None
 
+        def number(key: str, value: Any) -> int:
+            n = int(value)
+            low, high = _RANGE[key]
+            if not low <= n <= high:
+                raise ValueError(f"{key} {n} is out of range [{low}, {high}]")
+            return n
+
+        bytes_moved = result.get("bytes_moved")
+        switched, verified = result.get("switched"), result.get("checksum_verified")
         return cls(
-            code=int(result["code"]),
+            code=number("code", result["code"]),
             message=str(result.get("message", "")),
-            method_used=opt("method_used", str),
-            switched=opt("switched", bool),
+            method_used=text("method_used"),
+            switched=bool(switched) if switched is not None else None,
             reasons=tuple(str(r) for r in result.get("reasons") or ()),
             phases=tuple(dict(p) for p in result.get("phases") or ()),
-            bytes_moved=opt("bytes_moved", int),
-            checksum_verified=opt("checksum_verified", bool),
-            stream_md5=opt("stream_md5", str),
-            os_hostname=opt("os_hostname", str),
+            bytes_moved=number("bytes_moved", bytes_moved) if bytes_moved is not None else None,
+            checksum_verified=bool(verified) if verified is not None else None,
+            stream_md5=text("stream_md5"),
+            os_hostname=text("os_hostname"),
             started_at=when("started"),
             finished_at=when("finished"),
         )
+
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64_MAX = 2**63 - 1
+_RANGE = {"code": _INT32, "bytes_moved": (0, _INT64_MAX)}
+
+
+def _fit(column: Any, value: str) -> str:
+    """``value`` cut to the length of the string column ``column``."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if length else value
 
 
 @dataclass(frozen=True)
@@ -271,7 +294,10 @@ def create_operation(
 
 
 def get_operation(session: Session, operation_id: int) -> OperationView | None:
-    """The operation with its records, or None."""
+    """The operation with its records, or None (also for an id no operation can have:
+    PostgreSQL would refuse to compare it with its 32-bit column)."""
+    if not _INT32[0] <= operation_id <= _INT32[1]:
+        return None
     op = session.get(db.Operation, operation_id, populate_existing=True)
     if op is None:
         return None
@@ -506,10 +532,10 @@ def add_image_version(session: Session, image: Image, at: datetime | None = None
             stored_size=image.stored_size,
             compressor=str(image.compressor),
             tool=str(image.tool),
-            checksum=image.checksum,
+            checksum=_fit(db.Image.checksum, image.checksum),
             kind=str(image.kind),
             base=image.base,
-            os_name=image.os_name,
+            os_name=_fit(db.Image.os_name, image.os_name),  # what the agent found: any length
             torrent_piece=image.torrent_piece,
             position=position,
             created_at=at or utcnow(),
@@ -550,6 +576,7 @@ def tail_log(
     """A computer's tracking-log lines after line ``after_id`` (oldest first, at most
     ``limit``): call again with the last id to follow the log."""
     cid = _computer_ids(session, [computer])[computer]
+    after_id = min(after_id, _INT64_MAX)  # past every id, within what the column compares with
     rows = session.scalars(
         select(db.LogLine)
         .where(db.LogLine.computer_id == cid, db.LogLine.id > after_id)

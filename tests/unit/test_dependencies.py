@@ -31,6 +31,7 @@ IMPORT_NAME = {
     "httpx": "httpx",
     "sqlalchemy": "sqlalchemy",
     "alembic": "alembic",
+    "psycopg": "psycopg",  # SQLAlchemy loads it for postgresql+psycopg; db.make_engine checks it
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",
     "numpy": "numpy",

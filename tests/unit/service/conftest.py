@@ -4,8 +4,10 @@
 ``empty_url`` runs once on SQLite and once on PostgreSQL (marked ``postgres``; a throwaway server
 from Debian's binaries, started once per run by :mod:`tests.postgres`, skipped with the reason
 and what to install where it cannot run).  SQLite: a migrated in-memory database, a migrated file
-(WAL, several connections); PostgreSQL: a fresh database per test, copied from one the
-migrations created."""
+(WAL, several connections).  PostgreSQL: one migrated database shared by the tests, emptied
+(every row deleted; sequences go on) when a test asks for it; a second one in the same test is
+a new database copied from one the migrations created.  A test must not change the shared
+database's schema: it migrates an ``empty_url`` of its own instead."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ogref.service.db import Database
+from ogref.service.db import Base, Database
 from ogref.service.migrations import upgrade
 from ogref.service.site_io import import_site
 from tests.postgres import PostgresServer, unavailable
@@ -27,6 +29,7 @@ BACKENDS = [
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
 TEMPLATE = "migrated"
+SHARED = "shared"
 _names = itertools.count(1)
 
 SITE: dict[str, Any] = {
@@ -69,20 +72,28 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer.start()
     try:
         upgrade(server.create_database(TEMPLATE))
+        server.create_database(SHARED, TEMPLATE)
         yield server
     finally:
         server.stop()
 
 
 class PgDatabases:
-    """The databases a test made on the server, dropped when it ends."""
+    """The databases a test uses on the server; those it made are dropped when it ends."""
 
     def __init__(self, server: PostgresServer) -> None:
         self.server = server
         self.names: list[str] = []
+        self.shared = False
 
     def new(self, migrated: bool = True) -> str:
-        """A fresh database (migrated, or empty); its URL."""
+        """A migrated database without rows (the shared one, emptied, the first time), or an
+        empty one (never migrated); its URL."""
+        if migrated and not self.shared:
+            self.shared = True
+            tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+            self.server.delete_rows(SHARED, tables)
+            return self.server.url(SHARED)
         name = f"t{next(_names)}"
         self.names.append(name)
         return self.server.create_database(name, TEMPLATE if migrated else None)

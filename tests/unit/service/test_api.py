@@ -248,6 +248,45 @@ def test_a_restart_in_the_middle_loses_and_duplicates_nothing(
         assert s.query(db.Operation).count() == 1
 
 
+def test_what_sqlite_takes_and_postgresql_cannot_store_is_handled_alike(
+    any_svc: Service, tmp_path: Path
+) -> None:
+    """PostgreSQL's text holds no NUL, its VARCHAR(n) refuses longer text and INTEGER is 32-bit;
+    SQLite takes all three.  A NUL in a name asked for finds nothing, in a log line it is kept
+    (as U+FFFD on PostgreSQL); ids past any column are not found; an agent's texts are cut to
+    their columns; an exit code no column holds is refused with a 400, and the agent's next
+    report is taken."""
+    svc = any_svc
+    nul = "pc\x0001"
+    assert svc.client.post("/api/v1/login", json={"user": nul, "password": "x"}).status_code == 401
+    assert (
+        svc.console("POST", "/api/v1/computers/control", json={"names": [nul]}).status_code == 404
+    )
+    assert svc.console("GET", "/api/v1/computers/pc%0001/log").status_code == 404
+    assert svc.console("GET", f"/api/v1/operations/{2**40}").status_code == 404
+    far = svc.console("GET", f"/api/v1/computers/pc01/log?after={10**30}")
+    assert far.status_code == 200 and far.json()["lines"] == []
+    link = _agent(svc, "pc01", tmp_path, {})
+    link._exchange({"status": "OPG", "wait": 0, "log": [{"t": time.time(), "text": "a\x00b"}]})
+    svc.engine.flush()
+    log = svc.console("GET", "/api/v1/computers/pc01/log").json()
+    assert [line["text"] for line in log["lines"]][-1] in ("a\x00b", "a\ufffdb"), log
+    sub = svc.console("POST", "/api/v1/operations", json={"index": 0}).json()
+    cmd = link._exchange({"status": "BSY", "wait": 0})["command"]
+    long = {"method_used": "M" * 40, "os_hostname": "h" * 300, "stream_md5": "x" * 40,
+            "message": "m\x00" * 5000}  # fmt: skip
+    with pytest.raises(ValueError, match=r"400.*code .* out of range"):
+        link._exchange({"status": "OPG", "wait": 0, "done": [
+            {"id": cmd["id"], "result": {"code": 2**40, **long}}]})  # fmt: skip
+    link._exchange({"status": "OPG", "wait": 0, "done": [
+        {"id": cmd["id"], "result": {"code": 0, **long}}]})  # fmt: skip
+    rec = svc.console("GET", f"/api/v1/operations/{sub['op']}").json()["records"][0]
+    assert (rec["status"], rec["final"]) == ("ok", True)
+    assert (rec["method_used"], rec["os_hostname"], rec["stream_md5"]) == (
+        "M" * 32, "h" * 255, "x" * 32)  # fmt: skip
+    assert rec["message"].replace("\ufffd", "\x00") == long["message"]
+
+
 def test_teachers_act_on_their_classrooms_only(svc: Service) -> None:
     with svc.database.transaction() as s:
         teacher = db.User(name="ana", role="teacher", password_hash=hash_password("secret"))
@@ -343,8 +382,9 @@ JSONISH = st.recursive(
     payload=JSONISH,
 )
 def test_random_console_payloads_get_a_4xx_with_a_message(
-    svc: Service, route: str, payload: Any
+    any_svc: Service, route: str, payload: Any
 ) -> None:
+    svc = any_svc
     reply = svc.console("POST", route, json=payload)
     assert 200 <= reply.status_code < 500, (route, payload, reply.status_code, reply.text)
     if reply.status_code >= 400:
