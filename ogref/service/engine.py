@@ -520,20 +520,25 @@ class Engine:
         seqs, self.seqs = self.seqs, {}
         if not lines and not dirty and not seqs:
             return
+        changed = {live.name: live for live in dirty}
         with self.db.transaction() as s:
             if lines:
                 store.append_logs(s, lines)
-            for name, seq in seqs.items():  # never backwards (a credential reset sets 0 itself)
-                s.execute(
-                    update(db.Computer)
-                    .where(db.Computer.name == name, db.Computer.seq < seq)
-                    .values(seq=seq)
-                )
-            for live in dirty:
-                live.dirty = False
-                store.set_status(
-                    s, live.name, live.status, from_epoch(live.last_seen or self.clock())
-                )
+            # computers in name order: two flushes at once (housekeeping and a console request)
+            # lock their rows in the same order, so PostgreSQL never finds them deadlocked
+            for name in sorted(seqs.keys() | changed.keys()):
+                if name in seqs:  # never backwards (a credential reset sets 0 itself)
+                    s.execute(
+                        update(db.Computer)
+                        .where(db.Computer.name == name, db.Computer.seq < seqs[name])
+                        .values(seq=seqs[name])
+                    )
+                live = changed.get(name)
+                if live is not None:
+                    live.dirty = False
+                    store.set_status(
+                        s, live.name, live.status, from_epoch(live.last_seen or self.clock())
+                    )
 
     # ------------------------------------------------------------------ console: read
 

@@ -287,6 +287,34 @@ def test_what_sqlite_takes_and_postgresql_cannot_store_is_handled_alike(
     assert rec["message"].replace("\ufffd", "\x00") == long["message"]
 
 
+def test_two_flushes_at_once_do_not_deadlock(any_svc: Service) -> None:
+    """Housekeeping and a console request may flush at the same moment: each writes the
+    computers' replay counters and statuses, in the same order, so PostgreSQL never has to
+    abort one of them as a deadlock (SQLite runs them one after the other)."""
+    engine = any_svc.engine
+    names = sorted(engine.live)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(order: list[str]) -> None:
+        try:
+            start.wait()
+            for i in range(1, 40):
+                for n in order:
+                    engine.seqs[n] = i
+                    engine.live[n].dirty = True
+                engine.flush()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(o,)) for o in (names, names[::-1])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+
+
 def test_teachers_act_on_their_classrooms_only(svc: Service) -> None:
     with svc.database.transaction() as s:
         teacher = db.User(name="ana", role="teacher", password_hash=hash_password("secret"))

@@ -1,11 +1,16 @@
-"""The service database's schema and engine: migrations equal the models, PostgreSQL DDL,
+"""The service database's schema and engine, on SQLite and PostgreSQL: migrations equal the models
+(autogenerate writes nothing), services starting together migrate once, PostgreSQL DDL,
 SQLite's WAL, foreign keys and write locking, UTC timestamps, ON DELETE behaviour."""
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -88,6 +93,27 @@ def test_models_without_the_migration_differ(empty_url: str) -> None:
 def test_upgrade_twice_is_harmless(empty_url: str) -> None:
     upgrade(empty_url)
     upgrade(empty_url)
+    assert current(empty_url) == head()
+
+
+def test_two_services_starting_at_once_migrate_once(empty_url: str) -> None:
+    """Two services sharing one database (the reason for PostgreSQL) start together: one
+    migrates, the other waits for it and finds the database at head.  (Processes: Alembic's
+    context is one per process.)"""
+    code = (
+        "import sys, time; from ogref.service.migrations import upgrade\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); upgrade(sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    at = str(time.time() + 3)  # all three imported by then: they migrate at the same moment
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_url, at], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in runs if p.wait(timeout=120) != 0]
+    assert errors == []
     assert current(empty_url) == head()
 
 
