@@ -34,6 +34,7 @@ INSTALL = (
     "`make deps` as root) and `pip install 'psycopg[binary]'` (the service extra)"
 )
 USER = "postgres"
+LIB = Path("/usr/lib/postgresql")
 PORT = 5432  # only names the socket file, in a directory of its own
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -43,9 +44,7 @@ LOCK_TIMEOUT_S = 10.0
 def bin_dir() -> Path | None:
     """The newest ``/usr/lib/postgresql/VERSION/bin`` holding ``initdb`` and ``postgres``."""
     found = [
-        p
-        for p in Path("/usr/lib/postgresql").glob("*/bin")
-        if (p / "initdb").is_file() and (p / "postgres").is_file()
+        p for p in LIB.glob("*/bin") if (p / "initdb").is_file() and (p / "postgres").is_file()
     ]
     version = lambda p: [int(n) for n in re.findall(r"\d+", p.parent.name)]  # noqa: E731
     return max(found, key=version, default=None)
@@ -103,13 +102,7 @@ class PostgresServer:
             base = Path("/tmp")
         root = Path(tempfile.mkdtemp(prefix="oglab-pg-", dir=base))
         os.chown(root, user.pw_uid, user.pw_gid)
-        as_user: dict[str, object] = {
-            "user": user.pw_uid,
-            "group": user.pw_gid,
-            "extra_groups": [],
-            "cwd": root,
-            "env": {"PATH": os.defpath, "LC_ALL": "C", "HOME": str(root)},
-        }
+        env = {"PATH": os.defpath, "LC_ALL": "C", "HOME": str(root)}
         try:
             subprocess.run(
                 [
@@ -123,7 +116,7 @@ class PostgresServer:
                 ],
                 check=True,
                 capture_output=True,
-                **as_user,  # type: ignore[call-overload]
+                user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd=root, env=env,
             )  # fmt: skip
             log = (root / "postgres.log").open("wb")
             try:
@@ -142,7 +135,7 @@ class PostgresServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # a Ctrl-C reaches the tests, which stop it
-                    **as_user,  # type: ignore[call-overload]
+                    user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd=root, env=env,
                 )  # fmt: skip
             finally:
                 log.close()
@@ -168,7 +161,7 @@ class PostgresServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"postgres exited ({self.process.returncode}): {self._tail()}")
             try:
-                psycopg.connect(**self._params("postgres"), connect_timeout=2).close()
+                psycopg.connect(self._conninfo("postgres"), connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -181,8 +174,10 @@ class PostgresServer:
         except OSError:
             return "(no log)"
 
-    def _params(self, dbname: str) -> dict[str, str | int]:
-        return {"host": str(self.socket_dir), "port": PORT, "user": USER, "dbname": dbname}
+    def _conninfo(self, dbname: str) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(host=str(self.socket_dir), port=PORT, user=USER, dbname=dbname)
 
     def url(self, dbname: str) -> str:
         """The SQLAlchemy URL of database ``dbname`` on this server."""
@@ -192,7 +187,7 @@ class PostgresServer:
     def _admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(**self._params("postgres"), autocommit=True) as conn:
+        with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
             if conn.info.server_version < 150000:  # STRATEGY is PostgreSQL 15's
                 sql = sql.replace(" STRATEGY FILE_COPY", "")
             conn.execute(sql.encode())
@@ -212,7 +207,7 @@ class PostgresServer:
         :data:`LOCK_TIMEOUT_S` for a session still holding a lock on them."""
         import psycopg
 
-        with psycopg.connect(**self._params(name)) as conn:
+        with psycopg.connect(self._conninfo(name)) as conn:
             conn.execute(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'".encode())
             for table in tables:
                 conn.execute(f'DELETE FROM "{table}"'.encode())

@@ -3,9 +3,13 @@ OpenGnSys's console keeps, and the engine and sessions for SQLite (default) or P
 
 :func:`make_engine` opens ``sqlite:///path`` with write-ahead logging, foreign keys on, a busy
 timeout and ``BEGIN IMMEDIATE`` transactions (a writer waits for the lock up front instead of
-failing half-way with "database is locked"), safe for several threads; any other URL
-(``postgresql+psycopg://…``) is handed to SQLAlchemy as is.  Only portable types are used (JSON,
-not JSONB; timestamps are timezone-aware UTC through :class:`UTCDateTime`).  The schema is created
+failing half-way with "database is locked"), safe for several threads.  PostgreSQL
+(``postgresql+psycopg://…``, or ``postgresql://…`` meaning the same) goes through psycopg 3; text
+parameters holding NUL, which PostgreSQL's text cannot store, have it replaced by U+FFFD.  Any
+other URL is handed to SQLAlchemy as is.  Only portable types are used (JSON, not JSONB;
+timestamps are timezone-aware UTC through :class:`UTCDateTime`); where the two differ (VARCHAR
+lengths and 32-bit INTEGER enforced by PostgreSQL only, row locks), :mod:`.store` fits values to
+their columns and locks the rows a decision depends on.  The schema is created
 and changed by the Alembic migrations (:mod:`ogref.service.migrations`), never by
 ``create_all`` at run time.
 

@@ -509,7 +509,11 @@ def _record_view(r: db.OperationRecord) -> RecordView:
 def add_image_version(session: Session, image: Image, at: datetime | None = None) -> int:
     """A new version of ``image`` in its repository (what a create publishes): revision one
     above every version of that name so far, deleted ones included; its revision."""
-    repo_id = session.scalar(select(db.Repository.id).where(db.Repository.name == image.repository))
+    # the repository's row locked (PostgreSQL; SQLite's writers are serial already) until the
+    # caller commits: two versions created at once get two revisions
+    repo_id = session.scalar(
+        select(db.Repository.id).where(db.Repository.name == image.repository).with_for_update()
+    )
     if repo_id is None:
         raise LookupError(f"no repository {image.repository!r}")
     same = (db.Image.repository_id == repo_id, db.Image.name == image.name)

@@ -183,6 +183,15 @@ def test_postgresql_script_renders() -> None:
     assert "AUTOINCREMENT" not in sql and "DATETIME" not in sql
 
 
+def test_a_postgresql_url_goes_through_psycopg() -> None:
+    """``postgresql://`` (SQLAlchemy's default driver would be psycopg2) means psycopg 3; no
+    connection is opened to tell."""
+    for url in ("postgresql://ogref@localhost/ogref", "postgresql+psycopg://ogref@/ogref"):
+        engine = db.make_engine(url)
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        engine.dispose()
+
+
 def test_sqlite_file_is_wal_with_foreign_keys(tmp_path: Path) -> None:
     d = Database(f"sqlite:///{tmp_path / 'f.db'}")
     with d.engine.connect() as conn:

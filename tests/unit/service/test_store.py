@@ -365,6 +365,35 @@ def test_two_threads_write_one_database_at_once(db_url: str) -> None:
     d.close()
 
 
+def test_two_creates_of_one_image_at_once_get_two_versions(db_url: str) -> None:
+    """Two agents publish a new version of the same image at the same moment: each gets its
+    own revision (PostgreSQL: the repository's row is locked while the next one is chosen)."""
+    d = Database(db_url)
+    with d.reading() as s:
+        image = load_site(s).find_image("win10")
+    start = threading.Barrier(2)
+    got: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            start.wait()
+            for _ in range(15):
+                with d.transaction() as s:
+                    got.append(add_image_version(s, image))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert sorted(got) == list(range(2, 32))
+    d.close()
+
+
 def test_restart_finds_unfinished_operations_records_and_logs(db_url: str) -> None:
     url = db_url
     d = Database(url)
