@@ -3,9 +3,13 @@ OpenGnSys's console keeps, and the engine and sessions for SQLite (default) or P
 
 :func:`make_engine` opens ``sqlite:///path`` with write-ahead logging, foreign keys on, a busy
 timeout and ``BEGIN IMMEDIATE`` transactions (a writer waits for the lock up front instead of
-failing half-way with "database is locked"), safe for several threads; any other URL
-(``postgresql+psycopg://…``) is handed to SQLAlchemy as is.  Only portable types are used (JSON,
-not JSONB; timestamps are timezone-aware UTC through :class:`UTCDateTime`).  The schema is created
+failing half-way with "database is locked"), safe for several threads.  PostgreSQL
+(``postgresql+psycopg://…``, or ``postgresql://…`` meaning the same) goes through psycopg 3; text
+parameters holding NUL, which PostgreSQL's text cannot store, have it replaced by U+FFFD.  Any
+other URL is handed to SQLAlchemy as is.  Only portable types are used (JSON, not JSONB;
+timestamps are timezone-aware UTC through :class:`UTCDateTime`); where the two differ (VARCHAR
+lengths and 32-bit INTEGER enforced by PostgreSQL only, row locks), :mod:`.store` fits values to
+their columns and locks the rows a decision depends on.  The schema is created
 and changed by the Alembic migrations (:mod:`ogref.service.migrations`), never by
 ``create_all`` at run time.
 
@@ -37,7 +41,7 @@ name when the computer is deleted.  A computer's tracking log and OS reports go 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from ipaddress import IPv4Interface
@@ -64,7 +68,7 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -484,6 +488,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     ``BEGIN IMMEDIATE``; other databases are configured by their URL.  ``kwargs`` go to
     :func:`sqlalchemy.create_engine`."""
     u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        return _postgresql_engine(u, **kwargs)
     if u.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(u, **kwargs)
@@ -517,6 +523,62 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
             raise ValueError(f"sqlite_begin={mode!r}: DEFERRED, IMMEDIATE or EXCLUSIVE")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+NUL_STANDIN = "\ufffd"
+"""What a NUL character becomes on PostgreSQL, whose text cannot hold one (SQLite keeps it)."""
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", NUL_STANDIN)
+    return value
+
+
+def _postgresql_engine(u: URL, **kwargs: Any) -> Engine:
+    """PostgreSQL through psycopg 3 (``postgresql://`` means ``postgresql+psycopg://``).
+
+    Text parameters holding NUL (an agent's log line, a name in a request) would make psycopg
+    refuse the whole statement: the NULs become U+FFFD, so such a line is kept and such a name
+    is simply not found, as on SQLite.  JSON goes as its text, where NUL is escaped already."""
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    if u.drivername == "postgresql+psycopg":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                f"{u.render_as_string()}: PostgreSQL needs psycopg 3 "
+                "(pip install 'psycopg[binary]', part of the service extra)"
+            ) from exc
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(u, **kwargs)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _scrub(
+        _conn: Connection,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        rows = parameters if executemany else [parameters]
+        if not any(
+            isinstance(v, str) and "\x00" in v
+            for row in rows
+            for v in (row.values() if isinstance(row, Mapping) else row or ())
+        ):
+            return statement, parameters
+        fixed = [
+            {k: _no_nul(v) for k, v in row.items()}
+            if isinstance(row, Mapping)
+            else type(row)(_no_nul(v) for v in row)
+            for row in rows
+        ]
+        return statement, fixed if executemany else fixed[0]
 
     return engine
 

@@ -555,13 +555,26 @@ class Engine:
         seqs, self.seqs = self.seqs, {}
         if not lines and not dirty and not seqs:
             return
+        changed = {live.name: live for live in dirty}
         with self.db.transaction() as s:
             if lines:
                 store.append_logs(s, lines)
-            store.advance_seqs(s, seqs)  # never backwards (a credential reset sets 0 itself)
-            store.set_statuses(
+            # one UPDATE per computer in name order: two flushes at once (housekeeping and a
+            # console request) lock their rows in the same order, so PostgreSQL never finds
+            # them deadlocked
+            store.flush_computers(
                 s,
-                [(x.name, x.status, from_epoch(x.last_seen or self.clock())) for x in dirty],
+                [
+                    store.ComputerFlush(
+                        name,
+                        seqs.get(name),
+                        changed[name].status if name in changed else None,
+                        from_epoch(changed[name].last_seen or self.clock())
+                        if name in changed
+                        else None,
+                    )
+                    for name in sorted(seqs.keys() | changed.keys())
+                ],
             )
         for live in dirty:
             live.dirty = False

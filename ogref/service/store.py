@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ogref.command_queue import Job
@@ -97,30 +97,53 @@ class RecordResult:
 
     @classmethod
     def from_agent(cls, result: Mapping[str, Any]) -> RecordResult:
-        """From the agent's JSON (times are POSIX seconds there); unknown keys are ignored."""
+        """From the agent's JSON (times are POSIX seconds there); unknown keys are ignored.
+        Texts longer than their column are cut to it and a number its column cannot hold is
+        refused (ValueError), the same on every backend (PostgreSQL would refuse the row)."""
 
         def when(key: str) -> datetime | None:
             value = result.get(key)
             return from_epoch(float(value)) if value is not None else None
 
-        def opt(key: str, kind: type) -> Any:
+        def text(key: str) -> str | None:
             value = result.get(key)
-            return kind(value) if value is not None else None
+            column = db.OperationRecord.__table__.c[key]
+            return _fit(column, str(value)) if value is not None else None
 
+        def number(key: str, value: Any) -> int:
+            n = int(value)
+            low, high = _RANGE[key]
+            if not low <= n <= high:
+                raise ValueError(f"{key} {n} is out of range [{low}, {high}]")
+            return n
+
+        bytes_moved = result.get("bytes_moved")
+        switched, verified = result.get("switched"), result.get("checksum_verified")
         return cls(
-            code=int(result["code"]),
+            code=number("code", result["code"]),
             message=str(result.get("message", "")),
-            method_used=opt("method_used", str),
-            switched=opt("switched", bool),
+            method_used=text("method_used"),
+            switched=bool(switched) if switched is not None else None,
             reasons=tuple(str(r) for r in result.get("reasons") or ()),
             phases=tuple(dict(p) for p in result.get("phases") or ()),
-            bytes_moved=opt("bytes_moved", int),
-            checksum_verified=opt("checksum_verified", bool),
-            stream_md5=opt("stream_md5", str),
-            os_hostname=opt("os_hostname", str),
+            bytes_moved=number("bytes_moved", bytes_moved) if bytes_moved is not None else None,
+            checksum_verified=bool(verified) if verified is not None else None,
+            stream_md5=text("stream_md5"),
+            os_hostname=text("os_hostname"),
             started_at=when("started"),
             finished_at=when("finished"),
         )
+
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64_MAX = 2**63 - 1
+_RANGE = {"code": _INT32, "bytes_moved": (0, _INT64_MAX)}
+
+
+def _fit(column: Any, value: str) -> str:
+    """``value`` cut to the length of the string column ``column``."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if length else value
 
 
 @dataclass(frozen=True)
@@ -271,7 +294,10 @@ def create_operation(
 
 
 def get_operation(session: Session, operation_id: int) -> OperationView | None:
-    """The operation with its records, or None."""
+    """The operation with its records, or None (also for an id no operation can have:
+    PostgreSQL would refuse to compare it with its 32-bit column)."""
+    if not _INT32[0] <= operation_id <= _INT32[1]:
+        return None
     op = session.get(db.Operation, operation_id, populate_existing=True)
     if op is None:
         return None
@@ -494,7 +520,11 @@ def _record_view(r: db.OperationRecord) -> RecordView:
 def add_image_version(session: Session, image: Image, at: datetime | None = None) -> int:
     """A new version of ``image`` in its repository (what a create publishes): revision one
     above every version of that name so far, deleted ones included; its revision."""
-    repo_id = session.scalar(select(db.Repository.id).where(db.Repository.name == image.repository))
+    # the repository's row locked (PostgreSQL; SQLite's writers are serial already) until the
+    # caller commits: two versions created at once get two revisions
+    repo_id = session.scalar(
+        select(db.Repository.id).where(db.Repository.name == image.repository).with_for_update()
+    )
     if repo_id is None:
         raise LookupError(f"no repository {image.repository!r}")
     same = (db.Image.repository_id == repo_id, db.Image.name == image.name)
@@ -517,10 +547,10 @@ def add_image_version(session: Session, image: Image, at: datetime | None = None
             stored_size=image.stored_size,
             compressor=str(image.compressor),
             tool=str(image.tool),
-            checksum=image.checksum,
+            checksum=_fit(db.Image.checksum, image.checksum),
             kind=str(image.kind),
             base=image.base,
-            os_name=image.os_name,
+            os_name=_fit(db.Image.os_name, image.os_name),  # what the agent found: any length
             torrent_piece=image.torrent_piece,
             position=position,
             created_at=at or utcnow(),
@@ -561,6 +591,7 @@ def tail_log(
     """A computer's tracking-log lines after line ``after_id`` (oldest first, at most
     ``limit``): call again with the last id to follow the log."""
     cid = _computer_ids(session, [computer])[computer]
+    after_id = min(after_id, _INT64_MAX)  # past every id, within what the column compares with
     rows = session.scalars(
         select(db.LogLine)
         .where(db.LogLine.computer_id == cid, db.LogLine.id > after_id)
@@ -648,30 +679,44 @@ def mark_sent_many(session: Session, sent: Sequence[tuple[int, str, datetime]]) 
     )  # fmt: skip
 
 
-def set_statuses(session: Session, rows: Sequence[tuple[str, ClientStatus, datetime]]) -> None:
-    """Many computers' status and last-seen time: one UPDATE executed for every row (an
-    unknown name changes nothing)."""
+@dataclass(frozen=True)
+class ComputerFlush:
+    """What one engine flush writes of one computer: its agent's request counter (``None``:
+    unchanged; never moved backwards) and its status and last-seen time (``None``: unchanged)."""
+
+    name: str
+    seq: int | None = None
+    status: ClientStatus | str | None = None
+    seen: datetime | None = None
+
+
+def flush_computers(session: Session, rows: Sequence[ComputerFlush]) -> None:
+    """Many computers' counters and statuses: one UPDATE executed for each row, in the order
+    given (the engine gives name order, so two flushes at once lock rows in the same order and
+    PostgreSQL never sees a deadlock).  An unknown name changes nothing."""
     if not rows:
         return
     table = cast(Table, db.Computer.__table__)
+    seq = bindparam("b_seq", type_=table.c.seq.type)
+    status = bindparam("b_status", type_=table.c.status.type)
+    seen = bindparam("b_seen", type_=table.c.last_seen.type)
     session.execute(
         update(table)
         .where(table.c.name == bindparam("b_name"))
-        .values(status=bindparam("b_status"), last_seen=bindparam("b_seen")),
-        [{"b_name": n, "b_status": str(st), "b_seen": t} for n, st, t in rows],
-    )
-
-
-def advance_seqs(session: Session, seqs: Mapping[str, int]) -> None:
-    """:func:`advance_seq` for many computers: one UPDATE executed for each, never backwards."""
-    if not seqs:
-        return
-    table = cast(Table, db.Computer.__table__)
-    session.execute(
-        update(table)
-        .where(table.c.name == bindparam("b_name"), table.c.seq < bindparam("b_seq"))
-        .values(seq=bindparam("b_seq")),
-        [{"b_name": n, "b_seq": q} for n, q in seqs.items()],
+        .values(
+            seq=case((table.c.seq < seq, seq), else_=table.c.seq),
+            status=func.coalesce(status, table.c.status),
+            last_seen=func.coalesce(seen, table.c.last_seen),
+        ),
+        [
+            {
+                "b_name": r.name,
+                "b_seq": -1 if r.seq is None else r.seq,
+                "b_status": None if r.status is None else str(r.status),
+                "b_seen": r.seen,
+            }
+            for r in rows
+        ],
     )
 
 

@@ -18,6 +18,7 @@ IMPORT_NAME = {
     "matplotlib": "matplotlib",
     "markdown-it-py": "markdown_it",
     "jinja2": "jinja2",
+    "babel": "babel",
     "pyparted": "parted",
     "pysmb": "smb",
     "tenacity": "tenacity",
@@ -31,6 +32,7 @@ IMPORT_NAME = {
     "httpx": "httpx",
     "sqlalchemy": "sqlalchemy",
     "alembic": "alembic",
+    "psycopg": "psycopg",  # SQLAlchemy loads it for postgresql+psycopg; db.make_engine checks it
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",
     "numpy": "numpy",

@@ -4,16 +4,22 @@ offline (``--sql``) as a script for the URL's dialect.
 
 On SQLite the migration runs with foreign keys off (a batch operation copies a table, drops the
 old one and renames the copy: with foreign keys on, the drop would cascade into the tables that
-refer to it) and checks them all before it commits."""
+refer to it) and checks them all before it commits.
+
+Services that share a database and start together migrate it once: the migration's transaction
+takes the database's write lock (SQLite: ``BEGIN IMMEDIATE``) or an advisory lock (PostgreSQL:
+:data:`MIGRATION_LOCK`) before Alembic reads the revision, so the others wait, then find it at
+head."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from ogref.service.db import Base, make_engine
 
 config = context.config
+MIGRATION_LOCK = 0x6F67726566_0C  # pg_advisory_xact_lock key: "ogref" + issue 12
 target_metadata = Base.metadata
 
 
@@ -50,6 +56,10 @@ def run_online() -> None:
                 _foreign_keys(connection, False)
             try:
                 with connection.begin():
+                    if engine.dialect.name == "postgresql":
+                        connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                        )
                     _configure(connection=connection)
                     with context.begin_transaction():  # inside ours: commits nothing itself
                         context.run_migrations()

@@ -1,5 +1,6 @@
-"""The console service end to end in one process: real SQLite file, real FastAPI app (through
-its ASGI interface), the real agent link and its signatures.
+"""The console service end to end in one process: real database (an SQLite file; the command
+flow and the restart also on PostgreSQL), real FastAPI app (through its ASGI interface), the
+real agent link and its signatures.
 
 Covers issue 12's "done when" list: a computer's credential used for another computer or a
 console route is refused; a replayed request is refused; a forged answer is refused by the
@@ -53,11 +54,14 @@ SITE_OPS = {
 
 
 class Service:
-    """One service over a database file, and what its tests need of it."""
+    """One service over a database (an SQLite file unless ``url`` is given), and what its tests
+    need of it."""
 
-    def __init__(self, tmp: Path, site: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, site: dict[str, Any] | None = None, url: str | None = None
+    ) -> None:
         self.tmp = tmp
-        self.url = f"sqlite:///{tmp / 'svc.db'}"
+        self.url = url or f"sqlite:///{tmp / 'svc.db'}"
         upgrade(self.url)
         self.database = Database(self.url)
         with self.database.transaction() as s:
@@ -98,6 +102,14 @@ class Service:
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
     s = Service(tmp_path)
+    yield s
+    s.database.close()
+
+
+@pytest.fixture
+def any_svc(empty_url: str, tmp_path: Path) -> Iterator[Service]:
+    """A service on each backend (SQLite file, PostgreSQL)."""
+    s = Service(tmp_path, url=empty_url)
     yield s
     s.database.close()
 
@@ -177,8 +189,9 @@ def _agent(svc: Service, name: str, tmp: Path, results: dict[str, Any]) -> Servi
 
 
 def test_a_command_reaches_its_agent_and_the_result_is_recorded(
-    svc: Service, tmp_path: Path
+    any_svc: Service, tmp_path: Path
 ) -> None:
+    svc = any_svc
     got: dict[str, Any] = {}
     links = [_agent(svc, f"pc0{i}", tmp_path, got) for i in range(1, 5)]
     for link in links:  # say hello: the service knows they are up
@@ -197,7 +210,10 @@ def test_a_command_reaches_its_agent_and_the_result_is_recorded(
     assert all(any(line["text"] == "hi" for line in r["log"]) for r in status["records"])
 
 
-def test_a_restart_in_the_middle_loses_and_duplicates_nothing(svc: Service, tmp_path: Path) -> None:
+def test_a_restart_in_the_middle_loses_and_duplicates_nothing(
+    any_svc: Service, tmp_path: Path
+) -> None:
+    svc = any_svc
     got: dict[str, Any] = {}
     links = {f"pc0{i}": _agent(svc, f"pc0{i}", tmp_path, got) for i in range(1, 5)}
     for link in links.values():
@@ -232,6 +248,73 @@ def test_a_restart_in_the_middle_loses_and_duplicates_nothing(svc: Service, tmp_
     assert all(r["status"] == "ok" for r in final["records"])
     with svc.database.reading() as s:
         assert s.query(db.Operation).count() == 1
+
+
+def test_what_sqlite_takes_and_postgresql_cannot_store_is_handled_alike(
+    any_svc: Service, tmp_path: Path
+) -> None:
+    """PostgreSQL's text holds no NUL, its VARCHAR(n) refuses longer text and INTEGER is 32-bit;
+    SQLite takes all three.  A NUL in a name asked for finds nothing, in a log line it is kept
+    (as U+FFFD on PostgreSQL); ids past any column are not found; an agent's texts are cut to
+    their columns; an exit code no column holds is refused with a 400, and the agent's next
+    report is taken."""
+    svc = any_svc
+    nul = "pc\x0001"
+    assert svc.client.post("/api/v1/login", json={"user": nul, "password": "x"}).status_code == 401
+    assert (
+        svc.console("POST", "/api/v1/computers/control", json={"names": [nul]}).status_code == 404
+    )
+    assert svc.console("GET", "/api/v1/computers/pc%0001/log").status_code == 404
+    assert svc.console("GET", f"/api/v1/operations/{2**40}").status_code == 404
+    far = svc.console("GET", f"/api/v1/computers/pc01/log?after={10**30}")
+    assert far.status_code == 200 and far.json()["lines"] == []
+    link = _agent(svc, "pc01", tmp_path, {})
+    link._exchange({"status": "OPG", "wait": 0, "log": [{"t": time.time(), "text": "a\x00b"}]})
+    svc.engine.flush()
+    log = svc.console("GET", "/api/v1/computers/pc01/log").json()
+    assert [line["text"] for line in log["lines"]][-1] in ("a\x00b", "a\ufffdb"), log
+    sub = svc.console("POST", "/api/v1/operations", json={"index": 0}).json()
+    cmd = link._exchange({"status": "BSY", "wait": 0})["command"]
+    long = {"method_used": "M" * 40, "os_hostname": "h" * 300, "stream_md5": "x" * 40,
+            "message": "m\x00" * 5000}  # fmt: skip
+    with pytest.raises(ValueError, match=r"400.*code .* out of range"):
+        link._exchange({"status": "OPG", "wait": 0, "done": [
+            {"id": cmd["id"], "result": {"code": 2**40, **long}}]})  # fmt: skip
+    link._exchange({"status": "OPG", "wait": 0, "done": [
+        {"id": cmd["id"], "result": {"code": 0, **long}}]})  # fmt: skip
+    rec = svc.console("GET", f"/api/v1/operations/{sub['op']}").json()["records"][0]
+    assert (rec["status"], rec["final"]) == ("ok", True)
+    assert (rec["method_used"], rec["os_hostname"], rec["stream_md5"]) == (
+        "M" * 32, "h" * 255, "x" * 32)  # fmt: skip
+    assert rec["message"].replace("\ufffd", "\x00") == long["message"]
+
+
+def test_two_flushes_at_once_do_not_deadlock(any_svc: Service) -> None:
+    """Housekeeping and a console request may flush at the same moment: each writes the
+    computers' replay counters and statuses, in the same order, so PostgreSQL never has to
+    abort one of them as a deadlock (SQLite runs them one after the other)."""
+    engine = any_svc.engine
+    names = sorted(engine.live)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(order: list[str]) -> None:
+        try:
+            start.wait()
+            for i in range(1, 40):
+                for n in order:
+                    engine.seqs[n] = i
+                    engine.live[n].dirty = True
+                engine.flush()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(o,)) for o in (names, names[::-1])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
 
 
 def _teacher_token(svc: Service, classrooms: list[str], name: str = "ana") -> str:
@@ -336,8 +419,9 @@ JSONISH = st.recursive(
     payload=JSONISH,
 )
 def test_random_console_payloads_get_a_4xx_with_a_message(
-    svc: Service, route: str, payload: Any
+    any_svc: Service, route: str, payload: Any
 ) -> None:
+    svc = any_svc
     reply = svc.console("POST", route, json=payload)
     assert 200 <= reply.status_code < 500, (route, payload, reply.status_code, reply.text)
     if reply.status_code >= 400:

@@ -1,11 +1,16 @@
-"""The service database's schema and engine: migrations equal the models, PostgreSQL DDL,
+"""The service database's schema and engine, on SQLite and PostgreSQL: migrations equal the models
+(autogenerate writes nothing), services starting together migrate once, PostgreSQL DDL,
 SQLite's WAL, foreign keys and write locking, UTC timestamps, ON DELETE behaviour."""
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from ogref.service import db
@@ -43,36 +48,73 @@ TABLES = {
 }
 
 
-def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    assert current(url) is None
-    upgrade(url)
-    assert current(url) == head() == "0001"
-    d = Database(url)
+def test_migrated_schema_equals_the_models(empty_url: str) -> None:
+    """Migrating an empty database gives exactly the models' schema: Alembic's autogenerate
+    comparison (types included) finds nothing to write, on SQLite and on PostgreSQL."""
+    assert current(empty_url) is None
+    upgrade(empty_url)
+    assert current(empty_url) == head() == "0001"
+    d = Database(empty_url)
     with d.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
-        names = set(
-            conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
-        )
-    assert names - {"sqlite_sequence"} == TABLES | {"alembic_version"}
+        names = set(inspect(conn).get_table_names())
+    assert names == TABLES | {"alembic_version"}
     d.close()
 
 
-def test_models_without_the_migration_differ(database: Database) -> None:
+def test_autogenerate_writes_an_empty_revision(empty_url: str, tmp_path: Path) -> None:
+    """What a developer runs to write the next revision (see :mod:`ogref.service.migrations`)
+    writes one that does nothing while the models and the migrations agree."""
+    upgrade(empty_url)
+    scripts = tmp_path / "migrations"
+    shutil.copytree(HERE, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = config(empty_url)
+    cfg.set_main_option("script_location", str(scripts))
+    command.revision(cfg, "nothing", autogenerate=True, rev_id="9999")
+    [written] = (scripts / "versions").glob("9999_*.py")
+    body = written.read_text()
+    upgrade_body = body[body.index("def upgrade()") : body.index("def downgrade()")]
+    assert "op." not in upgrade_body and "pass" in upgrade_body, upgrade_body
+
+
+def test_models_without_the_migration_differ(empty_url: str) -> None:
     """The comparison sees a difference (the check above can fail)."""
+    upgrade(empty_url)
+    database = Database(empty_url)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_computers_mac")
     with database.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert [d[0] for d in diff] == ["add_index"]
+    database.close()
 
 
-def test_upgrade_twice_is_harmless(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    upgrade(url)
-    upgrade(url)
-    assert current(url) == head()
+def test_upgrade_twice_is_harmless(empty_url: str) -> None:
+    upgrade(empty_url)
+    upgrade(empty_url)
+    assert current(empty_url) == head()
+
+
+def test_two_services_starting_at_once_migrate_once(empty_url: str) -> None:
+    """Two services sharing one database (the reason for PostgreSQL) start together: one
+    migrates, the other waits for it and finds the database at head.  (Processes: Alembic's
+    context is one per process.)"""
+    code = (
+        "import sys, time; from ogref.service.migrations import upgrade\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); upgrade(sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    at = str(time.time() + 3)  # all three imported by then: they migrate at the same moment
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_url, at], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in runs if p.wait(timeout=120) != 0]
+    assert errors == []
+    assert current(empty_url) == head()
 
 
 def test_migrating_leaves_foreign_keys_on() -> None:
@@ -139,6 +181,15 @@ def test_postgresql_script_renders() -> None:
     assert "id BIGSERIAL NOT NULL" in sql  # log_lines
     assert "ON DELETE SET NULL" in sql
     assert "AUTOINCREMENT" not in sql and "DATETIME" not in sql
+
+
+def test_a_postgresql_url_goes_through_psycopg() -> None:
+    """``postgresql://`` (SQLAlchemy's default driver would be psycopg2) means psycopg 3; no
+    connection is opened to tell."""
+    for url in ("postgresql://ogref@localhost/ogref", "postgresql+psycopg://ogref@/ogref"):
+        engine = db.make_engine(url)
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        engine.dispose()
 
 
 def test_sqlite_file_is_wal_with_foreign_keys(tmp_path: Path) -> None:

@@ -30,8 +30,9 @@ from ogref.service.store import (
     unfinished_operations,
 )
 from ogref.site import Site, SiteSpec, build_site
+from tests.postgres import PostgresServer
 
-from .conftest import SITE
+from .conftest import BACKENDS, SITE, TEMPLATE
 
 SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when it is there
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -477,10 +478,20 @@ def sites(draw: st.DrawFn) -> dict[str, Any]:
     return site
 
 
-@pytest.fixture(scope="module")
-def shared_db(migrated: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """One database for every generated site (each import replaces the previous site)."""
-    path = tmp_path_factory.mktemp("generated") / "sites.db"
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """One database for every generated site (each import replaces the previous site), on
+    each backend."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = "generated_sites"
+        d = Database(server.create_database(name, TEMPLATE))
+        yield d
+        d.close()
+        server.drop_database(name)
+        return
+    migrated: Path = request.getfixturevalue("migrated")
+    path = request.getfixturevalue("tmp_path_factory").mktemp("generated") / "sites.db"
     shutil.copyfile(migrated, path)
     d = Database(f"sqlite:///{path}")
     yield d

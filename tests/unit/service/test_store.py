@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +18,7 @@ from ogref.service.db import Database
 from ogref.service.migrations import upgrade
 from ogref.service.site_io import import_site, load_site
 from ogref.service.store import (
+    ComputerFlush,
     NewLogLine,
     NewRecord,
     RecordResult,
@@ -27,18 +27,17 @@ from ogref.service.store import (
     add_image_version,
     add_os_report,
     advance_seq,
-    advance_seqs,
     append_logs,
     computer_at,
     create_operation,
     finish_record,
+    flush_computers,
     get_operation,
     mark_ready,
     mark_sent,
     mark_sent_many,
     set_command,
     set_status,
-    set_statuses,
     tail_log,
     unfinished_operations,
 )
@@ -324,10 +323,11 @@ def test_a_created_image_is_the_next_version(site_db: Database) -> None:
 # --------------------------------------------------------------------------- threads, restart
 
 
-def test_two_threads_write_one_sqlite_file_at_once(db_path: Path) -> None:
+def test_two_threads_write_one_database_at_once(db_url: str) -> None:
     """Each thread creates operations, marks and finishes its records and appends logs, in
-    many short transactions, at the same time as the other: no "database is locked"."""
-    d = Database(f"sqlite:///{db_path}")
+    many short transactions, at the same time as the other: no "database is locked" (SQLite),
+    no deadlock (PostgreSQL)."""
+    d = Database(db_url)
     rounds = 25
     start = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -368,8 +368,37 @@ def test_two_threads_write_one_sqlite_file_at_once(db_path: Path) -> None:
     d.close()
 
 
-def test_restart_finds_unfinished_operations_records_and_logs(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_two_creates_of_one_image_at_once_get_two_versions(db_url: str) -> None:
+    """Two agents publish a new version of the same image at the same moment: each gets its
+    own revision (PostgreSQL: the repository's row is locked while the next one is chosen)."""
+    d = Database(db_url)
+    with d.reading() as s:
+        image = load_site(s).find_image("win10")
+    start = threading.Barrier(2)
+    got: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            start.wait()
+            for _ in range(15):
+                with d.transaction() as s:
+                    got.append(add_image_version(s, image))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert sorted(got) == list(range(2, 32))
+    d.close()
+
+
+def test_restart_finds_unfinished_operations_records_and_logs(db_url: str) -> None:
+    url = db_url
     d = Database(url)
     finished = restore(d, "pc01")
     half = restore(d, "pc01", "pc02", "lab01")
@@ -423,13 +452,21 @@ def test_batched_writes_do_what_the_single_ones_do(site_db: Database) -> None:
     """The engine's batches (many agents at once): sent marks, statuses, replay counters."""
     first = restore(site_db, "pc01", "pc02")
     second = restore(site_db, "pc03")
+    with site_db.reading() as s:
+        before_pc04 = tuple(s.execute(select(db.Computer.status, db.Computer.last_seen)
+                                      .where(db.Computer.name == "pc04")).one())  # fmt: skip
     with site_db.transaction() as s:
         mark_sent(s, first, "pc02", at=T0)  # sent already: the batch leaves it
         mark_sent_many(s, [(first, "pc01", T0 + timedelta(seconds=1)),
                            (first, "pc02", T0 + timedelta(seconds=9))])  # fmt: skip
-        set_statuses(s, [("pc01", "BSY", T0), ("pc02", "OPG", T0 + timedelta(seconds=2))])
         advance_seq(s, "pc02", 7)
-        advance_seqs(s, {"pc01": 4, "pc02": 3})  # pc02's 3 would go backwards: kept at 7
+        advance_seq(s, "pc03", 5)
+        flush_computers(s, [
+            ComputerFlush("pc01", 4, "BSY", T0),
+            ComputerFlush("pc02", 3, "OPG", T0 + timedelta(seconds=2)),  # 3 < 7: seq kept at 7
+            ComputerFlush("pc03", None, "OFF", T0),  # seq unchanged
+            ComputerFlush("pc04", 9),  # status and last seen unchanged
+        ])  # fmt: skip
     with site_db.reading() as s:
         op1, op2 = get_operation(s, first), get_operation(s, second)
         rows = {n: (st, seen, q) for n, st, seen, q in s.execute(
@@ -440,3 +477,5 @@ def test_batched_writes_do_what_the_single_ones_do(site_db: Database) -> None:
     assert sent == {"pc01": T0 + timedelta(seconds=1), "pc02": T0}
     assert rows["pc01"] == ("BSY", T0, 4)
     assert rows["pc02"] == ("OPG", T0 + timedelta(seconds=2), 7)
+    assert rows["pc03"] == ("OFF", T0, 5)
+    assert rows["pc04"][2] == 9 and rows["pc04"][:2] == before_pc04
