@@ -78,8 +78,13 @@ class RestorePlan:
     computers: tuple[ComputerPlan, ...]
 
     def by_method(self) -> Counter[str]:
-        """How many computers end up on each method (``FAILED`` for failures)."""
-        return Counter(str(p.used) if p.ok and p.used else "FAILED" for p in self.computers)
+        """How many computers end up on each method; a failed computer used none (``failed``)."""
+        return Counter(str(p.used) for p in self.computers if p.ok and p.used)
+
+    @property
+    def failed(self) -> tuple[ComputerPlan, ...]:
+        """The computers the command fails on."""
+        return tuple(p for p in self.computers if not p.ok)
 
     @property
     def switched(self) -> tuple[ComputerPlan, ...]:
