@@ -30,6 +30,7 @@ from ogsim.expect import Check, evaluate
 from ogsim.progress import Emit, JsonView, LineView, LiveView, nothing
 from ogsim.results import OperationResult, Results
 from ogsim.scenario import SCENARIO_NAME, Scenario, load_scenario
+from ogsim.sweep import DEFAULT_MCAST_RATE
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 expectations failed (without expectations: a computer did not end ok); "
@@ -406,16 +407,35 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")
     )
 
 
+def _results_files(paths: list[Path]) -> list[Path]:
+    """The results.json files named, and every one under a directory named (sorted)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            under = sorted(p.rglob("results.json"))
+            if not under:
+                err.print(f"[bold red]usage error[/] {escape(f'{p}: no results.json under it')}")
+                raise typer.Exit(ExitCode.USAGE_ERROR)
+            found += under
+        else:
+            found.append(p)
+    return found
+
+
 @app.command(epilog=EXIT_CODES)
 def report(
-    results: Annotated[list[Path], typer.Argument(help="results.json files")],
+    results: Annotated[
+        list[Path], typer.Argument(help="results.json files, or directories holding them")
+    ],
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
 ) -> None:
-    """Draw figures and a Markdown/HTML summary into reports/<scenario>/…"""
+    """Draw figures and a Markdown/HTML summary of each run into reports/<scenario>/…, and a
+    comparison figure (makespan against N per method) of several runs; a directory stands for
+    every results.json under it (a sweep's output, out/)."""
     from ogsim.report.build import build_report
 
     loaded = []
-    for p in results:
+    for p in _results_files(results):
         try:
             one = Results.read(p)
         except ValueError as exc:  # not JSON, or not a results.json
@@ -429,7 +449,7 @@ def report(
             raise typer.Exit(ExitCode.USAGE_ERROR)
         loaded.append(one)
     for where in build_report(loaded, reports_dir):
-        out.print(f"report: {where}")
+        out.print(f"report: {escape(str(where))}")
 
 
 @app.command(epilog=EXIT_CODES)
@@ -472,14 +492,24 @@ def sweep(
     loss: Annotated[str, typer.Option(help="loss values")] = "0%",
     image: Annotated[str, typer.Option(help="stored image sizes")] = "10GiB",
     link: Annotated[str, typer.Option(help="client link rates")] = "1Gbit",
+    mcast_rate: Annotated[
+        str,
+        typer.Option(
+            "--mcast-rate",
+            help="every classroom's multicast session rate, 1-999 whole Mbit/s "
+            "(default: ogref's classroom session, as the seed's)",
+        ),
+    ] = DEFAULT_MCAST_RATE,
     jobs: Annotated[int, typer.Option(help="worker processes", min=1, max=64)] = 2,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("out/sweep"),
 ) -> None:
-    """Run a grid of generated scenarios across processes; write one results.json per point."""
+    """Run a grid of generated scenarios across processes; write one results.json per point and
+    the comparison figure (makespan against N per method: scaling.svg) into --out."""
+    from ogsim.report.build import draw_scaling
     from ogsim.sweep import Grid, run_grid
 
     try:
-        grid = Grid.parse(computers, methods, loss, image, link)
+        grid = Grid.parse(computers, methods, loss, image, link, mcast_rate)
     except OgError as exc:
         err.print(f"[bold red]usage error[/] {escape(exc.message)}")
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
@@ -494,6 +524,17 @@ def sweep(
             str(r.ok),
         )
     out.print(table)
+    varying = [
+        axis
+        for axis, values in (("loss", grid.loss), ("image", grid.image), ("link", grid.link))
+        if len(values) > 1
+    ]
+    points = [
+        (" ".join([r.method, *(f"{a} {getattr(r, a)}" for a in varying)]), r.n, r.makespan)
+        for r in rows
+    ]
+    figure = draw_scaling(points, out_dir / "scaling.svg")
+    out.print(f"figure: {escape(str(figure))}")
 
 
 @app.command(epilog=EXIT_CODES)
