@@ -37,6 +37,7 @@ from ogref.site import (
     build_site,
     read_yaml,
     site_part,
+    unknown_keys,
     validation_error,
 )
 
@@ -75,10 +76,11 @@ def _load_site(path: Path, preset: str | None = None) -> Site:
     if isinstance(data, dict) and preset is not None:
         data = {**data, "engine_preset": preset}  # the file's engine: keys still apply over it
     data, extra = site_part(data)
-    if extra:  # scenario files (ogsim) add faults/expect/backends…; plan reads only the site part
+    unknown = unknown_keys(extra)  # a scenario file's faults/expect/backends… are expected here
+    if unknown:
         err.print(
-            f"[dim]{escape(str(path))}: not a site key, ignored here: "
-            f"{escape(', '.join(extra))}[/dim]"
+            f"[yellow]{escape(str(path))}: not a site or scenario key, ignored here: "
+            f"{escape(', '.join(unknown))}[/yellow]"
         )
     return build_site(data, source=str(path))
 
@@ -170,6 +172,8 @@ def plan(
         spec = _restore_spec(fields, given, str(site_file))
         result = plan_restore(site, spec, operation)
     except OgError as exc:
+        if as_json:  # a script reading stdout gets an answer too, with the same exit status
+            print(json.dumps(error_to_dict(exc), indent=2))
         raise _fail(exc) from None
     if as_json:
         print(json.dumps(plan_to_dict(result), indent=2))
@@ -183,6 +187,17 @@ def plan(
                         out.print(f"  {line}", markup=False)
     if not all(p.ok for p in result.computers):
         raise typer.Exit(int(next(p.code for p in result.computers if not p.ok)))
+
+
+def error_to_dict(exc: OgError) -> dict[str, Any]:
+    """A JSON-ready view of a refusal: ``{"error": {"code", "name", "message"}}``."""
+    return {
+        "error": {
+            "code": int(exc.code),
+            "name": f"OG_ERR_{exc.code.name}",
+            "message": exc.message,
+        }
+    }
 
 
 def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
@@ -203,7 +218,10 @@ def render_plan(result: RestorePlan, site: Site, scope: Any) -> None:
         res = "ok" if p.ok else f"error {int(p.code)} ({OgErr(p.code).name})"
         t.add_row(*map(escape, (p.computer, p.classroom, used, res, why)), style=style)
     out.print(t)
-    summary = ", ".join(f"{n} by {m}" for m, n in sorted(result.by_method().items()))
+    parts = [f"{n} by {m}" for m, n in sorted(result.by_method().items())]
+    if result.failed:
+        parts.append(f"{len(result.failed)} failed")
+    summary = ", ".join(parts)
     out.print(f"[bold]{len(result.computers)} computers:[/bold] {escape(summary)}")
     for p in result.switched:
         first = next(c for c in p.commands if isinstance(c, MethodSwitched))
@@ -251,13 +269,33 @@ def engine_cfg_cmd(path: Path) -> None:
     out.print(t)
 
 
+# How each console colour (ClientStatus.colour, OpenGnSys's icon colours) is drawn on a terminal.
+_STATUS_STYLES = {
+    "grey": "#808080",
+    "pale blue": "#87cefa",
+    "yellow": "#ffd700",
+    "red": "#e00000",
+    "blue": "#1e64ff",
+    "maroon": "#800000",
+    "orange": "#ff8c00",
+    "grey (50%)": "#b4b4b4",
+}
+
+
 @app.command(epilog=EXIT_CODES)
 def methods() -> None:
-    """The five Restore methods and the status colours."""
+    """The five Restore methods and the status colours (drawn in colour, and named for
+    terminals without colour)."""
     for m in ALL_METHODS:
         out.print(str(m))
     for s in ClientStatus:
-        out.print(f"{s.value:5} {s.colour:10} {s.meaning}")
+        style = _STATUS_STYLES.get(s.colour, "")
+        out.print(
+            f"[{style}]{s.value:5} ■ {escape(s.colour):10}[/] {escape(s.meaning)}"
+            if style
+            else f"{s.value:5} ■ {escape(s.colour):10} {escape(s.meaning)}",
+            highlight=False,
+        )
 
 
 @app.command(epilog=EXIT_CODES)

@@ -79,8 +79,13 @@ class RestorePlan:
     computers: tuple[ComputerPlan, ...]
 
     def by_method(self) -> Counter[str]:
-        """How many computers end up on each method (``FAILED`` for failures)."""
-        return Counter(str(p.used) if p.ok and p.used else "FAILED" for p in self.computers)
+        """How many computers end up on each method; a failed computer used none (``failed``)."""
+        return Counter(str(p.used) for p in self.computers if p.ok and p.used)
+
+    @property
+    def failed(self) -> tuple[ComputerPlan, ...]:
+        """The computers the command fails on."""
+        return tuple(p for p in self.computers if not p.ok)
 
     @property
     def switched(self) -> tuple[ComputerPlan, ...]:
@@ -201,12 +206,13 @@ def plan_restore(
 
 
 def plan_to_dict(result: RestorePlan) -> dict[str, Any]:
-    """A JSON-ready view of a plan."""
+    """A JSON-ready view of a plan (``summary``: computers per method used, failures apart)."""
     return {
         "operation": str(result.operation),
         "image": result.image.name,
         "method": str(result.method),
         "summary": dict(result.by_method()),
+        "failed": len(result.failed),
         "computers": [
             {
                 "computer": p.computer,

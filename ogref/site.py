@@ -592,6 +592,20 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, source)
 
 
+# The keys a scenario file (ogsim's ``ScenarioSpec``) adds to a site; a site reader ignores them
+# without a word.  Spelled out here because ogref never imports ogsim; a unit test keeps the two
+# in step.
+SCENARIO_KEYS = frozenset(
+    {"name", "description", "seed", "network", "faults", "expect", "backends"}
+)
+
+
+def unknown_keys(extra: list[str]) -> list[str]:
+    """Of the keys :func:`site_part` left out, those that are neither site nor scenario keys
+    (probably typos)."""
+    return [k for k in extra if k not in SCENARIO_KEYS]
+
+
 def site_part(data: Any) -> tuple[Any, list[str]]:
     """The site keys of a parsed file and the names of the others (a scenario file adds
     ``faults:``, ``expect:``, ``backends:`` … that a site reader ignores)."""

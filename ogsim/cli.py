@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,8 +28,9 @@ from ogref.exits import EX_SOFTWARE, GuardedGroup
 from ogref.units import format_duration, format_size
 from ogsim.expect import Check, evaluate
 from ogsim.progress import Emit, JsonView, LineView, LiveView, nothing
-from ogsim.results import Results
+from ogsim.results import OperationResult, Results
 from ogsim.scenario import SCENARIO_NAME, Scenario, load_scenario
+from ogsim.sweep import DEFAULT_MCAST_RATE
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 expectations failed (without expectations: a computer did not end ok); "
@@ -152,74 +154,126 @@ class BackendUnavailableError(RuntimeError):
         self.backend = backend
 
 
-def print_results(results: Results, checks: list[Check] | None = None, limit: int = 40) -> None:
-    """A rich table of per-computer outcomes, then the checks."""
-    for op in results.operations:
-        table = Table(
-            title=escape(
-                f"{results.scenario} — operation {op.index}: "
-                + " ".join(x for x in (op.kind.replace("_", " "), op.image, op.method) if x)
-                + f" → {op.scope or 'all'} ({len(op.computers)} computers)"
-            ),
-            title_justify="left",
+_STATUS_STYLES = {"ok": "green", "failed": "red", "crashed": "magenta", "refused": "yellow"}
+_NAMES_PER_NOTE = 12  # a thousand-PC simulation lists the first few computers of each reason
+_RIGHT = frozenset({"fetch", "restore", "done at", "moved"})
+_DROPPED_FIRST = ("fetch", "restore", "moved", "done at")  # when the terminal is too narrow
+
+
+def _operation_table(scenario: str, op: OperationResult, limit: int, width: int) -> Table:
+    """One operation's computers, one row each, never cutting a name, a method or a number: on
+    a narrow terminal the fetch, restore, moved and done-at columns go (results.json has them),
+    and if that is not enough, long cells fold onto a second line.  The requested method has a
+    column only when it is not the operation's (that is in the title)."""
+    rows: list[dict[str, str]] = []
+    for c in op.computers[:limit]:
+        fetch = sum(p.end - p.start for p in c.phases if p.name == "fetch")
+        restore = sum(p.end - p.start for p in c.phases if p.name == "restore")
+        rows.append(
+            {
+                "computer": c.name,
+                "requested": c.method_requested or "-",
+                "used": c.method_used or "-",
+                "status": c.status if c.code in (None, 0) else f"{c.status} {c.code}",
+                "fetch": f"{fetch:.0f}s" if fetch else "-",
+                "restore": f"{restore:.0f}s" if restore else "-",
+                "done at": f"{c.finished:.0f}s" if c.finished is not None else "-",
+                "moved": format_size(c.bytes_moved),
+            }
         )
-        for col in (
-            "computer",
-            "requested",
-            "used",
-            "status",
-            "code",
-            "fetch",
-            "restore",
-            "done at",
-            "moved",
-            "note",
-        ):
-            table.add_column(col, no_wrap=col != "note")
-        for c in op.computers[:limit]:
-            fetch = sum(p.end - p.start for p in c.phases if p.name == "fetch")
-            restore = sum(p.end - p.start for p in c.phases if p.name == "restore")
-            style = {"ok": "green", "failed": "red", "crashed": "magenta", "refused": "yellow"}.get(
-                c.status, ""
-            )
-            note = (
-                c.fallback_reasons[0]
-                if c.fallback_reasons
-                else (c.message if c.status != "ok" else "")
-            )
-            table.add_row(
-                escape(c.name),
-                escape(c.method_requested or "-"),
-                escape(c.method_used or "-"),
-                f"[{style}]{escape(c.status)}[/]",
-                "-" if c.code is None else str(c.code),
-                f"{fetch:.0f}s" if fetch else "-",
-                f"{restore:.0f}s" if restore else "-",
-                f"{c.finished:.0f}s" if c.finished is not None else "-",
-                format_size(c.bytes_moved),
-                escape(note[:200]),
-            )
-        if len(op.computers) > limit:
-            table.caption = f"… {len(op.computers) - limit} more computers in results.json"
-        out.print(table)
+    asked = any((c.method_requested or None) != (op.method or None) for c in op.computers)
+    columns = [k for k in (rows[0] if rows else {"computer": ""}) if k != "requested" or asked]
+
+    def natural(cols: list[str]) -> int:  # borders, padding and the widest cell of each column
+        return 1 + sum(3 + max(cell_len(r.get(k, "")) for r in [{k: k}, *rows]) for k in cols)
+
+    for drop in _DROPPED_FIRST:
+        if natural(columns) <= width:
+            break
+        columns.remove(drop)
+    table = Table(
+        title=escape(
+            f"{scenario} — operation {op.index}: "
+            + " ".join(x for x in (op.kind.replace("_", " "), op.image, op.method) if x)
+            + f" → {op.scope or 'all'} ({len(op.computers)} computers)"
+        ),
+        title_justify="left",
+    )
+    fits = natural(columns) <= width
+    for col in columns:
+        table.add_column(
+            col, no_wrap=fits, overflow="fold", justify="right" if col in _RIGHT else "left"
+        )
+    for c, row in zip(op.computers, rows, strict=False):
+        cells = {k: escape(v) for k, v in row.items()}
+        if c.switched:
+            cells["used"] = f"[yellow]{cells['used']}[/]"
+        if style := _STATUS_STYLES.get(c.status):
+            cells["status"] = f"[{style}]{cells['status']}[/]"
+        table.add_row(*(cells[k] for k in columns))
+    hidden = [k for k in _DROPPED_FIRST if k not in columns]
+    notes = [f"… {len(op.computers) - limit} more computers"] if len(op.computers) > limit else []
+    if hidden:
+        notes.append(f"{', '.join(hidden)}: not shown at this width")
+    if notes:
+        table.caption = escape("; ".join(notes) + " — see results.json")
+    return table
+
+
+def _notes(op: OperationResult) -> list[str]:
+    """The fallbacks and failures of an operation, computers with the same story on one line:
+    ``pc07, pc19: TORRENT-CACHE → UNICAST-DIRECT: <reason>``, ``pc05: error 16: <message>``."""
+    groups: dict[str, list[str]] = {}
+    for c in op.computers:
+        stories = []
+        if c.switched or c.fallback_reasons:
+            why = "; ".join(c.fallback_reasons) or "switched"
+            stories.append(f"{c.method_requested or '-'} → {c.method_used or '-'}: {why}")
+        if c.status != "ok":
+            code = c.status if c.code is None else f"error {c.code}"
+            stories.append(f"{code}: {c.message}" if c.message else code)
+        for story in stories:
+            groups.setdefault(story, []).append(c.name)
+    lines = []
+    for story, names in groups.items():
+        shown = ", ".join(names[:_NAMES_PER_NOTE])
+        more = f" and {len(names) - _NAMES_PER_NOTE} more" if len(names) > _NAMES_PER_NOTE else ""
+        lines.append(f"{shown}{more}: {story}")
+    return lines
+
+
+def print_results(
+    results: Results,
+    checks: list[Check] | None = None,
+    limit: int = 40,
+    console: Console | None = None,
+) -> None:
+    """A rich table of per-computer outcomes, the fallbacks and failures under it (grouped by
+    reason), then the checks.  Names, methods and numbers are never cut: the table fits an
+    80-column terminal because the reasons are listed below it, not in a column."""
+    con = console or out
+    for op in results.operations:
+        con.print(_operation_table(results.scenario, op, limit, con.width))
+        for line in _notes(op):
+            con.print(escape(line), highlight=False)
     m = results.metrics
-    out.print(
+    con.print(
         f"makespan [bold]{format_duration(round(m.makespan_s, 1))}[/] · {m.ok} ok / "
         f"{m.failed} not ok · {m.events} events in {m.wall_s:.2f}s wall "
         f"({m.events_per_s:,.0f} ev/s) · seed {results.seed}"
     )
     for chk in checks or []:
         if not chk.applicable:
-            out.print(f"[dim]SKIP[/] {escape(chk.name)}: {escape(str(chk.actual))}")
+            con.print(f"[dim]SKIP[/] {escape(chk.name)}: {escape(str(chk.actual))}")
             continue
-        out.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + escape(chk.name))
+        con.print(("[green]PASS[/] " if chk.ok else "[red]FAIL[/] ") + escape(chk.name))
         if not chk.ok:
-            out.print(
+            con.print(
                 f"  [red]- expected:[/] {escape(str(chk.expected))}\n"
                 f"  [green]+ actual:  [/] {escape(str(chk.actual))}"
             )
             if chk.offenders:
-                out.print("    " + escape(", ".join(chk.offenders[:12])))
+                con.print("    " + escape(", ".join(chk.offenders[:12])))
 
 
 @app.command(epilog=EXIT_CODES)
@@ -404,16 +458,35 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")
     )
 
 
+def _results_files(paths: list[Path]) -> list[Path]:
+    """The results.json files named, and every one under a directory named (sorted)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            under = sorted(p.rglob("results.json"))
+            if not under:
+                err.print(f"[bold red]usage error[/] {escape(f'{p}: no results.json under it')}")
+                raise typer.Exit(ExitCode.USAGE_ERROR)
+            found += under
+        else:
+            found.append(p)
+    return found
+
+
 @app.command(epilog=EXIT_CODES)
 def report(
-    results: Annotated[list[Path], typer.Argument(help="results.json files")],
+    results: Annotated[
+        list[Path], typer.Argument(help="results.json files, or directories holding them")
+    ],
     reports_dir: Annotated[Path, typer.Option("--dir", help="reports root")] = Path("reports"),
 ) -> None:
-    """Draw figures and a Markdown/HTML summary into reports/<scenario>/…"""
+    """Draw figures and a Markdown/HTML summary of each run into reports/<scenario>/…, and a
+    comparison figure (makespan against N per method) of several runs; a directory stands for
+    every results.json under it (a sweep's output, out/)."""
     from ogsim.report.build import build_report
 
     loaded = []
-    for p in results:
+    for p in _results_files(results):
         try:
             one = Results.read(p)
         except ValueError as exc:  # not JSON, or not a results.json
@@ -427,7 +500,7 @@ def report(
             raise typer.Exit(ExitCode.USAGE_ERROR)
         loaded.append(one)
     for where in build_report(loaded, reports_dir):
-        out.print(f"report: {where}")
+        out.print(f"report: {escape(str(where))}")
 
 
 @app.command(epilog=EXIT_CODES)
@@ -470,14 +543,24 @@ def sweep(
     loss: Annotated[str, typer.Option(help="loss values")] = "0%",
     image: Annotated[str, typer.Option(help="stored image sizes")] = "10GiB",
     link: Annotated[str, typer.Option(help="client link rates")] = "1Gbit",
+    mcast_rate: Annotated[
+        str,
+        typer.Option(
+            "--mcast-rate",
+            help="every classroom's multicast session rate, 1-999 whole Mbit/s "
+            "(default: ogref's classroom session, as the seed's)",
+        ),
+    ] = DEFAULT_MCAST_RATE,
     jobs: Annotated[int, typer.Option(help="worker processes", min=1, max=64)] = 2,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("out/sweep"),
 ) -> None:
-    """Run a grid of generated scenarios across processes; write one results.json per point."""
+    """Run a grid of generated scenarios across processes; write one results.json per point and
+    the comparison figure (makespan against N per method: scaling.svg) into --out."""
+    from ogsim.report.build import draw_scaling
     from ogsim.sweep import Grid, run_grid
 
     try:
-        grid = Grid.parse(computers, methods, loss, image, link)
+        grid = Grid.parse(computers, methods, loss, image, link, mcast_rate)
     except OgError as exc:
         err.print(f"[bold red]usage error[/] {escape(exc.message)}")
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
@@ -492,6 +575,17 @@ def sweep(
             str(r.ok),
         )
     out.print(table)
+    varying = [
+        axis
+        for axis, values in (("loss", grid.loss), ("image", grid.image), ("link", grid.link))
+        if len(values) > 1
+    ]
+    points = [
+        (" ".join([r.method, *(f"{a} {getattr(r, a)}" for a in varying)]), r.n, r.makespan)
+        for r in rows
+    ]
+    figure = draw_scaling(points, out_dir / "scaling.svg")
+    out.print(f"figure: {escape(str(figure))}")
 
 
 @app.command(epilog=EXIT_CODES)

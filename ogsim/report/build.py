@@ -113,19 +113,25 @@ def build_one(results: Results, root: Path) -> Path:
     return where
 
 
+def scaling_points(runs: list[Results]) -> list[tuple[str, int, float]]:
+    """(method, computers, makespan) of each run's first operation, for :func:`draw_scaling`."""
+    points = []
+    for r in runs:
+        for op in r.operations[:1]:
+            methods = {c.method_requested for c in op.computers}
+            method = methods.pop() if len(methods) == 1 else (op.method or "mixed")
+            points.append((method or "?", len(op.computers), r.metrics.makespan_s))
+    return points
+
+
+def draw_scaling(points: list[tuple[str, int, float]], path: Path) -> Path:
+    """The comparison figure (makespan against N, one curve per label) of several runs."""
+    return plots.save(plots.plot_scaling(points, "makespan against N"), path)
+
+
 def build_report(runs: list[Results], root: Path) -> list[Path]:
     """Reports for each run, plus ``reports/scaling/scaling.svg`` when several runs are given."""
     made = [build_one(r, root) for r in runs]
     if len(runs) > 1:
-        points = []
-        for r in runs:
-            for op in r.operations[:1]:
-                methods = {c.method_requested for c in op.computers}
-                method = methods.pop() if len(methods) == 1 else (op.method or "mixed")
-                points.append((method or "?", len(op.computers), r.metrics.makespan_s))
-        made.append(
-            plots.save(
-                plots.plot_scaling(points, "makespan against N"), root / "scaling" / "scaling.svg"
-            )
-        )
+        made.append(draw_scaling(scaling_points(runs), root / "scaling" / "scaling.svg"))
     return made

@@ -3,7 +3,7 @@
 Agg backend, fixed sizes and fonts, SVG without dates (``save``) so reports diff cleanly.
 Figures: per-computer phase timeline, completion-time CDF per method, scaling curves
 (makespan against N per method), link utilisation (one panel per tracked link, idle ones
-included).  Legends sit outside the axes (below them, laid out by matplotlib's constrained
+included, and the clients' links added together from their transfer phases).  Legends sit outside the axes (below them, laid out by matplotlib's constrained
 layout), never over bars or curves.  No simulation, no file layout here.
 """
 
@@ -78,17 +78,24 @@ def plot_timeline(results: Results, max_rows: int = 60) -> Figure:
 
 
 def _legend_below(fig: Figure, fontsize: float = 8, ncols: int = 3) -> None:
-    """One figure legend under the axes (the constrained layout makes room for it)."""
+    """One figure legend under the axes (the constrained layout makes room for it), in as many
+    columns as fit the figure's width (at most ``ncols``): long labels are never cut off."""
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for cols in range(max(1, min(ncols, len(handles))), 0, -1):
+        legend = fig.legend(
             handles,
             labels,
             loc="outside lower center",
             fontsize=fontsize,
-            ncols=max(1, min(ncols, len(handles))),
+            ncols=cols,
             frameon=False,
         )
+        if cols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 def plot_cdf(results: Results) -> Figure:
@@ -112,14 +119,43 @@ def plot_cdf(results: Results) -> Figure:
     return fig
 
 
+CLIENTS = "clients' links (sum)"
+
+
+def clients_traffic(results: Results) -> tuple[list[float], list[float]]:
+    """What the computers' own links carried together over time (bits/s, piecewise constant
+    from each time on), each transfer phase at its average rate; a torrent fetch counts once
+    (its download).  Empty when the results record no transfer."""
+    steps: dict[float, float] = {}
+    for op in results.operations:
+        for c in op.computers:
+            torrent = any(p.name == "download" for p in c.phases)
+            for p in c.phases:
+                if p.bytes <= 0 or p.end <= p.start or (torrent and p.name == "fetch"):
+                    continue
+                rate = p.bytes * 8 / (p.end - p.start)
+                steps[p.start] = steps.get(p.start, 0.0) + rate
+                steps[p.end] = steps.get(p.end, 0.0) - rate
+    t, bps, level = [], [], 0.0
+    for when in sorted(steps):
+        level += steps[when]
+        t.append(when)
+        bps.append(max(0.0, level) if abs(level) > 1e-6 else 0.0)
+    return t, bps
+
+
 def plot_links(results: Results) -> Figure:
     """Utilisation of every tracked shared link over time (step plots, one panel per link, its
-    capacity dashed); a link that carried nothing is drawn flat and marked idle."""
+    capacity dashed; a link that carried nothing is drawn flat and marked idle), then the
+    clients' links added together (each transfer at its average rate: with BitTorrent the
+    peers receive together far more than the repository sends)."""
     series = results.links
+    t_clients, bps_clients = clients_traffic(results)
+    panels = len(series) + (1 if t_clients else 0)
     fig, axes = plt.subplots(
-        max(1, len(series)),
+        max(1, panels),
         1,
-        figsize=(8, max(3.0, 1.7 * len(series) + 1.0)),
+        figsize=(8, max(3.0, 1.7 * panels + 1.0)),
         sharex=True,
         squeeze=False,
         layout="constrained",
@@ -136,7 +172,19 @@ def plot_links(results: Results) -> Figure:
         ax.set_ylabel("Mbit/s")
         ax.set_title(f"{label}: capacity {s.capacity_bps / 1e6:g} Mbit/s", fontsize=8, loc="left")
         ax.grid(alpha=0.3)
-    if not series:
+    if t_clients:
+        ax = axes[len(series), 0]
+        mbps = [b / 1e6 for b in bps_clients]
+        ax.step(t_clients, mbps, where="post", label=CLIENTS, color="#2ca02c")
+        ax.set_ylim(0, max(mbps) * 1.1 or 1.0)
+        ax.set_ylabel("Mbit/s")
+        ax.set_title(
+            f"{CLIENTS}, each transfer at its average rate: peak {max(mbps):,.0f} Mbit/s",
+            fontsize=8,
+            loc="left",
+        )
+        ax.grid(alpha=0.3)
+    if not panels:
         axes[0, 0].text(0.5, 0.5, "no tracked links", ha="center", va="center")
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"{results.scenario}: link utilisation")

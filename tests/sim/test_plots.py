@@ -10,7 +10,7 @@ from matplotlib.legend import Legend
 from matplotlib.transforms import Bbox
 
 from ogsim.report import plots
-from ogsim.results import LinkSeries, Results
+from ogsim.results import ComputerResult, LinkSeries, OperationResult, Phase, Results
 from ogsim.scenario import load_scenario
 from ogsim.simulator import simulate
 
@@ -73,7 +73,7 @@ def _labels(fig: Figure) -> list[str]:
 def test_link_figure_plots_every_tracked_link(seed: Results) -> None:
     assert [s.name for s in seed.links] == ["router", "repo uplink"]
     labels = _labels(plots.plot_links(seed))
-    assert labels == ["router (idle)", "repo uplink"]  # the idle router is drawn too
+    assert labels[:2] == ["router (idle)", "repo uplink"]  # the idle router is drawn too
     r = Results(
         scenario="x",
         links=[
@@ -86,3 +86,56 @@ def test_link_figure_plots_every_tracked_link(seed: Results) -> None:
     assert _labels(fig) == ["router", "repo uplink", "pc01 uplink (idle)"]
     assert len(fig.axes) == 3
     assert len(plots.plot_links(Results(scenario="none")).axes) == 1
+
+
+def test_link_figure_adds_the_clients_links_together(seed: Results) -> None:
+    fig = plots.plot_links(seed)
+    assert _labels(fig) == ["router (idle)", "repo uplink", "clients' links (sum)"]
+    (clients,) = [
+        ln for ax in fig.axes for ln in ax.lines if ln.get_label() == "clients' links (sum)"
+    ]
+    # BitTorrent: the 33 peers receive far more together than the repository's 1 Gbit/s uplink
+    assert max(clients.get_ydata()) > 5_000  # Mbit/s
+
+
+def test_clients_sum_is_each_transfer_at_its_average_rate() -> None:
+    def pc(name: str, *phases: Phase) -> ComputerResult:
+        return ComputerResult(name=name, phases=list(phases), status="ok")
+
+    r = Results(
+        scenario="x",
+        links=[LinkSeries(name="repo uplink", capacity_bps=1e9, t=[0.0, 20.0], bps=[1e9, 0.0])],
+        operations=[
+            OperationResult(
+                index=0,
+                kind="restore",
+                at=0.0,
+                computers=[
+                    pc("pc01", Phase(name="restore", start=0, end=10, bytes=1e9)),
+                    pc(
+                        "pc02",
+                        Phase(name="download", start=5, end=15, bytes=5e8),
+                        Phase(name="fetch", start=5, end=15, bytes=5e8),  # the same bytes
+                        Phase(name="restore", start=15, end=20, bytes=0),  # from the CACHE
+                    ),
+                ],
+            )
+        ],
+    )
+    fig = plots.plot_links(r)
+    (line,) = [ln for ax in fig.axes for ln in ax.lines if ln.get_label() == "clients' links (sum)"]
+    points = dict(zip(line.get_xdata(), line.get_ydata(), strict=True))
+    assert points == {0.0: 800.0, 5.0: 1200.0, 10.0: 400.0, 15.0: 0.0}
+
+
+def test_a_legend_of_long_labels_stays_on_the_figure() -> None:
+    points = [
+        (f"{m} loss {loss} link 100Mbit", n, n * 10.0)
+        for m in ("UNICAST-DIRECT", "MULTICAST-DIRECT", "TORRENT-CACHE")
+        for loss in ("0%", "1%")
+        for n in (10, 35)
+    ]
+    fig = plots.plot_scaling(points)
+    fig.canvas.draw()
+    box = _legend(fig).get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert Bbox.union([box, fig.bbox]).bounds == fig.bbox.bounds
