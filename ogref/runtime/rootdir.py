@@ -104,6 +104,20 @@ def _parts(rel: str) -> list[str]:
     return [p for p in rel.split("/") if p not in ("", ".")]
 
 
+def _steps(rel: str) -> list[str]:
+    """:func:`_parts` for resolution: a ``.`` after a name, or a trailing ``/``, stays (as
+    ``.``), because it asks that name to be a directory ("file/." is ENOTDIR, as the kernel
+    says)."""
+    steps: list[str] = []
+    for p in rel.split("/"):
+        if p == "." or (p == "" and steps and steps[-1] != "."):
+            if steps and steps[-1] != ".":
+                steps.append(".")
+        elif p:
+            steps.append(p)
+    return steps
+
+
 class RootDir:
     """The directory ``path`` (a mount point) as a root that no lookup leaves.
 
@@ -141,7 +155,7 @@ class RootDir:
         (``links=False``: no component may be a link).  UnsafePathError when refused; other
         OSErrors (FileNotFoundError…) as the system gives them."""
         flags |= os.O_CLOEXEC if flags & _O_PATH else os.O_CLOEXEC | os.O_NOCTTY
-        parts = _parts(rel)
+        parts = _steps(rel)
         if not parts:
             return os.open(".", flags & ~os.O_CREAT, dir_fd=self._fd)
         if self.kernel:
@@ -171,6 +185,8 @@ class RootDir:
         try:
             while todo:
                 name = todo.popleft()
+                if name == ".":  # the current one, a directory (only directories are stacked)
+                    continue
                 if name == "..":
                     if len(stack) == 1:
                         raise UnsafePathError(where, ESCAPE)
@@ -196,7 +212,7 @@ class RootDir:
                     target = os.readlink(name, dir_fd=here)
                     if target.startswith("/"):
                         raise UnsafePathError(where, ESCAPE)
-                    todo.extendleft(reversed(_parts(target)))
+                    todo.extendleft(reversed(_steps(target)))
                     continue
                 if not todo:
                     return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=here)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ogref.errors import NotWriteError, OgErr, UnsafePathError
@@ -186,6 +186,8 @@ def _outcome(rd: RootDir, rel: str) -> tuple[str, str]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(entries=[("b/c", "file"), ("b/a", "c/.")], queries=[])  # "file/." is ENOTDIR
+@example(entries=[("a", "file")], queries=["a/.", "a/", "./a"])
 @given(
     entries=st.lists(_entry, max_size=12),
     queries=st.lists(st.lists(_component, min_size=1, max_size=5).map("/".join), max_size=6),
