@@ -560,6 +560,69 @@ def add_image_version(session: Session, image: Image, at: datetime | None = None
     return revision
 
 
+@dataclass(frozen=True)
+class ImageVersion:
+    """One version of an image in a repository's catalogue."""
+
+    name: str
+    revision: int
+    filesystem: str
+    data_size: int
+    stored_size: int
+    compressor: str
+    tool: str
+    checksum: str
+    kind: str
+    base: str
+    os_name: str
+    created_at: datetime
+    deleted: bool
+
+
+def image_versions(session: Session) -> dict[str, list[ImageVersion]]:
+    """Every version of every image, by repository name, in catalogue order (newest revision
+    of a name first; deleted versions included, marked)."""
+    rows = session.execute(
+        select(db.Repository.name, db.Image)
+        .join(db.Repository, db.Repository.id == db.Image.repository_id)
+        .order_by(db.Repository.position, db.Image.position, db.Image.name,
+                  db.Image.revision.desc())
+    )  # fmt: skip
+    out: dict[str, list[ImageVersion]] = {}
+    for repo, img in rows:
+        out.setdefault(repo, []).append(
+            ImageVersion(img.name, img.revision, img.filesystem, img.data_size, img.stored_size,
+                         img.compressor, img.tool, img.checksum, img.kind, img.base, img.os_name,
+                         img.created_at, img.deleted_at is not None)
+        )  # fmt: skip
+    return out
+
+
+def cached_by_operations(session: Session) -> dict[str, dict[tuple[str, str], int]]:
+    """The copies the service's own commands left in computers' caches: by repository, (image,
+    computer) → the last operation whose record ended ok having filled the cache (an
+    updateCache, a Deploy wizard, a Restore whose method used was a CACHE one)."""
+    rows = session.execute(
+        select(db.Operation.id, db.Operation.kind, db.Operation.spec,
+               db.OperationRecord.computer_name, db.OperationRecord.method_used,
+               db.Repository.name)
+        .join(db.OperationRecord, db.OperationRecord.operation_id == db.Operation.id)
+        .join(db.Computer, db.Computer.id == db.OperationRecord.computer_id)
+        .join(db.Repository, db.Repository.id == db.Computer.repository_id)
+        .where(db.Operation.kind.in_(("update_cache", "deploy", "restore")),
+               db.OperationRecord.status == "ok", db.OperationRecord.role == "target")
+        .order_by(db.Operation.id)
+    )  # fmt: skip
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for op_id, kind, spec, computer, used, repo in rows:
+        if kind == "restore" and not str(used or "").endswith("-CACHE"):
+            continue
+        image = spec.get("image") if isinstance(spec, dict) else None
+        if image:
+            out.setdefault(repo, {})[(str(image), computer)] = op_id
+    return out
+
+
 # --------------------------------------------------------------------------- logs, reports
 
 

@@ -1,8 +1,11 @@
-"""The console's languages: English (the source strings) and Spanish (``locale/es.po``, the
-seed's own terms: *Restaurar*, *Aula*, *Unidad organizativa*…).
+"""The console's languages: English (the source strings) and Spanish
+(``locale/es/LC_MESSAGES/messages.po``, the seed's own terms: *Restaurar*, *Aula*, *Equipo*,
+*Asistente de despliegue*…).
 
-The catalogue is a gettext ``.po`` file read with Babel and compiled in memory at start-up (no
-binary ``.mo`` committed, no compile step at install).  The language is the ``lang`` cookie
+The catalogue is a gettext ``.po`` file read with Babel and compiled in memory (``write_mo``) the
+first time a page in that language is rendered: no binary ``.mo`` committed, no compile step at
+install, nothing fetched.  ``messages()`` lists the strings the templates and pages mark for
+translation (Babel's extractor over the templates), so a test can check the catalogue covers them.  The language is the ``lang`` cookie
 (set by the language links), else the browser's ``Accept-Language``, else English.
 
 Not here: the pages themselves (:mod:`.pages`).
@@ -20,12 +23,18 @@ from babel.support import NullTranslations, Translations
 
 LANGUAGES = ("en", "es")
 LOCALE = Path(__file__).with_name("locale")
+DOMAIN = "messages"
+
+
+def catalogue(lang: str) -> Path:
+    """The ``.po`` file of ``lang``."""
+    return LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 @cache
 def translations(lang: str) -> NullTranslations:
     """The gettext translations of ``lang`` (English: the identity)."""
-    po = LOCALE / f"{lang}.po"
+    po = catalogue(lang)
     if lang == "en" or not po.is_file():
         return NullTranslations()
     with po.open("rb") as f:
@@ -45,3 +54,31 @@ def pick(cookie: str | None, accept_language: str | None) -> str:
         if tag in LANGUAGES:
             return tag
     return "en"
+
+
+def messages() -> set[str]:
+    """Every string the console's templates mark for translation (``_('…')``, ``{% trans %}``)."""
+    from babel.messages.extract import extract_from_dir
+
+    here = Path(__file__).parent
+    found = extract_from_dir(
+        str(here / "templates"),
+        method_map=[("**.html", "jinja2")],
+        options_map={
+            "**.html": {
+                "extensions": "jinja2.ext.i18n",
+                "trim_blocks": "true",
+                "lstrip_blocks": "true",
+            }
+        },
+    )
+    from ogref.model import ClientStatus
+
+    # strings a template translates from a value (``_(r.status)``…)
+    out: set[str] = {s.meaning for s in ClientStatus}
+    out |= {"not_started", "ok", "failed", "crashed", "refused", "queued", "running", "done"}
+    out |= {"restore", "deploy", "update_cache", "create", "clone", "boot"}
+    out |= {"current", "stale", "partial"}  # a cached copy in the image catalogue
+    for _file, _line, message, _comments, _context in found:
+        out.add(message if isinstance(message, str) else message[0])
+    return out

@@ -31,16 +31,72 @@
       pre.scrollTop = pre.scrollHeight;
     });
   }
+  // selection on the map: a click or Space (the checkbox's own), Enter too; a group marks its
+  // members (the command goes to the group); a range is expanded by the server as on submit
+  function boxes() { return document.querySelectorAll('#map input[name="pc"]'); }
+  function countPicked() {
+    var n = 0;
+    boxes().forEach(function (b) { if (b.checked) { n += 1; } });
+    var out = document.getElementById("picked");
+    if (out) { out.textContent = n ? n + " \u2713" : ""; out.dataset.n = String(n); }
+  }
   function groupSelect(sel) {
-    sel.addEventListener("change", function () {
-      document.querySelectorAll('#map input[name="pc"]').forEach(function (box) {
-        box.checked = false;
+    function mark() {
+      document.querySelectorAll("#map li.pc").forEach(function (li) {
+        li.classList.toggle("in-group", sel.value !== "" && li.dataset.group === sel.value);
       });
+    }
+    sel.addEventListener("change", function () {
+      boxes().forEach(function (box) { box.checked = false; });
+      mark();
+      countPicked();
     });
+    mark();
+  }
+  function pickRange(input) {
+    var url = "/ui/range?classroom=" + encodeURIComponent(input.dataset.classroom) +
+              "&range=" + encodeURIComponent(input.value);
+    fetch(url, {credentials: "same-origin"}).then(function (r) { return r.json(); })
+      .then(function (body) {
+        var names = body.names || [];
+        boxes().forEach(function (b) { if (names.indexOf(b.value) >= 0) { b.checked = true; } });
+        var note = document.getElementById("notes");
+        if (note) { note.textContent = body.error ? body.error : ""; }
+        countPicked();
+      });
+  }
+  function mapKeys(map) {
+    map.addEventListener("keydown", function (ev) {
+      var t = ev.target;
+      if (ev.key === "Enter" && t && t.name === "pc") {
+        ev.preventDefault();  // Enter toggles, as Space does, and never submits the form
+        t.checked = !t.checked;
+        countPicked();
+      }
+    });
+    map.addEventListener("change", countPicked);
   }
   document.addEventListener("DOMContentLoaded", function () {
+    var range = document.getElementById("range");
+    if (range) {
+      range.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter") { ev.preventDefault(); pickRange(range); }
+      });
+      var rb = document.getElementById("range-btn");
+      if (rb) { rb.addEventListener("click", function () { pickRange(range); }); }
+    }
+    var clear = document.getElementById("clear-btn");
+    if (clear) {
+      clear.addEventListener("click", function () {
+        boxes().forEach(function (b) { b.checked = false; });
+        if (range) { range.value = ""; }
+        countPicked();
+      });
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
     var map = document.getElementById("map");
-    if (map) { mapLive(map); }
+    if (map) { mapLive(map); mapKeys(map); countPicked(); }
     var pre = document.getElementById("log");
     if (pre) { logLive(pre); }
     var g = document.getElementById("group");
