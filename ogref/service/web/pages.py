@@ -284,7 +284,12 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         except HTTPException as exc:
             return JSONResponse({"names": [], "error": str(exc.detail)}, 422)
         mine = {pc.name for pc in room.computers}
-        return JSONResponse({"names": [n for n in names if n in mine]})
+        names = [n for n in names if n in mine]
+        if not names:
+            return JSONResponse(
+                {"names": [], "error": f"no computer of {classroom} in {range!r}"}, 422
+            )
+        return JSONResponse({"names": names})
 
     @app.get("/ui/catalogue", include_in_schema=False)
     async def catalogue(request: Request) -> Response:
