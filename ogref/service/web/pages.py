@@ -399,7 +399,8 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
         rows = [_row(r) for r in op["records"]]
         summary: dict[str, int] = {}
         for r in rows:
-            key = r["used"] or r["status"]
+            # a failed computer counts as failed, whatever method it had started with
+            key = (r["used"] if r["status"] == "ok" else None) or r["status"]
             summary[key] = summary.get(key, 0) + 1
         ctx = {"who": who, "tree": tree(who), "op": op, "rows": rows, "summary": summary}
         return render(request, "_operation.html" if part else "operation.html", **ctx)
@@ -671,7 +672,7 @@ def _history(engine: Any, who: Any) -> list[dict[str, Any]]:
             continue
         counts: dict[str, int] = {}
         for r in v.records:
-            key = r.method_used or r.status
+            key = (r.method_used if r.status == "ok" else None) or r.status
             counts[key] = counts.get(key, 0) + 1
         body = v.spec if isinstance(v.spec, dict) else {}
         out.append({
