@@ -98,6 +98,7 @@ def test_the_deploy_wizard_in_two_phases_without_a_switch(lab: Served, browser: 
     failed = _css(browser, "#preview tr.failed")
     assert [r.get_attribute("data-pc") for r in failed] == ["pc12"]  # …pc12 fails instead
     assert "OG_ERR_NOTCACHE" in failed[0].text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", failed[0])
     _shot(browser, "deploy-wizard")
     _css(browser, "#submit-btn")[0].click()
     _wait(browser, lambda d: "/ui/operations/" in d.current_url)

@@ -633,7 +633,10 @@ def _catalogue(engine: Any, visible: set[str]) -> list[dict[str, Any]]:
         images = []
         for name in dict.fromkeys([*current, *(v.name for v in versions.get(repo.name, []))]):
             rows = [v for v in versions.get(repo.name, []) if v.name == name]
-            images.append({"name": name, "versions": rows, "cached": holders.get(name, {})})
+            by_how: dict[str, list[str]] = {}
+            for pc_name, how in sorted(holders.get(name, {}).items()):
+                by_how.setdefault(how, []).append(pc_name)
+            images.append({"name": name, "versions": rows, "cached": by_how})
         out.append({"name": repo.name, "address": repo.address, "images": images})
     return out
 
