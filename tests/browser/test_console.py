@@ -168,6 +168,8 @@ def test_the_seeds_restore_end_to_end(seed: Served, browser: Any) -> None:
     # the map while it runs: computers turn busy (red)
     browser.get(f"{seed.url}/ui/classrooms/aula1")
     _wait(browser, lambda d: _css(d, '#map li[data-status="BSY"]'))
+    busy = _css(browser, '#map li[data-status="BSY"]')[0]
+    assert busy.value_of_css_property("background-color") == "rgba(198, 40, 40, 1)"  # red
     _shot(browser, "classroom-map-restoring")
     browser.get(op_url)
     _wait(browser, lambda d: _css(d, '#op[data-done="yes"]'), timeout=120)

@@ -81,6 +81,9 @@ def _records(driver: Any) -> dict[str, Any]:
 def test_the_deploy_wizard_in_two_phases_without_a_switch(lab: Served, browser: Any) -> None:
     _login(browser, lab.url, "profe", "secret-admin")
     _wait(browser, lambda d: len(_css(d, '#map li[data-status="OPG"]')) == 12)
+    # the live client waiting is yellow on the map, as in OpenGnSys
+    colours = {li.value_of_css_property("background-color") for li in _css(browser, "#map li")}
+    assert colours == {"rgba(255, 228, 92, 1)"}
     _css(browser, "#deploy-btn")[0].click()
     _wait(browser, lambda d: "/ui/deploy" in d.current_url)
     # CACHE methods only; phase 1 (updateCache only) is the default
