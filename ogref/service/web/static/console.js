@@ -38,7 +38,10 @@
     var n = 0;
     boxes().forEach(function (b) { if (b.checked) { n += 1; } });
     var out = document.getElementById("picked");
-    if (out) { out.textContent = n ? n + " \u2713" : ""; out.dataset.n = String(n); }
+    if (out) {
+      out.textContent = n ? n + " " + (out.dataset.label || "") + " \u2713" : "";
+      out.dataset.n = String(n);
+    }
   }
   function groupSelect(sel) {
     function mark() {
