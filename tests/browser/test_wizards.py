@@ -148,6 +148,14 @@ def test_create_image_from_a_reference_computer(lab: Served, browser: Any) -> No
     _css(browser, "#create-btn")[0].click()
     _wait(browser, lambda d: "/ui/create" in d.current_url)
     assert Select(_css(browser, "#computer")[0]).first_selected_option.text == "pc01"
+    # another reference computer reloads the partition chooser (and back)
+    from selenium.webdriver.support import expected_conditions as ec
+
+    for pc in ("pc02", "pc01"):
+        old = _css(browser, "#part option")[0]
+        Select(_css(browser, "#computer")[0]).select_by_visible_text(pc)
+        _wait(browser, ec.staleness_of(old))
+        assert _values(browser, "#part option") == ["1:1", "1:2"]
     Select(_css(browser, "#part")[0]).select_by_value("1:2")
     before = lab.api.get("/api/v1/operations").json()["operations"]
     name = _css(browser, "#name")[0]
