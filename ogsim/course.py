@@ -251,6 +251,12 @@ class Course(Serve):
             exercise_document(self.scenario, "sim", self.opts.speed),
         )
         super().start()
+        # the reference solution (simulated up front) should meet the exercise's expectations
+        wrong = [c for c in evaluate(self.prediction.results, self.scenario.spec.expect)
+                 if c.applicable and not c.ok]  # fmt: skip
+        for c in wrong:
+            self.say(f"warning: the exercise's own operations do not meet: {c.name} "
+                     f"(expected {c.expected}, simulated {c.actual})")  # fmt: skip
 
     def run(self) -> None:
         """Until interrupted (or ``until_idle``): evaluate whenever every operation submitted

@@ -52,6 +52,17 @@ def test_every_exercise_loads(path: Path) -> None:
     assert not [e for e in sc.spec.expect if e.kind.startswith("makespan")]
 
 
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_every_reference_solution_meets_its_expectations(path: Path) -> None:
+    """The exercise's operations, simulated, pass its checks (what ogsim course warns about)."""
+    from ogsim.expect import evaluate
+    from ogsim.simulator import simulate
+
+    sc = load_exercise(path)
+    checks = evaluate(simulate(sc), sc.spec.expect)
+    assert checks and all(c.ok for c in checks if c.applicable), [c.diff() for c in checks]
+
+
 def _bad(tmp_path: Path, change: object) -> ConfigError:
     data = yaml.safe_load(GOOD.read_text())
     change(data)  # type: ignore[operator]
