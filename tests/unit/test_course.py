@@ -138,3 +138,7 @@ def test_the_console_view_of_checks(tmp_path: Path) -> None:
     v = view(tmp_path)
     assert v["verdict"] == "failed"
     assert [r["state"] for r in v["rows"]] == ["holds", "fails", "skip"]
+    (tmp_path / "checks.json").write_text(json.dumps({**checks, "steps": 2}))
+    assert view(tmp_path)["verdict"] == "partial"  # one of the exercise's two operations done
+    (tmp_path / "checks.json").write_text(json.dumps({**checks, "passed": True}))
+    assert view(tmp_path)["verdict"] == "passed"

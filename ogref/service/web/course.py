@@ -42,6 +42,7 @@ WORDS = {
         "progress": "{done} of {steps} operation(s) ended",
         "passed": "Exercise passed",
         "failed": "Exercise not passed",
+        "partial": "The exercise has more operations to do",
         "report": "Report of this run (figures and summary)",
         "none": "No exercise is running in this console (start one with ogsim course).",
         "hints": "Hints",
@@ -64,6 +65,7 @@ WORDS = {
         "progress": "{done} de {steps} operación(es) terminada(s)",
         "passed": "Ejercicio superado",
         "failed": "Ejercicio no superado",
+        "partial": "Quedan operaciones del ejercicio por hacer",
         "report": "Informe de esta ejecución (gráficas y resumen)",
         "none": "No hay ningún ejercicio en marcha en esta consola (se inicia con ogsim course).",
         "hints": "Pistas",
@@ -99,7 +101,11 @@ def view(course: Path | None) -> dict[str, Any]:
              "holds" if c.get("ok") else "fails"}
             for c in checks.get("checks", [])
         ]  # fmt: skip
-        verdict = "passed" if checks.get("passed") else "failed"
+        verdict = (
+            "passed" if checks.get("passed")
+            else "partial" if int(checks.get("operations", 0)) < int(checks.get("steps", 0))
+            else "failed"
+        )  # fmt: skip
     return {"exercise": exercise, "checks": checks, "rows": rows, "verdict": verdict}
 
 
