@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ogref.console import scope_label
 from ogref.errors import ConfigError
-from ogref.site import read_yaml
+from ogref.site import OperationSpec, read_yaml
 from ogsim.expect import Check, evaluate
 from ogsim.lab.console import Console
 from ogsim.prediction import Prediction
-from ogsim.results import ComputerResult, Metrics, Results
+from ogsim.results import ComputerResult, Metrics, OperationResult, Results
 from ogsim.scenario import Scenario, build_scenario
 from ogsim.serve import Serve, ServeOptions
 
@@ -278,6 +279,26 @@ class Course(Serve):
                 if self.opts.until_idle:
                     return
             time.sleep(0.2)
+
+    def _operation(self, op: Json) -> OperationResult:
+        """As :meth:`Serve._operation`, with the image, method and scope the student asked for
+        (not the reference solution's)."""
+        out = super()._operation(op)
+        assert isinstance(self.prediction, CoursePrediction)
+        asked = next(({k: s} for oid, k, s in self.prediction.ops if oid == int(op["op"])), None)
+        try:
+            spec = OperationSpec.model_validate(asked)
+        except ValueError:  # not one the simulator models (None), or not a site operation
+            return out
+        body = getattr(spec, spec.kind)
+        to = getattr(body, "to", None)
+        return out.model_copy(
+            update={
+                "image": getattr(body, "image", None),
+                "method": str(body.method) if hasattr(body, "method") else None,
+                "scope": scope_label(to) if to is not None else str(getattr(body, "computer", "")),
+            }
+        )
 
     def _index(self) -> None:
         """Each student operation's scenario index: its rank among the simulated kinds."""
