@@ -39,6 +39,11 @@ venv: $(STAMP)/venv-base
 
 demo: $(STAMP)/venv-base
 	$(VENV)/bin/ogsim demo
+	@echo
+	@echo "The same classroom in the web console, as a course exercise (simulated computers, no root):"
+	@echo "  $(VENV)/bin/ogsim course seed-35pc-torrent-cache --backend sim"
+	@echo "then open the URL it prints and log in with the user and password it prints"
+	@echo "(exercises: $(VENV)/bin/ogsim course --list; docs/course.md)."
 
 lint: $(STAMP)/venv-base
 	$(VENV)/bin/ruff check $(SRC)

@@ -596,7 +596,7 @@ def read_yaml(path: Path) -> Any:
 # without a word.  Spelled out here because ogref never imports ogsim; a unit test keeps the two
 # in step.
 SCENARIO_KEYS = frozenset(
-    {"name", "description", "seed", "network", "faults", "expect", "backends"}
+    {"name", "description", "seed", "network", "faults", "expect", "backends", "exercise"}
 )
 
 

@@ -329,6 +329,26 @@ class BackendsSpec(_Strict):
     libvirt: LabBackendSpec | None = None
 
 
+# --------------------------------------------------------------------------- course exercises
+
+
+class ExerciseText(_Strict):
+    """A text in the console's two languages: Spanish (the seed's) and English."""
+
+    es: str = Field(min_length=1, description="Spanish")
+    en: str = Field(min_length=1, description="English")
+
+
+class ExerciseSpec(_Strict):
+    """A course exercise (``scenarios/course/``, ``ogsim course``): what the student reads.  The
+    classroom is the scenario's site, the expected outcome its ``expect:``; its ``operations:``
+    are the reference solution (the student's Nth operation is checked as operation N)."""
+
+    title: ExerciseText
+    task: ExerciseText
+    hints: list[ExerciseText] = Field(default_factory=list, description="optional hints, in order")
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -359,6 +379,9 @@ class ScenarioSpec(SiteSpec):
     faults: list[FaultSpec] = Field(default_factory=list)
     expect: list[ExpectSpec] = Field(default_factory=list)
     backends: BackendsSpec = Field(default_factory=BackendsSpec)
+    exercise: ExerciseSpec | None = Field(
+        default=None, description="a course exercise's title and task (es/en); see docs/course.md"
+    )
 
 
 @dataclass(frozen=True)
@@ -511,6 +534,8 @@ def write_schema(path: Path = SCHEMA_PATH) -> Path:
 
 __all__ = [
     "BackendsSpec",
+    "ExerciseSpec",
+    "ExerciseText",
     "ExpectSpec",
     "FaultSpec",
     "Rate",

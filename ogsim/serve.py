@@ -62,6 +62,7 @@ class ServeOptions:
     run_operations: bool = False
     until_idle: bool = False
     idle_wait: float = 2.0  # the agents' long poll (the service holds it at most 5 s)
+    course: Path | None = None  # a course exercise's directory, shown by the console
 
 
 class Serve:
@@ -95,9 +96,13 @@ class Serve:
 
     # ------------------------------------------------------------------ start and stop
 
+    def make_prediction(self) -> Prediction:
+        """The simulator's run the agents play back (the scenario's, once, up front)."""
+        return Prediction(self.scenario, self.opts.seed)
+
     def start(self) -> None:
         t0 = time.perf_counter()
-        self.prediction = Prediction(self.scenario, self.opts.seed)
+        self.prediction = self.make_prediction()
         self.predict_s = time.perf_counter() - t0
         state = self.opts.out / "service"
         if state.exists():
@@ -105,7 +110,7 @@ class Serve:
                 raise RuntimeError(f"{state} exists and is not a previous serve's state")
             shutil.rmtree(state)
         self.service = ServiceProcess(state, site_document(self.scenario), self.opts.host,
-                                      self.opts.port)  # fmt: skip
+                                      self.opts.port, course=self.opts.course)  # fmt: skip
         self.url = self.service.url
         self.console = self.service.wait_ready()
         self.fleet = Fleet(self.prediction, self.console, self.service.url,

@@ -57,6 +57,7 @@ class ServiceProcess:
         heartbeat_timeout: float = 15.0,
         command_timeout: float = 3600.0,
         log: IO[str] | None = None,
+        course: Path | None = None,
     ) -> None:
         self.state = state
         self.host = host
@@ -81,6 +82,8 @@ class ServiceProcess:
             "--heartbeat-timeout", str(heartbeat_timeout),
             "--command-timeout", str(command_timeout),
         ]  # fmt: skip
+        if course is not None:
+            argv += ["--course", str(course)]
         env = {
             **os.environ,
             "PYTHONPATH": _source_root() + os.pathsep + os.environ.get("PYTHONPATH", ""),

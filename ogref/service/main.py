@@ -91,6 +91,7 @@ class Options:
     server_public_file: Path | None = None
     heartbeat_timeout: float = 15.0
     command_timeout: float = 3600.0
+    course: Path | None = None
 
 
 def build(a: Options) -> tuple[Any, Any]:
@@ -126,7 +127,9 @@ def build(a: Options) -> tuple[Any, Any]:
         command_timeout=a.command_timeout,
         server_key=key,
     )
-    return engine, create_app(engine, key)
+    app = create_app(engine, key)
+    app.state.course = a.course  # a course exercise's directory (ogsim course), or None
+    return engine, app
 
 
 async def _serve(engine: Any, app: Any, sockets: list[socket.socket]) -> None:
@@ -162,6 +165,9 @@ def serve(
     log_level: str = typer.Option("", help="debug, info, warning, error (default: info)"),
     log_format: str = typer.Option("", help="text or json (JSON lines)"),
     print_openapi: bool = typer.Option(False, "--openapi", help="print the API document and exit"),
+    course: Path | None = typer.Option(
+        None, help="a course exercise's directory (ogsim course writes it): shown at /ui/course"
+    ),
 ) -> None:
     """Serve the console API: agents on --listen, a local console on --console."""  # fmt: skip
     if print_openapi:
@@ -175,7 +181,7 @@ def serve(
         raise typer.BadParameter(str(exc)) from None
     options = Options(
         state, db_url or None, site, reimport, admin_token_file, admin_password_file,
-        server_public_file, heartbeat_timeout, command_timeout,
+        server_public_file, heartbeat_timeout, command_timeout, course,
     )  # fmt: skip
     engine, app = build(options)
     sockets = [_tcp(x) for x in listen]

@@ -30,7 +30,7 @@ from ogref.errors import OgErr, OgError
 from ogref.model import ALL_METHODS, ClientStatus
 from ogref.model.method import Staging
 from ogref.service.users import Action
-from ogref.service.web import i18n
+from ogref.service.web import course, i18n
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "og_session"
@@ -414,6 +414,8 @@ def mount(app: FastAPI, engine: Any, hooks: Hooks) -> None:
             raise HTTPException(404, f"no computer {name!r}")
         hooks.require(who, Action.VIEW, hooks.classrooms_of([name]))
         return render(request, "log.html", who=who, tree=tree(who), name=name)
+
+    course.mount(app, engine, hooks)  # the course exercise's page and report (course.py)
 
 
 # --------------------------------------------------------------------------- helpers of mount
