@@ -280,7 +280,10 @@ def _windows(
             if rel is not None and root.kind(rel) == "file":
                 hive = root.checked_path(rel)  # hivex follows links: none may be one
         if step.refused:
-            report.notes.append("not post-configured: the SYSTEM hive's path is refused")
+            report.notes.append(
+                "computer name not set, Windows not post-configured: "
+                "the SYSTEM hive's path is refused"
+            )
             return
         if hive is None:
             report.notes.append("no Windows SYSTEM hive: computer name not set")

@@ -10,9 +10,10 @@ GUID (``PTUUID``) and partition GUID (``PART_ENTRY_UUID``).
 Boot sector (``ogFixBootSector``): FAT and NTFS boot sectors hold the partition's start in the
 BPB's *hidden sectors* field, a little-endian u32 at 0x1C, counted in the BPB's sectors (u16 at
 0x0B).  The NTFS loader reads it to find its volume; a partition moved to another start does
-not boot until it is rewritten.  NTFS keeps a backup boot sector in the sector after the volume
-(total sectors, u64 at 0x28); FAT32 in the sector that BPB_BkBootSec (u16 at 0x32) names.  Both
-copies are rewritten.
+not boot until it is rewritten.  NTFS keeps a backup boot sector in the last sector of the
+partition (mkntfs and ntfsresize put it there; the volume's sector count, u64 at 0x28, is one
+less or rounded down to a cluster); FAT32 in the sector that BPB_BkBootSec (u16 at 0x32) names.
+Every copy found is rewritten.
 
 MBR active flag: byte 0 of each 16-byte entry of the table at 0x1BE (0x80 active, 0x00 not).
 The BIOS MBR code boots the (one) active primary partition.
@@ -157,8 +158,9 @@ def fix_boot_sector(node: str, start: int) -> tuple[int, int, list[str]]:
         new = start * SECTOR // bps
         old = int(struct.unpack_from("<I", sector, 0x1C)[0])
         copies = [0]
-        if kind == "NTFS":
-            copies.append(int(struct.unpack_from("<Q", sector, 0x28)[0]))
+        if kind == "NTFS":  # the last sector of the partition; the volume's end if not there
+            last = os.lseek(fd, 0, os.SEEK_END) // bps - 1
+            copies += sorted({last, int(struct.unpack_from("<Q", sector, 0x28)[0])} - {0})
         elif struct.unpack_from("<H", sector, 0x16)[0] == 0:  # FAT32: BPB_FATSz16 is 0
             backup = struct.unpack_from("<H", sector, 0x32)[0]
             if 0 < backup < 0xFFFF:
