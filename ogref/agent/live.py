@@ -409,7 +409,7 @@ class Agent:
             self.disks[disk]
         ):
             raise NotOsError(f"no active partition on disk {disk}: the BIOS would not boot it")
-        status, hostname, root, os_name = read_os(node)
+        status, hostname, root, os_name = read_os(node, self.disks[disk])
         self.log(
             f"emulated boot of {disk}:{number}: {os_name}, hostname {hostname}"
             + (f", / on {root}" if root else "")

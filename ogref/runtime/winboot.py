@@ -510,3 +510,31 @@ def rewrite_ogagent_cfg(text: str, server: str) -> str:
             lines[i] = line[:at] + f"remote=https://{server}/opengnsys/rest/" + end
             break
     return "".join(lines)
+
+
+# --------------------------------------------------------------------------- boot check
+
+
+def boot_mismatches(loc: Location, node: str, system: Path, bcd: Path | None) -> list[str]:
+    """Why a BIOS would not start this Windows from ``loc`` (empty: its boot data agree):
+    the boot sector's hidden sectors, the BCD's ``{default}`` partition, ``\\DosDevices\\C:``
+    (each checked where present).  Read-only."""
+    problems = []
+    hidden = hidden_sectors(node)
+    if hidden != loc.start:
+        problems.append(
+            f"the boot sector says the partition starts at sector {hidden}, it starts at "
+            f"{loc.start}"
+        )
+    if bcd is not None:
+        old = bcd_old_identity(export(bcd, "\\Objects"))
+        if old is not None and old != identity(loc):
+            problems.append(f"the BCD boots {describe_identity(old)}, not {loc.describe()}")
+    try:
+        mounted = export(system, "\\MountedDevices").get("\\MountedDevices", {})
+    except NotOsError:
+        mounted = {}
+    c = mounted.get(DOS_C)
+    if c is not None and c[1] != mounted_device_value(loc):
+        problems.append(f"C: is {_describe_mounted(c[1])}, not {loc.describe()}")
+    return problems

@@ -35,11 +35,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ogref.agent.osinfo import read_os
 from ogref.errors import NotOsError, NotWriteError, OgError
+from ogref.model import ClientStatus
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import disk, postconf
+from ogref.runtime.cli import app
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
@@ -229,8 +233,14 @@ def test_windows_made_on_1_1_restored_to_1_2_boots_from_1_2(
     with open(p2, "rb") as f:
         assert struct.unpack_from("<I", f.read(512), 0x1C)[0] == 2048
     assert _active(device) == [1]
+    # the emulated boot (what a BIOS would find) refuses it, naming each stale field
+    with pytest.raises(NotOsError) as stale:
+        read_os(p2, device)
+    for what in ("starts at sector 2048, it starts at", "the BCD boots MBR disk", "C: is MBR"):
+        assert what in stale.value.message, stale.value.message
     report = postconf.configure_os(device, 2, "aula1-pc07", grub=False, server=SERVER)
     _check_position(device, p2, 2, report.notes)
+    assert read_os(p2, device)[:2] == (ClientStatus.WIN, "aula1-pc07")
     assert _active(device) == [2]
     assert any("partition 2 made the active one (cleared on [1])" in n for n in report.notes)
     # a second run finds everything in place and changes nothing
@@ -243,18 +253,32 @@ def test_windows_made_on_1_1_restored_to_1_2_boots_from_1_2(
 def test_windows_restored_to_another_gpt_disk(
     make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
 ) -> None:
-    _device, repo = _master(make_disk, tmp_path, lock_dir)
+    device, repo = _master(make_disk, tmp_path, lock_dir)
     gpt = make_disk(
         160 * MIB,
         TableKind.GPT,
         [PartSpec(8 * MIB), PartSpec(16 * MIB), PartSpec(64 * MIB, Filesystem.NTFS)],
     )
     node = gpt.partition(3)
-    restore_image(repo, "win10", node, lock_dir=lock_dir)
-    report = postconf.configure_os(gpt.device, 3, "aula1-pc07", grub=False, server=SERVER)
-    _check_position(gpt.device, node, 3, report.notes)
-    log = "\n".join(report.notes)
-    assert "→ GPT disk" in log and "GPT disk: no active flag" in log
+    # deployImage REPO /win10 2 3 UNICAST-DIRECT: restore + configureOs, as the CLI runs it
+    args = [
+        "deploy-image", "REPO", "/win10", "2", "3", "UNICAST-DIRECT",
+        "--disk", f"1={device}", "--disk", f"2={gpt.device}", "--repo-dir", str(repo.root),
+        "--lock-dir", str(lock_dir), "--no-grub", "--hostname", "aula1-pc07",
+        "--server", SERVER, "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    _check_position(gpt.device, node, 3, out["notes"])
+    # the restore log has a line for each change, old → new
+    log = "\n".join(out["log"])
+    start = _start(node)
+    assert f"configureOs: boot sector: hidden sectors 2048 → {start}" in log, log
+    assert "configureOs: BCD Windows 10 element 21000001 (osdevice): MBR disk" in log
+    assert "→ GPT disk" in log and "configureOs: GPT disk: no active flag" in log
+    assert _active(device) == [1]  # the other disk is not touched
+    assert read_os(node, gpt.device)[:2] == (ClientStatus.WIN, "aula1-pc07")
 
 
 def _windows_disk(make_disk: MakeDisk) -> tuple[str, str]:
