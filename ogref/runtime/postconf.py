@@ -313,6 +313,7 @@ def _windows(
                 what="hivexregedit",
             )
         report.notes.append(f"Windows computer name = {name} ({control_set})")
+        loader = _boot_loader(root, report)
         _boot_config(root, loc, disk_no, number, report)
         report.notes.extend(winboot.register_c(hive, loc))
         _ogagent(root, server, report)
@@ -322,7 +323,17 @@ def _windows(
         report.notes.append(f"boot sector: hidden sectors already {new}")
     else:
         report.notes.append(f"boot sector: hidden sectors {old} → {new} ({', '.join(copies)})")
-    if loc.scheme == "dos":
+    if loc.scheme == "dos" and not loader:
+        report.notes.append(
+            "no boot manager on the partition (bootmgr, ntldr, io.sys): it boots from another "
+            "partition (System Reserved), the active flag is left as it is"
+        )
+    elif loc.scheme == "dos" and number > 4:
+        report.notes.append(
+            f"partition {number} is logical: the MBR code boots primaries only, "
+            "the active flag is left as it is"
+        )
+    elif loc.scheme == "dos":
         cleared = winboot.set_only_active(disk_device, number)
         if cleared:
             report.notes.append(
@@ -331,6 +342,17 @@ def _windows(
             )
     else:
         report.notes.append("GPT disk: no active flag (BIOS boot of a GPT disk is the firmware's)")
+
+
+def _boot_loader(root: RootDir, report: PostconfReport) -> str:
+    """The boot manager at the partition's root that ogBoot looks for (``io.sys``, ``ntldr``,
+    ``bootmgr``), '' if none: then Windows boots from another partition's."""
+    for name in ("bootmgr", "ntldr", "io.sys"):
+        with _refusals(report):
+            rel = _find_ci(root, name)
+            if rel is not None and root.kind(rel) == "file":
+                return rel
+    return ""
 
 
 def _boot_config(

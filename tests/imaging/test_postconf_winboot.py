@@ -149,6 +149,7 @@ def _make_windows(device: str, node: str, number: int) -> None:
             config / "SYSTEM",
             mounted={"\\DosDevices\\C:": _mounted(w), "\\DosDevices\\D:": OTHER_VOLUME},
         )
+        (root / "bootmgr").write_bytes(b"\0" * 1024)  # what ogBoot looks for (BIOS)
         (root / "Boot").mkdir()
         write_bcd_store(root / "Boot" / "BCD", _element(w), FOREIGN)
         cfg = root / "Program Files" / "OGAgent" / "cfg"
@@ -313,3 +314,24 @@ def test_an_unrecognised_hive_fails_with_6(make_disk: MakeDisk, broken: str) -> 
     with pytest.raises(OgError) as err:
         postconf.configure_os(device, 1, "aula1-pc07", grub=False, server=SERVER)
     assert isinstance(err.value, NotOsError) and int(err.value.code) == 6, err.value
+
+
+def test_a_windows_whose_boot_manager_is_elsewhere_keeps_the_active_partition(
+    make_disk: MakeDisk,
+) -> None:
+    """Windows 7's layout: bootmgr and the BCD on an active "System Reserved" 1:1, C: on 1:2.
+    Moving the active flag to 1:2 would leave a disk with no boot manager to start."""
+    loop = make_disk(
+        128 * MIB,
+        TableKind.MSDOS,
+        [PartSpec(16 * MIB, Filesystem.NTFS), PartSpec(64 * MIB, Filesystem.NTFS)],
+    )
+    _make_windows(loop.device, loop.partition(2), 2)
+    with Mount(loop.partition(2), Filesystem.NTFS) as root:
+        (root / "bootmgr").unlink()
+        (root / "Boot" / "BCD").unlink()
+    disk.set_active(loop.device, 1)
+    report = postconf.configure_os(loop.device, 2, "aula1-pc07", grub=False, server=SERVER)
+    assert _active(loop.device) == [1]
+    log = "\n".join(report.notes)
+    assert "no boot manager on the partition" in log and "no boot configuration" in log, log
