@@ -301,7 +301,11 @@ def _windows(
                 "Windows not post-configured"
             )
             return
-        winboot.export(hive, "\\Select")  # NotOsError (6) when it is no SYSTEM hive
+        # both hives are read before anything is written: NotOsError (6) changes nothing
+        winboot.export(hive, "\\Select")
+        bcd = _bcd_path(root, report)
+        if bcd is not None:
+            winboot.read_bcd(bcd)
         control_set = current_control_set(hive)
         winboot.check_writable(hive)
         with tempfile.NamedTemporaryFile("w", suffix=".reg", encoding="utf-8") as f:
@@ -355,17 +359,23 @@ def _boot_loader(root: RootDir, report: PostconfReport) -> str:
     return ""
 
 
+def _bcd_path(root: RootDir, report: PostconfReport) -> Path | None:
+    """``/Boot/BCD`` (any case), with no link on its path; None if absent or refused."""
+    with _refusals(report):
+        rel = _find_ci(root, "Boot/BCD")
+        if rel is not None and root.kind(rel) == "file":
+            return root.checked_path(rel)
+    return None
+
+
 def _boot_config(
     root: RootDir, loc: winboot.Location, disk_no: int, number: int, report: PostconfReport
 ) -> None:
     """The BCD store in ``/Boot/BCD`` (Vista and later), else ``boot.ini`` (XP)."""
-    bcd: Path | None = None
+    bcd = _bcd_path(root, report)
     ini: str | None = None
     with _refusals(report) as step:
-        rel = _find_ci(root, "Boot/BCD")
-        if rel is not None and root.kind(rel) == "file":
-            bcd = root.checked_path(rel)
-        else:
+        if bcd is None:
             ini = _find_ci(root, "boot.ini")
     if step.refused:
         report.notes.append("boot configuration not changed: its path is refused")

@@ -411,13 +411,20 @@ def bcd_old_identity(tree: Tree) -> bytes | None:
     return None
 
 
+def read_bcd(hive: Path) -> Tree:
+    """The ``\\Objects`` of BCD store ``hive``; NotOsError (6) if it is no hive or has no
+    ``{bootmgr}`` object."""
+    tree = export(hive, "\\Objects")
+    if not any(k.lower() == f"\\objects\\{BOOTMGR}" for k in tree):
+        raise NotOsError(f"{hive.name}: a hive without the {{bootmgr}} object is not a BCD store")
+    return tree
+
+
 def fix_bcd(hive: Path, loc: Location) -> list[str]:
     """Point every device element of the BCD store ``hive`` that names the partition its boot
     entries use now at ``loc``; notes of what changed.  NotOsError (6) for a hive that is not a
     BCD store (no ``\\Objects``, no ``{bootmgr}``); NotWriteError (14) if it cannot be written."""
-    tree = export(hive, "\\Objects")
-    if not any(k.lower() == f"\\objects\\{BOOTMGR}" for k in tree):
-        raise NotOsError(f"{hive.name}: a hive without the {{bootmgr}} object is not a BCD store")
+    tree = read_bcd(hive)
     old = bcd_old_identity(tree)
     new = identity(loc)
     if old is None:

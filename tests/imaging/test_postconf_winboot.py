@@ -314,6 +314,11 @@ def test_an_unrecognised_hive_fails_with_6(make_disk: MakeDisk, broken: str) -> 
     with pytest.raises(OgError) as err:
         postconf.configure_os(device, 1, "aula1-pc07", grub=False, server=SERVER)
     assert isinstance(err.value, NotOsError) and int(err.value.code) == 6, err.value
+    if broken != "SYSTEM is no hive":  # both hives are read before anything is written
+        with Mount(node, Filesystem.NTFS, readonly=True) as root:
+            key = "\\ControlSet001\\Control\\ComputerName\\ComputerName"
+            name = _get(root / "Windows/System32/config/SYSTEM", key, "ComputerName")
+            assert name.decode().strip() == "WIN-ORIGINAL"
 
 
 def test_a_windows_whose_boot_manager_is_elsewhere_keeps_the_active_partition(
