@@ -272,7 +272,6 @@ def _windows(
     moved to this partition.  A read-only filesystem fails with 14, a hive hivex cannot read
     (or a BCD store without ``{bootmgr}``) with 6: never skipped in silence."""
     name = windows_name(hostname)
-    loc = winboot.locate(disk_device, node)
     with Mount(node, Filesystem.NTFS) as mounted, RootDir(mounted) as root:
         hive: Path | None = None
         with _refusals(report) as step:
@@ -306,6 +305,14 @@ def _windows(
         bcd = _bcd_path(root, report)
         if bcd is not None:
             winboot.read_bcd(bcd)
+        if disk.table_kind(disk_device).value == "MSDOS":
+            signature = winboot.ensure_signature(disk_device)
+            if signature:
+                report.notes.append(
+                    f"MBR disk signature was 0: set to {signature:08x} (Windows names its disk "
+                    "by it)"
+                )
+        loc = winboot.locate(disk_device, node)
         control_set = current_control_set(hive)
         winboot.check_writable(hive)
         with tempfile.NamedTemporaryFile("w", suffix=".reg", encoding="utf-8") as f:

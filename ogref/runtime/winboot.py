@@ -105,8 +105,8 @@ def locate(disk_device: str, node: str) -> Location:
     scheme = part.get("PART_ENTRY_SCHEME", "")
     try:
         start = int(part["PART_ENTRY_OFFSET"])
-        if scheme == "dos":
-            return Location("dos", start, signature=int(whole["PTUUID"], 16))
+        if scheme == "dos":  # blkid gives no PTUUID for a zero signature
+            return Location("dos", start, signature=int(whole.get("PTUUID", "0"), 16))
         if scheme == "gpt":
             return Location(
                 "gpt",
@@ -117,6 +117,30 @@ def locate(disk_device: str, node: str) -> Location:
     except (KeyError, ValueError) as exc:
         raise PartitionError(f"{node}: cannot tell where the partition is ({exc})") from None
     raise PartitionError(f"{node}: partition table {scheme or 'unknown'} is neither MBR nor GPT")
+
+
+def ensure_signature(disk_device: str) -> int:
+    """Give an MBR disk whose signature (u32 at 0x1B8) is 0 a random one; the new signature,
+    0 if it had one.  Windows identifies its disk by it (BCD, MountedDevices) and writes one of
+    its own at first boot when there is none, which would no longer match."""
+    try:
+        fd = os.open(disk_device, os.O_RDWR)
+    except OSError as exc:
+        raise NotWriteError(f"{disk_device}: cannot open the MBR for writing: {exc}") from None
+    try:
+        mbr = os.pread(fd, SECTOR, 0)
+        if mbr[510:512] != b"\x55\xaa" or struct.unpack_from("<I", mbr, MBR_SIGNATURE_AT)[0]:
+            return 0
+        signature = 0
+        while signature == 0:
+            signature = int.from_bytes(os.urandom(4), "little")
+        os.pwrite(fd, struct.pack("<I", signature), MBR_SIGNATURE_AT)
+        os.fsync(fd)
+        return signature
+    except OSError as exc:
+        raise NotWriteError(f"{disk_device}: writing the MBR failed: {exc}") from None
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- boot sector

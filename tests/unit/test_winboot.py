@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -146,3 +147,23 @@ def test_export_refuses_a_file_that_is_no_hive(tmp_path: Path) -> None:
     with pytest.raises(NotOsError) as err:
         winboot.export(junk, "\\Objects")
     assert int(err.value.code) == 6
+
+
+def test_a_zero_mbr_signature_gets_a_random_one(tmp_path: Path) -> None:
+    if shutil.which("sfdisk") is None or shutil.which("blkid") is None:
+        pytest.skip("missing tools: sfdisk, blkid (util-linux)")
+    img = tmp_path / "disk.img"
+    img.write_bytes(bytes(8 * 1024 * 1024))
+    table = "label: dos\nlabel-id: 0x0\nstart=2048, type=7\n"
+    subprocess.run(["sfdisk", "-q", str(img)], input=table, text=True, check=True)
+    assert img.read_bytes()[0x1B8:0x1BC] == bytes(4)
+    before = img.read_bytes()
+    signature = winboot.ensure_signature(str(img))
+    after = img.read_bytes()
+    assert signature != 0 and after[0x1B8:0x1BC] == struct.pack("<I", signature)
+    assert after[:0x1B8] == before[:0x1B8] and after[0x1BC:] == before[0x1BC:]  # nothing else
+    probe = subprocess.run(
+        ["blkid", "-p", "-o", "export", str(img)], capture_output=True, text=True
+    )
+    assert f"PTUUID={signature:08x}" in probe.stdout
+    assert winboot.ensure_signature(str(img)) == 0  # one already: left alone
