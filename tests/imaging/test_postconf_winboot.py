@@ -21,8 +21,8 @@ No Windows is needed; the fixture is a synthetic Windows partition:
 What the partition's new position is comes from outside ogref: the start from sysfs, the MBR
 signature from byte 0x1B8 of the disk, the GPT GUIDs from ``sfdisk --json``; the fields are read
 back with ``hivexget`` (raw bytes) and by reading the boot sectors.  The expected BCD element is
-packed here from the published layout, not by ogref.  Runtime: about 25 s for the module (two
-images of a 48 MiB NTFS, five loop disks).
+packed here from the published layout, not by ogref.  Runtime: 15–30 s for the module
+(measured on the shared 2-core host; two images of a 48 MiB NTFS, seven loop disks).
 """
 
 from __future__ import annotations
