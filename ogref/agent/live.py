@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict
@@ -96,6 +97,8 @@ class Agent:
             )
         self.torrent_stall: float = a.torrent_stall
         self.grub: bool = a.grub
+        # the OpenGnSys server OGAgent is pointed at by configureOs: the service's host
+        self.og_server: str = urllib.parse.urlsplit(a.service).hostname or "" if a.service else ""
         self.repo_ip: str = a.repo_ip
         self.admin = (
             SmbCredentials.from_file(a.repo_ip, a.smb_admin_cred) if a.smb_admin_cred else None
@@ -152,6 +155,7 @@ class Agent:
             lock_dir=self.work / "lock",
             hostname=self.name,
             grub=self.grub,
+            server=self.og_server,
         )
         for d in (machine.repository, machine.cache_root, machine.lock_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -405,7 +409,7 @@ class Agent:
             self.disks[disk]
         ):
             raise NotOsError(f"no active partition on disk {disk}: the BIOS would not boot it")
-        status, hostname, root, os_name = read_os(node)
+        status, hostname, root, os_name = read_os(node, self.disks[disk])
         self.log(
             f"emulated boot of {disk}:{number}: {os_name}, hostname {hostname}"
             + (f", / on {root}" if root else "")

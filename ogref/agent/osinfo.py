@@ -13,17 +13,20 @@ from ogref.model import (
     ClientStatus,
     Filesystem,
 )
-from ogref.runtime import filesystem, postconf
+from ogref.runtime import filesystem, postconf, winboot
 from ogref.runtime.mount import Mount
 
 Json = dict[str, Any]
 
 
-def read_os(node: str) -> tuple[ClientStatus, str, str, str]:
+def read_os(node: str, disk_device: str = "") -> tuple[ClientStatus, str, str, str]:
     """What configureOs left on ``node``, if it boots: (status, hostname, root, OS name).
 
     Linux: ``/etc/hostname``, ``/etc/fstab``'s ``/`` on this partition's UUID when there is an
-    fstab; Windows: the computer name in the SYSTEM hive.  NotOsError (6) when it would not boot.
+    fstab; Windows: the computer name in the SYSTEM hive and, given the disk, that the boot
+    sector's hidden sectors, the BCD's ``{default}`` partition and ``\\DosDevices\\C:`` name
+    where the partition is (:func:`ogref.runtime.winboot.boot_mismatches`).  NotOsError (6)
+    when it would not boot.
     """
     fs = filesystem.detect(node)
     if fs is Filesystem.NTFS:
@@ -49,6 +52,14 @@ def read_os(node: str) -> tuple[ClientStatus, str, str, str]:
             name = got.stdout.strip()
             if not name:
                 raise NotOsError(f"{node}: no computer name in the SYSTEM hive ({cs})")
+            if disk_device:
+                bcd = root / "Boot" / "BCD"
+                usable = bcd.is_file() and not bcd.is_symlink() and not (root / "Boot").is_symlink()
+                problems = winboot.boot_mismatches(
+                    winboot.locate(disk_device, node), node, hive, bcd if usable else None
+                )
+                if problems:
+                    raise NotOsError(f"{node}: Windows would not boot: {'; '.join(problems)}")
             return ClientStatus.WIN, name, cs, "Windows"
     if fs.family != "linux":
         raise NotOsError(f"{node} holds {fs}: no operating system to boot")

@@ -436,10 +436,14 @@ def deploy_image_cmd(
     engine_cfg: Path | None = _CFG,
     hostname: str = _HOST,
     grub: bool = _GRUB,
+    server: str = typer.Option(
+        "", "--server", help="OpenGnSys server configureOs points OGAgent at (ogagent.cfg)"
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """deployImage REPO|CACHE|ip IMAGE DISK PART [PROTO [OPTS]]: updateCache + restore + configureOs."""
     ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, hostname, grub, as_json)
+    ctx.machine.server = server
     try:
         method = Method.parse(proto)
         source = _repo_mode(repo)

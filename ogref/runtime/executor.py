@@ -97,6 +97,7 @@ class Machine:
         lock_dir: partition locks (``/var/lock``).
         hostname: name written by configureOs.
         grub: install GRUB during configureOs when possible.
+        server: the OpenGnSys server configureOs points OGAgent at (``ogagent.cfg``).
     """
 
     disks: dict[int, str]
@@ -105,6 +106,7 @@ class Machine:
     lock_dir: Path = Path("/var/lock")
     hostname: str = field(default_factory=socket.gethostname)
     grub: bool = True
+    server: str = ""
 
     def device(self, disk: int) -> str:
         try:
@@ -319,6 +321,8 @@ class Executor:
                 cmd.partition,
                 self.machine.hostname,
                 grub=self.machine.grub,
+                server=self.machine.server,
+                disk_no=cmd.disk,
             )
         except OgError as exc:
             return PostconfFailed(exc.code, exc.message)

@@ -7,10 +7,15 @@ i386-pc is available (otherwise a note says it was skipped).  Windows: the compu
 15 characters, ``pc`` by default, as ``ogSetWindowsName``) written as ComputerName, Tcpip
 Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the control set
 ``Select/Current`` names (OpenGnSys always writes ``ControlSet001``), when the tools and the
-hive exist (otherwise a note).  Names are validated before anything is changed, never rewritten:
+hive exist (otherwise a note); then, for BIOS, what lets the moved Windows boot from its new
+position (:mod:`ogref.runtime.winboot`): the boot sector's hidden sectors, the BCD store's
+device/osdevice elements (or boot.ini's ARC path for XP), ``MountedDevices\\DosDevices\\C:``,
+the MBR active flag moved to this partition, and ``ogagent.cfg``'s ``remote=``.  A read-only
+filesystem (a hibernated Windows) fails with 14, a hive hivex cannot read with 6 — never a
+silent skip.  Names are validated before anything is changed, never rewritten:
 a Linux host name must be RFC 1123 labels, a Windows name follows the NetBIOS rules
-(:mod:`ogref.model.names`).  Boot-sector, BCD and drive-letter fixes are not done.  Every step
-is reported in ``notes``; nothing here decides whether to run.
+(:mod:`ogref.model.names`).  Every step is reported in ``notes`` (the restore log); nothing here
+decides whether to run.
 
 The restored tree is untrusted: it is mounted ``nosuid,nodev,noexec`` and every path in it goes
 through :class:`~ogref.runtime.rootdir.RootDir`, so a link that leads outside the filesystem (an
@@ -21,6 +26,7 @@ in them (GRUB is skipped when ``/boot`` or anything under ``/boot/grub`` is a li
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +36,7 @@ from pathlib import Path
 from ogref.errors import NotExecError, NotWriteError, UnsafePathError
 from ogref.model.names import check_host_name, check_netbios_name
 from ogref.model.storage import Filesystem
-from ogref.runtime import disk, filesystem
+from ogref.runtime import disk, filesystem, winboot
 from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import Mount
 from ogref.runtime.proc import available, run
@@ -50,9 +56,17 @@ class PostconfReport:
 
 
 def configure_os(
-    disk_device: str, number: int, hostname: str, *, grub: bool = True
+    disk_device: str,
+    number: int,
+    hostname: str,
+    *,
+    grub: bool = True,
+    server: str = "",
+    disk_no: int = 1,
 ) -> PostconfReport:
-    """Post-configure partition ``number`` of ``disk_device``."""
+    """Post-configure partition ``number`` of ``disk_device``, OpenGnSys's disk ``disk_no``
+    (boot.ini's ``rdisk(disk_no-1)``); ``server`` is the OpenGnSys server OGAgent is pointed
+    at (empty leaves ``ogagent.cfg`` alone, with a note)."""
     node = partition_path(disk_device, number)
     fs = filesystem.detect(node)
     if fs in _LINUX:
@@ -68,7 +82,7 @@ def configure_os(
     if fs in _LINUX:
         _linux(disk_device, node, fs, hostname, grub, report)
     elif fs is Filesystem.NTFS:
-        _windows(node, hostname, report)
+        _windows(disk_device, disk_no, number, node, hostname, server, report)
     else:
         report.notes.append(f"no OS post-configuration for {fs}")
     return report
@@ -244,7 +258,19 @@ def computer_name_reg(name: str, control_set: str = "ControlSet001") -> str:
     return "\n".join(out)
 
 
-def _windows(node: str, hostname: str, report: PostconfReport) -> None:
+def _windows(
+    disk_device: str,
+    disk_no: int,
+    number: int,
+    node: str,
+    hostname: str,
+    server: str,
+    report: PostconfReport,
+) -> None:
+    """ogSetWindowsName, ogFixBootSector (BIOS), ogWindowsBootParameters,
+    ogWindowsRegisterPartition C: and ogConfigureOgagent, in that order; the MBR's active flag
+    moved to this partition.  A read-only filesystem fails with 14, a hive hivex cannot read
+    (or a BCD store without ``{bootmgr}``) with 6: never skipped in silence."""
     name = windows_name(hostname)
     with Mount(node, Filesystem.NTFS) as mounted, RootDir(mounted) as root:
         hive: Path | None = None
@@ -253,18 +279,42 @@ def _windows(node: str, hostname: str, report: PostconfReport) -> None:
             if rel is not None and root.kind(rel) == "file":
                 hive = root.checked_path(rel)  # hivex follows links: none may be one
         if step.refused:
-            report.notes.append("computer name not set: the SYSTEM hive's path is refused")
+            report.notes.append(
+                "computer name not set, Windows not post-configured: "
+                "the SYSTEM hive's path is refused"
+            )
             return
         if hive is None:
             report.notes.append("no Windows SYSTEM hive: computer name not set")
             return
+        if os.statvfs(mounted).f_flag & os.ST_RDONLY:
+            # ntfs-3g falls back to read-only on a hibernated (fast-startup) Windows; OpenGnSys
+            # prints a warning and skips the post-configuration, which leaves it unbootable here
+            raise NotWriteError(
+                f"{node}: the filesystem is mounted read-only (Windows hibernated?): "
+                "Windows cannot be post-configured"
+            )
         if not available("hivexregedit") or not available("hivexget"):
             report.notes.append(
                 "hivexregedit/hivexget (libwin-hivex-perl, libhivex-bin) missing: "
-                "computer name not set"
+                "Windows not post-configured"
             )
             return
+        # both hives are read before anything is written: NotOsError (6) changes nothing
+        winboot.export(hive, "\\Select")
+        bcd = _bcd_path(root, report)
+        if bcd is not None:
+            winboot.read_bcd(bcd)
+        if disk.table_kind(disk_device).value == "MSDOS":
+            signature = winboot.ensure_signature(disk_device)
+            if signature:
+                report.notes.append(
+                    f"MBR disk signature was 0: set to {signature:08x} (Windows names its disk "
+                    "by it)"
+                )
+        loc = winboot.locate(disk_device, node)
         control_set = current_control_set(hive)
+        winboot.check_writable(hive)
         with tempfile.NamedTemporaryFile("w", suffix=".reg", encoding="utf-8") as f:
             f.write(computer_name_reg(name, control_set))
             f.flush()
@@ -274,3 +324,100 @@ def _windows(node: str, hostname: str, report: PostconfReport) -> None:
                 what="hivexregedit",
             )
         report.notes.append(f"Windows computer name = {name} ({control_set})")
+        loader = _boot_loader(root, report)
+        _boot_config(root, loc, disk_no, number, report)
+        report.notes.extend(winboot.register_c(hive, loc))
+        _ogagent(root, server, report)
+    # the boot sector is written on the unmounted partition (ogFixBootSector unmounts first)
+    old, new, copies = winboot.fix_boot_sector(node, loc.start)
+    if old == new:
+        report.notes.append(f"boot sector: hidden sectors already {new}")
+    else:
+        report.notes.append(f"boot sector: hidden sectors {old} → {new} ({', '.join(copies)})")
+    if loc.scheme == "dos" and not loader:
+        report.notes.append(
+            "no boot manager on the partition (bootmgr, ntldr, io.sys): it boots from another "
+            "partition (System Reserved), the active flag is left as it is"
+        )
+    elif loc.scheme == "dos" and number > 4:
+        report.notes.append(
+            f"partition {number} is logical: the MBR code boots primaries only, "
+            "the active flag is left as it is"
+        )
+    elif loc.scheme == "dos":
+        cleared = winboot.set_only_active(disk_device, number)
+        if cleared:
+            report.notes.append(
+                f"partition {number} made the active one (cleared on {cleared}): "
+                "the BIOS boots the restored Windows"
+            )
+    else:
+        report.notes.append("GPT disk: no active flag (BIOS boot of a GPT disk is the firmware's)")
+
+
+def _boot_loader(root: RootDir, report: PostconfReport) -> str:
+    """The boot manager at the partition's root that ogBoot looks for (``io.sys``, ``ntldr``,
+    ``bootmgr``), '' if none: then Windows boots from another partition's."""
+    for name in ("bootmgr", "ntldr", "io.sys"):
+        with _refusals(report):
+            rel = _find_ci(root, name)
+            if rel is not None and root.kind(rel) == "file":
+                return rel
+    return ""
+
+
+def _bcd_path(root: RootDir, report: PostconfReport) -> Path | None:
+    """``/Boot/BCD`` (any case), with no link on its path; None if absent or refused."""
+    with _refusals(report):
+        rel = _find_ci(root, "Boot/BCD")
+        if rel is not None and root.kind(rel) == "file":
+            return root.checked_path(rel)
+    return None
+
+
+def _boot_config(
+    root: RootDir, loc: winboot.Location, disk_no: int, number: int, report: PostconfReport
+) -> None:
+    """The BCD store in ``/Boot/BCD`` (Vista and later), else ``boot.ini`` (XP)."""
+    bcd = _bcd_path(root, report)
+    ini: str | None = None
+    with _refusals(report) as step:
+        if bcd is None:
+            ini = _find_ci(root, "boot.ini")
+    if step.refused:
+        report.notes.append("boot configuration not changed: its path is refused")
+        return
+    if bcd is not None:
+        report.notes.extend(winboot.fix_bcd(bcd, loc))
+        return
+    if ini is not None and root.kind(ini) == "file":
+        with _refusals(report):
+            text = root.read_text(ini)
+            new = winboot.rewrite_boot_ini(text, disk_no, number)
+            if new != text:
+                root.write_text(ini, new)
+            report.notes.append(f"boot.ini: rdisk({disk_no - 1}) partition({number})")
+        return
+    report.notes.append(
+        "no boot configuration on the partition (Boot/BCD, boot.ini): its boot manager lives "
+        "on another partition, not changed"
+    )
+
+
+def _ogagent(root: RootDir, server: str, report: PostconfReport) -> None:
+    """ogConfigureOgagent: ``remote=`` of the first ``ogagent.cfg`` found."""
+    for base in ("Program Files/OGAgent", "Program Files (x86)/OGAgent"):
+        with _refusals(report) as step:
+            rel = _find_ci(root, f"{base}/cfg/ogagent.cfg")
+            if rel is None or root.kind(rel) != "file":
+                continue
+            if not server:
+                report.notes.append(f"/{rel}: no server address given, OGAgent not configured")
+                return
+            text = root.read_text(rel)
+            root.write_text(rel, winboot.rewrite_ogagent_cfg(text, server))
+            report.notes.append(f"/{rel}: remote=https://{server}/opengnsys/rest/")
+            return
+        if step.refused:
+            return
+    report.notes.append("no ogagent.cfg: OGAgent not configured")

@@ -111,12 +111,34 @@ SYSTEM_SKELETON = """Windows Registry Editor Version 5.00
 """
 
 
-def write_system_hive(path: Path, name: str = "WIN-ORIGINAL", current: int = 1) -> None:
+def write_system_hive(
+    path: Path,
+    name: str = "WIN-ORIGINAL",
+    current: int = 1,
+    mounted: dict[str, bytes] | None = None,
+) -> None:
     """A SYSTEM hive holding what configureOs and an emulated boot read: ``Select\\Current``,
-    the computer name and the Tcpip host name, in ``ControlSet00<current>`` (hivex adds them)."""
+    the computer name and the Tcpip host name, in ``ControlSet00<current>`` (hivex adds them),
+    and ``MountedDevices`` values (name → REG_BINARY data) when given."""
     write_minimal_hive(path)
-    reg = path.with_name(path.name + ".skeleton.reg")
     text = SYSTEM_SKELETON.format(current=current, name=name)
+    if mounted is not None:
+        text += "\n[\\MountedDevices]\n" + "".join(
+            f'"{_reg_name(k)}"={_hex(v)}\n' for k, v in mounted.items()
+        )
+    _merge(path, text)
+
+
+def _reg_name(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _hex(data: bytes) -> str:
+    return "hex(3):" + ",".join(f"{b:02x}" for b in data)
+
+
+def _merge(path: Path, text: str) -> None:
+    reg = path.with_name(path.name + ".skeleton.reg")
     reg.write_text(text, encoding="utf-8")
     try:
         subprocess.run(
@@ -124,3 +146,67 @@ def write_system_hive(path: Path, name: str = "WIN-ORIGINAL", current: int = 1) 
         )
     finally:
         reg.unlink()
+
+
+BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
+MEMDIAG = "{b2721d73-1db4-4c62-bf78-c548a880142d}"
+DEFAULT_LOADER = "{4a1e5f0c-7d0b-11ee-9c3a-000000000001}"
+RESUME = "{4a1e5f0c-7d0b-11ee-9c3a-000000000002}"
+FOREIGN_LOADER = "{4a1e5f0c-7d0b-11ee-9c3a-000000000003}"
+
+
+def bcd_objects(device: bytes, foreign: bytes | None = None) -> dict[str, tuple[int, dict]]:
+    """The objects of a BIOS BCD store (GUID → (type, element id → value)): ``{bootmgr}``
+    (device, description, 23000003 = ``{default}``), a Windows loader (device, path,
+    description, osdevice 21000001, systemroot), its resume object and the memory tester, all on
+    ``device`` (an 88-byte partition device element); with ``foreign``, a second loader on
+    another partition, which a restore must leave alone.  Values: bytes = REG_BINARY, str =
+    REG_SZ."""
+    objects: dict[str, tuple[int, dict]] = {
+        BOOTMGR: (
+            0x10100002,
+            {"11000001": device, "12000004": "Windows Boot Manager", "23000003": DEFAULT_LOADER},
+        ),
+        DEFAULT_LOADER: (
+            0x10200003,
+            {
+                "11000001": device,
+                "12000002": "\\Windows\\system32\\winload.exe",
+                "12000004": "Windows 10",
+                "21000001": device,
+                "22000002": "\\Windows",
+            },
+        ),
+        RESUME: (
+            0x10200004,
+            {"11000001": device, "12000004": "Windows Resume Application", "21000001": device},
+        ),
+        MEMDIAG: (0x10200005, {"11000001": device, "12000004": "Windows Memory Diagnostic"}),
+    }
+    if foreign is not None:
+        objects[FOREIGN_LOADER] = (
+            0x10200003,
+            {"11000001": foreign, "12000004": "Windows 7 (other disk)", "21000001": foreign},
+        )
+    return objects
+
+
+def write_bcd_store(path: Path, device: bytes, foreign: bytes | None = None) -> None:
+    """A BCD store (a registry hive) with :func:`bcd_objects`, written by hivex: ``\\Objects\\
+    {GUID}\\Description\\Type`` (dword) and ``\\Objects\\{GUID}\\Elements\\<id>\\Element``."""
+    path.write_bytes(minimal_hive(root_name="NewStoreRoot", file_name=path.name))
+    lines = [
+        "Windows Registry Editor Version 5.00",
+        "",
+        "[\\Description]",
+        '"KeyName"="BCD00000000"',
+    ]
+    lines += ["", "[\\Objects]", ""]
+    for guid, (kind, elements) in bcd_objects(device, foreign).items():
+        key = f"\\Objects\\{guid}"
+        lines += [f"[{key}]", "", f"[{key}\\Description]", f'"Type"=dword:{kind:08x}', ""]
+        lines += [f"[{key}\\Elements]", ""]
+        for element, value in elements.items():
+            data = _hex(value) if isinstance(value, bytes) else f'"{_reg_name(value)}"'
+            lines += [f"[{key}\\Elements\\{element}]", f'"Element"={data}', ""]
+    _merge(path, "\n".join(lines) + "\n")
