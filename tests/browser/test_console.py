@@ -107,9 +107,23 @@ def browser() -> Iterator[Any]:
 
 
 def _wait(driver: Any, check: Any, timeout: float = 20.0) -> Any:
+    """``check(driver)`` until truthy; an element htmx replaced meanwhile (stale) is retried."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: check(d))
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return wait.until(lambda d: check(d))
+
+
+def _text(driver: Any, selector: str) -> str:
+    """The text of the first element matching ``selector``, read in one script call (no element
+    reference to go stale when htmx swaps the fragment); "" when there is none."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", selector
+    )
+    return str(text).strip()
 
 
 def _css(driver: Any, selector: str) -> list[Any]:
@@ -200,9 +214,9 @@ def test_a_bad_value_is_shown_by_its_field_and_nothing_is_submitted(
     port.clear()
     port.send_keys("90x0")
     _css(browser, "#submit-btn")[0].click()
-    _wait(browser, lambda d: _css(d, "#err-mcast_port")[0].text)
-    assert "port" in _css(browser, "#err-mcast_port")[0].text
-    assert _css(browser, "#err-image")[0].text == ""
+    _wait(browser, lambda d: _text(d, "#err-mcast_port"))
+    assert "port" in _text(browser, "#err-mcast_port")
+    assert _text(browser, "#err-image") == ""
     time.sleep(0.5)
     assert "/ui/restore" in browser.current_url
     assert seed.api.get("/api/v1/operations").json()["operations"] == before
