@@ -192,7 +192,7 @@ def test_the_map_in_spanish(lab: Served, browser: Any) -> None:
         assert buttons[:5] == ["Restaurar", "Asistente de despliegue", "Crear imagen",
                                "Clonar partición", "Arrancar"]  # fmt: skip
         nav = [a.text for a in _css(browser, "header nav a")]
-        assert nav == ["Cola de acciones", "Catálogo de imágenes"]
+        assert nav == ["Cola de acciones", "Catálogo de imágenes", "Ejercicio"]
         _shot(browser, "classroom-map-es")
         _css(browser, "#deploy-btn")[0].click()
         _wait(browser, lambda d: "/ui/deploy" in d.current_url)
