@@ -168,6 +168,21 @@ class Engine:
             if live.current is not None or live.outbox:
                 live.last_seen = now
 
+    def reload_site(self) -> None:
+        """Re-read the site after its configuration changed in the database (a computer or a
+        classroom added or removed): new computers start OFF, removed ones are forgotten."""
+        with self.db.reading() as s:
+            self.site = load_site(s)
+            rows = list(s.execute(select(db.Computer.name, db.Computer.address)))
+        names = set()
+        for name, address in rows:
+            names.add(name)
+            if name not in self.live:
+                self.live[name] = Live(name, address or "")
+        for name in list(self.live):
+            if name not in names:
+                del self.live[name]
+
     # ------------------------------------------------------------------ console: submit
 
     @staticmethod
