@@ -109,10 +109,7 @@ def _obj(body: Any) -> Json:
 
 
 def _ips(value: Any) -> list[str]:
-    """ogServer's ``clients`` array: strings only (a single string, as ogCLI sends for
-    ``--client-ip``, is taken as a one-element array)."""
-    if isinstance(value, str):
-        value = [value]
+    """ogServer's ``clients`` array: strings only (a bare string is refused, as there)."""
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise bad("clients: an array of IPv4 address strings")
     return value
@@ -501,6 +498,13 @@ class OgServerFacade:
         computer's configuration (its site); nothing to ask the client."""
         self._clients_only(who, body)
 
+    def software_scan(self, who: Who, body: Any) -> None:
+        """As :meth:`accepted`; ogServer's request names the partition (disk, partition)."""
+        b = _obj(body)
+        _required(b, "clients", "disk", "partition")
+        _str(b, "disk"), _str(b, "partition")
+        self.names(who, _ips(b["clients"]))
+
     def image_restore(self, who: Who, body: Any) -> None:
         b = _obj(body)
         _required(b, "clients", "disk", "partition", "name", "repository", "type", "profile", "id")
@@ -765,7 +769,9 @@ def routes(f: OgServerFacade) -> list[Route]:
             "hardware", {"GET": f.hardware_list, "POST": f.accepted}, {"GET": True, "POST": True}
         ),
         Route(
-            "software", {"GET": f.software_list, "POST": f.accepted}, {"GET": True, "POST": True}
+            "software",
+            {"GET": f.software_list, "POST": f.software_scan},
+            {"GET": True, "POST": True},
         ),
         Route("repositories", {"GET": f.repositories}, {"GET": False}),
         post("repository/add", f.unsupported("repository/add")),
