@@ -455,6 +455,11 @@ class Engine:
             "repository_token": issue_token(self.server_key, claims, self.command_timeout + 600),
         }
 
+    def finish(self, name: str, command_id: str, result: Json) -> None:
+        """A command's result reported outside an exchange (an agent that leaves with it)."""
+        self.seen(name, {})
+        self._done(name, command_id, result)
+
     def _done(self, name: str, command_id: str, result: Json) -> None:
         op_id = int(command_id.split("/")[0])
         made = result.get("image") if isinstance(result.get("image"), dict) else None
