@@ -57,8 +57,10 @@ class ServiceProcess:
         heartbeat_timeout: float = 15.0,
         command_timeout: float = 3600.0,
         log: IO[str] | None = None,
+        ogserver_listen: str = "",
     ) -> None:
         self.state = state
+        self.ogserver_listen = ogserver_listen  # IP:PORT of ogServer's REST API, if any
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
@@ -81,6 +83,8 @@ class ServiceProcess:
             "--heartbeat-timeout", str(heartbeat_timeout),
             "--command-timeout", str(command_timeout),
         ]  # fmt: skip
+        if ogserver_listen:
+            argv += ["--ogserver-listen", ogserver_listen]
         env = {
             **os.environ,
             "PYTHONPATH": _source_root() + os.pathsep + os.environ.get("PYTHONPATH", ""),
