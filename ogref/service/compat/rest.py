@@ -35,7 +35,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ogref.errors import OgError
 from ogref.model import ClientStatus
@@ -56,7 +56,7 @@ from ogref.site import BootSpec, CreateSpec, OperationSpec, RestoreSpec, Scope
 
 log = logging.getLogger("ogref.service.compat")
 Json = dict[str, Any]
-MAX_BODY = 1 << 20
+MAX_REQUEST = 131072  # ogServer's request buffer (OG_MSG_REQUEST_MAXLEN): beyond it, 413
 LIVE_DIR = "ogLive"  # the one live client ogLab boots (GET /oglive/list, client "livedir")
 MODES = ("ogLive", "pxe")  # boot-mode templates offered (GET /mode)
 LINK_MBPS = 1000  # GET /clients "speed": ogLab's agents do not report their link
@@ -224,13 +224,18 @@ class OgServerFacade:
     def _last_results(self) -> dict[str, str]:
         """Each computer's last command result as ogServer words it."""
         out: dict[str, str] = {}
+        last = (
+            select(func.max(db.OperationRecord.id))
+            .group_by(db.OperationRecord.computer_name)
+            .scalar_subquery()
+        )
         with self.engine.db.reading() as s:
             rows = s.execute(
                 select(
                     db.OperationRecord.computer_name,
                     db.OperationRecord.status,
                     db.OperationRecord.final,
-                ).order_by(db.OperationRecord.id)
+                ).where(db.OperationRecord.id.in_(last))
             )
             for name, status, final in rows:
                 out[name] = "unknown" if not final else "success" if status == "ok" else "failure"
@@ -808,13 +813,20 @@ def _empty(status: int, extra: dict[str, str] | None = None) -> Response:
 
 
 async def answer(facade: OgServerFacade, table: list[Route], request: Request) -> Response:
-    """One request, judged in ogServer's order: method, token, JSON, path, method, body."""
+    """One request, judged in ogServer's order: size (as it is read), method, token, JSON,
+    path, method, body."""
+    head = sum(len(k) + len(v) + 4 for k, v in request.headers.items()) + len(request.url.path)
+    chunks: list[bytes] = []
+    size = head
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size >= MAX_REQUEST:
+            return _empty(413)
+        chunks.append(chunk)
+    body_bytes = b"".join(chunks)
     method = request.method
     if method not in ("GET", "POST"):
         return _empty(405)
-    body_bytes = await request.body()
-    if len(body_bytes) > MAX_BODY:
-        return _empty(400)
     try:
         who = facade.authenticate(request.headers.get("authorization", ""))
     except OgServerError:

@@ -95,8 +95,10 @@ class Replay:
     def request(self, req: dict[str, Any]) -> Any:
         auth = req.get("auth", "admin")
         headers = {"Authorization": self.tokens[auth]} if auth != "none" else {}
-        if "raw" in req:
-            content: bytes | None = str(req["raw"]).encode()
+        if "raw_size" in req:
+            content: bytes | None = b"X" * int(req["raw_size"])
+        elif "raw" in req:
+            content = str(req["raw"]).encode()
         elif "body" in req:
             content = json.dumps(req["body"]).encode()
         else:
