@@ -35,10 +35,13 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from ogref.errors import OgError
 from ogref.model import ClientStatus
+from ogref.model.image import validate_image_name
+from ogref.model.protocol import MulticastSession, TorrentSession
 from ogref.service import db
 from ogref.service.compat.codes import (
     FILESYSTEM_IDS,
@@ -122,16 +125,18 @@ def _str(body: Json, key: str) -> str:
     return value
 
 
-def _num(body: Json, key: str) -> int:
-    """A number sent as a string (ogServer's requests) or as a JSON integer (its GET bodies)."""
+def _num(body: Json, key: str, low: int = 0) -> int:
+    """A number sent as a string (ogServer's requests) or as a JSON integer (its GET bodies),
+    from ``low`` to 2³¹−1 (ogServer's unsigned ints; its database's ids)."""
     value = body.get(key)
-    if isinstance(value, bool):
-        raise bad(f"{key}: a number is required")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise bad(f"{key}: a number is required")
+    n: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        n = int(value)
+    if n is None or not low <= n < 2**31:
+        raise bad(f"{key}: a number from {low} is required")
+    return n
 
 
 def _required(body: Json, *keys: str) -> None:
@@ -515,9 +520,13 @@ class OgServerFacade:
         _required(b, "clients", "disk", "partition", "name", "repository", "type", "profile", "id")
         for key in ("disk", "partition", "name", "repository", "type", "profile", "id"):
             _str(b, key)
-        disk, partition = _num(b, "disk"), _num(b, "partition")
+        disk, partition = _num(b, "disk", 1), _num(b, "partition", 1)
         try:
             rt = restore_type(b["type"])
+            if rt.multicast is not None:  # the session string the Restore form checks too
+                MulticastSession.parse(rt.multicast)
+            if rt.torrent is not None:
+                TorrentSession.parse(rt.torrent)
         except OgError as exc:
             raise bad(exc.message) from None
         names = self.names(who, _ips(b["clients"]))
@@ -542,18 +551,19 @@ class OgServerFacade:
             _str(b, key)
         if "description" in b and "repository_id" not in b:
             raise bad("a new image (description) needs repository_id")
+        disk, partition = _num(b, "disk", 1), _num(b, "partition", 1)
+        validate_image_name(b["name"])  # FormatError: 400
         names = self.names(who, _ips(b["clients"]), Action.CREATE_IMAGE)
         for name in names:
             spec = OperationSpec(create=CreateSpec(
-                computer=name, disk=_num(b, "disk"), partition=_num(b, "partition"),
-                image=b["name"],
+                computer=name, disk=disk, partition=partition, image=b["name"],
             ))  # fmt: skip
             self.submit(who, spec)
 
     def session(self, who: Who, body: Any) -> None:
         b = _obj(body)
         _required(b, "clients", "disk", "partition")
-        disk, partition = _num(b, "disk"), _num(b, "partition")
+        disk, partition = _num(b, "disk", 1), _num(b, "partition", 1)
         names = self.names(who, _ips(b["clients"]))
         if names:
             spec = OperationSpec(boot=BootSpec(to=Scope(computers=names), disk=disk,
@@ -857,6 +867,9 @@ async def answer(facade: OgServerFacade, table: list[Route], request: Request) -
         return _empty(exc.status, extra)
     except OgError as exc:
         log.info("ogserver %s /%s: %s", method, cmd, exc.message)
+        return _empty(400)
+    except ValidationError as exc:  # a value our model refuses (ogServer: the handler fails)
+        log.info("ogserver %s /%s: %s", method, cmd, exc.errors()[0].get("msg", exc))
         return _empty(400)
     text = json.dumps(result, separators=(",", ":")) if result is not None else ""
     return Response(text.encode(), 200, media_type="application/json" if text else None)

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ogref.service import db
 from ogref.service.compat.codes import restore_type
-from ogref.service.compat.rest import create_ogserver_app
+from ogref.service.compat.rest import OgServerFacade, create_ogserver_app, routes
 from ogref.service.users import new_api_token
 
 from .test_api import Service
@@ -215,3 +217,105 @@ def test_restore_types_ogclient_cannot_run_are_refused(text: str) -> None:
 
     with pytest.raises(OgError):
         restore_type(text)
+
+
+FIELDS = ["clients", "client", "disk", "partition", "name", "id", "type", "mode", "image",
+          "room", "center", "ip", "mac", "netmask", "gateway", "repository", "profile", "code",
+          "repository_id", "description", "comment", "echo", "run"]  # fmt: skip
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-3, max_value=3)
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from(
+        [
+            "1",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "10.0.1.11",
+            "10.0.2.11",
+            "UNICAST",
+            "MULTICAST 1:2",
+            "TORRENT x",
+            "TIPTORRENT",
+            "pxe",
+            "default",
+            "255.255.255.0",
+            "10.0.9.1",
+            "win10",
+            "aula1",
+            "",
+        ]
+    )
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+PATHS = sorted(f"/{r.prefix}" for r in routes(OgServerFacade.__new__(OgServerFacade)))
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
+    r = Replay(tmp_path_factory.mktemp("fuzz"), REST["site"])
+    yield r
+    r.svc.database.close()
+
+
+TEMPLATES = [
+    (s["request"]["method"], s["request"]["path"], s["request"]["body"])
+    for s in REST["steps"]
+    if "request" in s
+    and isinstance(s["request"].get("body"), dict)
+    and s["expect"]["status"] == 200
+]
+
+
+BOUNDARY: list[Any] = ["0", "-1", "", "2147483648", "1.5", " 1", 0, -1, 2**31, 1.5, None,
+                       True, [], {}, ["10.0.1.11", 7], "../x", "x" * 300]  # fmt: skip
+
+
+def test_each_field_of_each_accepted_request_at_its_boundaries(tmp_path: Path) -> None:
+    """Every request the fixture accepts, with each of its fields dropped or set to each
+    boundary value in turn: the answer is one ogServer could give (200, or an empty
+    400/401/404/405), never a crash.  Requests that delete go last."""
+    r = Replay(tmp_path, REST["site"])
+    try:
+        ordered = sorted(TEMPLATES, key=lambda t: "delete" in t[1])
+        for method, path, body in ordered:
+            for key in body:
+                for value in [*BOUNDARY, "<dropped>"]:
+                    changed = {k: v for k, v in body.items() if k != key}
+                    if value != "<dropped>":
+                        changed[key] = value
+                    req = {"method": method, "path": path, "body": changed}
+                    reply = r.request(req)
+                    assert reply.status_code in (200, 400, 401, 404, 405), (req, reply.status_code)
+                    if reply.status_code != 200:
+                        assert reply.content == b"", (req, reply.text)
+    finally:
+        r.svc.database.close()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    request=st.tuples(
+        st.sampled_from(["GET", "POST"]),
+        st.sampled_from(PATHS),
+        st.none() | st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=6) | VALUES,
+    )
+)
+def test_random_requests_get_ogservers_kind_of_answer(
+    fuzzed: Replay, request: tuple[str, str, Any]
+) -> None:
+    """Whatever arrives, the answer is one ogServer could give: 200, or 400/401/404/405 with no
+    body — never a crash (TestClient re-raises any exception the app lets out)."""
+    method, path, body = request
+    req = {"method": method, "path": path, **({"body": body} if body is not None else {})}
+    reply = fuzzed.request(req)
+    assert reply.status_code in (200, 400, 401, 404, 405), (req, reply.status_code)
+    if reply.status_code != 200:
+        assert reply.content == b"", (req, reply.text)
