@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ogref.service.compat.agent import (
     Answer,
@@ -247,3 +249,26 @@ def test_read_answer_reads_exactly_one_answer() -> None:
     first, second = asyncio.run(go())
     assert first.code == 103 and second.body == {"status": "OPG", "speed": 100}
     assert Request("POST", "probe").encode().startswith(b"POST /probe HTTP/1.1\r\n")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    data=st.binary(max_size=200)
+    | st.builds(
+        lambda code, length, body: (
+            f"HTTP/1.0 {code} X\r\nContent-Length: {length}\r\n\r\n".encode() + body
+        ),
+        st.sampled_from([103, 200, 202, 400, 418, 500, 503]),
+        st.integers(-5, 400) | st.sampled_from([10**30]),
+        st.binary(max_size=60) | st.sampled_from([b"{}", b"[]", b'{"status": "OPG"}', b"null"]),
+    )
+)
+def test_any_bytes_are_an_answer_or_a_protocol_error(data: bytes) -> None:
+    """What a client writes is either ogClient's answer or refused as such (the connection is
+    closed), never another exception that would take the agent port down."""
+    try:
+        answer = parse_answer(data)
+    except ProtocolError:
+        return
+    assert answer.code in (103, 200, 202, 400, 500, 503)
+    assert answer.body is None or isinstance(answer.body, dict)
