@@ -62,6 +62,7 @@ Json = dict[str, Any]
 MAX_REQUEST = 131072  # ogServer's request buffer (OG_MSG_REQUEST_MAXLEN): beyond it, 413
 LIVE_DIR = "ogLive"  # the one live client ogLab boots (GET /oglive/list, client "livedir")
 MODES = ("ogLive", "pxe")  # boot-mode templates offered (GET /mode)
+PENDING = IPv4Network("0.0.0.0/32")  # a room's network not known yet (its address: 0.0.0.0)
 LINK_MBPS = 1000  # GET /clients "speed": ogLab's agents do not report their link
 
 
@@ -137,6 +138,14 @@ def _num(body: Json, key: str, low: int = 0) -> int:
     if n is None or not low <= n < 2**31:
         raise bad(f"{key}: a number from {low} is required")
     return n
+
+
+def _mac(text: str) -> str:
+    """A MAC address as the site writes it (ogCp sends ``525400000331``)."""
+    digits = text.replace(":", "").replace("-", "").lower()
+    if len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits):
+        raise bad(f"mac: {text!r} is not a MAC address")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def _required(body: Json, *keys: str) -> None:
@@ -610,32 +619,47 @@ class OgServerFacade:
         self._manager(who)
         b = _obj(body)
         _required(b, "name", "ip", "mac", "room")
-        name, ip, mac = _str(b, "name"), _str(b, "ip"), _str(b, "mac")
+        name, ip, mac = _str(b, "name"), _str(b, "ip"), _mac(_str(b, "mac"))
         room_id = _num(b, "room")
         try:
-            IPv4Address(ip)
+            address = IPv4Address(ip)
         except ValueError:
             raise bad(f"ip: {ip!r} is not an IPv4 address") from None
         if ip in self.by_ip():
             raise bad(f"a computer has address {ip} already")
+        boot = b.get("boot")
+        if boot is not None and boot not in MODES:
+            raise bad(f"boot: no boot mode {boot!r}")
         with self.engine.db.reading() as s:
             room = s.get(db.Classroom, room_id)
             repo = s.get(db.Repository, _num(b, "repo_id")) if "repo_id" in b else None
             if room is None:
                 raise bad(f"no room {room_id}")
+            if "repo_id" in b and repo is None:
+                raise bad(f"no repository {b['repo_id']}")
             room_name = room.name
-            prefix = IPv4Network(room.subnet).prefixlen
+            subnet = IPv4Network(room.subnet)
             repo_name = repo.name if repo is not None else None
+        empty = not self.engine.site.classroom(room_name).computers
+        if subnet.network_address == PENDING.network_address and empty:
+            # a room added without its network (ogCp sends name and netmask only) takes the
+            # subnet of its first computer
+            subnet = IPv4Interface(f"{ip}/{subnet.prefixlen}").network
+        elif address not in subnet:
+            raise bad(f"ip: {ip} is not in room {room_name}'s subnet {subnet}")
 
         def change(doc: Json) -> None:
             for c in doc["classrooms"]:
                 if c["name"] == room_name:
-                    entry: Json = {"name": name, "ip": f"{ip}/{prefix}", "mac": mac}
+                    c["subnet"] = str(subnet)
+                    entry: Json = {"name": name, "ip": f"{ip}/{subnet.prefixlen}", "mac": mac}
                     if repo_name:
                         entry["repository"] = repo_name
                     c["computers"].append(entry)
 
         self._change_site(change)
+        if boot is not None:
+            self.state.modes[name] = str(boot)
 
     def client_delete(self, who: Who, body: Any) -> None:
         self._manager(who)
@@ -682,10 +706,10 @@ class OgServerFacade:
         _required(b, "name", "netmask", "center")
         name, netmask = _str(b, "name"), _str(b, "netmask")
         center = _num(b, "center")
-        gateway = b.get("gateway")
-        if not isinstance(gateway, str) or not gateway:
-            raise bad("gateway: ogLab needs the room's subnet (gateway/netmask)")
-        try:
+        gateway = b.get("gateway") or str(PENDING.network_address)
+        if not isinstance(gateway, str):
+            raise bad("gateway: an IPv4 address")
+        try:  # without a gateway: the subnet is its first computer's (see client_add)
             subnet = IPv4Interface(f"{gateway}/{netmask}").network
         except ValueError:
             raise bad(f"gateway/netmask: {gateway}/{netmask} is not a subnet") from None
