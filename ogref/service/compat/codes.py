@@ -46,6 +46,13 @@ PARTITION_CODES: dict[str, int] = {
     "F2FS": 0x83, "HFSPLUS": 0xAF, "CACHE": 0xCA,
 }  # fmt: skip
 
+# on a GPT disk, the gdisk-style code of the partition's type GUID (ogClient's GUID_MAP)
+GPT_PARTITION_CODES: dict[str, int] = {
+    "EMPTY": 0x0000, "NTFS": 0x0700, "EXFAT": 0x0700, "FAT32": 0x0700, "FAT16": 0x0700,
+    "LINUX-SWAP": 0x8200, "EXT2": 0x8300, "EXT3": 0x8300, "EXT4": 0x8300, "BTRFS": 0x8300,
+    "XFS": 0x8300, "F2FS": 0x8300, "HFSPLUS": 0xAF00, "CACHE": 0xCA00,
+}  # fmt: skip
+
 # a whole disk's "code" in GET /client/setup (partition 0): its table
 TABLE_CODES = {"MSDOS": 1, "GPT": 2}
 

@@ -45,6 +45,7 @@ from ogref.model.protocol import MulticastSession, TorrentSession
 from ogref.service import db
 from ogref.service.compat.codes import (
     FILESYSTEM_IDS,
+    GPT_PARTITION_CODES,
     IMAGE_TYPES,
     PARTITION_CODES,
     TABLE_CODES,
@@ -417,19 +418,23 @@ class OgServerFacade:
             parts.append({"disk": d.number, "partition": 0, "code": TABLE_CODES.get(str(d.table), 1),
                           "size": d.size // 1024, "used_size": 0, "filesystem": 0, "os": 0,
                           "image": 0, "software": 0})  # fmt: skip
+            codes = GPT_PARTITION_CODES if str(d.table) == "GPT" else PARTITION_CODES
             for p in d.partitions:
                 fs = str(p.filesystem)
                 used = round(100 * p.used / p.size) if p.used and p.size else 0
                 parts.append({
-                    "disk": d.number, "partition": p.number, "code": PARTITION_CODES.get(fs, 0),
+                    "disk": d.number, "partition": p.number, "code": codes.get(fs, 0),
                     "size": p.size // 1024, "used_size": used,
                     "filesystem": FILESYSTEM_IDS.get(fs, 0), "os": 1 if p.os_name else 0,
                     "image": 0, "software": 0,
                 })  # fmt: skip
         if pc.cache is not None:
             cache = pc.cache
+            cache_disk = pc.disks.disk(cache.disk)
+            gpt = cache_disk is not None and str(cache_disk.table) == "GPT"
+            code = (GPT_PARTITION_CODES if gpt else PARTITION_CODES)["CACHE"]
             parts.append({"disk": cache.disk, "partition": cache.partition,
-                          "code": PARTITION_CODES["CACHE"], "size": cache.size // 1024,
+                          "code": code, "size": cache.size // 1024,
                           "used_size": round(100 * (cache.size - cache.free) / cache.size)
                           if cache.size else 0,
                           "filesystem": FILESYSTEM_IDS["CACHE"], "os": 0, "image": 0,
