@@ -224,7 +224,7 @@ class OgServerFacade:
             raise bad(f"no computer has address {ips[0]}")
         return names[0]
 
-    def submit(self, who: Who, spec: OperationSpec, action: Action = Action.OPERATE) -> Json:
+    def submit(self, who: Who, spec: OperationSpec) -> Json:
         try:
             return self.engine.submit_spec(spec, who.user_id)
         except RefusedError as exc:
@@ -324,13 +324,13 @@ class OgServerFacade:
             if live is None:
                 continue
             ip = str(IPv4Interface(pc.ip).ip)
-            if live.status is ClientStatus.OFF:
+            busy = live.current is not None or live.status is ClientStatus.BSY
+            if state_of(live.status, busy) == "OFF":  # not connected: ogServer lists it not
                 woken = self.state.woken.get(pc.name)
                 if woken is not None and now - woken < 300:
                     out.append({"addr": ip, "state": WOL_SENT, "last_cmd": {"result": "unknown"}})
                 continue
             self.state.woken.pop(pc.name, None)
-            busy = live.current is not None or live.status is ClientStatus.BSY
             out.append({
                 "addr": ip,
                 "state": state_of(live.status, busy),
