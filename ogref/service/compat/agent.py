@@ -224,10 +224,12 @@ def status_of(answer: Answer, current: str) -> str:
         return status
     if status == "VDI":
         return "OPG"
+    # an installed OS's probe says LINUX/WIN with or without a user session: a session a 103
+    # event opened stays open (ogServer's probe answer sets OPG, BSY and VDI only)
     if status.startswith("LINUX"):
-        return "LNX"
+        return current if current == "LNXS" else "LNX"
     if status.startswith("WIN"):
-        return "WIN"
+        return current if current == "WINS" else "WIN"
     return "OPG" if answer.code == 200 else current
 
 
@@ -288,9 +290,10 @@ class OgClientPort:
     async def ask(
         self, name: str, request: Request, reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter, status: str,
-    ) -> Answer:  # fmt: skip
-        """Write one request and wait for its answer (103 events on the way update the status;
-        the engine hears from the computer every few seconds meanwhile)."""
+    ) -> tuple[Answer, str]:  # fmt: skip
+        """Write one request and wait for its answer; the answer and the computer's status
+        (103 events on the way change it; the engine hears from the computer every few seconds
+        meanwhile)."""
         writer.write(request.encode())
         await writer.drain()
         read = asyncio.ensure_future(read_answer(reader))
@@ -302,7 +305,7 @@ class OgClientPort:
                     continue
                 answer = read.result()
                 if answer.code != 103:
-                    return answer
+                    return answer, status
                 status = status_of(answer, status)
                 self.engine.seen(name, {"status": status})
                 read = asyncio.ensure_future(read_answer(reader))
@@ -312,8 +315,8 @@ class OgClientPort:
     async def serve(
         self, name: str, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        answer = await self.ask(name, Request("GET", "refresh"), reader, writer, "OPG")
-        status = status_of(answer, "OPG")
+        answer, status = await self.ask(name, Request("GET", "refresh"), reader, writer, "OPG")
+        status = status_of(answer, status)
         done: list[Json] = []
         while True:
             reply = await self.engine.sync(
@@ -322,7 +325,9 @@ class OgClientPort:
             done = []
             cmd = reply["command"]
             if cmd is None:
-                answer = await self.ask(name, Request("POST", "probe"), reader, writer, status)
+                answer, status = await self.ask(
+                    name, Request("POST", "probe"), reader, writer, status
+                )
                 status = status_of(answer, status)
                 continue
             if cmd.get("kind") == "halt":
@@ -333,7 +338,7 @@ class OgClientPort:
                 done = [{"id": cmd["id"], "result": {"code": int(OgErr.GENERIC),
                                                      "message": f"ogClient: {exc}"}}]  # fmt: skip
                 continue
-            answer = await self.ask(name, request, reader, writer, "BSY")
+            answer, _ = await self.ask(name, request, reader, writer, "BSY")
             if "op" in cmd:
                 done = [{"id": cmd["id"], "result": result_of(cmd, answer)}]
             if cmd.get("kind") in ("reboot", "poweroff") or request.uri == "session":

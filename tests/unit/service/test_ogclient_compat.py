@@ -112,8 +112,10 @@ class FakeOgClient:
     """A client that behaves as ogClient's ``ogRest`` does: answers the refresh and probes
     itself, records what it is asked and answers other requests with what a test gives."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, status: str = "OPG") -> None:
         self.address = address
+        self.status = status  # what its probe says (an installed OS's ogClient: LINUX)
+        self.writer: asyncio.StreamWriter | None = None
         self.asked: list[tuple[str, Any]] = []
         self.answers: asyncio.Queue[Answer] = asyncio.Queue()
         self.closed = asyncio.Event()
@@ -122,6 +124,7 @@ class FakeOgClient:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, local_addr=(self.address, 0)
         )
+        self.writer = writer
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -133,9 +136,11 @@ class FakeOgClient:
                 method, uri, _ = line.split(" ")
                 self.asked.append((f"{method} {uri}", body))
                 if uri == "/refresh":
-                    answer = Answer(200, REFRESH)
+                    answer = Answer(
+                        200, REFRESH if self.status == "OPG" else {"status": self.status}
+                    )
                 elif uri == "/probe":
-                    answer = Answer(200, {"status": "OPG", "speed": 1000})
+                    answer = Answer(200, {"status": self.status, "speed": 1000})
                 else:
                     answer = await self.answers.get()
                 writer.write(answer.encode())
@@ -232,6 +237,39 @@ def test_ogclients_restore_through_the_facade_and_report(svc: Service) -> None:
         assert stranger.asked == []
         for t in tasks:
             t.cancel()
+        await facade.aclose()
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_installed_os_ogclient_reports_its_users_sessions(svc: Service) -> None:
+    """ogClient in an installed Linux (its ``linux`` mode) says LINUX; a user's login and
+    logout arrive as unsolicited 103 events (``ogclient event login USER``): LNX, LNXS, LNX."""
+
+    async def scenario() -> None:
+        port = OgClientPort(svc.engine, probe_every=0.1)
+        server = await asyncio.start_server(port.handle, "127.0.0.1", 0)
+        pc = FakeOgClient("127.0.0.11", status="LINUX")
+        task = asyncio.create_task(pc.run(server.sockets[0].getsockname()[1]))
+        facade = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_ogserver_app(svc.engine)), base_url="http://og"
+        )
+
+        async def state(wanted: str) -> None:
+            while True:
+                reply = await facade.get("/clients", headers={"Authorization": svc.admin})
+                if [c["state"] for c in reply.json()["clients"]] == [wanted]:
+                    return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(state("LNX"), 10)
+        for action, wanted in (("start", "LNXS"), ("stop", "LNX")):
+            assert pc.writer is not None
+            event = {"event": "session", "action": action, "user": "alumno"}
+            pc.writer.write(Answer(103, event).encode())
+            await asyncio.wait_for(state(wanted), 10)
+        task.cancel()
         await facade.aclose()
         server.close()
 
