@@ -6,6 +6,7 @@ The wire, as ogServer has it (``src/rest.c``, ``src/core.c``; facts, not code):
 - paths at the root, matched by prefix in ogServer's order (so ``/modes`` is ``/mode``);
   ``GET`` and ``POST`` only, anything else 405; some ``GET`` requests carry a JSON body;
 - the raw API token in ``Authorization`` (no scheme), else 401 with ``WWW-Authenticate: Basic``;
+- a request of 128 KiB or more: 413 (ogServer's buffer), before anything else;
 - a body that is not JSON: 404; a path ogServer does not know: 404; a known path with the other
   method: 405; a missing body where one is needed, a missing or mistyped field, or a handler that
   fails: 400.  Every error has an empty body (``Content-Length: 0``);
