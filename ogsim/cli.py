@@ -385,6 +385,13 @@ def serve(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="stop once every operation submitted has ended")
     ] = False,
+    ogserver_listen: Annotated[
+        str,
+        typer.Option(
+            help="IP:PORT where OpenGnSys's ogServer REST API is also spoken, for ogCLI/ogCp "
+            "(docs/opengnsys-compat.md)"
+        ),
+    ] = "",
 ) -> None:
     """Serve a simulated classroom behind the real console service (API under /api/v1), in
     wall-clock time SPEED times faster; write results.json when it stops (Ctrl-C, SIGTERM,
@@ -408,6 +415,7 @@ def serve(
         seed=seed,
         run_operations=run_operations,
         until_idle=until_idle,
+        ogserver_listen=ogserver_listen,
     )
     run_serve(sc, opts, lambda text: print(text, flush=True))
     _signalled.clear()  # Ctrl-C / SIGTERM is how a serve ends: its results are written

@@ -63,6 +63,7 @@ class ServeOptions:
     until_idle: bool = False
     idle_wait: float = 2.0  # the agents' long poll (the service holds it at most 5 s)
     course: Path | None = None  # a course exercise's directory, shown by the console
+    ogserver_listen: str = ""  # IP:PORT where ogServer's REST API is spoken (ogCLI, ogCp)
 
 
 class Serve:
@@ -110,7 +111,8 @@ class Serve:
                 raise RuntimeError(f"{state} exists and is not a previous serve's state")
             shutil.rmtree(state)
         self.service = ServiceProcess(state, site_document(self.scenario), self.opts.host,
-                                      self.opts.port, course=self.opts.course)  # fmt: skip
+                                      self.opts.port, course=self.opts.course,
+                                      ogserver_listen=self.opts.ogserver_listen)  # fmt: skip
         self.url = self.service.url
         self.console = self.service.wait_ready()
         self.fleet = Fleet(self.prediction, self.console, self.service.url,
@@ -124,6 +126,8 @@ class Serve:
             f"{self.opts.speed:g}x) at {self.service.url}/api/v1 — admin token in "
             f"{self.service.token_file}"
         )
+        if self.opts.ogserver_listen:
+            self.say(f"ogServer's REST API (ogCLI, ogCp) at http://{self.opts.ogserver_listen}")
 
     def stop(self) -> None:
         """Stop the agents, then the service (again: nothing)."""

@@ -58,8 +58,10 @@ class ServiceProcess:
         command_timeout: float = 3600.0,
         log: IO[str] | None = None,
         course: Path | None = None,
+        ogserver_listen: str = "",
     ) -> None:
         self.state = state
+        self.ogserver_listen = ogserver_listen  # IP:PORT of ogServer's REST API, if any
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
@@ -84,6 +86,8 @@ class ServiceProcess:
         ]  # fmt: skip
         if course is not None:
             argv += ["--course", str(course)]
+        if ogserver_listen:
+            argv += ["--ogserver-listen", ogserver_listen]
         env = {
             **os.environ,
             "PYTHONPATH": _source_root() + os.pathsep + os.environ.get("PYTHONPATH", ""),

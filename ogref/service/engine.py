@@ -168,6 +168,21 @@ class Engine:
             if live.current is not None or live.outbox:
                 live.last_seen = now
 
+    def reload_site(self) -> None:
+        """Re-read the site after its configuration changed in the database (a computer or a
+        classroom added or removed): new computers start OFF, removed ones are forgotten."""
+        with self.db.reading() as s:
+            self.site = load_site(s)
+            rows = list(s.execute(select(db.Computer.name, db.Computer.address)))
+        names = set()
+        for name, address in rows:
+            names.add(name)
+            if name not in self.live:
+                self.live[name] = Live(name, address or "")
+        for name in list(self.live):
+            if name not in names:
+                del self.live[name]
+
     # ------------------------------------------------------------------ console: submit
 
     @staticmethod
@@ -439,6 +454,11 @@ class Engine:
             **cmd,
             "repository_token": issue_token(self.server_key, claims, self.command_timeout + 600),
         }
+
+    def finish(self, name: str, command_id: str, result: Json) -> None:
+        """A command's result reported outside an exchange (an agent that leaves with it)."""
+        self.seen(name, {})
+        self._done(name, command_id, result)
 
     def _done(self, name: str, command_id: str, result: Json) -> None:
         op_id = int(command_id.split("/")[0])

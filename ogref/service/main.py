@@ -132,8 +132,31 @@ def build(a: Options) -> tuple[Any, Any]:
     return engine, app
 
 
-async def _serve(engine: Any, app: Any, sockets: list[socket.socket]) -> None:
+def by_socket(main: Any, ogserver: Any, ogserver_ports: set[int]) -> Any:
+    """One ASGI application for uvicorn: requests that came in on an ``--ogserver-listen``
+    socket (its local port) go to the ogServer facade, the rest (and the lifespan) to ours."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server and server[1] in ogserver_ports:
+            await ogserver(scope, receive, send)
+        else:
+            await main(scope, receive, send)
+
+    return app
+
+
+async def _serve(
+    engine: Any, app: Any, sockets: list[socket.socket], agent_sockets: list[socket.socket]
+) -> None:
     import uvicorn
+
+    if agent_sockets:
+        from ogref.service.compat.agent import OgClientPort
+
+        port = OgClientPort(engine)
+        for sock in agent_sockets:
+            await port.start(sock)
 
     # SIGTERM / SIGINT: uvicorn stops accepting, the app's lifespan ends (a last flush)
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, lifespan="on")
@@ -154,6 +177,16 @@ def serve(
     site: Path | None = typer.Option(None, help="site YAML to import into an empty database"),
     reimport: bool = typer.Option(False, help="import --site even if the database is not empty"),
     listen: list[str] = typer.Option([], help="IP:PORT for agents and consoles (repeat)"),
+    ogserver_listen: list[str] = typer.Option(
+        [],
+        help="IP:PORT where ogServer's REST API is spoken, for ogCLI and ogCp (repeat; "
+        "OpenGnSys uses port 8888; docs/opengnsys-compat.md)",
+    ),
+    ogclient_listen: list[str] = typer.Option(
+        [],
+        help="IP:PORT where ogClient agents connect (ogServer's agent protocol, port 8889; "
+        "UNAUTHENTICATED: a client is known by its address; docs/security.md)",
+    ),
     console: Path | None = typer.Option(None, help="UNIX socket for a console on this host"),
     admin_token_file: Path | None = typer.Option(None, help="write a new admin API token here"),
     admin_password_file: Path | None = typer.Option(None, help="set admin's password from a file"),
@@ -173,7 +206,7 @@ def serve(
     if print_openapi:
         print(openapi_text(), end="")
         return
-    if not listen and console is None:
+    if not listen and console is None and not ogserver_listen and not ogclient_listen:
         raise typer.BadParameter("nothing to serve: give --listen and/or --console")
     try:
         logs.configure(log_level or None, log_format or None)
@@ -185,11 +218,21 @@ def serve(
     )  # fmt: skip
     engine, app = build(options)
     sockets = [_tcp(x) for x in listen]
+    if ogserver_listen:
+        from ogref.service.compat.rest import create_ogserver_app
+
+        compat = [_tcp(x) for x in ogserver_listen]
+        ports = {int(sock.getsockname()[1]) for sock in compat}
+        app = by_socket(app, create_ogserver_app(engine), ports)
+        sockets += compat
+        listen = listen + [f"{x} (ogServer API)" for x in ogserver_listen]
+    agent_sockets = [_tcp(x) for x in ogclient_listen]
+    listen = listen + [f"{x} (ogClient agents)" for x in ogclient_listen]
     if console is not None:
         sockets.append(_unix(console))
     log.info("serving on %s", ", ".join(listen + ([str(console)] if console else [])))
     print(f"serving on {', '.join(listen + ([str(console)] if console else []))}", flush=True)
-    asyncio.run(_serve(engine, app, sockets))
+    asyncio.run(_serve(engine, app, sockets, agent_sockets))
 
 
 site_app = typer.Typer(

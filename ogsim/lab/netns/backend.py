@@ -109,6 +109,7 @@ class LabOptions:
     multicast_router: Literal["auto", "smcroute", "relay"] = "auto"
     caps: HostCapabilities | None = None  # default: probed
     emit: Emit = nothing  # told the lab's stages and each computer's progress while it runs
+    ogserver_port: int | None = None  # also serve ogServer's REST API on the server's address
 
 
 @dataclass
@@ -325,6 +326,11 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             str(_heartbeat_timeout(scenario, opts)),
             "--command-timeout",
             str(opts.command_timeout),
+            *(
+                ["--ogserver-listen", f"{server.address}:{opts.ogserver_port}"]
+                if opts.ogserver_port
+                else []
+            ),
         ],
         logs / "service.log",
     )

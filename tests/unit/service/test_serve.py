@@ -61,6 +61,7 @@ class Served:
         self.public_file = tmp / "server.pub"
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.extra: list[str] = []  # more options for ``ogref serve``
 
     def start(self) -> None:
         self.runs += 1
@@ -72,7 +73,7 @@ class Served:
                  "--site", str(self.site), "--listen", f"127.0.0.1:{self.port}",
                  "--admin-token-file", str(self.token_file),
                  "--server-public-file", str(self.public_file),
-                 "--log-format", "json", "--log-level", "debug"],
+                 "--log-format", "json", "--log-level", "debug", *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -249,3 +250,31 @@ def test_site_import_export_round_trips_through_the_command_line(tmp_path: Path)
     bad.write_text("classrooms: [{name: aula1, computers: {count: 0}}]\n")
     r = runner.invoke(app, ["site", "import", str(bad), "--db", f"sqlite:///{tmp_path}/c.db"])
     assert r.exit_code == 1 and "bad.yaml" in r.output
+
+
+def test_the_opengnsys_ports_speak_ogservers_protocols(tmp_path: Path) -> None:
+    """``--ogserver-listen`` serves ogServer's REST API at the root of its own port (the raw
+    token in ``Authorization``), and only there; ``--ogclient-listen`` takes ogClient
+    connections and closes one from an address no computer has."""
+    served = Served(tmp_path)
+    og_port, agent_port = _free_port(), _free_port()
+    served.extra = ["--ogserver-listen", f"127.0.0.1:{og_port}",
+                    "--ogclient-listen", f"127.0.0.1:{agent_port}"]  # fmt: skip
+    served.start()
+    try:
+        token = served.token_file.read_text().strip()
+        og = f"http://127.0.0.1:{og_port}"
+        scopes = httpx.get(f"{og}/scopes", headers={"Authorization": token}, timeout=10)
+        assert scopes.status_code == 200, scopes.text
+        rooms = [r["name"] for r in scopes.json()["scope"][0]["scope"]]
+        assert rooms == ["aula1", "aula2"]
+        assert httpx.get(f"{og}/scopes", timeout=10).status_code == 401
+        mine = httpx.get(f"{og}/api/v1/me", headers=served.auth, timeout=10)
+        assert mine.status_code == 404 and mine.content == b""  # ogServer knows no such path
+        assert (
+            httpx.get(f"{served.base}/scopes", headers=served.auth, timeout=10).status_code == 404
+        )
+        with socket.create_connection(("127.0.0.1", agent_port), timeout=10) as conn:
+            assert conn.recv(100) == b""  # 127.0.0.1 is no computer of the site: closed
+    finally:
+        served.stop()
