@@ -33,14 +33,13 @@ from typing import Any
 
 from ogref.console import scope_label
 from ogsim.fleet import Fleet
-from ogsim.lab.console import Console, ConsoleError
+from ogsim.lab.console import Console, ConsoleError, computer_result
 from ogsim.prediction import Prediction
 from ogsim.results import (
     ComputerResult,
     LogLine,
     Metrics,
     OperationResult,
-    Phase,
     Results,
 )
 from ogsim.scenario import Scenario
@@ -269,37 +268,7 @@ class Serve:
         )
 
     def _computer(self, rec: Json) -> ComputerResult:
-        status = str(rec.get("status", "not_started"))
-        if status not in ("ok", "failed", "crashed", "refused", "not_started"):
-            status = "failed" if rec.get("final") else "not_started"
-        return ComputerResult(
-            name=rec["name"],
-            classroom=rec.get("classroom", ""),
-            group=rec.get("group", ""),
-            method_requested=rec.get("requested"),
-            method_used=rec.get("method_used"),
-            switched=bool(rec.get("switched")),
-            fallback_reasons=list(rec.get("reasons", [])) if rec.get("switched") else [],
-            phases=[
-                Phase(
-                    name=p["name"],
-                    start=self.of(p["start"]),
-                    end=self.of(p["end"]),
-                    bytes=float(p.get("bytes", 0)),
-                    detail=p.get("detail", ""),
-                )
-                for p in rec.get("phases", [])
-            ],
-            bytes_moved=float(rec.get("bytes_moved", 0)),
-            checksum_verified=rec.get("checksum_verified"),
-            status=status,  # type: ignore[arg-type]
-            code=rec.get("code"),
-            message=rec.get("message", ""),
-            started=self.of(rec.get("started") or rec.get("sent")),
-            finished=self.of(rec["finished"]) if rec.get("finished") else None,
-            os_hostname=rec.get("os_hostname"),
-            log=[LogLine(t=self.of(x["t"]), text=x["text"]) for x in rec.get("log", [])],
-        )
+        return computer_result(rec, self.of)
 
 
 def serve(scenario: Scenario, opts: ServeOptions, say: Callable[[str], None] = print) -> Path:

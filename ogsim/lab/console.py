@@ -6,12 +6,58 @@ reboot, halt.  A thin client of ``/api/v1``; the service decides everything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
+from ogsim.results import ComputerResult, LogLine, Phase, Status
+
 Json = dict[str, Any]
+STATUSES = ("ok", "failed", "crashed", "refused", "not_started")
+
+
+def computer_result(
+    rec: Json, of: Callable[[float | None], float], status: str | None = None
+) -> ComputerResult:
+    """One computer's record of an operation, as the service gives it
+    (``GET /api/v1/operations/N``), as the results file holds it: ``of`` turns the service's
+    wall-clock times into scenario seconds; ``status`` overrides the record's (a lab that
+    crashed the computer says so).  A status the results file does not know is "failed" once
+    the record is final, else "not_started"."""
+    if status is None:
+        status = str(rec.get("status", "not_started"))
+        if status not in STATUSES:
+            status = "failed" if rec.get("final") else "not_started"
+    return ComputerResult(
+        name=rec["name"],
+        classroom=rec.get("classroom", ""),
+        group=rec.get("group", ""),
+        method_requested=rec.get("requested"),
+        method_used=rec.get("method_used"),
+        switched=bool(rec.get("switched")),
+        fallback_reasons=list(rec.get("reasons", [])) if rec.get("switched") else [],
+        phases=[
+            Phase(
+                name=p["name"],
+                start=of(p["start"]),
+                end=of(p["end"]),
+                bytes=float(p.get("bytes", 0)),
+                detail=p.get("detail", ""),
+            )
+            for p in rec.get("phases", [])
+        ],
+        bytes_moved=float(rec.get("bytes_moved", 0)),
+        checksum_verified=rec.get("checksum_verified"),
+        status=cast(Status, status),
+        code=rec.get("code"),
+        message=rec.get("message", ""),
+        started=of(rec.get("started") or rec.get("sent")),
+        finished=of(rec["finished"]) if rec.get("finished") else None,
+        os_hostname=rec.get("os_hostname"),
+        log=[LogLine(t=of(line["t"]), text=line["text"]) for line in rec.get("log", [])],
+    )
 
 
 class ConsoleError(RuntimeError):

@@ -66,7 +66,7 @@ from ogsim.lab.capabilities import (
     require,
 )
 from ogsim.lab.clock import Anchor, ScenarioClock, anchor_faults
-from ogsim.lab.console import Console, ConsoleError
+from ogsim.lab.console import Console, ConsoleError, computer_result
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
@@ -519,39 +519,8 @@ def _apply_fault(lab: Lab, kind: str, body: Any, scenario: Scenario) -> str:
 
 
 def _computer(rec: dict[str, Any], clock: ScenarioClock, crashed: set[str]) -> ComputerResult:
-    status = rec.get("status", "not_started")
-    if rec["name"] in crashed and status != "ok":
-        status = "crashed"
-    requested = rec.get("requested")
-    used = rec.get("method_used")
-    return ComputerResult(
-        name=rec["name"],
-        classroom=rec.get("classroom", ""),
-        group=rec.get("group", ""),
-        method_requested=requested,
-        method_used=used,
-        switched=bool(rec.get("switched")),
-        fallback_reasons=list(rec.get("reasons", [])) if rec.get("switched") else [],
-        phases=[
-            Phase(
-                name=p["name"],
-                start=clock.of(p["start"]),
-                end=clock.of(p["end"]),
-                bytes=float(p.get("bytes", 0)),
-                detail=p.get("detail", ""),
-            )
-            for p in rec.get("phases", [])
-        ],
-        bytes_moved=float(rec.get("bytes_moved", 0)),
-        checksum_verified=rec.get("checksum_verified"),
-        status=status,
-        code=rec.get("code"),
-        message=rec.get("message", ""),
-        started=clock.of(rec.get("started") or rec.get("sent")),
-        finished=clock.of(rec["finished"]) if rec.get("finished") else None,
-        os_hostname=rec.get("os_hostname"),
-        log=[LogLine(t=clock.of(line["t"]), text=line["text"]) for line in rec.get("log", [])],
-    )
+    crash = rec["name"] in crashed and rec.get("status") != "ok"
+    return computer_result(rec, clock.of, "crashed" if crash else None)
 
 
 def _verify(
