@@ -479,6 +479,9 @@ def register(target: typer.Typer) -> None:
     """Add the imaging commands to ``target`` (the main ``ogref`` app)."""
     for name, fn in COMMANDS.items():
         target.command(name)(fn)
+    from ogref.runtime.chunked.cli import app as image_app
+
+    target.add_typer(image_app, name="image")
 
 
 register(app)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from typing import IO
+from typing import Protocol
 
 from ogref.errors import ImageFileError
 from ogref.runtime import partclone
@@ -20,7 +20,13 @@ from ogref.runtime import partclone
 _CRC = struct.Struct("<I")
 
 
-def _read_exact(stream: IO[bytes], n: int, what: str) -> bytes:
+class ByteReader(Protocol):
+    """Where a stream is read from: a pipe, a file."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _read_exact(stream: ByteReader, n: int, what: str) -> bytes:
     data = stream.read(n)
     if len(data) != n:
         raise ImageFileError(f"truncated partclone stream: {what} is short")
@@ -34,7 +40,7 @@ class UsedBlocks:
     end, after checking that the stream ends there too).
     """
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: ByteReader) -> None:
         self._in = stream
         self.header = partclone.Header.parse(_read_exact(stream, partclone.HEADER_SIZE, "header"))
         h = self.header

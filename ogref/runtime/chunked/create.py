@@ -24,7 +24,7 @@ from ogref.errors import CacheSizeError, FilesystemError, ImageError, PartitionE
 from ogref.model.storage import Filesystem
 from ogref.runtime import filesystem, partclone
 from ogref.runtime.chunked import chunk, chunker, image
-from ogref.runtime.chunked.blockstream import UsedBlocks
+from ogref.runtime.chunked.blockstream import ByteReader, UsedBlocks
 from ogref.runtime.chunked.chunker import ChunkStats
 from ogref.runtime.chunked.manifest import Chunking, Manifest
 from ogref.runtime.chunked.store import ChunkStore
@@ -47,7 +47,7 @@ class ChunkedResult:
 
 
 def chunk_stream(
-    stream: IO[bytes],
+    stream: ByteReader,
     store: ChunkStore,
     fs: Filesystem | None,
     *,
