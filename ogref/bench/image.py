@@ -6,8 +6,10 @@ pipelines ``partclone.extfs -c | zstd -T0`` (``| lzop``) and ``zstd -dc | partcl
 with exactly the argv ogref uses, and ogref's create (sidecars included) and restore (verified).
 Each pair is measured ``--rounds`` times, alternating which side goes first (other work on the
 machine shifts both), after an unmeasured warm-up restore.  It prints median MB/s, the median
-raw/ogref time ratio with its min-max, the CPU-time ratio, image sizes and peak memory.  It is a
-benchmark: it asserts nothing.  Needs root.  ``python -m ogref.bench.image [--rounds N]
+raw/ogref time ratio with its min-max, the CPU-time ratio, image sizes and peak memory, and a
+side-by-side row of the chunked format (issue 14: create into a fresh chunk store, parallel
+restore) against ogref's partclone | zstd, with the load average.  It is a benchmark: it asserts
+nothing.  Needs root.  ``python -m ogref.bench.image [--rounds N]
 [--json]``.
 """
 
@@ -32,6 +34,8 @@ from pathlib import Path
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import compressor, disk, filesystem, partclone
+from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import LoopDisk
@@ -141,6 +145,34 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _chunked_row(
+    times: dict[tuple[str, str], list[float]],
+    cpus: dict[tuple[str, str], list[float]],
+    sizes: dict[tuple[str, str], float],
+    used: int,
+) -> dict[str, object]:
+    """Chunked create/restore beside ogref's partclone | zstd, measured in the same rounds."""
+    t = {k: times[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
+    cpu = {k: cpus[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
+    return {
+        "level": 3,
+        "create_MBps": round(used / statistics.median(t["ck_c"]) / 1e6, 1),
+        "restore_MBps": round(used / statistics.median(t["ck_r"]) / 1e6, 1),
+        "create_ratio": _spread([o / c for o, c in zip(t["og_c"], t["ck_c"], strict=True)]),
+        "restore_ratio": _spread([o / c for o, c in zip(t["og_r"], t["ck_r"], strict=True)]),
+        "create_cpu_ratio": _ratio(cpu["og_c"], cpu["ck_c"]),
+        "restore_cpu_ratio": _ratio(cpu["og_r"], cpu["ck_r"]),
+        "seconds": {k: [round(x, 2) for x in v] for k, v in t.items()},
+        "cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
+        "store_mib": round(sizes[("zstd", "ck")], 1),
+        "note": "ratio = ogref partclone|zstd time / chunked time per round (> 1: chunked faster)",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-mib", type=int, default=1024)
@@ -148,11 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="measurements of each pair (median)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
+    ap.add_argument(
+        "--no-chunked", dest="chunked", action="store_false", help="skip the chunked-format row"
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench-image needs root (loop devices, mounts)", file=sys.stderr)
         return 7
     work = Path(tempfile.mkdtemp(prefix="ogref-bench-", dir=args.workdir))
+    load_start = list(os.getloadavg())
     rows: list[dict[str, object]] = []
     part = args.part_gib * GIB
     comps = (Compressor.ZSTD, Compressor.LZOP)
@@ -209,6 +245,19 @@ def main(argv: list[str] | None = None) -> int:
                         ((ext, "raw_r"), partial(_sh, raw_restore_cmd(comp, raw_img, dst, log))),
                         ((ext, "og_r"), partial(restore_image, repo, name, dst, lock_dir=locks)),
                     ]
+                    if comp is Compressor.ZSTD and args.chunked:
+                        # a fresh chunk store each round: a full create, not a deduplicated one
+                        ck_repo = ImageStore(work / "chunked")
+                        shutil.rmtree(ck_repo.root, ignore_errors=True)
+                        ck_repo.root.mkdir()
+                        creates.append(
+                            (("zstd", "ck_c"), partial(create_chunked, src, ck_repo, "bench",
+                                                       lock_dir=locks))
+                        )  # fmt: skip
+                        restores.append(
+                            (("zstd", "ck_r"), partial(restore_chunked, ck_repo, "bench", dst,
+                                                       lock_dir=locks))
+                        )  # fmt: skip
                     order = 1 if rnd % 2 else -1  # alternate who goes first
                     for key, fn in creates[::order]:
                         measure(key, fn)
@@ -216,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                         measure(key, fn)
                     sizes[(ext, "raw")] = raw_img.stat().st_size / MIB
                     sizes[(ext, "og")] = repo.files(name).img.stat().st_size / MIB
+                    if comp is Compressor.ZSTD and args.chunked:
+                        sizes[("zstd", "ck")] = _tree_bytes(work / "chunked") / MIB
                     raw_img.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -241,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "raw_image_mib": round(sizes[(ext, "raw")], 1),
             "ogref_image_mib": round(sizes[(ext, "og")], 1),
         })  # fmt: skip
+    chunked = _chunked_row(times, cpus, sizes, used) if args.chunked else None
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     zstd_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "zstd")
@@ -255,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         "raw_create": raw_create_cmd(Compressor.ZSTD, "SRC", Path("OUT"), Path("LOG")),
         "raw_restore": raw_restore_cmd(Compressor.ZSTD, Path("IMG"), "DST", Path("LOG")),
         "ogref_extra": OGREF_EXTRA,
+        "chunked": chunked,
+        "loadavg_start_end": [load_start, list(os.getloadavg())],
         "note": (
             "warm page cache (drop_caches denied); MB/s = filesystem used bytes / median wall "
             "time; ratio = raw time / ogref time per round (median, min-max over rounds), "
@@ -313,6 +367,15 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         )
     )
+    if chunked is not None:
+        print(
+            f"chunked (zstd-{chunked['level']} chunks) vs ogref partclone|zstd, time ratio "
+            f"ogref/chunked (> 1: chunked faster): create {chunked['create_ratio']} "
+            f"(CPU {chunked['create_cpu_ratio']}), restore {chunked['restore_ratio']} "
+            f"(CPU {chunked['restore_cpu_ratio']}); chunked {chunked['create_MBps']} / "
+            f"{chunked['restore_MBps']} MB/s; chunk store {chunked['store_mib']} MiB"
+        )
+        print(f"load average at start and end: {summary['loadavg_start_end']}")
     print(f"raw create:  {summary['raw_create']}")
     print(f"raw restore: {summary['raw_restore']}")
     print(OGREF_EXTRA)
