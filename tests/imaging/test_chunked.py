@@ -1,10 +1,12 @@
 """Chunked images on real loop devices: ext4, FAT and NTFS round trips, only new chunks stored
 again, a damaged chunk (33, signatures wiped), a missing chunk (refused before writing), verify,
-and conversion both ways with the OpenGnSys file (the same used blocks and bitmap)."""
+conversion both ways with the OpenGnSys file (the same used blocks and bitmap), and a
+differential image restored onto its base (only the difference written) and onto another."""
 
 from __future__ import annotations
 
 import io
+import random
 import subprocess
 from pathlib import Path
 
@@ -23,10 +25,19 @@ from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.mount import Mount
 from ogref.runtime.restore import restore_image
 from ogref.units import MIB
 
-from .conftest import MakeDisk, fat_fill, fat_hash, fill_partition, hash_partition, need
+from .conftest import (
+    MakeDisk,
+    fat_fill,
+    fat_hash,
+    fill_partition,
+    hash_partition,
+    need,
+    tree_hash,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.imaging]
 
@@ -176,3 +187,39 @@ def test_convert_refuses_a_damaged_image_file(
     with pytest.raises(ImageFileError):
         convert.to_chunked(repo, "og")
     assert not image.exists(repo, "og")
+
+
+def _change(root: Path) -> None:
+    """About 5 % of the data: a file added, one modified in its middle, some deleted."""
+    (root / "added.bin").write_bytes(random.Random(9).randbytes(256 * 1024))
+    with open(root / "bin.dat", "r+b") as f:
+        f.seek(3 * MIB)
+        f.write(random.Random(10).randbytes(64 * 1024))
+    for i in range(5):
+        (root / f"docs/deep/er/t{i}.txt").unlink()
+
+
+def test_differential_onto_its_base_writes_only_the_difference(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    size = 96 * MIB
+    loop = make_disk(3 * size + 4 * MIB, TableKind.GPT, [PartSpec(size, Filesystem.EXT4)] * 3)
+    src, dst, other = (loop.partition(n) for n in (1, 2, 3))
+    fill_partition(src, Filesystem.EXT4, random_mib=6)
+    repo = ImageStore(tmp_path / "repo")
+    base = create_chunked(src, repo, "base", lock_dir=lock_dir)
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+    with Mount(src, Filesystem.EXT4) as root:
+        _change(root)
+        want = tree_hash(root)
+    diff = create_chunked(src, repo, "v2", lock_dir=lock_dir, diff_of="base")
+    assert diff.manifest.base is not None and diff.manifest.base.digest == base.manifest.digest
+    assert diff.diff_bytes is not None and 0 < diff.diff_bytes < base.stats.new_stored_bytes // 2
+    onto_base = restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    assert hash_partition(dst, Filesystem.EXT4) == want
+    assert 0 < onto_base.written_bytes < diff.manifest.data_size // 2
+    # onto the wrong base: every chunk it lacks is written, the result is still the image
+    fill_partition(other, Filesystem.EXT4, seed=5, random_mib=6)
+    wrong = restore_chunked(repo, "v2", other, lock_dir=lock_dir)
+    assert hash_partition(other, Filesystem.EXT4) == want
+    assert wrong.written_bytes > 2 * onto_base.written_bytes

@@ -19,7 +19,7 @@ DIGEST_HEX = 64
 _local = threading.local()
 
 
-def digest(data: bytes | memoryview) -> str:
+def digest(data: bytes | bytearray | memoryview) -> str:
     """The chunk's name: BLAKE3 of its uncompressed bytes, 64 hex digits."""
     return blake3.blake3(data).hexdigest()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from ogref.errors import ImageFileError, OgError
+from ogref.errors import FormatError, ImageFileError, OgError
 from ogref.model.image import Compressor
 from ogref.runtime import imagefile
 from ogref.runtime.chunked import chunk, convert, image
@@ -55,6 +55,7 @@ def create(
     name: str = typer.Argument(..., help="image name in --dir"),
     fmt: Format = typer.Option(Format.PARTCLONE, "--format"),
     level: int = typer.Option(chunk.DEFAULT_LEVEL, "--level", help="zstd level"),
+    diff_of: str = typer.Option("", "--diff-of", help="chunked: base image (differential)"),
     directory: Path = _DIR,
     lock_dir: Path = _LOCKS,
     workers: int = _WORKERS,
@@ -64,14 +65,20 @@ def create(
     def work() -> dict[str, Any]:
         store = ImageStore(directory)
         if fmt is Format.PARTCLONE:
+            if diff_of:
+                raise FormatError("--diff-of needs --format chunked")
             made = create_image(device, store, name, level=level, lock_dir=lock_dir)
             return {
                 "format": fmt.value,
                 "bytes": made.image.stored_size,
                 "md5": made.image.checksum,
             }
-        done = create_chunked(device, store, name, level=level, lock_dir=lock_dir, workers=workers)
+        done = create_chunked(
+            device, store, name, level=level, lock_dir=lock_dir, workers=workers, diff_of=diff_of
+        )
         return {
+            "diff_of": diff_of or None,
+            "diff_bytes": done.diff_bytes,
             "format": fmt.value,
             "manifest": str(done.path),
             "digest": done.manifest.digest,
@@ -89,6 +96,12 @@ def restore(
     name: str = typer.Argument(...),
     device: str = typer.Argument(..., help="partition to write"),
     allow_fs_change: bool = typer.Option(False, "--allow-fs-change"),
+    in_place: bool | None = typer.Option(
+        None,
+        "--in-place/--full",
+        help="chunked: write only chunks the partition lacks "
+        "(checked by hash; default for a differential image)",
+    ),
     directory: Path = _DIR,
     lock_dir: Path = _LOCKS,
     workers: int = _WORKERS,
@@ -100,15 +113,23 @@ def restore(
         if image.exists(store, name):
             done = restore_chunked(
                 store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir,
-                workers=workers,
+                workers=workers, in_place=in_place,
             )  # fmt: skip
-            fmt = Format.CHUNKED
-        else:
-            done = restore_image(
-                store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir
-            )
-            fmt = Format.PARTCLONE
-        return {"format": fmt.value, "bytes": done.bytes_read, "seconds": round(done.seconds, 3)}
+            return {
+                "format": Format.CHUNKED.value,
+                "bytes": done.bytes_read,
+                "written_bytes": done.written_bytes,
+                "chunks_skipped": done.chunks_skipped,
+                "seconds": round(done.seconds, 3),
+            }
+        plain = restore_image(
+            store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir
+        )
+        return {
+            "format": Format.PARTCLONE.value,
+            "bytes": plain.bytes_read,
+            "seconds": round(plain.seconds, 3),
+        }
 
     _run(work)
 

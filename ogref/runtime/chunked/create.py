@@ -4,11 +4,13 @@ partclone reads the filesystem's used blocks (its own bitmap, not a free-space g
 checksum-free stream; :class:`~.blockstream.UsedBlocks` checks it, :func:`~.chunker.cut` stores
 the chunks the store lacks; the chunks are made durable before the manifest is published.  The
 partition is unmounted, locked and checked as createImage does; the image name is locked.
-Deliberately not done (``docs/deviations.md``): the filesystem is not reduced, no ``.torrent``.
+A differential image (``diff_of``) names its base; its chunk list stays complete.  Deliberately
+not done (``docs/deviations.md``): the filesystem is not reduced, no ``.torrent``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
@@ -26,7 +28,7 @@ from ogref.runtime import filesystem, partclone
 from ogref.runtime.chunked import chunk, chunker, image
 from ogref.runtime.chunked.blockstream import ByteReader, UsedBlocks
 from ogref.runtime.chunked.chunker import ChunkStats
-from ogref.runtime.chunked.manifest import Chunking, Manifest
+from ogref.runtime.chunked.manifest import BaseRef, Chunking, Manifest
 from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
@@ -44,6 +46,7 @@ class ChunkedResult:
     path: Path
     stats: ChunkStats
     seconds: float
+    diff_bytes: int | None = None  # differential: stored bytes of the chunks the base lacks
 
 
 def chunk_stream(
@@ -87,8 +90,13 @@ def create_chunked(
     check: bool = True,
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    diff_of: str = "",
 ) -> ChunkedResult:
-    """Image the filesystem on ``device`` as chunked image ``name`` of ``images`` (OgError)."""
+    """Image the filesystem on ``device`` as chunked image ``name`` of ``images`` (OgError).
+
+    ``diff_of`` names a chunked image of the same directory as the base: the manifest records
+    it, and ``diff_bytes`` says what the chunks the base lacks occupy in the store (the store
+    never holds a chunk twice, so nothing the base has is written again)."""
     start = time.monotonic()
     if not os.path.exists(device):
         raise PartitionError(f"partition {device} does not exist")
@@ -99,6 +107,7 @@ def create_chunked(
         raise FilesystemError(f"no partclone tool reads the used blocks of {fs} on {device}")
     images.check_writable()
     files = images.files(name)
+    base = image.load(images, diff_of) if diff_of else None
     store = image.chunk_store(images)
     total = 0
     with ExitStack() as locks:
@@ -139,8 +148,18 @@ def create_chunked(
                 raise
         store.sync()
         made, stats = out[0]
+        diff_bytes = None
+        if base is not None:
+            made = dataclasses.replace(made, base=BaseRef(diff_of, base.digest))
+            diff_bytes = difference_bytes(made, base, store)
         path = image.publish(images, files.name, made)
-    return ChunkedResult(made, path, stats, time.monotonic() - start)
+    return ChunkedResult(made, path, stats, time.monotonic() - start, diff_bytes)
+
+
+def difference_bytes(made: Manifest, base: Manifest, store: ChunkStore) -> int:
+    """Stored bytes of the chunks of ``made`` that ``base`` does not have."""
+    have = {c.digest for c in base.chunks}
+    return sum(store.size_on_disk(d) for d in {c.digest for c in made.chunks} - have)
 
 
 def _no_space(exc: BaseException) -> bool:

@@ -1,8 +1,9 @@
 """The manifest of a chunked image: what ``.sum``/``.full.sum``/``.torrent`` are to a ``.img``.
 
 A versioned JSON document: the filesystem and partclone's header fields, partclone's used-block
-bitmap (zstd, base64), the chunking parameters, and the chunks (BLAKE3 name, uncompressed size)
-that cover the used blocks in block order.  It carries a BLAKE3 digest of its own canonical
+bitmap (zstd, base64), the chunking parameters, the chunks (BLAKE3 name, uncompressed size)
+that cover the used blocks in block order, and for a differential image the base it was made
+against (the chunk list is always complete: a differential image restores alone).  It carries a BLAKE3 digest of its own canonical
 encoding, checked on every load (a changed or truncated manifest is error 33).  It maps stream
 offsets to device offsets (:meth:`Manifest.placements`).  It reads or writes no chunk.
 """
@@ -49,6 +50,14 @@ class Chunking:
 
 
 @dataclass(frozen=True)
+class BaseRef:
+    """The image a differential image was made against: its name and manifest digest."""
+
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class Extent:
     """A run of used blocks: ``count`` blocks from ``start`` (block numbers)."""
 
@@ -77,7 +86,8 @@ class Manifest:
     level: int = chunk.DEFAULT_LEVEL
     host: str = ""
     created: str = ""
-    _extents: list[Extent] = field(default_factory=list, compare=False, repr=False)
+    base: BaseRef | None = None
+    _extents: list[Extent] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         runs = extents(self.bitmap, self.header.total_blocks)
@@ -160,6 +170,7 @@ class Manifest:
             "chunks": [[c.digest, c.size] for c in self.chunks],
             "host": self.host,
             "created": self.created,
+            "base": {"name": self.base.name, "digest": self.base.digest} if self.base else None,
         }
 
     def to_json(self) -> bytes:
@@ -203,6 +214,9 @@ class Manifest:
                 int(doc["compression"]["level"]),
                 str(doc["host"]),
                 str(doc["created"]),
+                BaseRef(str(doc["base"]["name"]), str(doc["base"]["digest"]))
+                if doc.get("base")
+                else None,
             )
         except ImageFileError:
             raise

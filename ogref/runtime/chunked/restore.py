@@ -7,6 +7,11 @@ sound (33), data size ≤ partition (30), image not locked (4), filesystem chang
 the partition unmounted and locked; every chunk's content re-hashed before it is written, a
 missing or damaged one is 33 and the half-written filesystem's signatures are wiped; NTFS gets
 ``ntfsfix``.  A missing chunk is found before the partition is touched.
+
+In place (a differential image's default): each chunk's bytes are first read from the
+partition at its offsets and hashed; a chunk the partition already holds is not written.  The
+check is the manifest's hash, never a belief about what the partition holds: onto the base only
+the difference is written, onto anything else every differing chunk — the result is the image.
 """
 
 from __future__ import annotations
@@ -16,15 +21,34 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from ogref.errors import ImageFileError, PartitionError
-from ogref.runtime.chunked import image
+from ogref.runtime.chunked import chunk, image
 from ogref.runtime.chunked.chunker import default_workers
 from ogref.runtime.chunked.manifest import Manifest
 from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.restore import DEFAULT_LOCK_DIR, RestoreResult, check_target, guarded_write
+
+
+@dataclass(frozen=True)
+class ChunkedRestoreResult(RestoreResult):
+    """A restore's result and what it wrote: chunks written and left as they were."""
+
+    written_bytes: int = 0
+    chunks_written: int = 0
+    chunks_skipped: int = 0
+
+
+@dataclass
+class WriteStats:
+    """What :func:`write_chunks` did."""
+
+    written_bytes: int = 0
+    chunks_written: int = 0
+    chunks_skipped: int = 0
 
 
 def restore_chunked(
@@ -36,8 +60,12 @@ def restore_chunked(
     lock_dir: Path = DEFAULT_LOCK_DIR,
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
-) -> RestoreResult:
-    """Restore chunked image ``name`` of ``images`` onto the partition ``device``."""
+    in_place: bool | None = None,
+) -> ChunkedRestoreResult:
+    """Restore chunked image ``name`` of ``images`` onto the partition ``device``.
+
+    ``in_place`` (default: when the image is differential) writes only the chunks whose bytes
+    the partition does not already hold, checked by hash."""
     start = time.monotonic()
     if not os.path.exists(device):
         raise PartitionError(f"partition {device} does not exist")
@@ -53,14 +81,18 @@ def restore_chunked(
             f"chunked image {files.name}: {len(missing)} chunks missing from {store.root} "
             f"(first {missing[0]})"
         )
+    if in_place is None:
+        in_place = made.base is not None
     with guarded_write(device, made.filesystem, lock_dir):
-        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(device, (os.O_RDWR if in_place else os.O_WRONLY) | os.O_CLOEXEC)
         try:
-            write_chunks(made, store, fd, workers=workers, progress=progress)
+            stats = write_chunks(
+                made, store, fd, workers=workers, progress=progress, in_place=in_place
+            )
             os.fsync(fd)
         finally:
             os.close(fd)
-    return RestoreResult(
+    return ChunkedRestoreResult(
         files.name,
         device,
         made.filesystem,
@@ -68,6 +100,9 @@ def restore_chunked(
         made.digest,
         time.monotonic() - start,
         True,
+        stats.written_bytes,
+        stats.chunks_written,
+        stats.chunks_skipped,
     )
 
 
@@ -78,34 +113,64 @@ def write_chunks(
     *,
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Read, check and write every chunk of ``made`` at its device offsets through ``fd``."""
+    in_place: bool = False,
+) -> WriteStats:
+    """Read, check and write every chunk of ``made`` at its device offsets through ``fd``
+    (``in_place``: only those the device does not already hold)."""
     workers = workers or default_workers()
+    stats = WriteStats()
 
-    def one(offset: int, digest: str, size: int) -> int:
+    def one(offset: int, digest: str, size: int) -> tuple[int, bool]:
+        """Put one chunk in place: (its size, whether it was written)."""
+        places = list(made.placements(offset, size))
+        if in_place and _holds(fd, places, size, digest):
+            return size, False
         data = memoryview(store.read(digest, size))
-        for dev_off, at, length in made.placements(offset, size):
+        for dev_off, at, length in places:
             piece = data[at : at + length]
             while piece:
                 n = os.pwrite(fd, piece, dev_off)
                 piece, dev_off = piece[n:], dev_off + n
-        return size
+        return size, True
 
     done = 0
-    pending: deque[Future[int]] = deque()
+    pending: deque[Future[tuple[int, bool]]] = deque()
+
+    def collect(fut: Future[tuple[int, bool]]) -> None:
+        nonlocal done
+        size, wrote = fut.result()
+        done += size
+        if wrote:
+            stats.written_bytes += size
+            stats.chunks_written += 1
+        if progress is not None:
+            progress(done, made.data_size)
+
     with ThreadPoolExecutor(workers, thread_name_prefix="ogref-restore") as pool:
         try:
             for offset, ref in zip(made.chunk_offsets(), made.chunks, strict=True):
                 pending.append(pool.submit(one, offset, ref.digest, ref.size))
                 while len(pending) > 4 * workers or (pending and pending[0].done()):
-                    done += pending.popleft().result()
-                    if progress is not None:
-                        progress(done, made.data_size)
+                    collect(pending.popleft())
             while pending:
-                done += pending.popleft().result()
-                if progress is not None:
-                    progress(done, made.data_size)
+                collect(pending.popleft())
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
+    stats.chunks_skipped = len(made.chunks) - stats.chunks_written
+    return stats
+
+
+def _holds(fd: int, places: list[tuple[int, int, int]], size: int, digest: str) -> bool:
+    """Whether the device already holds the chunk's bytes at its offsets (by hash)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    for dev_off, at, length in places:
+        got = 0
+        while got < length:
+            n = os.preadv(fd, [view[at + got : at + length]], dev_off + got)
+            if n <= 0:
+                return False
+            got += n
+    return chunk.digest(buf) == digest
