@@ -31,6 +31,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from ogref.bench import chunked as bench_chunked
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import compressor, disk, filesystem, partclone
@@ -149,30 +150,6 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def _chunked_row(
-    times: dict[tuple[str, str], list[float]],
-    cpus: dict[tuple[str, str], list[float]],
-    sizes: dict[tuple[str, str], float],
-    used: int,
-) -> dict[str, object]:
-    """Chunked create/restore beside ogref's partclone | zstd, measured in the same rounds."""
-    t = {k: times[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
-    cpu = {k: cpus[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
-    return {
-        "level": 3,
-        "create_MBps": round(used / statistics.median(t["ck_c"]) / 1e6, 1),
-        "restore_MBps": round(used / statistics.median(t["ck_r"]) / 1e6, 1),
-        "create_ratio": _spread([o / c for o, c in zip(t["og_c"], t["ck_c"], strict=True)]),
-        "restore_ratio": _spread([o / c for o, c in zip(t["og_r"], t["ck_r"], strict=True)]),
-        "create_cpu_ratio": _ratio(cpu["og_c"], cpu["ck_c"]),
-        "restore_cpu_ratio": _ratio(cpu["og_r"], cpu["ck_r"]),
-        "seconds": {k: [round(x, 2) for x in v] for k, v in t.items()},
-        "cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
-        "store_mib": round(sizes[("zstd", "ck")], 1),
-        "note": "ratio = ogref partclone|zstd time / chunked time per round (> 1: chunked faster)",
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-mib", type=int, default=1024)
@@ -183,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-chunked", dest="chunked", action="store_false", help="skip the chunked-format row"
     )
+    ap.add_argument("--chunk-kib", type=int, default=256, help="FastCDC average chunk size")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench-image needs root (loop devices, mounts)", file=sys.stderr)
@@ -194,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     comps = (Compressor.ZSTD, Compressor.LZOP)
     times: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
+    diff_row: dict[str, object] = {}
+    ck_params = bench_chunked.chunking(args.chunk_kib)
     sizes: dict[tuple[str, str], float] = {}
     try:
         with LoopDisk(work / "disk.img", 2 * part + 8 * MIB) as loop:
@@ -252,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                         ck_repo.root.mkdir()
                         creates.append(
                             (("zstd", "ck_c"), partial(create_chunked, src, ck_repo, "bench",
-                                                       lock_dir=locks))
+                                                       lock_dir=locks, chunking=ck_params))
                         )  # fmt: skip
                         restores.append(
                             (("zstd", "ck_r"), partial(restore_chunked, ck_repo, "bench", dst,
@@ -268,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                     if comp is Compressor.ZSTD and args.chunked:
                         sizes[("zstd", "ck")] = _tree_bytes(work / "chunked") / MIB
                     raw_img.unlink()
+            if args.chunked:  # dst holds the image of src (both formats restored the same data)
+                diff_row = bench_chunked.differential(
+                    src, dst, ImageStore(work / "chunked"), locks, args.data_mib,
+                    statistics.median(times[("zstd", "ck_r")]), args.chunk_kib,
+                )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for comp in comps:
@@ -292,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             "raw_image_mib": round(sizes[(ext, "raw")], 1),
             "ogref_image_mib": round(sizes[(ext, "og")], 1),
         })  # fmt: skip
-    chunked = _chunked_row(times, cpus, sizes, used) if args.chunked else None
+    chunked = None
+    if args.chunked:
+        chunked = bench_chunked.side_by_side(
+            times, cpus, sizes[("zstd", "ck")], used, args.chunk_kib
+        )
+        chunked["differential"] = diff_row
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     zstd_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "zstd")
@@ -375,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(CPU {chunked['restore_cpu_ratio']}); chunked {chunked['create_MBps']} / "
             f"{chunked['restore_MBps']} MB/s; chunk store {chunked['store_mib']} MiB"
         )
+        print(f"differential (~5 % changed): {json.dumps(chunked['differential'])}")
         print(f"load average at start and end: {summary['loadavg_start_end']}")
     print(f"raw create:  {summary['raw_create']}")
     print(f"raw restore: {summary['raw_restore']}")
