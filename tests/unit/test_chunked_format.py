@@ -83,7 +83,7 @@ def test_manifest_whose_chunks_do_not_cover_the_blocks_is_refused() -> None:
                  (ChunkRef("0" * 64, 7),))  # fmt: skip
 
 
-def _stream(data: bytes, checksum: bool) -> bytes:
+def partclone_stream(data: bytes, checksum: bool) -> bytes:
     """A partclone stream as partclone writes it (CRC every 3 blocks when ``checksum``)."""
     header = _header(TOTAL, len(USED), checksum)
     out = io.BytesIO()
@@ -121,18 +121,18 @@ def _read_all(reader: UsedBlocks) -> bytes:
 @pytest.mark.parametrize("checksum", [False, True], ids=["a0", "crc32"])
 def test_used_blocks_read_back(checksum: bool) -> None:
     data = random.Random(2).randbytes(len(USED) * BS)
-    reader = UsedBlocks(io.BytesIO(_stream(data, checksum)))
+    reader = UsedBlocks(io.BytesIO(partclone_stream(data, checksum)))
     assert reader.bitmap == _bitmap(USED, TOTAL)
     assert _read_all(reader) == data
     # written back without checksums: the -a0 stream
     again = io.BytesIO()
     write_stream(reader.header, reader.bitmap, [data], again.write)
-    assert again.getvalue() == _stream(data, False)
+    assert again.getvalue() == partclone_stream(data, False)
 
 
 @pytest.mark.parametrize("where", ["data", "truncated"])
 def test_a_damaged_stream_is_33(where: str) -> None:
-    raw = bytearray(_stream(random.Random(3).randbytes(len(USED) * BS), True))
+    raw = bytearray(partclone_stream(random.Random(3).randbytes(len(USED) * BS), True))
     if where == "data":
         raw[-100] ^= 1
     else:
