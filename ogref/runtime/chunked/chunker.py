@@ -2,8 +2,9 @@
 
 FastCDC (``pyfastcdc``, the 2020 variant) finds the boundaries, so an allocation change in the
 filesystem shifts the stream without moving every later boundary.  Hashing, compressing and
-writing each chunk run in a thread pool (BLAKE3 and zstd release the GIL) while the main thread
-reads and cuts; at most a bounded number of chunks are in flight.  Only chunks the store lacks
+writing each chunk run in a thread pool (BLAKE3 and zstd release the GIL), a batch of about
+:data:`BATCH` bytes of consecutive chunks per task, while the main thread reads and cuts; at
+most a bounded number of batches are in flight.  Only chunks the store lacks
 are compressed and written.  It does not know where the stream comes from.
 """
 
@@ -21,6 +22,8 @@ from pyfastcdc import FastCDC
 from ogref.runtime.chunked import chunk
 from ogref.runtime.chunked.manifest import Chunking, ChunkRef
 from ogref.runtime.chunked.store import ChunkStore
+
+BATCH = 2 * 1024 * 1024  # bytes of consecutive chunks one task hashes, compresses and stores
 
 
 class Readable(Protocol):
@@ -59,31 +62,45 @@ def cut(
     refs: list[ChunkRef] = []
     workers = workers or default_workers()
 
-    def work(data: bytes) -> tuple[ChunkRef, int]:
-        name = chunk.digest(data)
-        if store.has(name):
-            return ChunkRef(name, len(data)), 0
-        frame = chunk.compress(data, level)
-        return ChunkRef(name, len(data)), len(frame) if store.put(name, frame) else 0
+    def work(batch: list[bytes]) -> list[tuple[ChunkRef, int]]:
+        """Name each chunk; compress and store those the store lacks: (ref, bytes stored)."""
+        out = []
+        for data in batch:
+            ref = ChunkRef(chunk.digest(data), len(data))
+            stored = 0
+            if not store.has(ref.digest):
+                frame = chunk.compress(data, level)
+                stored = len(frame) if store.put(ref.digest, frame) else 0
+            out.append((ref, stored))
+        return out
 
-    def collect(fut: Future[tuple[ChunkRef, int]]) -> None:
-        ref, stored = fut.result()
-        refs.append(ref)
-        stats.chunks += 1
-        stats.stream_bytes += ref.size
-        if stored:
-            stats.new_chunks += 1
-            stats.new_stored_bytes += stored
+    def collect(fut: Future[list[tuple[ChunkRef, int]]]) -> None:
+        for ref, stored in fut.result():
+            refs.append(ref)
+            stats.chunks += 1
+            stats.stream_bytes += ref.size
+            if stored:
+                stats.new_chunks += 1
+                stats.new_stored_bytes += stored
         if progress is not None:
             progress(stats.stream_bytes)
 
-    pending: deque[Future[tuple[ChunkRef, int]]] = deque()
+    pending: deque[Future[list[tuple[ChunkRef, int]]]] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="ogref-chunk") as pool:
         try:
+            batch: list[bytes] = []
+            size = 0
             for piece in cdc.cut_stream(source):
-                pending.append(pool.submit(work, bytes(piece.data)))
-                while len(pending) > 4 * workers or (pending and pending[0].done()):
+                batch.append(bytes(piece.data))
+                size += piece.length
+                if size < BATCH:
+                    continue
+                pending.append(pool.submit(work, batch))
+                batch, size = [], 0
+                while len(pending) > 2 * workers or (pending and pending[0].done()):
                     collect(pending.popleft())
+            if batch:
+                pending.append(pool.submit(work, batch))
             while pending:
                 collect(pending.popleft())
         except BaseException:
