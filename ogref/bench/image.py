@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-chunked", dest="chunked", action="store_false", help="skip the chunked-format row"
     )
-    ap.add_argument("--chunk-kib", type=int, default=256, help="FastCDC average chunk size")
+    ap.add_argument("--chunk-kib", type=int, default=128, help="FastCDC average chunk size")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench-image needs root (loop devices, mounts)", file=sys.stderr)

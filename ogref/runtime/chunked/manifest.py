@@ -42,11 +42,14 @@ class ChunkRef:
 
 @dataclass(frozen=True)
 class Chunking:
-    """FastCDC's parameters (bytes); images share chunks only when they share these."""
+    """FastCDC's parameters (bytes); images share chunks only when they share these.
 
-    min_size: int = 64 * 1024
-    avg_size: int = 256 * 1024
-    max_size: int = 1024 * 1024
+    The default average, 128 KiB, is bench-image's choice: a differential image within 1.3× of
+    the changed data compressed (256 KiB: 1.47×), fewer files than 64 KiB."""
+
+    min_size: int = 32 * 1024
+    avg_size: int = 128 * 1024
+    max_size: int = 512 * 1024
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ogref.errors import ImageFileError
 from ogref.runtime.chunked import chunk
 
 SUFFIX = ".zst"
+FLUSH_STEP = 64 * 1024 * 1024
 
 
 class ChunkStore:
@@ -32,6 +33,8 @@ class ChunkStore:
         self.root = Path(root)
         self._made: set[str] = set()
         self._lock = threading.Lock()
+        self._unsynced = 0  # bytes written since the last background flush started
+        self._flusher: threading.Thread | None = None
 
     def path(self, digest: str) -> Path:
         """Where chunk ``digest`` lives."""
@@ -58,7 +61,21 @@ class ChunkStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        self._written(len(frame))
         return True
+
+    def _written(self, size: int) -> None:
+        """Every :data:`FLUSH_STEP` bytes, start a ``syncfs`` in the background, so that the
+        final :meth:`sync` has little left to wait for (the disk works while chunks are cut)."""
+        with self._lock:
+            self._unsynced += size
+            busy = self._flusher is not None and self._flusher.is_alive()
+            if self._unsynced < FLUSH_STEP or busy:
+                return
+            self._unsynced = 0
+            self._flusher = threading.Thread(target=self._syncfs, name="ogref-chunk-flush")
+            self._flusher.daemon = True
+            self._flusher.start()
 
     def frame(self, digest: str) -> bytes:
         """The stored (compressed) bytes of a chunk; ImageFileError (33) if it is missing."""
@@ -94,6 +111,11 @@ class ChunkStore:
 
     def sync(self) -> None:
         """Make every chunk written so far durable (``syncfs`` of the store's filesystem)."""
+        if self._flusher is not None:
+            self._flusher.join()
+        self._syncfs()
+
+    def _syncfs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
