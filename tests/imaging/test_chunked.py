@@ -1,7 +1,8 @@
 """Chunked images on real loop devices: ext4, FAT and NTFS round trips, only new chunks stored
 again, a damaged chunk (33, signatures wiped), a missing chunk (refused before writing), verify,
-conversion both ways with the OpenGnSys file (the same used blocks and bitmap), and a
-differential image restored onto its base (only the difference written) and onto another."""
+conversion both ways with the OpenGnSys file (the same used blocks and bitmap), a
+differential image restored onto its base (only the difference written) and onto another, and a
+chunk store that fills up (16, the previous version kept)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ogref.errors import ImageFileError
+from ogref.errors import CacheSizeError, ImageFileError
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import compressor, filesystem
@@ -25,6 +26,7 @@ from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.loopdev import LoopDisk
 from ogref.runtime.mount import Mount
 from ogref.runtime.restore import restore_image
 from ogref.units import MIB
@@ -223,3 +225,22 @@ def test_differential_onto_its_base_writes_only_the_difference(
     wrong = restore_chunked(repo, "v2", other, lock_dir=lock_dir)
     assert hash_partition(other, Filesystem.EXT4) == want
     assert wrong.written_bytes > 2 * onto_base.written_bytes
+
+
+def test_store_full_during_create_keeps_the_previous_version(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    src, _ = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=1)
+    with LoopDisk(tmp_path / "repofs.img", 48 * MIB) as repo_disk:
+        filesystem.make(repo_disk.device, Filesystem.EXT4)
+        with Mount(repo_disk.device, Filesystem.EXT4) as repo_root:
+            repo = ImageStore(repo_root / "images")
+            first = create_chunked(src, repo, "v", lock_dir=lock_dir)
+            with Mount(src, Filesystem.EXT4) as root:  # 40 MiB that cannot be compressed
+                (root / "random.bin").write_bytes(random.Random(3).randbytes(40 * MIB))
+            with pytest.raises(CacheSizeError):
+                create_chunked(src, repo, "v", lock_dir=lock_dir)
+            assert image.load(repo, "v").digest == first.manifest.digest
+            assert not repo.files("v").lock.exists()
+            assert [p.name for p in repo.root.glob("v.*")] == ["v.manifest.json"]
