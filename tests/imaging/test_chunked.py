@@ -7,6 +7,7 @@ chunk store that fills up (16, the previous version kept)."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import subprocess
 from pathlib import Path
@@ -244,3 +245,24 @@ def test_store_full_during_create_keeps_the_previous_version(
             assert image.load(repo, "v").digest == first.manifest.digest
             assert not repo.files("v").lock.exists()
             assert [p.name for p in repo.root.glob("v.*")] == ["v.manifest.json"]
+
+
+def test_cli_create_diff_and_restore(make_disk: MakeDisk, tmp_path: Path, lock_dir: Path) -> None:
+    src, dst = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=2)
+    runner = CliRunner()
+    common = ["--dir", str(tmp_path / "repo"), "--lock-dir", str(lock_dir)]
+    made = runner.invoke(app, ["create", src, "base", "--format", "chunked", *common])
+    assert made.exit_code == 0, made.stdout
+    with Mount(src, Filesystem.EXT4) as root:
+        _change(root)
+        want = tree_hash(root)
+    diff = runner.invoke(
+        app, ["create", src, "v2", "--format", "chunked", "--diff-of", "base", *common]
+    )
+    assert diff.exit_code == 0 and json.loads(diff.stdout)["diff_bytes"] > 0
+    full = runner.invoke(app, ["restore", "v2", dst, "--full", *common])
+    assert full.exit_code == 0 and json.loads(full.stdout)["chunks_skipped"] == 0
+    assert hash_partition(dst, Filesystem.EXT4) == want
+    again = json.loads(runner.invoke(app, ["restore", "v2", dst, *common]).stdout)
+    assert again["code"] == 0 and again["written_bytes"] == 0  # in place: nothing differs
