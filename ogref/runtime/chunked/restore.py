@@ -17,6 +17,7 @@ the difference is written, onto anything else every differing chunk — the resu
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -208,10 +209,17 @@ def _pwritev_all(fd: int, views: list[memoryview], offset: int) -> None:
             views[0] = views[0][n:]
 
 
+_scratch = threading.local()
+
+
 def _holds(fd: int, places: list[tuple[int, int, int]], size: int, digest: str) -> bool:
-    """Whether the device already holds the chunk's bytes at its offsets (by hash)."""
-    buf = bytearray(size)
-    view = memoryview(buf)
+    """Whether the device already holds the chunk's bytes at its offsets (by hash), read into
+    a buffer each thread reuses."""
+    buf: bytearray | None = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = bytearray(max(size, 1024 * 1024))
+        _scratch.buf = buf
+    view = memoryview(buf)[:size]
     for dev_off, at, length in places:
         got = 0
         while got < length:
@@ -219,4 +227,4 @@ def _holds(fd: int, places: list[tuple[int, int, int]], size: int, digest: str) 
             if n <= 0:
                 return False
             got += n
-    return chunk.digest(buf) == digest
+    return chunk.digest(view) == digest
