@@ -165,15 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench-image needs root (loop devices, mounts)", file=sys.stderr)
         return 7
-    work = Path(tempfile.mkdtemp(prefix="ogref-bench-", dir=args.workdir))
+    ck_params = bench_chunked.chunking(args.chunk_kib)
     load_start = list(os.getloadavg())
+    work = Path(tempfile.mkdtemp(prefix="ogref-bench-", dir=args.workdir))
     rows: list[dict[str, object]] = []
     part = args.part_gib * GIB
     comps = (Compressor.ZSTD, Compressor.LZOP)
     times: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
     diff_row: dict[str, object] = {}
-    ck_params = bench_chunked.chunking(args.chunk_kib)
     sizes: dict[tuple[str, str], float] = {}
     try:
         with LoopDisk(work / "disk.img", 2 * part + 8 * MIB) as loop:
