@@ -6,8 +6,10 @@ pipelines ``partclone.extfs -c | zstd -T0`` (``| lzop``) and ``zstd -dc | partcl
 with exactly the argv ogref uses, and ogref's create (sidecars included) and restore (verified).
 Each pair is measured ``--rounds`` times, alternating which side goes first (other work on the
 machine shifts both), after an unmeasured warm-up restore.  It prints median MB/s, the median
-raw/ogref time ratio with its min-max, the CPU-time ratio, image sizes and peak memory.  It is a
-benchmark: it asserts nothing.  Needs root.  ``python -m ogref.bench.image [--rounds N]
+raw/ogref time ratio with its min-max, the CPU-time ratio, image sizes and peak memory, and a
+side-by-side row of the chunked format (issue 14: create into a fresh chunk store, parallel
+restore) against ogref's partclone | zstd, with the load average.  It is a benchmark: it asserts
+nothing.  Needs root.  ``python -m ogref.bench.image [--rounds N]
 [--json]``.
 """
 
@@ -29,9 +31,12 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from ogref.bench import chunked as bench_chunked
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import compressor, disk, filesystem, partclone
+from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import LoopDisk
@@ -141,6 +146,10 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-mib", type=int, default=1024)
@@ -148,16 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="measurements of each pair (median)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
+    ap.add_argument(
+        "--no-chunked", dest="chunked", action="store_false", help="skip the chunked-format row"
+    )
+    ap.add_argument("--chunk-kib", type=int, default=128, help="FastCDC average chunk size")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench-image needs root (loop devices, mounts)", file=sys.stderr)
         return 7
+    ck_params = bench_chunked.chunking(args.chunk_kib)
+    load_start = list(os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="ogref-bench-", dir=args.workdir))
     rows: list[dict[str, object]] = []
     part = args.part_gib * GIB
     comps = (Compressor.ZSTD, Compressor.LZOP)
     times: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
+    diff_row: dict[str, object] = {}
     sizes: dict[tuple[str, str], float] = {}
     try:
         with LoopDisk(work / "disk.img", 2 * part + 8 * MIB) as loop:
@@ -209,6 +225,19 @@ def main(argv: list[str] | None = None) -> int:
                         ((ext, "raw_r"), partial(_sh, raw_restore_cmd(comp, raw_img, dst, log))),
                         ((ext, "og_r"), partial(restore_image, repo, name, dst, lock_dir=locks)),
                     ]
+                    if comp is Compressor.ZSTD and args.chunked:
+                        # a fresh chunk store each round: a full create, not a deduplicated one
+                        ck_repo = ImageStore(work / "chunked")
+                        shutil.rmtree(ck_repo.root, ignore_errors=True)
+                        ck_repo.root.mkdir()
+                        creates.append(
+                            (("zstd", "ck_c"), partial(create_chunked, src, ck_repo, "bench",
+                                                       lock_dir=locks, chunking=ck_params))
+                        )  # fmt: skip
+                        restores.append(
+                            (("zstd", "ck_r"), partial(restore_chunked, ck_repo, "bench", dst,
+                                                       lock_dir=locks))
+                        )  # fmt: skip
                     order = 1 if rnd % 2 else -1  # alternate who goes first
                     for key, fn in creates[::order]:
                         measure(key, fn)
@@ -216,7 +245,14 @@ def main(argv: list[str] | None = None) -> int:
                         measure(key, fn)
                     sizes[(ext, "raw")] = raw_img.stat().st_size / MIB
                     sizes[(ext, "og")] = repo.files(name).img.stat().st_size / MIB
+                    if comp is Compressor.ZSTD and args.chunked:
+                        sizes[("zstd", "ck")] = _tree_bytes(work / "chunked") / MIB
                     raw_img.unlink()
+            if args.chunked:  # dst holds the image of src (both formats restored the same data)
+                diff_row = bench_chunked.differential(
+                    src, dst, ImageStore(work / "chunked"), locks, args.data_mib,
+                    statistics.median(times[("zstd", "ck_r")]), args.chunk_kib,
+                )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for comp in comps:
@@ -241,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             "raw_image_mib": round(sizes[(ext, "raw")], 1),
             "ogref_image_mib": round(sizes[(ext, "og")], 1),
         })  # fmt: skip
+    chunked = None
+    if args.chunked:
+        chunked = bench_chunked.side_by_side(
+            times, cpus, sizes[("zstd", "ck")], used, args.chunk_kib
+        )
+        chunked["differential"] = diff_row
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     zstd_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "zstd")
@@ -255,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "raw_create": raw_create_cmd(Compressor.ZSTD, "SRC", Path("OUT"), Path("LOG")),
         "raw_restore": raw_restore_cmd(Compressor.ZSTD, Path("IMG"), "DST", Path("LOG")),
         "ogref_extra": OGREF_EXTRA,
+        "chunked": chunked,
+        "loadavg_start_end": [load_start, list(os.getloadavg())],
         "note": (
             "warm page cache (drop_caches denied); MB/s = filesystem used bytes / median wall "
             "time; ratio = raw time / ogref time per round (median, min-max over rounds), "
@@ -313,6 +357,16 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         )
     )
+    if chunked is not None:
+        print(
+            f"chunked (zstd-{chunked['level']} chunks) vs ogref partclone|zstd, time ratio "
+            f"ogref/chunked (> 1: chunked faster): create {chunked['create_ratio']} "
+            f"(CPU {chunked['create_cpu_ratio']}), restore {chunked['restore_ratio']} "
+            f"(CPU {chunked['restore_cpu_ratio']}); chunked {chunked['create_MBps']} / "
+            f"{chunked['restore_MBps']} MB/s; chunk store {chunked['store_mib']} MiB"
+        )
+        print(f"differential (~5 % changed): {json.dumps(chunked['differential'])}")
+        print(f"load average at start and end: {summary['loadavg_start_end']}")
     print(f"raw create:  {summary['raw_create']}")
     print(f"raw restore: {summary['raw_restore']}")
     print(OGREF_EXTRA)

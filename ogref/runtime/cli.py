@@ -483,6 +483,11 @@ def register(target: typer.Typer) -> None:
     """Add the imaging commands to ``target`` (the main ``ogref`` app)."""
     for name, fn in COMMANDS.items():
         target.command(name)(fn)
+    try:  # the chunked format needs the lab extra (pyfastcdc, blake3, zstandard)
+        from ogref.runtime.chunked.cli import app as image_app
+    except ImportError:
+        return
+    target.add_typer(image_app, name="image")
 
 
 register(app)

@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,7 +25,16 @@ MAGIC = b"partclone-image\x00"
 # checksum_mode:u16 checksum_size:u16 blocks_per_checksum:u32 reseed:u8 bitmap_mode:u8 crc:u32
 _V2 = struct.Struct("<16s14s4sH16sQQQQIIHHHHIBBI")
 HEADER_SIZE = _V2.size
+_FEATURE_SIZE = 18  # the image_options_v2 structure's size
 _ENDIAN_OK = 0xC0DE
+CRC_SEED = 0xFFFFFFFF
+
+
+def crc32(data: bytes | memoryview, seed: int = CRC_SEED) -> int:
+    """partclone's CRC32 (the header's, the bitmap's and the data's): zlib's without the final
+    inversion, continued from ``seed``."""
+    return zlib.crc32(data, seed ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
 
 _TOOL = {
     Filesystem.EXT2: "extfs",
@@ -117,6 +127,10 @@ class Header:
     block_size: int
     total_blocks: int
     used_blocks: int
+    checksum_size: int = 0  # bytes of each CRC written into the data (0: none, ``-a0``)
+    blocks_per_checksum: int = 0
+    reseed: bool = True  # each CRC starts afresh (partclone's default)
+    bitmap_mode: int = 1  # 1: one bit per block, the only mode ogref reads
 
     @property
     def filesystem(self) -> Filesystem:
@@ -125,6 +139,32 @@ class Header:
     @property
     def used_bytes(self) -> int:
         return self.used_blocks * self.block_size
+
+    def pack(self) -> bytes:
+        """This header as a partclone v2 image header without data checksums (``-a0``),
+        its own CRC included: what ``partclone.restore`` reads first."""
+        body = _V2.pack(
+            MAGIC,
+            self.version.encode("ascii")[:13],
+            b"0002",
+            _ENDIAN_OK,
+            self.fs_name.encode("ascii")[:15],
+            self.device_size,
+            self.total_blocks,
+            self.used_blocks,
+            self.used_blocks,
+            self.block_size,
+            _FEATURE_SIZE,
+            2,
+            64,
+            0,
+            0,
+            0,
+            1,
+            1,
+            0,
+        )
+        return body[:-4] + struct.pack("<I", crc32(body[:-4]))
 
     @classmethod
     def parse(cls, data: bytes) -> Header:
@@ -145,6 +185,10 @@ class Header:
             block_size=f[9],
             total_blocks=f[6],
             used_blocks=f[7],
+            checksum_size=f[14] if f[13] else 0,
+            blocks_per_checksum=f[15],
+            reseed=bool(f[16]),
+            bitmap_mode=f[17],
         )
         if (
             header.block_size <= 0

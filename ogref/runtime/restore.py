@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -72,18 +72,7 @@ def restore_image(
     comp, header = imagefile.read_header(files.img)
     info = imagefile.read_info(files)
     image_fs = info.filesystem if info else header.filesystem
-    part_size = filesystem.device_size(device)
-    if header.device_size > part_size:
-        raise ImageSizePartitionError(
-            f"image {files.name} needs {header.device_size} bytes, partition {device} has {part_size}"
-        )
-    if is_locked(files.lock):
-        raise LockedError(f"image {files.name} is locked ({files.lock})")
-    current = filesystem.detect(device)
-    if current not in (Filesystem.EMPTY, image_fs) and not allow_fs_change:
-        raise FilesystemError(
-            f"{device} holds {current}, image {files.name} is {image_fs}: allow the change explicitly"
-        )
+    check_target(device, files.name, header.device_size, image_fs, files.lock, allow_fs_change)
     expected = expected_md5 or imagefile.read_sum(files.full_sum)
     total = files.img.stat().st_size
     digest = imagefile.StreamDigest()
@@ -117,6 +106,48 @@ def restore_image(
     return RestoreResult(
         files.name, device, image_fs, total, digest.md5, time.monotonic() - start, bool(expected)
     )
+
+
+def check_target(
+    device: str,
+    name: str,
+    data_size: int,
+    image_fs: Filesystem,
+    image_lock: Path,
+    allow_fs_change: bool,
+) -> None:
+    """restoreImage's checks after the image is found, in OpenGnSys's order: the image's data
+    fits the partition (30), the image is not locked (4), and — unlike OpenGnSys — the partition
+    holds no other filesystem unless the change is allowed (20).  Shared by every image format."""
+    part_size = filesystem.device_size(device)
+    if data_size > part_size:
+        raise ImageSizePartitionError(
+            f"image {name} needs {data_size} bytes, partition {device} has {part_size}"
+        )
+    if is_locked(image_lock):
+        raise LockedError(f"image {name} is locked ({image_lock})")
+    current = filesystem.detect(device)
+    if current not in (Filesystem.EMPTY, image_fs) and not allow_fs_change:
+        raise FilesystemError(
+            f"{device} holds {current}, image {name} is {image_fs}: allow the change explicitly"
+        )
+
+
+@contextlib.contextmanager
+def guarded_write(device: str, image_fs: Filesystem, lock_dir: Path) -> Iterator[None]:
+    """The partition while an image is written onto it: unmounted and locked; after the block,
+    NTFS gets ``ntfsfix`` (partclone does not copy its backup boot sector, feasibility §2.6);
+    any failure — in the block or in ``ntfsfix`` — wipes the filesystem signatures it may have
+    half written, so the partition cannot pass for a restored one.  Shared by every format."""
+    unmount_device(device)
+    with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
+        try:
+            yield
+            if image_fs is Filesystem.NTFS:
+                run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
+        except BaseException:
+            _invalidate(device)
+            raise
 
 
 _CORRUPT_WORDS = (
@@ -163,36 +194,29 @@ def restore_stream(
     written.  Returns ``fed()``.
     """
     decomp = compressor.decompress_argv(comp)
-    unmount_device(device)
-    with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
-        try:
-            with partclone.run_log("restore") as log:  # a failure keeps the log and names it
-                stages = [partclone.restore_argv(device, log)]
-                if decomp:
-                    stages.insert(0, decomp)
-                try:
-                    run_pipeline(stages, error=ImageError, what=what, feed=feed)
-                except ImageError as exc:
-                    if not pipeline_error_is_corrupt:
-                        raise
-                    corrupt = any(w in exc.message.lower() for w in _CORRUPT_WORDS)
-                    if corrupt or (expected_size and fed()[1] < expected_size):
-                        raise ImageFileError(
-                            f"corrupt or truncated image stream: {exc.message}"
-                        ) from None
+    with guarded_write(device, image_fs, lock_dir):
+        with partclone.run_log("restore") as log:  # a failure keeps the log and names it
+            stages = [partclone.restore_argv(device, log)]
+            if decomp:
+                stages.insert(0, decomp)
+            try:
+                run_pipeline(stages, error=ImageError, what=what, feed=feed)
+            except ImageError as exc:
+                if not pipeline_error_is_corrupt:
                     raise
-            md5, moved = fed()
-            if expected_size and moved != expected_size:
-                raise ImageFileError(f"{what}: got {moved} of {expected_size} bytes")
-            if expected_md5 and md5 != expected_md5:
-                raise ImageFileError(
-                    f"{what}: whole-stream MD5 {md5} differs from {md5_source} {expected_md5}"
-                )
-            if image_fs is Filesystem.NTFS:
-                run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
-        except BaseException:
-            _invalidate(device)
-            raise
+                corrupt = any(w in exc.message.lower() for w in _CORRUPT_WORDS)
+                if corrupt or (expected_size and fed()[1] < expected_size):
+                    raise ImageFileError(
+                        f"corrupt or truncated image stream: {exc.message}"
+                    ) from None
+                raise
+        md5, moved = fed()
+        if expected_size and moved != expected_size:
+            raise ImageFileError(f"{what}: got {moved} of {expected_size} bytes")
+        if expected_md5 and md5 != expected_md5:
+            raise ImageFileError(
+                f"{what}: whole-stream MD5 {md5} differs from {md5_source} {expected_md5}"
+            )
     return md5, moved
 
 

@@ -1,0 +1,141 @@
+"""bench-image's chunked-format rows: the side-by-side row against ogref's partclone | zstd, and
+the differential one (about 5 % of the data modified, added and deleted; the differential
+image's stored bytes against the changed data compressed; its in-place restore onto the base
+against a full restore).  Measures only: it asserts nothing, and needs the loop partitions
+:mod:`ogref.bench.image` builds.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+
+import zstandard
+
+from ogref.model.storage import Filesystem
+from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.manifest import Chunking
+from ogref.runtime.chunked.restore import restore_chunked
+from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.mount import Mount
+from ogref.units import MIB
+
+
+def chunking(avg_kib: int) -> Chunking:
+    """FastCDC parameters around an average of ``avg_kib`` KiB (min avg/4, max avg×4)."""
+    avg = avg_kib * 1024
+    return Chunking(avg // 4, avg, avg * 4)
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def side_by_side(
+    times: dict[tuple[str, str], list[float]],
+    cpus: dict[tuple[str, str], list[float]],
+    store_mib: float,
+    used: int,
+    avg_kib: int,
+) -> dict[str, object]:
+    """Chunked create/restore beside ogref's partclone | zstd, measured in the same rounds."""
+    t = {k: times[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
+    cpu = {k: cpus[("zstd", k)] for k in ("og_c", "ck_c", "og_r", "ck_r")}
+
+    def ratio(a: list[float], b: list[float]) -> float:
+        return round(statistics.median(a) / statistics.median(b), 3)
+
+    return {
+        "level": 3,
+        "chunk_avg_kib": avg_kib,
+        "create_MBps": round(used / statistics.median(t["ck_c"]) / 1e6, 1),
+        "restore_MBps": round(used / statistics.median(t["ck_r"]) / 1e6, 1),
+        "create_ratio": _spread([o / c for o, c in zip(t["og_c"], t["ck_c"], strict=True)]),
+        "restore_ratio": _spread([o / c for o, c in zip(t["og_r"], t["ck_r"], strict=True)]),
+        "create_cpu_ratio": ratio(cpu["og_c"], cpu["ck_c"]),
+        "restore_cpu_ratio": ratio(cpu["og_r"], cpu["ck_r"]),
+        "seconds": {k: [round(x, 2) for x in v] for k, v in t.items()},
+        "cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
+        "store_mib": round(store_mib, 1),
+        "note": "ratio = ogref partclone|zstd time / chunked time per round (> 1: chunked faster)",
+    }
+
+
+def change(root: Path, data_mib: int, seed: int = 11) -> tuple[int, int]:
+    """Change about 5 % of ``data_mib``: a third added, a third modified, a third deleted.
+
+    Returns (changed bytes, those bytes compressed by zstd -3 as one stream)."""
+    rng = random.Random(seed)
+    budget = data_mib * MIB * 5 // 100 // 3
+    changed: list[bytes] = []
+    text = sorted((root / "text").glob("*.txt"))
+    bins = sorted((root / "bin").glob("*"))
+    # added: half new prose (a shuffled existing document), half incompressible
+    added = root / "added"
+    added.mkdir(exist_ok=True)
+    words = text[0].read_bytes().split(b" ")
+    rng.shuffle(words)
+    prose = b" ".join(words)[: budget // 2]
+    (added / "notes.txt").write_bytes(prose)
+    blob = rng.randbytes(budget - len(prose))
+    (added / "blob.bin").write_bytes(blob)
+    changed += [prose, blob]
+    # modified: 64 KiB overwritten in the middle of binaries until the budget is spent
+    spent = 0
+    for path in bins[::7]:
+        size = path.stat().st_size
+        if size < 256 * 1024 or spent >= budget:
+            continue
+        patch = rng.randbytes(64 * 1024)
+        with open(path, "r+b") as f:
+            f.seek(size // 2)
+            f.write(patch)
+        changed.append(patch)
+        spent += len(patch)
+    # deleted: documents (nothing to store, but the filesystem's metadata changes)
+    gone = 0
+    for path in text[1::3]:
+        if gone >= budget:
+            break
+        gone += path.stat().st_size
+        path.unlink()
+    raw = b"".join(changed)
+    return len(raw), len(zstandard.ZstdCompressor(level=3).compress(raw))
+
+
+def differential(
+    src: str,
+    dst: str,
+    repo: ImageStore,
+    locks: Path,
+    data_mib: int,
+    full_restore_s: float,
+    avg_kib: int,
+) -> dict[str, object]:
+    """Change ``src`` (whose chunked image ``bench`` ``dst`` holds), make ``bench-v2`` against
+    it and restore it in place onto ``dst``."""
+    with Mount(src, Filesystem.EXT4) as root:
+        raw, compressed = change(root, data_mib)
+    made = create_chunked(
+        src, repo, "bench-v2", lock_dir=locks, diff_of="bench", chunking=chunking(avg_kib)
+    )
+    start = time.monotonic()
+    done = restore_chunked(repo, "bench-v2", dst, lock_dir=locks)
+    seconds = time.monotonic() - start
+    assert made.diff_bytes is not None
+    return {
+        "changed_mib": round(raw / MIB, 2),
+        "changed_compressed_mib": round(compressed / MIB, 2),
+        "diff_stored_mib": round(made.diff_bytes / MIB, 2),
+        "diff_over_changed_compressed": round(made.diff_bytes / compressed, 3),
+        "restore_onto_base_s": round(seconds, 2),
+        "written_mib": round(done.written_bytes / MIB, 2),
+        "restore_onto_base_over_full": round(seconds / full_restore_s, 3),
+        "goals": "diff ≤ 1.3× changed compressed; restore onto base ≤ 0.25× a full restore",
+    }

@@ -1,0 +1,203 @@
+"""``ogref image``: create, restore, verify, convert and describe images in either format
+(``partclone`` — the OpenGnSys file, the default — or ``chunked``) in an image directory.
+
+Prints one JSON object and exits with the OpenGnSys error number.  Argument mapping only: the
+work is :mod:`ogref.runtime.create`/:mod:`~ogref.runtime.restore`'s and this package's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ogref.errors import FormatError, ImageFileError, OgError
+from ogref.model.image import Compressor
+from ogref.runtime import imagefile
+from ogref.runtime.chunked import chunk, convert, image
+from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.restore import restore_chunked
+from ogref.runtime.create import create_image
+from ogref.runtime.imagefile import ImageStore
+from ogref.runtime.restore import restore_image
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="images in either format")
+
+
+class Format(StrEnum):
+    """The two image formats."""
+
+    PARTCLONE = "partclone"
+    CHUNKED = "chunked"
+
+
+_DIR = typer.Option(Path("/opt/opengnsys/images"), "--dir", help="image directory")
+_LOCKS = typer.Option(Path("/var/lock"), "--lock-dir", help="partition locks")
+_WORKERS = typer.Option(0, "--workers", help="threads (default: the CPUs usable)")
+
+
+def _run(fn: Callable[[], dict[str, Any]]) -> None:
+    try:
+        result = {"code": 0, **fn()}
+    except OgError as exc:
+        result = {"code": int(exc.code), "error": exc.code.name, "message": exc.message}
+    print(json.dumps(result, default=str))
+    raise typer.Exit(int(result["code"]))
+
+
+@app.command()
+def create(
+    device: str = typer.Argument(..., help="partition to image"),
+    name: str = typer.Argument(..., help="image name in --dir"),
+    fmt: Format = typer.Option(Format.PARTCLONE, "--format"),
+    level: int = typer.Option(chunk.DEFAULT_LEVEL, "--level", help="zstd level"),
+    diff_of: str = typer.Option("", "--diff-of", help="chunked: base image (differential)"),
+    directory: Path = _DIR,
+    lock_dir: Path = _LOCKS,
+    workers: int = _WORKERS,
+) -> None:
+    """Image DEVICE as NAME (partclone: reduced, .torrent; chunked: only new chunks stored)."""
+
+    def work() -> dict[str, Any]:
+        store = ImageStore(directory)
+        if fmt is Format.PARTCLONE:
+            if diff_of:
+                raise FormatError("--diff-of needs --format chunked")
+            made = create_image(device, store, name, level=level, lock_dir=lock_dir)
+            return {
+                "format": fmt.value,
+                "bytes": made.image.stored_size,
+                "md5": made.image.checksum,
+            }
+        done = create_chunked(
+            device, store, name, level=level, lock_dir=lock_dir, workers=workers, diff_of=diff_of
+        )
+        return {
+            "diff_of": diff_of or None,
+            "diff_bytes": done.diff_bytes,
+            "format": fmt.value,
+            "manifest": str(done.path),
+            "digest": done.manifest.digest,
+            "chunks": done.stats.chunks,
+            "new_chunks": done.stats.new_chunks,
+            "new_bytes": done.stats.new_stored_bytes,
+            "seconds": round(done.seconds, 3),
+        }
+
+    _run(work)
+
+
+@app.command()
+def restore(
+    name: str = typer.Argument(...),
+    device: str = typer.Argument(..., help="partition to write"),
+    allow_fs_change: bool = typer.Option(False, "--allow-fs-change"),
+    in_place: bool | None = typer.Option(
+        None,
+        "--in-place/--full",
+        help="chunked: write only chunks the partition lacks "
+        "(checked by hash; default for a differential image)",
+    ),
+    directory: Path = _DIR,
+    lock_dir: Path = _LOCKS,
+    workers: int = _WORKERS,
+) -> None:
+    """Restore NAME onto DEVICE (the chunked image when NAME has a manifest, else the .img)."""
+
+    def work() -> dict[str, Any]:
+        store = ImageStore(directory)
+        if image.exists(store, name):
+            done = restore_chunked(
+                store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir,
+                workers=workers, in_place=in_place,
+            )  # fmt: skip
+            return {
+                "format": Format.CHUNKED.value,
+                "bytes": done.bytes_read,
+                "written_bytes": done.written_bytes,
+                "chunks_skipped": done.chunks_skipped,
+                "seconds": round(done.seconds, 3),
+            }
+        plain = restore_image(
+            store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir
+        )
+        return {
+            "format": Format.PARTCLONE.value,
+            "bytes": plain.bytes_read,
+            "seconds": round(plain.seconds, 3),
+        }
+
+    _run(work)
+
+
+@app.command()
+def verify(
+    name: str = typer.Argument(...), directory: Path = _DIR, workers: int = _WORKERS
+) -> None:
+    """Re-hash every chunk of a chunked image (an .img: its whole-file MD5); 33 if any is bad."""
+
+    def work() -> dict[str, Any]:
+        store = ImageStore(directory)
+        if image.exists(store, name):
+            bad = image.verify(store, name, workers=workers)
+            if bad:
+                raise ImageFileError(f"{len(bad)} bad chunks: " + "; ".join(p for _, p in bad[:3]))
+            return {"format": "chunked", "chunks": len(image.load(store, name).chunks)}
+        files = imagefile.require_image(store, name)
+        expected = imagefile.read_sum(files.full_sum)
+        if expected and imagefile.md5_full(files.img) != expected:
+            raise ImageFileError(f"{files.img}: whole-file MD5 differs from .full.sum")
+        return {"format": "partclone", "md5_checked": bool(expected)}
+
+    _run(work)
+
+
+@app.command("convert")
+def convert_cmd(
+    name: str = typer.Argument(...),
+    to: Format = typer.Option(..., "--to"),
+    target: str = typer.Option("", "--as", help="name of the converted image (default: NAME)"),
+    comp: str = typer.Option("zstd", "--comp", help="compressor of a partclone image"),
+    directory: Path = _DIR,
+    workers: int = _WORKERS,
+) -> None:
+    """Convert NAME between the OpenGnSys file and the chunked format (same filesystem data)."""
+
+    def work() -> dict[str, Any]:
+        store = ImageStore(directory)
+        if to is Format.CHUNKED:
+            done = convert.to_chunked(store, name, target=target, workers=workers)
+            return {"format": to.value, "manifest": str(done.path), "chunks": done.stats.chunks}
+        files = convert.to_partclone(store, name, target=target, comp=Compressor.parse(comp))
+        return {"format": to.value, "image": str(files.img)}
+
+    _run(work)
+
+
+@app.command()
+def info(name: str = typer.Argument(...), directory: Path = _DIR) -> None:
+    """Describe chunked image NAME: filesystem, sizes, chunks, bytes it holds in the store."""
+
+    def work() -> dict[str, Any]:
+        store = ImageStore(directory)
+        made = image.load(store, name)
+        chunks = image.chunk_store(store)
+        unique = {c.digest for c in made.chunks}
+        return {
+            "format": "chunked",
+            "filesystem": str(made.filesystem),
+            "data_size": made.header.device_size,
+            "used_bytes": made.data_size,
+            "chunks": len(made.chunks),
+            "unique_chunks": len(unique),
+            "stored_bytes": sum(chunks.size_on_disk(d) for d in unique),
+            "digest": made.digest,
+            "created": made.created,
+            "host": made.host,
+        }
+
+    _run(work)
