@@ -1,6 +1,6 @@
 """Course exercises: every ``scenarios/course/*.yaml`` loads as an exercise; a bad one names the
-file, the YAML path and the reason; ``ogsim course`` lists, refuses unknown names and the lab
-backends (naming what they lack); the console's view of an exercise's checks."""
+file, the YAML path and the reason; ``ogsim course`` lists, refuses unknown names, libvirt
+(naming what it lacks) and netns without root; the console's view of an exercise's checks."""
 
 from __future__ import annotations
 
@@ -108,17 +108,23 @@ def test_exercises_are_found_by_name_prefix_or_file() -> None:
         find_exercise("nope")
 
 
-def test_course_list_and_refusals() -> None:
+def test_course_list_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     listed = runner.invoke(app, ["course", "--list"])
     assert listed.exit_code == 0
     for f in FILES:
         assert f.stem in listed.output
     unknown = runner.invoke(app, ["course", "nope"])
     assert unknown.exit_code == 4 and "no exercise 'nope'" in unknown.output
-    for backend in ("netns", "libvirt"):
-        lab = runner.invoke(app, ["course", "seed-35pc", "--backend", backend])
-        assert lab.exit_code == 3
-        assert "Missing:" in lab.output and "hold" in lab.output
+    lab = runner.invoke(app, ["course", "seed-35pc", "--backend", "libvirt"])
+    assert lab.exit_code == 3
+    assert "Missing:" in lab.output and "live clients (OPG)" in lab.output
+    # netns: a bad --listen is refused before anything is built; without root, refused too
+    bad = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns",
+                              "--listen", "nowhere"])  # fmt: skip
+    assert bad.exit_code == 4 and "not IP:PORT" in bad.output
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    user = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns"])
+    assert user.exit_code == 3 and "needs root" in user.output
 
 
 def test_the_console_view_of_checks(tmp_path: Path) -> None:
