@@ -536,7 +536,7 @@ def _course_on_netns(
         err.print("[bold yellow]backend unavailable[/] netns: the netns lab needs root")
         raise typer.Exit(ExitCode.BACKEND_ERROR)
     from ogsim.lab.capabilities import HostCapabilityError
-    from ogsim.lab.netns.course import LabCourseOptions, run_lab_course
+    from ogsim.lab.netns.course import LabCourseError, LabCourseOptions, run_lab_course
 
     opts = LabCourseOptions(out=where, user=user, password=password, port=port, host=host,
                             scale=scale, until_done=until_done)  # fmt: skip
@@ -546,6 +546,9 @@ def _course_on_netns(
         for reason in exc.refusals:
             err.print(f"[bold yellow]refused[/] {escape(reason)}", soft_wrap=True)
         raise typer.Exit(ExitCode.HOST_UNSUPPORTED) from None
+    except LabCourseError as exc:
+        err.print(f"[bold red]lab error[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(ExitCode.BACKEND_ERROR) from None
     _signalled.clear()  # Ctrl-C / SIGTERM is how a course ends: its results are written
 
 

@@ -148,3 +148,20 @@ def test_the_console_view_of_checks(tmp_path: Path) -> None:
     assert view(tmp_path)["verdict"] == "partial"  # one of the exercise's two operations done
     (tmp_path / "checks.json").write_text(json.dumps({**checks, "passed": True}))
     assert view(tmp_path)["verdict"] == "passed"
+
+
+def test_a_netns_course_refuses_an_out_dir_with_a_killed_runs_leftovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a killed run left is not this course's to destroy: refused, nothing touched."""
+    from ogsim.lab.manifest import Manifest
+
+    left = tmp_path / "left-by-a-killed-run"
+    left.write_text("x")
+    Manifest(tmp_path / "out" / "lab").record("file", str(left))
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    got = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns",
+                              "--out", str(tmp_path / "out")])  # fmt: skip
+    assert got.exit_code == 3, got.output
+    assert "ogsim destroy" in got.output and left.exists()
+    assert Manifest(tmp_path / "out" / "lab").pending()

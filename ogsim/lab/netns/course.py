@@ -22,6 +22,7 @@ its manifest (``OUT/lab/manifest.jsonl``; a course killed with SIGKILL is cleane
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ from ogsim.scenario import Scenario
 
 Json = dict[str, Any]
 MIB = 1024**2
+
+
+class LabCourseError(RuntimeError):
+    """The course cannot start here, or its lab was not wholly destroyed."""
 
 
 @dataclass
@@ -104,6 +109,9 @@ class LabCourse:
         make the console user and open the relay."""
         caps = probe()
         verdict = require(self.scenario, "netns", caps)  # refused before anything is made
+        for old in (self.run_dir / "service", self.course_dir / "report"):
+            if old.is_dir():  # an earlier course's database and report: not this student's
+                shutil.rmtree(old)
         self.notes += verdict.notes
         self.course_dir.mkdir(parents=True, exist_ok=True)
         (self.course_dir / "checks.json").unlink(missing_ok=True)
@@ -280,11 +288,16 @@ def run_lab_course(
     """Run a course exercise on the netns lab until interrupted (or, with ``until_done``, the
     first evaluation); the results file written.  Everything the lab made is destroyed from its
     manifest on every exit path (Ctrl-C and SIGTERM included); a destroy that failed part-way
-    raises :class:`RuntimeError` naming what is left (``ogsim destroy OUT/lab`` retries it)."""
+    raises :class:`LabCourseError` naming what is left (``ogsim destroy OUT/lab`` retries it)."""
     opts = dataclasses.replace(opts, out=opts.out.resolve())
     opts.out.mkdir(parents=True, exist_ok=True)
     run = LabCourse(scenario, opts, say)
     path = opts.out / "results.json"
+    if run.manifest.pending():  # not this run's to destroy: refused before the try below
+        raise LabCourseError(
+            f"{run.run_dir} holds what an earlier run left (it was killed): destroy it first "
+            f"with `ogsim destroy {run.run_dir}`, or choose another --out"
+        )
     try:
         run.start()
         assert run.relay is not None
@@ -314,7 +327,7 @@ def run_lab_course(
             run.stop()
         errors = run.manifest.destroy()
         if errors:
-            raise RuntimeError(
+            raise LabCourseError(
                 f"the lab was not wholly destroyed: {'; '.join(errors)} "
                 f"(retry: ogsim destroy {run.run_dir})"
             )
