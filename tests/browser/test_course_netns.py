@@ -4,8 +4,9 @@ agents, smbd, loop disks — reached by a headless Chromium through the relay UR
 prints.  The student does the Deploy wizard in two phases (real SMB copies into pc01's and
 pc02's CACHEs, pc03 fails with error 15; then updateCache + restore from the CACHE): after phase 1
 the Exercise page says *partial* (one step of two done), after phase 2 *passed*, every expectation
-holding.  SIGTERM ends the course: results.json (backend netns) is written and nothing of the run
-is left — its manifest destroyed, no namespace, loop device or mount of it.
+holding.  Each restored partition is verified (fsck, file-tree hash).  SIGTERM ends the course:
+results.json (backend netns) is written and nothing of the run is left — its manifest destroyed,
+no namespace, loop device or mount of it.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def test_a_course_exercise_on_namespaces(tmp_path: Path, browser: Any) -> None:
         "update_cache", "deploy"]  # fmt: skip
     moved = {c.name: c.bytes_moved for c in results.operations[0].computers}
     assert moved["pc01"] > 1 << 20 and moved["pc02"] > 1 << 20 and moved["pc03"] == 0
+    # the restored partitions were checked as ogsim run checks them: fsck and the file tree
+    restored = {c.name: c for c in results.operations[1].computers if c.status == "ok"}
+    assert sorted(restored) == ["pc01", "pc02"]
+    for c in restored.values():
+        (check,) = [p.detail for p in c.phases if p.name == "verify"]
+        assert "fsck clean" in check and "file-tree hash equal" in check, check
     checks = json.loads((out / "course" / "checks.json").read_text())
     assert checks["passed"] and checks["operations"] == 2
     # nothing of the run is left: its manifest destroyed, no namespace, loop device or mount

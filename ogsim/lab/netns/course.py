@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ogref.site import OperationSpec
 from ogsim.course import (
     as_asked,
     exercise_document,
@@ -40,9 +41,17 @@ from ogsim.lab.capabilities import probe, require
 from ogsim.lab.clock import ScenarioClock
 from ogsim.lab.console import Console, ConsoleError
 from ogsim.lab.manifest import Manifest, signals_held
-from ogsim.lab.netns.backend import DEFAULT_SCALE, Lab, LabOptions, _computer, _halt, build
+from ogsim.lab.netns.backend import (
+    DEFAULT_SCALE,
+    Lab,
+    LabOptions,
+    _computer,
+    _halt,
+    _verify,
+    build,
+)
 from ogsim.lab.relay import Relay
-from ogsim.results import HostRecord, LogLine, Metrics, OperationResult, Results
+from ogsim.results import ComputerResult, HostRecord, LogLine, Metrics, OperationResult, Results
 from ogsim.scenario import Scenario
 
 Json = dict[str, Any]
@@ -96,6 +105,7 @@ class LabCourse:
         self.setup_s = 0.0
         self.notes: list[str] = []
         self.caps: HostRecord | None = None
+        self.verified: dict[tuple[int, str], ComputerResult] = {}  # (op, pc) → after verify
 
     @property
     def console(self) -> Console:
@@ -196,6 +206,7 @@ class LabCourse:
                     )
                     self.events.append(LogLine(t=self.clock.now(), text=text))
                     self.say(text)
+                    self.verify(op)
             if ops and len(done) == len(ops) and len(done) != self.evaluated:
                 self.evaluate(ops)
                 if self.opts.until_done:
@@ -211,6 +222,31 @@ class LabCourse:
         _checks, self.passed = write_checks(self.scenario, results, self.course_dir, self.say)
         self.evaluated = sum(1 for op in ops if op["done"])
         return results
+
+    def verify(self, op: Json) -> None:
+        """As ``ogsim run --backend netns`` does: each partition an ended restore or deploy
+        wrote, checked at once (fsck, and its file tree hashed against the image's source).
+        Skipped for an image a create of the course may have replaced."""
+        if op["kind"] not in ("restore", "deploy") or self.lab is None:
+            return
+        asked = {oid: {k: spec} for oid, k, spec in student_operations(self.console)}
+        try:
+            spec = OperationSpec.model_validate(asked.get(int(op["op"])))
+        except ValueError:
+            return
+        body = getattr(spec, spec.kind)
+        created = any(k == "create" and s.get("image") == body.image
+                      for one in asked.values() for k, s in one.items())  # fmt: skip
+        src = self.lab.sources.get(body.image)
+        if created or src is None or body.disk != 1:
+            return
+        for rec in op["records"]:
+            c = _computer(rec, self.clock, set())
+            if c.status != "ok" or c.name not in self.lab.disks:
+                continue
+            _verify(self.lab, c, src, body.partition, self.clock)
+            self.verified[(int(op["op"]), c.name)] = c
+            self.say(f"  {c.name}: {c.phases[-1].detail}")
 
     # ------------------------------------------------------------------ results
 
@@ -262,7 +298,10 @@ class LabCourse:
         )
 
     def _operation(self, op: Json, index: int, asked: Json | None) -> OperationResult:
-        computers = [_computer(r, self.clock, set()) for r in op["records"]]
+        computers = [
+            self.verified.get((int(op["op"]), r["name"])) or _computer(r, self.clock, set())
+            for r in op["records"]
+        ]
         at = min((c.started for c in computers), default=self.clock.now())
         finished = [c.finished for c in computers if c.finished is not None]
         out = OperationResult(
