@@ -165,3 +165,25 @@ def test_a_netns_course_refuses_an_out_dir_with_a_killed_runs_leftovers(
     assert got.exit_code == 3, got.output
     assert "ogsim destroy" in got.output and left.exists()
     assert Manifest(tmp_path / "out" / "lab").pending()
+
+
+def test_a_netns_courses_records_in_the_results_terms(tmp_path: Path) -> None:
+    """An operation read back from the lab's service: the student's image, method and scope,
+    an unfinished computer recorded as not started, an ended one with its code."""
+    import time
+
+    from ogsim.lab.netns.course import LabCourse, LabCourseOptions
+
+    sc = load_exercise(COURSE_DIR / "deploy-wizard-small.yaml")
+    course = LabCourse(sc, LabCourseOptions(out=tmp_path, user="u", password="p"))
+    now = time.time()
+    op = {"op": 2, "kind": "deploy", "done": False, "records": [
+        {"name": "pc01", "status": "busy", "final": False, "sent": now},
+        {"name": "pc03", "status": "failed", "final": True, "code": 15, "sent": now,
+         "finished": now + 1, "message": "no CACHE"}]}  # fmt: skip
+    asked = {"deploy": {"image": "ubuntu", "method": "UNICAST-CACHE", "to": {"classroom": "aula1"}}}
+    got = course._operation(op, 1, asked)
+    assert (got.index, got.image, got.method, got.scope) == (1, "ubuntu", "UNICAST-CACHE", "aula1")
+    by = {c.name: c for c in got.computers}
+    assert by["pc01"].status == "not_started" and by["pc01"].finished is None
+    assert by["pc03"].status == "failed" and by["pc03"].code == 15

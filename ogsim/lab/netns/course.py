@@ -299,7 +299,7 @@ class LabCourse:
 
     def _operation(self, op: Json, index: int, asked: Json | None) -> OperationResult:
         computers = [
-            self.verified.get((int(op["op"]), r["name"])) or _computer(r, self.clock, set())
+            self.verified.get((int(op["op"]), r["name"])) or _computer(_ended(r), self.clock, set())
             for r in op["records"]
         ]
         at = min((c.started for c in computers), default=self.clock.now())
@@ -312,6 +312,18 @@ class LabCourse:
             makespan=round(max(finished) - at, 3) if finished else None,
         )
         return as_asked(out, asked)
+
+
+STATUSES = ("ok", "failed", "crashed", "refused", "not_started")
+
+
+def _ended(rec: Json) -> Json:
+    """``rec`` with a status the results know: a computer still at work when the course ends
+    is ``not_started`` (its command did not end), as ``ogsim serve`` records it."""
+    status = str(rec.get("status", "not_started"))
+    if status in STATUSES:
+        return rec
+    return {**rec, "status": "failed" if rec.get("final") else "not_started"}
 
 
 def _size(n: float) -> str:
