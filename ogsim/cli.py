@@ -512,10 +512,11 @@ COURSE_LIBVIRT_MISSING = (
     "ogsim course --backend libvirt is not built yet: the VM lab (ogsim.lab.libvirt.backend."
     "LibvirtRun.run) brings the classroom up, runs the scenario's own operations and tears it "
     "down in one call.  Missing: a step that brings the VMs up to their live clients (OPG) and "
-    "returns without running operations, and the --course option passed to its service "
-    "(ogsim.lab.libvirt.services).  The host-side listener exists (ogsim.lab.relay, as on "
-    "netns).  Use --backend netns (root) or --backend sim, or ogsim run EXERCISE.yaml --backend "
-    "libvirt to check the reference solution on VMs."
+    "returns without running operations; the --course option passed to its service "
+    "(ogsim.lab.libvirt.services, through Classroom); and boot once / boot target from the "
+    "console (the lab drives them itself, through its boot server).  The host-side listener "
+    "exists (ogsim.lab.relay, as on netns).  Use --backend netns (root) or --backend sim, or "
+    "ogsim run EXERCISE.yaml --backend libvirt to check the reference solution on VMs."
 )
 
 
