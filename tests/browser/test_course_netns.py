@@ -12,7 +12,6 @@ no namespace, loop device or mount of it.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from ogsim.results import Results
+from tests.lab.test_netns_course import _lab_namespaces, _namespaces
 
 from .test_console import CHROMIUM, DRIVER, _css, _login, _shot, _wait
 from .test_console import browser as browser  # a fixture
@@ -36,20 +36,6 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver (`make deps` installs them as root)",
     ),
 ]
-
-
-def _namespaces() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split(" ")[0] for line in out.splitlines() if line.strip()}
-
-
-def _lab_namespaces(manifest: Path) -> set[str]:
-    """The namespaces a lab's manifest recorded."""
-    return {
-        entry["name"]
-        for entry in map(json.loads, manifest.read_text().splitlines())
-        if entry.get("kind") == "netns"
-    }
 
 
 def test_a_course_exercise_on_namespaces(tmp_path: Path, browser: Any) -> None:
@@ -105,35 +91,3 @@ def test_a_course_exercise_on_namespaces(tmp_path: Path, browser: Any) -> None:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in loops, "loop devices left behind"
     assert str(tmp_path) not in Path("/proc/mounts").read_text(), "mounts left behind"
-
-
-def test_sigterm_while_the_lab_is_built_leaves_nothing(tmp_path: Path) -> None:
-    """A course ended before the classroom is up (SIGTERM during the build) destroys what was
-    made so far."""
-    import os
-    import sys
-    import time
-
-    from .test_console import ROOT
-
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ogsim.cli", "course", "deploy-wizard-small", "--backend", "netns",
-         "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    manifest = out / "lab" / "manifest.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (manifest.exists() and _lab_namespaces(manifest)):
-        time.sleep(0.1)
-    ours = _lab_namespaces(manifest)
-    assert ours, "the lab made no namespace within 60 s"
-    proc.send_signal(signal.SIGTERM)
-    text, _ = proc.communicate(timeout=90)
-    assert proc.returncode == 2, text  # interrupted
-    assert "console:" not in text  # it never got as far as serving
-    assert not manifest.exists() and (out / "lab" / "manifest.destroyed").exists(), text
-    assert not ours & _namespaces()
-    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    assert str(tmp_path) not in loops
