@@ -537,7 +537,7 @@ def _course_on_netns(
         err.print("[bold yellow]backend unavailable[/] netns: the netns lab needs root")
         raise typer.Exit(ExitCode.BACKEND_ERROR)
     from ogsim.lab.capabilities import HostCapabilityError
-    from ogsim.lab.netns.course import LabCourseError, LabCourseOptions, run_lab_course
+    from ogsim.lab.netns.course import LabCourseOptions, run_lab_course
 
     opts = LabCourseOptions(out=where, user=user, password=password, port=port, host=host,
                             scale=scale, until_done=until_done)  # fmt: skip
@@ -547,7 +547,7 @@ def _course_on_netns(
         for reason in exc.refusals:
             err.print(f"[bold yellow]refused[/] {escape(reason)}", soft_wrap=True)
         raise typer.Exit(ExitCode.HOST_UNSUPPORTED) from None
-    except LabCourseError as exc:
+    except (RuntimeError, OSError) as exc:  # LabCourseError, the lab not built, a port in use
         err.print(f"[bold red]lab error[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(ExitCode.BACKEND_ERROR) from None
     _signalled.clear()  # Ctrl-C / SIGTERM is how a course ends: its results are written

@@ -59,3 +59,21 @@ def test_sigterm_while_the_lab_is_built_leaves_nothing(tmp_path: Path) -> None:
     assert not ours & _namespaces()
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in loops
+
+
+def test_a_port_in_use_is_said_before_anything_is_built(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        got = subprocess.run(
+            [sys.executable, "-m", "ogsim.cli", "course", "deploy-wizard-small", "--backend",
+             "netns", "--out", str(tmp_path / "out"), "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    assert got.returncode == 3, got.stdout + got.stderr
+    assert "Address already in use" in got.stderr and "building" not in got.stdout
+    assert not (tmp_path / "out" / "lab" / "manifest.jsonl").exists()

@@ -115,10 +115,13 @@ class LabCourse:
     # ------------------------------------------------------------------ start and stop
 
     def start(self) -> None:
-        """Build the lab (the caller holds :meth:`Manifest.owned`), wait for every live client,
-        make the console user and open the relay."""
+        """Build the lab (the caller destroys it from the manifest on every exit path), wait for
+        every live client, make the console user and open the relay."""
         caps = probe()
         verdict = require(self.scenario, "netns", caps)  # refused before anything is made
+        # listening first: a port in use is said before the lab is built (until the service is
+        # up, a connection is closed at once)
+        self.relay = Relay(self.run_dir / "console.sock", self.opts.port, self.opts.host)
         for old in (self.run_dir / "service", self.course_dir / "report"):
             if old.is_dir():  # an earlier course's database and report: not this student's
                 shutil.rmtree(old)
@@ -146,7 +149,6 @@ class LabCourse:
         self.console._call("PUT", f"/users/{self.opts.user}", {
             "name": self.opts.user, "password": self.opts.password, "role": "admin",
             "classrooms": []})  # fmt: skip
-        self.relay = Relay(self.run_dir / "console.sock", self.opts.port, self.opts.host)
         self.setup_s = round(time.time() - t0, 3)
         self.clock = ScenarioClock()  # the course's time starts with the classroom up
         self.say(f"classroom up in {self.setup_s:.0f} s; the service's console socket is relayed "
