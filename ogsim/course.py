@@ -144,6 +144,66 @@ def check_json(c: Check) -> Json:
     }
 
 
+def student_operations(console: Console) -> list[tuple[int, str, Json]]:
+    """The operations submitted so far that count as the exercise's steps (restore, deploy,
+    update_cache, clone, create, boot), oldest first: ``(service id, kind, spec)``."""
+    got = console._call("GET", "/operations?limit=500")["operations"]
+    ops = [
+        (int(o["op"]), str(o["kind"]), dict(o["spec"] or {})) for o in got if o["kind"] in SIMULATED
+    ]
+    return sorted(ops)
+
+
+def as_asked(out: OperationResult, asked: Json | None) -> OperationResult:
+    """``out`` with the image, method and scope of the operation the student submitted
+    (``{kind: spec}``; unchanged when it is not a site operation)."""
+    try:
+        spec = OperationSpec.model_validate(asked)
+    except ValueError:  # not one the simulator models (None), or not a site operation
+        return out
+    body = getattr(spec, spec.kind)
+    to = getattr(body, "to", None)
+    return out.model_copy(
+        update={
+            "image": getattr(body, "image", None),
+            "method": str(body.method) if hasattr(body, "method") else None,
+            "scope": scope_label(to) if to is not None else str(getattr(body, "computer", "")),
+        }
+    )
+
+
+def write_checks(
+    scenario: Scenario, results: Results, course_dir: Path, say: Callable[[str], None] = print
+) -> tuple[list[Check], bool]:
+    """Evaluate the exercise's expectations on the student's ``results``
+    (:func:`ogsim.expect.evaluate`), draw the run's report and write ``checks.json`` for the
+    console; the checks and whether the exercise is passed."""
+    from ogsim.report.build import build_one
+
+    checks = evaluate(results, scenario.spec.expect)
+    counted = [c for c in checks if c.applicable]
+    steps = len(scenario.spec.operations)
+    done = len([op for op in results.operations if op.index >= 0])
+    passed = bool(counted) and all(c.ok for c in counted) and done >= steps
+    report = build_one(results, course_dir / "report")
+    write_json(
+        course_dir / "checks.json",
+        {
+            "evaluated_at": time.time(),
+            "operations": done,
+            "steps": steps,
+            "passed": passed,
+            "checks": [check_json(c) for c in checks],
+            "report": str(report.relative_to(course_dir)),
+        },
+    )
+    verdict = "PASSED" if passed else "not passed"
+    held = sum(1 for c in counted if c.ok)
+    say(f"exercise {scenario.name}: {held}/{len(counted)} expectations hold "
+        f"after {done} of {steps} operation(s): {verdict}")  # fmt: skip
+    return checks, passed
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -159,13 +219,7 @@ class CoursePrediction(Prediction):
 
     def student_operations(self) -> list[tuple[int, str, Json]]:
         """The operations submitted so far that the simulator models, oldest first."""
-        got = self.console()._call("GET", "/operations?limit=500")["operations"]
-        ops = [
-            (int(o["op"]), str(o["kind"]), dict(o["spec"] or {}))
-            for o in got
-            if o["kind"] in SIMULATED
-        ]
-        return sorted(ops)
+        return student_operations(self.console())
 
     def index_of(self, op_id: int) -> int | None:
         for i, (oid, _k, _s) in enumerate(self.ops):
@@ -286,19 +340,7 @@ class Course(Serve):
         out = super()._operation(op)
         assert isinstance(self.prediction, CoursePrediction)
         asked = next(({k: s} for oid, k, s in self.prediction.ops if oid == int(op["op"])), None)
-        try:
-            spec = OperationSpec.model_validate(asked)
-        except ValueError:  # not one the simulator models (None), or not a site operation
-            return out
-        body = getattr(spec, spec.kind)
-        to = getattr(body, "to", None)
-        return out.model_copy(
-            update={
-                "image": getattr(body, "image", None),
-                "method": str(body.method) if hasattr(body, "method") else None,
-                "scope": scope_label(to) if to is not None else str(getattr(body, "computer", "")),
-            }
-        )
+        return as_asked(out, asked)
 
     def _index(self) -> None:
         """Each student operation's scenario index: its rank among the simulated kinds."""
@@ -310,33 +352,10 @@ class Course(Serve):
     def evaluate(self) -> list[Check]:
         """Read the student's operations back, check the expectations, draw the report and
         write ``checks.json``."""
-        from ogsim.report.build import build_one
-
         self._index()
         results = self.results()
         results.write(self.opts.out / "results.json")
-        checks = evaluate(results, self.scenario.spec.expect)
-        counted = [c for c in checks if c.applicable]
-        steps = len(self.scenario.spec.operations)
-        done = len([op for op in results.operations if op.index >= 0])
-        passed = bool(counted) and all(c.ok for c in counted) and done >= steps
-        report = build_one(results, self.course_dir / "report")
-        write_json(
-            self.course_dir / "checks.json",
-            {
-                "evaluated_at": time.time(),
-                "operations": done,
-                "steps": steps,
-                "passed": passed,
-                "checks": [check_json(c) for c in checks],
-                "report": str(report.relative_to(self.course_dir)),
-            },
-        )
-        self.state.passed = passed
-        verdict = "PASSED" if passed else "not passed"
-        held = sum(1 for c in counted if c.ok)
-        self.say(f"exercise {self.scenario.name}: {held}/{len(counted)} expectations hold "
-                 f"after {done} of {steps} operation(s): {verdict}")  # fmt: skip
+        checks, self.state.passed = write_checks(self.scenario, results, self.course_dir, self.say)
         return checks
 
 

@@ -36,24 +36,25 @@ pytestmark = [
 
 
 class CourseRun:
-    """``ogsim course EXERCISE --backend sim``: the console URL and the printed credentials."""
+    """``ogsim course EXERCISE --backend BACKEND`` (this worktree's code, as a subprocess): the
+    console URL and the printed credentials; ``seen`` is what it printed up to them."""
 
-    def __init__(self, exercise: str, out: Path, speed: int = 200) -> None:
+    def __init__(self, exercise: str, out: Path, speed: int = 200, backend: str = "sim") -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ogsim.cli", "course", exercise, "--backend", "sim",
+            [sys.executable, "-m", "ogsim.cli", "course", exercise, "--backend", backend,
              "--speed", str(speed), "--out", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=out.parent,
         )  # fmt: skip
         assert self.proc.stdout is not None
-        seen = ""
+        self.seen = ""
         for line in self.proc.stdout:
-            seen += line
+            self.seen += line
             m = re.search(r"console: (http://\S+)/ui/course\s+user: (\S+)\s+password: (\S+)", line)
             if m:
                 self.url, self.user, self.password = m[1], m[2], m[3]
                 return
-        raise AssertionError(f"ogsim course did not print the console's URL:\n{seen}")
+        raise AssertionError(f"ogsim course did not print the console's URL:\n{self.seen}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

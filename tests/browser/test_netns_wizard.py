@@ -1,21 +1,20 @@
 """The Deploy wizard in a real headless Chromium against a classroom of network namespaces: the
 netns lab's real service, agents, smbd and loop disks (3 computers, pc03 without a CACHE), no
 operation submitted by the lab — the browser does it, through a TCP relay to the service's
-console socket.  Phase 1 (updateCache only) really copies the image into two caches and fails
-pc03 with error 15 (no automatic switch); phase 2 (updateCache + restore) restores from them;
-both phases show in the history.  Everything the lab made is destroyed (its manifest).
+console socket (:class:`ogsim.lab.relay.Relay`).  Phase 1 (updateCache only) really copies the
+image into two caches and fails pc03 with error 15 (no automatic switch); phase 2 (updateCache +
+restore) restores from them; both phases show in the history.  Everything the lab made is destroyed (its manifest).
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ogsim.lab.relay import Relay
 
 from .test_console import CHROMIUM, DRIVER, _css, _login, _shot, _wait
 from .test_console import browser as browser  # a fixture
@@ -30,45 +29,6 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver (`make deps` installs them as root)",
     ),
 ]
-
-
-class Relay:
-    """127.0.0.1:PORT → the service's UNIX socket (the browser lives outside the namespaces)."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = str(target)
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(64)
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(self.target)
-            self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.server.close()
-        for s in self.open:
-            with contextlib.suppress(OSError):
-                s.close()
 
 
 @pytest.fixture
@@ -106,9 +66,11 @@ def netns_lab(tmp_path: Path) -> Iterator[tuple[Any, Relay]]:
     assert not leftovers(prefixes), "namespaces left behind"
 
 
-def _phase(browser: Any, base: str, mode: str) -> dict[str, Any]:
+def _phase(browser: Any, base: str, mode: str, image: str = "ubu") -> dict[str, Any]:
+    """One phase of the Deploy wizard on the whole classroom (``mode``: update_cache or
+    deploy) by UNICAST-CACHE; the command's records by computer, once it has ended."""
     browser.get(f"{base}/ui/deploy?classroom=aula1&mode={mode}")
-    _css(browser, '#same-fs input[value="ubu"]')[0].click()
+    _css(browser, f'#same-fs input[value="{image}"]')[0].click()
     _css(browser, 'input[name=method][value="UNICAST-CACHE"]')[0].click()
     _css(browser, "#submit-btn")[0].click()
     _wait(browser, lambda d: "/ui/operations/" in d.current_url)

@@ -1,6 +1,6 @@
 """Course exercises: every ``scenarios/course/*.yaml`` loads as an exercise; a bad one names the
-file, the YAML path and the reason; ``ogsim course`` lists, refuses unknown names and the lab
-backends (naming what they lack); the console's view of an exercise's checks."""
+file, the YAML path and the reason; ``ogsim course`` lists, refuses unknown names, libvirt
+(naming what it lacks) and netns without root; the console's view of an exercise's checks."""
 
 from __future__ import annotations
 
@@ -108,17 +108,23 @@ def test_exercises_are_found_by_name_prefix_or_file() -> None:
         find_exercise("nope")
 
 
-def test_course_list_and_refusals() -> None:
+def test_course_list_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     listed = runner.invoke(app, ["course", "--list"])
     assert listed.exit_code == 0
     for f in FILES:
         assert f.stem in listed.output
     unknown = runner.invoke(app, ["course", "nope"])
     assert unknown.exit_code == 4 and "no exercise 'nope'" in unknown.output
-    for backend in ("netns", "libvirt"):
-        lab = runner.invoke(app, ["course", "seed-35pc", "--backend", backend])
-        assert lab.exit_code == 3
-        assert "Missing:" in lab.output and "hold" in lab.output
+    lab = runner.invoke(app, ["course", "seed-35pc", "--backend", "libvirt"])
+    assert lab.exit_code == 3
+    assert "Missing:" in lab.output and "live clients (OPG)" in lab.output
+    # netns: a bad --listen is refused before anything is built; without root, refused too
+    bad = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns",
+                              "--listen", "nowhere"])  # fmt: skip
+    assert bad.exit_code == 4 and "not IP:PORT" in bad.output
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    user = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns"])
+    assert user.exit_code == 3 and "needs root" in user.output
 
 
 def test_the_console_view_of_checks(tmp_path: Path) -> None:
@@ -142,3 +148,42 @@ def test_the_console_view_of_checks(tmp_path: Path) -> None:
     assert view(tmp_path)["verdict"] == "partial"  # one of the exercise's two operations done
     (tmp_path / "checks.json").write_text(json.dumps({**checks, "passed": True}))
     assert view(tmp_path)["verdict"] == "passed"
+
+
+def test_a_netns_course_refuses_an_out_dir_with_a_killed_runs_leftovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a killed run left is not this course's to destroy: refused, nothing touched."""
+    from ogsim.lab.manifest import Manifest
+
+    left = tmp_path / "left-by-a-killed-run"
+    left.write_text("x")
+    Manifest(tmp_path / "out" / "lab").record("file", str(left))
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    got = runner.invoke(app, ["course", "deploy-wizard-small", "--backend", "netns",
+                              "--out", str(tmp_path / "out")])  # fmt: skip
+    assert got.exit_code == 3, got.output
+    assert "ogsim destroy" in got.output and left.exists()
+    assert Manifest(tmp_path / "out" / "lab").pending()
+
+
+def test_a_netns_courses_records_in_the_results_terms(tmp_path: Path) -> None:
+    """An operation read back from the lab's service: the student's image, method and scope,
+    an unfinished computer recorded as not started, an ended one with its code."""
+    import time
+
+    from ogsim.lab.netns.course import LabCourse, LabCourseOptions
+
+    sc = load_exercise(COURSE_DIR / "deploy-wizard-small.yaml")
+    course = LabCourse(sc, LabCourseOptions(out=tmp_path, user="u", password="p"))
+    now = time.time()
+    op = {"op": 2, "kind": "deploy", "done": False, "records": [
+        {"name": "pc01", "status": "busy", "final": False, "sent": now},
+        {"name": "pc03", "status": "failed", "final": True, "code": 15, "sent": now,
+         "finished": now + 1, "message": "no CACHE"}]}  # fmt: skip
+    asked = {"deploy": {"image": "ubuntu", "method": "UNICAST-CACHE", "to": {"classroom": "aula1"}}}
+    got = course._operation(op, 1, asked)
+    assert (got.index, got.image, got.method, got.scope) == (1, "ubuntu", "UNICAST-CACHE", "aula1")
+    by = {c.name: c for c in got.computers}
+    assert by["pc01"].status == "not_started" and by["pc01"].finished is None
+    assert by["pc03"].status == "failed" and by["pc03"].code == 15

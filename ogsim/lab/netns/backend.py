@@ -110,6 +110,8 @@ class LabOptions:
     caps: HostCapabilities | None = None  # default: probed
     emit: Emit = nothing  # told the lab's stages and each computer's progress while it runs
     ogserver_port: int | None = None  # also serve ogServer's REST API on the server's address
+    course: Path | None = None  # a course exercise's directory, shown by the service's console
+    every_image: bool = False  # make every image of the repository, not only those restored
 
 
 @dataclass
@@ -253,6 +255,8 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     emit(StageEvent("services", "smbd"))
     accounts = samba.start_smbd(manifest, repo, share, run_dir / "smb")
     wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RESTORES}
+    if opts.every_image:  # a course: the student may pick any image of the catalogue
+        wanted |= {img.name for img in scenario.site.repositories[0].images}
     store = ImageStore(share)
     lab.store = store
     work = run_dir / "work"
@@ -331,6 +335,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
                 if opts.ogserver_port
                 else []
             ),
+            *(["--course", str(opts.course)] if opts.course is not None else []),
         ],
         logs / "service.log",
     )
