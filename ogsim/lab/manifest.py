@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -76,10 +77,11 @@ class Manifest:
         self.run_dir = run_dir
         self.path = run_dir / MANIFEST_NAME
         self.cgroup: Path | None = None  # the run's cgroup, once made (ogsim.lab.cgroup)
+        self._lock = threading.Lock()  # a lab's threads record too (its parallel checks)
         run_dir.mkdir(parents=True, exist_ok=True)
 
     def _append(self, obj: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(obj, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -176,8 +178,6 @@ def signals_held() -> Iterator[None]:
     deliver them after.  (Their handlers are swapped for a recorder rather than the signals
     blocked: a process-directed signal goes to any thread that does not block it, and the
     Python handler then runs in the main thread all the same.)"""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
