@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from ogref.core.deploy import DeployRequest, DeploySession
 from ogref.core.driver import ModelOracle
 from ogref.core.events import (
+    STAGE_OF,
     Command,
     ConfigureOs,
     DeleteCachedCopy,
@@ -96,19 +97,6 @@ class LocalJob:
 
     def cancel(self) -> None:
         self.client.sim.net.stop(self.flow)
-
-
-_STAGES: dict[type, str] = {
-    InspectTarget: "inspect",
-    InspectImage: "inspect",
-    InspectCache: "inspect",
-    FormatCache: "cache",
-    EmptyCache: "cache",
-    EvictFromCache: "cache",
-    FetchToCache: "fetch",
-    RestorePartition: "restore",
-    ConfigureOs: "postconf",
-}
 
 
 class SimClient:
@@ -205,7 +193,7 @@ class SimClient:
 
     def _execute(self, cmd: Command) -> None:
         hw = self.hw
-        stage = _STAGES.get(type(cmd))
+        stage = STAGE_OF.get(type(cmd))
         if stage:
             total = float(getattr(getattr(cmd, "image", None), "stored_size", 0) or 0)
             self.emit(stage, total=total if stage in ("fetch", "restore") else 0.0)

@@ -337,6 +337,24 @@ class Finish(Command):
         return self.code == OgErr.OK
 
 
+RESTORE_STAGES = ("inspect", "cache", "fetch", "restore", "postconf")
+"""The stages of a restore as the console's tracking log and the live views show them, in the
+order they happen."""
+
+STAGE_OF: dict[type[Command], str] = {
+    InspectTarget: "inspect",
+    InspectImage: "inspect",
+    InspectCache: "inspect",
+    FormatCache: "cache",
+    EmptyCache: "cache",
+    EvictFromCache: "cache",
+    FetchToCache: "fetch",
+    RestorePartition: "restore",
+    ConfigureOs: "postconf",
+}
+"""The stage each restore command belongs to (commands not listed keep the current stage)."""
+
+
 @dataclass(frozen=True)
 class InspectStore(Command):
     """Look at where a new image goes (REPO share or CACHE): writable, free space, old backup."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from ogref.core.deploy import DeployRequest, DeploySession
 from ogref.core.driver import drive
 from ogref.core.events import (
+    STAGE_OF,
     CacheInspected,
     Command,
     ConfigureOs,
@@ -118,19 +119,6 @@ class Machine:
         return partition_path(self.device(disk), number)
 
 
-_STAGES: dict[type, str] = {
-    InspectTarget: "inspect",
-    InspectImage: "inspect",
-    InspectCache: "inspect",
-    FormatCache: "cache",
-    EmptyCache: "cache",
-    EvictFromCache: "cache",
-    FetchToCache: "fetch",
-    RestorePartition: "restore",
-    ConfigureOs: "postconf",
-}
-
-
 class Executor:
     """Executes one session's commands on a :class:`Machine`; use once per operation."""
 
@@ -208,7 +196,7 @@ class Executor:
             return None
         if isinstance(cmd, Finish):
             return None
-        stage = _STAGES.get(type(cmd), self.stage)
+        stage = STAGE_OF.get(type(cmd), self.stage)
         if stage != self.stage:
             self.stage = stage
             self.on_stage(stage)

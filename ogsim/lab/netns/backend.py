@@ -49,6 +49,7 @@ from typing import Any, Literal
 import yaml
 
 from ogref.console import scope_label
+from ogref.core.events import RESTORE_STAGES
 from ogref.model import ClientStatus, Filesystem, Image
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
@@ -734,9 +735,6 @@ def _after_boot(lab: Lab, spec: Any, recs: list[ComputerResult], clock: Scenario
         r.finished = clock.of(when)
 
 
-STAGE_ORDER = ("inspect", "cache", "fetch", "restore", "postconf")
-
-
 @dataclass
 class _Running:
     """An operation submitted to the server and not yet collected."""
@@ -806,7 +804,7 @@ def _anchor_due(
     if act.get("id") != f"{r.op_id}/{a.computer}":
         return "wait"
     stage = str(act.get("stage", ""))
-    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    order = {name: i for i, name in enumerate(RESTORE_STAGES)}
     if order.get(stage, -1) > order.get(a.stage, 99):
         return "fire"  # past the transfer: late, but before the computer ends
     if a.kind == "after" or stage != a.stage:
