@@ -1,29 +1,37 @@
-"""``ogref image``: create, restore, verify, convert and describe images in either format
-(``partclone`` — the OpenGnSys file, the default — or ``chunked``) in an image directory.
+"""``ogref image``: create, restore, verify, convert, describe, delete, edit and mount images in
+either format (``partclone`` — the OpenGnSys file, the default — or ``chunked``) in an image
+directory; collect unreferenced chunks (``gc``) and report the directory's usage.
 
-Prints one JSON object and exits with the OpenGnSys error number.  Argument mapping only: the
+Prints one JSON object and exits with the OpenGnSys error number (``usage`` on a terminal: a
+table).  Argument mapping only: the
 work is :mod:`ogref.runtime.create`/:mod:`~ogref.runtime.restore`'s and this package's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from ogref.errors import FormatError, ImageFileError, OgError
 from ogref.model.image import Compressor
 from ogref.runtime import imagefile
-from ogref.runtime.chunked import chunk, convert, image
+from ogref.runtime.chunked import chunk, convert, garbage, image, usage
 from ogref.runtime.chunked.create import create_chunked
 from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.restore import restore_image
+from ogref.units import format_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="images in either format")
 
@@ -201,3 +209,70 @@ def info(name: str = typer.Argument(...), directory: Path = _DIR) -> None:
         }
 
     _run(work)
+
+
+@app.command()
+def delete(
+    name: str = typer.Argument(...),
+    version: str = typer.Option("", "--version", help="'ant': only the previous version"),
+    directory: Path = _DIR,
+) -> None:
+    """Delete NAME (every version, or --version ant); free the chunks no other image uses."""
+
+    def work() -> dict[str, Any]:
+        done = garbage.delete(ImageStore(directory), name, version=version)
+        out = dataclasses.asdict(done)
+        out["collected"] = dataclasses.asdict(done.collected) if done.collected else None
+        return out
+
+    _run(work)
+
+
+@app.command()
+def gc(directory: Path = _DIR) -> None:
+    """Delete the chunks no manifest references (refused, 4, while an image is being written)."""
+    _run(lambda: dataclasses.asdict(garbage.collect(ImageStore(directory))))
+
+
+@app.command("usage")
+def usage_cmd(
+    directory: Path = _DIR,
+    as_json: bool = typer.Option(False, "--json", help="JSON even on a terminal"),
+) -> None:
+    """Per image version: format, logical size, chunks, bytes owned alone and shared; totals
+    and the dedup ratio (repository bytes / sum of the images' sizes)."""
+    if as_json or not sys.stdout.isatty():
+        _run(lambda: usage.report(ImageStore(directory)).to_dict())
+        return
+    try:
+        report = usage.report(ImageStore(directory))
+    except OgError as exc:
+        Console(stderr=True).print(escape(str(exc)))
+        raise typer.Exit(int(exc.code)) from None
+    Console().print(usage_table(report, str(directory)))
+
+
+def usage_table(report: usage.Usage, title: str) -> Table:
+    """The usage report as a rich table with a totals line."""
+    t = Table(title=escape(title), caption=escape(_totals(report)))
+    for col in ("image", "version", "format", "fs", "logical", "chunks", "stored", "alone",
+                "shared", "base"):  # fmt: skip
+        t.add_column(col, justify="right" if col in ("logical", "chunks") else "left")
+    for v in report.images:
+        t.add_row(
+            escape(v.name), v.version, v.format, v.filesystem, format_size(v.logical_bytes),
+            str(v.chunks), format_size(v.stored_bytes), format_size(v.owned_bytes),
+            format_size(v.shared_bytes), escape(v.base),
+        )  # fmt: skip
+    return t
+
+
+def _totals(report: usage.Usage) -> str:
+    ratio = report.dedup_ratio
+    return (
+        f"repository {format_size(report.repository_bytes)} (chunks "
+        f"{format_size(report.chunk_store_bytes)}, of which unreferenced "
+        f"{format_size(report.garbage_bytes)}; .img files {format_size(report.image_file_bytes)})"
+        f" · images {format_size(report.images_bytes)} · dedup ratio "
+        f"{'-' if ratio is None else f'{ratio:.3f}'}"
+    )
