@@ -27,6 +27,7 @@ from ogref.model.image import Compressor
 from ogref.runtime import imagefile
 from ogref.runtime.chunked import chunk, convert, garbage, image, usage
 from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.edit import Addition, edit_chunked
 from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
@@ -206,6 +207,7 @@ def info(name: str = typer.Argument(...), directory: Path = _DIR) -> None:
             "digest": made.digest,
             "created": made.created,
             "host": made.host,
+            "message": made.message,
         }
 
     _run(work)
@@ -276,3 +278,37 @@ def _totals(report: usage.Usage) -> str:
         f" · images {format_size(report.images_bytes)} · dedup ratio "
         f"{'-' if ratio is None else f'{ratio:.3f}'}"
     )
+
+
+@app.command()
+def edit(
+    name: str = typer.Argument(...),
+    add: list[str] = typer.Option([], "--add", help="SRC:DEST — copy a host file or tree in"),
+    remove: list[str] = typer.Option([], "--remove", help="PATH inside the image to delete"),
+    message: str = typer.Option("", "--message", help="kept in the new version's manifest"),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="scratch (a sparse file)"),
+    directory: Path = _DIR,
+    lock_dir: Path = _LOCKS,
+    workers: int = _WORKERS,
+) -> None:
+    """A new version of chunked image NAME with PATHs removed and SRC:DESTs added (the
+    previous one kept as .ant); only the chunks that changed are stored."""
+
+    def work() -> dict[str, Any]:
+        done = edit_chunked(
+            ImageStore(directory), name, add=[Addition.parse(a) for a in add], remove=remove,
+            message=message, work_dir=work_dir, lock_dir=lock_dir, workers=workers,
+        )  # fmt: skip
+        made = done.created
+        return {
+            "format": Format.CHUNKED.value,
+            "manifest": str(made.path),
+            "digest": made.manifest.digest,
+            "previous": done.previous.digest,
+            "chunks": made.stats.chunks,
+            "new_chunks": made.stats.new_chunks,
+            "new_bytes": made.stats.new_stored_bytes,
+            "seconds": round(made.seconds, 3),
+        }
+
+    _run(work)
