@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -24,10 +25,10 @@ from ogref.runtime.chunked.edit import Addition, edit_chunked
 from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
-from ogref.runtime.mount import Mount
+from ogref.runtime.mount import Mount, is_mountpoint
 from ogref.units import MIB
 
-from .conftest import MakeDisk, fill_partition, hash_partition, tree_hash
+from .conftest import MakeDisk, fill_partition, hash_partition, need, tree_hash
 
 pytestmark = [pytest.mark.root, pytest.mark.imaging]
 
@@ -152,3 +153,43 @@ def test_cli_edit(make_disk: MakeDisk, tmp_path: Path, lock_dir: Path) -> None:
     ok = runner.invoke(app, ["edit", "e", "--add", f"{note}:n.txt", "--message", "m", *common])
     assert ok.exit_code == 0, ok.stdout
     assert json.loads(ok.stdout)["new_chunks"] >= 1
+
+
+@pytest.mark.parametrize("fs", [Filesystem.EXT4, Filesystem.NTFS])
+def test_mount_shows_the_tree_a_restore_gives(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path, fs: Filesystem
+) -> None:
+    if fs is Filesystem.NTFS:
+        need("mkfs.ntfs", "ntfs-3g", "partclone.ntfs")
+    need("fusermount3")
+    src, dst = _pair(make_disk, fs)
+    fill_partition(src, fs, random_mib=2)
+    repo = ImageStore(tmp_path / "repo")
+    create_chunked(src, repo, "m", lock_dir=lock_dir)
+    restore_chunked(repo, "m", dst, lock_dir=lock_dir)
+    want = hash_partition(dst, fs)
+    target, state = tmp_path / "browse", tmp_path / "state"
+    target.mkdir()
+    runner = CliRunner()
+    where = ["--dir", str(repo.root), "--state-dir", str(state)]
+    shown = runner.invoke(app, ["mount", "m", str(target), *where])
+    try:
+        assert shown.exit_code == 0, shown.stdout
+        pid = json.loads(shown.stdout)["server_pid"]
+        assert tree_hash(target) == want
+        with pytest.raises(OSError):  # read-only
+            (target / "new.txt").write_text("x")
+        again = runner.invoke(app, ["mount", "m", str(target), *where])
+        assert again.exit_code != 0  # not empty, already mounted
+    finally:
+        done = runner.invoke(app, ["umount", str(target), "--state-dir", str(state)])
+    assert done.exit_code == 0, done.stdout
+    assert not is_mountpoint(target) and not list(state.iterdir())
+    assert (
+        not Path(f"/proc/{pid}/cmdline").exists()
+        or b"fusefs" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True)
+    assert str(state) not in loops.stdout
+    gone = runner.invoke(app, ["umount", str(target), "--state-dir", str(state)])
+    assert gone.exit_code == 2

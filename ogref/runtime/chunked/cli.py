@@ -25,7 +25,7 @@ from rich.table import Table
 from ogref.errors import FormatError, ImageFileError, OgError
 from ogref.model.image import Compressor
 from ogref.runtime import imagefile
-from ogref.runtime.chunked import chunk, convert, garbage, image, usage
+from ogref.runtime.chunked import browse, chunk, convert, garbage, image, usage
 from ogref.runtime.chunked.create import create_chunked
 from ogref.runtime.chunked.edit import Addition, edit_chunked
 from ogref.runtime.chunked.restore import restore_chunked
@@ -310,5 +310,36 @@ def edit(
             "new_bytes": made.stats.new_stored_bytes,
             "seconds": round(made.seconds, 3),
         }
+
+    _run(work)
+
+
+_STATE = typer.Option(browse.DEFAULT_STATE_DIR, "--state-dir", help="what mounts made")
+
+
+@app.command("mount")
+def mount_cmd(
+    name: str = typer.Argument(...),
+    target: Path = typer.Argument(..., help="an empty directory"),
+    directory: Path = _DIR,
+    state_dir: Path = _STATE,
+) -> None:
+    """Mount chunked image NAME read-only on TARGET to browse it (FUSE; no restore)."""
+
+    def work() -> dict[str, Any]:
+        done = browse.mount_image(ImageStore(directory), name, target, state_dir=state_dir)
+        return {"mounted": done.target, "filesystem": done.filesystem, "loop": done.loop,
+                "server_pid": done.pid}  # fmt: skip
+
+    _run(work)
+
+
+@app.command("umount")
+def umount_cmd(target: Path = typer.Argument(...), state_dir: Path = _STATE) -> None:
+    """Unmount what `ogref image mount` mounted on TARGET (and stop its FUSE server)."""
+
+    def work() -> dict[str, Any]:
+        done = browse.unmount_image(target, state_dir=state_dir)
+        return {"unmounted": done.target, "image": done.image}
 
     _run(work)
