@@ -12,7 +12,10 @@ What it made is recorded, step by step, in a state file (``<state dir>/<key>.jso
 hash of DIR): the FUSE directory, the server's PID, the loop device.  Unmounting, and the
 clean-up after a failed mount, undo exactly those: unmount DIR, detach that loop device (if it
 still reads our file), unmount the FUSE directory, wait for that PID (signalled only if it is
-still our server), delete the state.  Nothing is found or killed by name.
+still our server), delete the state.  Nothing is found or killed by name.  If a copy of the
+mount lives on in another mount namespace (one created while it was mounted), the loop device
+stays busy: the FUSE directory is then detached lazily and the loop device, marked autoclear,
+goes when that namespace does.
 """
 
 from __future__ import annotations
@@ -175,7 +178,14 @@ def _undo(path: Path, state: MountState) -> None:
                 break
             time.sleep(0.1)
     if is_mountpoint(state.fuse_dir):
-        unmount(state.fuse_dir)
+        try:
+            unmount(state.fuse_dir)
+        except FilesystemError:
+            # the loop device is still held: by a copy of DIR's mount in a mount namespace
+            # made while it was mounted (a lab's), which our umount cannot reach.  Detach the
+            # FUSE directory lazily; the server is stopped below, the loop device (autoclear)
+            # goes with that namespace.
+            run(["umount", "-l", str(state.fuse_dir)], error=FilesystemError)
     if state.pid:
         _stop(state.pid, state.fuse_dir)
     shutil.rmtree(state.work, ignore_errors=True)
