@@ -208,3 +208,24 @@ def usage_table_text(repo: ImageStore) -> str:
     console = Console(record=True, width=160)
     console.print(usage_table(usage.report(repo), str(repo.root)))
     return console.export_text()
+
+
+def test_usage_and_delete_of_an_opengnsys_image_beside_chunked_ones(tmp_path: Path) -> None:
+    repo = ImageStore(tmp_path / "repo")
+    _make(repo, "ck", _data(1))
+    files = repo.files("og")
+    files.img.write_bytes(b"x" * 5000)
+    files.info.write_text("PARTCLONE:ZSTD:EXT4:1000\n")
+    Path(f"{files.img}.ant").write_bytes(b"y" * 3000)
+    report = usage.report(repo)
+    rows = {(r.name, r.version): r for r in report.images}
+    assert rows[("og", "current")].stored_bytes == 5000
+    assert rows[("og", "current")].logical_bytes == 1000 * 1024
+    assert rows[("og", "ant")].format == "partclone"
+    assert report.image_file_bytes == 8000
+    assert report.repository_bytes == report.chunk_store_bytes + 8000
+    gone = garbage.delete(repo, "og", version="ant")
+    assert gone.removed == ["og.img.ant"] and files.img.exists()
+    garbage.delete(repo, "og")
+    assert not files.img.exists() and not files.info.exists()
+    assert [r.name for r in usage.report(repo).images] == ["ck"]

@@ -222,10 +222,7 @@ def delete(
     """Delete NAME (every version, or --version ant); free the chunks no other image uses."""
 
     def work() -> dict[str, Any]:
-        done = garbage.delete(ImageStore(directory), name, version=version)
-        out = dataclasses.asdict(done)
-        out["collected"] = dataclasses.asdict(done.collected) if done.collected else None
-        return out
+        return dataclasses.asdict(garbage.delete(ImageStore(directory), name, version=version))
 
     _run(work)
 

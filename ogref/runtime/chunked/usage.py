@@ -108,10 +108,9 @@ def report(images: ImageStore) -> Usage:
         size = v.path.stat().st_size
         out.image_file_bytes += size
         fs, logical = "", 0
-        files = images.files(v.name)
         if v.version == repository.CURRENT:
             with contextlib.suppress(Exception):
-                info = imagefile.read_info(files)
+                info = imagefile.read_info(images.files(v.name))
                 if info is not None:
                     fs, logical = str(info.filesystem), info.size_kb * 1024
         rows.append(VersionUsage(v.name, v.version, v.format, fs, logical, 0, size, size, 0))
