@@ -169,15 +169,19 @@ def test_cli_edit(make_disk: MakeDisk, tmp_path: Path, lock_dir: Path) -> None:
     common = ["--dir", str(tmp_path / "repo"), "--lock-dir", str(lock_dir)]
     runner = CliRunner()
     assert runner.invoke(app, ["create", src, "e", "--format", "chunked", *common]).exit_code == 0
-    gone = runner.invoke(app, ["edit", "e", "--remove", "no/such/file", *common])
+    diff = ["create", src, "d", "--format", "chunked", "--diff-of", "e", *common]
+    assert runner.invoke(app, diff).exit_code == 0
+    gone = runner.invoke(app, ["edit", "d", "--remove", "no/such/file", *common])
     assert gone.exit_code == 2, gone.stdout
-    unsafe = runner.invoke(app, ["edit", "e", "--remove", "../etc", *common])
+    unsafe = runner.invoke(app, ["edit", "d", "--remove", "../etc", *common])
     assert unsafe.exit_code == 14
     note = tmp_path / "n.txt"
     note.write_text("n")
-    ok = runner.invoke(app, ["edit", "e", "--add", f"{note}:n.txt", "--message", "m", *common])
+    ok = runner.invoke(app, ["edit", "d", "--add", f"{note}:n.txt", "--message", "m", *common])
     assert ok.exit_code == 0, ok.stdout
     assert json.loads(ok.stdout)["new_chunks"] >= 1
+    edited = image.load(ImageStore(tmp_path / "repo"), "d")
+    assert edited.base is not None and edited.base.name == "e"  # still differential
 
 
 @pytest.mark.parametrize("fs", [Filesystem.EXT4, Filesystem.NTFS])
@@ -187,6 +191,7 @@ def test_mount_shows_the_tree_a_restore_gives(
     if fs is Filesystem.NTFS:
         need("mkfs.ntfs", "ntfs-3g", "partclone.ntfs")
     need("fusermount3")
+    pytest.importorskip("mfusepy", reason="mfusepy missing: pip install -e '.[lab]'")
     src, dst = _pair(make_disk, fs)
     fill_partition(src, fs, random_mib=2)
     repo = ImageStore(tmp_path / "repo")

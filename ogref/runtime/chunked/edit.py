@@ -111,12 +111,13 @@ def edit_chunked(
         inner_parts(r)
     with LockFile(files.lock, f"image {files.name}"):
         made = image.load(images, name)
+        base = made.base.name if made.base and image.exists(images, made.base.name) else ""
         with scratch_device(images, made, work_dir, workers) as device:
             apply(device, made.filesystem, add, remove)
             done = create_chunked(
                 device, images, files.name, level=made.level, chunking=made.chunking,
                 lock_dir=lock_dir, host=made.host, workers=workers, image_locked=True,
-                message=message,
+                message=message, diff_of=base,
             )  # fmt: skip
     return EditResult(made, done)
 
