@@ -84,8 +84,12 @@ def test_edit_adds_and_removes_and_stores_only_changed_chunks(
     assert json.loads(ant.read_bytes())["digest"] == first.manifest.digest
     # about 300 KiB of new data plus metadata: far less than the first create stored
     assert done.created.stats.new_stored_bytes < first.stats.new_stored_bytes // 4
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     with pytest.raises(UnsafePathError):  # 'link' is a symbolic link in the image
-        edit_chunked(repo, "lin", remove=["link/er/t5.txt"], lock_dir=lock_dir)
+        edit_chunked(repo, "lin", remove=["link/er/t5.txt"], lock_dir=lock_dir, work_dir=scratch)
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True)
+    assert str(scratch) not in loops.stdout and not list(scratch.iterdir())  # nothing left
     assert image.load(repo, "lin").digest == new.digest
     assert not repo.files("lin").lock.exists()
 

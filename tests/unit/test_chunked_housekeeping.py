@@ -229,3 +229,26 @@ def test_usage_and_delete_of_an_opengnsys_image_beside_chunked_ones(tmp_path: Pa
     garbage.delete(repo, "og")
     assert not files.img.exists() and not files.info.exists()
     assert [r.name for r in usage.report(repo).images] == ["ck"]
+
+
+def test_a_mount_that_fails_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ogref.errors import FilesystemError, FormatError, ImageFileError
+    from ogref.runtime.chunked import browse
+
+    repo = ImageStore(tmp_path / "repo")
+    made = _make(repo, "a", _data(1))
+    target, state = tmp_path / "dir", tmp_path / "state"
+    target.mkdir()
+    (target / "x").write_text("x")
+    with pytest.raises(FormatError):  # not empty
+        browse.mount_image(repo, "a", target, state_dir=state)
+    (target / "x").unlink()
+    monkeypatch.setattr(browse, "SERVER", "ogref.no_such_server")  # the server dies at once
+    with pytest.raises(FilesystemError, match="FUSE server stopped"):
+        browse.mount_image(repo, "a", target, state_dir=state)
+    assert not list(state.iterdir()) and not list(target.iterdir())
+    image.chunk_store(repo).path(made.chunks[0].digest).unlink()
+    with pytest.raises(ImageFileError, match="missing"):  # before anything is started
+        browse.mount_image(repo, "a", target, state_dir=state)
+    with pytest.raises(NotFoundError):
+        browse.unmount_image(target, state_dir=state)
