@@ -1,13 +1,15 @@
-"""bench-image's chunked-format rows: the side-by-side row against ogref's partclone | zstd, and
-the differential one (about 5 % of the data modified, added and deleted; the differential
-image's stored bytes against the changed data compressed; its in-place restore onto the base
-against a full restore).  Measures only: it asserts nothing, and needs the loop partitions
+"""bench-image's chunked-format rows: the side-by-side row against ogref's partclone | zstd, the
+differential one (about 5 % of the data modified, added and deleted; the differential image's
+stored bytes against the changed data compressed; its in-place restore onto the base against a
+full restore), and the dedup one (two images of one base with different software: what each
+adds to the repository against its difference; repository bytes / sum of image sizes).  Measures only: it asserts nothing, and needs the loop partitions
 :mod:`ogref.bench.image` builds.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -139,3 +141,115 @@ def differential(
         "restore_onto_base_over_full": round(seconds / full_restore_s, 3),
         "goals": "diff ≤ 1.3× changed compressed; restore onto base ≤ 0.25× a full restore",
     }
+
+
+def software(root: Path, name: str, mib: int, seed: int) -> bytes:
+    """A made-up package of ``mib`` MiB under ``root/opt/name``: files half prose (words of its
+    own), half incompressible; returns its bytes (its difference to the base)."""
+    rng = random.Random(seed)
+    words = [rng.randbytes(rng.randint(2, 8)).hex().encode() for _ in range(3000)]
+    pkg = root / "opt" / name
+    pkg.mkdir(parents=True)
+    out = []
+    for i in range(mib):
+        prose = b" ".join(rng.choice(words) for _ in range(70_000))[: MIB // 2]
+        data = prose + rng.randbytes(MIB - len(prose))
+        (pkg / f"part{i:03}.bin").write_bytes(data)
+        out.append(data)
+    return b"".join(out)
+
+
+def dedup(
+    src: str, repo: ImageStore, locks: Path, data_mib: int, avg_kib: int
+) -> dict[str, object]:
+    """Two images made from the same base (``src``) with different software each add only
+    their difference: a base image, then ``lab-a`` (base + package A) and ``lab-b`` (base +
+    package B, A removed), each a full create into the same repository; then the base deleted.
+    Reports repository bytes / sum of image sizes, and each image's added bytes against its
+    package compressed by zstd -3 as one stream."""
+    from ogref.runtime.chunked import garbage, image, usage
+
+    sw_mib = max(1, data_mib * 5 // 100)
+    store = image.chunk_store(repo)
+
+    def stored() -> int:
+        return sum(p.stat().st_size for _, p in store.entries())
+
+    params = chunking(avg_kib)
+    create_chunked(src, repo, "base", lock_dir=locks, chunking=params)
+    out: dict[str, object] = {"software_mib_each": sw_mib}
+    for label, seed, drop in (("a", 21, ""), ("b", 22, "lab-a")):
+        with Mount(src, Filesystem.EXT4) as root:
+            if drop:
+                shutil.rmtree(root / "opt" / drop)
+            diff = software(root, f"lab-{label}", sw_mib, seed)
+        compressed = len(zstandard.ZstdCompressor(level=3).compress(diff))
+        before = stored()
+        create_chunked(src, repo, f"lab-{label}", lock_dir=locks, chunking=params)
+        added = stored() - before
+        out[f"lab_{label}"] = {
+            "difference_mib": round(len(diff) / MIB, 2),
+            "difference_compressed_mib": round(compressed / MIB, 2),
+            "added_mib": round(added / MIB, 2),
+            "added_over_difference_compressed": round(added / compressed, 3),
+        }
+    with_base = usage.report(repo)
+    out["with_base"] = {
+        "repository_mib": round(with_base.repository_bytes / MIB, 1),
+        "images_mib": round(with_base.images_bytes / MIB, 1),
+        "dedup_ratio": with_base.dedup_ratio,
+    }
+    gone = garbage.delete(repo, "base")
+    two = usage.report(repo)
+    out["base_deleted"] = {
+        "freed_mib": round(gone.collected.bytes_freed / MIB, 2) if gone.collected else None,
+        "repository_mib": round(two.repository_bytes / MIB, 1),
+        "images_mib": round(two.images_bytes / MIB, 1),
+        "dedup_ratio": two.dedup_ratio,
+    }
+    out["note"] = (
+        "dedup_ratio = repository bytes / sum of the images' stored sizes (each as if alone); "
+        "goal: each image adds about its difference (added / difference compressed ≈ 1)"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only the dedup row, on a partition of its own (``make bench-image`` runs it too)."""
+    import argparse
+    import json
+    import os
+    import sys
+    import tempfile
+
+    from ogref.bench.image import fill
+    from ogref.runtime import filesystem
+    from ogref.runtime.loopdev import LoopDisk
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--data-mib", type=int, default=512)
+    ap.add_argument("--part-mib", type=int, default=1024)
+    ap.add_argument("--chunk-kib", type=int, default=128)
+    ap.add_argument("--workdir", default=tempfile.gettempdir())
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("needs root (loop devices, mounts)", file=sys.stderr)
+        return 7
+    load_start = list(os.getloadavg())
+    work = Path(tempfile.mkdtemp(prefix="ogref-bench-dedup-", dir=args.workdir))
+    try:
+        with LoopDisk(work / "disk.img", args.part_mib * MIB) as loop:
+            filesystem.make(loop.device, Filesystem.EXT4, "bench")
+            with Mount(loop.device, Filesystem.EXT4) as root:
+                fill(root, args.data_mib)
+            row = dedup(loop.device, ImageStore(work / "repo"), work / "locks", args.data_mib,
+                        args.chunk_kib)  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    row["loadavg_start_end"] = [load_start, list(os.getloadavg())]
+    print(json.dumps(row, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
     diff_row: dict[str, object] = {}
+    dedup_row: dict[str, object] = {}
     sizes: dict[tuple[str, str], float] = {}
     try:
         with LoopDisk(work / "disk.img", 2 * part + 8 * MIB) as loop:
@@ -253,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                     src, dst, ImageStore(work / "chunked"), locks, args.data_mib,
                     statistics.median(times[("zstd", "ck_r")]), args.chunk_kib,
                 )  # fmt: skip
+                dedup_row = bench_chunked.dedup(
+                    src, ImageStore(work / "dedup"), locks, args.data_mib, args.chunk_kib
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for comp in comps:
@@ -283,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             times, cpus, sizes[("zstd", "ck")], used, args.chunk_kib
         )
         chunked["differential"] = diff_row
+        chunked["dedup"] = dedup_row
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     zstd_size = next(float(str(r["ogref_image_mib"])) for r in rows if r["compressor"] == "zstd")
@@ -366,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{chunked['restore_MBps']} MB/s; chunk store {chunked['store_mib']} MiB"
         )
         print(f"differential (~5 % changed): {json.dumps(chunked['differential'])}")
+        print(f"dedup (two images of one base, different software): {json.dumps(chunked['dedup'])}")
         print(f"load average at start and end: {summary['loadavg_start_end']}")
     print(f"raw create:  {summary['raw_create']}")
     print(f"raw restore: {summary['raw_restore']}")

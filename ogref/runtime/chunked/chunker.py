@@ -68,7 +68,7 @@ def cut(
         for data in batch:
             ref = ChunkRef(chunk.digest(data), len(data))
             stored = 0
-            if not store.has(ref.digest):
+            if not store.claim(ref.digest):  # reused: marked recent, kept by a concurrent GC
                 frame = chunk.compress(data, level)
                 stored = len(frame) if store.put(ref.digest, frame) else 0
             out.append((ref, stored))

@@ -1,29 +1,38 @@
-"""``ogref image``: create, restore, verify, convert and describe images in either format
-(``partclone`` — the OpenGnSys file, the default — or ``chunked``) in an image directory.
+"""``ogref image``: create, restore, verify, convert, describe, delete, edit and mount images in
+either format (``partclone`` — the OpenGnSys file, the default — or ``chunked``) in an image
+directory; collect unreferenced chunks (``gc``) and report the directory's usage.
 
-Prints one JSON object and exits with the OpenGnSys error number.  Argument mapping only: the
+Prints one JSON object and exits with the OpenGnSys error number (``usage`` on a terminal: a
+table).  Argument mapping only: the
 work is :mod:`ogref.runtime.create`/:mod:`~ogref.runtime.restore`'s and this package's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from ogref.errors import FormatError, ImageFileError, OgError
 from ogref.model.image import Compressor
 from ogref.runtime import imagefile
-from ogref.runtime.chunked import chunk, convert, image
+from ogref.runtime.chunked import browse, chunk, convert, garbage, image, usage
 from ogref.runtime.chunked.create import create_chunked
+from ogref.runtime.chunked.edit import Addition, edit_chunked
 from ogref.runtime.chunked.restore import restore_chunked
 from ogref.runtime.create import create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.restore import restore_image
+from ogref.units import format_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="images in either format")
 
@@ -198,6 +207,136 @@ def info(name: str = typer.Argument(...), directory: Path = _DIR) -> None:
             "digest": made.digest,
             "created": made.created,
             "host": made.host,
+            "message": made.message,
         }
+
+    _run(work)
+
+
+@app.command()
+def delete(
+    name: str = typer.Argument(...),
+    version: str = typer.Option("", "--version", help="'ant': only the previous version"),
+    directory: Path = _DIR,
+) -> None:
+    """Delete NAME (every version, or --version ant); free the chunks no other image uses."""
+
+    def work() -> dict[str, Any]:
+        return dataclasses.asdict(garbage.delete(ImageStore(directory), name, version=version))
+
+    _run(work)
+
+
+@app.command()
+def gc(directory: Path = _DIR) -> None:
+    """Delete the chunks no manifest references (refused, 4, while an image is being written)."""
+    _run(lambda: dataclasses.asdict(garbage.collect(ImageStore(directory))))
+
+
+@app.command("usage")
+def usage_cmd(
+    directory: Path = _DIR,
+    as_json: bool = typer.Option(False, "--json", help="JSON even on a terminal"),
+) -> None:
+    """Per image version: format, logical size, chunks, bytes owned alone and shared; totals
+    and the dedup ratio (repository bytes / sum of the images' sizes)."""
+    if as_json or not sys.stdout.isatty():
+        _run(lambda: usage.report(ImageStore(directory)).to_dict())
+        return
+    try:
+        report = usage.report(ImageStore(directory))
+    except OgError as exc:
+        Console(stderr=True).print(escape(str(exc)))
+        raise typer.Exit(int(exc.code)) from None
+    Console().print(usage_table(report, str(directory)))
+
+
+def usage_table(report: usage.Usage, title: str) -> Table:
+    """The usage report as a rich table with a totals line."""
+    t = Table(title=escape(title), caption=escape(_totals(report)))
+    for col in ("image", "version", "format", "fs", "logical", "chunks", "stored", "alone",
+                "shared", "base"):  # fmt: skip
+        t.add_column(col, justify="right" if col in ("logical", "chunks") else "left")
+    for v in report.images:
+        t.add_row(
+            escape(v.name), v.version, v.format, v.filesystem, format_size(v.logical_bytes),
+            str(v.chunks), format_size(v.stored_bytes), format_size(v.owned_bytes),
+            format_size(v.shared_bytes), escape(v.base),
+        )  # fmt: skip
+    return t
+
+
+def _totals(report: usage.Usage) -> str:
+    ratio = report.dedup_ratio
+    return (
+        f"repository {format_size(report.repository_bytes)} (chunks "
+        f"{format_size(report.chunk_store_bytes)}, of which unreferenced "
+        f"{format_size(report.garbage_bytes)}; .img files {format_size(report.image_file_bytes)})"
+        f" · images {format_size(report.images_bytes)} · dedup ratio "
+        f"{'-' if ratio is None else f'{ratio:.3f}'}"
+    )
+
+
+@app.command()
+def edit(
+    name: str = typer.Argument(...),
+    add: list[str] = typer.Option([], "--add", help="SRC:DEST — copy a host file or tree in"),
+    remove: list[str] = typer.Option([], "--remove", help="PATH inside the image to delete"),
+    message: str = typer.Option("", "--message", help="kept in the new version's manifest"),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="scratch (a sparse file)"),
+    directory: Path = _DIR,
+    lock_dir: Path = _LOCKS,
+    workers: int = _WORKERS,
+) -> None:
+    """A new version of chunked image NAME with PATHs removed and SRC:DESTs added (the
+    previous one kept as .ant); only the chunks that changed are stored."""
+
+    def work() -> dict[str, Any]:
+        done = edit_chunked(
+            ImageStore(directory), name, add=[Addition.parse(a) for a in add], remove=remove,
+            message=message, work_dir=work_dir, lock_dir=lock_dir, workers=workers,
+        )  # fmt: skip
+        made = done.created
+        return {
+            "format": Format.CHUNKED.value,
+            "manifest": str(made.path),
+            "digest": made.manifest.digest,
+            "previous": done.previous.digest,
+            "chunks": made.stats.chunks,
+            "new_chunks": made.stats.new_chunks,
+            "new_bytes": made.stats.new_stored_bytes,
+            "seconds": round(made.seconds, 3),
+        }
+
+    _run(work)
+
+
+_STATE = typer.Option(browse.DEFAULT_STATE_DIR, "--state-dir", help="what mounts made")
+
+
+@app.command("mount")
+def mount_cmd(
+    name: str = typer.Argument(...),
+    target: Path = typer.Argument(..., help="an empty directory"),
+    directory: Path = _DIR,
+    state_dir: Path = _STATE,
+) -> None:
+    """Mount chunked image NAME read-only on TARGET to browse it (FUSE; no restore)."""
+
+    def work() -> dict[str, Any]:
+        done = browse.mount_image(ImageStore(directory), name, target, state_dir=state_dir)
+        return {"mounted": done.target, "filesystem": done.filesystem, "loop": done.loop,
+                "server_pid": done.pid}  # fmt: skip
+
+    _run(work)
+
+
+@app.command("umount")
+def umount_cmd(target: Path = typer.Argument(...), state_dir: Path = _STATE) -> None:
+    """Unmount what `ogref image mount` mounted on TARGET (and stop its FUSE server)."""
+
+    def work() -> dict[str, Any]:
+        done = browse.unmount_image(target, state_dir=state_dir)
+        return {"unmounted": done.target, "image": done.image}
 
     _run(work)

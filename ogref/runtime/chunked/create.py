@@ -91,12 +91,15 @@ def create_chunked(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     diff_of: str = "",
+    image_locked: bool = False,
+    message: str = "",
 ) -> ChunkedResult:
     """Image the filesystem on ``device`` as chunked image ``name`` of ``images`` (OgError).
 
     ``diff_of`` names a chunked image of the same directory as the base: the manifest records
     it, and ``diff_bytes`` says what the chunks the base lacks occupy in the store (the store
-    never holds a chunk twice, so nothing the base has is written again)."""
+    never holds a chunk twice, so nothing the base has is written again).  ``image_locked``:
+    the caller holds the image lock already (an edit); ``message`` is kept in the manifest."""
     start = time.monotonic()
     if not os.path.exists(device):
         raise PartitionError(f"partition {device} does not exist")
@@ -111,7 +114,8 @@ def create_chunked(
     store = image.chunk_store(images)
     total = 0
     with ExitStack() as locks:
-        locks.enter_context(LockFile(files.lock, f"image {files.name}"))
+        if not image_locked:
+            locks.enter_context(LockFile(files.lock, f"image {files.name}"))
         unmount_device(device)
         locks.enter_context(LockFile(partition_lock_path(lock_dir, device), f"partition {device}"))
         if check:
@@ -148,6 +152,8 @@ def create_chunked(
                 raise
         store.sync()
         made, stats = out[0]
+        if message:
+            made = dataclasses.replace(made, message=message)
         diff_bytes = None
         if base is not None:
             made = dataclasses.replace(made, base=BaseRef(diff_of, base.digest))

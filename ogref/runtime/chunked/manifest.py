@@ -90,6 +90,7 @@ class Manifest:
     host: str = ""
     created: str = ""
     base: BaseRef | None = None
+    message: str = ""  # why this version was made (``ogref image edit --message``)
     _extents: list[Extent] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +150,7 @@ class Manifest:
 
     def body(self) -> dict[str, Any]:
         h = self.header
-        return {
+        body: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
             "filesystem": str(self.filesystem),
@@ -175,6 +176,9 @@ class Manifest:
             "created": self.created,
             "base": {"name": self.base.name, "digest": self.base.digest} if self.base else None,
         }
+        if self.message:  # only when set: manifests without one keep their digest
+            body["message"] = self.message
+        return body
 
     def to_json(self) -> bytes:
         body = self.body()
@@ -220,6 +224,7 @@ class Manifest:
                 BaseRef(str(doc["base"]["name"]), str(doc["base"]["digest"]))
                 if doc.get("base")
                 else None,
+                str(doc.get("message", "")),
             )
         except ImageFileError:
             raise

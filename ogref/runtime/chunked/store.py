@@ -4,8 +4,9 @@ Layout ``<root>/<first two hex digits>/<digest>.zst`` (one per repository, one i
 so a chunk shared by several images or versions is stored once.  Writes are atomic (a temporary
 file renamed into place; a crash leaves no half chunk under a real name) and made durable in one
 ``syncfs`` before a manifest may name them.  Reading checks the content against its name: a
-missing or damaged chunk is error 33.  It knows nothing of manifests or devices; deleting unused
-chunks (garbage collection) is not here yet.
+missing or damaged chunk is error 33.  :meth:`ChunkStore.claim` marks a chunk a create reuses
+(its mtime), which is what makes garbage collection safe against a concurrent create
+(:mod:`.garbage`).  It knows nothing of manifests or devices and deletes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard
@@ -42,6 +44,28 @@ class ChunkStore:
 
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
+
+    def claim(self, digest: str) -> bool:
+        """Whether the store holds chunk ``digest``, marking it as just used (its mtime set to
+        now): a chunk a create reuses is then as recent as one it writes, which garbage
+        collection keeps (:mod:`.garbage`).  False if it is missing (then ``put`` it)."""
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def entries(self) -> Iterator[tuple[str, Path]]:
+        """Every chunk file: (digest, path); temporary and set-aside files are not listed."""
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for path in sub.iterdir():
+                name = path.name
+                if name.endswith(SUFFIX) and chunk.is_digest(name[: -len(SUFFIX)]):
+                    yield name[: -len(SUFFIX)], path
 
     def put(self, digest: str, frame: bytes) -> bool:
         """Store the compressed ``frame`` of chunk ``digest``; False if it was already there."""
