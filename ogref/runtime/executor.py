@@ -340,9 +340,13 @@ class Executor:
         return TransferFinished(done.digest, done.bytes_moved)
 
     def _restore_chunked(
-        self, cmd: RestorePartition, store: ImageStore
+        self,
+        cmd: RestorePartition,
+        store: ImageStore,
+        chunks: chunked_restore.ChunkReader | None = None,
     ) -> RestoreFinished | RestoreFailed:
-        """The parallel, out-of-order restore of a chunked image from ``store``."""
+        """The parallel, out-of-order restore of a chunked image from ``store`` (its chunks
+        from ``chunks`` if given)."""
         node = self.machine.partition(cmd.disk, cmd.partition)
         try:
             done = chunked_restore.restore_chunked(
@@ -352,6 +356,7 @@ class Executor:
                 allow_fs_change=cmd.change_filesystem,
                 lock_dir=self.machine.lock_dir,
                 progress=self.progress,
+                chunks=chunks,
             )
         except ImageFileError as exc:
             return RestoreFailed(FailureKind.CORRUPT, exc.message)

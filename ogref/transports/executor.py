@@ -11,6 +11,7 @@ nothing: every choice comes from the core's commands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import time
@@ -35,6 +36,7 @@ from ogref.errors import (
     ImageFileError,
     LockedError,
     MulticastReceiveFileError,
+    NotExecError,
     NotFoundError,
     OgError,
     ProtocolJoinMasterError,
@@ -43,9 +45,13 @@ from ogref.errors import (
 from ogref.model.method import Transport
 from ogref.model.policy import EngineConfig
 from ogref.runtime import imagefile
+from ogref.runtime.cachefs import CachePartition
+from ogref.runtime.chunked import image as chunked_image
+from ogref.runtime.chunked import inventory, transfer
+from ogref.runtime.chunked.manifest import Manifest
 from ogref.runtime.executor import Executor, Machine
 from ogref.runtime.proc import Progress
-from ogref.transports import multicast, smb, stream, torrent
+from ogref.transports import chunks, multicast, smb, stream, torrent
 from ogref.transports.repository import ControlError, RepositoryControl
 
 
@@ -115,13 +121,43 @@ class NetworkExecutor(Executor):
             t0 = self.net.clock()
             try:
                 if not self.mirror.refresh(cmd.name):
-                    return ImageInspected(found=False)
+                    return self._inspect_chunked(cmd.name)
             except RepositoryError as exc:
                 self.log(exc.message)
                 return ImageInspected(found=False)
             finally:
                 self._phase("inspect", t0)
         return super()._inspect_image(cmd)
+
+    def _inspect_chunked(self, name: str) -> ImageInspected:
+        """A chunked image of the share: its manifest mirrored, its chunks' sizes listed (not
+        its base's manifest: what the CACHE holds is counted from the CACHE itself)."""
+        try:
+            made = chunks.mirror_manifest(self.net.smb, self.mirror.store, name)
+        except ImageFileError as exc:
+            return ImageInspected(True, False, detail=exc.message)
+        if made is None:
+            return ImageInspected(found=False)
+        # the chunks the CACHE holds are the repository's frames: their sizes are known here;
+        # only the sub-directories of the others are listed on the share
+        local: dict[str, int] = {}
+        with contextlib.suppress(OgError, OSError):
+            cache = self._open_cache()
+            if cache is not None:
+                local = inventory.chunk_sizes(chunked_image.chunk_store(cache.store))
+        wanted = inventory.distinct(made)
+        with chunks.SmbChunkSource(self.net.smb) as share:
+            sizes = {d: local[d] for d in wanted if d in local}
+            sizes.update(share.sizes({d for d in wanted if d not in local}))
+        found = inventory.inspect(self.mirror.store, name, sizes=sizes)
+        if found.detail:
+            self.log(found.detail)
+        if found.image is not None:
+            self._image = found.image
+        return ImageInspected(found.found, found.readable, found.image, found.locked, found.detail)
+
+    def _repo_manifest(self, name: str) -> Manifest:
+        return chunked_image.load(self.mirror.store, name)
 
     # ------------------------------------------------------------------ updateCache
 
@@ -131,6 +167,8 @@ class NetworkExecutor(Executor):
         dst = cache.store.files(cmd.image.name)
         dst.img.parent.mkdir(parents=True, exist_ok=True)
         t0 = self.net.clock()
+        if cmd.image.chunked:
+            return self._fetch_chunked(cmd, cache, t0)
         try:
             if cmd.transport is Transport.UNICAST:
                 moved, digest = self._fetch_unicast(cmd, dst)
@@ -167,6 +205,48 @@ class NetworkExecutor(Executor):
         dst.partial.unlink(missing_ok=True)
         self.verified = not cmd.image.checksum or digest == cmd.image.checksum
         return TransferFinished(digest, moved)
+
+    def _fetch_chunked(
+        self, cmd: FetchToCache, cache: CachePartition, t0: float
+    ) -> TransferFinished | TransferFailed:
+        """updateCache of a chunked image: UNICAST moves only the chunks the CACHE lacks, one
+        SMB connection per worker; MULTICAST and TORRENT carry the image's pack."""
+        creds = self.net.smb
+        if cmd.transport is not Transport.UNICAST:
+            return self._fetch_pack(cmd, cache, t0)
+        mirrored = chunked_image.manifest_path(self.mirror.store, cmd.image.name)
+        try:
+            # the manifest inspected (its digest is the image's checksum), not read again
+            source = chunks.SmbChunkSource(creds, manifest=mirrored.read_bytes())
+        except (RepositoryError, OSError) as exc:
+            why = exc.message if isinstance(exc, RepositoryError) else str(exc)
+            self._phase("fetch", t0, 0, why)
+            return TransferFailed(FailureKind.JOIN, why)
+        opened: list[chunks.SmbChunkSource] = []
+
+        def new_source() -> transfer.ChunkSource:
+            src = chunks.SmbChunkSource(creds)
+            opened.append(src)
+            return src
+
+        try:
+            result = self._fetch_chunks(cmd, source, cache, new_source)
+        finally:
+            for src in [source, *opened]:
+                src.close()
+        moved = result.bytes_moved if isinstance(result, TransferFinished) else 0
+        self._phase("fetch", t0, moved, f"{cmd.transport} chunks")
+        if isinstance(result, TransferFinished):
+            self.bytes_moved += moved
+            self.verified = not cmd.image.checksum or result.checksum == cmd.image.checksum
+        return result
+
+    def _fetch_pack(
+        self, cmd: FetchToCache, cache: CachePartition, t0: float
+    ) -> TransferFinished | TransferFailed:
+        """MULTICAST or TORRENT of a chunked image: the repository's pack of all its chunks;
+        the chunks the CACHE lacks are kept (each checked), the others skipped."""
+        raise NotExecError(f"{cmd.transport} of a chunked image is not implemented yet")
 
     def _fetch_unicast(self, cmd: FetchToCache, dst: imagefile.ImageFiles) -> tuple[int, str]:
         md5 = hashlib.md5()
@@ -254,8 +334,32 @@ class NetworkExecutor(Executor):
 
         return counted
 
+    def _restore_direct_chunked(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        """UNICAST-DIRECT of a chunked image: the parallel restore reading chunks from the
+        share (one SMB connection per worker), each re-hashed."""
+        t0 = self.net.clock()
+        try:
+            listing = chunks.SmbChunkSource(self.net.smb)
+        except RepositoryError as exc:
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        reader = chunks.PooledReader(self.net.smb, listing)
+        try:
+            result = self._restore_chunked(cmd, self.mirror.store, reader)
+        finally:
+            reader.close()
+            listing.close()
+        if isinstance(result, RestoreFinished):
+            self.bytes_moved += cmd.image.stored_size
+            self.verified = True
+            self._phase("restore", t0, cmd.image.stored_size, "UNICAST-DIRECT chunks")
+        return result
+
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
         t0 = self.net.clock()
+        if cmd.image.chunked and cmd.source is Source.REPO:
+            if cmd.transport is Transport.UNICAST:
+                return self._restore_direct_chunked(cmd)
+            raise NotExecError("MULTICAST-DIRECT of a chunked image is not implemented yet")
         if cmd.source is not Source.REPO:
             result = super()._restore(cmd)
             self._phase("restore", t0, cmd.image.stored_size, str(cmd.source))
