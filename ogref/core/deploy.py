@@ -316,7 +316,9 @@ class DeploySession(Machine):
             copy, room = table.CopyState.ABSENT, table.Room.FITS
         else:
             copy = table.copy_state(cache, image, strict=strict)
-            room = table.room_for(cache, image, copy, strict=strict, present=self._present)
+            room = table.room_for(
+                cache, image, copy, strict=strict, present=self._present, transport=transport
+            )
         row = table.admission(
             cache is not None,
             copy,
@@ -349,7 +351,13 @@ class DeploySession(Machine):
         if cache is not None:
             to_add = ""
             if image.chunked:
-                need = table.required_bytes(cache, image, copy, present=self._present)
+                need = table.required_bytes(
+                    cache,
+                    image,
+                    copy,
+                    present=self._present,
+                    transport=self.method_used.transport,
+                )
                 to_add = f", chunks to add {format_size(need)}"
             size_note = (
                 f" (image {format_size(image.stored_size)}{to_add}, cache "
@@ -389,7 +397,9 @@ class DeploySession(Machine):
             elif row.decision is d.DELETE:
                 free_cmd = EmptyCache()
             else:
-                free_cmd = EvictFromCache(table.eviction_order(cache, image, self._present))
+                free_cmd = EvictFromCache(
+                    table.eviction_order(cache, image, self._present, self.method_used.transport)
+                )
             return [*pre, Log(row.reason + size_note), free_cmd]
         # FETCH / REPLACE / RESUME / FETCH_BESIDE_BF
         cmds: list[Command] = pre
@@ -410,7 +420,14 @@ class DeploySession(Machine):
         self.state = State.TRANSFER
         strict = self.strict and not image.chunked
         size = (
-            table.required_bytes(cache, image, copy, strict=strict, present=self._present)
+            table.required_bytes(
+                cache,
+                image,
+                copy,
+                strict=strict,
+                present=self._present,
+                transport=self.method_used.transport,
+            )
             if cache is not None
             else image.stored_size
         )

@@ -165,7 +165,7 @@ class ModelOracle:
         image = cmd.image
         present = chunks_present(self.cache, image)
         need = image.stored_size - present
-        if need > self.cache.free:
+        if max(need, cmd.size) > self.cache.free:  # (a TORRENT's pack comes whole)
             return TransferFailed(FailureKind.RECEIVE, "no space left in the CACHE")
         cache = self.cache.without(image.name)
         base = cache.get(image.base) if image.base else None

@@ -216,15 +216,24 @@ _STALE = (CopyState.STALE, CopyState.STALE_HEAD)
 
 
 def required_bytes(
-    cache: Cache, image: Image, copy: CopyState, *, strict: bool = False, present: int = 0
+    cache: Cache,
+    image: Image,
+    copy: CopyState,
+    *,
+    strict: bool = False,
+    present: int = 0,
+    transport: Transport = Transport.UNICAST,
 ) -> int:
     """The bytes bringing ``image`` adds to ``cache``.
 
     ogLab needs only the missing part of a resumable copy; 1.1.1d (``strict``) needs the whole
     image (``SIZEREQUIRED=FILESIZE``).  A chunked image needs only the chunks the CACHE's store
     lacks: its stored size less ``present`` (the bytes of its chunks already there, from any
-    image or from an interrupted update).
+    image or from an interrupted update) — except by TORRENT, whose pack of every chunk is
+    downloaded whole into the CACHE before its chunks are taken out.
     """
+    if image.chunked and transport is Transport.TORRENT:
+        return image.stored_size
     if image.chunked:
         return max(0, image.stored_size - min(present, image.stored_size))
     cached = cache.get(image.name)
@@ -243,22 +252,32 @@ def _reclaimable(cache: Cache, image: Image, copy: CopyState) -> int:
 
 
 def room_for(
-    cache: Cache, image: Image, copy: CopyState, *, strict: bool = False, present: int = 0
+    cache: Cache,
+    image: Image,
+    copy: CopyState,
+    *,
+    strict: bool = False,
+    present: int = 0,
+    transport: Transport = Transport.UNICAST,
 ) -> Room:
     """Whether ``image`` fits ``cache``: OpenGnSys's ``>=`` comparisons on the bytes to add
     (:func:`required_bytes`), a stale ``.img`` copy reclaimable."""
     if image.stored_size >= cache.size:
         return Room.GE_SIZE
-    required = required_bytes(cache, image, copy, strict=strict, present=present)
+    required = required_bytes(
+        cache, image, copy, strict=strict, present=present, transport=transport
+    )
     if required >= cache.free + _reclaimable(cache, image, copy):
         return Room.GE_FREE
     return Room.FITS
 
 
-def eviction_order(cache: Cache, image: Image, present: int = 0) -> tuple[str, ...]:
+def eviction_order(
+    cache: Cache, image: Image, present: int = 0, transport: Transport = Transport.UNICAST
+) -> tuple[str, ...]:
     """Other images to evict, least recently used first, until ``image`` fits (may not suffice)."""
     copy = copy_state(cache, image)
-    required = required_bytes(cache, image, copy, present=present)
+    required = required_bytes(cache, image, copy, present=present, transport=transport)
     available = cache.free + _reclaimable(cache, image, copy)
     chosen: list[str] = []
     for other in sorted(

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ogref.core.deploy import DeployRequest
 from ogref.core.events import (
@@ -36,7 +38,6 @@ from ogref.errors import (
     ImageFileError,
     LockedError,
     MulticastReceiveFileError,
-    NotExecError,
     NotFoundError,
     OgError,
     ProtocolJoinMasterError,
@@ -49,8 +50,10 @@ from ogref.runtime.cachefs import CachePartition
 from ogref.runtime.chunked import image as chunked_image
 from ogref.runtime.chunked import inventory, transfer
 from ogref.runtime.chunked.manifest import Manifest
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.executor import Executor, Machine
 from ogref.runtime.proc import Progress
+from ogref.runtime.restore import check_target, guarded_write
 from ogref.transports import chunks, multicast, smb, stream, torrent
 from ogref.transports.repository import ControlError, RepositoryControl
 
@@ -244,9 +247,112 @@ class NetworkExecutor(Executor):
     def _fetch_pack(
         self, cmd: FetchToCache, cache: CachePartition, t0: float
     ) -> TransferFinished | TransferFailed:
-        """MULTICAST or TORRENT of a chunked image: the repository's pack of all its chunks;
-        the chunks the CACHE lacks are kept (each checked), the others skipped."""
-        raise NotExecError(f"{cmd.transport} of a chunked image is not implemented yet")
+        """MULTICAST or TORRENT of a chunked image: the repository's pack of all its chunks
+        (udp-sender streams ``NAME.pack``; the swarm shares it by ``NAME.pack.torrent``); the
+        chunks the CACHE lacks are kept (each checked), the others skipped."""
+        name = cmd.image.name
+        mirrored = chunked_image.manifest_path(self.mirror.store, name)
+        try:
+            raw = mirrored.read_bytes()
+            made = Manifest.from_json(raw, f"{name} (repository)")
+            store = chunked_image.chunk_store(cache.store)
+            if cmd.transport is Transport.MULTICAST:
+                moved, kept = self._pack_by_multicast(cmd, made, store)
+            else:
+                moved, kept = self._pack_by_torrent(cmd, made, cache)
+            store.sync()
+            lacking = transfer.missing(made, store)
+            if lacking:
+                raise ImageFileError(f"the pack lacked {len(lacking)} of the image's chunks")
+            transfer.install(cache.store, name, raw, made)
+        except NotFoundError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
+        except (ControlError, torrent.TorrentError) as exc:
+            kind = FailureKind.JOIN
+            if isinstance(exc, torrent.TorrentError) and exc.joined:
+                kind = FailureKind.RECEIVE
+            self._phase("fetch", t0, 0, str(exc))
+            return TransferFailed(kind, str(exc))
+        except ProtocolJoinMasterError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.JOIN, exc.message)
+        except MulticastReceiveFileError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.RECEIVE, exc.message)
+        except ImageFileError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.CHECKSUM, exc.message)
+        except (OgError, OSError) as exc:
+            why = exc.message if isinstance(exc, OgError) else str(exc)
+            self._phase("fetch", t0, 0, why)
+            return TransferFailed(FailureKind.IO, why)
+        self.log(f"pack of {name}: {kept} chunks kept, {moved} bytes received")
+        self.bytes_moved += moved
+        self._phase("fetch", t0, moved, f"{cmd.transport} pack")
+        self.verified = not cmd.image.checksum or made.digest == cmd.image.checksum
+        return TransferFinished(made.digest, moved)
+
+    def _pack_by_multicast(
+        self, cmd: FetchToCache, made: Manifest, store: ChunkStore
+    ) -> tuple[int, int]:
+        assert cmd.multicast is not None
+        state = multicast.request_sender(
+            self.net.control, cmd.image.name, cmd.multicast, self.net.client_ip
+        )
+        self.log(
+            f"multicast sender {state} for {cmd.image.name}'s pack on port {cmd.multicast.port}"
+        )
+        unpacker = transfer.Unpacker(made, store)
+        total = cmd.image.stored_size
+        report = self.progress
+
+        def feed(data: bytes) -> None:
+            unpacker.feed(data)
+            if report is not None:
+                report(min(unpacker.bytes, total), total)
+
+        moved = multicast.receiver_source(self._receiver(), cmd.multicast)(feed, hashlib.md5())
+        unpacker.finish()
+        return moved, unpacker.kept
+
+    def _pack_by_torrent(
+        self, cmd: FetchToCache, made: Manifest, cache: CachePartition
+    ) -> tuple[int, int]:
+        assert cmd.torrent is not None
+        name = cmd.image.name
+        pack = transfer.pack_path(cache.store, name)
+        meta = Path(f"{pack}.torrent")
+        with smb.SmbShare(self.net.smb) as share:
+            remote = f"/{name}{transfer.PACK_SUFFIX}.torrent"
+            if share.size(remote) is None:
+                raise NotFoundError(
+                    f"{name}{transfer.PACK_SUFFIX}.torrent is not in the repository"
+                )
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_bytes(share.read(remote))
+        done = torrent.fetch(
+            meta,
+            pack.parent,
+            cmd.torrent,
+            str(self.net.client_ip).split("/")[0],
+            timeout=self.net.torrent_timeout,
+            stall=self.net.torrent_stall,
+            log=self.log,
+            progress=self.progress,
+        )
+        if done.seeded:
+            now = self.net.clock()
+            self.net.phases.append(Phase("seed", now - done.seeded, now, done.uploaded))
+        store = chunked_image.chunk_store(cache.store)
+        try:
+            with open(pack, "rb") as f:
+                kept = transfer.unpack(f, made, store).kept
+        finally:  # the chunks are in the store: the pack's room is given back
+            pack.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            Path(f"{meta}.bf").unlink(missing_ok=True)
+        return done.downloaded, kept
 
     def _fetch_unicast(self, cmd: FetchToCache, dst: imagefile.ImageFiles) -> tuple[int, str]:
         md5 = hashlib.md5()
@@ -354,12 +460,69 @@ class NetworkExecutor(Executor):
             self._phase("restore", t0, cmd.image.stored_size, "UNICAST-DIRECT chunks")
         return result
 
+    def _restore_multicast_chunked(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        """MULTICAST-DIRECT of a chunked image: the repository's pack, each chunk checked and
+        written at its offsets as it arrives; restoreImage's checks and safeguards."""
+        assert cmd.multicast is not None
+        t0 = self.net.clock()
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        name = cmd.image.name
+        try:
+            made = chunked_image.load(self.mirror.store, name)
+            files = self.mirror.store.files(name)
+            check_target(
+                node,
+                files.name,
+                made.header.device_size,
+                made.filesystem,
+                files.lock,
+                cmd.change_filesystem,
+            )
+            state = multicast.request_sender(
+                self.net.control, name, cmd.multicast, self.net.client_ip
+            )
+            self.log(f"multicast sender {state} for {name}'s pack on port {cmd.multicast.port}")
+            source = multicast.receiver_source(self._receiver(), cmd.multicast)
+            with guarded_write(node, made.filesystem, self.machine.lock_dir):
+                fd = os.open(node, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    writer = transfer.PackWriter(made, fd)
+                    moved = source(writer.feed, hashlib.md5())
+                    writer.finish()
+                    if writer.missing():
+                        raise ImageFileError(
+                            f"the pack lacked {len(writer.missing())} of the image's chunks"
+                        )
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except ControlError as exc:
+            return RestoreFailed(FailureKind.JOIN, str(exc))
+        except ProtocolJoinMasterError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        except MulticastReceiveFileError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+        except ImageFileError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.CORRUPT, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except OgError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.IO, exc.message)
+        self.bytes_moved += moved
+        self.verified = True
+        self._phase("restore", t0, moved, "MULTICAST-DIRECT pack")
+        return RestoreFinished(writer.written)
+
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
         t0 = self.net.clock()
         if cmd.image.chunked and cmd.source is Source.REPO:
             if cmd.transport is Transport.UNICAST:
                 return self._restore_direct_chunked(cmd)
-            raise NotExecError("MULTICAST-DIRECT of a chunked image is not implemented yet")
+            return self._restore_multicast_chunked(cmd)
         if cmd.source is not Source.REPO:
             result = super()._restore(cmd)
             self._phase("restore", t0, cmd.image.stored_size, str(cmd.source))

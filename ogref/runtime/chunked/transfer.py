@@ -12,8 +12,10 @@ stopped: resumable at chunk granularity, with no marker to trust.
 
 A **pack** (``OGPACK1``) is a stream of chunks: an 8-byte magic, then per chunk its name (32
 raw bytes of BLAKE3), its uncompressed size and its frame size (two little-endian u32) and the
-zstd frame.  ``write_pack`` makes one from a store; ``unpack`` reads one from any byte stream,
-keeps the chunks a store lacks (each checked) and skips the others.  It decides nothing.
+zstd frame.  ``write_pack`` makes one from a store (``ensure_pack``: the repository's
+``NAME.pack`` that udp-sender sends, ``make_pack_torrent``: with its ``NAME.pack.torrent``);
+``Unpacker`` reads one from any byte stream, keeps the chunks a store lacks (each checked) and
+skips the others.  It decides nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -240,7 +243,7 @@ class Unpacker:
     """Reads a pack fed in pieces of any size (a udpcast stream, a file): each chunk the store
     lacks is checked against its name and the manifest, then kept; the others are skipped."""
 
-    def __init__(self, made: Manifest, store: ChunkStore) -> None:
+    def __init__(self, made: Manifest, store: ChunkStore | None) -> None:
         self.sizes = {c.digest: c.size for c in made.chunks}
         self.store = store
         self._buf = bytearray()
@@ -268,15 +271,101 @@ class Unpacker:
             digest = raw.hex()
             if self.sizes.get(digest) != size:
                 raise ImageFileError(f"pack: chunk {digest} is not one of the image's")
-            if self.store.has(digest):
-                self.skipped += 1
-                continue
-            self.store.put(digest, checked(digest, size, frame))
-            self.kept += 1
+            self._take(digest, size, frame)
+
+    def _take(self, digest: str, size: int, frame: bytes) -> None:
+        assert self.store is not None
+        if self.store.has(digest):
+            self.skipped += 1
+            return
+        self.store.put(digest, checked(digest, size, frame))
+        self.kept += 1
 
     def finish(self) -> None:
         if self._buf or not self._magic:
             raise ImageFileError("pack ended in the middle of a chunk")
+
+
+class PackWriter(Unpacker):
+    """Writes a pack's chunks straight onto a partition through ``fd`` (MULTICAST-DIRECT): each
+    chunk checked, then written at every offset the manifest gives it; ``missing`` says which
+    of the image's chunks never came."""
+
+    def __init__(self, made: Manifest, fd: int) -> None:
+        super().__init__(made, None)
+        self.made = made
+        self.fd = fd
+        self.at: dict[str, list[int]] = {}
+        for offset, ref in zip(made.chunk_offsets(), made.chunks, strict=True):
+            self.at.setdefault(ref.digest, []).append(offset)
+        self.written = 0
+
+    def _take(self, digest: str, size: int, frame: bytes) -> None:
+        data = memoryview(chunk.decompress(checked(digest, size, frame), size))
+        for offset in self.at.pop(digest, []):
+            for dev, at, n in self.made.placements(offset, size):
+                view = data[at : at + n]
+                while view:
+                    done = os.pwrite(self.fd, view, dev)
+                    view, dev = view[done:], dev + done
+        self.written += size
+        self.kept += 1
+
+    def missing(self) -> list[str]:
+        return sorted(self.at)
+
+
+PACK_SUFFIX = ".pack"
+
+
+def pack_path(images: ImageStore, name: str) -> Path:
+    """``<dir>/<name>.pack``: the pack of all of a chunked image's chunks (multicast, torrent)."""
+    files = images.files(name)
+    return files.root / f"{files.name}{PACK_SUFFIX}"
+
+
+def ensure_pack(images: ImageStore, name: str) -> Path | None:
+    """The image's pack, written (from the manifest and the store) if missing or older than the
+    manifest; None if ``name`` is not a chunked image of ``images``."""
+    manifest_file = chunked_image.manifest_path(images, name)
+    if not manifest_file.is_file():
+        return None
+    path = pack_path(images, name)
+    if path.is_file() and path.stat().st_mtime >= manifest_file.stat().st_mtime:
+        return path
+    made = chunked_image.load(images, name)
+    write_pack(made, chunked_image.chunk_store(images), path)
+    return path
+
+
+def make_pack_torrent(
+    images: ImageStore, name: str, tracker: str, piece: int = 4 * 1024 * 1024
+) -> Path | None:
+    """``<name>.pack`` and ``<name>.pack.torrent`` (v1, ``piece``-byte pieces, ``tracker``) for
+    TORRENT; None without libtorrent or if ``name`` is not a chunked image."""
+    path = ensure_pack(images, name)
+    if path is None:
+        return None
+    try:
+        import libtorrent as lt
+    except ImportError:
+        return None
+    fs = lt.file_storage()
+    fs.add_file(path.name, path.stat().st_size)
+    flags = getattr(lt.create_torrent, "v1_only", 0)
+    with warnings.catch_warnings():  # the file_storage constructor is deprecated, still exact
+        warnings.simplefilter("ignore", DeprecationWarning)
+        t = lt.create_torrent(fs, piece, flags=flags)
+    if tracker:
+        t.add_tracker(tracker)
+    t.set_comment(chunked_image.load(images, name).digest)
+    t.set_creator("ogref")
+    lt.set_piece_hashes(t, str(path.parent))
+    out = Path(f"{path}.torrent")
+    tmp = Path(f"{out}.tmp{os.getpid()}")
+    tmp.write_bytes(lt.bencode(t.generate()))
+    os.replace(tmp, out)
+    return out
 
 
 def unpack(stream: BinaryIO, made: Manifest, store: ChunkStore, block: int = 1 << 20) -> Unpacker:

@@ -52,6 +52,7 @@ from ogref.model import ClientStatus, Filesystem, Image
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
+from ogref.runtime.chunked.transfer import make_pack_torrent
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
 from ogref.service.keys import save_private_key
@@ -308,6 +309,12 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             windows=img.filesystem is Filesystem.NTFS,
             chunked=img.chunked,
         )
+    for name, src in lab.sources.items():  # a chunked image's pack and its .torrent
+        if src.image.chunked:
+            img = catalogue[name]
+            make_pack_torrent(
+                store, name, announce_url(repo.address), lab_piece(scale, img.torrent_piece)
+            )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)
     tdir = Path(tempfile.mkdtemp(prefix=f"{topo.prefix}-tracker-"))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import zstandard
 
+from ogref.errors import OgError
 from ogref.model import Filesystem, Image
 from ogref.runtime import create, filesystem, imagefile
 from ogref.runtime import disk as rdisk
@@ -31,6 +32,7 @@ from ogref.runtime.chunked import inventory, transfer
 from ogref.runtime.chunked.create import create_chunked
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
+from ogref.runtime.mount import unmount_device
 from ogref.units import MIB
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.disks import attach
@@ -139,7 +141,7 @@ def make_source(
     tree_hash, nfiles = hash_partition(manifest, node, fs, work)
     if chunked:
         t0 = time.monotonic()
-        create_chunked(node, store, name, host="master", lock_dir=work)
+        _create(node, store, name, work)
         found = inventory.inspect(store, name)
         assert found.image is not None, found.detail
         spent = time.monotonic() - t0
@@ -220,7 +222,7 @@ def make_differential(
         mnt.rmdir()
     tree_hash, nfiles = hash_partition(manifest, node, fs, work)
     t0 = time.monotonic()
-    create_chunked(node, store, name, host="master", lock_dir=work, diff_of=base.image.name)
+    _create(node, store, name, work, diff_of=base.image.name)
     found = inventory.inspect(store, name)
     assert found.image is not None, found.detail
     packed = len(zstandard.ZstdCompressor(level=3).compress(changed))
@@ -228,6 +230,21 @@ def make_differential(
     return SourceImage(
         found.image, tree_hash, nfiles, spent, node, (len(changed), packed), incompressible
     )
+
+
+def _create(node: str, store: ImageStore, name: str, work: Path, diff_of: str = "") -> None:
+    """``create_chunked``, tried again when e2fsck finds the partition still in use (the
+    unmount just before can take a moment to let go of it on a loaded host)."""
+    for attempt in range(4):
+        try:
+            create_chunked(node, store, name, host="master", lock_dir=work, diff_of=diff_of)
+            return
+        except OgError as exc:
+            if "in use" not in exc.message or attempt == 3:
+                raise
+            subprocess.run(["udevadm", "settle"], capture_output=True, check=False, timeout=30)
+            time.sleep(1.0 + attempt)
+            unmount_device(node)  # a tree hash's unmount that did not take
 
 
 def seed_cache(cache_images: Path, repo: ImageStore, name: str) -> int:
