@@ -240,6 +240,8 @@ class DeploySession(Machine):
             return self._finish(
                 OgErr.GENERIC, f"image {r.image}: its information cannot be read{detail}"
             )
+        if ev.image.chunked:
+            self.strict = False  # 1.1.1d has no chunked images: nothing of its to reproduce
         if ev.locked:
             return self._locked_image()
         self.image = ev.image

@@ -166,6 +166,11 @@ def test_strict_never_applies_1_1_1d_rows_to_chunked_images() -> None:
     session, cmds, _ = run(cache, policy=EngineConfig.opengnsys_1_1_1d_strict())
     assert session.trace[0] == "C1"  # not S3's DROP
     assert isinstance(cmds[-1], Finish) and cmds[-1].code == OgErr.OK
+    # nor 1.1.1d's checks: the size is checked before the transfer (30, not 5 after it)
+    small = pc(cache, part=10 * GIB)
+    _, cmds, _ = run(cache, policy=EngineConfig.opengnsys_1_1_1d_strict(), computer=small)
+    assert not any(isinstance(c, FetchToCache) for c in cmds)
+    assert isinstance(cmds[-1], Finish) and cmds[-1].code == OgErr.IMGSIZEPARTITION
 
 
 def test_eviction_counts_the_bytes_to_add() -> None:
