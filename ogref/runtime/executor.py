@@ -251,7 +251,7 @@ class Executor:
                 cache.empty()
             else:
                 cache.evict(cmd.names)
-            return CacheInspected(cache.model())
+            return CacheInspected(cache.model(), self._present(cache))
         if isinstance(cmd, DeleteCachedCopy):
             cache = self._open_cache()
             if cache is not None:
