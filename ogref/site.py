@@ -49,6 +49,7 @@ from ogref.model import (
     Group,
     HardwareProfile,
     Image,
+    ImageFormat,
     ImageKind,
     Method,
     MulticastSession,
@@ -95,10 +96,32 @@ class ImageSpec(Strict):
         description="piece size of the image's .torrent (OpenGnSys's ctorrent -l: 4MiB); "
         "a power of two of at least 16KiB",
     )
+    format: Literal["partclone", "chunked"] = Field(
+        default="partclone",
+        description="partclone: the OpenGnSys NAME.img; chunked: NAME.manifest.json over the "
+        "repository's chunk store (docs/chunked-images.md)",
+    )
+    added: Size | None = Field(
+        default=None,
+        description="a chunked differential image (kind: diff): stored bytes of its chunks "
+        "that its base lacks (default: its whole stored size)",
+    )
+
+    @model_validator(mode="after")
+    def _chunked(self) -> ImageSpec:
+        if self.added is not None and not (self.format == "chunked" and self.kind == "diff"):
+            raise ValueError(
+                "added is for a chunked differential image (format: chunked, kind: diff)"
+            )
+        return self
 
     def build(self, repository: str) -> Image:
         stored = self.stored if self.stored is not None else max(1, self.data // 2)
         checksum = self.checksum or _synthetic_checksum(self.name, self.revision, stored)
+        chunked = self.format == "chunked"
+        added = 0
+        if chunked and self.kind == "diff":
+            added = min(stored, self.added if self.added is not None else stored)
         return Image(
             name=self.name,
             filesystem=Filesystem.parse(self.filesystem),
@@ -113,6 +136,8 @@ class ImageSpec(Strict):
             revision=self.revision,
             os_name=self.os,
             torrent_piece=self.torrent_piece,
+            format=ImageFormat(self.format),
+            added_size=added,
         )
 
 
@@ -976,6 +1001,7 @@ def _build_cache(spec: CacheSpec, images: dict[str, Image]) -> Cache:
                 complete=entry.state != "partial",
                 last_used=entry.last_used,
                 same_tail=entry.state == "stale_head",
+                chunked=bool(img and img.chunked),
             )
         )
     images_size = sum(c.size for c in cached)

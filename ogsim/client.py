@@ -43,6 +43,7 @@ from ogsim.disk import (
     DiskState,
     cache_restore_rate,
     cache_write_rate,
+    chunked_restore_rate,
     direct_restore_rate,
     sync_bytes,
 )
@@ -236,10 +237,12 @@ class SimClient:
             self._answer(TransferFailed(kind, detail))
 
         if cmd.transport is Transport.UNICAST:
+            # a chunked image's update moves only the chunks the CACHE lacks (the core's count)
+            size = cmd.size if image.chunked else image.stored_size
             self.job = UnicastJob(
                 self,
                 self.repo,
-                float(image.stored_size),
+                float(size),
                 lambda: cache_write_rate(self.disk),
                 ok,
                 f"smb {self.name}",
@@ -368,7 +371,11 @@ class SimClient:
             self.job = LocalJob(
                 self,
                 float(image.data_size),
-                lambda: cache_restore_rate(self.disk, image),
+                lambda: (
+                    chunked_restore_rate(self.disk, image)
+                    if image.chunked
+                    else cache_restore_rate(self.disk, image)
+                ),
                 lambda n: ok(0.0),
             )
             return

@@ -75,6 +75,27 @@ def cache_restore_rate(disk: DiskState, image: Image) -> float:
     )
 
 
+CHUNKED_THREADS = 2
+"""Threads a chunked restore decompresses and hashes with (ogref uses every CPU it may; a
+classroom PC and the lab host have at least two)."""
+
+
+def chunked_restore_rate(disk: DiskState, image: Image) -> float:
+    """Data rate of restoring a chunked image from the CACHE: its chunks read, decompressed and
+    re-hashed by :data:`CHUNKED_THREADS` threads and written at their offsets.  A differential
+    image is restored in place: every used block is first read back from the partition and
+    hashed (the partition is taken to hold none of its chunks, so every chunk is then written)."""
+    r = ratio(image)
+    write = min(
+        disk.read / r if r > 0 else disk.read,
+        disk.hw.decompress_rate * CHUNKED_THREADS,
+        disk.write * disk.stall_mean(),
+    )
+    if not image.base:
+        return write
+    return 1.0 / (1.0 / disk.read + 1.0 / write)
+
+
 def slowest_keep(disks: list[DiskState]) -> float:
     """Fraction of the nominal rate a group paced to its slowest member keeps through stalls.
 

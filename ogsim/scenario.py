@@ -442,11 +442,12 @@ def build_scenario(
 
 
 def _scaled(doc: dict[str, Any], scale: float) -> dict[str, Any]:
-    """The site with every image's data and stored sizes multiplied by ``scale``."""
+    """The site with every image's data and stored sizes (and a chunked differential image's
+    added bytes) multiplied by ``scale``."""
     out = copy.deepcopy(doc)
     for repo in out.get("repositories") or []:
         for image in repo.get("images") or []:
-            for key in ("data", "stored"):
+            for key in ("data", "stored", "added"):
                 if image.get(key) is not None:
                     image[key] = max(1, int(parse_size(image[key]) * scale))
     return out

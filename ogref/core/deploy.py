@@ -175,6 +175,7 @@ class DeploySession(Machine):
         self.strict = policy.strict
         self._fit_deferred = ""  # strict: the size check 1.1.1d makes only when restoring
         self._bf_kept = False  # strict: a leftover .torrent.bf stays beside the new copy
+        self._present = 0  # of a chunked image: bytes of its chunks the CACHE already holds
         self._handlers = {
             (State.TARGET, TargetInspected): self._on_target,
             (State.IMAGE, ImageInspected): self._on_image,
@@ -239,6 +240,8 @@ class DeploySession(Machine):
             return self._finish(
                 OgErr.GENERIC, f"image {r.image}: its information cannot be read{detail}"
             )
+        if ev.image.chunked:
+            self.strict = False  # 1.1.1d has no chunked images: nothing of its to reproduce
         if ev.locked:
             return self._locked_image()
         self.image = ev.image
@@ -306,15 +309,27 @@ class DeploySession(Machine):
     def _on_cache(self, ev: Event) -> list[Command]:
         assert isinstance(ev, CacheInspected) and self.image is not None
         image, cache = self.image, ev.cache
-        strict, transport = self.strict, self.method_used.transport
+        # 1.1.1d has no chunked images: its defects are never reproduced for one
+        strict = self.strict and not image.chunked
+        transport = self.method_used.transport
         acf = self.policy.action_cache_full
+        self._present = ev.present if image.chunked else 0
         if cache is None:
             copy, room = table.CopyState.ABSENT, table.Room.FITS
         else:
             copy = table.copy_state(cache, image, strict=strict)
-            room = table.room_for(cache, image, copy, strict=strict)
+            room = table.room_for(
+                cache, image, copy, strict=strict, present=self._present, transport=transport
+            )
         row = table.admission(
-            cache is not None, copy, room, acf, self._freed, strict=strict, transport=transport
+            cache is not None,
+            copy,
+            room,
+            acf,
+            self._freed,
+            strict=strict,
+            transport=transport,
+            chunked=image.chunked,
         )
         cmds = self._admit(row, image, cache, copy)
         if strict and cache is not None and copy is table.CopyState.PARTIAL and row.defect != 2:
@@ -336,8 +351,18 @@ class DeploySession(Machine):
         self.trace.append(row.id)
         size_note = ""
         if cache is not None:
+            to_add = ""
+            if image.chunked:
+                need = table.required_bytes(
+                    cache,
+                    image,
+                    copy,
+                    present=self._present,
+                    transport=self.method_used.transport,
+                )
+                to_add = f", chunks to add {format_size(need)}"
             size_note = (
-                f" (image {format_size(image.stored_size)}, cache "
+                f" (image {format_size(image.stored_size)}{to_add}, cache "
                 f"{format_size(cache.size)}, free {format_size(cache.free)})"
             )
         if row.decision is d.DROP:
@@ -374,7 +399,9 @@ class DeploySession(Machine):
             elif row.decision is d.DELETE:
                 free_cmd = EmptyCache()
             else:
-                free_cmd = EvictFromCache(table.eviction_order(cache, image))
+                free_cmd = EvictFromCache(
+                    table.eviction_order(cache, image, self._present, self.method_used.transport)
+                )
             return [*pre, Log(row.reason + size_note), free_cmd]
         # FETCH / REPLACE / RESUME / FETCH_BESIDE_BF
         cmds: list[Command] = pre
@@ -393,6 +420,19 @@ class DeploySession(Machine):
             torrent = TorrentSession()  # the console's default (aulas.modp2p/timep2p)
         self._bf_kept = row.decision is d.FETCH_BESIDE_BF
         self.state = State.TRANSFER
+        strict = self.strict and not image.chunked
+        size = (
+            table.required_bytes(
+                cache,
+                image,
+                copy,
+                strict=strict,
+                present=self._present,
+                transport=self.method_used.transport,
+            )
+            if cache is not None
+            else image.stored_size
+        )
         cmds += [
             Log(f"updateCache {image.name} by {transport}: {row.reason}"),
             FetchToCache(
@@ -402,6 +442,7 @@ class DeploySession(Machine):
                 torrent=torrent if transport is Transport.TORRENT else None,
                 resume=row.decision is d.RESUME,
                 keeps_bf=self._bf_kept,
+                size=size,
             ),
         ]
         return cmds
@@ -478,8 +519,9 @@ class DeploySession(Machine):
                 f"checksum of the cached copy ({ev.checksum or '-'}) differs from the repository's"
             )
             return [DeleteCachedCopy(image.name, reason), *self._finish(row.code, reason)]
+        how = "manifest digest, every chunk re-hashed" if image.chunked else "whole-file MD5"
         return [
-            Log(f"cached copy of {image.name} verified (whole-file MD5)"),
+            Log(f"cached copy of {image.name} verified ({how})"),
             *self._restore(Source.CACHE, Transport.UNICAST),
         ]
 

@@ -11,7 +11,7 @@ changes (cache contents after FORMAT, fetch…) while adding time.  No I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ogref.core.events import (
     CacheInspected,
@@ -89,6 +89,7 @@ class ModelOracle:
     cache: Cache | None = None
     master_images: dict[str, Image] = field(default_factory=dict)
     clock: float = 0.0
+    _image: Image | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.cache is None:
@@ -107,23 +108,25 @@ class ModelOracle:
         if isinstance(cmd, InspectImage):
             return self._inspect_image(cmd)
         if isinstance(cmd, InspectCache):
-            return CacheInspected(self.cache)
+            return self._cache_event()
         if isinstance(cmd, FormatCache):
             assert self.cache is not None
             self.cache = Cache(self.cache.size, (), 0, self.cache.disk, self.cache.partition)
-            return CacheInspected(self.cache)
+            return self._cache_event()
         if isinstance(cmd, EmptyCache):
             assert self.cache is not None
             self.cache = self.cache.emptied()
-            return CacheInspected(self.cache)
+            return self._cache_event()
         if isinstance(cmd, EvictFromCache):
             assert self.cache is not None
             self.cache = self.cache.without(*cmd.names)
-            return CacheInspected(self.cache)
+            return self._cache_event()
         if isinstance(cmd, DeleteCachedCopy):
             if self.cache is not None:
                 self.cache = self.cache.without(cmd.name)
             return None
+        if isinstance(cmd, FetchToCache) and cmd.image.chunked:
+            return self._fetch_chunks(cmd)
         if isinstance(cmd, FetchToCache):
             assert self.cache is not None
             others = self.cache.without(cmd.image.name)
@@ -149,7 +152,42 @@ class ModelOracle:
             return None
         raise NotImplementedError(f"the model oracle cannot answer {cmd!r}")
 
+    def _cache_event(self) -> CacheInspected:
+        image = self._image
+        present = chunks_present(self.cache, image) if self.cache and image else 0
+        return CacheInspected(self.cache, present)
+
+    def _fetch_chunks(self, cmd: FetchToCache) -> Event:
+        """A chunked image's update: only its missing chunks come; the old version of the same
+        name goes once the new one is complete; chunks shared with another cached image (its
+        base) become shared bytes of the cache."""
+        assert self.cache is not None
+        image = cmd.image
+        present = chunks_present(self.cache, image)
+        need = image.stored_size - present
+        if max(need, cmd.size) > self.cache.free:  # (a TORRENT's pack comes whole)
+            return TransferFailed(FailureKind.RECEIVE, "no space left in the CACHE")
+        cache = self.cache.without(image.name)
+        base = cache.get(image.base) if image.base else None
+        if base is not None and present:
+            moved = min(present, base.size)
+            cache = replace(
+                cache.with_image(replace(base, size=base.size - moved)),
+                shared=cache.shared + moved,
+            )
+        own = need if base is not None and present else image.stored_size
+        self.cache = cache.with_image(
+            CachedImage(image.name, own, image.checksum, True, self.clock, chunked=True)
+        )
+        return TransferFinished(image.checksum, need)
+
     def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
+        found = self._inspect_image_at(cmd)
+        if found.image is not None and cmd.source is Source.REPO:
+            self._image = found.image
+        return found
+
+    def _inspect_image_at(self, cmd: InspectImage) -> ImageInspected:
         if cmd.source is Source.MASTER:
             img = self.master_images.get(cmd.name)
             return ImageInspected(found=img is not None, image=img)
@@ -163,6 +201,23 @@ class ModelOracle:
         if not self.repository.has(cmd.name):
             return ImageInspected(found=False)
         return ImageInspected(True, image=self.repository.image(cmd.name))
+
+
+def chunks_present(cache: Cache | None, image: Image) -> int:
+    """The model's account of a chunked image's bytes a CACHE already holds: all of them when
+    the cache holds this version, all but its ``added_size`` when it holds its base (or an older
+    version of the same name), none otherwise (an ``.img``: 0)."""
+    if cache is None or not image.chunked:
+        return 0
+    cached = cache.get(image.name)
+    if cached is not None and cached.chunked and cached.checksum == image.checksum:
+        return image.stored_size if cached.complete else cached.size
+    base = cache.get(image.base) if image.base else None
+    if (base is not None and base.chunked and base.complete) or (
+        cached is not None and cached.chunked and cached.complete and image.added_size
+    ):
+        return image.stored_size - image.added_size
+    return 0
 
 
 @dataclass

@@ -79,9 +79,15 @@ class ImageInspected(Event):
 
 @dataclass(frozen=True)
 class CacheInspected(Event):
-    """The client's cache as found (None: no CACHE partition)."""
+    """The client's cache as found (None: no CACHE partition).
+
+    ``present``: of a chunked image, the compressed bytes of its chunks that the CACHE's chunk
+    store already holds, whichever cached image (or interrupted update) brought them; 0 for an
+    OpenGnSys ``.img``.  The core counts only the rest as bytes to add.
+    """
 
     cache: Cache | None
+    present: int = 0
 
 
 @dataclass(frozen=True)
@@ -279,6 +285,9 @@ class FetchToCache(Command):
     ``resume`` means a partial copy of the same version is present and may be continued.
     ``keeps_bf`` (strict only, deviation row 2): a leftover ``<img>.torrent.bf`` stays beside
     the new copy, which therefore still counts as an interrupted download afterwards.
+    ``size``: the bytes the transfer must add to the cache as the core counted them (the whole
+    image, less a resumable copy's bytes, less the chunks of a chunked image the cache holds);
+    a chunked image's transfer moves only the chunks the cache lacks, whatever it is told.
     """
 
     image: Image
@@ -287,6 +296,7 @@ class FetchToCache(Command):
     torrent: TorrentSession | None = None
     resume: bool = False
     keeps_bf: bool = False
+    size: int = 0
 
     @property
     def expects(self) -> tuple[type[Event], ...]:

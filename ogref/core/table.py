@@ -77,6 +77,7 @@ class AdmissionRow:
     decision: Admission
     reason: str
     defect: int = 0
+    chunked: bool | None = None  # a chunked image (True), an OpenGnSys .img (False), either
 
 
 _S = True  # strict (1.1.1d) only
@@ -130,6 +131,11 @@ ADMISSION: tuple[AdmissionRow, ...] = (
                  Room.FITS, None, None, None, Admission.FETCH_BESIDE_BF,
                  "a leftover .torrent.bf: the copy is made, but the final check still sees the "
                  ".bf and fails (31) with a correct copy", 2),
+    AdmissionRow("C1", "ogLab: chunked images (docs/chunked-images.md)", _O, True, CopyState.STALE,
+                 Room.FITS, None, None, None, Admission.FETCH,
+                 "the cached copy is another version: only the chunks the CACHE lacks are "
+                 "fetched, the old version's own chunks freed once the new one is complete",
+                 chunked=True),
     AdmissionRow("A10", "§11 row 4-8 (stale copy dropped)", _O, True, CopyState.STALE, Room.FITS,
                  None, None, None, Admission.REPLACE, "the cached copy is outdated: replaced"),
     AdmissionRow("A11", "§11 rows 6-8", _B, True, CopyState.ABSENT, Room.FITS, None, None, None,
@@ -150,11 +156,15 @@ def admission(
     *,
     strict: bool = False,
     transport: Transport = Transport.UNICAST,
+    chunked: bool = False,
 ) -> AdmissionRow:
     """The first admission row matching the situation (ogLab's rows, or 1.1.1d's if ``strict``).
 
     ogLab compares whole files, so outside ``strict`` a ``STALE_HEAD`` copy is simply stale.
+    A ``chunked`` image is ogLab's own format: 1.1.1d's rows never apply to it.
     """
+    if chunked:
+        strict = False
     if not strict and copy is CopyState.STALE_HEAD:
         copy = CopyState.STALE
     for row in ADMISSION:
@@ -166,6 +176,7 @@ def admission(
             and _match(acf, row.acf)
             and _match(freed, row.freed)
             and _match(transport, row.transport)
+            and _match(chunked, row.chunked)
         ):
             return row
     raise AssertionError(
@@ -177,11 +188,17 @@ def copy_state(cache: Cache, image: Image, *, strict: bool = False) -> CopyState
     """Classify the cached copy of ``image`` (whole-file checksums, for every protocol).
 
     ``strict``: any interrupted copy is 1.1.1d's ``partial_torrent`` — its ``.bf`` keeps it,
-    whatever version it is of.
+    whatever version it is of.  A chunked copy is compared by its manifest's digest; ``strict``
+    does not apply to it (1.1.1d has no chunked images).
     """
     cached = cache.get(image.name)
     if cached is None:
         return CopyState.ABSENT
+    if image.chunked:
+        same = cached.chunked and cached.checksum == image.checksum
+        if cached.complete:
+            return CopyState.CURRENT if same else CopyState.STALE
+        return CopyState.PARTIAL if same else CopyState.STALE
     same_version = bool(image.checksum) and cached.checksum == image.checksum
     if cached.complete:
         if same_version or (not image.checksum and cached.size == image.stored_size):
@@ -198,31 +215,70 @@ def copy_state(cache: Cache, image: Image, *, strict: bool = False) -> CopyState
 _STALE = (CopyState.STALE, CopyState.STALE_HEAD)
 
 
-def room_for(cache: Cache, image: Image, copy: CopyState, *, strict: bool = False) -> Room:
-    """Whether ``image`` fits ``cache``: OpenGnSys's ``>=`` comparisons, stale copy reclaimable.
+def required_bytes(
+    cache: Cache,
+    image: Image,
+    copy: CopyState,
+    *,
+    strict: bool = False,
+    present: int = 0,
+    transport: Transport = Transport.UNICAST,
+) -> int:
+    """The bytes bringing ``image`` adds to ``cache``.
 
     ogLab needs only the missing part of a resumable copy; 1.1.1d (``strict``) needs the whole
-    image in the free space (``SIZEREQUIRED=FILESIZE``), the kept partial copy's bytes in use.
+    image (``SIZEREQUIRED=FILESIZE``).  A chunked image needs only the chunks the CACHE's store
+    lacks: its stored size less ``present`` (the bytes of its chunks already there, from any
+    image or from an interrupted update) — except by TORRENT, whose pack of every chunk is
+    downloaded whole into the CACHE before its chunks are taken out.
     """
+    if image.chunked and transport is Transport.TORRENT:
+        return image.stored_size
+    if image.chunked:
+        return max(0, image.stored_size - min(present, image.stored_size))
+    cached = cache.get(image.name)
+    held = cached.size if cached else 0
+    credited = held if copy is CopyState.PARTIAL and not strict else 0
+    return image.stored_size - credited
+
+
+def _reclaimable(cache: Cache, image: Image, copy: CopyState) -> int:
+    """Bytes of a stale copy that count as free: an ``.img`` is replaced; a chunked image's old
+    version stays until the new one is complete (its chunks are what the update builds on)."""
+    cached = cache.get(image.name)
+    if cached is None or copy not in _STALE or image.chunked:
+        return 0
+    return cached.size
+
+
+def room_for(
+    cache: Cache,
+    image: Image,
+    copy: CopyState,
+    *,
+    strict: bool = False,
+    present: int = 0,
+    transport: Transport = Transport.UNICAST,
+) -> Room:
+    """Whether ``image`` fits ``cache``: OpenGnSys's ``>=`` comparisons on the bytes to add
+    (:func:`required_bytes`), a stale ``.img`` copy reclaimable."""
     if image.stored_size >= cache.size:
         return Room.GE_SIZE
-    cached = cache.get(image.name)
-    present = cached.size if cached else 0
-    credited = present if copy is CopyState.PARTIAL and not strict else 0
-    required = image.stored_size - credited
-    reclaimable = present if copy in _STALE else 0
-    if required >= cache.free + reclaimable:
+    required = required_bytes(
+        cache, image, copy, strict=strict, present=present, transport=transport
+    )
+    if required >= cache.free + _reclaimable(cache, image, copy):
         return Room.GE_FREE
     return Room.FITS
 
 
-def eviction_order(cache: Cache, image: Image) -> tuple[str, ...]:
+def eviction_order(
+    cache: Cache, image: Image, present: int = 0, transport: Transport = Transport.UNICAST
+) -> tuple[str, ...]:
     """Other images to evict, least recently used first, until ``image`` fits (may not suffice)."""
     copy = copy_state(cache, image)
-    cached = cache.get(image.name)
-    present = cached.size if cached else 0
-    required = image.stored_size - (present if copy is CopyState.PARTIAL else 0)
-    available = cache.free + (present if copy in _STALE else 0)
+    required = required_bytes(cache, image, copy, present=present, transport=transport)
+    available = cache.free + _reclaimable(cache, image, copy)
     chosen: list[str] = []
     for other in sorted(
         (c for c in cache.images if c.name != image.name), key=lambda c: (c.last_used, c.name)

@@ -25,6 +25,23 @@ class ImageKind(StrEnum):
     DIFFERENTIAL = "diff"
 
 
+class ImageFormat(StrEnum):
+    """How an image is stored: OpenGnSys's ``partclone | compressor`` file (``NAME.img``), or
+    ogLab's chunked, content-addressed format (``NAME.manifest.json`` over a chunk store,
+    ``docs/chunked-images.md``)."""
+
+    PARTCLONE = "partclone"
+    CHUNKED = "chunked"
+
+    @classmethod
+    def parse(cls, text: str) -> ImageFormat:
+        """``partclone`` or ``chunked`` (case-insensitive)."""
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise FormatError(f"unknown image format {text!r} (partclone, chunked)") from None
+
+
 class CloneTool(StrEnum):
     """The partition-cloning tool whose stream the image holds."""
 
@@ -62,8 +79,9 @@ def validate_image_name(name: str) -> str:
     raw = name.strip()
     if raw.startswith("/"):
         raw = raw[1:]  # OpenGnSys passes "/name"; a single leading slash means repository-relative
-    if raw.endswith(".img"):
-        raw = raw[: -len(".img")]
+    for suffix in (".img", ".manifest.json"):
+        if raw.endswith(suffix):
+            raw = raw[: -len(suffix)]
     parts = raw.split("/")
     if not raw or "\\" in raw or len(parts) > 2 or name.strip().startswith("//"):
         raise FormatError(f"invalid image name {name!r}")
@@ -120,10 +138,15 @@ class Image:
         name: repository-relative name without ``.img`` (may hold one OU directory).
         filesystem: filesystem of the imaged partition.
         data_size: bytes the target partition must hold (used data after reduce).
-        stored_size: bytes of the compressed ``.img`` file (what transfers move).
+        stored_size: bytes of the compressed ``.img`` file (what a whole transfer moves); of a
+            chunked image, the compressed bytes of its distinct chunks.
+        format: the OpenGnSys ``.img`` file or a chunked image (manifest + chunk store).
         repository: name of the repository the image belongs to.
-        checksum: whole-file MD5 of the ``.img`` (``.full.sum``), empty if unknown.
+        checksum: whole-file MD5 of the ``.img`` (``.full.sum``), empty if unknown; of a
+            chunked image, its manifest's digest (its identity).
         kind: monolithic or differential; a differential image names its ``base``.
+        added_size: of a chunked differential image, the compressed bytes of its chunks that
+            its base lacks (what it adds to a chunk store that holds the base).
         source_disk, source_partition: where it was created on the model computer.
         revision: incremented at each re-creation.
         torrent_piece: the piece size of its ``.torrent`` (OpenGnSys: 4 MiB, ``ctorrent -l``).
@@ -144,6 +167,8 @@ class Image:
     revision: int = 1
     os_name: str = ""
     torrent_piece: int = TORRENT_PIECE
+    format: ImageFormat = ImageFormat.PARTCLONE
+    added_size: int = 0
 
     def __post_init__(self) -> None:
         validate_image_name(self.name)
@@ -156,6 +181,16 @@ class Image:
             )
         if self.kind is ImageKind.DIFFERENTIAL and not self.base:
             raise FormatError(f"differential image {self.name} needs a base image")
+        if not 0 <= self.added_size <= self.stored_size:
+            raise FormatError(
+                f"image {self.name}: added size {self.added_size} is not between 0 and its "
+                f"stored size {self.stored_size}"
+            )
+
+    @property
+    def chunked(self) -> bool:
+        """Whether this is a chunked image (manifest over a chunk store)."""
+        return self.format is ImageFormat.CHUNKED
 
     @property
     def info(self) -> ImageInfo:
@@ -164,7 +199,10 @@ class Image:
 
     @property
     def file_name(self) -> str:
-        """The image file name in the repository (``<name>.img``, ``.img.diff`` for diffs)."""
+        """The image file name in the repository (``<name>.img``, ``.img.diff`` for diffs,
+        ``<name>.manifest.json`` for a chunked image, differential or not)."""
+        if self.chunked:
+            return f"{self.name}.manifest.json"
         return (
             f"{self.name}.img.diff" if self.kind is ImageKind.DIFFERENTIAL else f"{self.name}.img"
         )

@@ -135,6 +135,11 @@ class CachedImage:
     ``same_tail``: another version whose last MiB still equals the repository image's, so that
     1.1.1d's UNICAST/MULTICAST check (``.sum``, the MD5 of the last MiB) takes it for current
     (§11 "stale_head"); ogLab compares whole files and sees a stale copy.
+
+    A ``chunked`` copy is a manifest over the CACHE's chunk store: ``checksum`` is the manifest's
+    digest, ``complete`` says that every chunk it names is in the store, and ``size`` is what
+    deleting it frees — its chunks that no other cached image uses (the others are counted in
+    :attr:`Cache.shared`).
     """
 
     name: str
@@ -143,6 +148,7 @@ class CachedImage:
     complete: bool = True
     last_used: float = 0.0
     same_tail: bool = False
+    chunked: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,9 @@ class Cache:
     """A client's CACHE partition: total size and the images it holds.
 
     Free space is derived: size minus the images (``overhead`` accounts for filesystem metadata
-    and any non-image files such as a cached ogLive).
+    and any non-image files such as a cached ogLive; ``shared`` for the chunks of the CACHE's
+    chunk store that no single cached image owns: chunks several chunked images share, and
+    chunks an interrupted chunked update left, which the next update of that image reuses).
     """
 
     size: int
@@ -158,6 +166,7 @@ class Cache:
     overhead: int = 0
     disk: int = 1
     partition: int = 4
+    shared: int = 0
 
     def __post_init__(self) -> None:
         if self.size <= 0:
@@ -167,8 +176,8 @@ class Cache:
 
     @property
     def used(self) -> int:
-        """Bytes taken by cached images and overhead."""
-        return self.overhead + sum(i.size for i in self.images)
+        """Bytes taken by cached images, shared chunks and overhead."""
+        return self.overhead + self.shared + sum(i.size for i in self.images)
 
     @property
     def free(self) -> int:
@@ -189,7 +198,7 @@ class Cache:
 
     def emptied(self) -> Cache:
         """A copy with every image removed (what FORMAT or DELETE leaves)."""
-        return replace(self, images=())
+        return replace(self, images=(), shared=0)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         now = time.monotonic()
         if now - last_scan > 2:
             last_scan = now
-            for t in sorted(a.images.rglob("*.img.torrent")):
+            found = [*a.images.rglob("*.img.torrent"), *a.images.rglob("*.pack.torrent")]
+            for t in sorted(found):  # .img, and chunked images' packs
                 img = Path(str(t)[: -len(".torrent")])
                 if not img.is_file() or Path(f"{img}.lock").exists():
                     continue

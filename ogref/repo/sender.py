@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ogref.errors import MulticastSendFileError, NotFoundError
 from ogref.model.protocol import Duplex, MulticastSession
+from ogref.runtime.chunked import transfer
 from ogref.runtime.imagefile import ImageStore
 
 
@@ -166,8 +167,13 @@ class Senders:
     def start(self, image: str, session: MulticastSession, client: str = "") -> str:
         """Start the sender of ``image`` on ``session``'s port unless it runs: started/running."""
         files = self.store.files(image)
+        source = files.img
         if not files.img.is_file():
-            raise NotFoundError(f"image {image} not in the repository")
+            # a chunked image: its pack of every chunk (made once per manifest version)
+            pack = transfer.ensure_pack(self.store, image)
+            if pack is None:
+                raise NotFoundError(f"image {image} not in the repository")
+            source = pack
         with self._lock:
             self._reap()
             current = self.running.get(session.port)
@@ -181,7 +187,7 @@ class Senders:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%d-%H%M%S")
             log = self.log_dir / f"ogAdmRepoMcast.{stamp}.{session.port}"
-            argv = sender_argv(session, files.img, self.opts, log)
+            argv = sender_argv(session, source, self.opts, log)
             out = open(f"{log}.out", "wb")  # noqa: SIM115 - owned by the child
             proc = subprocess.Popen(
                 ["timeout", str(int(self.opts.timeout)), *argv],

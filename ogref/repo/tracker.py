@@ -22,7 +22,8 @@ def infohashes(store: ImageStore) -> list[str]:
     import libtorrent as lt
 
     out: list[str] = []
-    for t in sorted(store.root.rglob("*.img.torrent")):
+    found = [*store.root.rglob("*.img.torrent"), *store.root.rglob("*.pack.torrent")]
+    for t in sorted(found):  # .img files, and chunked images' packs
         ti = lt.torrent_info(str(t))
         hashes = ti.info_hashes()
         if hashes.has_v1():

@@ -4,7 +4,8 @@ Made as OpenGnSys's initCache makes it (partition 4 at the end of disk 1 by defa
 ``ca`` / GPT name ``CACHE``, ext4 labelled ``CACHE``), mounted under a configurable root that
 mirrors ``/opt/opengnsys/cache``, images under ``opt/opengnsys/images``.  ``model()`` reports it
 as the domain's :class:`~ogref.model.Cache` (free space from ``statvfs``; an interrupted copy,
-marked by ``<img>.partial``, is listed as incomplete).  Deciding what to delete is the core's.
+marked by ``<img>.partial``, is listed as incomplete; chunked images are listed from their
+manifests, the chunk store's bytes split between them as :class:`~ogref.model.Cache` says).  Deciding what to delete is the core's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import TracebackType
 from ogref.errors import CacheError, CacheMissingError
 from ogref.model.storage import CACHE_LABEL, Cache, CachedImage
 from ogref.runtime import disk, filesystem, imagefile
+from ogref.runtime.chunked import inventory, transfer
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import is_mountpoint, mount_points, unmount, unmount_device
@@ -137,6 +139,8 @@ class CachePartition:
         """Delete these images with their sidecars."""
         for name in names:
             imagefile.discard(self.store.files(name))
+        for name in names:  # a chunked one: its manifest, and the chunks no other one names
+            transfer.discard(self.store, name)
 
     def size(self) -> int:
         return filesystem.device_size(self.node)
@@ -154,9 +158,14 @@ class CachePartition:
             partial = files.partial.exists()
             checksum = imagefile.read_sum(files.partial if partial else files.full_sum)
             images.append(CachedImage(name, st.st_size, checksum, not partial, st.st_mtime))
+        chunked = inventory.cached_images(self.store)
+        images += [i for i in chunked.images if i.name not in {c.name for c in images}]
         size = self.size()
-        overhead = max(0, size - self.free() - sum(i.size for i in images))
-        return Cache(size, tuple(images), overhead, self.disk_number, self.number)
+        taken = chunked.shared + sum(i.size for i in images)
+        overhead = max(0, size - self.free() - taken)
+        return Cache(
+            size, tuple(images), overhead, self.disk_number, self.number, shared=chunked.shared
+        )
 
     def __enter__(self) -> CachePartition:
         self.mount()

@@ -59,10 +59,15 @@ from ogref.errors import (
     NotFoundError,
     OgError,
 )
+from ogref.model.image import Image
 from ogref.model.method import Transport
 from ogref.model.policy import EngineConfig
 from ogref.runtime import cacheupdate, filesystem, imagefile, postconf, restore
 from ogref.runtime.cachefs import DEFAULT_ROOT, CachePartition, find_cache
+from ogref.runtime.chunked import image as chunked_image
+from ogref.runtime.chunked import inventory, transfer
+from ogref.runtime.chunked import restore as chunked_restore
+from ogref.runtime.chunked.manifest import Manifest
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import is_locked, partition_lock_path
 from ogref.runtime.loopdev import partition_path
@@ -136,6 +141,7 @@ class Executor:
         self.cache: CachePartition | None = None
         self.notes: list[str] = []
         self.commands: list[Command] = []
+        self._image: Image | None = None  # the image as inspected in the repository
         self.stage = ""  # what the machine is doing: inspect, fetch, restore, postconf
         self.on_stage: Callable[[str], None] = lambda _stage: None  # told when it changes
 
@@ -175,7 +181,25 @@ class Executor:
 
     def _cache_event(self) -> CacheInspected:
         cache = self._open_cache()
-        return CacheInspected(cache.model() if cache else None)
+        if cache is None:
+            return CacheInspected(None)
+        return CacheInspected(cache.model(), self._present(cache))
+
+    def _repo_manifest(self, name: str) -> Manifest:
+        """The repository's manifest of a chunked image (the network executor's mirror)."""
+        return chunked_image.load(self.repo, name)
+
+    def _present(self, cache: CachePartition) -> int:
+        """Of the chunked image being deployed: the bytes of its chunks the CACHE holds."""
+        image = self._image
+        if image is None or not image.chunked:
+            return 0
+        try:
+            made = self._repo_manifest(image.name)
+        except OgError:
+            return 0
+        sizes = inventory.chunk_sizes(chunked_image.chunk_store(cache.store))
+        return inventory.present(made, sizes)
 
     # ------------------------------------------------------------------ answers
 
@@ -215,11 +239,12 @@ class Executor:
                 cache.empty()
             else:
                 cache.evict(cmd.names)
-            return CacheInspected(cache.model())
+            return CacheInspected(cache.model(), self._present(cache))
         if isinstance(cmd, DeleteCachedCopy):
             cache = self._open_cache()
             if cache is not None:
                 imagefile.discard(cache.store.files(cmd.name))
+                transfer.discard(cache.store, cmd.name)
                 self.log(f"deleted cached {cmd.name}: {cmd.reason}")
             return None
         if isinstance(cmd, FetchToCache):
@@ -253,6 +278,8 @@ class Executor:
         found = imagefile.inspect(store, cmd.name)
         if found.detail:
             self.log(found.detail)
+        if cmd.source is Source.REPO and found.image is not None:
+            self._image = found.image
         return ImageInspected(found.found, found.readable, found.image, found.locked, found.detail)
 
     def _fetch(self, cmd: FetchToCache) -> TransferFinished | TransferFailed:
@@ -262,6 +289,8 @@ class Executor:
             )
         cache = self._open_cache()
         assert cache is not None
+        if cmd.image.chunked:
+            return self._fetch_chunks(cmd, transfer.DirectorySource(self.repo), cache)
         try:
             done = cacheupdate.fetch_unicast(
                 self.repo, cache.store, cmd.image, resume=cmd.resume, progress=self.progress
@@ -274,7 +303,72 @@ class Executor:
             self.log(f"resumed the copy at byte {done.resumed_from}")
         return TransferFinished(done.checksum, done.bytes_moved)
 
+    def _fetch_chunks(
+        self,
+        cmd: FetchToCache,
+        source: transfer.ChunkSource,
+        cache: CachePartition,
+        new_source: Callable[[], transfer.ChunkSource] | None = None,
+    ) -> TransferFinished | TransferFailed:
+        """updateCache of a chunked image: only the chunks the CACHE lacks (resumable)."""
+        try:
+            done = transfer.fetch(
+                source, cache.store, cmd.image.name, progress=self.progress, new_source=new_source
+            )
+        except NotFoundError as exc:
+            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
+        except ImageFileError as exc:
+            return TransferFailed(FailureKind.CHECKSUM, exc.message)
+        except OgError as exc:
+            return TransferFailed(FailureKind.IO, exc.message)
+        self.log(
+            f"chunks: {done.chunks_moved} fetched ({done.bytes_moved} bytes), "
+            f"{done.chunks_present} already in the CACHE ({done.bytes_present} bytes)"
+        )
+        return TransferFinished(done.digest, done.bytes_moved)
+
+    def _restore_chunked(
+        self,
+        cmd: RestorePartition,
+        store: ImageStore,
+        chunks: chunked_restore.ChunkReader | None = None,
+    ) -> RestoreFinished | RestoreFailed:
+        """The parallel, out-of-order restore of a chunked image from ``store`` (its chunks
+        from ``chunks`` if given)."""
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        try:
+            done = chunked_restore.restore_chunked(
+                store,
+                cmd.image.name,
+                node,
+                allow_fs_change=cmd.change_filesystem,
+                lock_dir=self.machine.lock_dir,
+                progress=self.progress,
+                chunks=chunks,
+            )
+        except ImageFileError as exc:
+            return RestoreFailed(FailureKind.CORRUPT, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except NotFoundError as exc:
+            return RestoreFailed(FailureKind.NOT_FOUND, exc.message)
+        except OgError as exc:
+            return RestoreFailed(FailureKind.IO, exc.message)
+        if done.checksum != cmd.image.checksum and cmd.image.checksum:
+            return RestoreFailed(FailureKind.CHECKSUM, "the manifest changed during the restore")
+        self.log(
+            f"restored {cmd.image.name}: {done.chunks_written} chunks written "
+            f"({done.written_bytes} bytes), {done.chunks_skipped} already in place, "
+            f"{done.seconds:.1f} s"
+        )
+        return RestoreFinished(done.written_bytes)
+
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        if cmd.image.chunked and (cmd.source is Source.CACHE or cmd.transport is Transport.UNICAST):
+            store = self._store(cmd.source)
+            if store is None:
+                return RestoreFailed(FailureKind.NOT_FOUND, "no CACHE partition")
+            return self._restore_chunked(cmd, store)
         if cmd.transport is Transport.MULTICAST and cmd.source is not Source.CACHE:
             raise NotExecError("MULTICAST-DIRECT restores run in the netns lab, not here")
         store = self._store(cmd.source)

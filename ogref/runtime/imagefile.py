@@ -368,13 +368,19 @@ def inspect(
 ) -> Inspection:
     """Find ``name`` in ``store`` and read its header into an :class:`Image`.
 
-    As deployImage's ``ogGetImageInfo``: missing (not found: 2); a header that is not an image,
+    Without a ``.img``, a chunked image of that name (``NAME.manifest.json``) is inspected
+    instead, with the same answers.  As deployImage's ``ogGetImageInfo``: missing (not found: 2); a header that is not an image,
     or that cannot be read (found, not readable: 33 — 1.1.1d's ``file``/``lzop`` see no image
     then either); anything else failing — not a regular file, the whole-file MD5 unreadable —
     (found and readable, no image: 40).
     """
     files = store.files(name)
     if not files.img.exists():
+        from ogref.runtime.chunked import inventory  # a chunked image: NAME.manifest.json
+
+        chunked = inventory.inspect(store, name, repository=repository)
+        if chunked.found:
+            return chunked
         return Inspection(found=False, detail=f"{files.img} not found")
     if not files.img.is_file():
         return Inspection(found=True, readable=True, detail=f"{files.img} is not a regular file")

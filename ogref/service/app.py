@@ -244,6 +244,7 @@ def image_json(image: Img) -> dict[str, Any]:
         "os": image.os_name,
         "data_bytes": image.data_size,
         "stored_bytes": image.stored_size,
+        "format": str(image.format),
         "revision": image.revision,
         "checksum": image.checksum,
     }

@@ -236,6 +236,8 @@ class Image(Created, Base):
     base: Mapped[str] = mapped_column(String(IMAGE_NAME), default="")
     os_name: Mapped[str] = mapped_column(String(255), default="")
     torrent_piece: Mapped[int] = mapped_column(BigInteger, default=4 * 1024**2)
+    format: Mapped[str] = mapped_column(String(12), default="partclone", server_default="partclone")
+    added_size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     position: Mapped[int] = mapped_column(Integer, default=0)  # order in the repository
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -209,6 +209,7 @@ def _import_images(session: Session, repository_id: int, images: tuple[Img, ...]
             position[img.name],
             None,
         )
+        row.format, row.added_size = str(img.format), img.added_size
 
 
 def _check_fits(spec: SiteSpec, site: Site, source: str) -> None:
@@ -456,6 +457,8 @@ def _image(img: db.Image) -> dict[str, Any]:
         "revision": img.revision,
         "os": img.os_name,
         "torrent_piece": _readable(img.torrent_piece),
+        **({"format": img.format} if img.format != "partclone" else {}),
+        **({"added": img.added_size} if img.format == "chunked" and img.kind == "diff" else {}),
     }
 
 

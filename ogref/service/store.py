@@ -552,6 +552,8 @@ def add_image_version(session: Session, image: Image, at: datetime | None = None
             base=image.base,
             os_name=_fit(db.Image.os_name, image.os_name),  # what the agent found: any length
             torrent_piece=image.torrent_piece,
+            format=str(image.format),
+            added_size=image.added_size,
             position=position,
             created_at=at or utcnow(),
         )
@@ -577,6 +579,7 @@ class ImageVersion:
     os_name: str
     created_at: datetime
     deleted: bool
+    format: str = "partclone"
 
 
 def image_versions(session: Session) -> dict[str, list[ImageVersion]]:
@@ -593,7 +596,7 @@ def image_versions(session: Session) -> dict[str, list[ImageVersion]]:
         out.setdefault(repo, []).append(
             ImageVersion(img.name, img.revision, img.filesystem, img.data_size, img.stored_size,
                          img.compressor, img.tool, img.checksum, img.kind, img.base, img.os_name,
-                         img.created_at, img.deleted_at is not None)
+                         img.created_at, img.deleted_at is not None, img.format)
         )  # fmt: skip
     return out
 

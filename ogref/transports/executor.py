@@ -11,11 +11,14 @@ nothing: every choice comes from the core's commands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ogref.core.deploy import DeployRequest
 from ogref.core.events import (
@@ -43,9 +46,15 @@ from ogref.errors import (
 from ogref.model.method import Transport
 from ogref.model.policy import EngineConfig
 from ogref.runtime import imagefile
+from ogref.runtime.cachefs import CachePartition
+from ogref.runtime.chunked import image as chunked_image
+from ogref.runtime.chunked import inventory, transfer
+from ogref.runtime.chunked.manifest import Manifest
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.executor import Executor, Machine
 from ogref.runtime.proc import Progress
-from ogref.transports import multicast, smb, stream, torrent
+from ogref.runtime.restore import check_target, guarded_write
+from ogref.transports import chunks, multicast, smb, stream, torrent
 from ogref.transports.repository import ControlError, RepositoryControl
 
 
@@ -115,13 +124,43 @@ class NetworkExecutor(Executor):
             t0 = self.net.clock()
             try:
                 if not self.mirror.refresh(cmd.name):
-                    return ImageInspected(found=False)
+                    return self._inspect_chunked(cmd.name)
             except RepositoryError as exc:
                 self.log(exc.message)
                 return ImageInspected(found=False)
             finally:
                 self._phase("inspect", t0)
         return super()._inspect_image(cmd)
+
+    def _inspect_chunked(self, name: str) -> ImageInspected:
+        """A chunked image of the share: its manifest mirrored, its chunks' sizes listed (not
+        its base's manifest: what the CACHE holds is counted from the CACHE itself)."""
+        try:
+            made = chunks.mirror_manifest(self.net.smb, self.mirror.store, name)
+        except ImageFileError as exc:
+            return ImageInspected(True, False, detail=exc.message)
+        if made is None:
+            return ImageInspected(found=False)
+        # the chunks the CACHE holds are the repository's frames: their sizes are known here;
+        # only the sub-directories of the others are listed on the share
+        local: dict[str, int] = {}
+        with contextlib.suppress(OgError, OSError):
+            cache = self._open_cache()
+            if cache is not None:
+                local = inventory.chunk_sizes(chunked_image.chunk_store(cache.store))
+        wanted = inventory.distinct(made)
+        with chunks.SmbChunkSource(self.net.smb) as share:
+            sizes = {d: local[d] for d in wanted if d in local}
+            sizes.update(share.sizes({d for d in wanted if d not in local}))
+        found = inventory.inspect(self.mirror.store, name, sizes=sizes)
+        if found.detail:
+            self.log(found.detail)
+        if found.image is not None:
+            self._image = found.image
+        return ImageInspected(found.found, found.readable, found.image, found.locked, found.detail)
+
+    def _repo_manifest(self, name: str) -> Manifest:
+        return chunked_image.load(self.mirror.store, name)
 
     # ------------------------------------------------------------------ updateCache
 
@@ -131,6 +170,8 @@ class NetworkExecutor(Executor):
         dst = cache.store.files(cmd.image.name)
         dst.img.parent.mkdir(parents=True, exist_ok=True)
         t0 = self.net.clock()
+        if cmd.image.chunked:
+            return self._fetch_chunked(cmd, cache, t0)
         try:
             if cmd.transport is Transport.UNICAST:
                 moved, digest = self._fetch_unicast(cmd, dst)
@@ -167,6 +208,151 @@ class NetworkExecutor(Executor):
         dst.partial.unlink(missing_ok=True)
         self.verified = not cmd.image.checksum or digest == cmd.image.checksum
         return TransferFinished(digest, moved)
+
+    def _fetch_chunked(
+        self, cmd: FetchToCache, cache: CachePartition, t0: float
+    ) -> TransferFinished | TransferFailed:
+        """updateCache of a chunked image: UNICAST moves only the chunks the CACHE lacks, one
+        SMB connection per worker; MULTICAST and TORRENT carry the image's pack."""
+        creds = self.net.smb
+        if cmd.transport is not Transport.UNICAST:
+            return self._fetch_pack(cmd, cache, t0)
+        mirrored = chunked_image.manifest_path(self.mirror.store, cmd.image.name)
+        try:
+            # the manifest inspected (its digest is the image's checksum), not read again
+            source = chunks.SmbChunkSource(creds, manifest=mirrored.read_bytes())
+        except (RepositoryError, OSError) as exc:
+            why = exc.message if isinstance(exc, RepositoryError) else str(exc)
+            self._phase("fetch", t0, 0, why)
+            return TransferFailed(FailureKind.JOIN, why)
+        opened: list[chunks.SmbChunkSource] = []
+
+        def new_source() -> transfer.ChunkSource:
+            src = chunks.SmbChunkSource(creds)
+            opened.append(src)
+            return src
+
+        try:
+            result = self._fetch_chunks(cmd, source, cache, new_source)
+        finally:
+            for src in [source, *opened]:
+                src.close()
+        moved = result.bytes_moved if isinstance(result, TransferFinished) else 0
+        self._phase("fetch", t0, moved, f"{cmd.transport} chunks")
+        if isinstance(result, TransferFinished):
+            self.bytes_moved += moved
+            self.verified = not cmd.image.checksum or result.checksum == cmd.image.checksum
+        return result
+
+    def _fetch_pack(
+        self, cmd: FetchToCache, cache: CachePartition, t0: float
+    ) -> TransferFinished | TransferFailed:
+        """MULTICAST or TORRENT of a chunked image: the repository's pack of all its chunks
+        (udp-sender streams ``NAME.pack``; the swarm shares it by ``NAME.pack.torrent``); the
+        chunks the CACHE lacks are kept (each checked), the others skipped."""
+        name = cmd.image.name
+        mirrored = chunked_image.manifest_path(self.mirror.store, name)
+        try:
+            raw = mirrored.read_bytes()
+            made = Manifest.from_json(raw, f"{name} (repository)")
+            store = chunked_image.chunk_store(cache.store)
+            if cmd.transport is Transport.MULTICAST:
+                moved, kept = self._pack_by_multicast(cmd, made, store)
+            else:
+                moved, kept = self._pack_by_torrent(cmd, made, cache)
+            store.sync()
+            lacking = transfer.missing(made, store)
+            if lacking:
+                raise ImageFileError(f"the pack lacked {len(lacking)} of the image's chunks")
+            transfer.install(cache.store, name, raw, made)
+        except NotFoundError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
+        except (ControlError, torrent.TorrentError) as exc:
+            kind = FailureKind.JOIN
+            if isinstance(exc, torrent.TorrentError) and exc.joined:
+                kind = FailureKind.RECEIVE
+            self._phase("fetch", t0, 0, str(exc))
+            return TransferFailed(kind, str(exc))
+        except ProtocolJoinMasterError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.JOIN, exc.message)
+        except MulticastReceiveFileError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.RECEIVE, exc.message)
+        except ImageFileError as exc:
+            self._phase("fetch", t0, 0, exc.message)
+            return TransferFailed(FailureKind.CHECKSUM, exc.message)
+        except (OgError, OSError) as exc:
+            why = exc.message if isinstance(exc, OgError) else str(exc)
+            self._phase("fetch", t0, 0, why)
+            return TransferFailed(FailureKind.IO, why)
+        self.log(f"pack of {name}: {kept} chunks kept, {moved} bytes received")
+        self.bytes_moved += moved
+        self._phase("fetch", t0, moved, f"{cmd.transport} pack")
+        self.verified = not cmd.image.checksum or made.digest == cmd.image.checksum
+        return TransferFinished(made.digest, moved)
+
+    def _pack_by_multicast(
+        self, cmd: FetchToCache, made: Manifest, store: ChunkStore
+    ) -> tuple[int, int]:
+        assert cmd.multicast is not None
+        state = multicast.request_sender(
+            self.net.control, cmd.image.name, cmd.multicast, self.net.client_ip
+        )
+        self.log(
+            f"multicast sender {state} for {cmd.image.name}'s pack on port {cmd.multicast.port}"
+        )
+        unpacker = transfer.Unpacker(made, store)
+        total = cmd.image.stored_size
+        report = self.progress
+
+        def feed(data: bytes) -> None:
+            unpacker.feed(data)
+            if report is not None:
+                report(min(unpacker.bytes, total), total)
+
+        moved = multicast.receiver_source(self._receiver(), cmd.multicast)(feed, hashlib.md5())
+        unpacker.finish()
+        return moved, unpacker.kept
+
+    def _pack_by_torrent(
+        self, cmd: FetchToCache, made: Manifest, cache: CachePartition
+    ) -> tuple[int, int]:
+        assert cmd.torrent is not None
+        name = cmd.image.name
+        pack = transfer.pack_path(cache.store, name)
+        meta = Path(f"{pack}.torrent")
+        with smb.SmbShare(self.net.smb) as share:
+            remote = f"/{name}{transfer.PACK_SUFFIX}.torrent"
+            if share.size(remote) is None:
+                raise NotFoundError(
+                    f"{name}{transfer.PACK_SUFFIX}.torrent is not in the repository"
+                )
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_bytes(share.read(remote))
+        done = torrent.fetch(
+            meta,
+            pack.parent,
+            cmd.torrent,
+            str(self.net.client_ip).split("/")[0],
+            timeout=self.net.torrent_timeout,
+            stall=self.net.torrent_stall,
+            log=self.log,
+            progress=self.progress,
+        )
+        if done.seeded:
+            now = self.net.clock()
+            self.net.phases.append(Phase("seed", now - done.seeded, now, done.uploaded))
+        store = chunked_image.chunk_store(cache.store)
+        try:
+            with open(pack, "rb") as f:
+                kept = transfer.unpack(f, made, store).kept
+        finally:  # the chunks are in the store: the pack's room is given back
+            pack.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            Path(f"{meta}.bf").unlink(missing_ok=True)
+        return done.downloaded, kept
 
     def _fetch_unicast(self, cmd: FetchToCache, dst: imagefile.ImageFiles) -> tuple[int, str]:
         md5 = hashlib.md5()
@@ -254,8 +440,89 @@ class NetworkExecutor(Executor):
 
         return counted
 
+    def _restore_direct_chunked(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        """UNICAST-DIRECT of a chunked image: the parallel restore reading chunks from the
+        share (one SMB connection per worker), each re-hashed."""
+        t0 = self.net.clock()
+        try:
+            listing = chunks.SmbChunkSource(self.net.smb)
+        except RepositoryError as exc:
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        reader = chunks.PooledReader(self.net.smb, listing)
+        try:
+            result = self._restore_chunked(cmd, self.mirror.store, reader)
+        finally:
+            reader.close()
+            listing.close()
+        if isinstance(result, RestoreFinished):
+            self.bytes_moved += cmd.image.stored_size
+            self.verified = True
+            self._phase("restore", t0, cmd.image.stored_size, "UNICAST-DIRECT chunks")
+        return result
+
+    def _restore_multicast_chunked(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
+        """MULTICAST-DIRECT of a chunked image: the repository's pack, each chunk checked and
+        written at its offsets as it arrives; restoreImage's checks and safeguards."""
+        assert cmd.multicast is not None
+        t0 = self.net.clock()
+        node = self.machine.partition(cmd.disk, cmd.partition)
+        name = cmd.image.name
+        try:
+            made = chunked_image.load(self.mirror.store, name)
+            files = self.mirror.store.files(name)
+            check_target(
+                node,
+                files.name,
+                made.header.device_size,
+                made.filesystem,
+                files.lock,
+                cmd.change_filesystem,
+            )
+            state = multicast.request_sender(
+                self.net.control, name, cmd.multicast, self.net.client_ip
+            )
+            self.log(f"multicast sender {state} for {name}'s pack on port {cmd.multicast.port}")
+            source = multicast.receiver_source(self._receiver(), cmd.multicast)
+            with guarded_write(node, made.filesystem, self.machine.lock_dir):
+                fd = os.open(node, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    writer = transfer.PackWriter(made, fd)
+                    moved = source(writer.feed, hashlib.md5())
+                    writer.finish()
+                    if writer.missing():
+                        raise ImageFileError(
+                            f"the pack lacked {len(writer.missing())} of the image's chunks"
+                        )
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except ControlError as exc:
+            return RestoreFailed(FailureKind.JOIN, str(exc))
+        except ProtocolJoinMasterError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        except MulticastReceiveFileError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+        except ImageFileError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.CORRUPT, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except OgError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.IO, exc.message)
+        self.bytes_moved += moved
+        self.verified = True
+        self._phase("restore", t0, moved, "MULTICAST-DIRECT pack")
+        return RestoreFinished(writer.written)
+
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
         t0 = self.net.clock()
+        if cmd.image.chunked and cmd.source is Source.REPO:
+            if cmd.transport is Transport.UNICAST:
+                return self._restore_direct_chunked(cmd)
+            return self._restore_multicast_chunked(cmd)
         if cmd.source is not Source.REPO:
             result = super()._restore(cmd)
             self._phase("restore", t0, cmd.image.stored_size, str(cmd.source))

@@ -35,6 +35,7 @@ IMPORT_NAME = {
     "httpx": "httpx",
     "sqlalchemy": "sqlalchemy",
     "alembic": "alembic",
+    "mfusepy": "mfusepy",
     "psycopg": "psycopg",  # SQLAlchemy loads it for postgresql+psycopg; db.make_engine checks it
     # once declared, never imported (issue 11): listed so that declaring them again fails here
     "simpy": "simpy",

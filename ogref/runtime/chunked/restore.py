@@ -24,12 +24,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ogref.errors import ImageFileError, PartitionError
 from ogref.runtime.chunked import chunk, image
 from ogref.runtime.chunked.chunker import default_workers
 from ogref.runtime.chunked.manifest import ChunkRef, Manifest
-from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.restore import DEFAULT_LOCK_DIR, RestoreResult, check_target, guarded_write
 
@@ -62,11 +62,13 @@ def restore_chunked(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     in_place: bool | None = None,
+    chunks: ChunkReader | None = None,
 ) -> ChunkedRestoreResult:
     """Restore chunked image ``name`` of ``images`` onto the partition ``device``.
 
     ``in_place`` (default: when the image is differential) writes only the chunks whose bytes
-    the partition does not already hold, checked by hash."""
+    the partition does not already hold, checked by hash.  ``chunks``: read the chunks from
+    there instead of the directory's store (UNICAST-DIRECT from the repository share)."""
     start = time.monotonic()
     if not os.path.exists(device):
         raise PartitionError(f"partition {device} does not exist")
@@ -75,11 +77,12 @@ def restore_chunked(
     check_target(
         device, files.name, made.header.device_size, made.filesystem, files.lock, allow_fs_change
     )
-    store = image.chunk_store(images)
+    store: ChunkReader = chunks if chunks is not None else image.chunk_store(images)
     missing = sorted({c.digest for c in made.chunks if not store.has(c.digest)})
     if missing:
         raise ImageFileError(
-            f"chunked image {files.name}: {len(missing)} chunks missing from {store.root} "
+            f"chunked image {files.name}: {len(missing)} chunks missing from "
+            f"{getattr(store, 'root', 'the repository')} "
             f"(first {missing[0]})"
         )
     if in_place is None:
@@ -111,9 +114,17 @@ BATCH = 2 * 1024 * 1024  # bytes of consecutive chunks one task restores (fewer,
 _IOV_MAX = 1024
 
 
+class ChunkReader(Protocol):
+    """Where a restore reads chunks: a chunk store, or the repository over the network."""
+
+    def has(self, digest: str) -> bool: ...
+
+    def read(self, digest: str, size: int) -> bytes: ...
+
+
 def write_chunks(
     made: Manifest,
-    store: ChunkStore,
+    store: ChunkReader,
     fd: int,
     *,
     workers: int = 0,

@@ -54,6 +54,7 @@ from ogref.model import ClientStatus, Filesystem, Image
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
+from ogref.runtime.chunked.transfer import make_pack_torrent
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.loopdev import partition_path
 from ogref.service.keys import save_private_key
@@ -74,7 +75,13 @@ from ogsim.lab.netns import ops as labops
 from ogsim.lab.netns import processes, samba, shaping
 from ogsim.lab.netns.cpu import CpuMonitor
 from ogsim.lab.netns.disks import ClientDisk, build_disk
-from ogsim.lab.netns.images import SourceImage, lab_piece, make_source
+from ogsim.lab.netns.images import (
+    SourceImage,
+    lab_piece,
+    make_differential,
+    make_source,
+    seed_cache,
+)
 from ogsim.lab.netns.topology import Host, Topology
 from ogsim.lab.netns.tree import hash_partition
 from ogsim.progress import ComputerEvent, Emit, OperationEvent, StageEvent, nothing, operation_text
@@ -260,6 +267,14 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
     wanted = {getattr(op, op.kind).image for op in scenario.site.operations if op.kind in RESTORES}
     if opts.every_image:  # a course: the student may pick any image of the catalogue
         wanted |= {img.name for img in scenario.site.repositories[0].images}
+    catalogue = {img.name: img for img in scenario.site.repositories[0].images}
+    for pc in scenario.site.computers:  # chunked images the caches hold are made too
+        if pc.cache is not None:
+            wanted |= {c.name for c in pc.cache.images if c.chunked and c.name in catalogue}
+    for name in list(wanted):  # and the bases of chunked differential images
+        img = catalogue.get(name)
+        if img is not None and img.chunked and img.base in catalogue:
+            wanted.add(img.base)
     store = ImageStore(share)
     lab.store = store
     work = run_dir / "work"
@@ -269,7 +284,20 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             continue
         data = max(8 << 20, int(img.data_size * scale))
         stored = max(1 << 20, int(img.stored_size * scale))
-        emit(StageEvent("images", f"{img.name} (partclone + {img.compressor})", i, len(wanted)))
+        how = "chunked" if img.chunked else f"partclone + {img.compressor}"
+        emit(StageEvent("images", f"{img.name} ({how})", i, len(wanted)))
+        base = lab.sources.get(img.base) if img.chunked and img.base else None
+        if base is not None:
+            lab.sources[img.name] = make_differential(
+                manifest,
+                store,
+                img.name,
+                base,
+                max(64 * 1024, int(img.added_size * scale)),
+                work,
+                scenario.spec.seed + 100 + i,
+            )
+            continue
         lab.sources[img.name] = make_source(
             manifest,
             store,
@@ -282,7 +310,14 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             scenario.spec.seed + i,
             piece=lab_piece(scale, img.torrent_piece),
             windows=img.filesystem is Filesystem.NTFS,
+            chunked=img.chunked,
         )
+    for name, src in lab.sources.items():  # a chunked image's pack and its .torrent
+        if src.image.chunked:
+            img = catalogue[name]
+            make_pack_torrent(
+                store, name, announce_url(repo.address), lab_piece(scale, img.torrent_piece)
+            )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)
     tdir = Path(tempfile.mkdtemp(prefix=f"{topo.prefix}-tracker-"))
@@ -376,7 +411,17 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
         emit(StageEvent("agents", "disks and live clients", n, len(scenario.site.computers)))
         cdir = run_dir / "clients" / pc.name
         cdir.mkdir(parents=True, exist_ok=True)
-        disk = build_disk(manifest, pc, scale, work, cdir / "cache-setup")
+        held = [
+            c.name
+            for c in (pc.cache.images if pc.cache else ())
+            if c.chunked and c.complete and c.name in lab.sources
+        ]
+
+        def seed(images_dir: Path, held: list[str] = held) -> None:
+            for name in held:  # the chunked images the scenario says the cache holds
+                seed_cache(images_dir, store, name)
+
+        disk = build_disk(manifest, pc, scale, work, cdir / "cache-setup", before_fill=seed)
         lab.disks[pc.name] = disk
         _prepare_references(lab, scenario, pc.name, scale, work)
         key = cdir / "agent.pem"  # registered with the service: its own credential
@@ -1142,7 +1187,9 @@ def run(
         lab = build(scenario, run_dir, manifest, opts)
         setup_s = time.time() - wall0
         lab.notes.extend(verdict.notes)
+        tx0 = _tx_bytes(lab.repo)
         ops, events, clock, cpu, expected = execute(lab, scenario, opts)
+        repo_tx = _tx_bytes(lab.repo) - tx0
         _halt(lab)
         if lab.mrelay:
             lab.notes.append(f"multicast relay: {lab.topo.relayed()} frames duplicated")
@@ -1189,10 +1236,8 @@ def run(
             extra={
                 "setup_s": round(setup_s, 3),
                 **cpu.summary(),
-                "images": {
-                    n: {"stored": s.image.stored_size, "data": s.image.data_size, "files": s.files}
-                    for n, s in lab.sources.items()
-                },
+                "images": {n: _image_record(s) for n, s in lab.sources.items()},
+                "repo_tx_bytes": repo_tx,
                 "seeder_uploaded": json.loads(seeded),
                 "time": clock.record(),
                 "notes": lab.notes,
@@ -1214,6 +1259,28 @@ def run(
     )
     results.write(out_dir / "results.json")
     return results
+
+
+def _tx_bytes(host: Host) -> int:
+    """Bytes ``host`` has sent on its ``eth0`` (every protocol: the bytes on the wire)."""
+    done = subprocess.run(
+        host.exec_argv(["cat", "/sys/class/net/eth0/statistics/tx_bytes"]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return int(done.stdout.strip() or 0)
+
+
+def _image_record(s: SourceImage) -> dict[str, Any]:
+    out: dict[str, Any] = {"stored": s.image.stored_size, "data": s.image.data_size}
+    out["files"] = s.files
+    if s.image.chunked:
+        out["format"] = "chunked"
+        if s.image.base:
+            out |= {"base": s.image.base, "added": s.image.added_size}
+            out |= {"changed": s.changed[0], "changed_compressed": s.changed[1]}
+    return out
 
 
 def _write_client_logs(lab: Lab, scenario: Scenario, where: Path) -> None:

@@ -256,6 +256,24 @@ def _with_real_size(sc: Scenario, stored: int, data: int) -> Scenario:
     return build_scenario(raw, source=sc.source)
 
 
+def lab_sized(sc: Scenario, lab: Results) -> Scenario:
+    """``sc`` with the images the lab run made: their real stored, data and (a chunked
+    differential image's) added bytes, at scale 1 on the simulator — what the simulator must
+    be given to predict that lab run."""
+    raw = json.loads(json.dumps(sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    made = lab.metrics.extra.get("images", {})
+    for image in raw["repositories"][0]["images"]:
+        real = made.get(image["name"])
+        if real is None:
+            continue
+        image.update(stored=int(real["stored"]), data=int(real["data"]))
+        if "added" in real and image.get("kind") == "diff":
+            image["added"] = int(real["added"])
+    if raw.get("backends", {}).get("sim") is not None:
+        raw["backends"]["sim"].pop("scale", None)
+    return build_scenario(raw, source=sc.source)
+
+
 OPENGNSYS_SIM = {"STARTDELAY": "OPENGNSYS"}  # what the simulator modelled before calibration
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def build_disk(
     cache_root: Path,
     *,
     fill_cache: bool = True,
+    before_fill: Callable[[Path], None] | None = None,
 ) -> ClientDisk:
-    """Make, attach, partition and format ``pc``'s disk 1 (plus its CACHE)."""
+    """Make, attach, partition and format ``pc``'s disk 1 (plus its CACHE); ``before_fill`` is
+    given the CACHE's image directory before the filler is written (cached images go there)."""
     layout = next((d for d in pc.disks.disks if d.number == 1), None) if pc.disks.disks else None
     parts = sorted(layout.partitions, key=lambda p: p.number) if layout else []
     specs = [rdisk.PartSpec(scaled(p.size, scale), p.filesystem, number=p.number) for p in parts]
@@ -100,6 +103,8 @@ def build_disk(
         manifest.record("mount", str(cache_root))
         try:
             cache.format()  # formats and mounts
+            if before_fill is not None:
+                before_fill(cache.images_dir)
             if fill_cache and pc.cache.free < pc.cache.size:
                 want_free = int(pc.cache.free * scale)
                 have = cache.free()

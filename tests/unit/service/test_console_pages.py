@@ -149,6 +149,22 @@ def test_the_catalogue_lists_versions_checksums_and_who_holds_a_copy(wiz: Servic
     assert holders == {"pc01": "current", "pc02": "current", "pc03": "stale"}
 
 
+def test_the_catalogue_and_the_api_show_a_chunked_image(wiz: Service) -> None:
+    from ogref.model import Filesystem, Image, ImageFormat
+    from ogref.service import store
+
+    with wiz.database.transaction() as s:
+        store.add_image_version(s, Image("win10", Filesystem.NTFS, 17 << 30, 9 << 30,
+                                         checksum="c" * 64, format=ImageFormat.CHUNKED))  # fmt: skip
+    wiz.start()
+    html = _get(wiz, "/ui/catalogue").text
+    formats = re.findall(r'<td class="format" data-format="(\w+)"', html)
+    assert formats[:2] == ["chunked", "partclone"]  # r2 (chunked), then r1
+    reply = wiz.console("GET", "/api/v1/computers/pc01/images?disk=1&partition=1")
+    listed = reply.json()["same_filesystem"] + reply.json()["other_filesystem"]
+    assert [i["format"] for i in listed if i["name"] == "win10"] == ["chunked"]
+
+
 def test_the_catalogue_counts_the_caches_the_service_filled(wiz: Service) -> None:
     from ogref.service import store
 

@@ -53,7 +53,7 @@ def test_migrated_schema_equals_the_models(empty_url: str) -> None:
     comparison (types included) finds nothing to write, on SQLite and on PostgreSQL."""
     assert current(empty_url) is None
     upgrade(empty_url)
-    assert current(empty_url) == head() == "0001"
+    assert current(empty_url) == head() == "0002"
     d = Database(empty_url)
     with d.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -134,7 +134,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9999"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
