@@ -27,9 +27,11 @@ def synthetic(
     decompress: str = "400MB/s",
     stall: str | None = None,
     stall_factor: float | None = None,
+    slice_rates: str | list[float] | None = None,
     mcast_rate: int = 999,
     torrent: str = "peer:60",
     smb_overhead: str = "8%",
+    repo_hw: dict[str, Any] | None = None,
     postconf: bool = False,
     per_room: int = 250,  # one /24 classroom each; more rooms are routed to the repository
     seed: int = 1,
@@ -47,6 +49,8 @@ def synthetic(
     if stall:
         disk["stall"] = stall
         disk["stall_factor"] = stall_factor or 8.0
+    if slice_rates is not None:
+        disk["slice_rates"] = slice_rates
     hw = {
         "link": {"rate": link, "loss": loss},
         "disk": disk,
@@ -87,7 +91,12 @@ def synthetic(
                 "name": "repo",
                 "address": "10.0.1.1" if n <= per_room else "10.250.0.1",
                 "images": [{"name": "img", "filesystem": "NTFS", "data": data, "stored": stored}],
-                "hw": {"uplink": uplink, "smb_overhead": smb_overhead, "read": "100Gbit"},
+                "hw": {
+                    "uplink": uplink,
+                    "smb_overhead": smb_overhead,
+                    "read": "100Gbit",
+                    **(repo_hw or {}),
+                },
             }
         ],
         "engine": engine or {},
