@@ -2,19 +2,33 @@
 
 Runs a 1,000-PC × 30 GiB restore under each of the five methods (``--large`` adds the
 10,000-PC campus), each in a fresh process so peak RSS is per run.  Prints numbers only; it never
-asserts a time (targets: ≤ 10 s per method at 1,000 PCs, ≤ 2 min at 10,000, ≤ 2 GiB RSS).
+asserts a time (targets: ≤ 10 s per method at 1,000 PCs, ≤ 2 min at 10,000, ≤ 2 GiB RSS;
+TORRENT-CACHE, the slow one, ≤ 2 s at 1,000 and ≤ 30 s at 10,000).  Beside each wall time: its
+ratio to the published figure of 2026-11-27 (reports/published/benchmarks.md, before issue 16's
+swarm and command-queue work) and the host's load average, which such a ratio depends on.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 
 from ogref.model import ALL_METHODS
 
 TARGETS = {1000: 10.0, 10000: 120.0}
+TORRENT_TARGETS = {1000: 2.0, 10000: 30.0}
+# wall seconds published on 2026-11-27 (benchmarks.md), the reference for the printed ratio
+BEFORE = {
+    (1000, "UNICAST-CACHE"): 0.21,
+    (1000, "UNICAST-DIRECT"): 0.12,
+    (1000, "MULTICAST-CACHE"): 0.22,
+    (1000, "MULTICAST-DIRECT"): 0.12,
+    (1000, "TORRENT-CACHE"): 4.75,
+    (10000, "TORRENT-CACHE"): 53.0,
+}
 
 
 def _one(args: tuple[int, str, str]) -> dict[str, float | str | int]:
@@ -56,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ogsim benchmark: image {args.size}, one fresh process per run")
     head = (
         f"{'N':>6}  {'method':<17} {'wall s':>8} {'build s':>8} {'events':>9} "
-        f"{'events/s':>10} {'peak RSS':>9} {'makespan':>10} {'ok':>6}  target"
+        f"{'events/s':>10} {'peak RSS':>9} {'makespan':>10} {'ok':>6} {'before':>7} "
+        f"{'ratio':>6} {'load':>5}  target"
     )
     print(head)
     print("-" * len(head))
@@ -65,7 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         for method in methods:
             with ctx.Pool(1, maxtasksperchild=1) as pool:
                 r = pool.apply(_one, ((n, method, args.size),))
-            target = TARGETS.get(n)
+            target = (TORRENT_TARGETS if method == "TORRENT-CACHE" else TARGETS).get(n)
+            before = BEFORE.get((n, method))
+            wall = float(r["sim_s"])
+            ratio = f"{wall / before:>6.2f}" if before else f"{'-':>6}"
+            old = f"{before:>6.2f}s" if before else f"{'-':>7}"
             within = (
                 ""
                 if target is None
@@ -75,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{n:>6}  {method:<17} {float(r['sim_s']):>8.2f} {float(r['build_s']):>8.2f} "
                 f"{int(r['events']):>9} {float(r['events_per_s']):>10,.0f} "
                 f"{float(r['rss_mb']):>7.0f}MB {float(r['makespan_s']):>9.0f}s "
-                f"{int(r['ok']):>6}  {within}"
+                f"{int(r['ok']):>6} {old} {ratio} {os.getloadavg()[0]:>5.1f}  {within}"
             )
 
 
