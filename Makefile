@@ -26,12 +26,12 @@ $(PY):
 	@$(PY) -m pip install -q --upgrade pip
 
 $(STAMP)/venv-base: pyproject.toml | $(PY) $(STAMP)
-	$(PY) -m pip install -q -e '.[sim,dev,service]'
+	$(PY) -m pip install -q -e '.[sim,sweep,dev,service]'
 	@touch $@
 
 # lab extras need libparted-dev etc. (installed by deps as root); tolerate failure as non-root
 $(STAMP)/venv-lab: $(STAMP)/venv-base
-	@$(PY) -m pip install -q -e '.[sim,dev,service,lab,vm]' || { \
+	@$(PY) -m pip install -q -e '.[sim,sweep,dev,service,lab,vm]' || { \
 	  if [ "$$(id -u)" = 0 ]; then exit 1; else echo "lab extras not installed (not root): lab tests will skip"; fi; }
 	@touch $@
 
