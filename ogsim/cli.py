@@ -761,6 +761,37 @@ def sweep(
 
 
 @app.command(epilog=EXIT_CODES)
+def compare(
+    preset: Annotated[
+        str, typer.Option(help="what to cover: standard (the published report) or tiny")
+    ] = "standard",
+    jobs: Annotated[
+        int, typer.Option(help="worker processes of the local Dask cluster", min=1, max=64)
+    ] = 2,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="a Dask scheduler's address; default a local cluster; 'inprocess'"),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
+) -> None:
+    """The researcher's figure set: T(N) per method with the spread over seeds, where P2P
+    overtakes multicast, where the CACHE pays off for a second deploy, and the sensitivity to
+    link rate, image size, loss and a slow receiver (compare.md, compare.svg, the table)."""
+    from ogsim.compare import PRESETS
+    from ogsim.compare import compare as run_compare
+
+    if preset not in PRESETS:
+        err.print(f"[bold red]usage error[/] --preset: one of {', '.join(sorted(PRESETS))}")
+        raise typer.Exit(ExitCode.USAGE_ERROR)
+    try:
+        md = run_compare(preset, out_dir, jobs=jobs, cluster=cluster)
+    except OSError as exc:
+        err.print(f"[bold red]cluster not available[/] {escape(str(exc))}")
+        raise typer.Exit(ExitCode.BACKEND_ERROR) from None
+    out.print(f"report: {escape(str(md))}")
+
+
+@app.command(epilog=EXIT_CODES)
 def schema(
     check: Annotated[bool, typer.Option(help="fail if the stored schema is out of date")] = False,
 ) -> None:

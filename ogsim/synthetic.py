@@ -32,6 +32,8 @@ def synthetic(
     torrent: str = "peer:60",
     smb_overhead: str = "8%",
     repo_hw: dict[str, Any] | None = None,
+    repeat: int = 1,  # the same restore this many times (the command queue runs them in turn)
+    slow_write: str | None = None,  # the first computer's disk writes at this rate (a straggler)
     postconf: bool = False,
     per_room: int = 250,  # one /24 classroom each; more rooms are routed to the repository
     seed: int = 1,
@@ -57,6 +59,7 @@ def synthetic(
         "decompress": decompress,
         "inspect": "0.5s",
     }
+    slow_disk = {**disk, "write": slow_write}
     rooms = []
     left, idx = n, 0
     while left > 0:
@@ -79,7 +82,16 @@ def synthetic(
                     "cache": {"size": "1000GiB"},
                     "hw": hw,
                 },
-                "computers": {"count": count, "prefix": f"r{idx:02d}pc", "first_host": 2},
+                "computers": {
+                    "count": count,
+                    "prefix": f"r{idx:02d}pc",
+                    "first_host": 2,
+                    **(
+                        {"overrides": {_first(idx, count): {"hw": {"disk": slow_disk}}}}
+                        if slow_write and idx == 1
+                        else {}
+                    ),
+                },
             }
         )
         left -= count
@@ -103,7 +115,13 @@ def synthetic(
         "classrooms": rooms,
         "operations": [
             {"at": 0, "restore": {"image": "img", "method": method, "postconf": postconf}}
-        ],
+        ]
+        * repeat,
         "backends": {"sim": sim or {}},
     }
     return build_scenario(doc, source=f"<synthetic {method} N={n}>")
+
+
+def _first(room: int, count: int) -> str:
+    """The name of a generated classroom's first computer."""
+    return f"r{room:02d}pc{1:0{max(2, len(str(count)))}d}"
