@@ -163,11 +163,15 @@ def report(rows: list[Row], p: Preset, name: str, figure: str | None) -> str:
     lines = [
         f"# Unicast, multicast and P2P compared (`ogsim compare --preset {name}`)",
         "",
-        f"One classroom per 250 computers, image {p.image} (data = stored), {p.link} client links "
-        "and repository uplink, disks 150 MB/s, `STARTDELAY` as configured by default; seeds "
-        f"{', '.join(map(str, p.seeds))} (mean, and min–max when they differ).  Predictions of "
-        "the simulator's models (see `make validate` for where they were checked and where "
-        "they miss).",
+        f"One classroom (one multicast session) per 250 computers; image {p.image} (data = "
+        f"stored); {p.link} client links, a 1 Gbit/s repository uplink; disks write 150 MB/s "
+        "(random writes 120 MB/s), decompression 400 MB/s; multicast sessions at "
+        f"{p.mcast_mbit} Mbit/s (the links cap them), FEC 8x8/128; torrent peers stop when they "
+        "have the image (T excludes seeding time); every computer starts at once "
+        f"(`STARTDELAY=NONE`); seeds {', '.join(map(str, p.seeds))} (mean, and min–max when "
+        "they differ).  These are the simulator's predictions: `make validate` shows where its "
+        "models were checked and where they miss (docs/simulator-models.md).  Reproduce: "
+        f"`ogsim compare --preset {name} --jobs 2 --out out/compare`.",
         "",
         "## T(N): time to deploy N computers",
         "",
@@ -229,7 +233,7 @@ def report(rows: list[Row], p: Preset, name: str, figure: str | None) -> str:
         )
     lines += ["", f"## Sensitivity at N = {p.at}", ""]
     axes: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
-        ("link rate", [(x, {**base, "link": x}) for x in p.links]),
+        ("client link rate", [(x, {**base, "link": x}) for x in p.links]),
         ("image size", [(x, {**base, "image": x}) for x in p.images]),
         ("packet loss", [(x, {**base, "loss": x}) for x in p.losses]),
         (

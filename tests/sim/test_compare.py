@@ -34,7 +34,7 @@ def test_tiny_preset_writes_the_report_figure_and_table(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     text = (tmp_path / "compare.md").read_text()
     for heading in ("## T(N)", "## Crossovers", "second deploy", "## Sensitivity at N = 4",
-                    "one slow receiver", "packet loss", "link rate", "image size"):  # fmt: skip
+                    "one slow receiver", "packet loss", "client link rate", "image size"):  # fmt: skip
         assert heading in text
     assert "<svg" in (tmp_path / "compare.svg").read_text()
     assert (tmp_path / "sweep.parquet").stat().st_size > 0
