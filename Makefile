@@ -64,8 +64,9 @@ bench-image: deps $(STAMP)/venv-lab
 bench-lab: deps $(STAMP)/venv-lab
 	$(PY) -m ogsim.lab.netns.bench
 
+# BEFORE=DIR (an earlier source tree) adds CPU-time ratios measured side by side
 bench-sim: $(STAMP)/venv-base
-	$(PY) -m ogsim.bench
+	$(PY) -m ogsim.bench $(if $(BEFORE),--before $(BEFORE))
 
 # the console service's API on loopback: 35 and 200 signed long-polling agents (no root)
 bench-api: $(STAMP)/venv-base
