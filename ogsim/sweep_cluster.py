@@ -96,7 +96,7 @@ def run_points(
         if cluster:
             from distributed import Client
 
-            own = client = Client(cluster)
+            own = client = Client(cluster, timeout="10s")
         else:
             own = client = local_client(max(1, min(jobs, len(points))))
     try:
