@@ -26,12 +26,12 @@ $(PY):
 	@$(PY) -m pip install -q --upgrade pip
 
 $(STAMP)/venv-base: pyproject.toml | $(PY) $(STAMP)
-	$(PY) -m pip install -q -e '.[sim,dev,service]'
+	$(PY) -m pip install -q -e '.[sim,sweep,dev,service]'
 	@touch $@
 
 # lab extras need libparted-dev etc. (installed by deps as root); tolerate failure as non-root
 $(STAMP)/venv-lab: $(STAMP)/venv-base
-	@$(PY) -m pip install -q -e '.[sim,dev,service,lab,vm]' || { \
+	@$(PY) -m pip install -q -e '.[sim,sweep,dev,service,lab,vm]' || { \
 	  if [ "$$(id -u)" = 0 ]; then exit 1; else echo "lab extras not installed (not root): lab tests will skip"; fi; }
 	@touch $@
 
@@ -69,8 +69,9 @@ bench-image: deps $(STAMP)/venv-lab
 bench-lab: deps $(STAMP)/venv-lab
 	$(PY) -m ogsim.lab.netns.bench
 
+# BEFORE=DIR (an earlier source tree) adds CPU-time ratios measured side by side
 bench-sim: $(STAMP)/venv-base
-	$(PY) -m ogsim.bench
+	$(PY) -m ogsim.bench $(if $(BEFORE),--before $(BEFORE))
 
 # the console service's API on loopback: 35 and 200 signed long-polling agents (no root)
 bench-api: $(STAMP)/venv-base

@@ -55,8 +55,10 @@ class CommandQueue:
         self._rank: dict[int, int] = {}  # operation → submission rank
         self._queues: dict[str, deque[Job]] = {}  # computer → its unfinished jobs, in order
         self._running: set[Job] = set()
-        self._writers: dict[str, list[Job]] = defaultdict(list)  # image → unfinished creates
-        self._readers: dict[str, list[Job]] = defaultdict(list)  # image → unfinished readers
+        # image → unfinished creates / readers, in submission order (dicts: O(1) removal)
+        self._writers: dict[str, dict[Job, None]] = defaultdict(dict)
+        self._readers: dict[str, dict[Job, None]] = defaultdict(dict)
+        self._queued = 0  # jobs submitted, neither running nor finished yet
         self._sessions: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)  # unfinished
         self._session_running: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
 
@@ -71,12 +73,13 @@ class CommandQueue:
             if op in self._rank:
                 raise ValueError(f"operation {op} was submitted already")
             self._rank[op] = len(self._rank)
+        self._queued += len(jobs)
         for j in jobs:
             self._queues.setdefault(j.computer, deque()).append(j)
             if j.writes:
-                self._writers[j.writes].append(j)
+                self._writers[j.writes][j] = None
             if j.reads:
-                self._readers[j.reads].append(j)
+                self._readers[j.reads][j] = None
             if j.session is not None:
                 self._sessions[j.session][j.op] += 1
 
@@ -106,12 +109,15 @@ class CommandQueue:
 
     def startable(self) -> list[Job]:
         """The jobs that may start now (in submission order); they are marked running."""
+        if not self._queued:  # everything submitted is running or done: nothing to look at
+            return []
         ready = [
             q[0]
             for q in self._queues.values()
             if q and q[0] not in self._running and self.why_waiting(q[0]) is None
         ]
         ready.sort(key=lambda j: self._rank[j.op])
+        self._queued -= len(ready)
         for j in ready:
             self._running.add(j)
             if j.session is not None:
@@ -120,7 +126,9 @@ class CommandQueue:
 
     def waits(self) -> dict[Job, str]:
         """Every queued job that cannot start now, with the reason (for tracking logs)."""
-        out = {}
+        out: dict[Job, str] = {}
+        if not self._queued:
+            return out
         for q in self._queues.values():
             for j in q:
                 why = self.why_waiting(j)
@@ -134,14 +142,16 @@ class CommandQueue:
         if not queue or job not in queue:
             return
         queue.remove(job)
-        if job in self._running:
+        if job not in self._running:
+            self._queued -= 1  # dropped before it started
+        else:
             self._running.discard(job)
             if job.session is not None:
                 self._session_running[job.session][job.op] -= 1
         if job.writes:
-            self._writers[job.writes].remove(job)
+            self._writers[job.writes].pop(job, None)
         if job.reads:
-            self._readers[job.reads].remove(job)
+            self._readers[job.reads].pop(job, None)
         if job.session is not None:
             left = self._sessions[job.session]
             left[job.op] -= 1

@@ -704,26 +704,44 @@ def sweep(
             "(default: ogref's classroom session, as the seed's)",
         ),
     ] = DEFAULT_MCAST_RATE,
-    jobs: Annotated[int, typer.Option(help="worker processes", min=1, max=64)] = 2,
+    jobs: Annotated[
+        int, typer.Option(help="worker processes of the local Dask cluster", min=1, max=64)
+    ] = 2,
+    seeds: Annotated[str, typer.Option(help="seeds per point, e.g. 1,2,3 (spread)")] = "1",
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="a Dask scheduler's address (tcp://host:8786) to run on; default: a local "
+            "cluster of --jobs processes; 'inprocess': no cluster, this process"
+        ),
+    ] = None,
+    retries: Annotated[int, typer.Option(help="re-runs of a point that raised", min=0)] = 2,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("out/sweep"),
 ) -> None:
-    """Run a grid of generated scenarios across processes; write one results.json per point and
-    the comparison figure (makespan against N per method: scaling.svg) into --out."""
+    """Run a grid of generated scenarios on a Dask cluster; write one results.json per point,
+    the table of every point (sweep.parquet, sweep.csv) and the comparison figure (makespan
+    against N per method: scaling.svg) into --out."""
     from ogsim.report.build import draw_scaling
     from ogsim.sweep import Grid, run_grid
+    from ogsim.sweep_cluster import write_table
 
     try:
-        grid = Grid.parse(computers, methods, loss, image, link, mcast_rate)
+        grid = Grid.parse(computers, methods, loss, image, link, mcast_rate, seeds)
     except OgError as exc:
         err.print(f"[bold red]usage error[/] {escape(exc.message)}")
         raise typer.Exit(ExitCode.USAGE_ERROR) from None
-    rows = run_grid(grid, jobs, out_dir)
+    try:
+        rows = run_grid(grid, jobs, out_dir, cluster, retries=retries)
+    except OSError as exc:  # no scheduler at that address
+        err.print(f"[bold red]cluster not available[/] {escape(str(exc))}")
+        raise typer.Exit(ExitCode.BACKEND_ERROR) from None
+    parquet, text = write_table(rows, out_dir)
     table = Table(title=escape(f"sweep ({len(rows)} points) → {out_dir}"))
-    for col in ("N", "method", "loss", "image", "link", "makespan", "ok"):
+    for col in ("N", "method", "loss", "image", "link", "seed", "makespan", "ok"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            *map(escape, (str(r.n), r.method, r.loss, r.image, r.link)),
+            *map(escape, (str(r.n), r.method, r.loss, r.image, r.link, str(r.seed))),
             f"{r.makespan:.0f}s",
             str(r.ok),
         )
@@ -738,7 +756,39 @@ def sweep(
         for r in rows
     ]
     figure = draw_scaling(points, out_dir / "scaling.svg")
+    out.print(f"table: {escape(str(parquet))}, {escape(str(text))}")
     out.print(f"figure: {escape(str(figure))}")
+
+
+@app.command(epilog=EXIT_CODES)
+def compare(
+    preset: Annotated[
+        str, typer.Option(help="what to cover: standard (the published report) or tiny")
+    ] = "standard",
+    jobs: Annotated[
+        int, typer.Option(help="worker processes of the local Dask cluster", min=1, max=64)
+    ] = 2,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="a Dask scheduler's address; default a local cluster; 'inprocess'"),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
+) -> None:
+    """The researcher's figure set: T(N) per method with the spread over seeds, where P2P
+    overtakes multicast, where the CACHE pays off for a second deploy, and the sensitivity to
+    link rate, image size, loss and a slow receiver (compare.md, compare.svg, the table)."""
+    from ogsim.compare import PRESETS
+    from ogsim.compare import compare as run_compare
+
+    if preset not in PRESETS:
+        err.print(f"[bold red]usage error[/] --preset: one of {', '.join(sorted(PRESETS))}")
+        raise typer.Exit(ExitCode.USAGE_ERROR)
+    try:
+        md = run_compare(preset, out_dir, jobs=jobs, cluster=cluster)
+    except OSError as exc:
+        err.print(f"[bold red]cluster not available[/] {escape(str(exc))}")
+        raise typer.Exit(ExitCode.BACKEND_ERROR) from None
+    out.print(f"report: {escape(str(md))}")
 
 
 @app.command(epilog=EXIT_CODES)

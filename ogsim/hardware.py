@@ -9,7 +9,7 @@ It models nothing over time; the simulator's models read these values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,14 @@ class DiskHw(_Strict):
     stall_factor: float | None = Field(
         default=None, ge=1.0, description="how many times slower the disk is during a slow spell"
     )
+    slice_rates: list[float] | Literal["lab"] | None = Field(
+        default=None,
+        description="per-slice write rates measured on this kind of disk, any one unit (only "
+        "their spread is used; `python -m ogsim.udpcast FILE` measures them), or `lab` for the "
+        "lab host's published measurement: receivers of a multicast session then write each "
+        "slice at a rate drawn from them, and the session waits for the slowest; unset: a "
+        "constant rate",
+    )
     dirty: Size | None = Field(
         default=None,
         description="written data the kernel may hold in memory before writing it back "
@@ -69,6 +77,20 @@ class RepositoryHw(_Strict):
 
     uplink: PositiveRate = Field(default=1e9, description="server uplink, e.g. 1Gbit")
     read: PositiveRate = Field(default=8 * 800e6, description="repository disk read rate")
+    page_cache: Size = Field(
+        default=0,
+        description="memory the repository's kernel can cache images in: a unicast stream of an "
+        "image that fits is read from memory (the image is warm), one that does not fit crosses "
+        "the disk (read rate, shared by every stream); 0 (default): every stream reads the disk",
+    )
+    smb_stream: PositiveRate | None = Field(
+        default=None,
+        description="what one SMB stream can carry on the server's CPU (one smbd process per "
+        "client, one core: signing, encryption, copies), e.g. 420Mbit; unset: unlimited",
+    )
+    smb_cpus: int = Field(
+        default=1, ge=1, description="server cores SMB streams share (with smb_stream set)"
+    )
     smb_overhead: Ratio = Field(default=0.08, description="SMB/TCP protocol overhead on unicast")
     seeder_slots: int = Field(default=8, ge=1, description="upload slots of the repository seeder")
     restart: Duration = Field(default=60.0, description="outage of a repository restart fault")
@@ -113,6 +135,7 @@ class HostHw:
     stall: float = 0.0
     stall_factor: float = 1.0
     dirty_bytes: float = 0.0
+    slice_rates: tuple[float, ...] = ()  # relative to the sustained write rate; () = constant
     decompress_rate: float = 400e6
     inspect_s: float = 1.0
     format_cache_s: float = 5.0
@@ -137,9 +160,21 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         stall=disk.stall if disk.stall is not None else d.stall,
         stall_factor=disk.stall_factor if disk.stall_factor is not None else d.stall_factor,
         dirty_bytes=float(disk.dirty) if disk.dirty is not None else d.dirty_bytes,
+        slice_rates=_slice_rates(disk.slice_rates),
         decompress_rate=layer.decompress / 8 if layer.decompress is not None else d.decompress_rate,
         inspect_s=layer.inspect if layer.inspect is not None else d.inspect_s,
         format_cache_s=layer.format_cache if layer.format_cache is not None else d.format_cache_s,
         postconf_s=layer.postconf if layer.postconf is not None else d.postconf_s,
         boot_s=layer.boot if layer.boot is not None else d.boot_s,
     )
+
+
+def _slice_rates(value: list[float] | str | None) -> tuple[float, ...]:
+    """A disk's per-slice write rates, relative to its sustained rate (``()``: constant)."""
+    from ogsim.udpcast import lab_slice_rates, normalised
+
+    if value is None:
+        return ()
+    if isinstance(value, str):  # "lab": the schema allows no other word
+        return normalised(lab_slice_rates())
+    return normalised(value)

@@ -6,7 +6,10 @@ seconds after the first join; late receivers cannot join and fail the start time
 (MCASTERRORSESSION → JOIN → 60).  Running, it is one fluid flow over the source uplink (and the
 router once, if any receiver is routed) paced to the slowest receiver's link and pipeline;
 FEC ``IxR/S`` adds R/S to the wire, and stripes FEC cannot repair are retransmitted to the whole
-group, so repair grows with loss and with N.  A silent receiver (crash, link down) stalls the
+group, so repair grows with loss and with N.  The pace follows udpcast's slice protocol
+(:mod:`ogsim.udpcast`): each slice waits for every receiver's acknowledgement (exposed RTTs, one
+more round when a retransmission is needed), and receivers whose disks have a measured per-slice
+rate spread (``hw.disk.slice_rates``) hold the group to the expected slowest of N.  A silent receiver (crash, link down) stalls the
 session until udp-sender drops it; a receiver that hears nothing for MCASTWAIT fails RECEIVE
 (57 into the cache, 59 into a partition — the core maps kinds to codes).
 """
@@ -23,6 +26,7 @@ from ogref.model import Image, MulticastSession
 from ogsim.disk import cache_write_rate, direct_restore_rate, ratio, slowest_keep
 from ogsim.loop import Timer
 from ogsim.network import Flow
+from ogsim.udpcast import IN_FLIGHT, exposed_ack, group_keep, paced_rate, slice_bytes
 
 if TYPE_CHECKING:
     from ogsim.client import SimClient
@@ -51,8 +55,13 @@ def stripe_failure(loss: float, redundancy: int, stripe: int) -> float:
 
 def repair_factor(losses: list[float], redundancy: int, stripe: int) -> float:
     """Extra wire bytes per payload byte for retransmissions to the group (grows with N, loss)."""
+    return repair(losses, redundancy, stripe)[0]
+
+
+def repair(losses: list[float], redundancy: int, stripe: int) -> tuple[float, float]:
+    """(extra wire bytes per payload byte, probability a stripe needs a retransmission round)."""
     if not losses:
-        return 0.0
+        return 0.0, 0.0
     calm_stripe = 1.0
     calm_packet = 1.0
     for p in losses:
@@ -60,7 +69,7 @@ def repair_factor(losses: list[float], redundancy: int, stripe: int) -> float:
         calm_packet *= 1.0 - p
     s = 1.0 - calm_stripe  # some receiver needs a retransmission for this stripe
     u = min(0.95, 1.0 - calm_packet)  # share of the stripe missing at some receiver
-    return min(20.0, s * u / (1.0 - u))
+    return min(20.0, s * u / (1.0 - u)), s
 
 
 class RxState(StrEnum):
@@ -133,6 +142,7 @@ class McastSession:
         self.receivers: list[Receiver] = []
         self.flow: Flow | None = None
         self.overhead = 1.0
+        self.rexmit = 0.0  # probability a slice needs a retransmission round
         self.first_join = -1.0
         self.started_at = -1.0
         _, self.redundancy, self.stripe = fec_params(source.fec)
@@ -220,7 +230,8 @@ class McastSession:
         losses = [
             r.client.loss + self.source.loss for r in self._active() if r.state is RxState.RECEIVING
         ]
-        self.overhead = 1.0 + self.fec + repair_factor(losses, self.redundancy, self.stripe)
+        extra, self.rexmit = repair(losses, self.redundancy, self.stripe)
+        self.overhead = 1.0 + self.fec + extra
 
     def _cap(self) -> float:
         active = self._active()
@@ -235,15 +246,42 @@ class McastSession:
             # a one-host lab: every DIRECT receiver decompresses on the same cores, and udpcast
             # paces the session to the slowest of them
             cap = min(cap, cpu.available / direct * ratio(self.image))
+        slowest = self._slice_keep(active)
         for r in active:
             c = r.client
             cap = min(cap, c.hw.link_rate / self.overhead)
-            if r.direct:
+            if slowest is not None:  # measured per-slice spread: the group's expected slowest
+                written = slowest * keep
+                data = min(written, c.disk.hw.decompress_rate) if r.direct else written
+                pipe = data * ratio(self.image) if r.direct else data
+            elif r.direct:
                 pipe = direct_restore_rate(c.disk, self.image, stall_keep=keep)
             else:
                 pipe = cache_write_rate(c.disk, stall_keep=keep)
             cap = min(cap, pipe)
-        return cap
+        return self._with_acks(cap, active)
+
+    def _slice_keep(self, active: list[Receiver]) -> float | None:
+        """The disk-bound write rate (bytes/s) of a slice-synchronised group whose disks have a
+        measured per-slice spread: the fastest kind's rate × the expected-slowest fraction."""
+        if not any(r.client.hw.slice_rates for r in active):
+            return None
+        groups: dict[tuple[tuple[float, ...], float], int] = {}
+        for r in active:
+            key = (r.client.hw.slice_rates or (1.0,), r.client.disk.write)
+            groups[key] = groups.get(key, 0) + 1
+        spec = tuple(sorted((rel, w, n) for (rel, w), n in groups.items()))
+        return max(w for _, w, _ in spec) * group_keep(spec, IN_FLIGHT)
+
+    def _with_acks(self, cap: float, active: list[Receiver]) -> float:
+        """The pace after each slice's acknowledgement rounds (one more after a retransmission)."""
+        sim = self.sim.scenario.sim
+        if cap <= 0 or sim.slice_rtt_factor <= 0:
+            return cap
+        rtt = 2 * max(r.client.hw.delay_s + self.source.delay_to(r.client) for r in active)
+        payload = slice_bytes(sim.slice_blocks)
+        rounds = sim.slice_rtt_factor * (1.0 + self.rexmit)
+        return paced_rate(cap, payload, exposed_ack(rtt, rounds, payload / cap))
 
     def refresh(self) -> None:
         """Recompute the session's pace (membership, loss or a disk changed)."""

@@ -37,6 +37,9 @@ class Source:
     router: Router
     read: Link | None = None
     smb_overhead: float = 0.08
+    smb_cpu: Link | None = None  # the server's cores serving SMB streams (None: unlimited)
+    smb_stream: float = float("inf")  # bytes/s one SMB stream can carry on one core
+    page_cache: float = 0.0  # bytes of images the server keeps in memory
     loss: float = 0.0
     up: bool = True
     seeder_alive: bool = True
@@ -56,6 +59,19 @@ class Source:
         """Shared links a flow to ``client`` crosses."""
         links = [self.uplink]
         if self.read is not None:
+            links.append(self.read)
+        if self.crosses_router(client):
+            links.append(self.router.link)
+        return tuple(links)
+
+    def smb_path(self, client: SimClient, size: float) -> tuple[Link, ...]:
+        """Shared links a unicast (SMB) stream of a ``size``-byte image crosses: the uplink (the
+        NIC), the server's SMB cores, the disk unless the image sits in the page cache, and the
+        router when the client is in another subnet."""
+        links = [self.uplink]
+        if self.smb_cpu is not None:
+            links.append(self.smb_cpu)
+        if self.read is not None and size > self.page_cache:
             links.append(self.read)
         if self.crosses_router(client):
             links.append(self.router.link)

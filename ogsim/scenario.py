@@ -299,7 +299,19 @@ class SimBackendSpec(_Strict):
     torrent_efficiency: Ratio = Field(
         default=0.92, gt=0, description="BitTorrent goodput on the wire (headers, hashing, choking)"
     )
-    slice_rtt_factor: float = Field(default=1.0, ge=0, description="ack rounds per slice")
+    slice_rtt_factor: float = Field(
+        default=1.0,
+        ge=0,
+        description="udp-sender's acknowledgement round trips per slice (after each slice it "
+        "asks every receiver); hidden behind the next slice's sending when shorter",
+    )
+    slice_blocks: int = Field(
+        default=1024,
+        ge=16,
+        le=1024,
+        description="udpcast slice size in 1456-byte blocks (16–1024; udp-sender's maximum, "
+        "1024, by default)",
+    )
     drop_after: Duration = Field(
         default=56.0,
         description="udp-sender drops a silent receiver after: with --retries-until-drop R "

@@ -17,6 +17,7 @@ import resource
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
 from ogref import console
 from ogref.command_queue import CommandQueue, Job
@@ -37,7 +38,7 @@ from ogref.model import Image, MulticastSession
 from ogref.site import BootSpec, CloneSpec, CreateSpec, OperationSpec, RestoreSpec
 from ogsim.client import SimClient
 from ogsim.faults import apply_fault
-from ogsim.hardware import HostHw
+from ogsim.hardware import HostHw, RepositoryHw
 from ogsim.loop import Loop
 from ogsim.multicast import McastSession, SessionState
 from ogsim.network import Link, Network
@@ -90,6 +91,7 @@ class Simulation:
                 mcast_start_s=rhw.mcast_start,
                 fec=repo.multicast_fec,
                 torrent_start_s=rhw.torrent_start,
+                **_smb_server(self.net, repo.name, rhw),
             )
         # a one-host lab: the computers' decompression shares the host's cores (else unset)
         self.host_cpu: Link | None = None
@@ -439,6 +441,15 @@ _CREATE_PHASE: dict[type, str] = {
     WriteImage: "create",
     ExtendFilesystem: "extend",
 }
+
+
+def _smb_server(net: Network, name: str, rhw: RepositoryHw) -> dict[str, Any]:
+    """A repository's SMB server model: its cores (a shared link) and its page cache."""
+    out: dict[str, Any] = {"page_cache": float(rhw.page_cache)}
+    if rhw.smb_stream is not None:
+        out["smb_stream"] = rhw.smb_stream / 8
+        out["smb_cpu"] = net.link(f"{name} SMB CPU", rhw.smb_cpus * rhw.smb_stream / 8)
+    return out
 
 
 def _create_step_seconds(cmd: object, hw: HostHw, used: int, target: ImageSource) -> float:

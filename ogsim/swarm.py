@@ -60,16 +60,9 @@ class Peer:
         self.rotate = 0
         self.stay = 0.0
         self.mark = -1  # the swarm's progress when this peer's re-announce was set
-
-    @property
-    def seeder(self) -> bool:
-        return self.client is None
-
-    @property
-    def up_slots(self) -> int:
-        if self.seeder:
-            return self.swarm.source.seeder_slots
-        return self.swarm.params.upload_slots
+        self.seeder = client is None
+        # upload slots: read once (the hot loops compare against them per neighbour)
+        self.up_slots = swarm.source.seeder_slots if self.seeder else swarm.params.upload_slots
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -254,19 +247,21 @@ class Swarm:
         slots = self.params.download_slots
         nb = down.neighbours
         n = len(nb)
+        full = self.full
         while down.down_used < slots:
-            need = self.full & ~down.have & ~down.inflight
+            need = full & ~down.have & ~down.inflight
             if not need:
                 self.waiting.pop(down, None)
                 return
             started = False
-            for i in range(n):
-                up = nb[(down.rotate + i) % n]
-                if up.up_used >= up.up_slots or not up.usable():
+            rot = down.rotate
+            # scan the neighbours from where the last request went (cheap tests first)
+            for i, up in enumerate(nb[rot:] + nb[:rot] if rot else nb):
+                if up.up_used >= up.up_slots:
                     continue
                 cand = up.have & need
-                if cand:
-                    down.rotate = (down.rotate + i + 1) % n
+                if cand and up.usable():
+                    down.rotate = (rot + i + 1) % n
                     self._start(up, down, self._rarest(cand))
                     started = True
                     break
@@ -301,14 +296,30 @@ class Swarm:
             self.dormant.clear()
 
     def _offer(self, up: Peer) -> None:
-        if not up.usable() or up.up_used >= up.up_slots or not self.waiting:
+        waiting = self.waiting
+        if not waiting or up.up_used >= up.up_slots or not up.usable():
             return
-        pool = list(self.waiting) if up.seeder else [p for p in up.neighbours if p in self.waiting]
-        for w in pool:
+        have = up.have
+        slots = self.params.download_slots
+        full = self.full
+        served: list[Peer] = []  # popped from ``waiting`` after the loop (it iterates it)
+        for w in waiting if up.seeder else up.neighbours:
             if up.up_used >= up.up_slots:
-                return
-            if w.alive and (up.have & ~w.have & ~w.inflight):
-                self._fill(w)
+                break
+            if w not in waiting or not w.alive or w.offline:
+                continue
+            # ``w`` found no uploader for its free slots when it last looked: ``up`` has just
+            # freed one (or got a block), so it serves ``w`` directly (no re-scan of w's
+            # neighbours)
+            while w.down_used < slots and up.up_used < up.up_slots:
+                cand = have & ~w.have & ~w.inflight
+                if not cand:
+                    break
+                self._start(up, w, self._rarest(cand))
+            if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
+                served.append(w)
+        for w in served:
+            waiting.pop(w, None)
 
     def _rarest(self, cand: int) -> int:
         avail = self.avail

@@ -1,5 +1,7 @@
-"""``ogsim sweep``: a grid of synthetic scenarios (N × method × loss × image size × link rate)
-run across worker processes with a rich progress bar; one results.json per point.
+"""``ogsim sweep``: a grid of synthetic scenarios (N × method × loss × image size × link rate ×
+seed) run on a Dask cluster (:mod:`ogsim.sweep_cluster`: a local one by default, ``--cluster
+ADDRESS`` for a real one) with a rich progress bar; one results.json per point and one table of
+every point (Parquet + CSV, :func:`ogsim.sweep_cluster.write_table`).
 
 Each point is an ordinary synthetic scenario (:mod:`ogsim.synthetic`), so a sweep's results feed
 ``ogsim report`` (which draws the scaling curves).  Every classroom's multicast session runs at
@@ -13,11 +15,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from typing import Any
 
 from ogref.errors import FormatError
 from ogref.model import Method, MulticastSession
@@ -89,6 +89,7 @@ class Grid:
     image: tuple[str, ...]
     link: tuple[str, ...]
     mcast_mbit: int = DEFAULT_MBIT
+    seeds: tuple[int, ...] = (1,)
 
     @classmethod
     def parse(
@@ -99,6 +100,7 @@ class Grid:
         image: str,
         link: str,
         mcast_rate: str = DEFAULT_MCAST_RATE,
+        seeds: str = "1",
     ) -> Grid:
         """Parse comma-separated axes and the multicast rate; units go through ogref.units
         (FormatError naming the option)."""
@@ -114,64 +116,120 @@ class Grid:
             _check("--image", _axis(image, "--image"), _positive_size),
             _check("--link", _axis(link, "--link"), parse_positive_rate),
             _mcast_mbit(mcast_rate),
+            _seeds(seeds),
         )
 
-    def points(self) -> list[tuple[int, str, str, str, str]]:
+    def points(self) -> list[Point]:
         """Every combination."""
-        return list(itertools.product(self.n, self.methods, self.loss, self.image, self.link))
+        return [
+            Point(*p)
+            for p in itertools.product(
+                self.n, self.methods, self.loss, self.image, self.link, self.seeds
+            )
+        ]
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in _axis(text, "--seeds"))
+    except ValueError:
+        raise FormatError(f"--seeds: whole numbers, e.g. 1,2,3: {text!r}") from None
+    return seeds
 
 
 @dataclass(frozen=True)
-class Row:
-    """One sweep point's outcome."""
+class Point:
+    """One grid point: a synthetic scenario's parameters (``extra``: more synthetic keywords,
+    as JSON text so a point stays hashable and plain)."""
 
     n: int
     method: str
     loss: str
     image: str
     link: str
+    seed: int = 1
+    extra: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sweep point's outcome (a row of the sweep's table)."""
+
+    n: int
+    method: str
+    loss: str
+    image: str
+    link: str
+    seed: int
+    extra: str
     makespan: float
     ok: int
+    failed: int
+    events: int
     path: str
 
+    def record(self) -> dict[str, Any]:
+        """The row as a plain mapping (the table's columns)."""
+        return asdict(self)
 
-def run_point(
-    point: tuple[int, str, str, str, str], out_dir: str, mcast_mbit: int = DEFAULT_MBIT
-) -> Row:
+
+def run_point(point: Point, out_dir: str, mcast_mbit: int = DEFAULT_MBIT) -> Row:
     """Simulate one grid point and write its results.json."""
+    import json
+
     from ogsim.simulator import simulate
     from ogsim.synthetic import synthetic
 
-    n, method, loss, image, link = point
-    name = safe_name(f"sweep-{method.lower()}-n{n}-loss{loss.replace('%', 'pct')}-{image}-{link}")
+    p = point
+    tag = f"-{safe_name(p.extra)}" if p.extra else ""
+    name = safe_name(
+        f"sweep-{p.method.lower()}-n{p.n}-loss{p.loss.replace('%', 'pct')}-{p.image}-{p.link}"
+        f"-s{p.seed}{tag}"
+    )[:100]
+    extra: dict[str, Any] = json.loads(p.extra) if p.extra else {}
     sc = synthetic(
-        n, method, data=image, stored=image, link=link, loss=loss, mcast_rate=mcast_mbit, name=name
+        p.n,
+        p.method,
+        data=p.image,
+        stored=p.image,
+        link=p.link,
+        loss=p.loss,
+        mcast_rate=mcast_mbit,
+        seed=p.seed,
+        name=name,
+        **extra,
     )
     results = simulate(sc)
     path = results.write(Path(out_dir) / name / "results.json")
+    m = results.metrics
     return Row(
-        n, method, loss, image, link, results.metrics.makespan_s, results.metrics.ok, str(path)
-    )
+        p.n, p.method, p.loss, p.image, p.link, p.seed, p.extra,
+        m.makespan_s, m.ok, m.failed, m.events, str(path),
+    )  # fmt: skip
 
 
-def run_grid(grid: Grid, jobs: int, out_dir: Path) -> list[Row]:
-    """Run every point on ``jobs`` processes; rows come back in grid order."""
-    points = grid.points()
-    rows: dict[int, Row] = {}
-    columns = (
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+def run_grid(
+    grid: Grid,
+    jobs: int,
+    out_dir: Path,
+    cluster: str | None = None,
+    *,
+    points: list[Point] | None = None,
+    client: Any = None,
+    retries: int = 2,
+) -> list[Row]:
+    """Run every point (``points``, default the grid's) and return the rows in grid order:
+    on a local Dask cluster of ``jobs`` worker processes, on the cluster at ``cluster`` (a
+    scheduler address), on ``client`` (an open Dask client), or in this process when
+    ``cluster`` is ``"inprocess"``."""
+    from ogsim.sweep_cluster import run_points
+
+    return run_points(
+        points if points is not None else grid.points(),
+        str(out_dir),
+        grid.mcast_mbit,
+        jobs=jobs,
+        cluster=cluster,
+        client=client,
+        retries=retries,
     )
-    workers = max(1, min(jobs, len(points)))
-    with Progress(*columns) as progress, ProcessPoolExecutor(max_workers=workers) as pool:
-        task = progress.add_task("sweep", total=len(points))
-        futures = {
-            pool.submit(run_point, p, str(out_dir), grid.mcast_mbit): i
-            for i, p in enumerate(points)
-        }
-        for fut in as_completed(futures):
-            rows[futures[fut]] = fut.result()
-            progress.advance(task)
-    return [rows[i] for i in range(len(points))]

@@ -27,9 +27,13 @@ def synthetic(
     decompress: str = "400MB/s",
     stall: str | None = None,
     stall_factor: float | None = None,
+    slice_rates: str | list[float] | None = None,
     mcast_rate: int = 999,
     torrent: str = "peer:60",
     smb_overhead: str = "8%",
+    repo_hw: dict[str, Any] | None = None,
+    repeat: int = 1,  # the same restore this many times (the command queue runs them in turn)
+    slow_write: str | None = None,  # the first computer's disk writes at this rate (a straggler)
     postconf: bool = False,
     per_room: int = 250,  # one /24 classroom each; more rooms are routed to the repository
     seed: int = 1,
@@ -47,12 +51,15 @@ def synthetic(
     if stall:
         disk["stall"] = stall
         disk["stall_factor"] = stall_factor or 8.0
+    if slice_rates is not None:
+        disk["slice_rates"] = slice_rates
     hw = {
         "link": {"rate": link, "loss": loss},
         "disk": disk,
         "decompress": decompress,
         "inspect": "0.5s",
     }
+    slow_disk = {**disk, "write": slow_write}
     rooms = []
     left, idx = n, 0
     while left > 0:
@@ -75,7 +82,16 @@ def synthetic(
                     "cache": {"size": "1000GiB"},
                     "hw": hw,
                 },
-                "computers": {"count": count, "prefix": f"r{idx:02d}pc", "first_host": 2},
+                "computers": {
+                    "count": count,
+                    "prefix": f"r{idx:02d}pc",
+                    "first_host": 2,
+                    **(
+                        {"overrides": {_first(idx, count): {"hw": {"disk": slow_disk}}}}
+                        if slow_write and idx == 1
+                        else {}
+                    ),
+                },
             }
         )
         left -= count
@@ -87,14 +103,25 @@ def synthetic(
                 "name": "repo",
                 "address": "10.0.1.1" if n <= per_room else "10.250.0.1",
                 "images": [{"name": "img", "filesystem": "NTFS", "data": data, "stored": stored}],
-                "hw": {"uplink": uplink, "smb_overhead": smb_overhead, "read": "100Gbit"},
+                "hw": {
+                    "uplink": uplink,
+                    "smb_overhead": smb_overhead,
+                    "read": "100Gbit",
+                    **(repo_hw or {}),
+                },
             }
         ],
         "engine": engine or {},
         "classrooms": rooms,
         "operations": [
             {"at": 0, "restore": {"image": "img", "method": method, "postconf": postconf}}
-        ],
+        ]
+        * repeat,
         "backends": {"sim": sim or {}},
     }
     return build_scenario(doc, source=f"<synthetic {method} N={n}>")
+
+
+def _first(room: int, count: int) -> str:
+    """The name of a generated classroom's first computer."""
+    return f"r{room:02d}pc{1:0{max(2, len(str(count)))}d}"

@@ -1,7 +1,9 @@
 """Unicast transfers: SMB/TCP flows from a repository (or a MASTER) sharing links max-min fairly.
 
-A unicast flow crosses the source's uplink and disk (and the router when the client sits in
-another subnet); its own cap is the receiving pipeline, the client's link and TCP's loss limit
+A unicast flow crosses the repository model (:meth:`ogsim.node.Source.smb_path`): the uplink
+(NIC), the server's SMB cores when ``hw.smb_stream`` is set, the disk unless the image fits the
+page cache (``hw.page_cache``), and the router when the client sits in another subnet; its own
+cap is the receiving pipeline, the client's link, one SMB stream's CPU share and TCP's loss limit
 (Mathis: ``MSS·1.22 / (RTT·√p)``).  SMB overhead inflates the bytes on the wire.  Link-down
 and repository outages stall the flow; it resumes when they end (a hard SMB mount waits).
 """
@@ -47,7 +49,7 @@ class UnicastJob:
         self.on_ok = on_ok
         self.overhead = 1.0 + source.smb_overhead
         sim = client.sim
-        links = source.path_to(client)
+        links = source.smb_path(client, payload)
         self.flow = Flow(payload, links, self._cap(), self._done, label=label, wire=self.overhead)
         sim.net.start(self.flow)
 
@@ -57,7 +59,7 @@ class UnicastJob:
             return 0.0
         rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
         wire = min(c.hw.link_rate, tcp_loss_cap(rtt, c.loss + self.source.loss))
-        return min(wire / self.overhead, self.pipeline_cap())
+        return min(min(wire, self.source.smb_stream) / self.overhead, self.pipeline_cap())
 
     def _done(self, flow: Flow) -> None:
         self.on_ok(self.payload)

@@ -1,27 +1,43 @@
-"""``ogsim validate-models``: the simulator's predictions against published measurements.
+"""``ogsim validate-models``: the simulator's predictions against measurements it was not tuned on.
 
-Three checks (``anchors.md`` §0–3), each run through ordinary synthetic scenarios:
+Every check says which published or measured figures are *inputs* (hardware measurements, and
+single-computer runs that set a rate: "calibrated on N = 1") and which are *predictions* (every
+multi-N figure: nothing here is fitted on one).  A check passes when every prediction with a
+published value is within ``TOLERANCE`` (15 %; the goal is 10 %).
 
-* **Frisbee** (Hibler et al., ATC'03): 100 Mbit/s clients, 642 MB of data compressed to 180 MB,
-  21.4 MB/s disk writes, a 70 Mbit/s sender — multicast time must stay flat from 1 to 80 clients
-  (within 5 %; published 33.8 s → 33.6 s) and land within 10 % of the published times.
-* **EZIO / Clonezilla** (1 GbE, 50 GB image, HDDs): BitTorrent must overtake udpcast-style
-  multicast between 11 and 16 clients (published crossover).  Calibrated from *other* figures:
-  the N=1 times (multicast 390 s, BT 675 s) set the disk rates and the published 5.6× multicast
-  slowdown from 1 to 32 clients sets the HDD slow-spell parameters; the crossover is predicted.
-* **Unicast**: time grows with N at the server uplink's slope, ``F·(1+SMB overhead)/u_s``.
+* **Frisbee** (ATC'03): multicast flat from 1 to 80 clients; the disk rate is Frisbee's own local
+  imageunzip measurement, nothing is fitted.
+* **EZIO multicast** (1 GbE, 50 GB, HDDs): the N = 1 time sets the disks' sustained write rate;
+  the per-slice write-rate spread is the lab host's disk measurement (the only one we have;
+  EZIO's HDDs were not measured); N = 32 (5.6× N = 1) is predicted by udpcast's slice protocol.
+* **EZIO BitTorrent**: the N = 1 time sets the disks' random-write rate; the crossover with
+  multicast (BT faster from 11 clients) and BT at 32 clients (45.289 % less time than multicast,
+  our reading of the IEEE Access 2021 abstract) are predicted.
+* **Unicast**: the namespace lab's rows (below) and the NCSU WDS figure (31 clients at
+  2.5–3.2 MB/s each on a ~1 GbE server) are predicted; EZIO's unicast column is 474·N *computed*
+  by its authors, shown for information against the repository model calibrated on its N = 1.
+* **netns lab** (reports/published/lab-bench/*.json): the lab host's parameters are fitted on each
+  series' N = 1 rows and measured on the host (disk write rate, dirty threshold, cores); every
+  trusted N > 1 row is a prediction; untrusted (CPU- or I/O-bound) rows are shown, not judged.
 
 Prints tables; the checks are also pytest tests (tests/sim/test_validation.py).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ogsim.results import Results
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
+
+TOLERANCE = 0.15
+GOAL = 0.10
+INPUT, PREDICTION, INFO = "input", "prediction", "info"
 
 FRISBEE: dict[str, Any] = {
     "data": "642MB",
@@ -36,34 +52,68 @@ FRISBEE: dict[str, Any] = {
 }
 FRISBEE_PUBLISHED = {1: 33.8, 80: 33.6}
 
-# EZIO / Clonezilla testbed (Cisco 3560G, 1 GbE, HDD clients).  Calibration, not checked:
-#   HDD slow spells 11.5 % of the time, 7× slower → multicast 5.6× slower at N=32 than at N=1;
-#   write 142 MB/s → multicast N=1 ≈ 390 s; random writes 89 MB/s → BT N=1 ≈ 675 s.
+# EZIO / Clonezilla testbed (Cisco 3560G, 1 GbE, HDD clients)
 EZIO: dict[str, Any] = {
     "data": "50GB",
     "link": "1Gbit",
     "uplink": "1Gbit",
-    "write": "142MB/s",
-    "random_write": "89MB/s",
     "decompress": "600MB/s",
-    "stall": "11.5%",
-    "stall_factor": 7.0,
     "mcast_rate": 999,
 }
 EZIO_MCAST_STORED = "25GB"  # pzstd image on the wire
-EZIO_PUBLISHED = {"multicast N=1": 390.0, "BT N=1": 675.0, "unicast N=1": 474.0}
+EZIO_N1 = {"multicast": 390.0, "BT": 675.0, "unicast": 474.0}
+EZIO_MCAST_32 = 5.6 * 390.0  # "5.6x slower from 1 to 32 clients"
+EZIO_BT_32_SAVING = 0.45289  # "reduced total time for 32 computers by 45.289 %" (vs multicast)
 EZIO_CROSSOVER = (11, 16)
+WDS_PER_CLIENT = (2.5e6, 3.2e6)  # NCSU: 150–190 MB/min per client, 31 clients
+LAB_BENCH = Path(__file__).resolve().parent.parent / "reports" / "published" / "lab-bench"
+# the lab host, measured (lab-calibration.md, third pass): loop-disk write rate (dd, median of 3),
+# the kernel's dirty-writeback threshold, and the cores every client's decompression shares
+LAB_HOST = {"write_rate": 1419e6, "dirty_bytes": 2338 * 2**20}
+
+
+@dataclass
+class Row:
+    """One figure: what the simulator gives, what was published or measured, and its role."""
+
+    label: str
+    predicted: float
+    published: float | None
+    role: str = PREDICTION
+    note: str = ""
+
+    @property
+    def error(self) -> float | None:
+        if self.published is None or not self.published:
+            return None
+        return (self.predicted - self.published) / self.published
 
 
 @dataclass
 class ModelCheck:
-    """One validation: a table of predicted vs published values and a verdict."""
+    """One validation: its inputs, a table of predicted vs published values and a verdict."""
 
     name: str
     criterion: str
-    ok: bool
-    rows: list[tuple[str, float, float | None]] = field(default_factory=list)
+    ok: bool = False
+    rows: list[Row] = field(default_factory=list)
     verdict: str = ""
+    inputs: list[str] = field(default_factory=list)
+
+    def judge(self, extra: bool = True) -> None:
+        """Pass when every judged prediction is within TOLERANCE (and ``extra`` holds)."""
+        errors = [abs(r.error) for r in self.predictions() if r.error is not None]
+        self.ok = extra and all(e <= TOLERANCE for e in errors)
+        if errors:
+            within = sum(1 for e in errors if e <= GOAL)
+            self.verdict = (
+                f"{len(errors)} predictions: worst {max(errors):.0%}, "
+                f"{sum(1 for e in errors if e <= TOLERANCE)} within {TOLERANCE:.0%}, "
+                f"{within} within {GOAL:.0%}. " + self.verdict
+            )
+
+    def predictions(self) -> list[Row]:
+        return [r for r in self.rows if r.role == PREDICTION]
 
 
 def _load_time(r: Results) -> float:
@@ -77,37 +127,61 @@ def _load_time(r: Results) -> float:
     return max(p.end for p in phases) - min(p.start for p in phases)
 
 
+def _calibrate(run: Callable[[float], float], target: float, guess: float) -> float:
+    """The rate (bytes/s) at which the N = 1 run takes ``target`` seconds (fixed point on
+    time ∝ 1/rate: three steps are within 0.1 %)."""
+    rate = guess
+    for _ in range(4):
+        rate *= run(rate) / target
+    return rate
+
+
 def frisbee(counts: tuple[int, ...] = (1, 2, 5, 10, 20, 40, 60, 80)) -> ModelCheck:
-    """Frisbee's flat multicast."""
+    """Frisbee's flat multicast: nothing calibrated, every time predicted."""
+    check = ModelCheck(
+        "Frisbee multicast vs N (ATC'03)",
+        f"N = 1 and 80 within {TOLERANCE:.0%} of the published times",
+        inputs=[
+            "disk: 642 MB written in 33 s by imageunzip without a network (ATC'03 Table 2)",
+            "decompression: 642 MB in 21 s into a null sink (ATC'03 Table 2)",
+            "sender cap 70 Mbit/s, 100 Mbit/s clients, 180 MB on the wire (ATC'03 §5)",
+            "disks at a constant rate (Frisbee's 64 MB chunk cache absorbs per-slice variation)",
+        ],
+    )
     times = {}
     for n in counts:
         sc = synthetic(n, "MULTICAST-DIRECT", name=f"frisbee-{n}", **FRISBEE)
         times[n] = _load_time(simulate(sc))
-    lo, hi = min(times.values()), max(times.values())
-    flat = hi / lo - 1.0
-    errors = {n: abs(times[n] - p) / p for n, p in FRISBEE_PUBLISHED.items()}
-    ok = flat <= 0.05 and all(e <= 0.10 for e in errors.values())
-    rows = [(f"multicast N={n}", times[n], FRISBEE_PUBLISHED.get(n)) for n in counts]
-    verdict = (
-        f"spread {flat * 100:.1f}% (≤ 5%); error vs published "
-        + ", ".join(f"N={n}: {e * 100:.1f}%" for n, e in errors.items())
-        + " (≤ 10%)"
-    )
-    return ModelCheck(
-        "Frisbee multicast is flat in N", "flat within 5% from 1 to 80 clients", ok, rows, verdict
-    )
+        published = FRISBEE_PUBLISHED.get(n)
+        check.rows.append(
+            Row(f"multicast N={n}", times[n], published, PREDICTION if published else INFO)
+        )
+    spread = max(times.values()) / min(times.values()) - 1.0
+    check.verdict = f"spread over N {spread:.1%} (published 33.8 → 33.6 s)"
+    check.judge()
+    return check
 
 
-def _ezio_mcast(n: int) -> float:
-    sc = synthetic(n, "MULTICAST-DIRECT", stored=EZIO_MCAST_STORED, name=f"ezio-mc-{n}", **EZIO)
+def _ezio_mcast(n: int, write: float) -> float:
+    sc = synthetic(
+        n,
+        "MULTICAST-DIRECT",
+        stored=EZIO_MCAST_STORED,
+        write=f"{write / 1e6:.4f}MB/s",
+        slice_rates="lab",
+        name=f"ezio-mc-{n}",
+        **EZIO,
+    )
     return _load_time(simulate(sc))
 
 
-def _ezio_bt(n: int) -> float:
+def _ezio_bt(n: int, random_write: float) -> float:
     sc = synthetic(
         n,
         "TORRENT-CACHE",
         stored=EZIO["data"],
+        write="142MB/s",
+        random_write=f"{random_write / 1e6:.4f}MB/s",
         torrent="peer:0",
         name=f"ezio-bt-{n}",
         engine={"STARTDELAY": "NONE"},  # EZIO starts every peer at once
@@ -118,78 +192,183 @@ def _ezio_bt(n: int) -> float:
     return max(p.end for p in phases) - min(p.start for p in phases)
 
 
-def ezio(counts: tuple[int, ...] = (1, 2, 4, 8, 10, 11, 12, 13, 14, 16, 20, 24, 32)) -> ModelCheck:
-    """EZIO's BitTorrent vs multicast crossover."""
-    rows: list[tuple[str, float, float | None]] = []
+def ezio_rates() -> tuple[float, float]:
+    """(sustained write, random write) of EZIO's disks, calibrated on the N = 1 runs only."""
+    write = _calibrate(lambda w: _ezio_mcast(1, w), EZIO_N1["multicast"], 128e6)
+    random_write = _calibrate(lambda w: _ezio_bt(1, w), EZIO_N1["BT"], 80e6)
+    return write, random_write
+
+
+def ezio(counts: tuple[int, ...] = (1, 2, 4, 8, 11, 12, 13, 14, 16, 20, 24, 32)) -> ModelCheck:
+    """EZIO: multicast and BitTorrent against N, and where BitTorrent overtakes."""
+    write, random_write = ezio_rates()
+    check = ModelCheck(
+        "EZIO multicast and BitTorrent vs N (Appl. Sci. 2019, IEEE Access 2021)",
+        f"multicast N=32 and BT N=32 within {TOLERANCE:.0%}; crossover N in "
+        f"[{EZIO_CROSSOVER[0]}, {EZIO_CROSSOVER[1]}]",
+        inputs=[
+            f"multicast N=1 390 s → disks' sustained write {write / 1e6:.1f} MB/s (N = 1 fit)",
+            f"BT N=1 675 s → disks' random write {random_write / 1e6:.1f} MB/s (N = 1 fit)",
+            "per-slice write-rate spread: the lab host's disk, measured "
+            "(lab-bench/slice-write-rates.json; EZIO's HDDs were not measured)",
+            "udpcast: 1024-block slices, two in flight (udpcast.h, receivedata.c)",
+        ],
+    )
     crossover = None
-    mc1 = bt1 = 0.0
+    mc, bt = {}, {}
     for n in counts:
-        mc, bt = _ezio_mcast(n), _ezio_bt(n)
-        if n == 1:
-            mc1, bt1 = mc, bt
-        rows.append((f"multicast N={n}", mc, EZIO_PUBLISHED["multicast N=1"] if n == 1 else None))
-        rows.append((f"BitTorrent N={n}", bt, EZIO_PUBLISHED["BT N=1"] if n == 1 else None))
-        if crossover is None and bt < mc:
+        mc[n], bt[n] = _ezio_mcast(n, write), _ezio_bt(n, random_write)
+        if crossover is None and bt[n] < mc[n]:
             crossover = n
-    lo, hi = EZIO_CROSSOVER
-    ok = crossover is not None and lo <= crossover <= hi
-    mc32 = next((v for k, v, _ in rows if k == "multicast N=32"), 0.0)
-    verdict = (
-        f"BitTorrent first faster at N={crossover} (published {lo}–{hi}); "
-        f"multicast N=32/N=1 = {mc32 / mc1:.2f}× (published 5.6×, calibration); "
-        f"N=1 multicast {mc1:.0f}s, BT {bt1:.0f}s (published 390 s, 675 s, calibration)"
-    )
-    return ModelCheck(
-        "EZIO BitTorrent overtakes multicast", f"crossover N in [{lo}, {hi}]", ok, rows, verdict
-    )
-
-
-def unicast_slope(counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> ModelCheck:
-    """Unicast grows linearly in N with the server uplink's slope."""
-    stored = 25e9
-    times = {}
     for n in counts:
-        sc = synthetic(n, "UNICAST-DIRECT", stored="25GB", name=f"ezio-uc-{n}", **EZIO)
-        times[n] = _load_time(simulate(sc))
-    xs = [n for n in counts if n >= 2]
-    ys = [times[n] for n in xs]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs
+        if n == 1:
+            check.rows.append(Row("multicast N=1", mc[n], EZIO_N1["multicast"], INPUT))
+            check.rows.append(Row("BitTorrent N=1", bt[n], EZIO_N1["BT"], INPUT))
+        elif n == 32:
+            check.rows.append(Row("multicast N=32", mc[n], EZIO_MCAST_32, note="5.6 × 390 s"))
+            check.rows.append(
+                Row(
+                    "BitTorrent N=32",
+                    bt[n],
+                    EZIO_MCAST_32 * (1 - EZIO_BT_32_SAVING),
+                    note="45.289 % below multicast",
+                )
+            )
+        else:
+            check.rows.append(Row(f"multicast N={n}", mc[n], None, INFO))
+            check.rows.append(Row(f"BitTorrent N={n}", bt[n], None, INFO))
+    lo, hi = EZIO_CROSSOVER
+    crossed = crossover is not None and lo <= crossover <= hi
+    check.verdict = (
+        f"BitTorrent first faster at N={crossover} (published {lo}–{hi}); "
+        f"multicast N=32/N=1 = {mc[32] / mc[1]:.2f}× (published 5.6×)"
+        if 32 in mc and 1 in mc
+        else f"BitTorrent first faster at N={crossover}"
     )
-    expected = stored * 1.08 / (1e9 / 8)
-    err = abs(slope - expected) / expected
-    rows: list[tuple[str, float, float | None]] = [
-        (f"unicast N={n}", t, EZIO_PUBLISHED["unicast N=1"] * n) for n, t in times.items()
+    check.judge(crossed)
+    return check
+
+
+def unicast(counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> ModelCheck:
+    """Unicast: the repository model against the NCSU WDS figure; EZIO's computed column."""
+    check = ModelCheck(
+        "Unicast vs N: the repository model",
+        f"NCSU WDS per-client rate at N = 31 within {TOLERANCE:.0%} of the published range",
+        inputs=[
+            "EZIO unicast N=1 474 s → one SMB stream's server limit (N = 1 fit)",
+            "WDS: 1 GbE server uplink and clients, SMB overhead 8 % (model default)",
+        ],
+    )
+
+    def ezio_uc(n: int, stream: float) -> float:
+        sc = synthetic(
+            n,
+            "UNICAST-DIRECT",
+            stored="25GB",
+            write="1GB/s",
+            repo_hw={"smb_stream": f"{stream * 8 / 1e6:.3f}Mbit", "smb_cpus": 64},
+            name=f"ezio-uc-{n}",
+            **EZIO,
+        )
+        return _load_time(simulate(sc))
+
+    stream = _calibrate(lambda s: ezio_uc(1, s), EZIO_N1["unicast"], 55e6)
+    check.inputs[0] += f": {stream * 8 / 1e6:.0f} Mbit/s"
+    for n in counts:
+        role = INPUT if n == 1 else INFO
+        note = "" if n == 1 else "EZIO's column is 474·N, computed, not measured"
+        check.rows.append(Row(f"EZIO unicast N={n}", ezio_uc(n, stream), 474.0 * n, role, note))
+    # NCSU WDS: 31 clients sharing a ~1 GbE server
+    image = 1e9
+    sc = synthetic(31, "UNICAST-CACHE", data="1GB", stored="1GB", name="wds-31")
+    r = simulate(sc)
+    fetch = [
+        p.end - p.start for c in r.operations[0].computers for p in c.phases if p.name == "fetch"
     ]
-    rows.append(("slope s/client", slope, expected))
-    verdict = (
-        f"slope {slope:.1f} s per client vs uplink slope {expected:.1f} "
-        f"({err * 100:.1f}%; ≤ 5%); published column is 474·N (computed by EZIO)"
+    per_client = image / (sum(fetch) / len(fetch))
+    lo, hi = WDS_PER_CLIENT
+    nearest = min(max(per_client, lo), hi)
+    check.rows.append(
+        Row(
+            "WDS N=31 MB/s per client",
+            per_client / 1e6,
+            nearest / 1e6,
+            note=f"published {lo / 1e6:.1f}–{hi / 1e6:.1f} MB/s (nearest end shown)",
+        )
     )
-    return ModelCheck(
-        "Unicast grows at the uplink slope",
-        "slope within 5% of F·(1+o)/u_s",
-        err <= 0.05,
-        rows,
-        verdict,
+    check.verdict = (
+        "EZIO's 474·N assumes a server that serves 52.7 MB/s in all; the model's server is "
+        "limited per stream and by its NIC, so it predicts far less than 474·N for N ≥ 2 "
+        "(EZIO's column is not a measurement: shown, not judged)"
     )
+    check.judge()
+    return check
+
+
+def _lab_series(name: str, image_mib: int = 128) -> ModelCheck:
+    from ogsim.lab.netns.bench import predict, untrusted
+    from ogsim.lab.netns.calibration import LabHw, fit
+
+    rows = json.loads((LAB_BENCH / f"{name}.json").read_text())
+    bare = {"STARTDELAY": "NONE"}
+
+    def residual(row: dict[str, Any], hw: LabHw) -> float:
+        return predict(row, image_mib, hw, bare)
+
+    lab = fit(rows, residual, LAB_HOST["write_rate"], LAB_HOST["dirty_bytes"])
+    check = ModelCheck(
+        f"netns lab, {name} (100 Mbit/s, 204 MiB data / 64 MiB stored)",
+        f"every trusted N > 1 row within {TOLERANCE:.0%}",
+        inputs=[
+            "fitted on this series' N = 1 rows: " + ", ".join(lab.fitted_from),
+            f"measured on the host: loop-disk write {LAB_HOST['write_rate'] / 1e6:.0f} MB/s, "
+            f"dirty threshold {LAB_HOST['dirty_bytes'] / 2**20:.0f} MiB, {lab.cpus} cores",
+        ],
+    )
+    for row in rows:
+        sim = predict(row, image_mib, lab, bare)
+        label = f"{row['method']} N={row['n']}"
+        if row["n"] == 1:
+            check.rows.append(Row(label, sim, row["T"], INPUT))
+        elif untrusted(row):
+            check.rows.append(Row(label, sim, row["T"], INFO, "untrusted lab row (CPU/I-O)"))
+        else:
+            check.rows.append(Row(label, sim, row["T"]))
+    check.judge()
+    return check
+
+
+def lab() -> list[ModelCheck]:
+    """The namespace lab's published series."""
+    return [_lab_series(n) for n in ("five-methods", "multicast-opengnsys", "multicast-line-rate")]
 
 
 def run_all() -> list[ModelCheck]:
     """Every validation."""
-    return [frisbee(), ezio(), unicast_slope()]
+    return [frisbee(), ezio(), unicast(), *lab()]
 
 
 def render_table(checks: list[ModelCheck]) -> str:
-    """Plain-text tables, predicted vs published."""
+    """Plain-text tables: role, predicted vs published, error."""
     lines: list[str] = []
     for c in checks:
-        lines.append(f"== {c.name} — {c.criterion}: {'PASS' if c.ok else 'FAIL'}")
-        lines.append(f"   {'case':<22} {'predicted':>11} {'published':>11}")
-        for label, pred, pub in c.rows:
-            pub_s = f"{pub:>10.1f}s" if pub is not None else f"{'—':>11}"
-            lines.append(f"   {label:<22} {pred:>10.1f}s {pub_s}")
+        lines.append(f"== {c.name} — {c.criterion}: {'PASS' if c.ok else 'MISS'}")
+        for text in c.inputs:
+            lines.append(f"   input: {text}")
+        lines.append(
+            f"   {'case':<28} {'role':<10} {'predicted':>10} {'published':>10} {'error':>7}"
+        )
+        for r in c.rows:
+            pub = f"{r.published:>10.1f}" if r.published is not None else f"{'—':>10}"
+            err = f"{r.error:>+7.0%}" if r.error is not None else f"{'':>7}"
+            note = f"  {r.note}" if r.note else ""
+            lines.append(f"   {r.label:<28} {r.role:<10} {r.predicted:>10.1f} {pub} {err}{note}")
         lines.append(f"   {c.verdict}")
         lines.append("")
+    judged = [r for c in checks for r in c.predictions() if r.error is not None]
+    good = [r for r in judged if abs(r.error or 0) <= TOLERANCE]
+    lines.append(
+        f"{len(good)} of {len(judged)} predictions within {TOLERANCE:.0%}; "
+        f"{sum(1 for c in checks if c.ok)} of {len(checks)} checks pass"
+    )
     return "\n".join(lines)

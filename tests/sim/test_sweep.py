@@ -17,7 +17,7 @@ from ogsim.sweep import DEFAULT_MCAST_RATE, Grid
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-TINY = ("--n", "2", "--image", "64MiB", "--jobs", "1")
+TINY = ("--n", "2", "--image", "64MiB", "--cluster", "inprocess")
 
 
 def sweep(tmp_path: Path, *args: str) -> list[dict]:
@@ -68,8 +68,8 @@ def test_sweep_draws_a_comparison_figure_into_its_output_dir(tmp_path: Path) -> 
             "UNICAST-DIRECT,MULTICAST-DIRECT",
             "--image",
             "64MiB",
-            "--jobs",
-            "1",
+            "--cluster",
+            "inprocess",
             "--out",
             str(tmp_path),
         ],

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ogsim.lab.netns.backend import LabOptions, run
 from ogsim.lab.netns.calibration import LabHw, breakdown, dirty_limit, fit, measure_write_rate
 from ogsim.lab.netns.cpu import CpuMonitor
 from ogsim.lab.netns.plot import plot
@@ -202,6 +201,8 @@ def measure(
 ) -> dict[str, Any]:
     """One lab run and its simulator prediction; a CPU-bound run is retried ``retries`` times,
     each attempt after waiting for the host to be ``min_idle`` idle."""
+    from ogsim.lab.netns.backend import LabOptions, run  # the lab's extras: only to measure
+
     sc = bench_scenario(method, n, image_mib, profile=profile)
     attempt = 0
     while True:

@@ -1,0 +1,178 @@
+"""udpcast's slice protocol as a pace: slices, acknowledgement rounds, the slowest receiver.
+
+udp-sender cuts the stream into *slices* of up to ``MAX_SLICE_SIZE`` = 1024 blocks of 1456 bytes
+(udpcast ``udpcast.h``; cmd.html: 16–1024 blocks); after each slice it asks every receiver for an
+acknowledgement and retransmits what is missing; a receiver holds at most two unacknowledged
+slices (``receivedata.c`` drops it when the sender is more than two slices ahead), so a slice is
+done when the *last* receiver has absorbed it, within a window of ``IN_FLIGHT`` slices.  Each
+receiver writes each slice at its own, varying speed: this module turns a disk's per-slice
+write-rate distribution (measured on hardware: :func:`measure_slice_rates`) into the fraction of
+its sustained rate a group of N receivers keeps — the expected time of the slowest of N window
+sums against one receiver's mean — and the exposed acknowledgement time per slice (RTT ×
+``slice_rtt_factor`` rounds, hidden behind the next slice's sending when it is shorter).  FEC and
+the retransmission volume stay in :mod:`ogsim.multicast`.  Pure functions and one measurement
+helper; no events.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BLOCK_BYTES = 1456  # udpcast's default block (packet payload)
+MAX_SLICE_BLOCKS = 1024  # MAX_SLICE_SIZE in udpcast.h
+IN_FLIGHT = 2  # slices a receiver may hold unacknowledged before udp-sender waits (or drops it)
+QUANTILES = 40  # a measured distribution is reduced to this many equiprobable values
+
+# The lab host's disk, per udpcast slice (1024 × 1456 B, each write followed by fdatasync),
+# 200 samples, 2026-12-04 (``python -m ogsim.udpcast /work/...``): the only per-slice write-rate
+# distribution measured here.  Relative to the sustained rate (see ``normalised``).  Raw samples:
+# reports/published/lab-bench/slice-write-rates.json.
+LAB_SLICE_RATES_PATH = (
+    Path(__file__).resolve().parent.parent
+    / "reports"
+    / "published"
+    / "lab-bench"
+    / "slice-write-rates.json"
+)
+
+
+def slice_bytes(blocks: int = MAX_SLICE_BLOCKS) -> float:
+    """Payload bytes of one slice."""
+    return float(blocks * BLOCK_BYTES)
+
+
+def normalised(rates: Sequence[float]) -> tuple[float, ...]:
+    """Per-slice rates as multiples of the sustained rate (bytes over total time: the
+    harmonic mean), reduced to ``QUANTILES`` equiprobable values; sorted."""
+    xs = sorted(float(r) for r in rates if r > 0)
+    if not xs:
+        return (1.0,)
+    sustained = len(xs) / sum(1.0 / r for r in xs)
+    if len(xs) > QUANTILES:
+        xs = [xs[int((i + 0.5) * len(xs) / QUANTILES)] for i in range(QUANTILES)]
+        sustained = len(xs) / sum(1.0 / r for r in xs)
+    return tuple(round(r / sustained, 6) for r in xs)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_times(rel: tuple[float, ...], window: int) -> tuple[tuple[float, ...], float]:
+    """The distribution (sorted equiprobable values) of one receiver's time to absorb
+    ``window`` slices, in units of one slice at the sustained rate, and its mean."""
+    times = [1.0 / q for q in rel]
+    sums = [0.0]
+    for _ in range(window):
+        sums = [a + b for a in sums for b in times]
+        if len(sums) > 4096:  # keep it cheap: back to equiprobable quantiles
+            sums.sort()
+            sums = [sums[int((i + 0.5) * len(sums) / 1024)] for i in range(1024)]
+    sums.sort()
+    return tuple(sums), sum(sums) / len(sums)
+
+
+@functools.lru_cache(maxsize=4096)
+def group_keep(groups: tuple[tuple[tuple[float, ...], float, int], ...], window: int) -> float:
+    """Fraction of the *fastest group's* sustained rate a slice-synchronised session keeps.
+
+    ``groups``: (relative per-slice rates, sustained write rate in bytes/s, receivers) — one entry
+    per kind of disk among the receivers.  A window of ``window`` slices ends when the slowest
+    receiver has written it: E[max_i T_i] with each receiver's T_i drawn independently.  The
+    session's disk-bound rate is ``window / E[max T]`` slices per unit; returned as a fraction of
+    the fastest group's rate (1.0 for one receiver with a constant rate)."""
+    best = max(w for _, w, _ in groups)
+    dists = []
+    for rel, w, n in groups:
+        values, _ = _window_times(rel, window)
+        scale = best / w  # a slower disk takes longer, in units of the fastest's slice time
+        dists.append(([v * scale for v in values], n))
+    # P(max ≤ x) = Π_g F_g(x)^n_g, a step function: E[max] = ∫ 1 − P(max ≤ x) dx
+    points = sorted({v for vs, _ in dists for v in vs})
+    idx = [0] * len(dists)
+    expected = 0.0
+    prev = 0.0
+    below = 0.0  # P(max ≤ prev)
+    for x in points:
+        expected += (1.0 - below) * (x - prev)
+        prob = 1.0
+        for g, (vs, n) in enumerate(dists):
+            i = idx[g]
+            while i < len(vs) and vs[i] <= x:
+                i += 1
+            idx[g] = i
+            prob *= (i / len(vs)) ** n
+        below = prob
+        prev = x
+    return window / expected if expected > 0 else 1.0
+
+
+def exposed_ack(rtt_s: float, rounds: float, slice_send_s: float) -> float:
+    """Seconds per slice the sender waits for acknowledgements beyond sending: ``rounds`` RTTs
+    per slice, overlapped with sending the next slice (two are in flight)."""
+    return max(0.0, rounds * rtt_s - slice_send_s * (IN_FLIGHT - 1))
+
+
+def paced_rate(rate: float, slice_payload: float, ack_s: float) -> float:
+    """A rate (bytes/s) after each slice of ``slice_payload`` bytes pays ``ack_s`` seconds."""
+    if rate <= 0 or ack_s <= 0:
+        return rate
+    return slice_payload / (slice_payload / rate + ack_s)
+
+
+def measure_slice_rates(
+    path: Path, samples: int = 200, blocks: int = MAX_SLICE_BLOCKS
+) -> list[float]:
+    """Write ``samples`` udpcast slices to ``path`` (each followed by fdatasync) and return each
+    slice's write rate in bytes/s; the file is removed.  A disk measurement, not a model."""
+    size = blocks * BLOCK_BYTES
+    buf = os.urandom(size)
+    rates = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(samples):
+            t = time.perf_counter()
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            rates.append(size / (time.perf_counter() - t))
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return rates
+
+
+@functools.lru_cache(maxsize=1)
+def lab_slice_rates() -> tuple[float, ...]:
+    """The lab host's measured per-slice write rates (bytes/s), as published."""
+    data = json.loads(LAB_SLICE_RATES_PATH.read_text())
+    return tuple(float(x) for x in data["rates_bytes_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ogsim.udpcast FILE [SAMPLES]``: measure a disk's per-slice write rates."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m ogsim.udpcast FILE [SAMPLES]", file=sys.stderr)
+        return 4
+    rates = measure_slice_rates(Path(args[0]), int(args[1]) if len(args) > 1 else 200)
+    rel = normalised(rates)
+    print(
+        json.dumps(
+            {
+                "slice_bytes": slice_bytes(),
+                "median_bytes_s": statistics.median(rates),
+                "sustained_bytes_s": len(rates) / sum(1 / r for r in rates),
+                "rates_bytes_s": [round(r) for r in rates],
+                "relative_quantiles": rel,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
