@@ -55,6 +55,8 @@ class ReceiverStats:
     lost: int = 0  # sequence gaps
     requests: int = 0
     entries: int = 0
+    resumed_objects: int = 0  # already on the target when it (re)joined
+    fallback_objects: int = 0  # fetched by unicast after the session
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,20 @@ class ReceiverCore:
             i + 1 for i, ref in enumerate(self.objects.chunks) if ref.digest not in self._have
         }
         self.need_sorted = sorted(self.need)
+
+    def already(self, digests: Iterable[str]) -> None:
+        """Chunks the target was found to hold already (a rejoin): not needed any more."""
+        assert self.objects is not None
+        held = set(digests)
+        for i, ref in enumerate(self.objects.chunks):
+            if ref.digest in held and i + 1 in self.need:
+                self._done(i + 1)
+                self.stats.resumed_objects += 1
+
+    def fetched(self, obj: int) -> None:
+        """Object ``obj`` came another way (unicast from the repository after the session)."""
+        self.stats.fallback_objects += 1
+        self._done(obj)
 
     def _done(self, obj: int) -> None:
         self.need.discard(obj)
