@@ -63,6 +63,7 @@ bench-image: deps $(STAMP)/venv-lab
 
 bench-lab: deps $(STAMP)/venv-lab
 	$(PY) -m ogsim.lab.netns.bench
+	$(PY) -m ogsim.lab.netns.mcast_bench
 
 bench-sim: $(STAMP)/venv-base
 	$(PY) -m ogsim.bench
