@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +40,9 @@ from typing import Any
 from ogref.model.protocol import MulticastSession
 from ogref.repo.sender import SenderOptions, sender_argv
 from ogref.transports.chunkcast import runtime
+from ogref.transports.chunkcast.objects import ImageObjects
 from ogref.transports.multicast import ReceiverConfig, receiver_argv
+from ogsim.chunkcast import CastImage, predict_rows
 from ogsim.lab.chunkimage import ChunkImage, make
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns.cpu import CpuMonitor
@@ -59,12 +62,14 @@ class Row:
     tool: str
     scenario: str
     n: int
+    round: int = 0
     times: list[float | None] = field(default_factory=list)  # per receiver, from sender launch
     joined: list[float] = field(default_factory=list)  # when each receiver started
     slow: int = -1  # index of the slow receiver
     late: int = -1  # index of the late joiner
     duplicate_bytes: list[int | None] = field(default_factory=list)
     frame_bytes: int = 0
+    sender_startup_s: float | None = None  # chunkcast: launch to first announce (measured)
     cpu: dict[str, float | bool] = field(default_factory=dict)
     note: str = ""
 
@@ -99,6 +104,7 @@ class Bench:
     out: Path
     port: int = 9080
     rows: list[Row] = field(default_factory=list)
+    round: int = 0
 
     def _next_port(self) -> int:
         self.port = 9080 + (self.port - 9080 + 2) % 18
@@ -123,9 +129,9 @@ class Bench:
         slow = 1 if slow_rate else -1
         if slow >= 0 and tool == "uftp":  # no write hook: a link of a quarter of the rate
             shape(self.lab.topo, hosts[slow], LINK_BPS / 4)
-        row = Row(tool, scenario, n, slow=slow, late=n - 1 if late else -1,
+        row = Row(tool, scenario, n, self.round, slow=slow, late=n - 1 if late else -1,
                   frame_bytes=self.img.flat.stat().st_size)  # fmt: skip
-        run_dir = self.out / "runs" / f"{tool}-{scenario}-{n}"
+        run_dir = self.out / "runs" / f"{tool}-{scenario}-{n}-{self.round}"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         mon = CpuMonitor().start()
@@ -211,6 +217,8 @@ class Bench:
             stats = run_dir / f"{h.name}.json"
             doc = json.loads(stats.read_text()) if stats.exists() else {}
             row.duplicate_bytes.append(doc.get("duplicate_bytes"))
+            if i == 0 and "joined_after_s" in doc:  # it was listening 1 s before the launch
+                row.sender_startup_s = max(0.0, doc["joined_after_s"] - 1.0)
             if row.times[i] is not None and targets[i].read_bytes() != img.device.read_bytes():
                 row.note += f" {h.name}: WRONG BYTES"
                 row.times[i] = None
@@ -228,8 +236,9 @@ class Bench:
             start_timeout = 8 if i == row.late else 30  # a late one is refused: do not linger
             cfg = ReceiverConfig("eth0", hosts[i].ip, lab.repo.address, start_timeout, 20)
             argv = receiver_argv(cfg, s, targets[i])
-            if i == row.slow:
-                argv += ["--pipe", f"pv -q -L {int(slow_rate)}"]
+            if i == row.slow:  # the same disk behind a decompressor: compressed bytes/s
+                ratio = img.flat.stat().st_size / img.manifest.data_size
+                argv += ["--pipe", f"pv -q -L {int(slow_rate * ratio)}"]
             return lab.start(hosts[i], f"udp-{row.scenario}-{i}", argv,
                              out=run_dir / f"{hosts[i].name}.out")  # fmt: skip
 
@@ -421,47 +430,124 @@ def report(rows: list[Row], image: ChunkImage, load: tuple[float, float]) -> str
     return "\n".join(lines) + "\n"
 
 
+def median_rows(rows: list[Row]) -> list[Row]:
+    """One row per (tool, scenario, N): each receiver's median time over the rounds (a failed
+    receiver in any round makes it failed), the first round's other fields."""
+    out: dict[tuple[str, str, int], list[Row]] = {}
+    for r in rows:
+        out.setdefault((r.tool, r.scenario, r.n), []).append(r)
+    merged = []
+    for group in out.values():
+        first = group[0]
+        m = Row(first.tool, first.scenario, first.n, -1, slow=first.slow, late=first.late,
+                frame_bytes=first.frame_bytes, cpu=first.cpu, note=first.note)  # fmt: skip
+        ups = [g.sender_startup_s for g in group if g.sender_startup_s is not None]
+        m.sender_startup_s = float(statistics.median(ups)) if ups else None
+        for i in range(len(first.times)):
+            ts = [g.times[i] if i < len(g.times) else None for g in group]
+            m.times.append(None if any(t is None for t in ts) else
+                           float(statistics.median(t for t in ts if t is not None)))  # fmt: skip
+            js = [g.joined[i] for g in group if i < len(g.joined)]
+            m.joined.append(float(statistics.median(js)) if js else 0.0)
+            ds = [g.duplicate_bytes[i] for g in group if i < len(g.duplicate_bytes)]
+            known = [d for d in ds if d is not None]
+            m.duplicate_bytes.append(int(statistics.median(known)) if known else None)
+        m.cpu = {"cpu_bound": any(bool(g.cpu.get("cpu_bound")) for g in group),
+                 "cpu_idle_mean": min(float(g.cpu.get("cpu_idle_mean", 1)) for g in group)}  # fmt: skip
+        merged.append(m)
+    return merged
+
+
+def sim_table(rows: list[Row], image: ChunkImage) -> tuple[str, list[dict[str, Any]]]:
+    """The simulator's chunkcast model (:mod:`ogsim.chunkcast`) against the lab's rows."""
+    objs = ImageObjects.of(image.manifest)
+    cast = CastImage(len(objs.chunks), image.flat.stat().st_size, image.manifest.data_size)
+    docs = [r.as_dict() for r in rows if r.tool == "chunkcast"]
+    if not any(d["scenario"] == "base" and d["n"] == 1 and d["makespan"] for d in docs):
+        return "", []
+    preds = predict_rows(docs, cast, slow_data_rate(image))
+    fitted = (
+        (
+            f"fitted on T(1): sender start-up {preds[0]['startup_s']:.2f} s (measured), "
+            f"effective rate {preds[0]['rate_bps'] / 1e6:.1f} Mbit/s"
+        )
+        if preds
+        else ""
+    )
+    lines = ["", f"Simulator (ogsim.chunkcast; {fitted}) against the lab, chunkcast:",
+             "", "| scenario | N | receiver | lab s | sim s | sim/lab |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for p in preds:
+        for i, (lab, sim) in enumerate(zip(p["lab"], p["sim"], strict=True)):
+            err = sim / lab if lab else None
+            lines.append(
+                f"| {p['scenario']} | {p['n']} | {i} | {_f(lab)} | {_f(sim)} | {_f(err)} |"
+            )
+    return "\n".join(lines) + "\n", preds
+
+
+def slow_data_rate(image: ChunkImage) -> float:
+    """The slow receiver's disk: a quarter of the rate the session delivers data at (bytes of
+    restored data per second), the same physical disk for every tool."""
+    return RATE_MBIT * 1e6 / 8 * image.manifest.data_size / image.flat.stat().st_size / 4
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ogsim.lab.netns.mcast_bench")
     p.add_argument("--n", default="1,2,4", help="receiver counts of the base rows")
     p.add_argument("--image-mib", type=int, default=48)
     p.add_argument("--tools", default=",".join(TOOLS))
+    p.add_argument("--rounds", type=int, default=2, help="repeat everything; medians reported")
     p.add_argument("--out", type=Path, default=Path("reports/bench-lab-multicast"))
+    p.add_argument("--report-only", action="store_true", help="redo the report of mcast.json")
     a = p.parse_args(argv)
-    for tool in ("udp-sender", "udp-receiver", "uftp", "uftpd", "pv"):
+    ns = [int(x) for x in a.n.split(",")]
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.report_only:
+        doc = json.loads((a.out / "mcast.json").read_text())
+        img = make(a.out / "image", "bench", a.image_mib * 2**20, seed=15)
+        rows = [Row(**{k: v for k, v in d.items() if k in Row.__dataclass_fields__})
+                for d in doc["rows"]]  # fmt: skip
+        return _finish(rows, img, a.out, tuple(doc["load"]))
+    for tool in ("udp-sender", "udp-receiver", "uftp", "uftpd", "pv", "zstd"):
         if shutil.which(tool) is None:
             print(f"mcast_bench: {tool} missing (tools/install-deps.sh installs it)")
             return 2
     if os.geteuid() != 0:
         print("mcast_bench: needs root (network namespaces)")
         return 2
-    ns = [int(x) for x in a.n.split(",")]
     tools = a.tools.split(",")
-    a.out.mkdir(parents=True, exist_ok=True)
     load0 = os.getloadavg()[0]
     img = make(a.out / "image", "bench", a.image_mib * 2**20, seed=15)
     key = a.out / "key"
     key.write_text(runtime.new_key())
     m = Manifest(a.out / "lab")
+    slow = slow_data_rate(img)
     with m.owned():
         lab = MulticastLab.build(m, a.out / "run", max(ns), rate_bps=LINK_BPS)
         bench = Bench(lab, img, key, a.out)
         nmax = max(ns)
-        for tool in tools:  # T(1) first: the others' slow rate and late-join time derive from it
-            for n in ns:
-                bench.run(tool, "base", n)
-        for tool in tools:
-            t1 = bench._t1(tool)
-            size = img.manifest.data_size if tool == "chunkcast" else img.flat.stat().st_size
-            slow = size / t1 / 4  # a quarter of the others' write rate (bytes/s)
-            bench.run(tool, "slow", nmax, slow_rate=slow)
-            bench.run(tool, "loss", nmax, loss=0.01)
-            bench.run(tool, "loss+slow", nmax, slow_rate=slow, loss=0.01)
-            bench.run(tool, "late", nmax, late=True)
-    rows = bench.rows
-    (a.out / "mcast.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
-    text = report(rows, img, (load0, os.getloadavg()[0]))
-    (a.out / "mcast.md").write_text(text)
+        for rnd in range(a.rounds):
+            bench.round = rnd
+            order = tools if rnd % 2 == 0 else tools[::-1]  # who goes first alternates
+            for tool in order:  # T(1) first: the late join's moment derives from it
+                for n in ns:
+                    bench.run(tool, "base", n)
+            for tool in order:
+                bench.run(tool, "slow", nmax, slow_rate=slow)
+                bench.run(tool, "loss", nmax, loss=0.01)
+                bench.run(tool, "loss+slow", nmax, slow_rate=slow, loss=0.01)
+                bench.run(tool, "late", nmax, late=True)
+    return _finish(bench.rows, img, a.out, (load0, os.getloadavg()[0]))
+
+
+def _finish(rows: list[Row], img: ChunkImage, out: Path, load: tuple[float, float]) -> int:
+    med = median_rows(rows)
+    sim_text, preds = sim_table(med, img)
+    doc = {"load": list(load), "rows": [r.as_dict() for r in rows],
+           "medians": [r.as_dict() for r in med], "sim": preds}  # fmt: skip
+    (out / "mcast.json").write_text(json.dumps(doc, indent=1))
+    text = report(med, img, load) + sim_text
+    (out / "mcast.md").write_text(text)
     print(text)
     return 0
 
