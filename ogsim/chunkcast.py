@@ -284,7 +284,10 @@ def predict_rows(
             continue
         recv = []
         for i in range(r["n"]):
-            join = r["joined"][i] if i == r["late"] else 0.0
+            join = 0.0
+            if i == r["late"]:  # when it heard the session (its own start-up is not the model's)
+                heard = r.get("heard") or []
+                join = heard[i] if i < len(heard) and heard[i] is not None else r["joined"][i]
             write = slow_Bps if i == r["slow"] else math.inf
             loss = 0.01 if "loss" in r["scenario"] else 0.0
             buffer = 16 * 2**20 if i == r["slow"] else 256 * 2**20

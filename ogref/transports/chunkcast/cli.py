@@ -104,6 +104,7 @@ def receive(
     ),
     allow_fs_change: bool = typer.Option(False, "--allow-fs-change"),
     stats: Path | None = _STATS,
+    ready: Path | None = typer.Option(None, "--ready-file", help="written once listening"),
 ) -> None:
     """Receive the session's image, verifying every chunk, and leave when complete."""
 
@@ -117,6 +118,7 @@ def receive(
             fallback_store=fallback_store,
             allow_fs_change=allow_fs_change,
             stats_path=stats,
+            ready_path=ready,
             cfg=ReceiverConfig(buffer_bytes=parse_size(buffer)),
         )
         made = manifest.load(manifest_path) if manifest_path else None

@@ -210,6 +210,7 @@ class ReceiveOptions:
     allow_fs_change: bool = False
     lock_dir: Path = DEFAULT_LOCK_DIR
     stats_path: Path | None = None
+    ready_path: Path | None = None  # written once the receiver listens on the group
     cfg: ReceiverConfig = field(default_factory=ReceiverConfig)
 
 
@@ -314,8 +315,10 @@ def receive(
     sock = _mcast_socket(ep, (ep.group, ep.port))
     mreq = struct.pack("4s4s", socket.inet_aton(ep.group), socket.inet_aton(ep.interface_ip))
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    if opts.ready_path is not None:
+        opts.ready_path.write_text(f"{rid}\n")
     sender: str | None = None
-    joined = -1.0
+    joined, joined_wall = -1.0, 0.0
     writer: _Writer | None = None
     fd = -1
     early: list[Completed] = []
@@ -355,7 +358,7 @@ def receive(
                     for done in core.receive(data, now):
                         (writer.put if writer is not None else early.append)(done)
                     if sender is None and core.session is not None:
-                        sender, joined = addr[0], now - start
+                        sender, joined, joined_wall = addr[0], now - start, time.time()
             if not core.complete:
                 if opts.fallback_store is None or core.objects is None or writer is None:
                     why = "ended" if core.ended else "went silent"
@@ -378,7 +381,8 @@ def receive(
                 writer.pool.shutdown(wait=True, cancel_futures=True)
     elapsed = time.monotonic() - start
     doc = {"role": "receiver", "id": rid, "elapsed_s": elapsed, "joined_after_s": joined,
-           "complete_s": elapsed - max(joined, 0.0), "written_bytes": writer.written,
+           "complete_s": elapsed - max(joined, 0.0), "joined_wall": joined_wall,
+           "written_bytes": writer.written,
            "loss": core.loss, **asdict(core.stats)}  # fmt: skip
     _write_stats(opts.stats_path, doc)
     return ReceiveResult(elapsed, joined, doc)

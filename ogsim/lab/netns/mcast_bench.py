@@ -68,6 +68,7 @@ class Row:
     slow: int = -1  # index of the slow receiver
     late: int = -1  # index of the late joiner
     duplicate_bytes: list[int | None] = field(default_factory=list)
+    heard: list[float | None] = field(default_factory=list)  # chunkcast: first announce heard
     frame_bytes: int = 0
     sender_startup_s: float | None = None  # chunkcast: launch to first announce (measured)
     cpu: dict[str, float | bool] = field(default_factory=dict)
@@ -190,7 +191,8 @@ class Bench:
         targets = [run_dir / f"{h.name}.disk" for h in hosts]
 
         def start(i: int) -> subprocess.Popen[bytes]:
-            extra = ["--manifest", str(img.manifest_path)]
+            extra = ["--manifest", str(img.manifest_path),
+                     "--ready-file", str(run_dir / f"{hosts[i].name}.ready")]  # fmt: skip
             if i == row.slow:
                 extra += ["--write-rate", f"{slow_rate * 8:.0f}bit/s", "--buffer", "16MiB"]
             argv = lab.chunkcast_receive(hosts[i], targets[i], session, self.key,
@@ -203,8 +205,15 @@ class Bench:
         row.joined = [0.0] * len(hosts)
         for i in early:
             procs[i] = start(i)
-        time.sleep(1.0)  # the receivers' start-up, as udp-receivers wait for their sender
-        t0 = time.monotonic()
+        # listening before the sender starts, as the udp-receivers are (Python starts slower:
+        # wait for each to say so rather than a fixed second)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            (run_dir / f"{hosts[i].name}.ready").exists() for i in early
+        ):
+            time.sleep(0.02)
+        time.sleep(0.2)
+        t0, launched_wall = time.monotonic(), time.time()
         sender = lab.start(lab.repo, f"cc-send-{row.scenario}", lab.chunkcast_send(
             img.directory, img.name, session, self.key, run_dir / "send.json",
             "--idle-end", "2"), out=run_dir / "send.out")  # fmt: skip
@@ -217,8 +226,9 @@ class Bench:
             stats = run_dir / f"{h.name}.json"
             doc = json.loads(stats.read_text()) if stats.exists() else {}
             row.duplicate_bytes.append(doc.get("duplicate_bytes"))
-            if i == 0 and "joined_after_s" in doc:  # it was listening 1 s before the launch
-                row.sender_startup_s = max(0.0, doc["joined_after_s"] - 1.0)
+            row.heard.append(doc["joined_wall"] - launched_wall if doc.get("joined_wall") else None)
+            if i == 0 and "joined_wall" in doc:  # it listened before the sender's launch
+                row.sender_startup_s = max(0.0, doc["joined_wall"] - launched_wall)
             if row.times[i] is not None and targets[i].read_bytes() != img.device.read_bytes():
                 row.note += f" {h.name}: WRONG BYTES"
                 row.times[i] = None
@@ -410,8 +420,8 @@ def report(rows: list[Row], image: ChunkImage, load: tuple[float, float]) -> str
             f"{ratio(ls.mean if ls else None, udp_ls.mean if udp_ls else None)} |"
         )
     lines += ["", "Late join (one receiver starts when the first has half the image):", ""]
-    lines += ["| tool | receiver | joined at | done at | after joining | duplicate bytes |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| tool | receiver | started at | heard the session at | done at | after starting "
+              "| after hearing | duplicate bytes |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for tool in TOOLS:
         r = get(tool, "late", nmax)
         if r is None:
@@ -419,11 +429,15 @@ def report(rows: list[Row], image: ChunkImage, load: tuple[float, float]) -> str
         for i, t in enumerate(r.times):
             j = r.joined[i] if i < len(r.joined) else 0.0
             dup = r.duplicate_bytes[i] if i < len(r.duplicate_bytes) else None
-            lines.append(f"| {tool} | {i}{' (late)' if i == r.late else ''} | {_f(j)} | {_f(t)} "
-                         f"| {_f(t - j if t is not None else None)} | "
+            h = r.heard[i] if i < len(r.heard) else None
+            lines.append(f"| {tool} | {i}{' (late)' if i == r.late else ''} | {_f(j)} | {_f(h)} "
+                         f"| {_f(t)} | {_f(t - j if t is not None else None)} | "
+                         f"{_f(t - h if t is not None and h is not None else None)} | "
                          f"{'—' if dup is None else dup} |")  # fmt: skip
         total = sum(d for d in r.duplicate_bytes if d)
-        lines.append(f"| {tool} | session total | | | | {total if tool == 'chunkcast' else '—'} |")
+        lines.append(
+            f"| {tool} | session total | | | | | | {total if tool == 'chunkcast' else '—'} |"
+        )
     notes = [f"{r.tool} {r.scenario} N={r.n}:{r.note}" for r in rows if r.note]
     if notes:
         lines += ["", "Notes: " + "; ".join(notes)]
@@ -449,6 +463,8 @@ def median_rows(rows: list[Row]) -> list[Row]:
                            float(statistics.median(t for t in ts if t is not None)))  # fmt: skip
             js = [g.joined[i] for g in group if i < len(g.joined)]
             m.joined.append(float(statistics.median(js)) if js else 0.0)
+            hs = [g.heard[i] for g in group if i < len(g.heard) and g.heard[i] is not None]
+            m.heard.append(float(statistics.median(x for x in hs if x is not None)) if hs else None)
             ds = [g.duplicate_bytes[i] for g in group if i < len(g.duplicate_bytes)]
             known = [d for d in ds if d is not None]
             m.duplicate_bytes.append(int(statistics.median(known)) if known else None)
