@@ -195,3 +195,26 @@ def test_a_receiver_on_the_other_subnet(lab: tuple[MulticastLab, ChunkImage, Pat
     _wait(sender, built.run_dir / "send-far.out")
     _same(run / "f0.disk", img)
     assert built.topo.relayed() > 0 or built.how_across == "smcroute"
+
+
+def test_the_engine_restores_by_chunkcast_when_the_key_says_so(tmp_path: Path) -> None:
+    # the whole engine: console command, agents, the repository's control API starting a
+    # chunkcast sender, MULTICAST-DIRECT onto the clients' partitions, each verified (fsck and
+    # the file tree's hash) — with MCASTPROTOCOL=CHUNKCAST in the site's engine keys
+    from tests.lab.test_netns import BASE, run_lab, scenario, verified
+
+    base = {**BASE, "engine": {**BASE["engine"], "MCASTPROTOCOL": "CHUNKCAST"}}
+    sc = scenario(
+        [{"at": 0, "restore": {"image": "ubu", "method": "MULTICAST-DIRECT", "to": "all"}}],
+        base=base,
+        count=2,
+    )
+    r = run_lab(sc, tmp_path)
+    computers = r.operations[0].computers
+    assert [c.method_used for c in computers] == ["MULTICAST-DIRECT"] * 2
+    assert all(c.status == "ok" and verified(c) for c in computers), computers
+    logs = [(tmp_path / "client-logs" / f"10.0.1.{11 + i}.log").read_text() for i in range(2)]
+    assert all("chunkcast:" in text and "bytes written" in text for text in logs), logs[0][-2000:]
+    assert (tmp_path / "repo" / "images" / "ubu.manifest.json").exists() or any(
+        tmp_path.rglob("ubu.manifest.json")
+    )

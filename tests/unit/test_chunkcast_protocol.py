@@ -133,6 +133,22 @@ def test_loss_costs_little_more_than_its_share() -> None:
     assert max(p.finished or 0 for p in lossy) <= 1.15 * t0
 
 
+def test_loss_at_line_rate_costs_no_long_repair_tail() -> None:
+    # at 90 Mbit/s a sweep is short: the repairs' round trips (request interval, how soon a
+    # receiver learns its request was served or lost) must not dominate it
+    made, frames = make_image(11, blocks=8000, total=8500)
+    cfg = dataclasses.replace(SCFG, rate_bps=90e6, block=wire.DEFAULT_BLOCK)
+    peers = [Peer(local_manifest=True) for _ in range(4)]
+    _, clean, _ = run(made, frames, peers, Net(), scfg=cfg, seed=1)
+    t0 = max(p.finished or 0 for p in clean)
+    peers = [Peer(local_manifest=True) for _ in range(4)]
+    _, lossy, _ = run(made, frames, peers, Net(loss=0.01), scfg=cfg, seed=1)
+    _check(lossy, disk_of(made, frames))
+    # 1 % of ~2,900 datagrams' worth of repairs is ~10 ms; the rest is the repairs' round trips
+    # (0.34 s when a receiver learnt of a lost repair only from its 0.3 s cover)
+    assert max(p.finished or 0 for p in lossy) - t0 <= 0.15
+
+
 def test_requests_stay_bounded_with_many_receivers() -> None:
     made, frames = make_image(7, blocks=100, total=120)
     cfg = dataclasses.replace(SCFG, max_requests_per_s=100.0)

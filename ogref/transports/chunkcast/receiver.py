@@ -36,6 +36,7 @@ class ReceiverConfig:
     buffer_bytes: int = 256 * 1024 * 1024  # held unwritten (partial and verified) at most
     flight_s: float = 0.02  # an object whose data arrived this recently is still being sent
     cover_s: float = 0.3  # after asking, trust the sender's queue echo to show it after this
+    echo_margin_s: float = 0.02  # an announce this long after an ask reflects it (the RTT)
     long_cover_s: float = 5.0  # asked, but beyond a truncated echo
     keepalive_s: float = 1.0  # an idle, incomplete receiver says it is still there
     loss_window: int = 1000  # datagrams per loss measurement
@@ -328,8 +329,9 @@ class ReceiverCore:
         """Whether asking for ``obj`` now would be redundant: asked recently (and nothing of it
         came since), or in the sender's announced queue (an announce newer than its data)."""
         asked = self.asked.get(obj)
-        if asked is not None and now - asked < self.cfg.cover_s:
-            return True
+        echo_after_ask = asked is not None and self.announced_at > asked + self.cfg.echo_margin_s
+        if asked is not None and now - asked < self.cfg.cover_s and not echo_after_ask:
+            return True  # asked, and no announce since that could show the sender has it
         p = self.partials.get(obj)
         if p is not None and p.last >= self.announced_at:
             return False

@@ -33,12 +33,12 @@ class SenderConfig:
 
     rate_bps: float = 70e6  # the cap (bits per second on the wire, headers included)
     block: int = wire.DEFAULT_BLOCK
-    announce_s: float = 0.2
+    announce_s: float = 0.1
     idle_end_s: float = 10.0  # end when nothing is queued and nobody asked for this long
     start_timeout_s: float = 300.0  # end when nobody ever asked
     min_receivers: int = 1  # the first data waits for this many receivers…
     max_wait_s: float = 0.0  # …or this long after the first request
-    request_s: float = 0.1  # the shortest interval between one receiver's requests
+    request_s: float = 0.05  # the shortest interval between one receiver's requests
     max_requests_per_s: float = 400.0  # the request interval grows so that all stay below this
     burst_s: float = 0.002  # credit the pacer may accumulate
     adjust_s: float = 0.5  # how often the rate is reconsidered
@@ -103,6 +103,7 @@ class SenderCore:
         self.reports: dict[int, tuple[float, float]] = {}  # receiver → (loss, when)
         self.seen: dict[int, float] = {}  # receiver → last request
         self.ended = False
+        self.busy = False  # sent data since the queue last drained
 
     # ------------------------------------------------------------------ input
 
@@ -189,7 +190,12 @@ class SenderCore:
             while self.next_send <= now and len(out) < 64:
                 packet = self._next_data()
                 if packet is None:
+                    if self.busy:  # just drained: tell the receivers at once
+                        self.busy = False
+                        out.append(self._announce(now))
+                        self.next_announce = now + self.cfg.announce_s
                     break
+                self.busy = True
                 out.append(packet)
                 self.next_send += (len(packet) + UDP_IP_OVERHEAD) * 8 / self.rate
             if self.current is not None or self.pending:

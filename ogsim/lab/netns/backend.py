@@ -49,6 +49,7 @@ import yaml
 
 from ogref.console import scope_label
 from ogref.model import ClientStatus, Filesystem, Image
+from ogref.model.policy import McastProtocol
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
@@ -279,6 +280,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             scenario.spec.seed + i,
             piece=lab_piece(scale, img.torrent_piece),
             windows=img.filesystem is Filesystem.NTFS,
+            chunked=scenario.site.policy.mcast_protocol is McastProtocol.CHUNKCAST,
         )
     # opentracker drops privileges before reading its whitelist: it must sit in a directory
     # that "nobody" can traverse (the run directory may be private)

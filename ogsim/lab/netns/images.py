@@ -67,10 +67,12 @@ def make_source(
     seed: int,
     piece: int = imagefile.TORRENT_PIECE,
     windows: bool = False,
+    chunked: bool = False,
 ) -> SourceImage:
     """Build a reference partition of ``data`` bytes and image it into ``store`` as ``name``;
     a ``windows`` (NTFS) one also holds a SYSTEM hive (``Windows/System32/config/SYSTEM``), so
-    configureOs names the restored system and the emulated boot reads that name back."""
+    configureOs names the restored system and the emulated boot reads that name back; ``chunked``
+    also converts it into a chunked image beside the ``.img`` (for chunkcast)."""
     part_size = max(32 * MIB, int(data * 1.6) // MIB * MIB)
     device = attach(manifest, work / f"master-{name.replace('/', '_')}.disk", part_size + 2 * MIB)
     rdisk.write_table(device, rdisk.TableKind.MSDOS, [rdisk.PartSpec(part_size, fs)])
@@ -102,6 +104,10 @@ def make_source(
         reduce=False,
         torrent_piece=piece,
     )
+    if chunked:  # MCASTPROTOCOL=CHUNKCAST: the repository also holds it as a chunked image
+        from ogref.runtime.chunked import convert
+
+        convert.to_chunked(store, name)
     return SourceImage(made.image, tree_hash, nfiles, made.seconds)
 
 
