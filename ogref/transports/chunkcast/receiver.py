@@ -36,7 +36,7 @@ class ReceiverConfig:
     buffer_bytes: int = 256 * 1024 * 1024  # held unwritten (partial and verified) at most
     flight_s: float = 0.02  # an object whose data arrived this recently is still being sent
     cover_s: float = 0.3  # after asking, trust the sender's queue echo to show it after this
-    echo_margin_s: float = 0.02  # an announce this long after an ask reflects it (the RTT)
+    echo_margin_s: float = 0.05  # an announce this long after an ask reflects it (RTT, load)
     long_cover_s: float = 5.0  # asked, but beyond a truncated echo
     keepalive_s: float = 1.0  # an idle, incomplete receiver says it is still there
     loss_window: int = 1000  # datagrams per loss measurement
