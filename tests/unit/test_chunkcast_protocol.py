@@ -192,3 +192,39 @@ def test_every_datagram_round_trips(kind: wire.Kind) -> None:
 def test_a_full_request_fits_a_datagram() -> None:
     req = wire.Request(1, 0, 0, tuple(wire.Entry(i, 0, 3) for i in range(wire.MAX_ENTRIES)))
     assert len(wire.seal(KEY, wire.Kind.REQUEST, 1, 1, req.encode())) <= wire.MAX_DATAGRAM
+
+
+def test_a_large_image_costs_a_receiver_little_per_request_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20,000 chunks (a 2.5 GiB image at 128 KiB): when the sender's announced queue holds them
+    # all, a tick must not look at each one (it runs every 50 ms)
+    from ogref.model.storage import Filesystem
+    from ogref.runtime import partclone
+    from ogref.runtime.chunked.manifest import ChunkRef, Manifest
+    from ogref.transports.chunkcast.receiver import ReceiverCore
+
+    n = 20_000
+    refs = tuple(ChunkRef(f"{i:064x}", 512) for i in range(n))
+    header = partclone.Header("0.3.23", "EXTFS", n * 512, 512, n, n)
+    made = Manifest(header, Filesystem.EXT4, b"\xff" * (n // 8), refs)
+    core = ReceiverCore(KEY, 1, ReceiverConfig(), 0.0, manifest=made)
+    ann = wire.Announce(bytes.fromhex(made.digest), bytes(32), 1, 1, n + 1, 1428, 50, 90_000,
+                        1, 0, False, ((1, n),))  # fmt: skip
+    core.receive(wire.seal(KEY, wire.Kind.ANNOUNCE, 7, 1, ann.encode()), 0.0)
+    first, _ = core.poll(0.0)
+    assert len(first) == 1  # everything, in one run
+    calls = 0
+    covered = core._covered
+
+    def counting(obj: int, now: float) -> bool:
+        nonlocal calls
+        calls += 1
+        return covered(obj, now)
+
+    monkeypatch.setattr(core, "_covered", counting)
+    core.receive(wire.seal(KEY, wire.Kind.ANNOUNCE, 7, 2, ann.encode()), 0.5)
+    out, _ = core.poll(1.0)
+    assert calls < 100, f"{calls} objects examined in one tick"
+    # nothing to ask (all queued): at most the keepalive
+    assert all(wire.Request.decode(wire.open_(KEY, p)[1]).entries == () for p in out)

@@ -105,6 +105,8 @@ class ReceiverCore:
         self.need: set[int] = set()
         self.need_sorted: list[int] = []
         self.partials: dict[int, _Partial] = {}
+        self._outstanding_bytes = 0
+        self._outstanding_at = -1e9
         self.early: dict[int, bytes] = {}  # frames assembled before the manifest
         self.asked: dict[int, float] = {}
         self.buffered = 0
@@ -325,6 +327,30 @@ class ReceiverCore:
         gap = 12000 / max(1, self.announce.rate_kbit) / 1000  # one full datagram, seconds
         return now - p.last < max(self.cfg.flight_s, 10 * gap)
 
+    def _echo_run_end(self, obj: int) -> int | None:
+        """The end of the announced queue's run holding ``obj`` (None: not in one)."""
+        ann = self.announce
+        assert ann is not None
+        pend = ann.pending
+        i = bisect.bisect_right(pend, (obj, 1 << 62)) - 1
+        if i >= 0 and pend[i][0] <= obj < pend[i][0] + pend[i][1]:
+            return pend[i][0] + pend[i][1]
+        return None
+
+    def _outstanding(self, now: float) -> int:
+        """Bytes of whole objects asked for and not yet arriving (recomputed twice a second:
+        the ask list can hold every object of a large image)."""
+        if now - self._outstanding_at >= 0.5:
+            assert self.objects is not None
+            self._outstanding_bytes = sum(
+                self.objects.ref(o).size
+                for o, t in self.asked.items()
+                if o != MANIFEST and o in self.need and o not in self.partials
+                and now - t < self.cfg.long_cover_s
+            )  # fmt: skip
+            self._outstanding_at = now
+        return self._outstanding_bytes
+
     def _covered(self, obj: int, now: float) -> bool:
         """Whether asking for ``obj`` now would be redundant: asked recently (and nothing of it
         came since), or in the sender's announced queue (an announce newer than its data)."""
@@ -389,17 +415,16 @@ class ReceiverCore:
                 entries.append(Entry(MANIFEST, 0, wire.WHOLE))
             return entries
         holding = self._holding()
-        outstanding = sum(
-            self.objects.ref(o).size
-            for o in self.asked
-            if o != MANIFEST and o in self.need and o not in self.partials
-            and now - self.asked[o] < self.cfg.long_cover_s
-        )  # fmt: skip
+        outstanding = self._outstanding(now)
         room = self.cfg.buffer_bytes - holding - outstanding
         i = 0
         run: list[int] = []
         while i < len(self.need_sorted) and len(entries) < wire.MAX_ENTRIES:
             obj = self.need_sorted[i]
+            end = self._echo_run_end(obj)
+            if end is not None:  # the whole queued run is covered: skip it at once
+                i = bisect.bisect_left(self.need_sorted, end, i + 1)
+                continue
             i += 1
             if obj in self.partials or self._covered(obj, now):
                 continue
@@ -407,6 +432,7 @@ class ReceiverCore:
             if size > room and (entries or run or holding or outstanding):
                 break
             room -= size
+            self._outstanding_bytes += size  # counted at once; recomputed every 0.5 s
             self.asked[obj] = now
             if run and run[-1] + 1 == obj and len(run) < 0xFFFF:
                 run.append(obj)
