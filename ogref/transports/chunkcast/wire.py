@@ -6,7 +6,7 @@ everything before it with the session key.  A datagram whose MAC does not check 
 (:class:`ForgedError`), one too short or of an unknown version/type *malformed* (:class:`MalformedError`);
 both are dropped by their reader and counted.  Integers are big-endian.
 
-- ``ANNOUNCE`` (sender → group, every 0.2 s): the image (manifest digest), how to fetch the
+- ``ANNOUNCE`` (sender → group, every 0.1 s and when the queue drains): the image (manifest digest), how to fetch the
   manifest as object 0 (its compressed size and hash), the number of objects, the block size,
   the current rate, the request interval receivers must keep, the sender's cursor and the
   objects queued (ranges, varint-coded, possibly truncated) — what receivers suppress against.
