@@ -39,7 +39,7 @@ def _run(fn: Callable[[], dict[str, Any]]) -> None:
         result = {"code": 0, **fn()}
     except OgError as exc:
         result = {"code": int(exc.code), "error": exc.code.name, "message": exc.message}
-    print(json.dumps(result, default=runtime._jsonable))
+    print(json.dumps(result, default=runtime.jsonable))
     raise typer.Exit(int(result["code"]))
 
 

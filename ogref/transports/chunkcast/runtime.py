@@ -41,7 +41,6 @@ from ogref.errors import (
     ProtocolJoinMasterError,
 )
 from ogref.runtime.chunked import chunk, image
-from ogref.runtime.chunked import manifest as manifest_mod
 from ogref.runtime.chunked.manifest import Manifest
 from ogref.runtime.chunked.restore import write_runs
 from ogref.runtime.chunked.store import ChunkStore
@@ -108,10 +107,11 @@ def _drain(sock: socket.socket) -> Iterator[tuple[bytes, tuple[str, int]]]:
 
 def _write_stats(path: Path | None, doc: dict[str, Any]) -> None:
     if path is not None:
-        path.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
+        path.write_text(json.dumps(doc, indent=1, default=jsonable) + "\n")
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
+    """JSON for the statistics' sets (their sizes) and anything else (its text)."""
     if isinstance(value, set):
         return len(value)
     return str(value)
@@ -420,7 +420,3 @@ def _fallback(core: ReceiverCore, writer: _Writer, store_dir: Path) -> None:
         writer.put(Completed(obj, store.read(ref.digest, ref.size)))
     for obj in sorted(core.need):
         core.fetched(obj)
-
-
-def load_manifest(path: Path) -> Manifest:
-    return manifest_mod.load(path)
