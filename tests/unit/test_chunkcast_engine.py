@@ -73,3 +73,27 @@ def test_a_repository_without_chunkcast_says_so(tmp_path: Path) -> None:
                       json={"image": "win10", "session": SESSION, "protocol": "chunkcast"},
                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert got.status_code == 501
+
+
+def test_the_command_line_reports_errors_as_opengnsys_numbers(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ogref.transports.chunkcast.cli import app
+
+    runner = CliRunner()
+    key = tmp_path / "key"
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 0
+    assert len(bytes.fromhex(key.read_text().strip())) == 32
+    assert key.stat().st_mode & 0o077 == 0
+    missing = runner.invoke(app, ["send", str(tmp_path), "nope", "--session", SESSION,
+                                  "--key-file", str(key)])  # fmt: skip
+    assert missing.exit_code == 2 and json.loads(missing.stdout)["error"] == "NOTFOUND"
+    bad = runner.invoke(app, ["receive", str(tmp_path / "disk"), "--session", "9001:x",
+                              "--key-file", str(key)])  # fmt: skip
+    assert bad.exit_code == 55
+    key.write_text("short")
+    weak = runner.invoke(app, ["send", str(tmp_path), "nope", "--session", SESSION,
+                               "--key-file", str(key)])  # fmt: skip
+    assert weak.exit_code == 1 and "32 bytes" in weak.stdout  # FORMAT

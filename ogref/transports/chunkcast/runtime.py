@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ogref.errors import (
+    FormatError,
     ImageFileError,
     MulticastReceiveFileError,
     MulticastReceivePartitionError,
@@ -63,7 +64,7 @@ def load_key(path: Path) -> bytes:
     except (UnicodeDecodeError, ValueError):
         key = data
     if len(key) != wire.KEY_SIZE:
-        raise ImageFileError(f"{path}: a chunkcast key is 32 bytes (64 hex digits)")
+        raise FormatError(f"{path}: a chunkcast key is 32 bytes (64 hex digits)")
     return key
 
 
