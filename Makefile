@@ -68,6 +68,7 @@ bench-image: deps $(STAMP)/venv-lab
 
 bench-lab: deps $(STAMP)/venv-lab
 	$(PY) -m ogsim.lab.netns.bench
+	$(PY) -m ogsim.lab.netns.mcast_bench
 
 # BEFORE=DIR (an earlier source tree) adds CPU-time ratios measured side by side
 bench-sim: $(STAMP)/venv-base

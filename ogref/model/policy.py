@@ -46,6 +46,14 @@ class CacheFullAction(StrEnum):
     OTHER = "OTHER"  # STRICT only: any value 1.1.1d does not know (it behaves as NONE)
 
 
+class McastProtocol(StrEnum):
+    """``MCASTPROTOCOL`` (ogLab key): how MULTICAST moves an image — udpcast (OpenGnSys's, the
+    default) or chunkcast (receiver-driven, chunked images only; docs/chunkcast.md)."""
+
+    UDPCAST = "UDPCAST"
+    CHUNKCAST = "CHUNKCAST"
+
+
 class NotCacheProtocol(StrEnum):
     """``RESTOREPROTOCOLNOTCACHE``: the direct method used when the cache cannot be used."""
 
@@ -158,6 +166,8 @@ class EngineConfig:
         default_speed: [DEFAULTSPEED]
         start_delay: [STARTDELAY] ogLab key: random sleep before a multicast/torrent
             updateCache (:class:`StartDelay`; default none, OpenGnSys's preset sleeps)
+        mcast_protocol: [MCASTPROTOCOL] ogLab key: UDPCAST (default) or CHUNKCAST for
+            MULTICAST-DIRECT of images the repository also holds chunked (docs/chunkcast.md)
         strict: [STRICT] ogLab key: the decision core reproduces 1.1.1d's decisions bug for bug
             (the deviations of ``docs/deviations.md`` rows 2-8, 10-12, 23, 24 switched back);
             for predicting a stock installation (planner, simulator).  The real runtime refuses
@@ -183,6 +193,7 @@ class EngineConfig:
     default_speed: str = ""
     start_delay: StartDelay = field(default_factory=StartDelay)
     strict: bool = False
+    mcast_protocol: McastProtocol = McastProtocol.UDPCAST
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
@@ -393,6 +404,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "DEFAULTSPEED": ("default_speed", _str),
     "STARTDELAY": ("start_delay", StartDelay.parse),
     "STRICT": ("strict", _bool),
+    "MCASTPROTOCOL": ("mcast_protocol", lambda raw: McastProtocol(raw.strip().upper())),
 }
 
 PRESETS: dict[str, Callable[[], EngineConfig]] = {

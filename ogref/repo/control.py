@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, Field
@@ -30,6 +30,9 @@ from ogref.repo.sender import SenderOptions, Senders
 from ogref.runtime.imagefile import ImageStore
 from ogref.service.keys import AuthError, check_token, parse_public_key
 
+if TYPE_CHECKING:  # chunkcast needs the lab extras (blake3, zstandard): imported when run
+    from ogref.transports.chunkcast.engine import ChunkcastSenders
+
 log = logging.getLogger("ogref.repo")
 
 CONTROL_PORT = 2009
@@ -38,10 +41,15 @@ CONTROL_PORT = 2009
 class StartIn(BaseModel):
     image: str = Field(min_length=1, max_length=255)
     session: str = Field(min_length=1, max_length=128)
+    protocol: Literal["udpcast", "chunkcast"] = "udpcast"
 
 
-def create_app(senders: Senders, server_public: bytes) -> FastAPI:
-    """The control API over ``senders``, trusting tokens signed by ``server_public``."""
+def create_app(
+    senders: Senders, server_public: bytes, chunkcast: ChunkcastSenders | None = None
+) -> FastAPI:
+    """The control API over ``senders``, trusting tokens signed by ``server_public``;
+    ``chunkcast`` serves the sessions asked for with ``"protocol": "chunkcast"`` (the answer
+    then carries the session key: docs/chunkcast.md)."""
     app = FastAPI(title="ogLab repository control", version="1")
 
     @app.post("/api/v1/multicast/start")
@@ -56,6 +64,11 @@ def create_app(senders: Senders, server_public: bytes) -> FastAPI:
             raise HTTPException(403, "the token is for another image or session")
         try:
             session = MulticastSession.parse(data.session)
+            if data.protocol == "chunkcast":
+                if chunkcast is None:
+                    raise HTTPException(501, "this repository runs no chunkcast senders")
+                state, key = chunkcast.start(data.image, session, str(claims.get("computer", "")))
+                return {"state": state, "port": session.port, "key": key}
             state = senders.start(data.image, session, str(claims.get("computer", "")))
         except NotFoundError as exc:
             raise HTTPException(404, exc.message) from None
@@ -87,12 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     senders = Senders(
         ImageStore(a.images), a.log_dir, SenderOptions(interface=a.interface, fec=a.fec), a.pid_file
     )
-    app = create_app(senders, parse_public_key(a.server_public))
+    from ogref.transports.chunkcast.engine import ChunkcastSenders
+
+    chunkcast = ChunkcastSenders(ImageStore(a.images), a.log_dir, interface_ip=host,
+                                 pid_file=a.pid_file)  # fmt: skip
+    app = create_app(senders, parse_public_key(a.server_public), chunkcast)
     log.info("control API on %s", a.listen)
     try:
         uvicorn.run(app, host=host, port=int(port), log_level="warning", lifespan="off")
     finally:
         senders.stop_all()
+        chunkcast.stop_all()
     return 0
 
 

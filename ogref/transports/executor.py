@@ -44,7 +44,7 @@ from ogref.errors import (
     RepositoryError,
 )
 from ogref.model.method import Transport
-from ogref.model.policy import EngineConfig
+from ogref.model.policy import EngineConfig, McastProtocol
 from ogref.runtime import imagefile
 from ogref.runtime.cachefs import CachePartition
 from ogref.runtime.chunked import image as chunked_image
@@ -522,7 +522,12 @@ class NetworkExecutor(Executor):
         if cmd.image.chunked and cmd.source is Source.REPO:
             if cmd.transport is Transport.UNICAST:
                 return self._restore_direct_chunked(cmd)
-            return self._restore_multicast_chunked(cmd)
+            if self.policy.mcast_protocol is McastProtocol.CHUNKCAST:  # each chunk once, by need
+                node = self.machine.partition(cmd.disk, cmd.partition)
+                by_chunkcast = self._restore_chunkcast(cmd, node, t0)
+                if by_chunkcast is not None:
+                    return by_chunkcast
+            return self._restore_multicast_chunked(cmd)  # the whole pack through udpcast
         if cmd.source is not Source.REPO:
             result = super()._restore(cmd)
             self._phase("restore", t0, cmd.image.stored_size, str(cmd.source))
@@ -530,6 +535,13 @@ class NetworkExecutor(Executor):
                 self.verified = True if self.verified is None else self.verified
             return result
         node = self.machine.partition(cmd.disk, cmd.partition)
+        if (
+            cmd.transport is Transport.MULTICAST
+            and self.policy.mcast_protocol is McastProtocol.CHUNKCAST
+        ):
+            chunked = self._restore_chunkcast(cmd, node, t0)
+            if chunked is not None:
+                return chunked
         source: stream.Source
         if cmd.transport is Transport.MULTICAST:
             assert cmd.multicast is not None
@@ -574,3 +586,52 @@ class NetworkExecutor(Executor):
         self._phase("restore", t0, done.bytes_read, f"{cmd.transport}-DIRECT")
         self.log(f"restored {done.bytes_read} bytes from the network (MD5 {done.checksum})")
         return RestoreFinished(done.bytes_read)
+
+    # ------------------------------------------------------------------ chunkcast (MCASTPROTOCOL)
+
+    def _restore_chunkcast(
+        self, cmd: RestorePartition, node: str, t0: float
+    ) -> RestoreFinished | RestoreFailed | None:
+        """MULTICAST-DIRECT by chunkcast (:mod:`ogref.transports.chunkcast.engine`); None when
+        the repository holds no chunked version of the image (then udpcast, as OpenGnSys)."""
+        from ogref.transports.chunkcast import engine as chunkcast
+
+        assert cmd.multicast is not None
+        data = bytearray()
+        try:
+            with smb.SmbShare(self.net.smb) as share:
+                share.retrieve(f"/{cmd.image.name}.manifest.json", data.extend)
+        except Exception as exc:  # pysmb's OperationFailure, OSError: no manifest there
+            self.log(f"chunkcast: no chunked version of {cmd.image.name} ({exc}): udpcast")
+            return None
+        try:
+            key = chunkcast.request_session(
+                self.net.control.base_url, self.net.control.token, cmd.image.name, cmd.multicast
+            )
+        except ControlError as exc:
+            return RestoreFailed(FailureKind.JOIN, str(exc))
+        try:
+            stats = chunkcast.restore_direct(
+                key=key,
+                manifest_bytes=bytes(data),
+                session=cmd.multicast,
+                device=node,
+                interface_ip=str(self.net.client_ip).split("/")[0],
+                start_timeout=self.policy.mcast_error_session,
+                receive_timeout=self.policy.mcast_wait,
+                lock_dir=self.machine.lock_dir,
+                log=self.log,
+            )
+        except ProtocolJoinMasterError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except OgError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+        moved = int(stats["useful_bytes"])
+        self.bytes_moved += moved
+        self.verified = True  # every chunk was hashed against the manifest before it was written
+        self._phase("restore", t0, moved, "MULTICAST-DIRECT chunkcast")
+        return RestoreFinished(moved)

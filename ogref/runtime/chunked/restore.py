@@ -207,6 +207,9 @@ def _write_runs(fd: int, writes: list[tuple[int, memoryview]]) -> None:
         _pwritev_all(fd, views, start)
 
 
+write_runs = _write_runs  # public name: chunkcast's receiver writes its chunks with it
+
+
 def _pwritev_all(fd: int, views: list[memoryview], offset: int) -> None:
     while views:
         n = os.pwritev(fd, views, offset)

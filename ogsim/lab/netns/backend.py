@@ -51,6 +51,7 @@ import yaml
 from ogref.console import scope_label
 from ogref.core.events import RESTORE_STAGES
 from ogref.model import ClientStatus, Filesystem, Image
+from ogref.model.policy import McastProtocol
 from ogref.model.protocol import MulticastSession
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
@@ -311,6 +312,7 @@ def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOption
             piece=lab_piece(scale, img.torrent_piece),
             windows=img.filesystem is Filesystem.NTFS,
             chunked=img.chunked,
+            also_chunked=scenario.site.policy.mcast_protocol is McastProtocol.CHUNKCAST,
         )
     for name, src in lab.sources.items():  # a chunked image's pack and its .torrent
         if src.image.chunked:

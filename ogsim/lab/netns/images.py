@@ -111,11 +111,14 @@ def make_source(
     piece: int = imagefile.TORRENT_PIECE,
     windows: bool = False,
     chunked: bool = False,
+    also_chunked: bool = False,
 ) -> SourceImage:
     """Build a reference partition of ``data`` bytes and image it into ``store`` as ``name``;
     a ``windows`` (NTFS) one also holds a SYSTEM hive (``Windows/System32/config/SYSTEM``), so
     configureOs names the restored system and the emulated boot reads that name back.
-    ``chunked``: a chunked image (``ogref image create --format chunked``), no ``.torrent``."""
+    ``chunked``: a chunked image (``ogref image create --format chunked``), no ``.torrent``;
+    ``also_chunked``: an OpenGnSys image also converted into a chunked one beside it (the
+    repository of a site whose ``MCASTPROTOCOL`` is ``CHUNKCAST`` holds both)."""
     part_size = max(32 * MIB, int(data * 1.6) // MIB * MIB)
     device = attach(manifest, work / f"master-{name.replace('/', '_')}.disk", part_size + 2 * MIB)
     rdisk.write_table(device, rdisk.TableKind.MSDOS, [rdisk.PartSpec(part_size, fs)])
@@ -156,6 +159,10 @@ def make_source(
         reduce=False,
         torrent_piece=piece,
     )
+    if also_chunked:
+        from ogref.runtime.chunked import convert
+
+        convert.to_chunked(store, name)
     return SourceImage(made.image, tree_hash, nfiles, made.seconds, node, incompressible=ratio)
 
 

@@ -1,0 +1,230 @@
+"""chunkcast's protocol cores on an in-memory network (virtual time, no sockets): whatever is
+lost, duplicated or reordered, every receiver ends with the image's exact bytes; forged and
+garbled datagrams never reach a disk; late, slow and crashed receivers do not hold the others
+back; requests stay bounded as receivers multiply."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ogref.transports.chunkcast import wire
+from ogref.transports.chunkcast.receiver import ReceiverConfig
+from ogref.transports.chunkcast.sender import SenderConfig
+from tests.unit.chunkcast_net import KEY, Net, Peer, disk_of, make_image, run, sender_for
+
+# 256-byte blocks at 2 Mbit/s: ~80 KiB of frames take ~0.35 s per sweep
+SCFG = SenderConfig(rate_bps=2e6, block=256, idle_end_s=2.0, start_timeout_s=30.0)
+
+
+def _check(peers: list[Peer], want: bytes) -> None:
+    for i, p in enumerate(peers):
+        assert p.finished is not None, f"receiver {i} did not complete"
+        assert bytes(p.disk) == want, f"receiver {i}: different bytes"
+
+
+def test_one_receiver_no_loss_gets_the_exact_image() -> None:
+    made, frames = make_image(1)
+    sender, peers, _end = run(made, frames, [Peer()], Net(), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    core = peers[0].cores[0]
+    assert core.stats.duplicate_bytes == 0 and core.stats.bad_objects == 0
+    assert sender.ended and sender.stats.sweeps <= 1
+    # the zero run's chunk is listed several times, travels once
+    assert len(sender.frames) - 1 < len(made.chunks)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    loss=st.sampled_from([0.0, 0.01, 0.05, 0.2, 0.4]),
+    dup=st.sampled_from([0.0, 0.05, 0.3]),
+    jitter=st.sampled_from([0.0, 0.002, 0.05]),
+    joins=st.lists(st.floats(0, 2.0), min_size=1, max_size=4),
+    local=st.booleans(),
+)
+def test_any_loss_duplication_reordering_and_join_times_end_identical(
+    seed: int, loss: float, dup: float, jitter: float, joins: list[float], local: bool
+) -> None:
+    made, frames = make_image(seed % 7)
+    peers = [Peer(join=j, local_manifest=local) for j in joins]
+    _sender, peers, _ = run(made, frames, peers, Net(loss, dup, jitter), scfg=SCFG, seed=seed)
+    _check(peers, disk_of(made, frames))
+
+
+def test_forged_and_garbled_datagrams_are_counted_and_never_written() -> None:
+    made, frames = make_image(2)
+    real = sender_for(made, frames, SCFG)
+    _packets, _ = real.poll(0.0)
+    real.receive(
+        wire.seal(KEY, wire.Kind.REQUEST, 0x5EED, 1,
+                  wire.Request(9, 0, 0, (wire.Entry(1, 0, wire.WHOLE),)).encode()),
+        0.0,
+    )  # fmt: skip
+    data = next(p for p in real.poll(0.01)[0] if p[5] == wire.Kind.DATA)
+    garbled = bytearray(data)
+    garbled[40] ^= 0xFF  # a flipped payload bit: the MAC fails
+    wrong_key = wire.seal(bytes(32), wire.Kind.DATA, 0x5EED, 99, data[16:-16])
+    # an insider with the key but not the content: authenticated, the chunk's hash fails
+    head = wire.DATA_HEAD.unpack_from(data, 16)
+    frame = len(frames[made.chunks[0].digest])
+    insider = [
+        wire.seal(KEY, wire.Kind.DATA, 0x5EED, 10**6 + b,
+                  wire.Data(1, b, frame, bytes(min(256, frame - b * 256))).encode())
+        for b in range(-(-frame // 256))
+    ]  # fmt: skip
+    assert head[0] == 1
+    inject = [(0.05, bytes(garbled)), (0.05, wrong_key), (0.05, b"OGCC\x01junk")]
+    inject += [(0.001 + i * 1e-5, p) for i, p in enumerate(insider)]
+    _sender, peers, _ = run(made, frames, [Peer(local_manifest=True)], Net(), scfg=SCFG,
+                            inject=inject)  # fmt: skip
+    _check(peers, disk_of(made, frames))
+    stats = peers[0].cores[0].stats
+    assert stats.forged == 2
+    assert stats.malformed == 1
+    assert stats.bad_objects == 1
+
+
+def test_a_late_joiner_costs_the_others_no_extra_sweep() -> None:
+    made, frames = make_image(3, blocks=600, total=700)
+    _, alone, _ = run(made, frames, [Peer(), Peer()], Net(), scfg=SCFG)
+    t1 = max(p.finished or 0 for p in alone)
+    _, peers, _ = run(made, frames, [Peer(), Peer(), Peer(join=t1 / 2)], Net(), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    early = max(p.finished or 0 for p in peers[:2])
+    assert early <= 1.05 * t1
+    late = peers[2]
+    assert late.finished is not None and late.finished - t1 / 2 <= 1.15 * t1
+    assert late.cores[0].stats.duplicate_bytes == 0
+
+
+def test_a_slow_disk_does_not_hold_the_others_back() -> None:
+    made, frames = make_image(4, blocks=600, total=700)
+    fast = 50e6
+    _, base, _ = run(made, frames, [Peer(disk_rate=fast) for _ in range(3)], Net(), scfg=SCFG)
+    t = max(p.finished or 0 for p in base)
+    rate = made.data_size / t  # the rate the others write at
+    small = ReceiverConfig(buffer_bytes=16 * 1024)
+    peers = [Peer(disk_rate=fast), Peer(disk_rate=fast), Peer(disk_rate=rate / 4, rcfg=small)]
+    _, peers, _ = run(made, frames, peers, Net(), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    assert max(p.finished or 0 for p in peers[:2]) <= 1.1 * t
+    assert (peers[2].finished or 0) > 2 * t
+
+
+def test_a_receiver_that_crashes_rejoins_and_completes() -> None:
+    made, frames = make_image(5, blocks=600, total=700)
+    peers = [Peer(), Peer(crash_at=0.6, rejoin_after=0.5)]
+    _, peers, _ = run(made, frames, peers, Net(loss=0.02), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    again = peers[1].cores[1]
+    assert again.stats.useful_bytes < sum(len(f) for f in frames.values())  # kept what it had
+
+
+def test_loss_costs_little_more_than_its_share() -> None:
+    made, frames = make_image(6, blocks=1200, total=1300)
+    _, clean, _ = run(made, frames, [Peer() for _ in range(4)], Net(), scfg=SCFG)
+    t0 = max(p.finished or 0 for p in clean)
+    _, lossy, _ = run(made, frames, [Peer() for _ in range(4)], Net(loss=0.01), scfg=SCFG)
+    _check(lossy, disk_of(made, frames))
+    assert max(p.finished or 0 for p in lossy) <= 1.15 * t0
+
+
+def test_loss_at_line_rate_costs_no_long_repair_tail() -> None:
+    # at 90 Mbit/s a sweep is short: the repairs' round trips (request interval, how soon a
+    # receiver learns its request was served or lost) must not dominate it
+    made, frames = make_image(11, blocks=8000, total=8500)
+    cfg = dataclasses.replace(SCFG, rate_bps=90e6, block=wire.DEFAULT_BLOCK)
+    peers = [Peer(local_manifest=True) for _ in range(4)]
+    _, clean, _ = run(made, frames, peers, Net(), scfg=cfg, seed=1)
+    t0 = max(p.finished or 0 for p in clean)
+    peers = [Peer(local_manifest=True) for _ in range(4)]
+    _, lossy, _ = run(made, frames, peers, Net(loss=0.01), scfg=cfg, seed=1)
+    _check(lossy, disk_of(made, frames))
+    # 1 % of ~2,900 datagrams' worth of repairs is ~10 ms; the rest is the repairs' round trips
+    # (0.34 s when a receiver learnt of a lost repair only from its 0.3 s cover)
+    assert max(p.finished or 0 for p in lossy) - t0 <= 0.15
+
+
+def test_requests_stay_bounded_with_many_receivers() -> None:
+    made, frames = make_image(7, blocks=100, total=120)
+    cfg = dataclasses.replace(SCFG, max_requests_per_s=100.0)
+    peers = [Peer(join=i * 0.002) for i in range(100)]
+    sender, peers, _end = run(made, frames, peers, Net(loss=0.02), scfg=cfg, seed=3)
+    _check(peers, disk_of(made, frames))
+    active = max(p.finished or 0 for p in peers)
+    assert sender.stats.requests / active <= 3 * cfg.max_requests_per_s
+
+
+def test_the_sender_backs_off_on_shared_loss_not_on_one_receiver() -> None:
+    made, frames = make_image(8, blocks=300, total=320)
+    shared, peers, _ = run(made, frames, [Peer() for _ in range(3)], Net(loss=0.25), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    assert min(r for _, r in shared.stats.rate_changes) < SCFG.rate_bps
+    one, peers, _ = run(made, frames, [Peer(), Peer(), Peer(loss=0.25)], Net(), scfg=SCFG)
+    _check(peers, disk_of(made, frames))
+    others_done = max(p.finished or 0 for p in peers[:2])
+    # while the others are there, one lossy receiver is not the median: no backoff for it
+    assert all(t >= others_done for t, _ in one.stats.rate_changes)
+
+
+@pytest.mark.parametrize("kind", list(wire.Kind))
+def test_every_datagram_round_trips(kind: wire.Kind) -> None:
+    body = {
+        wire.Kind.ANNOUNCE: wire.Announce(
+            b"i" * 32, b"m" * 32, 10, 20, 5, 1428, 100, 7000, 3, 0, False, ((1, 3), (9, 1))
+        ).encode(),
+        wire.Kind.DATA: wire.Data(3, 2, 5000, b"x" * 100).encode(),
+        wire.Kind.REQUEST: wire.Request(7, 12, 1, (wire.Entry(1, 4, 0),)).encode(),
+        wire.Kind.END: b"",
+    }[kind]
+    packet = wire.seal(KEY, kind, 42, 9, body)
+    assert len(packet) <= wire.MAX_DATAGRAM
+    head, got = wire.open_(KEY, packet)
+    assert (head.kind, head.session, head.seq, bytes(got)) == (kind, 42, 9, body)
+    with pytest.raises(wire.ForgedError):
+        wire.open_(bytes(32), packet)
+
+
+def test_a_full_request_fits_a_datagram() -> None:
+    req = wire.Request(1, 0, 0, tuple(wire.Entry(i, 0, 3) for i in range(wire.MAX_ENTRIES)))
+    assert len(wire.seal(KEY, wire.Kind.REQUEST, 1, 1, req.encode())) <= wire.MAX_DATAGRAM
+
+
+def test_a_large_image_costs_a_receiver_little_per_request_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20,000 chunks (a 2.5 GiB image at 128 KiB): when the sender's announced queue holds them
+    # all, a tick must not look at each one (it runs every 50 ms)
+    from ogref.model.storage import Filesystem
+    from ogref.runtime import partclone
+    from ogref.runtime.chunked.manifest import ChunkRef, Manifest
+    from ogref.transports.chunkcast.receiver import ReceiverCore
+
+    n = 20_000
+    refs = tuple(ChunkRef(f"{i:064x}", 512) for i in range(n))
+    header = partclone.Header("0.3.23", "EXTFS", n * 512, 512, n, n)
+    made = Manifest(header, Filesystem.EXT4, b"\xff" * (n // 8), refs)
+    core = ReceiverCore(KEY, 1, ReceiverConfig(), 0.0, manifest=made)
+    ann = wire.Announce(bytes.fromhex(made.digest), bytes(32), 1, 1, n + 1, 1428, 50, 90_000,
+                        1, 0, False, ((1, n),))  # fmt: skip
+    core.receive(wire.seal(KEY, wire.Kind.ANNOUNCE, 7, 1, ann.encode()), 0.0)
+    first, _ = core.poll(0.0)
+    assert len(first) == 1  # everything, in one run
+    calls = 0
+    covered = core._covered
+
+    def counting(obj: int, now: float) -> bool:
+        nonlocal calls
+        calls += 1
+        return covered(obj, now)
+
+    monkeypatch.setattr(core, "_covered", counting)
+    core.receive(wire.seal(KEY, wire.Kind.ANNOUNCE, 7, 2, ann.encode()), 0.5)
+    out, _ = core.poll(1.0)
+    assert calls < 100, f"{calls} objects examined in one tick"
+    # nothing to ask (all queued): at most the keepalive
+    assert all(wire.Request.decode(wire.open_(KEY, p)[1]).entries == () for p in out)
