@@ -13,6 +13,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from ogref.model import Filesystem
@@ -69,5 +70,16 @@ def hash_partition(manifest: Manifest, node: str, fs: Filesystem, work: Path) ->
     try:
         return hash_dir(mnt)
     finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True, timeout=60, check=False)
+        _unmount(mnt)
         mnt.rmdir()
+
+
+def _unmount(mnt: Path, attempts: int = 50) -> None:
+    """Unmount ``mnt``, again while it is busy: a program another thread of the lab starts at
+    that moment holds a copy of this thread's open directories until it has exec'd (the
+    parallel verification of restored partitions hit it: EBUSY once in a few hundred)."""
+    for _ in range(attempts):
+        done = subprocess.run(["umount", str(mnt)], capture_output=True, timeout=60, check=False)
+        if done.returncode == 0 or not os.path.ismount(mnt):
+            return
+        time.sleep(0.1)
