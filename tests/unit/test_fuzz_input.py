@@ -18,8 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,30 +101,12 @@ def test_fuzz_ogref_plan_options(plan: list[str]) -> None:
     call(ogref_app, ["plan", str(fuzzing.SEED), *plan], OGREF_PLAN)
 
 
-class _Inline:
-    """A process pool that runs each job at once in this process (so the alarm can stop it)."""
-
-    def __init__(self, max_workers: int = 1) -> None:
-        self.max_workers = max_workers
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        fut.set_result(fn(*args))
-        return fut
-
-
-@fuzz_settings(50)
+@fuzz_settings(40)
 @given(args=fuzzing.sweep_args)
-def test_fuzz_sweep_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ogsim.sweep.ProcessPoolExecutor", _Inline)
+def test_fuzz_sweep_options(args: list[str]) -> None:
+    # in this process (no Dask cluster to start), so that the alarm can stop a hang
     with tempfile.TemporaryDirectory() as d:
-        call(ogsim_app, ["sweep", "--out", d, *args], OGSIM_SWEEP)
+        call(ogsim_app, ["sweep", "--out", d, "--cluster", "inprocess", *args], OGSIM_SWEEP)
 
 
 # --------------------------------------------------------------------------- real entry points
