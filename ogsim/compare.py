@@ -258,44 +258,6 @@ def report(rows: list[Row], p: Preset, name: str, figure: str | None) -> str:
     return "\n".join(lines)
 
 
-def draw(rows: list[Row], p: Preset, path: Path) -> Path:
-    """T(N) per method on log-log axes, the band spanning the seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    base = {"image": p.image, "link": p.link, "loss": "0%"}
-    for m in p.methods:
-        ns, mean, lo, hi = [], [], [], []
-        for n in p.counts:
-            xs = _t(rows, n=n, method=m, extra=BASE, **base)
-            if xs:
-                ns.append(n)
-                mean.append(statistics.fmean(xs))
-                lo.append(min(xs))
-                hi.append(max(xs))
-        (line,) = ax.plot(ns, mean, marker="o", label=m)
-        ax.fill_between(ns, lo, hi, color=line.get_color(), alpha=0.2)
-    for m in MULTICASTS:
-        ns = [n for n in p.counts if _t(rows, n=n, method=m, extra=SPREAD, **base)]
-        ts = [statistics.fmean(_t(rows, n=n, method=m, extra=SPREAD, **base)) for n in ns]
-        ax.plot(ns, ts, linestyle="--", label=f"{m}, measured disk spread")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("computers (N)")
-    ax.set_ylabel("deploy time (s)")
-    ax.set_title(f"T(N), {p.image} image, {p.link}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def compare(
     name: str,
     out_dir: Path,
@@ -307,7 +269,9 @@ def compare(
     """Run preset ``name`` and write ``compare.md`` and ``compare.svg`` into ``out_dir``."""
     preset = PRESETS[name]
     rows = run(preset, out_dir, jobs=jobs, cluster=cluster, client=client)
-    figure = draw(rows, preset, out_dir / "compare.svg")
+    from ogsim.report.plots import compare_figure  # matplotlib only in report modules
+
+    figure = compare_figure(rows, preset, out_dir / "compare.svg")
     text = report(rows, preset, name, figure.name)
     md = out_dir / "compare.md"
     md.write_text(text + "\n")

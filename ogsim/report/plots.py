@@ -9,8 +9,9 @@ layout), never over bars or curves.  No simulation, no file layout here.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,6 +20,10 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ogsim.results import Results
+
+if TYPE_CHECKING:
+    from ogsim.compare import Preset
+    from ogsim.sweep import Row
 
 plt.rcParams.update({"font.size": 9, "svg.hashsalt": "oglab", "figure.dpi": 100})
 
@@ -213,5 +218,41 @@ def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"Date": None}
     fig.savefig(path, format="svg", metadata=meta)
+    plt.close(fig)
+    return path
+
+
+def compare_figure(rows: list[Row], p: Preset, path: Path) -> Path:
+    """``ogsim compare``'s figure: T(N) per method on log-log axes, the band spanning the
+    seeds (:mod:`ogsim.compare` makes the rows)."""
+    from ogsim.compare import BASE, MULTICASTS, SPREAD, _t
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    base = {"image": p.image, "link": p.link, "loss": "0%"}
+    for m in p.methods:
+        ns, mean, lo, hi = [], [], [], []
+        for n in p.counts:
+            xs = _t(rows, n=n, method=m, extra=BASE, **base)
+            if xs:
+                ns.append(n)
+                mean.append(statistics.fmean(xs))
+                lo.append(min(xs))
+                hi.append(max(xs))
+        (line,) = ax.plot(ns, mean, marker="o", label=m)
+        ax.fill_between(ns, lo, hi, color=line.get_color(), alpha=0.2)
+    for m in MULTICASTS:
+        ns = [n for n in p.counts if _t(rows, n=n, method=m, extra=SPREAD, **base)]
+        ts = [statistics.fmean(_t(rows, n=n, method=m, extra=SPREAD, **base)) for n in ns]
+        ax.plot(ns, ts, linestyle="--", label=f"{m}, measured disk spread")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("computers (N)")
+    ax.set_ylabel("deploy time (s)")
+    ax.set_title(f"T(N), {p.image} image, {p.link}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
     plt.close(fig)
     return path
