@@ -5,7 +5,9 @@ disks, and their power.
 ``Classroom.up()`` builds everything (each piece recorded in the run's manifest before it is
 created); each VM's disk is blank or made by the ``disk_builder`` the backend passes; each VM's
 parameters (name, service and its public key, repository, the computer's own key, SMB account) are served by the boot server to
-that VM's address only.  ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts
+that VM's address only.  ``firmwares`` gives each VM its firmware (``bios`` by default; UEFI VMs
+get an NVRAM file in the VM directory, recorded in the manifest, and the network a TFTP tree for
+the firmware's PXE client: :mod:`ogsim.lab.libvirt.firmware`).  ``power_on`` sends the Wake-on-LAN magic packet on the bridge and starts
 the domain (the stand-in for the wake-up); ``set_boot``/``reset`` drive "boot once" / "boot
 target"; ``down()`` destroys the domains in parallel, stops the boot server and destroys the
 manifest — services, processes, mounts, loop devices, files — (also from ``with Classroom(...)``
@@ -27,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ogsim.lab.libvirt import bootserver, connection, domain, network, services, wol
+from ogsim.lab.libvirt import bootserver, connection, domain, firmware, network, services, wol
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, LiveImage, live_image
 from ogsim.lab.manifest import Manifest
 from ogsim.lab.netns import samba
@@ -48,6 +50,8 @@ class Seat:
     vm: domain.VmSpec | None = None
     dom: Any = None
     powered_at: float = 0.0
+    firmware: str = "bios"
+    netboot: str = ""
 
 
 @dataclass
@@ -66,13 +70,21 @@ class Classroom:
     disk_builder: DiskBuilder | None = None
     subnet: IPv4Network | None = None
     torrent_stall: float = 60.0
+    firmwares: dict[str, str] = field(default_factory=dict)
+    unsigned_network_grub: bool = False
+    uefi_netboot: str = "ipxe-efi"
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir.resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o755)
         self.manifest = Manifest(self.run_dir)
-        self.seats = {n: Seat(n, i + 1) for i, n in enumerate(self.names)}
+        self.seats = {
+            n: Seat(n, i + 1, firmware=firmware.check(self.firmwares.get(n, "bios")))
+            for i, n in enumerate(self.names)
+        }
+        for seat in self.seats.values():
+            seat.netboot = firmware.netboot(seat.firmware, self.uefi_netboot)
         self.conn: Any = None
         self.net: network.LabNetwork | None = None
         self.boot: bootserver.BootServer | None = None
@@ -85,6 +97,11 @@ class Classroom:
         # under a 0700 parent, e.g. pytest's, is not); consoles are copied back at down()
         self.lab_id = f"{self.run_dir.name[:40]}-{uuid.uuid4().hex[:8]}"  # unique per run
         self.vm_dir = VM_ROOT / self.lab_id
+
+    @property
+    def uefi(self) -> bool:
+        """Some VM of the classroom boots UEFI."""
+        return any(firmware.is_uefi(s.firmware) for s in self.seats.values())
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -114,6 +131,21 @@ class Classroom:
         cfg = bootserver.BootConfig(self.image.kernel, [self.image.base, self.image.overlay])
         self.boot = bootserver.BootServer(host, BOOT_PORT, cfg)
         self.net.boot_url = f"{self.boot.url}/boot.ipxe"
+        self.manifest.record("file", str(self.vm_dir))
+        self.vm_dir.mkdir(parents=True)
+        self.vm_dir.chmod(0o755)
+        if self.uefi:
+            t3 = time.monotonic()
+            self.net.tftp_root = firmware.tftp_tree(
+                self.vm_dir / "tftp",
+                [self.image.kernel, *cfg.initrds],
+                self.unsigned_network_grub,
+            )
+            self.boot.tftp_root = self.net.tftp_root
+            for seat in self.seats.values():
+                self.boot.write_grub(seat.mac)
+            self.net.shim_macs = [s.mac for s in self.seats.values() if s.netboot == "grub"]
+            self.timings["tftp_s"] = round(time.monotonic() - t3, 2)
         network.create_network(self.conn, self.manifest, self.net, self.uri)
         self.boot.start()
         if self.repo_dir is not None and self.site_file is not None:
@@ -125,9 +157,6 @@ class Classroom:
             self.timings["services_s"] = round(time.monotonic() - t1, 2)
             for seat in self.seats.values():
                 self.boot.set_client_config(seat.mac, seat.ip, self.client_config(seat))
-        self.manifest.record("file", str(self.vm_dir))
-        self.vm_dir.mkdir(parents=True)
-        self.vm_dir.chmod(0o755)
         t2 = time.monotonic()
         for seat in self.seats.values():
             disk = self.vm_dir / f"{seat.name}.disk"
@@ -144,6 +173,15 @@ class Classroom:
                 memory_mib=self.memory_mib,
                 disk_bytes=self.disk_bytes,
                 kvm=self.kvm,
+                firmware=seat.firmware,
+                nic_rom=seat.netboot in ("ipxe", "ipxe-rom"),
+                nvram=(
+                    firmware.make_nvram(
+                        self.manifest, seat.firmware, self.vm_dir / f"{seat.name}.nvram"
+                    )
+                    if firmware.is_uefi(seat.firmware)
+                    else None
+                ),
             )
         self.timings["disks_s"] = round(time.monotonic() - t2, 2)
         self.timings["up_s"] = round(time.monotonic() - t, 2)
