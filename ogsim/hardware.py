@@ -9,7 +9,7 @@ It models nothing over time; the simulator's models read these values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,17 @@ class ComputerHwLayer(_Strict):
     format_cache: Duration | None = None
     postconf: Duration | None = Field(default=None, description="configureOs time")
     boot: Duration | None = Field(default=None, description="time to boot an installed OS")
+    firmware: Literal["bios", "uefi", "uefi-secureboot"] | None = Field(
+        default=None,
+        description="the computer's firmware: bios (default), uefi, or uefi-secureboot (UEFI "
+        "with Secure Boot enforced, Microsoft keys); the VM lab boots OVMF for UEFI",
+    )
+    efi_loader: Literal["signed", "unsigned"] | None = Field(
+        default=None,
+        description="on UEFI, the boot loader configureOs installs on the EFI system partition: "
+        "signed (default: Debian's shim + signed GRUB) or unsigned (GRUB's own image, which "
+        "Secure Boot refuses)",
+    )
 
 
 class RepositoryHw(_Strict):
@@ -118,6 +129,7 @@ class HostHw:
     format_cache_s: float = 5.0
     postconf_s: float = 20.0
     boot_s: float = 40.0
+    firmware: str = "bios"
 
 
 def resolve_host(mapping: dict[str, Any]) -> HostHw:
@@ -141,5 +153,18 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         inspect_s=layer.inspect if layer.inspect is not None else d.inspect_s,
         format_cache_s=layer.format_cache if layer.format_cache is not None else d.format_cache_s,
         postconf_s=layer.postconf if layer.postconf is not None else d.postconf_s,
-        boot_s=layer.boot if layer.boot is not None else d.boot_s,
+        boot_s=layer.boot if layer.boot is not None else firmware_boot_s(layer.firmware or "bios"),
+        firmware=layer.firmware or "bios",
     )
+
+
+# Time from a reboot to the restored OS's report, relative to a BIOS computer's, per firmware:
+# measured in the VM lab (``make bench-uefi``: the same test OS, SeaBIOS vs OVMF vs OVMF with
+# Secure Boot; docs/vm-lab-uefi.md).  The simulator's default BIOS boot (40 s, real hardware) is
+# scaled by these; ``hw.boot`` still sets a computer's boot time outright.
+FIRMWARE_BOOT_RATIO = {"bios": 1.0, "uefi": 1.0, "uefi-secureboot": 1.0}
+
+
+def firmware_boot_s(firmware: str, bios_boot_s: float = HostHw.boot_s) -> float:
+    """The default time to boot an installed OS on ``firmware``."""
+    return round(bios_boot_s * FIRMWARE_BOOT_RATIO[firmware], 3)

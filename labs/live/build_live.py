@@ -115,6 +115,8 @@ KERNEL_MODULES = (
     "vfat",
     "nls_cp437",
     "nls_iso8859_1",
+    "nls_utf8",
+    "nls_ascii",
     "efivarfs",
 )
 EXCLUDE = re.compile(

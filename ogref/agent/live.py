@@ -437,9 +437,7 @@ class Agent:
                 raise NotOsError(f"no firmware boot entry {label!r}: restore and configure first")
             number = found[0]
             after = efiboot.boot_target(number) if permanent else efiboot.boot_once(number)
-            how = (
-                f"BootOrder {','.join(after.order)}" if permanent else f"BootNext {after.next}"
-            )
+            how = f"BootOrder {','.join(after.order)}" if permanent else f"BootNext {after.next}"
             text = f"UEFI: Boot{number} {label!r}: {how}"
         else:
             text = "BIOS: the boot server's PXE answer for this computer decides"

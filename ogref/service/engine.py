@@ -707,7 +707,8 @@ class Engine:
             "peer": peer,
             "hostname": str(body.get("hostname", ""))[:253],
             "status": str(status),
-            **{k: str(v)[:200] for k, v in body.items() if k in ("fstab_root", "os")},
+            **{k: str(v)[:200] for k, v in body.items() if k in ("fstab_root", "os", "firmware")},
+            **({"secure_boot": body["secure_boot"]} if body.get("secure_boot") in (0, 1) else {}),
         }
         live.os_reports.append(report)
         live.set_status(status, now)

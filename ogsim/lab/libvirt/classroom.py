@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from ogsim.lab.netns import samba
 
 VM_ROOT = Path("/var/lib/oglab/vm")
 BOOT_PORT = 8780
+# OVMF and iPXE's EFI build keep more below the kernel than SeaBIOS: with 512 MiB the live
+# client's 160 MiB initramfs failed to unpack ("write error") under iPXE EFI
+UEFI_MEMORY_MIB = 768
 DiskBuilder = Callable[[str, Path], None]
 
 
@@ -52,6 +56,8 @@ class Seat:
     powered_at: float = 0.0
     firmware: str = "bios"
     netboot: str = ""
+    efi_signed: bool = True
+    starts: int = 0  # domain starts (a UEFI VM's reboot starts it again)
 
 
 @dataclass
@@ -93,6 +99,9 @@ class Classroom:
         self.timings: dict[str, float] = {}
         self.t0 = time.monotonic()
         self.kvm = domain.kvm_works()
+        self._power_lock = threading.RLock()
+        self._closing = threading.Event()
+        self._watcher: threading.Thread | None = None
         # qemu runs as libvirt-qemu: disks and consoles live where it can reach them (a run dir
         # under a 0700 parent, e.g. pytest's, is not); consoles are copied back at down()
         self.lab_id = f"{self.run_dir.name[:40]}-{uuid.uuid4().hex[:8]}"  # unique per run
@@ -170,7 +179,11 @@ class Classroom:
                 self.net.name,
                 disk,
                 self.vm_dir / f"{seat.name}.serial",
-                memory_mib=self.memory_mib,
+                memory_mib=(
+                    max(self.memory_mib, UEFI_MEMORY_MIB)
+                    if firmware.is_uefi(seat.firmware)
+                    else self.memory_mib
+                ),
                 disk_bytes=self.disk_bytes,
                 kvm=self.kvm,
                 firmware=seat.firmware,
@@ -206,12 +219,16 @@ class Classroom:
                 "smb_user": samba.READER,
                 "smb_password": svc.accounts.reader_password,
                 "torrent_stall": self.torrent_stall,
+                "efi_signed": seat.efi_signed,
             }
         ).encode()
 
     def down(self) -> list[str]:
         """Destroy the domains (in parallel), stop the services, destroy the manifest."""
         t = time.monotonic()
+        self._closing.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
         doms = [s.dom for s in self.seats.values() if s.dom is not None]
 
         def kill(dom: Any) -> None:
@@ -257,11 +274,58 @@ class Classroom:
             seat.mac, self.net.bridge, str(self.net.host_ip), str(self.net.subnet.broadcast_address)
         )
         seat.powered_at = self.now()
-        seat.dom = domain.start(self.conn, self.manifest, seat.vm, self.uri)
+        self._start(seat)
+        if firmware.is_uefi(seat.firmware) and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, daemon=True)
+            self._watcher.start()
+
+    def _start(self, seat: Seat) -> None:
+        """Start ``seat``'s domain: a new UEFI VM's first start names the NIC in QEMU's boot
+        order (so its fresh NVRAM gets network boot first); later starts do not (its NVRAM's
+        BootOrder and BootNext rule, as on a real machine)."""
+        assert seat.vm is not None
+        with self._power_lock:
+            if firmware.is_uefi(seat.firmware):
+                seat.vm.net_first = seat.starts == 0
+                seat.vm.uuid = str(uuid.uuid4())
+            seat.dom = domain.start(self.conn, self.manifest, seat.vm, self.uri)
+            seat.starts += 1
+
+    def _watch(self) -> None:
+        """UEFI VMs end their domain when they reboot (``on_reboot`` destroy): start them again;
+        a power-off (the kernel said "Power down") stays off."""
+        while not self._closing.wait(0.5):
+            for seat in self.seats.values():
+                if firmware.is_uefi(seat.firmware):
+                    with self._power_lock:
+                        self._restart_if_rebooted(seat)
+
+    def _restart_if_rebooted(self, seat: Seat) -> None:
+        if seat.dom is None or self._closing.is_set():
+            return
+        try:
+            if seat.dom.isActive():
+                return
+        except Exception:  # a transient domain that ended is gone from libvirt
+            pass
+        if "reboot: Power down" in self.serial(seat.name)[-4000:]:
+            seat.dom = None
+            return
+        self.log(f"{seat.name}: rebooted (UEFI): starting it again from its NVRAM")
+        with contextlib.suppress(Exception):
+            self._start(seat)
 
     def reset(self, name: str) -> None:
-        """Hard reset (the reboot after "boot target")."""
-        self.seats[name].dom.reset(0)
+        """Hard reset (the reboot after "boot target"); a UEFI VM is power-cycled instead, so
+        that QEMU's boot order never overrides its NVRAM."""
+        seat = self.seats[name]
+        if not firmware.is_uefi(seat.firmware):
+            seat.dom.reset(0)
+            return
+        with self._power_lock:
+            with contextlib.suppress(Exception):
+                seat.dom.destroy()
+            self._start(seat)
 
     def set_boot(self, name: str, mode: str) -> None:
         assert self.boot is not None
