@@ -77,7 +77,6 @@ class Classroom:
     subnet: IPv4Network | None = None
     torrent_stall: float = 60.0
     firmwares: dict[str, str] = field(default_factory=dict)
-    unsigned_network_grub: bool = False
     uefi_netboot: str = "ipxe-efi"
 
     def __post_init__(self) -> None:
@@ -148,7 +147,6 @@ class Classroom:
             self.net.tftp_root = firmware.tftp_tree(
                 self.vm_dir / "tftp",
                 [self.image.kernel, *cfg.initrds],
-                self.unsigned_network_grub,
             )
             self.boot.tftp_root = self.net.tftp_root
             for seat in self.seats.values():

@@ -15,8 +15,7 @@ fetches Debian's Microsoft-signed shim (``shimx64.efi.signed``), which fetches D
 network GRUB (``grubnetx64.efi.signed``, as ``grubx64.efi``) from the same TFTP directory; that
 GRUB reads ``grub.cfg`` (written here), which sources the per-MAC script the boot server writes
 next to it; that GRUB has no HTTP, so the live client's kernel (Debian's signed one, verified by
-shim) and initramfs files come over TFTP too.  The ``nosb`` test case serves an
-unsigned GRUB (the same image with its signature stripped) to prove an SB VM refuses it.
+shim) and initramfs files come over TFTP too.
 
 This module writes files and answers paths; it starts nothing.
 """
@@ -24,7 +23,6 @@ This module writes files and answers paths; it starts nothing.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,14 +111,7 @@ echo oglab: no boot choice for ${net_default_mac}
 """
 
 
-def unsigned_copy(src: Path, dst: Path) -> Path:
-    """``src`` with its Authenticode signature removed (sbattach --remove): an unsigned loader."""
-    shutil.copyfile(src, dst)
-    subprocess.run(["sbattach", "--remove", str(dst)], check=True, capture_output=True)
-    return dst
-
-
-def tftp_tree(root: Path, files: list[Path], unsigned_grub: bool = False) -> Path:
+def tftp_tree(root: Path, files: list[Path]) -> Path:
     """The TFTP directory the firmware PXE clients read (world-readable: dnsmasq runs as
     nobody): iPXE's EFI build, shim, the network GRUB, its ``grub.cfg`` and, in ``files/``,
     the live client's kernel and initramfs files (hard links when the filesystem allows)."""
@@ -135,8 +126,6 @@ def tftp_tree(root: Path, files: list[Path], unsigned_grub: bool = False) -> Pat
     for name, src in TFTP_FILES.items():
         if src.exists():
             shutil.copyfile(src, root / name)
-    if unsigned_grub and GRUB_NET.exists():
-        unsigned_copy(GRUB_NET, root / "grubx64.efi")
     for prefix in GRUB_NET_PREFIXES:
         d = root / prefix
         d.mkdir(parents=True, exist_ok=True)
