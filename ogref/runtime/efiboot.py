@@ -158,17 +158,17 @@ def label_for(hostname: str) -> str:
     return f"ogLab {hostname}"
 
 
-def add_entry(device: str, esp: int, loader: str, label: str) -> str:
+def add_entry(device: str, esp: int, loader: str, label: str) -> tuple[str, BootEntries]:
     """A boot entry ``label`` for ``loader`` on partition ``esp`` of ``device`` (older entries
-    with that label are removed first); returns its number.  BootOrder keeps the network first."""
+    with that label are removed first); returns its number and the firmware's entries after it,
+    with the network entries first in BootOrder."""
     for number in entries().numbers(rf"^{re.escape(label)}\b"):
         _efibootmgr("-b", number, "-B")
     after = _efibootmgr("-c", "-d", device, "-p", str(esp), "-L", label, "-l", loader)
     made = after.numbers(rf"^{re.escape(label)}\b")
     if not made:
         raise NotExecError(f"efibootmgr made no entry {label!r}")
-    network_first()
-    return made[0]
+    return made[0], network_first()
 
 
 def network_first() -> BootEntries:

@@ -223,10 +223,10 @@ def _grub_efi(
         + (" (shim + Debian's signed GRUB)" if signed else " (unsigned GRUB image)")
         + f", /boot/grub on {node}"
     )
-    number = efiboot.add_entry(disk_device, esp, loader, efiboot.label_for(hostname))
+    number, now = efiboot.add_entry(disk_device, esp, loader, efiboot.label_for(hostname))
     report.notes.append(
-        f"firmware boot entry Boot{number} {efiboot.label_for(hostname)!r} added "
-        "(network boot stays first)"
+        f"firmware boot entry Boot{number} {efiboot.label_for(hostname)!r} added; "
+        f"BootOrder {','.join(now.order)} (network first)"
     )
 
 

@@ -53,6 +53,11 @@ def test_uefi_domain_has_ovmf_its_own_nvram_and_network_first_only_at_first(
     assert root.findtext("on_reboot") == "destroy"  # the classroom restarts it from its NVRAM
     later = _vm(tmp_path, "uefi", net_first=False)
     assert later.findall("./os/boot") == []  # the NVRAM's BootOrder / BootNext rule
+    # … and libvirt's default bootindex on the disk is removed (else OVMF rebuilds BootOrder)
+    q = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+    prop = later.find(f"./{q}override/{q}device/{q}frontend/{q}property")
+    assert prop is not None and (prop.get("name"), prop.get("type")) == ("bootindex", "remove")
+    assert root.find(f"./{q}override") is None
     assert _vm(tmp_path, "uefi", nic_rom=False).find("./devices/interface/rom") is not None
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ogsim.lab.libvirt import firmware
-from ogsim.lab.libvirt.xmltree import element, to_xml
+from ogsim.lab.libvirt.xmltree import QEMU_NS, element, to_xml
 from ogsim.lab.manifest import Manifest
 
 
@@ -123,6 +123,14 @@ class VmSpec:
         element(serial, "target", port="0")
         element(element(devices, "video"), "model", type="none")
         element(devices, "memballoon", model="none")
+        if uefi and not self.net_first:
+            # with no <boot> at all libvirt still gives the disk bootindex=1, and OVMF would
+            # rebuild BootOrder from that at every boot (dropping the network entries): the
+            # property is removed, so QEMU has no boot order and the NVRAM rules
+            override = element(root, f"{{{QEMU_NS}}}override")
+            dev = element(override, f"{{{QEMU_NS}}}device", alias="virtio-disk0")
+            front = element(dev, f"{{{QEMU_NS}}}frontend")
+            element(front, f"{{{QEMU_NS}}}property", name="bootindex", type="remove")
         return to_xml(root)
 
 
