@@ -545,13 +545,16 @@ class Agent:
                 try:
                     result = self.execute(cmd)
                 finally:
-                    self.command_id = ""
+                    if not self.reboot_after:
+                        self.command_id = ""
                 if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
                     self.status = ClientStatus.OPG
                 # the link keeps the result until the service has it (a pulled cable ends)
                 self.link.done(str(cmd["id"]), result)
-                if self.reboot_after:  # a real boot: the result first, then the reboot
+                if self.reboot_after:  # a real boot: the result at the service, then the reboot
+                    self.link.delivered(60)  # still "busy": the exchanges do not long-poll
                     self.reboot_after = False
+                    self.command_id = ""
                     self._power("reboot")
         finally:
             self.link.flush(10)
