@@ -5,9 +5,9 @@ restored Debian booting with Secure Boot enforced — and an unsigned boot loade
 CI variant (``test_secure_boot_signed_and_unsigned``, 2 VMs): both Secure Boot, one gets Debian's
 signed shim + GRUB on its ESP, the other GRUB's unsigned image (``hw.efi_loader: unsigned``);
 restore, boot once (the signed one boots and reports Secure Boot on; the unsigned one is refused
-by the firmware and recorded as failed), boot target on the signed one (survives a power cycle).
-The 4-VM mixed classroom (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB) is too
-slow for the CI budget on 2 shared TCG cores: it runs with ``OGLAB_VM_FULL=1`` (or ``make
+by the firmware and recorded as failed).  Boot target (BootOrder, a power cycle) costs another
+live-client boot of every VM (about 4 min here): it is in the 4-VM mixed classroom, which (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 10 min 47 s measured) is too
+slow for the CI budget on 2 shared TCG cores and runs with ``OGLAB_VM_FULL=1`` (or ``make
 test-vm-uefi``, or ``ogsim run scenarios/vm-uefi-mixed.yaml --backend libvirt``).  Times are in
 docs/vm-lab-uefi.md.  Root + libvirt + ovmf/shim-signed/grub-efi-amd64-signed (skipped with the
 reason otherwise).
@@ -65,7 +65,6 @@ classrooms:
 operations:
   - restore: {image: testos, disk: 1, partition: 2, method: UNICAST-DIRECT, to: all}
   - boot: {to: all, disk: 1, partition: 2}
-  - boot: {to: {computers: [pc01]}, disk: 1, partition: 2, permanent: true}
 backends: {libvirt: {}}
 """
 
@@ -103,10 +102,6 @@ def test_secure_boot_signed_and_unsigned(tmp_path: Path) -> None:
     assert refused.status == "failed" and refused.os_hostname is None, refused.message
     assert "did not report" in refused.message
     assert "refused the boot loader" in refused.message, refused.message
-    (target,) = ops[2].computers
-    assert target.status == "ok" and "after reboot" in target.message, target.message
-    assert target.os_secure_boot is True
-    assert any("BootOrder" in line.text for line in target.log)
     _cleaned(run_dir, extra["lab_id"])
     nvrams = [f for f in _recorded(run_dir, "file") if f.endswith(".nvram")]
     assert len(nvrams) == 2 and not any(Path(f).exists() for f in nvrams)

@@ -374,7 +374,7 @@ class LibvirtRun:
             )
             logs[n] = [LogLine(t=at, text=f"{kind}: {step}") for step in plan.steps]
         if any(firmware.is_uefi(lab.seats[n].firmware) for n in targets):
-            first, second, again = self._boot_from_live(index, spec, targets, before, logs)
+            first, second, again = self._boot_from_live(index, spec, targets, before, logs, marks)
         else:
             first, second, again = self._boot_by_pxe(spec, targets, clients, before, logs)
         recs = []
@@ -477,6 +477,7 @@ class LibvirtRun:
         targets: list[str],
         before: dict[str, int],
         logs: dict[str, list[LogLine]],
+        marks: dict[str, int],
     ) -> tuple[dict[str, Json | None], dict[str, Json | None], float]:
         """A classroom with UEFI computers: the console's boot operation goes to each live
         client (one not in the live client is reset into it first), which sets the firmware's
@@ -499,7 +500,7 @@ class LibvirtRun:
         for n in targets:
             text = f"console boot operation {sub.get('op')} sent to the live client"
             logs[n].append(LogLine(t=self.rel(), text=text))
-        first = self._wait_os(targets, before, 1, give_up_when_live=True)
+        first = self._wait_os(targets, before, 1, give_up_when_live=True, marks=marks)
         second: dict[str, Json | None] = {}
         again = self.rel()
         if spec.permanent:
@@ -525,10 +526,18 @@ class LibvirtRun:
         self.note(f"{', '.join(names)}: not back in the live client within {self.boot_timeout} s")
 
     def _wait_os(
-        self, names: list[str], before: dict[str, int], nth: int, give_up_when_live: bool = False
+        self,
+        names: list[str],
+        before: dict[str, int],
+        nth: int,
+        give_up_when_live: bool = False,
+        marks: dict[str, int] | None = None,
     ) -> dict[str, Json | None]:
         """Each computer's ``nth`` OS report after ``before`` (None when it never came; with
-        ``give_up_when_live``, also when its live client left and came back instead)."""
+        ``give_up_when_live``, also when its live client left and came back instead, or its
+        console — from byte ``marks[name]`` on — shows the firmware refusing the loader)."""
+        lab = self.lab
+        assert lab is not None
         got: dict[str, Json | None] = dict.fromkeys(names)
         left: set[str] = set()
         back: set[str] = set()
@@ -541,12 +550,16 @@ class LibvirtRun:
                 reps = clients[n]["os"]
                 if got[n] is None and len(reps) >= before[n] + nth:
                     got[n] = reps[before[n] + nth - 1]
-                if give_up_when_live and got[n] is None:
+                if give_up_when_live and got[n] is None and n not in back:
                     if clients[n]["status"] != str(ClientStatus.OPG):
                         left.add(n)
-                    elif n in left and n not in back:
+                    elif n in left:
                         back.add(n)
                         self.note(f"{n}: the live client came back instead of the restored OS")
+                    refused = _refusal(lab.serial(n)[marks[n] :]) if marks else ""
+                    if refused and n not in back:
+                        back.add(n)
+                        self.note(f"{n}: the firmware refused the boot loader: {refused}")
             time.sleep(1.0)
         return got
 
