@@ -6,8 +6,9 @@ CI variant (``test_secure_boot_signed_and_unsigned``, 2 VMs): both Secure Boot, 
 signed shim + GRUB on its ESP, the other GRUB's unsigned image (``hw.efi_loader: unsigned``);
 restore, boot once (the signed one boots and reports Secure Boot on; the unsigned one is refused
 by the firmware and recorded as failed).  Boot target (BootOrder, a power cycle) costs another
-live-client boot of every VM (about 4 min here): it is in the 4-VM mixed classroom, which (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 10 min 47 s measured) is too
-slow for the CI budget on 2 shared TCG cores and runs with ``OGLAB_VM_FULL=1`` (or ``make
+live-client boot of every VM (about 4 min here): it is in the 4-VM mixed classroom
+(``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 10 min 47 s measured), too slow
+for the CI budget on 2 shared TCG cores, which runs with ``OGLAB_VM_FULL=1`` (or ``make
 test-vm-uefi``, or ``ogsim run scenarios/vm-uefi-mixed.yaml --backend libvirt``).  Times are in
 docs/vm-lab-uefi.md.  Root + libvirt + ovmf/shim-signed/grub-efi-amd64-signed (skipped with the
 reason otherwise).
