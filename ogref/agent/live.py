@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -99,6 +100,7 @@ class Agent:
         self.grub: bool = a.grub
         self.efi_signed: bool = not a.efi_unsigned
         self.reboot_after = False  # a real boot: reboot once its result is with the service
+        self.session = uuid.uuid4().hex  # this start of the live client (the service compares)
         # the OpenGnSys server OGAgent is pointed at by configureOs: the service's host
         self.og_server: str = urllib.parse.urlsplit(a.service).hostname or "" if a.service else ""
         self.repo_ip: str = a.repo_ip
@@ -122,7 +124,12 @@ class Agent:
 
     def state(self) -> Json:
         """What every exchange with the service tells of this computer."""
-        return {"status": str(self.status), "ip": self.ip, "activity": self.activity()}
+        return {
+            "status": str(self.status),
+            "ip": self.ip,
+            "activity": self.activity(),
+            "session": self.session,
+        }
 
     def _nudge(self) -> None:
         if self.link is not None:
@@ -447,6 +454,7 @@ class Agent:
             "code": 0,
             "message": f"{'boot target' if permanent else 'boot once'}: {text}; rebooting",
             "method_used": None,
+            "awaiting_os": True,  # the service ends the record when the OS reports (or not)
             "phases": [self._phase("boot", t0, 0, text)],
         }
 

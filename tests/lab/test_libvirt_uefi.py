@@ -103,6 +103,10 @@ def test_secure_boot_signed_and_unsigned(tmp_path: Path) -> None:
     assert refused.status == "failed" and refused.os_hostname is None, refused.message
     assert "did not report" in refused.message
     assert "refused the boot loader" in refused.message, refused.message
+    # … and the console's record of it is a failure (6), not the agent's "rebooting"
+    console = [line.text for line in refused.log if line.text.startswith("console:")]
+    assert console and console[-1].startswith("console: failed (6)"), console
+    assert any(line.text.startswith("console: ok (0)") for line in ok.log)
     _cleaned(run_dir, extra["lab_id"])
     nvrams = [f for f in _recorded(run_dir, "file") if f.endswith(".nvram")]
     assert len(nvrams) == 2 and not any(Path(f).exists() for f in nvrams)

@@ -510,10 +510,18 @@ class LibvirtRun:
                 logs[n].append(LogLine(t=again, text="hard reset: the boot target must survive it"))
                 lab.reset(n)
             second = self._wait_os([n for n in targets if first[n]], before, 2)
-        status = self.console.status(str(sub.get("op", "")))
+        # the console's record of each computer ends when its OS reports, or fails when it
+        # came back to the live client instead: wait for that verdict, and log it
+        op = str(sub.get("op", ""))
+        deadline = time.monotonic() + self.boot_timeout
+        status = self.console.status(op)
+        while not status.get("done") and time.monotonic() < deadline:
+            time.sleep(1.0)
+            status = self.console.status(op)
         for rec in status.get("records", []):
-            if rec.get("name") in logs and rec.get("message"):
-                logs[rec["name"]].append(LogLine(t=self.rel(), text=str(rec["message"])))
+            if rec.get("name") in logs:
+                text = f"console: {rec.get('status')} ({rec.get('code')}): {rec.get('message')}"
+                logs[rec["name"]].append(LogLine(t=self.rel(), text=text))
         return first, second, again
 
     def _wait_live(self, names: list[str]) -> None:
