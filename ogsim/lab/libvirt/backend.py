@@ -12,7 +12,12 @@ SMB, multicast, BitTorrent; BSY, red), and boot is the console's "boot once" (th
 sends that MAC to its own disk for one boot, the server reboots the live client) or "boot target"
 (permanent, and a hard reset proves it survives a reboot); the booted test OS reports its
 hostname to the server (LNX).  ``results.operations[i]`` is always the scenario's operation ``i``;
-the power-on and disk preparation are events and ``metrics.extra`` timings.  Times are seconds
+the power-on and disk preparation are events and ``metrics.extra`` timings.  A computer's
+``hw.firmware`` (``bios``, ``uefi``, ``uefi-secureboot``) picks its VM's firmware and network
+boot (:mod:`ogsim.lab.libvirt.firmware`); a UEFI computer's first FAT partition becomes its ESP.
+A boot operation over a classroom with UEFI computers goes through the live clients (the
+console's command: efibootmgr BootNext / BootOrder on UEFI, the boot server's answer on BIOS),
+and its result waits for the console's verdict (the OS reported, or the live client came back).  Times are seconds
 from the first wake-up; ``at`` offsets only order the operations.  ``destroy(run_dir)`` removes
 what an interrupted run left (its manifest).
 
