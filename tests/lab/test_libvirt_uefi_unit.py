@@ -51,6 +51,7 @@ def test_uefi_domain_has_ovmf_its_own_nvram_and_network_first_only_at_first(
     assert root.find("./os/type").get("machine") == "q35"  # type: ignore[union-attr]
     assert [b.get("dev") for b in root.findall("./os/boot")] == ["network"]
     assert root.findtext("on_reboot") == "destroy"  # the classroom restarts it from its NVRAM
+    assert root.find("./devices/serial/source").get("append") == "on"  # type: ignore[union-attr]
     later = _vm(tmp_path, "uefi", net_first=False)
     assert later.findall("./os/boot") == []  # the NVRAM's BootOrder / BootNext rule
     # … and libvirt's default bootindex on the disk is removed (else OVMF rebuilds BootOrder)

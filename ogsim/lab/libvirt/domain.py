@@ -118,8 +118,9 @@ class VmSpec:
         if not self.nic_rom:
             element(nic, "rom", enabled="no")
         serial = element(devices, "serial", type="file")
-        # appended to: a UEFI VM that reboots is a new QEMU process writing the same console
-        element(serial, "source", path=str(self.serial), append="on")
+        # a UEFI VM that reboots is a new QEMU process writing the same console: appended to
+        extra = {"append": "on"} if uefi else {}
+        element(serial, "source", path=str(self.serial), **extra)
         element(serial, "target", port="0")
         element(element(devices, "video"), "model", type="none")
         element(devices, "memballoon", model="none")
