@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -153,7 +154,15 @@ def start(
         ],
         logs / "service.log",
     )
-    if not processes.wait_port(host, SERVICE_PORT, proc=service, timeout=60):
+    # the port check sees any listener on that port of this namespace — another lab's service
+    # on its own bridge too — so the key file this service writes is waited for as well
+    deadline = time.monotonic() + 60
+    started = processes.wait_port(host, SERVICE_PORT, proc=service, timeout=60)
+    while started and not public_file.exists() and time.monotonic() < deadline:
+        if service.poll() is not None:
+            started = False
+        time.sleep(0.1)
+    if not started or not public_file.exists():
         raise RuntimeError(f"the console service did not start (see {logs}/service.log)")
     server_public = public_file.read_text().strip()
     control = processes.start(
