@@ -7,8 +7,8 @@ signed shim + GRUB on its ESP, the other GRUB's unsigned image (``hw.efi_loader:
 restore, boot once (the signed one boots and reports Secure Boot on; the unsigned one is refused
 by the firmware, and the console records a failure, 6), boot target on the signed one (BootOrder;
 survives a power cycle).  Measured 221 s (load 2–3; 106 s without the boot target).  The 4-VM
-mixed classroom (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 346 s at load 6,
-10 min 47 s heavily loaded) would exceed the 5-minute CI budget together with it, so it runs with
+mixed classroom (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 204–346 s at load
+2–6, 10 min 47 s heavily loaded) would exceed the 5-minute CI budget together with it, so it runs with
 ``OGLAB_VM_FULL=1`` (or ``make test-vm-uefi``, or ``ogsim run scenarios/vm-uefi-mixed.yaml
 --backend libvirt``).  Times are in
 docs/vm-lab-uefi.md.  Root + libvirt + ovmf/shim-signed/grub-efi-amd64-signed (skipped with the
