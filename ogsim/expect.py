@@ -198,16 +198,29 @@ def _one(
         wrong = [
             n
             for n in names
-            if n not in last or last[n].status != "ok" or last[n].os_hostname != (b.hostname or n)
+            if n not in last
+            or last[n].status != "ok"
+            or last[n].os_hostname != (b.hostname or n)
+            or (b.secure_boot is not None and last[n].os_secure_boot is not b.secure_boot)
+            or (b.firmware is not None and last[n].os_firmware != b.firmware)
         ]
         actual = "; ".join(
-            f"{n}: {last[n].status}, hostname {last[n].os_hostname!r}" if n in last else f"{n}: -"
+            f"{n}: {last[n].status}, hostname {last[n].os_hostname!r}"
+            + (f", Secure Boot {last[n].os_secure_boot}" if b.secure_boot is not None else "")
+            + (f", firmware {last[n].os_firmware}" if b.firmware is not None else "")
+            if n in last
+            else f"{n}: -"
             for n in wrong
         )
+        wanted = f"hostname {b.hostname!r}" if b.hostname else "each under its own name"
+        if b.secure_boot is not None:
+            wanted += f", Secure Boot {'on' if b.secure_boot else 'off'}"
+        if b.firmware is not None:
+            wanted += f", firmware {b.firmware}"
         return Check(
             f"{len(names)} computer(s) booted the restored OS{_where(b.operation)}",
             bool(names) and not wrong,
-            f"hostname {b.hostname!r}" if b.hostname else "each under its own name",
+            wanted,
             actual or ("as expected" if names else "no computer in that operation"),
             tuple(wrong),
         )

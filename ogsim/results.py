@@ -62,6 +62,12 @@ class ComputerResult(_Record):
     os_hostname: str | None = Field(
         default=None, description="hostname the booted (restored) OS reported, boot operations"
     )
+    os_firmware: str | None = Field(
+        default=None, description="firmware the booted OS found itself on (bios, uefi)"
+    )
+    os_secure_boot: bool | None = Field(
+        default=None, description="the booted OS reported Secure Boot enforced"
+    )
     log: list[LogLine] = Field(default_factory=list)
 
 

@@ -189,6 +189,13 @@ class BootedExpect(_Strict):
     computers: Targets | None = None
     hostname: str | None = None
     operation: OperationIndex | None = None
+    secure_boot: bool | None = Field(
+        default=None,
+        description="the booted OS also reported Secure Boot enforced (true) or not (false)",
+    )
+    firmware: Literal["bios", "uefi"] | None = Field(
+        default=None, description="the booted OS also reported this firmware"
+    )
 
 
 class CodeExpect(_Strict):

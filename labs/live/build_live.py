@@ -4,10 +4,11 @@ the Debian packages installed on this host.
 
 The base initramfs holds busybox, Debian's Python 3.11 (``/usr/bin/python3``, so
 python3-libtorrent works), partclone, zstd/lzop, udpcast, parted, e2fsprogs, ntfs-3g, dosfstools,
-cifs-utils, GRUB for i386-pc, the virtio/cifs/fuse kernel modules, and pydantic, pyyaml and pysmb
+cifs-utils, GRUB for i386-pc and x86_64-efi (with Debian's signed shim and GRUB), efibootmgr, the
+virtio/cifs/fuse/vfat/efivarfs kernel modules, and pydantic, pyyaml and pysmb
 (+ pyasn1, tqdm) copied from the project's venv (pyparted and libtorrent come from Debian).  Files are taken per package (``dpkg -L``) plus the shared-library
 closure (``ldd``), minus docs/locales/tests.  Its ``/init`` mounts the pseudo filesystems, loads
-the modules, brings ``eth0`` up with DHCP (the DHCP host name becomes the hostname), prints
+the modules, mounts efivarfs when booted by UEFI, brings ``eth0`` up with DHCP (the DHCP host name becomes the hostname), prints
 ``LIVECLIENT: READY`` on the serial console and runs ``/opt/oglab/live-start`` when a second
 initramfs (the per-run one carrying the ogref code and the agent) provides it.
 
@@ -61,6 +62,12 @@ PACKAGES = (
     "grub-pc-bin",
     "grub2-common",
     "grub-common",
+    # UEFI: GRUB for x86_64-efi, Debian's signed shim and GRUB (grub-install --uefi-secure-boot
+    # puts them on the ESP), efibootmgr for the firmware's boot entries
+    "grub-efi-amd64-bin",
+    "grub-efi-amd64-signed",
+    "shim-signed",
+    "efibootmgr",
 )
 # from the venv: what ogref imports that Debian 12 lacks (pydantic 2) or ships in other versions
 # (pyparted comes from Debian: the venv's build, made for another interpreter, crashes here)
@@ -104,12 +111,20 @@ KERNEL_MODULES = (
     "ecb",
     "ctr",
     "gf128mul",
+    # the EFI system partition and the firmware's variables
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "nls_ascii",
+    "efivarfs",
 )
 EXCLUDE = re.compile(
     r"^/usr/share/(doc|man|info|locale|lintian|bug|bash-completion|zsh|menu|pixmaps|applications)/"
     r"|^/usr/lib/python3\.11/(test|idlelib|tkinter|turtledemo|lib2to3|ensurepip|pydoc_data"
     r"|config-3\.11-x86_64-linux-gnu)/"
     r"|/__pycache__/|\.pyc$"
+    r"|^/usr/lib/grub/x86_64-efi-signed/(gcd|grubnet)"
     r"|^/usr/s?bin/(pzstd|grub-(mkrescue|fstest|render-label|file|syslinux2cfg|mount|mkstandalone"
     r"|mknetdir|mkfont|mkpasswd-pbkdf2|mklayout|glue-efi|menulst2cfg|script-check|kbdcomp"
     r"|mkrelpath|mkconfig|ofpathname|sparc64-setup|macbless|mkdevicemap))$"
@@ -129,6 +144,10 @@ mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp
 echo 0 > /proc/sys/kernel/printk 2>/dev/null
+if [ -d /sys/firmware/efi ]; then
+  modprobe efivarfs 2>/dev/null
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+fi
 echo "LIVECLIENT: BOOTED $(cut -d' ' -f1 /proc/uptime)s"
 for m in virtio_pci virtio_net virtio_blk; do modprobe $m; done
 ip link set lo up

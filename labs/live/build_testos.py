@@ -6,7 +6,8 @@ a repository directory.
 The system boots from its own disk with GRUB (installed by configureOs after a restore), reads
 ``/etc/hostname`` (written by configureOs), brings ``eth0`` up with DHCP, prints
 ``TESTOS: BOOTED hostname=<name>`` on the serial console and reports ``{"hostname", "status":
-"LNX"}`` to ``http://<dhcp-server>:<port>/api/os`` (its stand-in for OGAgent).  A deterministic
+"LNX", "firmware": "bios"|"uefi", "secure_boot": 0|1}`` (UEFI: ``/sys/firmware/efi`` exists;
+Secure Boot: the kernel logged "Secure boot enabled") to ``http://<dhcp-server>:<port>/api/os`` (its stand-in for OGAgent).  A deterministic
 pseudo-random payload file pads the image to ``--payload`` MiB so transfers are measurable.
 
 Cached under ``--cache`` (default ``/var/cache/oglab``) in ``testos-<key>/repo/<name>.img`` (plus
@@ -75,8 +76,10 @@ ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.script -t 5 -T 1 -n -q >/dev/null 2>&1
 . /run/oglab/net.env 2>/dev/null
 root=$(awk '$2=="/"{print $1}' /etc/fstab)
-echo "TESTOS: BOOTED hostname=$(hostname) ip=$ip fstab_root=$root uptime=$(cut -d' ' -f1 /proc/uptime)s"
-body="{\"hostname\": \"$(hostname)\", \"status\": \"LNX\", \"ip\": \"$ip\", \"fstab_root\": \"$root\"}"
+fw=bios; [ -d /sys/firmware/efi ] && fw=uefi
+sb=0; dmesg | grep -q "Secure boot enabled" && sb=1
+echo "TESTOS: BOOTED hostname=$(hostname) ip=$ip fstab_root=$root firmware=$fw secure_boot=$sb uptime=$(cut -d' ' -f1 /proc/uptime)s"
+body="{\"hostname\": \"$(hostname)\", \"status\": \"LNX\", \"ip\": \"$ip\", \"fstab_root\": \"$root\", \"firmware\": \"$fw\", \"secure_boot\": $sb}"
 for i in 1 2 3 4 5; do
   wget -q -O /dev/null --header 'Content-Type: application/json' --post-data "$body" \
     "http://$serverid:__PORT__/api/os" && { echo "TESTOS: REPORTED"; break; }
@@ -152,6 +155,8 @@ def make_rootfs(root: Path, kver: str, payload_mib: int, seed: int) -> None:
         "sleep",
         "awk",
         "cut",
+        "dmesg",
+        "grep",
     ):
         (root / "sbin" / applet).symlink_to("../bin/busybox")
     copy_modules(root, kver)

@@ -98,6 +98,7 @@ class ServiceLink:
         self.outbox = Outbox()
         self.stop = threading.Event()
         self.wake = threading.Event()
+        self.exchanges = 0  # completed exchanges with the service
         self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, read=15.0))
         self.thread = threading.Thread(target=self._run, name="service-link", daemon=True)
 
@@ -123,6 +124,16 @@ class ServiceLink:
         with self.outbox.lock:
             self.outbox.ready.append({"id": command_id, "image": image})
         self.nudge()
+
+    def delivered(self, timeout: float = 60.0) -> bool:
+        """Wait until what is queued now has reached the service: two more completed exchanges
+        (one in flight when it was queued may not carry it; the next one does)."""
+        target = self.exchanges + 2
+        deadline = time.monotonic() + timeout
+        while self.exchanges < target and time.monotonic() < deadline:
+            self.nudge()
+            time.sleep(0.05)
+        return self.exchanges >= target
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued has been delivered (False: not within ``timeout``)."""
@@ -162,6 +173,7 @@ class ServiceLink:
                 pause = min(5.0, pause * 2)
                 continue
             pause = 0.5
+            self.exchanges += 1
             command = answer.get("command")
             if command:
                 self.on_command(command)

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -48,7 +49,7 @@ from ogref.model import (
 )
 from ogref.repo.sender import SenderOptions, sender_argv, wait_until_listening
 from ogref.repo.tracker import announce_url
-from ogref.runtime import compressor, create, filesystem, imagefile, partclone
+from ogref.runtime import compressor, create, efiboot, filesystem, imagefile, partclone
 from ogref.runtime import disk as rdisk
 from ogref.runtime.cachefs import CachePartition, find_cache
 from ogref.runtime.executor import Machine
@@ -97,6 +98,9 @@ class Agent:
             )
         self.torrent_stall: float = a.torrent_stall
         self.grub: bool = a.grub
+        self.efi_signed: bool = not a.efi_unsigned
+        self.reboot_after = False  # a real boot: reboot once its result is with the service
+        self.session = uuid.uuid4().hex  # this start of the live client (the service compares)
         # the OpenGnSys server OGAgent is pointed at by configureOs: the service's host
         self.og_server: str = urllib.parse.urlsplit(a.service).hostname or "" if a.service else ""
         self.repo_ip: str = a.repo_ip
@@ -120,7 +124,12 @@ class Agent:
 
     def state(self) -> Json:
         """What every exchange with the service tells of this computer."""
-        return {"status": str(self.status), "ip": self.ip, "activity": self.activity()}
+        return {
+            "status": str(self.status),
+            "ip": self.ip,
+            "activity": self.activity(),
+            "session": self.session,
+        }
 
     def _nudge(self) -> None:
         if self.link is not None:
@@ -155,6 +164,7 @@ class Agent:
             lock_dir=self.work / "lock",
             hostname=self.name,
             grub=self.grub,
+            efi_signed=self.efi_signed,
             server=self.og_server,
         )
         for d in (machine.repository, machine.cache_root, machine.lock_dir):
@@ -418,13 +428,41 @@ class Agent:
         self.status = status
         return status, hostname
 
+    def _real_boot(self, b: Json) -> Json:
+        """Boot once / boot target on a real machine, then reboot: on UEFI the firmware's boot
+        entry for this computer (configureOs made it) as BootNext (once) or first in BootOrder
+        (target); on BIOS the boot server's PXE answer for this MAC decides (OpenGnSys's
+        per-MAC menu), so only the reboot is ours."""
+        t0 = time.time()
+        for step in b.get("steps", []):
+            self.log(step)
+        permanent = bool(b.get("permanent"))
+        if efiboot.active():
+            label = efiboot.label_for(self.name)
+            found = efiboot.entries().numbers(rf"^{label}\b")
+            if not found:
+                raise NotOsError(f"no firmware boot entry {label!r}: restore and configure first")
+            number = found[0]
+            after = efiboot.boot_target(number) if permanent else efiboot.boot_once(number)
+            how = f"BootOrder {','.join(after.order)}" if permanent else f"BootNext {after.next}"
+            text = f"UEFI: Boot{number} {label!r}: {how}"
+        else:
+            text = "BIOS: the boot server's PXE answer for this computer decides"
+        self.log(f"{text}; rebooting")
+        self.reboot_after = True
+        return {
+            "code": 0,
+            "message": f"{'boot target' if permanent else 'boot once'}: {text}; rebooting",
+            "method_used": None,
+            "awaiting_os": True,  # the service ends the record when the OS reports (or not)
+            "phases": [self._phase("boot", t0, 0, text)],
+        }
+
     def boot(self, cmd: Json) -> Json:
         """Boot once / boot target, emulated: check what configureOs left and report the OS."""
         b = cmd["boot"]
         if not self.emulate_boot:
-            raise error_for(
-                OgErr.NOTEXEC, "booting the disk needs the VM lab's boot server (or --emulate-boot)"
-            )
+            return self._real_boot(b)
         for step in b.get("steps", []):
             self.log(step)
         t0 = time.time()
@@ -515,11 +553,17 @@ class Agent:
                 try:
                     result = self.execute(cmd)
                 finally:
-                    self.command_id = ""
+                    if not self.reboot_after:
+                        self.command_id = ""
                 if self.status is ClientStatus.BSY:  # a boot leaves the booted OS's status
                     self.status = ClientStatus.OPG
                 # the link keeps the result until the service has it (a pulled cable ends)
                 self.link.done(str(cmd["id"]), result)
+                if self.reboot_after:  # a real boot: the result at the service, then the reboot
+                    self.link.delivered(60)  # still "busy": the exchanges do not long-poll
+                    self.reboot_after = False
+                    self.command_id = ""
+                    self._power("reboot")
         finally:
             self.link.flush(10)
             self.link.close()
@@ -547,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--torrent-stall", type=float, default=120.0)
     p.add_argument("--grub", action="store_true", help="configureOs installs GRUB")
+    p.add_argument(
+        "--efi-unsigned",
+        action="store_true",
+        help="on UEFI, configureOs installs GRUB's unsigned image (Secure Boot refuses it)",
+    )
     p.add_argument("--smb-admin-cred", type=Path, help="writer account (createImage into REPO)")
     p.add_argument(
         "--emulate-boot",

@@ -104,6 +104,8 @@ class Machine:
         hostname: name written by configureOs.
         grub: install GRUB during configureOs when possible.
         server: the OpenGnSys server configureOs points OGAgent at (``ogagent.cfg``).
+        efi_signed: on UEFI, configureOs installs Debian's signed shim + GRUB (False: GRUB's own
+            unsigned image, which Secure Boot refuses).
     """
 
     disks: dict[int, str]
@@ -113,6 +115,7 @@ class Machine:
     hostname: str = field(default_factory=socket.gethostname)
     grub: bool = True
     server: str = ""
+    efi_signed: bool = True
 
     def device(self, disk: int) -> str:
         try:
@@ -405,6 +408,7 @@ class Executor:
                 grub=self.machine.grub,
                 server=self.machine.server,
                 disk_no=cmd.disk,
+                efi_signed=self.machine.efi_signed,
             )
         except OgError as exc:
             return PostconfFailed(exc.code, exc.message)

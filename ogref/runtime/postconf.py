@@ -3,7 +3,10 @@
 Linux: ``/etc/hostname``, ``/etc/fstab`` rewritten to the new partition's UUID (root) and to the
 disk's first swap partition (or swap lines dropped), ``70-persistent-net.rules`` and the
 initramfs ``resume`` file removed, GRUB installed into the disk's MBR when ``grub-install`` for
-i386-pc is available (otherwise a note says it was skipped).  Windows: the computer name (at most
+i386-pc is available (otherwise a note says it was skipped); on a live client booted by UEFI,
+GRUB for x86_64-efi on the disk's EFI system partition instead — Debian's signed shim + GRUB,
+or GRUB's unsigned image when ``efi_signed`` is False — and a firmware boot entry named after
+the computer (:mod:`ogref.runtime.efiboot`; the network entries stay first).  Windows: the computer name (at most
 15 characters, ``pc`` by default, as ``ogSetWindowsName``) written as ComputerName, Tcpip
 Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the control set
 ``Select/Current`` names (OpenGnSys always writes ``ControlSet001``), when the tools and the
@@ -36,7 +39,7 @@ from pathlib import Path
 from ogref.errors import NotExecError, NotWriteError, UnsafePathError
 from ogref.model.names import check_host_name, check_netbios_name
 from ogref.model.storage import Filesystem
-from ogref.runtime import disk, filesystem, winboot
+from ogref.runtime import disk, efiboot, filesystem, winboot
 from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import Mount
 from ogref.runtime.proc import available, run
@@ -63,6 +66,7 @@ def configure_os(
     grub: bool = True,
     server: str = "",
     disk_no: int = 1,
+    efi_signed: bool = True,
 ) -> PostconfReport:
     """Post-configure partition ``number`` of ``disk_device``, OpenGnSys's disk ``disk_no``
     (boot.ini's ``rdisk(disk_no-1)``); ``server`` is the OpenGnSys server OGAgent is pointed
@@ -80,7 +84,7 @@ def configure_os(
         disk.set_active(disk_device, number)
         report.notes.append(f"partition {number} marked active")
     if fs in _LINUX:
-        _linux(disk_device, node, fs, hostname, grub, report)
+        _linux(disk_device, node, fs, hostname, grub, report, efi_signed)
     elif fs is Filesystem.NTFS:
         _windows(disk_device, disk_no, number, node, hostname, server, report)
     else:
@@ -120,7 +124,13 @@ def _first_swap(disk_device: str) -> str:
 
 
 def _linux(
-    disk_device: str, node: str, fs: Filesystem, hostname: str, grub: bool, report: PostconfReport
+    disk_device: str,
+    node: str,
+    fs: Filesystem,
+    hostname: str,
+    grub: bool,
+    report: PostconfReport,
+    efi_signed: bool = True,
 ) -> None:
     root_uuid = filesystem.uuid(node)
     with Mount(node, fs) as mounted, RootDir(mounted) as root:
@@ -149,6 +159,8 @@ def _linux(
                     report.notes.append(f"removed /{rel}")
         if not grub:
             report.notes.append("GRUB not installed (disabled)")
+        elif efiboot.active():
+            _grub_efi(root, disk_device, node, hostname, efi_signed, report)
         elif not available("grub-install") or not Path("/usr/lib/grub/i386-pc").is_dir():
             report.notes.append("GRUB not installed: grub-install for i386-pc is missing")
         else:
@@ -177,21 +189,8 @@ def _refusals(report: PostconfReport) -> Iterator[_Step]:
 def _grub(root: RootDir, disk_device: str, node: str, report: PostconfReport) -> None:
     """grub-install with ``--boot-directory`` in the restored tree, only when neither ``/boot``
     nor anything under ``/boot/grub`` is a link (grub-install would write through it)."""
-    boot: Path | None = None
-    links: list[str] = []
-    with _refusals(report) as step:
-        boot = root.checked_path("boot") if root.kind("boot") == "dir" else None
-        links = root.links_under("boot/grub") if root.kind("boot/grub") == "dir" else []
-    if step.refused:
-        report.notes.append("GRUB not installed: /boot or /boot/grub is a link")
-        return
+    boot = _boot_dir(root, report)
     if boot is None:
-        report.notes.append("GRUB not installed: the system has no /boot")
-        return
-    if links:
-        report.notes.append(
-            f"GRUB not installed: refused to write through the links {', '.join(links)}"
-        )
         return
     run(
         ["grub-install", "--target=i386-pc", f"--boot-directory={boot}", "--force", disk_device],
@@ -199,6 +198,58 @@ def _grub(root: RootDir, disk_device: str, node: str, report: PostconfReport) ->
         what="grub-install",
     )
     report.notes.append(f"GRUB installed in the MBR of {disk_device}, /boot/grub on {node}")
+
+
+def _grub_efi(
+    root: RootDir,
+    disk_device: str,
+    node: str,
+    hostname: str,
+    signed: bool,
+    report: PostconfReport,
+) -> None:
+    """UEFI: GRUB (signed: shim + Debian's signed GRUB) on the disk's EFI system partition,
+    ``/boot/grub`` in the restored tree, and a firmware boot entry named after the computer —
+    the network entries stay first (the console's boot once / boot target set BootNext /
+    BootOrder).  No ESP on the disk fails with 80 (OG_ERR_NOTUEFI)."""
+    boot = _boot_dir(root, report)
+    if boot is None:
+        return
+    esp = efiboot.find_esp(disk_device)
+    with efiboot.mounted_esp(partition_path(disk_device, esp)) as esp_dir:
+        loader = efiboot.install_grub(esp_dir, boot, disk_device, signed=signed)
+    report.notes.append(
+        f"GRUB for UEFI installed on the ESP (partition {esp}): {loader}"
+        + (" (shim + Debian's signed GRUB)" if signed else " (unsigned GRUB image)")
+        + f", /boot/grub on {node}"
+    )
+    number, now = efiboot.add_entry(disk_device, esp, loader, efiboot.label_for(hostname))
+    report.notes.append(
+        f"firmware boot entry Boot{number} {efiboot.label_for(hostname)!r} added; "
+        f"BootOrder {','.join(now.order)} (network first)"
+    )
+
+
+def _boot_dir(root: RootDir, report: PostconfReport) -> Path | None:
+    """The restored ``/boot`` for grub-install, None (with a note) when it or anything under
+    ``/boot/grub`` is a link or it is missing."""
+    boot: Path | None = None
+    links: list[str] = []
+    with _refusals(report) as step:
+        boot = root.checked_path("boot") if root.kind("boot") == "dir" else None
+        links = root.links_under("boot/grub") if root.kind("boot/grub") == "dir" else []
+    if step.refused:
+        report.notes.append("GRUB not installed: /boot or /boot/grub is a link")
+        return None
+    if boot is None:
+        report.notes.append("GRUB not installed: the system has no /boot")
+        return None
+    if links:
+        report.notes.append(
+            f"GRUB not installed: refused to write through the links {', '.join(links)}"
+        )
+        return None
+    return boot
 
 
 # --------------------------------------------------------------------------- Windows

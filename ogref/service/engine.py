@@ -68,6 +68,9 @@ class Live:
     os_reports: list[Json] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dirty: bool = False  # status or last-seen to write
+    session: str = ""  # the running live client's start (a reboot starts another)
+    # a real boot whose result waits for the OS: (op id, the agent's result, its session)
+    booting: tuple[int, Json, str] | None = None
 
     def set_status(self, status: ClientStatus, when: float) -> None:
         if status != self.status or not self.history:
@@ -378,7 +381,36 @@ class Engine:
         activity = body.get("activity")
         if isinstance(activity, dict):
             live.activity = {**activity, "t": now}
+        if body.get("session"):
+            live.session = str(body["session"])
+            if live.booting is not None and live.booting[2] != live.session:
+                self._boot_ended(live, None)  # a new live client came up instead of the OS
         return live
+
+    def _boot_ended(self, live: Live, os_report: Json | None) -> None:
+        """A real boot's record ends: ok when the OS reported, failed (6, OG_ERR_NOTOS) when
+        the computer came back to a live client instead — never a success on the agent's word."""
+        assert live.booting is not None
+        op_id, result, _session = live.booting
+        live.booting = None
+        if os_report is not None:
+            out = {
+                **result,
+                "code": 0,
+                "message": f"{result.get('message', '')}; OS started: hostname "
+                f"{os_report.get('hostname', '')}",
+                "os_hostname": os_report.get("hostname"),
+            }
+        else:
+            out = {
+                **result,
+                "code": int(OgErr.NOTOS),
+                "message": f"{result.get('message', '')}; the restored OS did not start: the "
+                "computer came back to the live client (boot loader refused or missing)",
+            }
+        out["finished"] = self.clock()
+        with self.db.transaction() as s:
+            store.finish_record(s, op_id, live.name, store.RecordResult.from_agent(out))
 
     async def sync(self, name: str, body: Json) -> Json:
         """One agent exchange (see the module docstring); the answer: its next command."""
@@ -463,6 +495,16 @@ class Engine:
     def _done(self, name: str, command_id: str, result: Json) -> None:
         op_id = int(command_id.split("/")[0])
         made = result.get("image") if isinstance(result.get("image"), dict) else None
+        if result.get("awaiting_os") and int(result.get("code", 1)) == 0:
+            # a real boot: the record ends when the OS reports, or fails when the live client
+            # comes back instead (_boot_ended); the computer is free for the queue now
+            live = self.live[name]
+            live.booting = (op_id, dict(result), live.session)
+            if live.current == command_id:
+                live.current = None
+            self._end_job(command_id)
+            self._release()
+            return
         with self.db.transaction() as s:
             store.finish_record(s, op_id, name, store.RecordResult.from_agent(result))
             j = self.jobs.get(command_id)
@@ -707,9 +749,12 @@ class Engine:
             "peer": peer,
             "hostname": str(body.get("hostname", ""))[:253],
             "status": str(status),
-            **{k: str(v)[:200] for k, v in body.items() if k in ("fstab_root", "os")},
+            **{k: str(v)[:200] for k, v in body.items() if k in ("fstab_root", "os", "firmware")},
+            **({"secure_boot": body["secure_boot"]} if body.get("secure_boot") in (0, 1) else {}),
         }
         live.os_reports.append(report)
+        if live.booting is not None:
+            self._boot_ended(live, report)
         live.set_status(status, now)
         live.last_seen = now
         with self.db.transaction() as s:

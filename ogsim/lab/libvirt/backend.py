@@ -12,7 +12,12 @@ SMB, multicast, BitTorrent; BSY, red), and boot is the console's "boot once" (th
 sends that MAC to its own disk for one boot, the server reboots the live client) or "boot target"
 (permanent, and a hard reset proves it survives a reboot); the booted test OS reports its
 hostname to the server (LNX).  ``results.operations[i]`` is always the scenario's operation ``i``;
-the power-on and disk preparation are events and ``metrics.extra`` timings.  Times are seconds
+the power-on and disk preparation are events and ``metrics.extra`` timings.  A computer's
+``hw.firmware`` (``bios``, ``uefi``, ``uefi-secureboot``) picks its VM's firmware and network
+boot (:mod:`ogsim.lab.libvirt.firmware`); a UEFI computer's first FAT partition becomes its ESP.
+A boot operation over a classroom with UEFI computers goes through the live clients (the
+console's command: efibootmgr BootNext / BootOrder on UEFI, the boot server's answer on BIOS),
+and its result waits for the console's verdict (the OS reported, or the live client came back).  Times are seconds
 from the first wake-up; ``at`` offsets only order the operations.  ``destroy(run_dir)`` removes
 what an interrupted run left (its manifest).
 
@@ -36,7 +41,7 @@ from ogref.site import BootSpec, RestoreSpec
 from ogsim.lab.capabilities import probe, require
 from ogsim.lab.clock import ScenarioClock
 from ogsim.lab.console import Console
-from ogsim.lab.libvirt import connection
+from ogsim.lab.libvirt import connection, firmware
 from ogsim.lab.libvirt.classroom import Classroom
 from ogsim.lab.libvirt.liveimage import DEFAULT_CACHE, test_os
 from ogsim.lab.manifest import Manifest
@@ -121,6 +126,10 @@ class LibvirtRun:
             p.chmod(0o755 if p.is_dir() else 0o644)
         return repo
 
+    def firmware(self, name: str) -> str:
+        """The computer's ``hw.firmware`` (``bios`` by default)."""
+        return str(self.site.hw.get(name, {}).get("firmware") or "bios")
+
     def _build_disk(self, name: str, path: Path) -> None:
         """The scenario's disk 1 for ``name`` (partitions, CACHE) in ``path``, on the host."""
         pc = self.site.computer(name)
@@ -129,10 +138,13 @@ class LibvirtRun:
         disk = build_disk(Manifest(self.run_dir), pc, 1.0, path.parent, mnt)
         if disk.backing != path:
             raise RuntimeError(f"disk of {name} built in {disk.backing}, not {path}")
+        esp = ""
+        if firmware.is_uefi(self.firmware(name)):
+            esp = _mark_esp(disk.device, disk.partitions)
         subprocess.run(["losetup", "-d", disk.device], check=True, timeout=60)
         parts = ", ".join(f"{n}:{fs}" for n, fs in sorted(disk.partitions.items()))
         self.note(
-            f"{name}: disk prepared ({parts}{', CACHE' if disk.cache_node else ', no CACHE'})"
+            f"{name}: disk prepared ({parts}{', CACHE' if disk.cache_node else ', no CACHE'}{esp})"
         )
 
     # ------------------------------------------------------------------ run
@@ -141,6 +153,9 @@ class LibvirtRun:
         names = [pc.name for pc in self.site.computers]
         if len(names) > MAX_VMS:
             raise ValueError(f"the libvirt lab runs at most {MAX_VMS} VMs ({len(names)} asked)")
+        lacking = firmware.missing({self.firmware(n) for n in names})
+        if lacking:
+            raise ValueError("the scenario's UEFI computers need: " + "; ".join(lacking))
         caps = probe()
         verdict = require(self.sc, "libvirt", caps)  # before anything is created
         for note in verdict.notes:
@@ -178,10 +193,15 @@ class LibvirtRun:
             log=self.note,
             disk_builder=self._build_disk,
             subnet=rooms[0].computers[0].subnet if rooms and rooms[0].computers else None,
+            firmwares={n: self.firmware(n) for n in names},
         )
+        for n, seat in lab.seats.items():
+            seat.efi_signed = self.site.hw.get(n, {}).get("efi_loader") != "unsigned"
         self.lab = lab
         extra: dict[str, Any] = {"uri": self.uri}
         extra["lab_id"] = lab.lab_id
+        extra["firmware"] = {n: s.firmware for n, s in lab.seats.items()}
+        extra["netboot"] = {n: s.netboot for n, s in lab.seats.items()}
         with lab:
             extra["kvm"] = lab.kvm
             if lab.image is not None:
@@ -351,31 +371,17 @@ class LibvirtRun:
         kind = "boot-target" if spec.permanent else "boot-once"
         clients = self._clients()
         before = {n: len(clients[n]["os"]) for n in targets}
+        marks = {n: len(lab.serial(n)) for n in targets}
         logs: dict[str, list[LogLine]] = {}
-        live = []
         for n in targets:
             plan = plan_boot(
                 self.site.computer(n), spec.disk, spec.partition, spec.permanent, "linux"
             )
             logs[n] = [LogLine(t=at, text=f"{kind}: {step}") for step in plan.steps]
-            lab.set_boot(n, "disk" if spec.permanent else "disk-once")
-            if clients[n]["status"] == str(ClientStatus.OPG):
-                live.append(n)
-            else:  # a booted OS has no agent of ours: the console's reboot is a reset
-                logs[n].append(LogLine(t=self.rel(), text="reset (no live client to reboot)"))
-                lab.reset(n)
-        if live:
-            self.console.reboot(live)
-            for n in live:
-                logs[n].append(LogLine(t=self.rel(), text="reboot sent to the live client"))
-        first = self._wait_os(targets, before, 1)
-        second: dict[str, Json | None] = {}
-        again = self.rel()
-        if spec.permanent:
-            for n in targets:
-                logs[n].append(LogLine(t=again, text="hard reset: the boot target must survive it"))
-                lab.reset(n)
-            second = self._wait_os(targets, before, 2)
+        if any(firmware.is_uefi(lab.seats[n].firmware) for n in targets):
+            first, second, again = self._boot_from_live(index, spec, targets, before, logs, marks)
+        else:
+            first, second, again = self._boot_by_pxe(spec, targets, clients, before, logs)
         recs = []
         for n in targets:
             reps = [r for r in (first[n], second.get(n)) if r is not None]
@@ -387,10 +393,15 @@ class LibvirtRun:
             msgs = [
                 f"{r['status']} ({ClientStatus.LNX.colour}) hostname={r['hostname']} "
                 f"root={r.get('fstab_root', '')}"
+                + (f" firmware={r['firmware']}" if r.get("firmware") else "")
+                + (f" secure_boot={r['secure_boot']}" if "secure_boot" in r else "")
                 for r in reps
             ]
             if len(reps) < want:
                 msgs.append("the restored OS did not report" + (" after the reset" if reps else ""))
+                refused = _refusal(lab.serial(n)[marks[n] :])
+                if refused:
+                    msgs.append(f"the firmware refused the boot loader: {refused!r}")
             f1, f2 = first[n], second.get(n)
             phases = [Phase(name=kind, start=at, end=self.rel(f1["t"]) if f1 else self.rel())]
             if spec.permanent:
@@ -411,6 +422,12 @@ class LibvirtRun:
                     finished=self.rel(last["t"]) if last else None,
                     phases=phases,
                     os_hostname=str(last["hostname"]) if last else None,
+                    os_firmware=str(last["firmware"]) if last and last.get("firmware") else None,
+                    os_secure_boot=(
+                        bool(int(last["secure_boot"]))
+                        if last and last.get("secure_boot") is not None
+                        else None
+                    ),
                     log=logs[n],
                 )
             )
@@ -424,20 +441,160 @@ class LibvirtRun:
             makespan=round(max(finished) - at, 3) if finished else None,
         )
 
-    def _wait_os(
-        self, names: list[str], before: dict[str, int], nth: int
-    ) -> dict[str, Json | None]:
-        """Each computer's ``nth`` OS report after ``before`` (None when it never came)."""
-        got: dict[str, Json | None] = dict.fromkeys(names)
+    def _boot_by_pxe(
+        self,
+        spec: BootSpec,
+        targets: list[str],
+        clients: dict[str, Json],
+        before: dict[str, int],
+        logs: dict[str, list[LogLine]],
+    ) -> tuple[dict[str, Json | None], dict[str, Json | None], float]:
+        """BIOS classrooms: the boot server's per-MAC answer (disk once / disk), then the
+        console's reboot of the live clients (a reset of a running OS)."""
+        lab = self.lab
+        assert lab is not None
+        live = []
+        for n in targets:
+            lab.set_boot(n, "disk" if spec.permanent else "disk-once")
+            if clients[n]["status"] == str(ClientStatus.OPG):
+                live.append(n)
+            else:  # a booted OS has no agent of ours: the console's reboot is a reset
+                logs[n].append(LogLine(t=self.rel(), text="reset (no live client to reboot)"))
+                lab.reset(n)
+        if live:
+            self.console.reboot(live)
+            for n in live:
+                logs[n].append(LogLine(t=self.rel(), text="reboot sent to the live client"))
+        first = self._wait_os(targets, before, 1)
+        second: dict[str, Json | None] = {}
+        again = self.rel()
+        if spec.permanent:
+            for n in targets:
+                logs[n].append(LogLine(t=again, text="hard reset: the boot target must survive it"))
+                lab.reset(n)
+            second = self._wait_os(targets, before, 2)
+        return first, second, again
+
+    def _boot_from_live(
+        self,
+        index: int,
+        spec: BootSpec,
+        targets: list[str],
+        before: dict[str, int],
+        logs: dict[str, list[LogLine]],
+        marks: dict[str, int],
+    ) -> tuple[dict[str, Json | None], dict[str, Json | None], float]:
+        """A classroom with UEFI computers: the console's boot operation goes to each live
+        client (one not in the live client is reset into it first), which sets the firmware's
+        BootNext (once) or BootOrder (target) with efibootmgr — a BIOS one leaves it to the boot
+        server's per-MAC answer — and reboots; a boot target must survive a hard reset."""
+        lab = self.lab
+        assert lab is not None
+        clients = self._clients()
+        away = [n for n in targets if clients[n]["status"] != str(ClientStatus.OPG)]
+        for n in away:
+            lab.set_boot(n, "live")
+            logs[n].append(LogLine(t=self.rel(), text="reset into the live client first"))
+            lab.reset(n)
+        if away:
+            self._wait_live(away)
+        for n in targets:
+            bios = not firmware.is_uefi(lab.seats[n].firmware)
+            lab.set_boot(n, ("disk" if spec.permanent else "disk-once") if bios else "live")
+        sub = self.console.submit(index)
+        for n in targets:
+            text = f"console boot operation {sub.get('op')} sent to the live client"
+            logs[n].append(LogLine(t=self.rel(), text=text))
+        first = self._wait_os(targets, before, 1, give_up_when_live=True, marks=marks)
+        second: dict[str, Json | None] = {}
+        again = self.rel()
+        if spec.permanent:
+            for n in targets:
+                if first[n] is None:
+                    continue
+                logs[n].append(LogLine(t=again, text="hard reset: the boot target must survive it"))
+                lab.reset(n)
+            second = self._wait_os([n for n in targets if first[n]], before, 2)
+        # the console's record of each computer ends when its OS reports, or fails when it
+        # came back to the live client instead: wait for that verdict, and log it
+        op = str(sub.get("op", ""))
         deadline = time.monotonic() + self.boot_timeout
-        while time.monotonic() < deadline and any(v is None for v in got.values()):
+        status = self.console.status(op)
+        while not status.get("done") and time.monotonic() < deadline:
+            time.sleep(1.0)
+            status = self.console.status(op)
+        for rec in status.get("records", []):
+            if rec.get("name") in logs:
+                text = f"console: {rec.get('status')} ({rec.get('code')}): {rec.get('message')}"
+                logs[rec["name"]].append(LogLine(t=self.rel(), text=text))
+        return first, second, again
+
+    def _wait_live(self, names: list[str]) -> None:
+        deadline = time.monotonic() + self.boot_timeout
+        while time.monotonic() < deadline:
+            clients = self._clients()
+            if all(clients[n]["status"] == str(ClientStatus.OPG) for n in names):
+                return
+            time.sleep(1.0)
+        self.note(f"{', '.join(names)}: not back in the live client within {self.boot_timeout} s")
+
+    def _wait_os(
+        self,
+        names: list[str],
+        before: dict[str, int],
+        nth: int,
+        give_up_when_live: bool = False,
+        marks: dict[str, int] | None = None,
+    ) -> dict[str, Json | None]:
+        """Each computer's ``nth`` OS report after ``before`` (None when it never came; with
+        ``give_up_when_live``, also when its live client left and came back instead, or its
+        console — from byte ``marks[name]`` on — shows the firmware refusing the loader)."""
+        lab = self.lab
+        assert lab is not None
+        got: dict[str, Json | None] = dict.fromkeys(names)
+        left: set[str] = set()
+        back: set[str] = set()
+        deadline = time.monotonic() + self.boot_timeout
+        while time.monotonic() < deadline and any(
+            v is None and n not in back for n, v in got.items()
+        ):
             clients = self._clients()
             for n in names:
                 reps = clients[n]["os"]
                 if got[n] is None and len(reps) >= before[n] + nth:
                     got[n] = reps[before[n] + nth - 1]
+                if give_up_when_live and got[n] is None and n not in back:
+                    if clients[n]["status"] != str(ClientStatus.OPG):
+                        left.add(n)
+                    elif n in left:
+                        back.add(n)
+                        self.note(f"{n}: the live client came back instead of the restored OS")
+                    refused = _refusal(lab.serial(n)[marks[n] :]) if marks else ""
+                    if refused and n not in back:
+                        back.add(n)
+                        self.note(f"{n}: the firmware refused the boot loader: {refused}")
             time.sleep(1.0)
         return got
+
+
+REFUSALS = ("Access Denied", "Security Violation", "Verification failed")
+
+
+def _refusal(console: str) -> str:
+    """The firmware's (or shim's) line refusing an image, from a serial console text."""
+    for line in console.splitlines():
+        if any(r in line for r in REFUSALS):
+            return line.strip()[:200]
+    return ""
+
+
+def _mark_esp(device: str, partitions: dict[int, Any]) -> str:
+    """Give the first FAT partition of a GPT disk the ESP type (a UEFI computer's disk)."""
+    fat = sorted(n for n, fs in partitions.items() if str(fs).startswith("FAT"))
+    if not fat:
+        return ", no ESP (no FAT partition)"
+    subprocess.run(["parted", "-s", device, "set", str(fat[0]), "esp", "on"], check=True)
+    return f", ESP on {fat[0]}"
 
 
 def run(

@@ -4,7 +4,11 @@ and the per-MAC boot choice (what OpenGnSys keeps in ``menu.lst/01-<MAC>``).
 The DHCP boot file is ``http://<bridge-ip>:<port>/boot.ipxe``; that script chains to
 ``/pxe/<mac>``, which answers by the MAC's mode: ``live`` boots the live client (kernel plus every
 registered initramfs, in order), ``disk`` exits iPXE so the BIOS boots the VM's own disk (boot
-target), ``disk-once`` does that once and falls back to ``live`` (boot once).  The live client's
+target), ``disk-once`` does that once and falls back to ``live`` (boot once).  ``/grub/<mac>``
+With a TFTP directory (UEFI VMs booting through shim and Debian's signed network GRUB, which
+reads TFTP only) each MAC's choice is also written there as ``grub/oglab-<mac>.cfg``, which the
+shared ``grub.cfg`` sources: the live client's files from the same TFTP directory, or ``exit`` to
+the firmware's next boot entry.  The live client's
 kernel command line names ``/config/<mac>``: that computer's parameters (JSON: name, server,
 repository, lab key, SMB account), answered only to the address the lab's DHCP gives that MAC —
 what OpenGnSys hands a PXE-booted ogLive.  Every answer is logged with its time.  A threaded HTTP server in the backend's process, bound to the bridge
@@ -58,6 +62,9 @@ class BootServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # the shim → signed GRUB chain reads TFTP only (Debian's signed network GRUB has no
+        # HTTP): each MAC's choice is also written as a GRUB script in this TFTP directory
+        self.tftp_root: Path | None = None
         self.listeners: list[Callable[[PxeEvent], None]] = []
 
     @property
@@ -70,6 +77,29 @@ class BootServer:
             raise ValueError(f"boot mode {mode!r} is not one of {MODES}")
         with self._lock:
             self.modes[mac.lower()] = mode
+        self.write_grub(mac)
+
+    def grub_script(self, mac: str) -> str:
+        """The GRUB script for ``mac`` (its files from the TFTP directory's ``files/``):
+        the live client, or ``exit`` to the firmware's next boot entry.  TFTP cannot tell
+        when it was read, so ``disk-once`` is ``disk`` here (UEFI's boot once is BootNext)."""
+        mac = mac.lower()
+        if self.mode(mac) != "live":
+            return "echo oglab: booting the local disk\nexit\n"
+        args = f"{self.config.cmdline} oglab.config={self.url}/config/{mac}"
+        initrds = " ".join(f"/files/{p.name}" for p in self.config.initrds)
+        return (
+            "echo oglab: live client over TFTP\n"
+            f"linux /files/{self.config.kernel.name} {args}\ninitrd {initrds}\nboot\n"
+        )
+
+    def write_grub(self, mac: str) -> None:
+        """(Re)write ``grub/oglab-<mac>.cfg`` in the TFTP directory, if there is one."""
+        if self.tftp_root is None:
+            return
+        path = self.tftp_root / "grub" / f"oglab-{mac.lower()}.cfg"
+        path.write_text(self.grub_script(mac))
+        path.chmod(0o644)
 
     def set_client_config(self, mac: str, ip: str, config: bytes) -> None:
         """Serve ``config`` as ``/config/<mac>``, to ``ip`` only."""
@@ -94,9 +124,12 @@ class BootServer:
             self.events.append(ev)
         for fn in self.listeners:
             fn(ev)
+        args = f"{self.config.cmdline} oglab.config={self.url}/config/{mac}"
         if mode == "live":
-            args = f"{self.config.cmdline} oglab.config={self.url}/config/{mac}"
-            lines = [f"kernel {self.url}/files/{self.config.kernel.name} {args}"]
+            # initrd=<name>: iPXE's EFI build hands its images to the kernel's EFI stub by name
+            # (the BIOS boot protocol ignores the arguments)
+            names = " ".join(f"initrd={p.name}" for p in self.config.initrds)
+            lines = [f"kernel {self.url}/files/{self.config.kernel.name} {args} {names}"]
             lines += [f"initrd {self.url}/files/{p.name}" for p in self.config.initrds]
             return "#!ipxe\n" + "\n".join(lines) + "\nboot\n"
         return "#!ipxe\necho oglab: booting the local disk\nexit\n"

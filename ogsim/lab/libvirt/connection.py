@@ -159,7 +159,10 @@ def _lookup_destroy(res: Resource, kind: str) -> None:
         with suppress(libvirt.libvirtError):
             obj.destroy()
         with suppress(libvirt.libvirtError):
-            obj.undefine()
+            if kind == "domain":  # a persistent one (never ours today) with its NVRAM
+                obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            else:
+                obj.undefine()
     finally:
         conn.close()
 

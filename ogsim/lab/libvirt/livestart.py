@@ -81,6 +81,8 @@ def agent_argv(cfg: dict[str, Any], run: Path = RUN) -> list[str]:
         str(cfg.get("torrent_stall", 60)),
         "--grub",
     ]
+    if cfg.get("efi_signed") is False:
+        argv.append("--efi-unsigned")
     for number, device in sorted(dict(cfg.get("disks", {"1": "/dev/vda"})).items()):
         argv += ["--disk", f"{number}={device}"]
     return argv

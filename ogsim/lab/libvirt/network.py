@@ -1,7 +1,9 @@
 """The lab's isolated libvirt network: a bridge with only VM taps on it, DHCP with a static
 address and host name per VM, IPv6 router advertisements (iPXE stops waiting for IPv6 autoconf)
 and the iPXE no-pxedhcp option; the DHCP boot file is an HTTP URL on the host's bridge address,
-so iPXE fetches its script, kernel and initramfs over HTTP.
+so iPXE fetches its script, kernel and initramfs over HTTP.  With UEFI VMs in the classroom
+(``tftp_root`` set) dnsmasq also serves TFTP and picks the boot file by client architecture
+(:meth:`LabNetwork.efi_options`).
 
 No ``<forward>`` element: libvirt makes it isolated (no NAT, no routing; it adds REJECT rules for
 traffic leaving the bridge).  Never libvirt's ``default`` network, never a real interface.  The
@@ -14,6 +16,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -41,6 +44,8 @@ class LabNetwork:
     subnet: IPv4Network
     boot_url: str = ""
     hosts: list[HostEntry] = field(default_factory=list)
+    tftp_root: Path | None = None
+    shim_macs: list[str] = field(default_factory=list)
     uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
 
     @property
@@ -72,11 +77,36 @@ class LabNetwork:
         )
         for h in self.hosts:
             element(dhcp, "host", mac=h.mac, name=h.name, ip=str(h.ip))
-        element(dhcp, "bootp", file=self.boot_url)
+        if self.tftp_root is None:
+            element(dhcp, "bootp", file=self.boot_url)
+        else:
+            element(ip, "tftp", root=str(self.tftp_root))
         element(root, "ip", family="ipv6", address=f"{self.v6_prefix}1", prefix="64")
         options = element(root, f"{{{DNSMASQ_NS}}}options")
-        element(options, f"{{{DNSMASQ_NS}}}option", value="dhcp-option=encap:175,176,1b")
+        for value in ["dhcp-option=encap:175,176,1b", *self.efi_options()]:
+            element(options, f"{{{DNSMASQ_NS}}}option", value=value)
         return to_xml(root)
+
+    def efi_options(self) -> list[str]:
+        """dnsmasq's boot-file choice when UEFI VMs share the network: iPXE (the BIOS ROM or
+        the EFI build once loaded: user class ``iPXE``) gets the HTTP script; a UEFI firmware's
+        PXE client (architecture 7 or 9) gets iPXE's EFI build over TFTP, or shim on a VM that
+        boots through shim and GRUB — every Secure Boot VM — (tagged by MAC).  Tags exclude each other, so dnsmasq's order does not matter."""
+        if self.tftp_root is None:
+            return []
+        out = [
+            "dhcp-userclass=set:ipxe,iPXE",
+            "dhcp-match=set:efi64,option:client-arch,7",
+            "dhcp-match=set:efi64,option:client-arch,9",
+        ]
+        out += [f"dhcp-mac=set:shim,{mac}" for mac in self.shim_macs]
+        out += [
+            f"dhcp-boot=tag:ipxe,{self.boot_url}",
+            f"dhcp-boot=tag:!ipxe,tag:!efi64,{self.boot_url}",
+            "dhcp-boot=tag:!ipxe,tag:efi64,tag:!shim,snponly.efi",
+            "dhcp-boot=tag:!ipxe,tag:efi64,tag:shim,shimx64.efi",
+        ]
+        return out
 
 
 def free_subnet(conn: Any, preferred: IPv4Network | None = None) -> tuple[IPv4Network, str]:

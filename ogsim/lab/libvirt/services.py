@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -76,6 +77,27 @@ def announce_here(repo: Path, ip: str) -> list[str]:
             make_torrent(files, announce_url(ip), f"ogLab VM classroom image {name}")
             done.append(name)
     return done
+
+
+def _listening(
+    host: Host, ip: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0
+) -> bool:
+    """``ip:port`` listens in ``host``'s namespace — that address: another lab's service on its
+    own bridge listens on the same port of the same (root) namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            host.exec_argv(["ss", "-ltnH"]),
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if any(f" {ip}:{port} " in f" {line} " for line in out.splitlines()):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def start(
@@ -153,7 +175,7 @@ def start(
         ],
         logs / "service.log",
     )
-    if not processes.wait_port(host, SERVICE_PORT, proc=service, timeout=60):
+    if not _listening(host, ip, SERVICE_PORT, service) or not public_file.exists():
         raise RuntimeError(f"the console service did not start (see {logs}/service.log)")
     server_public = public_file.read_text().strip()
     control = processes.start(
@@ -180,7 +202,10 @@ def start(
         logs / "control.log",
     )
     for port, proc in ((TRACKER_PORT, tracker), (CONTROL_PORT, control), (OS_PORT, service)):
-        if not processes.wait_port(host, port, proc=proc, timeout=60):
+        if not _listening(host, ip, port, proc):
             raise RuntimeError(f"service on {ip}:{port} did not start (see {logs})")
+    deadline = time.monotonic() + 60
+    while not sock.exists() and service.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     console = Console(sock, token_file.read_text().strip())
     return Services(host, server_public, accounts, console, logs)

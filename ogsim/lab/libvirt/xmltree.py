@@ -12,6 +12,8 @@ from xml.etree import ElementTree as ET
 
 DNSMASQ_NS = "http://libvirt.org/schemas/network/dnsmasq/1.0"
 ET.register_namespace("dnsmasq", DNSMASQ_NS)
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+ET.register_namespace("qemu", QEMU_NS)
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 

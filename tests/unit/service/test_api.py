@@ -426,3 +426,58 @@ def test_random_console_payloads_get_a_4xx_with_a_message(
     assert 200 <= reply.status_code < 500, (route, payload, reply.status_code, reply.text)
     if reply.status_code >= 400:
         assert reply.json().get("detail"), reply.text
+
+
+SITE_BOOT = {
+    **SITE,
+    "classrooms": [
+        {
+            "name": "aula1",
+            "subnet": "10.0.1.0/24",
+            "defaults": {"disks": [{"partitions": [{"number": 1, "size": "20GiB", "fs": "EXT4"}]}]},
+            "computers": {"count": 2},
+        }
+    ],
+    "operations": [{"boot": {"to": {"classroom": "aula1"}, "disk": 1, "partition": 1}}],
+}
+
+
+def test_a_real_boot_ends_with_the_os_report_or_fails_when_the_live_client_returns(
+    tmp_path: Path,
+) -> None:
+    """The agent's "rebooting" is not a success: the record ends ok when the restored OS
+    reports, and fails (6) when the computer comes back to a (new) live client instead."""
+    svc = Service(tmp_path, SITE_BOOT)
+    try:
+        keys = {n: svc.register(n) for n in ("pc01", "pc02")}
+        seq = dict.fromkeys(keys, 0)
+
+        def sync(n: str, body: dict[str, Any]) -> dict[str, Any]:
+            seq[n] += 1
+            _, reply = svc.sync(n, keys[n], seq[n], {"wait": 0, **body})
+            assert reply.status_code == 200, reply.text
+            return reply.json()  # type: ignore[no-any-return]
+
+        ips = {"pc01": "10.0.1.11", "pc02": "10.0.1.12"}
+        for n in keys:
+            sync(n, {"status": "OPG", "ip": ips[n], "session": f"{n}-a"})
+        sub = svc.console("POST", "/api/v1/operations", json={"index": 0}).json()
+        for n in keys:
+            cmd = sync(n, {"status": "OPG", "session": f"{n}-a"})["command"]
+            assert cmd["kind"] == "boot"
+            result = {"code": 0, "message": "boot once: UEFI: BootNext 0006; rebooting",
+                      "awaiting_os": True}  # fmt: skip
+            sync(n, {"status": "OPG", "session": f"{n}-a",
+                     "done": [{"id": cmd["id"], "result": result}]})  # fmt: skip
+        status = svc.console("GET", f"/api/v1/operations/{sub['op']}").json()
+        assert not status["done"]  # the agent's word is not the end
+        svc.engine.os_started({"hostname": "pc01", "status": "LNX"}, ips["pc01"])
+        sync("pc02", {"status": "OPG", "session": "pc02-b"})  # a new live client: no OS
+        status = svc.console("GET", f"/api/v1/operations/{sub['op']}").json()
+        by = {r["name"]: r for r in status["records"]}
+        assert status["done"]
+        assert by["pc01"]["status"] == "ok" and "OS started: hostname pc01" in by["pc01"]["message"]
+        assert by["pc02"]["status"] == "failed" and by["pc02"]["code"] == 6
+        assert "came back to the live client" in by["pc02"]["message"]
+    finally:
+        svc.database.close()
