@@ -96,6 +96,10 @@ VENV_MODULES = (
     "_cffi_backend*",
     "pycparser",
     "jwt",
+    # chunked images (the CACHE's chunk store, chunkcast): zstd frames, BLAKE3 names, FastCDC
+    "zstandard",
+    "blake3",
+    "pyfastcdc",
 )
 # cifs with SMB3 allocates cmac(aes), ccm/gcm and sha512 (ENOENT from mount when they are missing)
 KERNEL_MODULES = (
@@ -224,7 +228,8 @@ def _wanted() -> set[str]:
     names = {"pydantic", "pydanticcore", "typingextensions", "annotatedtypes"}
     return names | {"typinginspection", "pyyaml", "pysmb", "pyasn1", "tqdm", "tenacity", "httpx",
                     "httpcore", "h11", "anyio", "idna", "certifi", "cryptography",
-                    "cffi", "pycparser", "pyjwt"}  # fmt: skip
+                    "cffi", "pycparser", "pyjwt", "zstandard", "blake3",
+                    "pyfastcdc"}  # fmt: skip
 
 
 def build_key(site: Path) -> tuple[str, dict[str, object]]:
