@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,15 +104,24 @@ class ImageStore:
                 out.append(str(path.relative_to(self.root))[: -len(".img")])
         return out
 
-    def check_writable(self) -> None:
-        """OpenGnSys's write test: create and remove a file (NotWriteError 14)."""
+    def check_writable(self, attempts: int = 3, pause: float = 0.5) -> None:
+        """OpenGnSys's write test: create and remove a file (NotWriteError 14).
+
+        Tried ``attempts`` times ``pause`` seconds apart: a share mounted a moment ago through
+        FUSE (smbnetfs) can fail its first write while it connects (seen once in the lab under
+        load: a create refused with 14 that passed when run again); a read-only store still
+        fails every attempt."""
         probe = self.root / f".ogref-write-test-{os.getpid()}"
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise NotWriteError(f"cannot write in {self.root}: {exc.strerror}") from None
+        for attempt in range(attempts):
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                probe.write_bytes(b"")
+                probe.unlink()
+                return
+            except OSError as exc:
+                if attempt == attempts - 1:
+                    raise NotWriteError(f"cannot write in {self.root}: {exc.strerror}") from None
+                time.sleep(pause)
 
     def free_space(self) -> int:
         """Free bytes in the directory's filesystem."""
