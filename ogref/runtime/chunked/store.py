@@ -110,14 +110,7 @@ class ChunkStore:
 
     def read(self, digest: str, size: int) -> bytes:
         """The chunk's bytes, checked against its name and size (ImageFileError 33 if not)."""
-        frame = self.frame(digest)
-        try:
-            data = chunk.decompress(frame, size)
-        except zstandard.ZstdError as exc:
-            raise ImageFileError(f"chunk {digest} is damaged: {exc}") from None
-        if chunk.digest(data) != digest:
-            raise ImageFileError(f"chunk {digest} is damaged: its content has another hash")
-        return data
+        return unpacked(digest, size, self.frame(digest))
 
     def verify(self, digest: str, size: int) -> str:
         """'' if the chunk is sound, else what is wrong with it."""
@@ -160,3 +153,15 @@ def _load_syncfs() -> ctypes._NamedFuncPointer | None:
 
 
 _syncfs = _load_syncfs()
+
+
+def unpacked(digest: str, size: int, frame: bytes) -> bytes:
+    """``frame``'s ``size`` bytes, checked against their name ``digest`` (ImageFileError 33:
+    a frame that does not decompress, or whose content has another hash)."""
+    try:
+        data = chunk.decompress(frame, size)
+    except zstandard.ZstdError as exc:
+        raise ImageFileError(f"chunk {digest} is damaged: {exc}") from None
+    if chunk.digest(data) != digest:
+        raise ImageFileError(f"chunk {digest} is damaged: its content has another hash")
+    return data

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-import zstandard
-
 from ogref.errors import ImageFileError, NotFoundError, UpdateCacheError
 from ogref.runtime.chunked import chunk, inventory
 from ogref.runtime.chunked import image as chunked_image
 from ogref.runtime.chunked.manifest import Manifest
-from ogref.runtime.chunked.store import ChunkStore
+from ogref.runtime.chunked.store import ChunkStore, unpacked
 from ogref.runtime.imagefile import ImageStore
 
 PACK_MAGIC = b"OGPACK1\n"
@@ -72,12 +70,7 @@ class DirectorySource:
 
 def checked(digest: str, size: int, frame: bytes) -> bytes:
     """``frame`` if it decompresses to ``size`` bytes whose hash is ``digest``; else 33."""
-    try:
-        data = chunk.decompress(frame, size)
-    except zstandard.ZstdError as exc:
-        raise ImageFileError(f"chunk {digest} is damaged: {exc}") from None
-    if chunk.digest(data) != digest:
-        raise ImageFileError(f"chunk {digest} is damaged: its content has another hash")
+    unpacked(digest, size, frame)
     return frame
 
 
