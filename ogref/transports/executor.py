@@ -331,19 +331,7 @@ class NetworkExecutor(Executor):
                 )
             meta.parent.mkdir(parents=True, exist_ok=True)
             meta.write_bytes(share.read(remote))
-        done = torrent.fetch(
-            meta,
-            pack.parent,
-            cmd.torrent,
-            str(self.net.client_ip).split("/")[0],
-            timeout=self.net.torrent_timeout,
-            stall=self.net.torrent_stall,
-            log=self.log,
-            progress=self.progress,
-        )
-        if done.seeded:
-            now = self.net.clock()
-            self.net.phases.append(Phase("seed", now - done.seeded, now, done.uploaded))
+        done = self._torrent_fetch(meta, pack.parent, cmd.torrent)
         store = chunked_image.chunk_store(cache.store)
         try:
             with open(pack, "rb") as f:
@@ -353,6 +341,26 @@ class NetworkExecutor(Executor):
             meta.unlink(missing_ok=True)
             Path(f"{meta}.bf").unlink(missing_ok=True)
         return done.downloaded, kept
+
+    def _torrent_fetch(
+        self, meta: Path, save_dir: Path, session: torrent.TorrentSession
+    ) -> torrent.TorrentDone:
+        """Download ``meta``'s file into ``save_dir`` from this client's address, seeding as
+        ``session`` says; the seeding time becomes a ``seed`` phase."""
+        done = torrent.fetch(
+            meta,
+            save_dir,
+            session,
+            str(self.net.client_ip).split("/")[0],
+            timeout=self.net.torrent_timeout,
+            stall=self.net.torrent_stall,
+            log=self.log,
+            progress=self.progress,
+        )
+        if done.seeded:
+            now = self.net.clock()
+            self.net.phases.append(Phase("seed", now - done.seeded, now, done.uploaded))
+        return done
 
     def _fetch_unicast(self, cmd: FetchToCache, dst: imagefile.ImageFiles) -> tuple[int, str]:
         md5 = hashlib.md5()
@@ -399,19 +407,7 @@ class NetworkExecutor(Executor):
             raise NotFoundError(f"{cmd.image.name}.img.torrent is not in the repository")
         shutil.copyfile(mirrored, dst.torrent)
         assert cmd.torrent is not None
-        done = torrent.fetch(
-            dst.torrent,
-            dst.img.parent,
-            cmd.torrent,
-            str(self.net.client_ip).split("/")[0],
-            timeout=self.net.torrent_timeout,
-            stall=self.net.torrent_stall,
-            log=self.log,
-            progress=self.progress,
-        )
-        if done.seeded:
-            now = self.net.clock()
-            self.net.phases.append(Phase("seed", now - done.seeded, now, done.uploaded))
+        done = self._torrent_fetch(dst.torrent, dst.img.parent, cmd.torrent)
         self.log(
             f"torrent: {done.downloaded} bytes down, {done.uploaded} up"
             + (" (resumed)" if done.resumed else "")
