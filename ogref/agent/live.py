@@ -115,6 +115,9 @@ class Agent:
         self.executor: MasterExecutor | None = None
         self.done_bytes = 0
         self.total_bytes = 0
+        # each stage the current command has entered, with its last bytes: a stage shorter than
+        # one exchange still reaches the service and the live views
+        self.trail: list[Json] = []
 
     def log(self, text: str) -> None:
         """A tracking-log line: stdout (the screen) and the service."""
@@ -178,7 +181,7 @@ class Agent:
             clock=time.time,
         )
         ex = MasterExecutor(machine, net, log=self.log, progress=self._progress)
-        ex.on_stage = lambda _stage: self._nudge()  # the service hears of a new stage at once
+        ex.on_stage = self._enter  # the service hears of a new stage at once
         self.executor = ex
         if cmd.get("master"):
             ex.master_image = image_from_json(cmd["master"]["image"])
@@ -218,6 +221,7 @@ class Agent:
             started=started,
             finished=time.time(),
         )
+        out["trail"] = [dict(s) for s in self.trail]
         if ex.stream_md5:
             out["stream_md5"] = ex.stream_md5
         return out
@@ -481,8 +485,14 @@ class Agent:
 
     # ------------------------------------------------------------------ service mode
 
+    def _enter(self, stage: str) -> None:
+        self.trail.append({"stage": stage, "done": 0, "total": 0})
+        self._nudge()
+
     def _progress(self, done: int, total: int) -> None:
         self.done_bytes, self.total_bytes = done, total
+        if self.trail:
+            self.trail[-1].update(done=done, total=total)
 
     def activity(self) -> Json:
         """What the current command is doing (empty when idle): its id, stage and bytes."""
@@ -493,6 +503,7 @@ class Agent:
             "id": self.command_id,
             "stage": (ex.stage if ex is not None else "") or self.command_kind,
             "done": self.done_bytes,
+            "trail": [dict(s) for s in self.trail],
             "total": self.total_bytes,
         }
 
@@ -547,6 +558,7 @@ class Agent:
                     continue
                 self.status = ClientStatus.BSY
                 self.executor, self.done_bytes, self.total_bytes = None, 0, 0
+                self.trail = []
                 self.command_id = str(cmd.get("id", ""))
                 self.command_kind = str(kind or "")
                 self.link.nudge()

@@ -1029,6 +1029,29 @@ def _tell(
             stage = "queued"
         done = float(act.get("done") or 0) if mine else 0.0
         total = float(act.get("total") or 0) if mine else 0.0
+        # stages passed between two polls (the agent's trail of this command): told once each,
+        # with their last bytes, so a stage shorter than a poll still shows
+        source = act if mine else rec if final else {}
+        trail = [t for t in source.get("trail") or [] if isinstance(t, dict)]
+        if trail:
+            passed = trail if final else trail[:-1]  # the last one is the current stage
+            seen = told.get(f"{name}/trail", ())
+            for t in passed[len(seen) :]:
+                emit(
+                    ComputerEvent(
+                        name,
+                        str(c.get("status", "OFF")),
+                        str(t.get("stage", "")),
+                        float(t.get("done") or 0),
+                        float(t.get("total") or 0),
+                        str(rec.get("method_used") or rec.get("requested") or ""),
+                        "",
+                        None,
+                        False,
+                        clock.now(),
+                    )
+                )
+            told[f"{name}/trail"] = tuple(str(t.get("stage", "")) for t in passed)
         note = ""
         if rec.get("switched") and rec.get("reasons"):
             note = f"switched to {rec.get('method_used')}: {rec['reasons'][0]}"
