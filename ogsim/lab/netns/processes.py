@@ -65,8 +65,15 @@ def start(
     log: Path,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in ``host``'s namespace as a recorded process group."""
+    """Start ``argv`` in ``host``'s namespace as a recorded process group.
+
+    Its temporary files go to ``tmp/`` beside its log (``TMPDIR``), inside the run directory the
+    lab owns, so what a failing program keeps (partclone's log of a failed restore) stays with the
+    run's other logs instead of piling up in the host's ``/tmp``."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    tmp = log.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**(os.environ if env is None else env), "TMPDIR": str(tmp)}
     out = open(log, "wb")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
         joined(host.exec_argv(argv), manifest.cgroup),
