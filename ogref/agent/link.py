@@ -47,22 +47,30 @@ class Outbox:
     done: list[Json] = field(default_factory=list)
     ready: list[Json] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    carried: bool = False  # what the last take() gave is on its way, not yet acknowledged
 
     def take(self) -> tuple[list[Json], list[Json], list[Json]]:
         with self.lock:
             out = (self.lines, self.done, self.ready)
             self.lines, self.done, self.ready = [], [], []
+            self.carried = any(out)
             return out
+
+    def delivered(self) -> None:
+        """The service has acknowledged what the last take() gave."""
+        with self.lock:
+            self.carried = False
 
     def give_back(self, lines: list[Json], done: list[Json], ready: list[Json]) -> None:
         with self.lock:
             self.lines = lines + self.lines
             self.done = done + self.done
             self.ready = ready + self.ready
+            self.carried = False
 
     def empty(self) -> bool:
         with self.lock:
-            return not (self.lines or self.done or self.ready)
+            return not (self.lines or self.done or self.ready or self.carried)
 
 
 class ServiceLink:
@@ -136,7 +144,8 @@ class ServiceLink:
         return self.exchanges >= target
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything queued has been delivered (False: not within ``timeout``)."""
+        """Wait until everything queued has been delivered — acknowledged by the service, not
+        merely taken for an exchange still in flight (False: not within ``timeout``)."""
         deadline = time.monotonic() + timeout
         while not self.outbox.empty() and time.monotonic() < deadline:
             self.nudge()
@@ -173,6 +182,7 @@ class ServiceLink:
                 pause = min(5.0, pause * 2)
                 continue
             pause = 0.5
+            self.outbox.delivered()
             self.exchanges += 1
             command = answer.get("command")
             if command:
