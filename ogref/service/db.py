@@ -41,6 +41,7 @@ name when the computer is deleted.  A computer's tracking log and OS reports go 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -484,6 +485,24 @@ class OsReport(Base):
 # --------------------------------------------------------------------------- engine, sessions
 
 
+def _wal(cur: sqlite3.Cursor) -> None:
+    """Switch the database to WAL.  On a database still in rollback mode while another connection
+    holds its lock (services starting together on a new file), SQLite answers "database is
+    locked" at once — the busy timeout does not cover a journal-mode change — so this waits for
+    the lock the same way, up to :data:`BUSY_TIMEOUT_S`."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(0.2, pause * 2)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``.  SQLite (``sqlite:///path``; ``sqlite://`` is one in-memory
     connection for single-threaded tests) gets WAL, foreign keys, a busy timeout and
@@ -512,7 +531,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys = ON")
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if not memory:
-                cur.execute("PRAGMA journal_mode = WAL")
+                _wal(cur)
                 cur.execute("PRAGMA synchronous = NORMAL")
         finally:
             cur.close()

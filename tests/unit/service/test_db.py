@@ -117,6 +117,30 @@ def test_two_services_starting_at_once_migrate_once(empty_url: str) -> None:
     assert current(empty_url) == head()
 
 
+def test_a_new_database_locked_by_another_connection_is_waited_for(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once (no busy timeout) while another connection holds
+    the lock of a database still in rollback mode: a second service starting beside the first
+    waits for it instead of failing with "database is locked"."""
+    import sqlite3
+    import threading
+
+    from ogref.service.db import make_engine
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+        holder.close()
+
+
 def test_migrating_leaves_foreign_keys_on() -> None:
     """Migrations run with SQLite's foreign keys off; the connection goes back to the pool
     with them on."""
