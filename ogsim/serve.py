@@ -159,18 +159,8 @@ class Serve:
         self.say(text)
 
     def _operations(self) -> list[Json]:
-        """Every operation the service holds (ids count up from 1 in a fresh database)."""
         assert self.console is not None
-        out = []
-        op = 1
-        while True:
-            try:
-                out.append(self.console.status(op))
-            except ConsoleError as exc:
-                if " 404 " in str(exc):
-                    return out
-                raise
-            op += 1
+        return self.console.operations()
 
     def run(self) -> None:
         """Until interrupted, or the end ``run_operations`` / ``until_idle`` asks for."""

@@ -109,6 +109,20 @@ class Console:
     def status(self, op: int | str) -> Json:
         return self._call("GET", f"/operations/{op}")
 
+    def operations(self) -> list[Json]:
+        """Every operation the service holds, oldest first, with its per-computer records (ids
+        count up from 1 in the fresh database of a lab or a course)."""
+        out = []
+        op = 1
+        while True:
+            try:
+                out.append(self.status(op))
+            except ConsoleError as exc:
+                if " 404 " in str(exc):
+                    return out
+                raise
+            op += 1
+
     def clients(self) -> list[Json]:
         return list(self._call("GET", "/computers")["clients"])
 

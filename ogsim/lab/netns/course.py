@@ -39,7 +39,7 @@ from ogsim.course import (
 )
 from ogsim.lab.capabilities import probe, require
 from ogsim.lab.clock import ScenarioClock
-from ogsim.lab.console import Console, ConsoleError
+from ogsim.lab.console import Console
 from ogsim.lab.manifest import Manifest, signals_held
 from ogsim.lab.netns.backend import (
     DEFAULT_SCALE,
@@ -181,17 +181,7 @@ class LabCourse:
     # ------------------------------------------------------------------ the run
 
     def _operations(self) -> list[Json]:
-        """Every operation the service holds (ids count up from 1 in a fresh database)."""
-        out = []
-        op = 1
-        while True:
-            try:
-                out.append(self.console.status(op))
-            except ConsoleError as exc:
-                if " 404 " in str(exc):
-                    return out
-                raise
-            op += 1
+        return self.console.operations()
 
     def run(self) -> None:
         """Until interrupted (or ``until_done``): evaluate whenever every operation submitted
