@@ -35,6 +35,7 @@ from ogref.errors import ConfigError
 from ogref.site import OperationSpec, read_yaml
 from ogsim.expect import Check, evaluate
 from ogsim.lab.console import Console
+from ogsim.lab.manifest import signals_ignored
 from ogsim.prediction import Prediction
 from ogsim.results import ComputerResult, Metrics, OperationResult, Results
 from ogsim.scenario import Scenario, build_scenario
@@ -368,7 +369,6 @@ def run_course(
 ) -> Path:
     """Run a course exercise on the sim backend until interrupted (or, with ``until_idle``, the
     first evaluation); the results file written."""
-    import signal
 
     opts.course = opts.course or opts.out / "course"
     run = Course(scenario, opts, say)
@@ -386,17 +386,13 @@ def run_course(
             run.run()
         except KeyboardInterrupt:
             say("interrupted: writing the results")
-        main = threading.current_thread() is threading.main_thread()
-        held = (signal.SIGINT, signal.SIGTERM) if main else ()
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in held}
-        try:
-            run._index()
-            path = run.results().write(opts.out / "results.json")
-            Results.read(path)
-        finally:
-            run.stop()
-            for s, handler in old.items():
-                signal.signal(s, handler)
+        with signals_ignored():
+            try:
+                run._index()
+                path = run.results().write(opts.out / "results.json")
+                Results.read(path)
+            finally:
+                run.stop()
     finally:
         run.stop()
     say(f"results: {path}")

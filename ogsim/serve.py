@@ -23,8 +23,6 @@ seconds: wall seconds since the start times ``speed``), and the file is read bac
 from __future__ import annotations
 
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from typing import Any
 from ogref.console import scope_label
 from ogsim.fleet import Fleet
 from ogsim.lab.console import Console, ConsoleError, computer_result
+from ogsim.lab.manifest import signals_ignored
 from ogsim.prediction import Prediction
 from ogsim.results import (
     ComputerResult,
@@ -270,17 +269,12 @@ def serve(scenario: Scenario, opts: ServeOptions, say: Callable[[str], None] = p
             run.run()
         except KeyboardInterrupt:
             say("interrupted: writing the results")
-        # hold further Ctrl-C / SIGTERM while the results are read and everything stops
-        main = threading.current_thread() is threading.main_thread()
-        held = (signal.SIGINT, signal.SIGTERM) if main else ()
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in held}
-        try:
-            path = run.results().write(opts.out / "results.json")
-            Results.read(path)  # the file as written validates against the schema's model
-        finally:
-            run.stop()
-            for s, handler in old.items():
-                signal.signal(s, handler)
+        with signals_ignored():  # while the results are written and everything stops
+            try:
+                path = run.results().write(opts.out / "results.json")
+                Results.read(path)  # the file as written validates against the schema's model
+            finally:
+                run.stop()
     finally:
         run.stop()
     say(f"results: {path}")

@@ -195,6 +195,22 @@ def signals_held() -> Iterator[None]:
 _signals_held = signals_held
 
 
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM for a last step after an interrupted run — writing its results and
+    stopping what it started — so a second Ctrl-C does not cut it in two (and, unlike
+    :func:`signals_held`, is not delivered after: the user already asked to stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
