@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ogref.errors import CacheSizeError, ImageFileError
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import compressor, filesystem
+from ogref.runtime import compressor, filesystem, fingerprint
 from ogref.runtime.chunked import convert, image
 from ogref.runtime.chunked.blockstream import UsedBlocks
 from ogref.runtime.chunked.cli import app
@@ -226,6 +226,47 @@ def test_differential_onto_its_base_writes_only_the_difference(
     wrong = restore_chunked(repo, "v2", other, lock_dir=lock_dir)
     assert hash_partition(other, Filesystem.EXT4) == want
     assert wrong.written_bytes > 2 * onto_base.written_bytes
+
+
+def test_onto_its_base_by_record_and_the_record_lost_on_any_change(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partition's record lets an in-place restore skip reading it, only while the
+    filesystem's fingerprint is the one ogref's restore left; a mount that wrote to it, or a
+    restore that failed, sends the next one back to the full check — same result every time."""
+    src, dst = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=6)
+    repo = ImageStore(tmp_path / "repo")
+    create_chunked(src, repo, "base", lock_dir=lock_dir)
+    with Mount(src, Filesystem.EXT4) as root:
+        _change(root)
+        want = tree_hash(root)
+    diff = create_chunked(src, repo, "v2", lock_dir=lock_dir, diff_of="base")
+    record = fingerprint.record_path(lock_dir, dst)
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+    fast = restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    assert fast.by_record and 0 < fast.written_bytes < diff.manifest.data_size // 2
+    assert record.is_file()  # it now records v2
+    assert hash_partition(dst, Filesystem.EXT4) == want  # (a read-write mount: record stale)
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+    with Mount(dst, Filesystem.EXT4) as root:  # changed behind ogref's back, then unmounted
+        (root / "bin.dat").write_bytes(b"not the base")
+    checked = restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    assert not checked.by_record
+    assert hash_partition(dst, Filesystem.EXT4) == want
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError("the write failed")
+
+    monkeypatch.setattr("ogref.runtime.chunked.restore.write_chunks", broken)
+    with pytest.raises(OSError):
+        restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    monkeypatch.undo()
+    assert not record.exists()  # taken before the write, not written back after a failure
 
 
 def test_store_full_during_create_keeps_the_previous_version(

@@ -24,7 +24,7 @@ from typing import IO
 
 from ogref.errors import CacheSizeError, FilesystemError, ImageError, PartitionError
 from ogref.model.storage import Filesystem
-from ogref.runtime import filesystem, partclone
+from ogref.runtime import filesystem, fingerprint, partclone
 from ogref.runtime.chunked import chunk, chunker, image
 from ogref.runtime.chunked.blockstream import ByteReader, UsedBlocks
 from ogref.runtime.chunked.chunker import ChunkStats
@@ -118,6 +118,7 @@ def create_chunked(
             locks.enter_context(LockFile(files.lock, f"image {files.name}"))
         unmount_device(device)
         locks.enter_context(LockFile(partition_lock_path(lock_dir, device), f"partition {device}"))
+        fingerprint.take(lock_dir, device)  # the check may repair: written again once made
         if check:
             filesystem.check(device, fs, repair=True)
         if progress is not None:
@@ -159,6 +160,7 @@ def create_chunked(
             made = dataclasses.replace(made, base=BaseRef(diff_of, base.digest))
             diff_bytes = difference_bytes(made, base, store)
         path = image.publish(images, files.name, made)
+        fingerprint.remember(lock_dir, device, files.name, made.digest)
     return ChunkedResult(made, path, stats, time.monotonic() - start, diff_bytes)
 
 
