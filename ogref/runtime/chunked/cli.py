@@ -108,8 +108,13 @@ def restore(
     in_place: bool | None = typer.Option(
         None,
         "--in-place/--full",
-        help="chunked: write only chunks the partition lacks "
-        "(checked by hash; default for a differential image)",
+        help="chunked: write only chunks the partition lacks (default for a differential image)",
+    ),
+    full_check: bool = typer.Option(
+        False,
+        "--full-check",
+        help="in place: read and hash every used block even when the partition's record "
+        "(its filesystem fingerprint unchanged since ogref wrote it) says what it holds",
     ),
     directory: Path = _DIR,
     lock_dir: Path = _LOCKS,
@@ -122,13 +127,14 @@ def restore(
         if image.exists(store, name):
             done = restore_chunked(
                 store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir,
-                workers=workers, in_place=in_place,
+                workers=workers, in_place=in_place, use_record=not full_check,
             )  # fmt: skip
             return {
                 "format": Format.CHUNKED.value,
                 "bytes": done.bytes_read,
                 "written_bytes": done.written_bytes,
                 "chunks_skipped": done.chunks_skipped,
+                "by_record": done.by_record,
                 "seconds": round(done.seconds, 3),
             }
         plain = restore_image(
