@@ -19,11 +19,12 @@ from ogref.errors import CacheSizeError, ImageFileError
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
 from ogref.runtime import compressor, filesystem, fingerprint
-from ogref.runtime.chunked import convert, image
+from ogref.runtime.chunked import convert, image, transfer
 from ogref.runtime.chunked.blockstream import UsedBlocks
 from ogref.runtime.chunked.cli import app
 from ogref.runtime.chunked.create import create_chunked
 from ogref.runtime.chunked.restore import restore_chunked
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
@@ -295,6 +296,14 @@ def test_cli_create_diff_and_restore(make_disk: MakeDisk, tmp_path: Path, lock_d
     common = ["--dir", str(tmp_path / "repo"), "--lock-dir", str(lock_dir)]
     made = runner.invoke(app, ["create", src, "base", "--format", "chunked", *common])
     assert made.exit_code == 0, made.stdout
+    # the pack the repository's senders use, made by create: every chunk of the image, once
+    repo = ImageStore(tmp_path / "repo")
+    assert json.loads(made.stdout)["pack"] == str(transfer.pack_path(repo, "base"))
+    assert Path(f"{transfer.pack_path(repo, 'base')}.torrent").is_file()
+    base = image.load(repo, "base")
+    with open(transfer.pack_path(repo, "base"), "rb") as f:
+        unpacked = transfer.unpack(f, base, ChunkStore(tmp_path / "fresh"))
+    assert unpacked.kept == len({c.digest for c in base.chunks})
     with Mount(src, Filesystem.EXT4) as root:
         _change(root)
         want = tree_hash(root)
