@@ -6,6 +6,7 @@ chunk store that fills up (16, the previous version kept)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -316,3 +317,38 @@ def test_cli_create_diff_and_restore(make_disk: MakeDisk, tmp_path: Path, lock_d
     assert hash_partition(dst, Filesystem.EXT4) == want
     again = json.loads(runner.invoke(app, ["restore", "v2", dst, *common]).stdout)
     assert again["code"] == 0 and again["written_bytes"] == 0  # in place: nothing differs
+
+
+def test_clone_of_a_cached_chunked_image_restores_from_its_stream(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    """A MASTER's cached chunked image as it goes over multicast (its manifest, then its pack,
+    nothing stored): the target restores it; a manifest other than the announced one is 33
+    and the partition wiped."""
+    from ogref.agent.protocol import image_from_json, image_to_json
+    from ogref.errors import OgError
+    from ogref.runtime.chunked import inventory
+    from ogref.runtime.chunked.restore import restore_clone
+
+    src, dst = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=2)
+    cache = ImageStore(tmp_path / "cache")
+    made = create_chunked(src, cache, "lab", lock_dir=lock_dir).manifest
+    with Mount(src, Filesystem.EXT4) as root:
+        want = tree_hash(root)
+    announced = image_from_json(image_to_json(inventory.to_image(made, "lab", 1)))
+    assert announced.chunked and announced.checksum == made.digest
+
+    def received(write: object, md5: object) -> int:  # as udp-receiver hands it over
+        data = b"".join(transfer.clone_stream(cache, "lab"))
+        for at in range(0, len(data), 7777):
+            write(data[at : at + 7777])  # type: ignore[operator]
+        return len(data)
+
+    done = restore_clone(received, announced, dst, lock_dir=lock_dir)
+    assert done.checksum == made.digest and done.moved_bytes > 0
+    assert hash_partition(dst, Filesystem.EXT4) == want
+    other = dataclasses.replace(announced, checksum="0" * 64)
+    with pytest.raises(OgError) as exc:
+        restore_clone(received, other, dst, lock_dir=lock_dir)
+    assert exc.value.code == 33 and filesystem.detect(dst) is Filesystem.EMPTY

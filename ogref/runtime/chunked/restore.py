@@ -25,6 +25,7 @@ chunk — the result is the image.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -33,11 +34,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ogref.errors import ImageFileError, OgError, PartitionError
+from ogref.model.image import Image
 from ogref.runtime import fingerprint
-from ogref.runtime.chunked import chunk, image
+from ogref.runtime.chunked import chunk, image, transfer
 from ogref.runtime.chunked.chunker import default_workers
 from ogref.runtime.chunked.manifest import ChunkRef, Manifest
 from ogref.runtime.imagefile import ImageStore
@@ -52,6 +54,7 @@ class ChunkedRestoreResult(RestoreResult):
     chunks_written: int = 0
     chunks_skipped: int = 0
     by_record: bool = False  # in place, what the partition held known from its record
+    moved_bytes: int = 0  # a clone: the stream's bytes received
 
 
 @dataclass
@@ -168,6 +171,56 @@ def _known_chunks(
 
 def _runs(made: Manifest, offset: int, size: int) -> tuple[tuple[int, int], ...]:
     return tuple((dev, n) for dev, _at, n in made.placements(offset, size))
+
+
+NO_IMAGE_LOCK = Path("/nonexistent/ogref-clone.lock")
+"""A clone's target has no image lock to respect: the MASTER holds the image."""
+
+
+def restore_clone(
+    source: Callable[[Callable[[bytes], Any], Any], int],
+    image: Image,
+    device: str,
+    *,
+    lock_dir: Path = DEFAULT_LOCK_DIR,
+    allow_fs_change: bool = False,
+) -> ChunkedRestoreResult:
+    """A clone's target: restore chunked ``image`` onto ``device`` from ``source`` (a stream
+    source such as :func:`ogref.transports.multicast.receiver_source`) carrying a MASTER's
+    :func:`~.transfer.clone_stream` — its manifest (digest checked against ``image.checksum``)
+    and its pack, each chunk checked and written at its offsets as it arrives; restoreImage's
+    checks (30, 20) and safeguards (the partition wiped on any failure)."""
+    start = time.monotonic()
+    if not os.path.exists(device):
+        raise PartitionError(f"partition {device} does not exist")
+    check_target(
+        device, image.name, image.data_size, image.filesystem, NO_IMAGE_LOCK, allow_fs_change
+    )
+    with guarded_write(device, image.filesystem, lock_dir):
+        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            writer = transfer.CloneWriter(fd, image.checksum)
+            moved = source(writer.feed, hashlib.md5())
+            pack = writer.finish()
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    made = pack.made
+    fingerprint.remember(lock_dir, device, image.name, made.digest)
+    return ChunkedRestoreResult(
+        image.name,
+        device,
+        made.filesystem,
+        made.data_size,
+        made.digest,
+        time.monotonic() - start,
+        True,
+        pack.written,
+        pack.kept,
+        0,
+        False,
+        moved,
+    )
 
 
 BATCH = 2 * 1024 * 1024  # bytes of consecutive chunks one task restores (fewer, larger writes)

@@ -383,6 +383,63 @@ class PackWriter(Unpacker):
         return sorted(self.at)
 
 
+CLONE_MAGIC = b"OGCLONE1"
+_LEN = struct.Struct("<I")
+
+
+def clone_stream(images: ImageStore, name: str) -> Iterator[bytes]:
+    """A chunked image as one stream a MASTER sends when it clones its cached copy: a magic,
+    the manifest (its length, then its bytes: the targets have no other copy) and the pack.
+    Nothing is stored: the pack is read from the store as it is sent."""
+    raw = chunked_image.manifest_path(images, name).read_bytes()
+    made = Manifest.from_json(raw, f"{name} (cache)")
+    yield CLONE_MAGIC + _LEN.pack(len(raw)) + raw
+    yield from pack_records(made, chunked_image.chunk_store(images))
+
+
+class CloneWriter:
+    """Reads a :func:`clone_stream` onto a partition through ``fd``: the manifest (its digest
+    must be ``digest``, what the MASTER announced: else 33), then the pack, each chunk checked
+    and written at its offsets (:class:`PackWriter`)."""
+
+    def __init__(self, fd: int, digest: str) -> None:
+        self.fd, self.digest = fd, digest
+        self._head = bytearray()
+        self.pack: PackWriter | None = None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if self.pack is not None:
+            self.pack.feed(data)
+            return
+        self._head += data
+        need = len(CLONE_MAGIC) + _LEN.size
+        if len(self._head) < need:
+            return
+        if bytes(self._head[: len(CLONE_MAGIC)]) != CLONE_MAGIC:
+            raise ImageFileError("not a chunked clone stream (bad magic)")
+        (size,) = _LEN.unpack_from(self._head, len(CLONE_MAGIC))
+        if len(self._head) < need + size:
+            return
+        made = Manifest.from_json(bytes(self._head[need : need + size]), "the MASTER's manifest")
+        if self.digest and made.digest != self.digest:
+            raise ImageFileError(
+                f"the MASTER sent manifest {made.digest}, not the announced {self.digest}"
+            )
+        rest = bytes(self._head[need + size :])
+        self._head = bytearray()
+        self.pack = PackWriter(made, self.fd)
+        if rest:
+            self.pack.feed(rest)
+
+    def finish(self) -> PackWriter:
+        if self.pack is None:
+            raise ImageFileError("the clone stream ended before its manifest")
+        self.pack.finish()
+        if self.pack.missing():
+            raise ImageFileError(f"the clone stream lacked {len(self.pack.missing())} chunks")
+        return self.pack
+
+
 PACK_SUFFIX = ".pack"
 
 
