@@ -115,7 +115,7 @@ class MasterExecutor(StartDelayExecutor):
                     lock_dir=self.machine.lock_dir,
                     allow_fs_change=cmd.change_filesystem,
                 )
-                done = stream.StreamRestored(ck.moved_bytes, ck.checksum)
+                done = stream.StreamRestored(ck.moved_bytes, ck.stream_md5)
             else:
                 done = stream.restore_from(
                     multicast.receiver_source(cfg, cmd.multicast),

@@ -7,11 +7,14 @@ chunk store that fills up (16, the previous version kept)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import random
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -339,14 +342,17 @@ def test_clone_of_a_cached_chunked_image_restores_from_its_stream(
     announced = image_from_json(image_to_json(inventory.to_image(made, "lab", 1)))
     assert announced.chunked and announced.checksum == made.digest
 
-    def received(write: object, md5: object) -> int:  # as udp-receiver hands it over
-        data = b"".join(transfer.clone_stream(cache, "lab"))
+    data = b"".join(transfer.clone_stream(cache, "lab"))  # what the MASTER sends
+
+    def received(write: Callable[[bytes], object], md5: Any) -> int:  # as udp-receiver does
         for at in range(0, len(data), 7777):
-            write(data[at : at + 7777])  # type: ignore[operator]
+            md5.update(data[at : at + 7777])
+            write(data[at : at + 7777])
         return len(data)
 
     done = restore_clone(received, announced, dst, lock_dir=lock_dir)
-    assert done.checksum == made.digest and done.moved_bytes > 0
+    assert done.checksum == made.digest and done.moved_bytes == len(data)
+    assert done.stream_md5 == hashlib.md5(data).hexdigest()  # the MASTER reports the same
     assert hash_partition(dst, Filesystem.EXT4) == want
     other = dataclasses.replace(announced, checksum="0" * 64)
     with pytest.raises(OgError) as exc:

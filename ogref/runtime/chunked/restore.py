@@ -55,6 +55,7 @@ class ChunkedRestoreResult(RestoreResult):
     chunks_skipped: int = 0
     by_record: bool = False  # in place, what the partition held known from its record
     moved_bytes: int = 0  # a clone: the stream's bytes received
+    stream_md5: str = ""  # a clone: their MD5 (the MASTER reports the same)
 
 
 @dataclass
@@ -200,7 +201,8 @@ def restore_clone(
         fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
         try:
             writer = transfer.CloneWriter(fd, image.checksum)
-            moved = source(writer.feed, hashlib.md5())
+            md5 = hashlib.md5()
+            moved = source(writer.feed, md5)
             pack = writer.finish()
             os.fsync(fd)
         finally:
@@ -220,6 +222,7 @@ def restore_clone(
         0,
         False,
         moved,
+        md5.hexdigest(),
     )
 
 
