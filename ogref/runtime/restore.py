@@ -143,7 +143,8 @@ def guarded_write(
     half written, so the partition cannot pass for a restored one.  Shared by every format.
 
     Yields the record of what the partition held (:func:`ogref.runtime.fingerprint.take`:
-    read and deleted before anything is written, so an interrupted write leaves none)."""
+    read and deleted before anything is written, so an interrupted write leaves none); a
+    writer records what it wrote inside the block, under the partition lock."""
     unmount_device(device)
     with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
         held = fingerprint.take(lock_dir, device)
@@ -152,6 +153,7 @@ def guarded_write(
             if image_fs is Filesystem.NTFS:
                 run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
         except BaseException:
+            fingerprint.take(lock_dir, device)  # a record written in the block is void
             _invalidate(device)
             raise
 

@@ -122,7 +122,7 @@ def restore_chunked(
             os.fsync(fd)
         finally:
             os.close(fd)
-    fingerprint.remember(lock_dir, device, files.name, made.digest)
+        fingerprint.remember(lock_dir, device, files.name, made.digest)  # under the lock
     return ChunkedRestoreResult(
         files.name,
         device,
@@ -207,8 +207,8 @@ def restore_clone(
             os.fsync(fd)
         finally:
             os.close(fd)
-    made = pack.made
-    fingerprint.remember(lock_dir, device, image.name, made.digest)
+        made = pack.made
+        fingerprint.remember(lock_dir, device, image.name, made.digest)  # under the lock
     return ChunkedRestoreResult(
         image.name,
         device,
