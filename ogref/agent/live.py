@@ -52,6 +52,7 @@ from ogref.repo.tracker import announce_url
 from ogref.runtime import compressor, create, efiboot, filesystem, imagefile, partclone
 from ogref.runtime import disk as rdisk
 from ogref.runtime.cachefs import CachePartition, find_cache
+from ogref.runtime.chunked import transfer
 from ogref.runtime.executor import Machine
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
@@ -314,7 +315,8 @@ class Agent:
                 if not found.found or found.image is None:
                     raise NotFoundError(f"{c['from_cache']} is not in the MASTER's cache")
                 image = found.image
-                src_file: Path | None = cache.store.files(image.name).img
+                # a chunked copy goes as its manifest + pack, read from the store as sent
+                src_file: Path | None = None if image.chunked else cache.store.files(image.name).img
             else:
                 if not os.path.exists(node):
                     raise error_for(OgErr.PARTITION, f"the MASTER has no partition {node}")
@@ -356,7 +358,15 @@ class Agent:
                 ready = time.time()
                 md5 = hashlib.md5()
                 sent = 0
-                if src_file is None:
+                if src_file is None and cache is not None:  # a chunked cached image
+                    assert sender.stdin is not None
+                    for piece in transfer.clone_stream(cache.store, image.name):
+                        md5.update(piece)
+                        sender.stdin.write(piece)
+                        sent += len(piece)
+                    sender.stdin.close()
+                    digest = md5.hexdigest()
+                elif src_file is None:
                     assert sender.stdin is not None
                     pipe = sender.stdin
 

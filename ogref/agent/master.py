@@ -30,6 +30,7 @@ from ogref.model import (
     Image,
 )
 from ogref.model.image import Compressor
+from ogref.runtime.chunked.restore import restore_clone
 from ogref.transports import multicast, stream
 from ogref.transports.executor import NetworkExecutor
 
@@ -106,13 +107,23 @@ class MasterExecutor(StartDelayExecutor):
         # here but compared with what the MASTER reports (its record); a cached image's are
         image: Any = cmd.image if cmd.image.checksum else _Unsized(cmd.image)
         try:
-            done = stream.restore_from(
-                multicast.receiver_source(cfg, cmd.multicast),
-                image,
-                node,
-                lock_dir=self.machine.lock_dir,
-                what=f"MULTICAST clone of {cmd.image.name} to {node}",
-            )
+            if cmd.image.chunked:  # a MASTER's cached chunked image: its manifest and pack
+                ck = restore_clone(
+                    multicast.receiver_source(cfg, cmd.multicast),
+                    cmd.image,
+                    node,
+                    lock_dir=self.machine.lock_dir,
+                    allow_fs_change=cmd.change_filesystem,
+                )
+                done = stream.StreamRestored(ck.moved_bytes, ck.stream_md5)
+            else:
+                done = stream.restore_from(
+                    multicast.receiver_source(cfg, cmd.multicast),
+                    image,
+                    node,
+                    lock_dir=self.machine.lock_dir,
+                    what=f"MULTICAST clone of {cmd.image.name} to {node}",
+                )
         except LockedError as exc:
             return RestoreFailed(FailureKind.LOCKED, exc.message)
         except OgError as exc:

@@ -14,7 +14,7 @@ from ogref.model import (
     MulticastSession,
     TorrentSession,
 )
-from ogref.model.image import Compressor
+from ogref.model.image import Compressor, ImageFormat
 
 Json = dict[str, Any]
 
@@ -62,6 +62,7 @@ def image_to_json(image: Image) -> Json:
         "checksum": image.checksum,
         "os_name": image.os_name,
         "repository": image.repository,
+        "format": str(image.format),
     }
 
 
@@ -76,4 +77,5 @@ def image_from_json(d: Json) -> Image:
         compressor=Compressor(d.get("compressor", "ZSTD")),
         checksum=str(d.get("checksum", "")),
         os_name=str(d.get("os_name", "")),
+        format=ImageFormat(d.get("format", ImageFormat.PARTCLONE.value)),
     )

@@ -370,7 +370,14 @@ def main(argv: list[str] | None = None) -> int:
             f"(CPU {chunked['restore_cpu_ratio']}); chunked {chunked['create_MBps']} / "
             f"{chunked['restore_MBps']} MB/s; chunk store {chunked['store_mib']} MiB"
         )
-        print(f"differential (~5 % changed): {json.dumps(chunked['differential'])}")
+        diff = chunked["differential"]
+        print(f"differential (~5 % changed): {json.dumps(diff)}")
+        if isinstance(diff, dict) and "restore_onto_base_over_full" in diff:
+            print(
+                "in-place restore onto the base / full chunked restore (same run): by hash "
+                f"{diff['restore_onto_base_over_full_by_hash']}, by record "
+                f"{diff['restore_onto_base_over_full']} (goal ≤ 0.25)"
+            )
         print(f"dedup (two images of one base, different software): {json.dumps(chunked['dedup'])}")
         print(f"load average at start and end: {summary['loadavg_start_end']}")
     print(f"raw create:  {summary['raw_create']}")

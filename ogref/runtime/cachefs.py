@@ -11,7 +11,6 @@ manifests, the chunk store's bytes split between them as :class:`~ogref.model.Ca
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -130,10 +129,9 @@ class CachePartition:
         self._mounted_here = self._mounted_here or was
 
     def empty(self) -> None:
-        """Delete every image (ACTIONCACHEFULL=DELETE): the images directory only."""
-        if self.images_dir.exists():
-            shutil.rmtree(self.images_dir)
-        self.images_dir.mkdir(parents=True, exist_ok=True)
+        """Delete every image (ACTIONCACHEFULL=DELETE): the images directory only, safely
+        against an update running meanwhile (:func:`ogref.runtime.chunked.transfer.empty`)."""
+        transfer.empty(self.store)
 
     def evict(self, names: tuple[str, ...]) -> None:
         """Delete these images with their sidecars."""

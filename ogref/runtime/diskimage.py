@@ -40,7 +40,7 @@ from ogref.errors import (
 )
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import disk, filesystem
+from ogref.runtime import disk, filesystem, fingerprint
 from ogref.runtime.create import DEFAULT_LOCK_DIR, create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
@@ -429,6 +429,9 @@ def run_procedure(
         stack.enter_context(disk_lock(lock_dir, device))
         for step in procedure.steps:
             if isinstance(step, (TableStep, BootStep)):
+                if isinstance(step, TableStep):  # partitions may move: forget what they held
+                    for node in _partition_nodes(device):
+                        fingerprint.take(lock_dir, node)
                 note = restore_table(device, store, step.name, boot_only=isinstance(step, BootStep))
             else:
                 node = partition_path(device, step.partition)

@@ -32,7 +32,7 @@ from ogref.errors import (
 )
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem
-from ogref.runtime import compressor, filesystem, imagefile, partclone
+from ogref.runtime import compressor, filesystem, fingerprint, imagefile, partclone
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, is_locked, partition_lock_path
 from ogref.runtime.mount import unmount_device
@@ -134,18 +134,26 @@ def check_target(
 
 
 @contextlib.contextmanager
-def guarded_write(device: str, image_fs: Filesystem, lock_dir: Path) -> Iterator[None]:
+def guarded_write(
+    device: str, image_fs: Filesystem, lock_dir: Path
+) -> Iterator[fingerprint.Held | None]:
     """The partition while an image is written onto it: unmounted and locked; after the block,
     NTFS gets ``ntfsfix`` (partclone does not copy its backup boot sector, feasibility §2.6);
     any failure — in the block or in ``ntfsfix`` — wipes the filesystem signatures it may have
-    half written, so the partition cannot pass for a restored one.  Shared by every format."""
+    half written, so the partition cannot pass for a restored one.  Shared by every format.
+
+    Yields the record of what the partition held (:func:`ogref.runtime.fingerprint.take`:
+    read and deleted before anything is written, so an interrupted write leaves none); a
+    writer records what it wrote inside the block, under the partition lock."""
     unmount_device(device)
     with LockFile(partition_lock_path(lock_dir, device), f"partition {device}"):
+        held = fingerprint.take(lock_dir, device)
         try:
-            yield
+            yield held
             if image_fs is Filesystem.NTFS:
                 run(["ntfsfix", device], error=ImageError, what="ntfsfix after restore")
         except BaseException:
+            fingerprint.take(lock_dir, device)  # a record written in the block is void
             _invalidate(device)
             raise
 

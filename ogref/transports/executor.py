@@ -261,10 +261,11 @@ class NetworkExecutor(Executor):
             else:
                 moved, kept = self._pack_by_torrent(cmd, made, cache)
             store.sync()
-            lacking = transfer.missing(made, store)
-            if lacking:
-                raise ImageFileError(f"the pack lacked {len(lacking)} of the image's chunks")
-            transfer.install(cache.store, name, raw, made)
+            with transfer.store_lock(cache.store):  # no eviction between the check and install
+                lacking = transfer.missing(made, store)
+                if lacking:
+                    raise ImageFileError(f"the pack lacked {len(lacking)} of the image's chunks")
+                transfer.install(cache.store, name, raw, made, locked=True)
         except NotFoundError as exc:
             self._phase("fetch", t0, 0, exc.message)
             return TransferFailed(FailureKind.NOT_FOUND, exc.message)

@@ -6,11 +6,15 @@ chunk store that fills up (16, the previous version kept)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import random
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,12 +22,13 @@ from typer.testing import CliRunner
 from ogref.errors import CacheSizeError, ImageFileError
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import compressor, filesystem
-from ogref.runtime.chunked import convert, image
+from ogref.runtime import compressor, filesystem, fingerprint
+from ogref.runtime.chunked import convert, image, transfer
 from ogref.runtime.chunked.blockstream import UsedBlocks
 from ogref.runtime.chunked.cli import app
 from ogref.runtime.chunked.create import create_chunked
 from ogref.runtime.chunked.restore import restore_chunked
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.create import create_image
 from ogref.runtime.disk import PartSpec
 from ogref.runtime.imagefile import ImageStore
@@ -228,6 +233,47 @@ def test_differential_onto_its_base_writes_only_the_difference(
     assert wrong.written_bytes > 2 * onto_base.written_bytes
 
 
+def test_onto_its_base_by_record_and_the_record_lost_on_any_change(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partition's record lets an in-place restore skip reading it, only while the
+    filesystem's fingerprint is the one ogref's restore left; a mount that wrote to it, or a
+    restore that failed, sends the next one back to the full check — same result every time."""
+    src, dst = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=6)
+    repo = ImageStore(tmp_path / "repo")
+    create_chunked(src, repo, "base", lock_dir=lock_dir)
+    with Mount(src, Filesystem.EXT4) as root:
+        _change(root)
+        want = tree_hash(root)
+    diff = create_chunked(src, repo, "v2", lock_dir=lock_dir, diff_of="base")
+    record = fingerprint.record_path(lock_dir, dst)
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+    fast = restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    assert fast.by_record and 0 < fast.written_bytes < diff.manifest.data_size // 2
+    assert record.is_file()  # it now records v2
+    assert hash_partition(dst, Filesystem.EXT4) == want  # (a read-write mount: record stale)
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+    with Mount(dst, Filesystem.EXT4) as root:  # changed behind ogref's back, then unmounted
+        (root / "bin.dat").write_bytes(b"not the base")
+    checked = restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    assert not checked.by_record
+    assert hash_partition(dst, Filesystem.EXT4) == want
+
+    restore_chunked(repo, "base", dst, lock_dir=lock_dir)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError("the write failed")
+
+    monkeypatch.setattr("ogref.runtime.chunked.restore.write_chunks", broken)
+    with pytest.raises(OSError):
+        restore_chunked(repo, "v2", dst, lock_dir=lock_dir)
+    monkeypatch.undo()
+    assert not record.exists()  # taken before the write, not written back after a failure
+
+
 def test_store_full_during_create_keeps_the_previous_version(
     make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
 ) -> None:
@@ -254,6 +300,14 @@ def test_cli_create_diff_and_restore(make_disk: MakeDisk, tmp_path: Path, lock_d
     common = ["--dir", str(tmp_path / "repo"), "--lock-dir", str(lock_dir)]
     made = runner.invoke(app, ["create", src, "base", "--format", "chunked", *common])
     assert made.exit_code == 0, made.stdout
+    # the pack the repository's senders use, made by create: every chunk of the image, once
+    repo = ImageStore(tmp_path / "repo")
+    assert json.loads(made.stdout)["pack"] == str(transfer.pack_path(repo, "base"))
+    assert Path(f"{transfer.pack_path(repo, 'base')}.torrent").is_file()
+    base = image.load(repo, "base")
+    with open(transfer.pack_path(repo, "base"), "rb") as f:
+        unpacked = transfer.unpack(f, base, ChunkStore(tmp_path / "fresh"))
+    assert unpacked.kept == len({c.digest for c in base.chunks})
     with Mount(src, Filesystem.EXT4) as root:
         _change(root)
         want = tree_hash(root)
@@ -266,3 +320,41 @@ def test_cli_create_diff_and_restore(make_disk: MakeDisk, tmp_path: Path, lock_d
     assert hash_partition(dst, Filesystem.EXT4) == want
     again = json.loads(runner.invoke(app, ["restore", "v2", dst, *common]).stdout)
     assert again["code"] == 0 and again["written_bytes"] == 0  # in place: nothing differs
+
+
+def test_clone_of_a_cached_chunked_image_restores_from_its_stream(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+) -> None:
+    """A MASTER's cached chunked image as it goes over multicast (its manifest, then its pack,
+    nothing stored): the target restores it; a manifest other than the announced one is 33
+    and the partition wiped."""
+    from ogref.agent.protocol import image_from_json, image_to_json
+    from ogref.errors import OgError
+    from ogref.runtime.chunked import inventory
+    from ogref.runtime.chunked.restore import restore_clone
+
+    src, dst = _pair(make_disk, Filesystem.EXT4)
+    fill_partition(src, Filesystem.EXT4, random_mib=2)
+    cache = ImageStore(tmp_path / "cache")
+    made = create_chunked(src, cache, "lab", lock_dir=lock_dir).manifest
+    with Mount(src, Filesystem.EXT4) as root:
+        want = tree_hash(root)
+    announced = image_from_json(image_to_json(inventory.to_image(made, "lab", 1)))
+    assert announced.chunked and announced.checksum == made.digest
+
+    data = b"".join(transfer.clone_stream(cache, "lab"))  # what the MASTER sends
+
+    def received(write: Callable[[bytes], object], md5: Any) -> int:  # as udp-receiver does
+        for at in range(0, len(data), 7777):
+            md5.update(data[at : at + 7777])
+            write(data[at : at + 7777])
+        return len(data)
+
+    done = restore_clone(received, announced, dst, lock_dir=lock_dir)
+    assert done.checksum == made.digest and done.moved_bytes == len(data)
+    assert done.stream_md5 == hashlib.md5(data).hexdigest()  # the MASTER reports the same
+    assert hash_partition(dst, Filesystem.EXT4) == want
+    other = dataclasses.replace(announced, checksum="0" * 64)
+    with pytest.raises(OgError) as exc:
+        restore_clone(received, other, dst, lock_dir=lock_dir)
+    assert exc.value.code == 33 and filesystem.detect(dst) is Filesystem.EMPTY

@@ -13,6 +13,7 @@ import pytest
 from ogref.errors import ImageFileError
 from ogref.model.storage import Filesystem
 from ogref.runtime import partclone
+from ogref.runtime.cachefs import CachePartition
 from ogref.runtime.chunked import chunk, inventory, transfer
 from ogref.runtime.chunked import image as chunked_image
 from ogref.runtime.chunked.manifest import ChunkRef, Manifest
@@ -135,3 +136,38 @@ def test_a_truncated_pack_is_33(tmp_path: Path) -> None:
     up.feed(path.read_bytes()[:-10])
     with pytest.raises(ImageFileError):
         up.finish()
+
+
+C = [RNG.randbytes(4 * BS) for _ in range(4)]  # another image, sharing nothing with A
+
+
+@pytest.mark.parametrize("what", ["evict", "empty"])
+def test_freeing_cache_chunks_during_an_update_never_leaves_a_manifest_short(
+    tmp_path: Path, what: str
+) -> None:
+    """An eviction (its chunks and an interrupted update's freed) or EmptyCache while an
+    update of another image runs: the update's chunks fetched so far are deleted with them, and
+    its manifest must still be installed only over a complete set of chunks."""
+    part = CachePartition("/dev/cache4", root=tmp_path / "mnt")  # only its directory is used
+    repo, cache = ImageStore(tmp_path / "repo"), part.store
+    made = _image(repo, "win", A, USED)
+    _image(cache, "old", C, USED)
+    calls = []
+
+    def meanwhile(done: int, total: int) -> None:
+        if not calls:  # after the update's first chunk: free what no manifest names
+            if what == "evict":
+                part.evict(("old",))
+            else:
+                part.empty()
+        calls.append(done)
+
+    got = transfer.fetch(
+        transfer.DirectorySource(repo), cache, "win", workers=1, progress=meanwhile
+    )
+    store = chunked_image.chunk_store(cache)
+    assert transfer.missing(made, store) == []  # before the lock: the first chunk was gone
+    assert got.digest == made.digest
+    held = set(inventory.chunk_sizes(store))
+    assert held == {chunk.digest(p) for p in A}  # and "old" is gone, chunks and manifest
+    assert not chunked_image.exists(cache, "old")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ogref.errors import LockedError, NotFoundError
 from ogref.model.storage import Filesystem
 from ogref.runtime import partclone
-from ogref.runtime.chunked import chunker, garbage, image, usage
+from ogref.runtime.chunked import chunker, garbage, image, transfer, usage
 from ogref.runtime.chunked.cli import app
 from ogref.runtime.chunked.manifest import Chunking, Manifest
 from ogref.runtime.imagefile import ImageStore
@@ -252,3 +252,25 @@ def test_a_mount_that_fails_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
         browse.mount_image(repo, "a", target, state_dir=state)
     with pytest.raises(NotFoundError):
         browse.unmount_image(target, state_dir=state)
+
+
+def test_delete_removes_the_pack_and_its_torrent(tmp_path: Path) -> None:
+    repo = ImageStore(tmp_path / "repo")
+    _make(repo, "a", _data(1))
+    pack = transfer.ensure_pack(repo, "a")
+    assert pack is not None and pack.is_file()
+    Path(f"{pack}.torrent").write_bytes(b"d4:infoe")  # as make_pack_torrent leaves it
+    gone = garbage.delete(repo, "a")
+    assert not pack.exists() and not Path(f"{pack}.torrent").exists()
+    assert "a.pack" in gone.removed and not list(image.chunk_store(repo).entries())
+
+
+def test_libvirt_lab_announces_chunked_images_too(tmp_path: Path) -> None:
+    """The VM lab's repository: a chunked image gets its pack's .torrent, announced here."""
+    from ogsim.lab.libvirt.services import announce_here
+
+    repo = ImageStore(tmp_path / "repo")
+    _make(repo, "a", _data(2))
+    assert announce_here(repo.root, "10.9.8.7") == ["a"]
+    torrent = Path(f"{transfer.pack_path(repo, 'a')}.torrent").read_bytes()
+    assert b"10.9.8.7" in torrent

@@ -65,6 +65,12 @@ def create(
     fmt: Format = typer.Option(Format.PARTCLONE, "--format"),
     level: int = typer.Option(chunk.DEFAULT_LEVEL, "--level", help="zstd level"),
     diff_of: str = typer.Option("", "--diff-of", help="chunked: base image (differential)"),
+    pack: bool = typer.Option(
+        True,
+        "--pack/--no-pack",
+        help="chunked: also write NAME.pack and NAME.pack.torrent (MULTICAST, TORRENT)",
+    ),
+    tracker: str = typer.Option("", "--tracker", help="announce URL of the .torrent"),
     directory: Path = _DIR,
     lock_dir: Path = _LOCKS,
     workers: int = _WORKERS,
@@ -76,15 +82,18 @@ def create(
         if fmt is Format.PARTCLONE:
             if diff_of:
                 raise FormatError("--diff-of needs --format chunked")
-            made = create_image(device, store, name, level=level, lock_dir=lock_dir)
+            made = create_image(
+                device, store, name, level=level, lock_dir=lock_dir, tracker=tracker
+            )
             return {
                 "format": fmt.value,
                 "bytes": made.image.stored_size,
                 "md5": made.image.checksum,
             }
         done = create_chunked(
-            device, store, name, level=level, lock_dir=lock_dir, workers=workers, diff_of=diff_of
-        )
+            device, store, name, level=level, lock_dir=lock_dir, workers=workers,
+            diff_of=diff_of, pack=pack, tracker=tracker,
+        )  # fmt: skip
         return {
             "diff_of": diff_of or None,
             "diff_bytes": done.diff_bytes,
@@ -94,6 +103,8 @@ def create(
             "chunks": done.stats.chunks,
             "new_chunks": done.stats.new_chunks,
             "new_bytes": done.stats.new_stored_bytes,
+            "pack": str(done.pack) if done.pack else None,
+            "pack_torrent": str(done.pack_torrent) if done.pack_torrent else None,
             "seconds": round(done.seconds, 3),
         }
 
@@ -108,8 +119,13 @@ def restore(
     in_place: bool | None = typer.Option(
         None,
         "--in-place/--full",
-        help="chunked: write only chunks the partition lacks "
-        "(checked by hash; default for a differential image)",
+        help="chunked: write only chunks the partition lacks (default for a differential image)",
+    ),
+    full_check: bool = typer.Option(
+        False,
+        "--full-check",
+        help="in place: read and hash every used block even when the partition's record "
+        "(its filesystem fingerprint unchanged since ogref wrote it) says what it holds",
     ),
     directory: Path = _DIR,
     lock_dir: Path = _LOCKS,
@@ -122,13 +138,14 @@ def restore(
         if image.exists(store, name):
             done = restore_chunked(
                 store, name, device, allow_fs_change=allow_fs_change, lock_dir=lock_dir,
-                workers=workers, in_place=in_place,
+                workers=workers, in_place=in_place, use_record=not full_check,
             )  # fmt: skip
             return {
                 "format": Format.CHUNKED.value,
                 "bytes": done.bytes_read,
                 "written_bytes": done.written_bytes,
                 "chunks_skipped": done.chunks_skipped,
+                "by_record": done.by_record,
                 "seconds": round(done.seconds, 3),
             }
         plain = restore_image(

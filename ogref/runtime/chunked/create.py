@@ -4,8 +4,10 @@ partclone reads the filesystem's used blocks (its own bitmap, not a free-space g
 checksum-free stream; :class:`~.blockstream.UsedBlocks` checks it, :func:`~.chunker.cut` stores
 the chunks the store lacks; the chunks are made durable before the manifest is published.  The
 partition is unmounted, locked and checked as createImage does; the image name is locked.
-A differential image (``diff_of``) names its base; its chunk list stays complete.  Deliberately
-not done (``docs/deviations.md``): the filesystem is not reduced, no ``.torrent``.
+A differential image (``diff_of``) names its base; its chunk list stays complete.  With
+``pack`` the image's pack and its ``.pack.torrent`` are written too, by the code the
+repository's senders use (:func:`~.transfer.make_pack_torrent`).  Deliberately not done
+(``docs/deviations.md``): the filesystem is not reduced.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import IO
 
 from ogref.errors import CacheSizeError, FilesystemError, ImageError, PartitionError
 from ogref.model.storage import Filesystem
-from ogref.runtime import filesystem, partclone
-from ogref.runtime.chunked import chunk, chunker, image
+from ogref.runtime import filesystem, fingerprint, partclone
+from ogref.runtime.chunked import chunk, chunker, image, transfer
 from ogref.runtime.chunked.blockstream import ByteReader, UsedBlocks
 from ogref.runtime.chunked.chunker import ChunkStats
 from ogref.runtime.chunked.manifest import BaseRef, Chunking, Manifest
@@ -47,6 +49,8 @@ class ChunkedResult:
     stats: ChunkStats
     seconds: float
     diff_bytes: int | None = None  # differential: stored bytes of the chunks the base lacks
+    pack: Path | None = None  # NAME.pack, when asked for
+    pack_torrent: Path | None = None  # NAME.pack.torrent (None without libtorrent)
 
 
 def chunk_stream(
@@ -93,6 +97,8 @@ def create_chunked(
     diff_of: str = "",
     image_locked: bool = False,
     message: str = "",
+    pack: bool = False,
+    tracker: str = "",
 ) -> ChunkedResult:
     """Image the filesystem on ``device`` as chunked image ``name`` of ``images`` (OgError).
 
@@ -118,6 +124,7 @@ def create_chunked(
             locks.enter_context(LockFile(files.lock, f"image {files.name}"))
         unmount_device(device)
         locks.enter_context(LockFile(partition_lock_path(lock_dir, device), f"partition {device}"))
+        fingerprint.take(lock_dir, device)  # the check may repair: written again once made
         if check:
             filesystem.check(device, fs, repair=True)
         if progress is not None:
@@ -159,7 +166,12 @@ def create_chunked(
             made = dataclasses.replace(made, base=BaseRef(diff_of, base.digest))
             diff_bytes = difference_bytes(made, base, store)
         path = image.publish(images, files.name, made)
-    return ChunkedResult(made, path, stats, time.monotonic() - start, diff_bytes)
+        fingerprint.remember(lock_dir, device, files.name, made.digest)
+        packed = torrent = None
+        if pack:  # under the image lock, as createImage makes its .torrent
+            torrent = transfer.make_pack_torrent(images, files.name, tracker)
+            packed = transfer.pack_path(images, files.name)
+    return ChunkedResult(made, path, stats, time.monotonic() - start, diff_bytes, packed, torrent)
 
 
 def difference_bytes(made: Manifest, base: Manifest, store: ChunkStore) -> int:

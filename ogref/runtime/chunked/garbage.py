@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ogref.errors import LockedError, NotFoundError
-from ogref.runtime.chunked import image, manifest, repository
+from ogref.runtime.chunked import image, manifest, repository, transfer
 from ogref.runtime.chunked.store import SUFFIX, ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile
@@ -186,7 +186,8 @@ def delete(
     if not (current.is_file() or ant.is_file()):
         raise NotFoundError(f"image {name} not found in {images.root}")
     if chunked:
-        targets = [ant] if version else [path, ant]
+        pack = transfer.pack_path(images, files.name)  # and its .torrent: made from it
+        targets = [ant] if version else [path, ant, pack, Path(f"{pack}.torrent")]
     else:
         olds = [Path(f"{p}.ant") for p in files.all_paths()]
         targets = olds if version else [*files.all_paths(), *olds]
@@ -195,7 +196,7 @@ def delete(
     with LockFile(files.lock, f"image {files.name}") as lock:
         freed: set[str] = set()
         for target in present:
-            if chunked:
+            if chunked and target.name.endswith((manifest.SUFFIX, f"{manifest.SUFFIX}.ant")):
                 with contextlib.suppress(Exception):  # a damaged manifest: gc finds its chunks
                     freed |= {c.digest for c in manifest.load(target).chunks}
             target.unlink()

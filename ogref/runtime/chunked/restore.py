@@ -8,14 +8,24 @@ the partition unmounted and locked; every chunk's content re-hashed before it is
 missing or damaged one is 33 and the half-written filesystem's signatures are wiped; NTFS gets
 ``ntfsfix``.  A missing chunk is found before the partition is touched.
 
-In place (a differential image's default): each chunk's bytes are first read from the
-partition at its offsets and hashed; a chunk the partition already holds is not written.  The
-check is the manifest's hash, never a belief about what the partition holds: onto the base only
-the difference is written, onto anything else every differing chunk — the result is the image.
+In place (a differential image's default): a chunk the partition already holds is not
+written.  What it holds is known one of two ways:
+
+- **by record** (fast): the partition's record (:mod:`ogref.runtime.fingerprint`) says ogref
+  last wrote (or made) image M there, and the filesystem's fingerprint is still the one that
+  write left; then the chunks of M are on the partition at M's offsets, and a chunk of the new
+  image with the same name at the same device offsets is skipped without reading it.  Every
+  other chunk is written.
+- **by hash** (otherwise, or ``use_record=False``): each chunk's bytes are read from the
+  partition at its offsets and hashed.
+
+Either way onto the base only the difference is written, onto anything else every differing
+chunk — the result is the image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -24,10 +34,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from ogref.errors import ImageFileError, PartitionError
-from ogref.runtime.chunked import chunk, image
+from ogref.errors import ImageFileError, OgError, PartitionError
+from ogref.model.image import Image
+from ogref.runtime import fingerprint
+from ogref.runtime.chunked import chunk, image, transfer
 from ogref.runtime.chunked.chunker import default_workers
 from ogref.runtime.chunked.manifest import ChunkRef, Manifest
 from ogref.runtime.imagefile import ImageStore
@@ -41,6 +53,9 @@ class ChunkedRestoreResult(RestoreResult):
     written_bytes: int = 0
     chunks_written: int = 0
     chunks_skipped: int = 0
+    by_record: bool = False  # in place, what the partition held known from its record
+    moved_bytes: int = 0  # a clone: the stream's bytes received
+    stream_md5: str = ""  # a clone: their MD5 (the MASTER reports the same)
 
 
 @dataclass
@@ -63,12 +78,14 @@ def restore_chunked(
     progress: Callable[[int, int], None] | None = None,
     in_place: bool | None = None,
     chunks: ChunkReader | None = None,
+    use_record: bool = True,
 ) -> ChunkedRestoreResult:
     """Restore chunked image ``name`` of ``images`` onto the partition ``device``.
 
     ``in_place`` (default: when the image is differential) writes only the chunks whose bytes
     the partition does not already hold, checked by hash.  ``chunks``: read the chunks from
-    there instead of the directory's store (UNICAST-DIRECT from the repository share)."""
+    there instead of the directory's store (UNICAST-DIRECT from the repository share).
+    ``use_record``: an in-place restore may trust the partition's record (see the module)."""
     start = time.monotonic()
     if not os.path.exists(device):
         raise PartitionError(f"partition {device} does not exist")
@@ -87,15 +104,25 @@ def restore_chunked(
         )
     if in_place is None:
         in_place = made.base is not None
-    with guarded_write(device, made.filesystem, lock_dir):
+    with guarded_write(device, made.filesystem, lock_dir) as held:
         fd = os.open(device, (os.O_RDWR if in_place else os.O_WRONLY) | os.O_CLOEXEC)
         try:
+            known = None
+            if in_place and use_record and held is not None:
+                known = _known_chunks(images, made, held, fingerprint.of_fd(fd))
             stats = write_chunks(
-                made, store, fd, workers=workers, progress=progress, in_place=in_place
+                made,
+                store,
+                fd,
+                workers=workers,
+                progress=progress,
+                in_place=in_place,
+                known=known,
             )
             os.fsync(fd)
         finally:
             os.close(fd)
+        fingerprint.remember(lock_dir, device, files.name, made.digest)  # under the lock
     return ChunkedRestoreResult(
         files.name,
         device,
@@ -107,6 +134,95 @@ def restore_chunked(
         stats.written_bytes,
         stats.chunks_written,
         stats.chunks_skipped,
+        known is not None,
+    )
+
+
+def _known_chunks(
+    images: ImageStore, made: Manifest, held: fingerprint.Held, now: str | None
+) -> set[tuple[str, tuple[tuple[int, int], ...]]] | None:
+    """The chunks the partition holds by its record: (name, device runs) of each chunk of the
+    image ogref last wrote there — None when the record cannot be trusted (another
+    fingerprint, no fingerprint, or that image's manifest no longer at hand)."""
+    if now is None or now != held.fingerprint:
+        return None
+    if held.digest == made.digest:
+        there = made
+    else:
+        names = [held.name] + ([made.base.name] if made.base is not None else [])
+        found = None
+        for name in names:
+            try:
+                cand = image.load(images, name)
+            except OgError:
+                continue
+            if cand.digest == held.digest:
+                found = cand
+                break
+        if found is None:
+            return None
+        there = found
+    if there.header.block_size != made.header.block_size:
+        return None
+    return {
+        (ref.digest, _runs(there, offset, ref.size))
+        for offset, ref in zip(there.chunk_offsets(), there.chunks, strict=True)
+    }
+
+
+def _runs(made: Manifest, offset: int, size: int) -> tuple[tuple[int, int], ...]:
+    return tuple((dev, n) for dev, _at, n in made.placements(offset, size))
+
+
+NO_IMAGE_LOCK = Path("/nonexistent/ogref-clone.lock")
+"""A clone's target has no image lock to respect: the MASTER holds the image."""
+
+
+def restore_clone(
+    source: Callable[[Callable[[bytes], Any], Any], int],
+    image: Image,
+    device: str,
+    *,
+    lock_dir: Path = DEFAULT_LOCK_DIR,
+    allow_fs_change: bool = False,
+) -> ChunkedRestoreResult:
+    """A clone's target: restore chunked ``image`` onto ``device`` from ``source`` (a stream
+    source such as :func:`ogref.transports.multicast.receiver_source`) carrying a MASTER's
+    :func:`~.transfer.clone_stream` — its manifest (digest checked against ``image.checksum``)
+    and its pack, each chunk checked and written at its offsets as it arrives; restoreImage's
+    checks (30, 20) and safeguards (the partition wiped on any failure)."""
+    start = time.monotonic()
+    if not os.path.exists(device):
+        raise PartitionError(f"partition {device} does not exist")
+    check_target(
+        device, image.name, image.data_size, image.filesystem, NO_IMAGE_LOCK, allow_fs_change
+    )
+    with guarded_write(device, image.filesystem, lock_dir):
+        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            writer = transfer.CloneWriter(fd, image.checksum)
+            md5 = hashlib.md5()
+            moved = source(writer.feed, md5)
+            pack = writer.finish()
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        made = pack.made
+        fingerprint.remember(lock_dir, device, image.name, made.digest)  # under the lock
+    return ChunkedRestoreResult(
+        image.name,
+        device,
+        made.filesystem,
+        made.data_size,
+        made.digest,
+        time.monotonic() - start,
+        True,
+        pack.written,
+        pack.kept,
+        0,
+        False,
+        moved,
+        md5.hexdigest(),
     )
 
 
@@ -130,9 +246,11 @@ def write_chunks(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     in_place: bool = False,
+    known: set[tuple[str, tuple[tuple[int, int], ...]]] | None = None,
 ) -> WriteStats:
     """Read, check and write every chunk of ``made`` at its device offsets through ``fd``
-    (``in_place``: only those the device does not already hold).
+    (``in_place``: only those the device does not already hold — ``known``, the (name, device
+    runs) of the chunks it holds, or else checked by reading and hashing).
 
     Consecutive chunks are restored in batches of about :data:`BATCH` bytes per task, their
     writes merged where they are adjacent on the device; batches finish in any order."""
@@ -146,8 +264,12 @@ def write_chunks(
         for offset, ref in items:
             total += ref.size
             places = list(made.placements(offset, ref.size))
-            if in_place and _holds(fd, places, ref.size, ref.digest):
-                continue
+            if in_place:
+                if known is not None:
+                    if (ref.digest, tuple((d, n) for d, _a, n in places)) in known:
+                        continue
+                elif _holds(fd, places, ref.size, ref.digest):
+                    continue
             data = memoryview(store.read(ref.digest, ref.size))
             writes += [(dev, data[at : at + n]) for dev, at, n in places]
             written += ref.size

@@ -79,8 +79,11 @@ class ChunkStore:
                 self._made.add(sub)
         tmp = path.parent / f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with open(tmp, "wb") as f:
-                f.write(frame)
+            try:
+                tmp.write_bytes(frame)
+            except FileNotFoundError:  # its directory was removed meanwhile (an emptied CACHE)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(frame)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

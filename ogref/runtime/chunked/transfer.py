@@ -10,6 +10,16 @@ in a CACHE) and the chunks only the replaced version used are deleted.  An inter
 leaves whole, checked chunks behind and nothing else, so the next one continues where it
 stopped: resumable at chunk granularity, with no marker to trust.
 
+**The CACHE's chunks are freed safely while an update runs** (evict, empty, an update's own
+prune).  Every deletion from a CACHE's store (:func:`prune`, :func:`discard`, :func:`empty`)
+and an update's last step (every chunk of the image present? then the manifest installed) hold
+the store's lock (``chunks/.cache.lock``, ``flock``; they wait for each other, nothing is
+refused).  A deletion sees the manifests installed so far; a chunk an update is still
+fetching, or found present at its start, is named by none yet and may be deleted — the
+update's last step finds it missing, under the lock, fetches it again and only then installs
+the manifest.  So an installed manifest never names a chunk the store lacks, and a deletion
+never waits for a whole transfer.
+
 A **pack** (``OGPACK1``) is a stream of chunks: an 8-byte magic, then per chunk its name (32
 raw bytes of BLAKE3), its uncompressed size and its frame size (two little-endian u32) and the
 zstd frame.  ``write_pack`` makes one from a store (``ensure_pack``: the repository's
@@ -20,7 +30,10 @@ skips the others.  It decides nothing.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import struct
 import threading
 import warnings
@@ -127,9 +140,7 @@ def fetch(
         if new_source is not None:
             src = getattr(local, "src", None) or new_source()
             local.src = src
-        frame = checked(digest, size, src.frame(digest))
-        store.put(digest, frame)
-        return len(frame)
+        return len(_put_checked(src, store, digest, size))
 
     try:
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="ogref-fetch") as pool:
@@ -144,15 +155,50 @@ def fetch(
             f"{exc.strerror or exc} (resumable: the chunks written are kept)"
         ) from None
     store.sync()
-    install(cache, name, raw, made)
+    with store_lock(cache):
+        # a concurrent eviction may have freed chunks this update counted on: fetch them again
+        while again := missing(made, store):
+            src = new_source() if new_source is not None else source
+            for digest, size in again:
+                moved += len(_put_checked(src, store, digest, size))
+            store.sync()
+        install(cache, name, raw, made, locked=True)
     sizes = inventory.chunk_sizes(store)
     have = inventory.present(made, sizes)
     return Fetched(made.digest, moved, len(todo), len(distinct) - len(todo), have - moved)
 
 
-def install(cache: ImageStore, name: str, raw: bytes, made: Manifest) -> Path:
+def _put_checked(src: ChunkSource, store: ChunkStore, digest: str, size: int) -> bytes:
+    frame = checked(digest, size, src.frame(digest))
+    store.put(digest, frame)
+    return frame
+
+
+CACHE_LOCK = ".cache.lock"
+
+
+@contextlib.contextmanager
+def store_lock(cache: ImageStore) -> Iterator[None]:
+    """The CACHE's chunk store held against deletions (see the module): waits, never refuses."""
+    root = chunked_image.chunk_store(cache).root
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / CACHE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def install(
+    cache: ImageStore, name: str, raw: bytes, made: Manifest, *, locked: bool = False
+) -> Path:
     """Put the manifest in place (every chunk must be durable); the replaced version's own
-    chunks (named by no other manifest of the cache) are deleted."""
+    chunks (named by no other manifest of the cache) are deleted.  ``locked``: the caller
+    holds :func:`store_lock`."""
+    if not locked:
+        with store_lock(cache):
+            return install(cache, name, raw, made, locked=True)
     path = chunked_image.manifest_path(cache, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = inventory.load_quiet(path) if path.exists() else None
@@ -163,12 +209,16 @@ def install(cache: ImageStore, name: str, raw: bytes, made: Manifest) -> Path:
         os.fsync(f.fileno())
     os.replace(staged, path)
     if old is not None and old.digest != made.digest:
-        prune(cache, inventory.distinct(old) - inventory.distinct(made))
+        prune(cache, inventory.distinct(old) - inventory.distinct(made), locked=True)
     return path
 
 
-def prune(cache: ImageStore, candidates: Iterable[str]) -> int:
-    """Delete the ``candidates`` that no manifest of the directory names; bytes freed."""
+def prune(cache: ImageStore, candidates: Iterable[str], *, locked: bool = False) -> int:
+    """Delete the ``candidates`` that no manifest of the directory names; bytes freed.
+    ``locked``: the caller holds :func:`store_lock`."""
+    if not locked:
+        with store_lock(cache):
+            return prune(cache, candidates, locked=True)
     used: set[str] = set()
     for other in inventory.names(cache):
         made = inventory.load_quiet(chunked_image.manifest_path(cache, other))
@@ -194,9 +244,34 @@ def discard(cache: ImageStore, name: str) -> int:
     path = chunked_image.manifest_path(cache, name)
     if not path.exists():
         return 0
-    path.unlink()
-    Path(f"{path}.new").unlink(missing_ok=True)
-    return prune(cache, set(inventory.chunk_sizes(chunked_image.chunk_store(cache))))
+    with store_lock(cache):
+        path.unlink(missing_ok=True)
+        Path(f"{path}.new").unlink(missing_ok=True)
+        store = chunked_image.chunk_store(cache)
+        return prune(cache, set(inventory.chunk_sizes(store)), locked=True)
+
+
+def empty(cache: ImageStore) -> None:
+    """Delete every image of a CACHE directory, both formats (EmptyCache), holding the store's
+    lock: an update running meanwhile fetches its chunks again before it installs its manifest
+    (the lock file itself stays, so the update and later deletions still exclude each other)."""
+    cache.root.mkdir(parents=True, exist_ok=True)
+    with store_lock(cache):
+        chunks = chunked_image.chunk_store(cache).root
+        for entry in cache.root.iterdir():
+            if entry == chunks:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        for entry in chunks.iterdir():
+            if entry.name == CACHE_LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- packs
@@ -306,6 +381,63 @@ class PackWriter(Unpacker):
 
     def missing(self) -> list[str]:
         return sorted(self.at)
+
+
+CLONE_MAGIC = b"OGCLONE1"
+_LEN = struct.Struct("<I")
+
+
+def clone_stream(images: ImageStore, name: str) -> Iterator[bytes]:
+    """A chunked image as one stream a MASTER sends when it clones its cached copy: a magic,
+    the manifest (its length, then its bytes: the targets have no other copy) and the pack.
+    Nothing is stored: the pack is read from the store as it is sent."""
+    raw = chunked_image.manifest_path(images, name).read_bytes()
+    made = Manifest.from_json(raw, f"{name} (cache)")
+    yield CLONE_MAGIC + _LEN.pack(len(raw)) + raw
+    yield from pack_records(made, chunked_image.chunk_store(images))
+
+
+class CloneWriter:
+    """Reads a :func:`clone_stream` onto a partition through ``fd``: the manifest (its digest
+    must be ``digest``, what the MASTER announced: else 33), then the pack, each chunk checked
+    and written at its offsets (:class:`PackWriter`)."""
+
+    def __init__(self, fd: int, digest: str) -> None:
+        self.fd, self.digest = fd, digest
+        self._head = bytearray()
+        self.pack: PackWriter | None = None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if self.pack is not None:
+            self.pack.feed(data)
+            return
+        self._head += data
+        need = len(CLONE_MAGIC) + _LEN.size
+        if len(self._head) < need:
+            return
+        if bytes(self._head[: len(CLONE_MAGIC)]) != CLONE_MAGIC:
+            raise ImageFileError("not a chunked clone stream (bad magic)")
+        (size,) = _LEN.unpack_from(self._head, len(CLONE_MAGIC))
+        if len(self._head) < need + size:
+            return
+        made = Manifest.from_json(bytes(self._head[need : need + size]), "the MASTER's manifest")
+        if self.digest and made.digest != self.digest:
+            raise ImageFileError(
+                f"the MASTER sent manifest {made.digest}, not the announced {self.digest}"
+            )
+        rest = bytes(self._head[need + size :])
+        self._head = bytearray()
+        self.pack = PackWriter(made, self.fd)
+        if rest:
+            self.pack.feed(rest)
+
+    def finish(self) -> PackWriter:
+        if self.pack is None:
+            raise ImageFileError("the clone stream ended before its manifest")
+        self.pack.finish()
+        if self.pack.missing():
+            raise ImageFileError(f"the clone stream lacked {len(self.pack.missing())} chunks")
+        return self.pack
 
 
 PACK_SUFFIX = ".pack"

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from ogref.repo.control import CONTROL_PORT
 from ogref.repo.tracker import TRACKER_PORT, announce_url, tracker_argv, write_whitelist
+from ogref.runtime.chunked import inventory
+from ogref.runtime.chunked.transfer import make_pack_torrent
 from ogref.runtime.imagefile import ImageStore, make_torrent
 from ogref.service.main import OS_PORT, SERVICE_PORT
 from ogref.site import load_site
@@ -68,13 +70,17 @@ def bridge_host(manifest: Manifest, name: str, bridge: str, subnet: IPv4Network)
 
 
 def announce_here(repo: Path, ip: str) -> list[str]:
-    """Rewrite every image's ``.torrent`` to announce to the tracker on ``ip``; the images."""
+    """Rewrite every image's ``.torrent`` to announce to the tracker on ``ip`` — a chunked
+    image's ``.pack.torrent`` (its pack made if missing) as an ``.img``'s; the images."""
     store = ImageStore(repo)
     done = []
     for name in store.names():
         files = store.files(name)
         if files.img.exists() and files.torrent.exists():
             make_torrent(files, announce_url(ip), f"ogLab VM classroom image {name}")
+            done.append(name)
+    for name in inventory.names(store):
+        if name not in done and make_pack_torrent(store, name, announce_url(ip)) is not None:
             done.append(name)
     return done
 
