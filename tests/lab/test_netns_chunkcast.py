@@ -220,3 +220,34 @@ def test_the_engine_restores_by_chunkcast_when_the_key_says_so(tmp_path: Path) -
     assert all(c.status == "ok" and verified(c) for c in computers), computers
     logs = [(tmp_path / "client-logs" / f"10.0.1.{11 + i}.log").read_text() for i in range(2)]
     assert all("chunkcast:" in text and "bytes written" in text for text in logs), logs[0][-2000:]
+
+
+def test_multicast_cache_by_chunkcast_fills_the_cache_chunk_store(tmp_path: Path) -> None:
+    # MULTICAST-CACHE of a chunked image with MCASTPROTOCOL=CHUNKCAST: the core's updateCache,
+    # the chunks received by chunkcast into each CACHE's chunk store, then the core's restore
+    # from the CACHE — each disk verified (fsck and the file tree's hash: the same bytes as the
+    # reference partition)
+    from tests.lab.test_netns import BASE, run_lab, scenario, verified
+
+    base = {
+        **BASE,
+        "engine": {**BASE["engine"], "MCASTPROTOCOL": "CHUNKCAST"},
+        "repositories": [{**BASE["repositories"][0], "images": [
+            {"name": "ubu", "filesystem": "EXT4", "data": "5GiB", "stored": "2GiB",
+             "format": "chunked"}]}],
+    }  # fmt: skip
+    sc = scenario(
+        [{"at": 0, "restore": {"image": "ubu", "method": "MULTICAST-CACHE", "to": "all"}}],
+        base=base,
+        count=2,
+    )
+    r = run_lab(sc, tmp_path)
+    computers = r.operations[0].computers
+    assert [c.method_used for c in computers] == ["MULTICAST-CACHE"] * 2, computers
+    assert all(c.status == "ok" and verified(c) for c in computers), computers
+    for c in computers:
+        fetch = [p for p in c.phases if p.name == "fetch"]
+        assert fetch and fetch[0].detail == "MULTICAST chunkcast", c.phases
+        assert c.bytes_moved > 0
+    logs = [(tmp_path / "client-logs" / f"10.0.1.{11 + i}.log").read_text() for i in range(2)]
+    assert all("stored in the CACHE" in text for text in logs), logs[0][-2000:]

@@ -4,9 +4,11 @@ Selected by ``MCASTPROTOCOL=CHUNKCAST`` (engine.cfg, or a site file's ``engine:`
 ``UDPCAST``, OpenGnSys's behaviour unchanged).  With it, a MULTICAST-DIRECT restore of an image
 that the repository also holds as a chunked image (``NAME.manifest.json``, e.g. after
 ``ogref image convert NAME --to chunked``) goes by chunkcast; an image without a manifest goes by
-udpcast as before (logged).  MULTICAST-CACHE (updateCache into the CACHE) stays on udpcast until
-the CACHE holds a chunk store (the chunked-image engine support of issue 14): the receiver's
-writer would then be the store's ``put``; noted in docs/chunkcast.md.
+udpcast as before (logged).  MULTICAST-CACHE (updateCache into the CACHE) of a chunked image goes
+by chunkcast too (:func:`fetch_to_cache`): the receiver puts each verified chunk's frame into the
+CACHE's chunk store and asks only for the chunks the store lacks; the core's restore from the
+CACHE follows as for any chunked updateCache.  MULTICAST-CACHE of a non-chunked image stays on
+udpcast (the CACHE keeps its ``.img``, which chunks cannot rebuild).
 
 - repository side (:class:`ChunkcastSenders`, used by :mod:`ogref.repo.control` when a client
   asks for ``"protocol": "chunkcast"``): one ``python -m ogref.transports.chunkcast send`` per
@@ -36,6 +38,7 @@ from typing import Any
 from ogref.errors import MulticastSendFileError, NotFoundError
 from ogref.model.protocol import MulticastSession
 from ogref.runtime.chunked import image, manifest
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.transports.chunkcast import runtime
 
@@ -167,6 +170,33 @@ def restore_direct(
     res = runtime.receive(ep, key, Path(device), local_manifest=made, opts=opts)
     st = res.stats
     log(f"chunkcast: {st['written_bytes']} bytes written in {res.elapsed:.1f} s, "
+        f"{st['duplicate_bytes']} duplicate, {st['forged']} forged and {st['bad_objects']} bad "
+        f"dropped")  # fmt: skip
+    return st
+
+
+def fetch_to_cache(
+    *,
+    key: bytes,
+    made: manifest.Manifest,
+    session: MulticastSession,
+    store: ChunkStore,
+    interface_ip: str,
+    start_timeout: float,
+    receive_timeout: float,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """MULTICAST-CACHE by chunkcast: the chunks of image ``made`` that the CACHE's chunk
+    ``store`` lacks, each checked against the manifest before it is stored; the receiver's
+    statistics (``stored_objects``: chunks put into the store).  Installing the manifest is the
+    caller's (after it has checked that nothing is missing)."""
+    ep = runtime.Endpoint(session.address, session.port, interface_ip)
+    opts = runtime.ReceiveOptions(start_timeout=float(start_timeout),
+                                  receive_timeout=float(receive_timeout))  # fmt: skip
+    res = runtime.receive(ep, key, store, local_manifest=made, opts=opts)
+    st = res.stats
+    log(f"chunkcast: {st['stored_objects']} chunks ({st['written_bytes']} bytes) stored in the "
+        f"CACHE in {res.elapsed:.1f} s, {st['resumed_objects']} already there, "
         f"{st['duplicate_bytes']} duplicate, {st['forged']} forged and {st['bad_objects']} bad "
         f"dropped")  # fmt: skip
     return st
