@@ -222,32 +222,49 @@ def test_the_engine_restores_by_chunkcast_when_the_key_says_so(tmp_path: Path) -
     assert all("chunkcast:" in text and "bytes written" in text for text in logs), logs[0][-2000:]
 
 
-def test_multicast_cache_by_chunkcast_fills_the_cache_chunk_store(tmp_path: Path) -> None:
-    # MULTICAST-CACHE of a chunked image with MCASTPROTOCOL=CHUNKCAST: the core's updateCache,
-    # the chunks received by chunkcast into each CACHE's chunk store, then the core's restore
-    # from the CACHE — each disk verified (fsck and the file tree's hash: the same bytes as the
-    # reference partition)
-    from tests.lab.test_netns import BASE, run_lab, scenario, verified
+def test_multicast_cache_and_clone_from_master_by_chunkcast(tmp_path: Path) -> None:
+    # one lab run (the lab's start-up is most of a run), MCASTPROTOCOL=CHUNKCAST:
+    # 1. clone from a MASTER: pc01 cuts its partition into chunks and serves them by chunkcast,
+    #    the session key reaching the targets through the service with the MASTER's "ready";
+    # 2. MULTICAST-CACHE of a chunked image: the core's updateCache, the chunks received by
+    #    chunkcast into each CACHE's chunk store, then the core's restore from the CACHE.
+    # Every disk verified: fsck clean and the file tree's hash (the reference's, the MASTER's)
+    from tests.lab.test_netns import lab_data, run_lab, scenario, verified
 
-    base = {
-        **BASE,
-        "engine": {**BASE["engine"], "MCASTPROTOCOL": "CHUNKCAST"},
-        "repositories": [{**BASE["repositories"][0], "images": [
-            {"name": "ubu", "filesystem": "EXT4", "data": "5GiB", "stored": "2GiB",
-             "format": "chunked"}]}],
-    }  # fmt: skip
+    base = lab_data(
+        "lab-chunkcast-test",
+        13,
+        [{"name": "ubu", "filesystem": "EXT4", "data": "5GiB", "stored": "2GiB",
+          "format": "chunked"}],
+        {"number": 1, "size": "30GiB", "fs": "EXT4", "os": "Linux"},
+        "40GiB",
+    )  # fmt: skip
+    base["engine"]["MCASTPROTOCOL"] = "CHUNKCAST"
+    # the lab verifies every disk at the end: the clone and the restore write other partitions
+    disks = base["classrooms"][0]["defaults"]["disks"]
+    disks[0]["partitions"].append({"number": 2, "size": "20GiB", "fs": "EXT4"})
+    restore = {"image": "ubu", "method": "MULTICAST-CACHE", "to": "all", "partition": 2}
     sc = scenario(
-        [{"at": 0, "restore": {"image": "ubu", "method": "MULTICAST-CACHE", "to": "all"}}],
+        [  # the clone first: the lab takes the MASTER's tree when it submits it
+            {"at": 0, "clone": {"master": "pc01", "to": "all", "method": "MULTICAST"}},
+            {"at": 0, "restore": restore},
+        ],
         base=base,
-        count=2,
     )
     r = run_lab(sc, tmp_path)
-    computers = r.operations[0].computers
-    assert [c.method_used for c in computers] == ["MULTICAST-CACHE"] * 2, computers
-    assert all(c.status == "ok" and verified(c) for c in computers), computers
-    for c in computers:
+    cloned, cached = r.operations
+    assert [c.method_used for c in cached.computers] == ["MULTICAST-CACHE"] * 3, cached
+    assert all(c.status == "ok" and verified(c) for c in cached.computers), cached.computers
+    for c in cached.computers:
         fetch = [p for p in c.phases if p.name == "fetch"]
         assert fetch and fetch[0].detail == "MULTICAST chunkcast", c.phases
         assert c.bytes_moved > 0
-    logs = [(tmp_path / "client-logs" / f"10.0.1.{11 + i}.log").read_text() for i in range(2)]
-    assert all("stored in the CACHE" in text for text in logs), logs[0][-2000:]
+    log = (tmp_path / "client-logs" / "10.0.1.12.log").read_text()
+    assert "stored in the CACHE" in log, log[-2000:]
+    assert sorted(c.name for c in cloned.computers) == ["pc02", "pc03"]
+    for c in cloned.computers:
+        assert c.status == "ok" and verified(c), c  # fsck clean + the MASTER's file tree
+        assert c.checksum_verified is True  # every chunk against the session's manifest
+        assert any("chunkcast from MASTER" in p.detail for p in c.phases), c.phases
+        assert c.bytes_moved > 1 << 20
+    assert any("MASTER pc01: code 0" in e.text and "by chunkcast" in e.text for e in r.events)

@@ -434,6 +434,7 @@ def receive(
            "complete_s": elapsed - max(joined, 0.0), "joined_wall": joined_wall,
            "written_bytes": writer.written,
            "stored_objects": writer.stored if isinstance(writer, _StoreWriter) else 0,
+           "image": core.objects.manifest.digest if core.objects else "",
            "loss": core.loss, **asdict(core.stats)}  # fmt: skip
     _write_stats(opts.stats_path, doc)
     return ReceiveResult(elapsed, joined, doc)
