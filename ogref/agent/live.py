@@ -48,7 +48,6 @@ from ogref.model import (
     Image,
     MulticastSession,
 )
-from ogref.model.policy import McastProtocol
 from ogref.repo.sender import SenderOptions, sender_argv, wait_until_listening
 from ogref.repo.tracker import announce_url
 from ogref.runtime import compressor, create, efiboot, filesystem, imagefile, partclone
@@ -303,7 +302,7 @@ class Agent:
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"ogMcastSend.{session.port}.{int(time.time())}"
         opts = SenderOptions(interface="eth0", fec=str(c.get("fec") or "8x8/128"))
-        if policy.mcast_protocol is McastProtocol.CHUNKCAST:
+        if policy.mcast_protocol.carries(into_cache=False, chunked=False):  # cut, or cached
             by_chunkcast = self._clone_by_chunkcast(cmd, policy, session, node)
             if by_chunkcast is not None:
                 return by_chunkcast

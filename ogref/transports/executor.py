@@ -44,7 +44,7 @@ from ogref.errors import (
     RepositoryError,
 )
 from ogref.model.method import Transport
-from ogref.model.policy import EngineConfig, McastProtocol
+from ogref.model.policy import EngineConfig
 from ogref.runtime import imagefile
 from ogref.runtime.cachefs import CachePartition
 from ogref.runtime.chunked import image as chunked_image
@@ -287,9 +287,8 @@ class NetworkExecutor(Executor):
             why = exc.message if isinstance(exc, OgError) else str(exc)
             self._phase("fetch", t0, 0, why)
             return TransferFailed(FailureKind.IO, why)
-        by_chunkcast = (
-            cmd.transport is Transport.MULTICAST
-            and self.policy.mcast_protocol is McastProtocol.CHUNKCAST
+        by_chunkcast = cmd.transport is Transport.MULTICAST and self.policy.mcast_protocol.carries(
+            into_cache=True, chunked=True
         )
         how = "chunkcast" if by_chunkcast else "pack"
         self.log(f"{how} of {name}: {kept} chunks kept, {moved} bytes received")
@@ -302,7 +301,7 @@ class NetworkExecutor(Executor):
         self, cmd: FetchToCache, made: Manifest, store: ChunkStore
     ) -> tuple[int, int]:
         assert cmd.multicast is not None
-        if self.policy.mcast_protocol is McastProtocol.CHUNKCAST:  # only the chunks it lacks
+        if self.policy.mcast_protocol.carries(into_cache=True, chunked=True):  # what it lacks
             return self._fetch_chunkcast(cmd, made, store)
         state = multicast.request_sender(
             self.net.control, cmd.image.name, cmd.multicast, self.net.client_ip
@@ -525,7 +524,7 @@ class NetworkExecutor(Executor):
         if cmd.image.chunked and cmd.source is Source.REPO:
             if cmd.transport is Transport.UNICAST:
                 return self._restore_direct_chunked(cmd)
-            if self.policy.mcast_protocol is McastProtocol.CHUNKCAST:  # each chunk once, by need
+            if self.policy.mcast_protocol.carries(into_cache=False, chunked=True):  # by need
                 node = self.machine.partition(cmd.disk, cmd.partition)
                 by_chunkcast = self._restore_chunkcast(cmd, node, t0)
                 if by_chunkcast is not None:
@@ -538,9 +537,8 @@ class NetworkExecutor(Executor):
                 self.verified = True if self.verified is None else self.verified
             return result
         node = self.machine.partition(cmd.disk, cmd.partition)
-        if (
-            cmd.transport is Transport.MULTICAST
-            and self.policy.mcast_protocol is McastProtocol.CHUNKCAST
+        if cmd.transport is Transport.MULTICAST and self.policy.mcast_protocol.carries(
+            into_cache=False, chunked=False
         ):
             chunked = self._restore_chunkcast(cmd, node, t0)
             if chunked is not None:

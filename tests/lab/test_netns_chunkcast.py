@@ -23,6 +23,7 @@ import pytest
 
 from ogref.transports import chunkcast
 from ogref.transports.chunkcast import runtime
+from ogsim.expect import evaluate
 from ogsim.lab.capabilities import probe
 from ogsim.lab.chunkimage import ChunkImage, make
 from ogsim.lab.manifest import Manifest
@@ -222,36 +223,24 @@ def test_the_engine_restores_by_chunkcast_when_the_key_says_so(tmp_path: Path) -
     assert all("chunkcast:" in text and "bytes written" in text for text in logs), logs[0][-2000:]
 
 
+S27 = Path(__file__).resolve().parents[2] / "scenarios" / "s27-chunkcast-clone-and-cache.yaml"
+
+
 def test_multicast_cache_and_clone_from_master_by_chunkcast(tmp_path: Path) -> None:
-    # one lab run (the lab's start-up is most of a run), MCASTPROTOCOL=CHUNKCAST:
+    # scenario s27 (the library runs it here: one lab run), MCASTPROTOCOL=CHUNKCAST:
     # 1. clone from a MASTER: pc01 cuts its partition into chunks and serves them by chunkcast,
     #    the session key reaching the targets through the service with the MASTER's "ready";
     # 2. MULTICAST-CACHE of a chunked image: the core's updateCache, the chunks received by
     #    chunkcast into each CACHE's chunk store, then the core's restore from the CACHE.
-    # Every disk verified: fsck clean and the file tree's hash (the reference's, the MASTER's)
-    from tests.lab.test_netns import lab_data, run_lab, scenario, verified
+    # Every disk verified: fsck clean and the file tree's hash (the reference's, the MASTER's);
+    # the scenario's expectations hold as they do on the simulator
+    from ogsim.scenario import load_scenario
+    from tests.lab.test_netns import run_lab, verified
 
-    base = lab_data(
-        "lab-chunkcast-test",
-        13,
-        [{"name": "ubu", "filesystem": "EXT4", "data": "5GiB", "stored": "2GiB",
-          "format": "chunked"}],
-        {"number": 1, "size": "30GiB", "fs": "EXT4", "os": "Linux"},
-        "40GiB",
-    )  # fmt: skip
-    base["engine"]["MCASTPROTOCOL"] = "CHUNKCAST"
-    # the lab verifies every disk at the end: the clone and the restore write other partitions
-    disks = base["classrooms"][0]["defaults"]["disks"]
-    disks[0]["partitions"].append({"number": 2, "size": "20GiB", "fs": "EXT4"})
-    restore = {"image": "ubu", "method": "MULTICAST-CACHE", "to": "all", "partition": 2}
-    sc = scenario(
-        [  # the clone first: the lab takes the MASTER's tree when it submits it
-            {"at": 0, "clone": {"master": "pc01", "to": "all", "method": "MULTICAST"}},
-            {"at": 0, "restore": restore},
-        ],
-        base=base,
-    )
+    sc = load_scenario(S27)
     r = run_lab(sc, tmp_path)
+    checks = evaluate(r, sc.spec.expect)
+    assert not [c.diff() for c in checks if c.applicable and not c.ok]
     cloned, cached = r.operations
     assert [c.method_used for c in cached.computers] == ["MULTICAST-CACHE"] * 3, cached
     assert all(c.status == "ok" and verified(c) for c in cached.computers), cached.computers
