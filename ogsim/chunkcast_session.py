@@ -16,8 +16,9 @@ the CACHE: the store's writes) and its link, as data bytes per second; the sende
 session's cap and the source's uplink, shared with nobody (other flows on that uplink are not
 slowed by it, nor it by them); a receiver whose link drops keeps what it has and completes that
 much later if the link returns within MCASTWAIT; a chunk is at most 1/4096 of the image (the
-model's objects are coarsened on large images: loss is still per datagram).  It decides nothing
-the core does not.
+model's objects are coarsened on large images: loss is still per datagram); a MASTER's session
+starts after it has cut its partition (the partition's size at its disk's read rate; a cached
+image would need no cut: not told apart).  It decides nothing the core does not.
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ class CastSession:
         self._barrier: Timer | None = None
         self._replan: Timer | None = None
         self.label = f"chunkcast {source.name}:{params.port} {image.name}"
+        # a MASTER cuts its partition into chunks before it serves them (read-bound: the chunks
+        # are compressed on all its cores meanwhile)
+        master = sim.clients.get(source.name)
+        self.cut_s = (
+            image.data_size / master.disk.read if master is not None and master.disk.read else 0.0
+        )
+        self.start_s = source.mcast_start_s + self.cut_s
 
     # ------------------------------------------------------------------ joining
 
@@ -89,16 +97,21 @@ class CastSession:
             self._admit(rx, now)
             self._plan_soon()
             return
+        # a clone's targets get their command once the MASTER has cut its partition (the
+        # service holds them until its "ready"): their start timeout runs from then
         sim.loop.after(
-            float(policy.mcast_error_session), self._start_timeout, rx, "no session started"
+            float(policy.mcast_error_session) + self.cut_s,
+            self._start_timeout,
+            rx,
+            "no session started",
         )
         if self.first_join < 0:
             self.first_join = now
             self._barrier = sim.loop.after(
-                float(self.params.max_wait) + self.source.mcast_start_s, self._start, "maxwait"
+                float(self.params.max_wait) + self.start_s, self._start, "maxwait"
             )
         if len(self.receivers) >= self.params.nclients:
-            sim.loop.after(self.source.mcast_start_s, self._start, "nclients")
+            sim.loop.after(self.start_s, self._start, "nclients")
 
     def _start_timeout(self, rx: Receiver, why: str) -> None:
         if rx.state is RxState.WAITING and rx.client.alive:
