@@ -16,7 +16,11 @@ udpcast (the CACHE keeps its ``.img``, which chunks cannot rebuild).
   capability token the control API accepted (the token names the computer, image and session);
 - client side (:func:`request_session`, :func:`restore_direct`): ask the control API for the
   session (and its key), read the manifest from the repository share (SMB, authenticated),
-  receive onto the partition with restoreImage's checks and safeguards.
+  receive onto the partition with restoreImage's checks and safeguards;
+- clone from a MASTER (:func:`cut_partition`, :func:`serve`, :func:`receive_clone`): the MASTER
+  cuts its partition into a scratch chunk store (or serves a chunked image of its CACHE) in its
+  own process and hands its fresh session key to the service with its "ready"; the targets get
+  it in their commands and take the manifest from the session.
 
 The session string's fields keep their meaning: port (data; requests on port + 1), group, rate
 cap, ``nclients`` and ``maxwait`` (the first data waits for that many receivers or that many
