@@ -300,7 +300,8 @@ class SimClient:
             if not self.alive:
                 return
             if self.link_up and source.up:
-                self.sim.multicast_session(source, params, image).join(rx)
+                session = self.sim.multicast_session(source, params, image, into_cache=not direct)
+                session.join(rx)
             elif tries >= MCAST_REQUEST_TRIES:
                 fail(
                     FailureKind.JOIN,

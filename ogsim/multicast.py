@@ -29,6 +29,7 @@ from ogsim.network import Flow
 from ogsim.udpcast import IN_FLIGHT, exposed_ack, group_keep, paced_rate, slice_bytes
 
 if TYPE_CHECKING:
+    from ogsim.chunkcast_session import CastSession
     from ogsim.client import SimClient
     from ogsim.node import Source
     from ogsim.simulator import Simulation
@@ -98,7 +99,7 @@ class Receiver:
         self.on_fail = on_fail
         self.on_start = on_start
         self.state = RxState.WAITING
-        self.session: McastSession | None = None
+        self.session: McastSession | CastSession | None = None
         self.silent_since = 0.0
         self.timed_out = False  # its udp-receiver gave up; the sender may still wait for it
 
@@ -116,9 +117,7 @@ class Receiver:
     @property
     def moved(self) -> float:
         s = self.session
-        if s is None or s.flow is None:
-            return 0.0
-        return s.flow.moved
+        return 0.0 if s is None else s.moved_of(self)
 
 
 class SessionState(StrEnum):
@@ -185,6 +184,10 @@ class McastSession:
             rx.state = RxState.FAILED
             policy = self.sim.scenario.site.policy
             rx.on_fail(FailureKind.JOIN, f"start timeout {policy.mcast_error_session}s: {why}")
+
+    def moved_of(self, rx: Receiver) -> float:
+        """Bytes ``rx`` has received so far (the session's flow: all receive alike)."""
+        return 0.0 if self.flow is None else self.flow.moved
 
     # ------------------------------------------------------------------ running
 

@@ -36,6 +36,7 @@ from ogref.core.events import Source as ImageSource
 from ogref.errors import OgError
 from ogref.model import Image, MulticastSession
 from ogref.site import BootSpec, CloneSpec, CreateSpec, OperationSpec, RestoreSpec
+from ogsim.chunkcast_session import CastSession
 from ogsim.client import SimClient
 from ogsim.faults import apply_fault
 from ogsim.hardware import HostHw, RepositoryHw
@@ -103,7 +104,7 @@ class Simulation:
             hw = scenario.hosts[pc.name]
             self.clients[pc.name] = SimClient(self, pc, hw, self.sources[pc.repository])
         self.masters: dict[str, Source] = {}
-        self.sessions: dict[tuple[str, int, str], McastSession] = {}
+        self.sessions: dict[tuple[str, int, str], McastSession | CastSession] = {}
         self.swarms: dict[tuple[str, str], Swarm] = {}
         self.results = Results(
             scenario=scenario.name,
@@ -126,13 +127,19 @@ class Simulation:
         self.results.events.append(LogLine(t=round(self.loop.now, 6), text=text))
 
     def multicast_session(
-        self, source: Source, params: MulticastSession, image: Image
-    ) -> McastSession:
-        """The udp-sender session for this file on this port (started by the first request)."""
+        self, source: Source, params: MulticastSession, image: Image, *, into_cache: bool = False
+    ) -> McastSession | CastSession:
+        """The multicast session for this file on this port (started by the first request):
+        udp-sender's, or chunkcast's when the engine's ``MCASTPROTOCOL`` carries this transfer
+        by chunkcast (the rule the engine's executors ask: :meth:`McastProtocol.carries`)."""
         key = (source.name, params.port, image.name)
         s = self.sessions.get(key)
         if s is None or s.state in (SessionState.DONE, SessionState.DEAD):
-            s = McastSession(self, source, params, image)
+            protocol = self.scenario.site.policy.mcast_protocol
+            if protocol.carries(into_cache=into_cache, chunked=image.chunked):
+                s = CastSession(self, source, params, image)
+            else:
+                s = McastSession(self, source, params, image)
             self.sessions[key] = s
         return s
 

@@ -128,9 +128,14 @@ class ServiceLink:
             self.outbox.done.append({"id": command_id, "result": result})
         self.nudge()
 
-    def ready(self, command_id: str, image: Json) -> None:
+    def ready(self, command_id: str, image: Json, chunkcast: Json | None = None) -> None:
+        """A MASTER sends: the image it announces (and, by chunkcast, the session key the
+        service hands its targets)."""
+        entry: Json = {"id": command_id, "image": image}
+        if chunkcast:
+            entry["chunkcast"] = chunkcast
         with self.outbox.lock:
-            self.outbox.ready.append({"id": command_id, "image": image})
+            self.outbox.ready.append(entry)
         self.nudge()
 
     def delivered(self, timeout: float = 60.0) -> bool:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,6 +188,7 @@ class Agent:
         if cmd.get("master"):
             ex.master_image = image_from_json(cmd["master"]["image"])
             ex.master_ip = str(cmd["master"]["ip"])
+            ex.master_chunkcast = dict(cmd["master"].get("chunkcast") or {})
         started = time.time()
         try:
             fin = ex.run(req, policy)
@@ -301,6 +303,10 @@ class Agent:
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"ogMcastSend.{session.port}.{int(time.time())}"
         opts = SenderOptions(interface="eth0", fec=str(c.get("fec") or "8x8/128"))
+        if policy.mcast_protocol.carries(into_cache=False, chunked=False):  # cut, or cached
+            by_chunkcast = self._clone_by_chunkcast(cmd, policy, session, node)
+            if by_chunkcast is not None:
+                return by_chunkcast
         t0 = time.time()
         cache: CachePartition | None = None
         with contextlib.ExitStack() as stack:
@@ -410,6 +416,79 @@ class Agent:
             "phases": [
                 self._phase("wait", t0, 0, "sender listening"),
                 {**self._phase("send", ready, sent, f"udp-sender port {session.port}")},
+            ],
+        }
+
+    def _clone_by_chunkcast(
+        self, cmd: Json, policy: EngineConfig, session: MulticastSession, node: str
+    ) -> Json | None:
+        """The MASTER's side of a clone under ``MCASTPROTOCOL=CHUNKCAST``: a chunked image
+        served by chunkcast — a cached image that is chunked straight from the CACHE's chunk
+        store; the partition cut into a scratch chunk store first (the sender must know every
+        object's size before it announces; removed at the end).  The session key goes to the
+        targets with the "ready" (through the service).  None: a cached image that is not
+        chunked, sent by udpcast as before."""
+        from ogref.runtime.chunked import image as chunked_image
+        from ogref.transports.chunkcast import engine as chunkcast
+        from ogref.transports.chunkcast import runtime as chunkcast_runtime
+
+        c = cmd["clone"]
+        key = bytes.fromhex(chunkcast_runtime.new_key())
+        t0 = time.time()
+        with contextlib.ExitStack() as stack:
+            if c.get("from_cache"):
+                number_c = find_cache(self.disks[1]) if 1 in self.disks else None
+                if number_c is None:
+                    raise error_for(OgErr.NOTCACHE, "the MASTER has no CACHE partition")
+                cache = CachePartition(partition_path(self.disks[1], number_c), self.work / "cache")
+                cache.mount()
+                stack.callback(cache.unmount)
+                images, name = cache.store, str(c["from_cache"])
+                if not chunked_image.exists(images, name):
+                    self.log(f"chunkcast: {name} in the CACHE is not chunked: udpcast")
+                    return None
+                made = chunked_image.load(images, name)
+                what, size = f"cached image {name}", made.header.device_size
+            else:
+                if not os.path.exists(node):
+                    raise error_for(OgErr.PARTITION, f"the MASTER has no partition {node}")
+                fs = filesystem.detect(node)
+                if fs in (Filesystem.EMPTY, Filesystem.CACHE, Filesystem.SWAP):
+                    raise error_for(OgErr.FILESYS, f"{node} holds no filesystem to clone")
+                name = str(c["image"])
+                scratch = self.work / "chunkcast" / f"clone-{session.port}"
+                shutil.rmtree(scratch, ignore_errors=True)  # this agent's own leftover, if any
+                scratch.mkdir(parents=True)
+                stack.callback(shutil.rmtree, scratch, True)
+                self.log(f"MASTER: cutting {node} into chunks for chunkcast")
+                made = chunkcast.cut_partition(node, scratch, name, self.work / "lock")
+                images = ImageStore(scratch)
+                what, size = f"partition {node}", filesystem.device_size(node)
+            store = chunked_image.chunk_store(images)
+            stored = sum(store.size_on_disk(r.digest) for r in set(made.chunks))
+            image = Image(name=name, filesystem=made.filesystem, data_size=size,
+                          stored_size=stored, checksum="", compressor=policy.img_comp,
+                          os_name=str(c.get("os_name", "")))  # fmt: skip
+            cut = time.time()
+            self.log(f"MASTER: chunkcast on port {session.port} for {session.nclients} receivers "
+                     f"({len(made.chunks)} chunks, {stored} bytes)")  # fmt: skip
+
+            def ready() -> None:
+                assert self.link is not None
+                self.link.ready(str(cmd["id"]), image_to_json(image), {"key": key.hex()})
+
+            stats = chunkcast.serve(images, name, session, key,
+                                    interface_ip=self.ip.split("/")[0], on_ready=ready)  # fmt: skip
+        sent = int(stats["data_bytes"])
+        return {
+            "code": 0,
+            "message": f"MASTER sent {what} by chunkcast: {sent} bytes, image {made.digest}",
+            "method_used": "MULTICAST",
+            "bytes_moved": sent,
+            "image": image_to_json(image),
+            "phases": [
+                self._phase("create", t0, stored, "chunks for chunkcast"),
+                self._phase("send", cut, sent, f"chunkcast port {session.port}"),
             ],
         }
 

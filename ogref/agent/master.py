@@ -24,6 +24,7 @@ from ogref.errors import (
     ImageFileError,
     LockedError,
     OgError,
+    ProtocolJoinMasterError,
 )
 from ogref.model import (
     Filesystem,
@@ -77,6 +78,7 @@ class MasterExecutor(StartDelayExecutor):
 
     master_image: Image | None = None
     master_ip: str = ""
+    master_chunkcast: Json | None = None  # the MASTER sends by chunkcast: {"key": hex}
     stream_md5: str = ""
 
     def _inspect_image(self, cmd: InspectImage) -> ImageInspected:
@@ -93,6 +95,8 @@ class MasterExecutor(StartDelayExecutor):
         node = self.machine.partition(cmd.disk, cmd.partition)
         if cmd.multicast is None:
             return RestoreFailed(FailureKind.JOIN, "a MASTER sends by multicast only")
+        if self.master_chunkcast:
+            return self._restore_from_master_chunkcast(cmd, node, t0)
         cfg = multicast.ReceiverConfig(
             self.net.interface,
             self.net.client_ip,
@@ -137,3 +141,42 @@ class MasterExecutor(StartDelayExecutor):
         self._phase("restore", t0, done.bytes_read, f"MULTICAST from MASTER {self.master_ip}")
         self.log(f"restored {done.bytes_read} bytes from the MASTER (stream MD5 {done.checksum})")
         return RestoreFinished(done.bytes_read)
+
+    def _restore_from_master_chunkcast(
+        self, cmd: RestorePartition, node: str, t0: float
+    ) -> RestoreFinished | RestoreFailed:
+        """The MASTER serves a chunked image by chunkcast: its chunks onto the partition, the
+        manifest taken from the session (the announce is authenticated by the key the service
+        handed over; every chunk is hashed against the manifest before it is written)."""
+        from ogref.transports.chunkcast import engine as chunkcast
+
+        assert cmd.multicast is not None and self.master_chunkcast
+        self.log(f"receiving {cmd.image.name} from MASTER {self.master_ip} by chunkcast on port "
+                 f"{cmd.multicast.port}")  # fmt: skip
+        try:
+            stats = chunkcast.receive_clone(
+                key=bytes.fromhex(str(self.master_chunkcast["key"])),
+                session=cmd.multicast,
+                device=node,
+                interface_ip=str(self.net.client_ip).split("/")[0],
+                start_timeout=self.policy.mcast_error_session,
+                receive_timeout=self.policy.mcast_wait,
+                allow_fs_change=cmd.change_filesystem,
+                lock_dir=self.machine.lock_dir,
+                log=self.log,
+            )
+        except ProtocolJoinMasterError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.JOIN, exc.message)
+        except LockedError as exc:
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        except OgError as exc:
+            self._phase("restore", t0, 0, exc.message)
+            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+        moved = int(stats["useful_bytes"])
+        self.bytes_moved += moved
+        self.verified = True  # every chunk hashed against the session's authenticated manifest
+        self._phase("restore", t0, moved, f"MULTICAST chunkcast from MASTER {self.master_ip}")
+        self.log(f"restored {stats['written_bytes']} bytes from the MASTER by chunkcast "
+                 f"(image {stats['image']})")  # fmt: skip
+        return RestoreFinished(int(stats["written_bytes"]))

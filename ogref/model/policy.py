@@ -53,6 +53,15 @@ class McastProtocol(StrEnum):
     UDPCAST = "UDPCAST"
     CHUNKCAST = "CHUNKCAST"
 
+    def carries(self, *, into_cache: bool, chunked: bool) -> bool:
+        """Whether a MULTICAST transfer goes by chunkcast under this key: straight onto a
+        partition (the repository's chunked version of the image, or a MASTER's partition cut
+        into chunks), or into the CACHE when the image is chunked (the CACHE's chunk store; a
+        non-chunked image stays a ``.img`` there, by udpcast).  The engine (the executors)
+        and the simulator both ask this; the engine also falls back to udpcast when the
+        repository holds no chunked version (that the simulator takes for granted)."""
+        return self is McastProtocol.CHUNKCAST and (chunked or not into_cache)
+
 
 class NotCacheProtocol(StrEnum):
     """``RESTOREPROTOCOLNOTCACHE``: the direct method used when the cache cannot be used."""

@@ -423,7 +423,8 @@ class Engine:
         for done in body.get("done") or []:
             self._done(name, str(done["id"]), dict(done["result"]))
         for ready in body.get("ready") or []:
-            self._ready(name, str(ready["id"]), dict(ready.get("image") or {}))
+            self._ready(name, str(ready["id"]), dict(ready.get("image") or {}),
+                        dict(ready.get("chunkcast") or {}))  # fmt: skip
         wait = max(0.0, min(float(body.get("wait", 0.0)), 5.0))
         command = self._next(live)
         if command is None and wait > 0:
@@ -536,13 +537,19 @@ class Engine:
         s.flush()
         self.site = load_site(s)
 
-    def _ready(self, name: str, command_id: str, image: Json) -> None:
+    def _ready(
+        self, name: str, command_id: str, image: Json, chunkcast: Json | None = None
+    ) -> None:
+        """A MASTER sends: its targets get its address, the image (and a chunkcast session's
+        key: held in memory only, handed to the targets' commands, never stored or shown)."""
         op = self.ops.get(int(command_id.split("/")[0]))
         if op is None or op.source != name:
             raise RefusedError(f"{name} is not the MASTER of {command_id}")
         with self.db.transaction() as s:
             store.mark_ready(s, op.id, name)
         op.ready = {"name": name, "ip": self.live[name].ip, "image": image}
+        if chunkcast:
+            op.ready["chunkcast"] = chunkcast
         for target, cmd in op.held:
             live = self.live[target]
             live.outbox.append({**cmd, "master": op.ready})

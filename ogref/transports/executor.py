@@ -44,7 +44,7 @@ from ogref.errors import (
     RepositoryError,
 )
 from ogref.model.method import Transport
-from ogref.model.policy import EngineConfig, McastProtocol
+from ogref.model.policy import EngineConfig
 from ogref.runtime import imagefile
 from ogref.runtime.cachefs import CachePartition
 from ogref.runtime.chunked import image as chunked_image
@@ -288,9 +288,13 @@ class NetworkExecutor(Executor):
             why = exc.message if isinstance(exc, OgError) else str(exc)
             self._phase("fetch", t0, 0, why)
             return TransferFailed(FailureKind.IO, why)
-        self.log(f"pack of {name}: {kept} chunks kept, {moved} bytes received")
+        by_chunkcast = cmd.transport is Transport.MULTICAST and self.policy.mcast_protocol.carries(
+            into_cache=True, chunked=True
+        )
+        how = "chunkcast" if by_chunkcast else "pack"
+        self.log(f"{how} of {name}: {kept} chunks kept, {moved} bytes received")
         self.bytes_moved += moved
-        self._phase("fetch", t0, moved, f"{cmd.transport} pack")
+        self._phase("fetch", t0, moved, f"{cmd.transport} {how}")
         self.verified = not cmd.image.checksum or made.digest == cmd.image.checksum
         return TransferFinished(made.digest, moved)
 
@@ -298,6 +302,8 @@ class NetworkExecutor(Executor):
         self, cmd: FetchToCache, made: Manifest, store: ChunkStore
     ) -> tuple[int, int]:
         assert cmd.multicast is not None
+        if self.policy.mcast_protocol.carries(into_cache=True, chunked=True):  # what it lacks
+            return self._fetch_chunkcast(cmd, made, store)
         state = multicast.request_sender(
             self.net.control, cmd.image.name, cmd.multicast, self.net.client_ip
         )
@@ -519,7 +525,7 @@ class NetworkExecutor(Executor):
         if cmd.image.chunked and cmd.source is Source.REPO:
             if cmd.transport is Transport.UNICAST:
                 return self._restore_direct_chunked(cmd)
-            if self.policy.mcast_protocol is McastProtocol.CHUNKCAST:  # each chunk once, by need
+            if self.policy.mcast_protocol.carries(into_cache=False, chunked=True):  # by need
                 node = self.machine.partition(cmd.disk, cmd.partition)
                 by_chunkcast = self._restore_chunkcast(cmd, node, t0)
                 if by_chunkcast is not None:
@@ -532,9 +538,8 @@ class NetworkExecutor(Executor):
                 self.verified = True if self.verified is None else self.verified
             return result
         node = self.machine.partition(cmd.disk, cmd.partition)
-        if (
-            cmd.transport is Transport.MULTICAST
-            and self.policy.mcast_protocol is McastProtocol.CHUNKCAST
+        if cmd.transport is Transport.MULTICAST and self.policy.mcast_protocol.carries(
+            into_cache=False, chunked=False
         ):
             chunked = self._restore_chunkcast(cmd, node, t0)
             if chunked is not None:
@@ -585,6 +590,33 @@ class NetworkExecutor(Executor):
         return RestoreFinished(done.bytes_read)
 
     # ------------------------------------------------------------------ chunkcast (MCASTPROTOCOL)
+
+    def _fetch_chunkcast(
+        self, cmd: FetchToCache, made: Manifest, store: ChunkStore
+    ) -> tuple[int, int]:
+        """MULTICAST-CACHE of a chunked image by chunkcast
+        (:func:`ogref.transports.chunkcast.engine.fetch_to_cache`): the chunks the CACHE's
+        store lacks, into it; (bytes received, chunks stored).  The caller checks that none is
+        missing and installs the manifest, as for the pack."""
+        from ogref.transports.chunkcast import engine as chunkcast
+
+        assert cmd.multicast is not None
+        key = chunkcast.request_session(
+            self.net.control.base_url, self.net.control.token, cmd.image.name, cmd.multicast
+        )
+        self.log(f"chunkcast session for {cmd.image.name} into the CACHE on port "
+                 f"{cmd.multicast.port}")  # fmt: skip
+        stats = chunkcast.fetch_to_cache(  # errors 60 (never joined), 57 (lost or incomplete)
+            key=key,
+            made=made,
+            session=cmd.multicast,
+            store=store,
+            interface_ip=str(self.net.client_ip).split("/")[0],
+            start_timeout=self.policy.mcast_error_session,
+            receive_timeout=self.policy.mcast_wait,
+            log=self.log,
+        )
+        return int(stats["useful_bytes"]), int(stats["stored_objects"])
 
     def _restore_chunkcast(
         self, cmd: RestorePartition, node: str, t0: float

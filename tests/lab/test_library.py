@@ -37,6 +37,7 @@ REFUSED = {
 
 ELSEWHERE = {
     "s26-chunked-differential-deploy": "tests/lab/test_netns_chunked.py (with its byte counts)",
+    "s27-chunkcast-clone-and-cache": "tests/lab/test_netns_chunkcast.py (with its chunkcast checks)",
 }
 """Scenarios run on the netns lab by their own test (one lab run each in the CI budget)."""
 

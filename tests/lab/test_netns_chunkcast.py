@@ -23,6 +23,7 @@ import pytest
 
 from ogref.transports import chunkcast
 from ogref.transports.chunkcast import runtime
+from ogsim.expect import evaluate
 from ogsim.lab.capabilities import probe
 from ogsim.lab.chunkimage import ChunkImage, make
 from ogsim.lab.manifest import Manifest
@@ -220,3 +221,39 @@ def test_the_engine_restores_by_chunkcast_when_the_key_says_so(tmp_path: Path) -
     assert all(c.status == "ok" and verified(c) for c in computers), computers
     logs = [(tmp_path / "client-logs" / f"10.0.1.{11 + i}.log").read_text() for i in range(2)]
     assert all("chunkcast:" in text and "bytes written" in text for text in logs), logs[0][-2000:]
+
+
+S27 = Path(__file__).resolve().parents[2] / "scenarios" / "s27-chunkcast-clone-and-cache.yaml"
+
+
+def test_multicast_cache_and_clone_from_master_by_chunkcast(tmp_path: Path) -> None:
+    # scenario s27 (the library runs it here: one lab run), MCASTPROTOCOL=CHUNKCAST:
+    # 1. clone from a MASTER: pc01 cuts its partition into chunks and serves them by chunkcast,
+    #    the session key reaching the targets through the service with the MASTER's "ready";
+    # 2. MULTICAST-CACHE of a chunked image: the core's updateCache, the chunks received by
+    #    chunkcast into each CACHE's chunk store, then the core's restore from the CACHE.
+    # Every disk verified: fsck clean and the file tree's hash (the reference's, the MASTER's);
+    # the scenario's expectations hold as they do on the simulator
+    from ogsim.scenario import load_scenario
+    from tests.lab.test_netns import run_lab, verified
+
+    sc = load_scenario(S27)
+    r = run_lab(sc, tmp_path)
+    checks = evaluate(r, sc.spec.expect)
+    assert not [c.diff() for c in checks if c.applicable and not c.ok]
+    cloned, cached = r.operations
+    assert [c.method_used for c in cached.computers] == ["MULTICAST-CACHE"] * 3, cached
+    assert all(c.status == "ok" and verified(c) for c in cached.computers), cached.computers
+    for c in cached.computers:
+        fetch = [p for p in c.phases if p.name == "fetch"]
+        assert fetch and fetch[0].detail == "MULTICAST chunkcast", c.phases
+        assert c.bytes_moved > 0
+    log = (tmp_path / "client-logs" / "10.0.1.12.log").read_text()
+    assert "stored in the CACHE" in log, log[-2000:]
+    assert sorted(c.name for c in cloned.computers) == ["pc02", "pc03"]
+    for c in cloned.computers:
+        assert c.status == "ok" and verified(c), c  # fsck clean + the MASTER's file tree
+        assert c.checksum_verified is True  # every chunk against the session's manifest
+        assert any("chunkcast from MASTER" in p.detail for p in c.phases), c.phases
+        assert c.bytes_moved > 1 << 20
+    assert any("MASTER pc01: code 0" in e.text and "by chunkcast" in e.text for e in r.events)

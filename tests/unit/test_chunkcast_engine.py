@@ -97,3 +97,14 @@ def test_the_command_line_reports_errors_as_opengnsys_numbers(tmp_path: Path) ->
     weak = runner.invoke(app, ["send", str(tmp_path), "nope", "--session", SESSION,
                                "--key-file", str(key)])  # fmt: skip
     assert weak.exit_code == 1 and "32 bytes" in weak.stdout  # FORMAT
+
+
+def test_the_rule_the_engine_and_the_simulator_share() -> None:
+    # chunkcast onto a partition (any image: the repository's chunked version, a MASTER's cut)
+    # and into the CACHE only for a chunked image (a .img stays udpcast); udpcast by default
+    cc, udp = McastProtocol.CHUNKCAST, McastProtocol.UDPCAST
+    assert cc.carries(into_cache=False, chunked=False) and cc.carries(into_cache=True, chunked=True)
+    assert not cc.carries(into_cache=True, chunked=False)
+    assert not any(
+        udp.carries(into_cache=a, chunked=b) for a in (False, True) for b in (False, True)
+    )

@@ -228,3 +228,16 @@ def test_a_large_image_costs_a_receiver_little_per_request_tick(
     assert calls < 100, f"{calls} objects examined in one tick"
     # nothing to ask (all queued): at most the keepalive
     assert all(wire.Request.decode(wire.open_(KEY, p)[1]).entries == () for p in out)
+
+
+def test_a_clone_sender_ends_once_its_client_count_is_complete() -> None:
+    # a MASTER's sender (done_end = the session's client count) is free as soon as its targets
+    # are complete, not after the idle wait the repository's sender keeps for late joiners
+    made, frames = make_image(6)
+    idle = dataclasses.replace(SCFG, idle_end_s=30.0)
+    _, _, end_idle = run(made, frames, [Peer(), Peer()], Net(), scfg=idle)
+    done = dataclasses.replace(idle, done_end=2)
+    _, peers, end_done = run(made, frames, [Peer(), Peer()], Net(), scfg=done)
+    _check(peers, disk_of(made, frames))
+    last = max(p.finished or 0 for p in peers)
+    assert end_idle >= last + 30 and end_done < last + 2, (end_idle, end_done, last)

@@ -4,9 +4,11 @@ Selected by ``MCASTPROTOCOL=CHUNKCAST`` (engine.cfg, or a site file's ``engine:`
 ``UDPCAST``, OpenGnSys's behaviour unchanged).  With it, a MULTICAST-DIRECT restore of an image
 that the repository also holds as a chunked image (``NAME.manifest.json``, e.g. after
 ``ogref image convert NAME --to chunked``) goes by chunkcast; an image without a manifest goes by
-udpcast as before (logged).  MULTICAST-CACHE (updateCache into the CACHE) stays on udpcast until
-the CACHE holds a chunk store (the chunked-image engine support of issue 14): the receiver's
-writer would then be the store's ``put``; noted in docs/chunkcast.md.
+udpcast as before (logged).  MULTICAST-CACHE (updateCache into the CACHE) of a chunked image goes
+by chunkcast too (:func:`fetch_to_cache`): the receiver puts each verified chunk's frame into the
+CACHE's chunk store and asks only for the chunks the store lacks; the core's restore from the
+CACHE follows as for any chunked updateCache.  MULTICAST-CACHE of a non-chunked image stays on
+udpcast (the CACHE keeps its ``.img``, which chunks cannot rebuild).
 
 - repository side (:class:`ChunkcastSenders`, used by :mod:`ogref.repo.control` when a client
   asks for ``"protocol": "chunkcast"``): one ``python -m ogref.transports.chunkcast send`` per
@@ -14,7 +16,11 @@ writer would then be the store's ``put``; noted in docs/chunkcast.md.
   capability token the control API accepted (the token names the computer, image and session);
 - client side (:func:`request_session`, :func:`restore_direct`): ask the control API for the
   session (and its key), read the manifest from the repository share (SMB, authenticated),
-  receive onto the partition with restoreImage's checks and safeguards.
+  receive onto the partition with restoreImage's checks and safeguards;
+- clone from a MASTER (:func:`cut_partition`, :func:`serve`, :func:`receive_clone`): the MASTER
+  cuts its partition into a scratch chunk store (or serves a chunked image of its CACHE) in its
+  own process and hands its fresh session key to the service with its "ready"; the targets get
+  it in their commands and take the manifest from the session.
 
 The session string's fields keep their meaning: port (data; requests on port + 1), group, rate
 cap, ``nclients`` and ``maxwait`` (the first data waits for that many receivers or that many
@@ -36,8 +42,10 @@ from typing import Any
 from ogref.errors import MulticastSendFileError, NotFoundError
 from ogref.model.protocol import MulticastSession
 from ogref.runtime.chunked import image, manifest
+from ogref.runtime.chunked.store import ChunkStore
 from ogref.runtime.imagefile import ImageStore
 from ogref.transports.chunkcast import runtime
+from ogref.transports.chunkcast.sender import SenderConfig
 
 PROTOCOL = "chunkcast"
 
@@ -165,6 +173,123 @@ def restore_direct(
     opts = runtime.ReceiveOptions(start_timeout=float(start_timeout),
                                   receive_timeout=float(receive_timeout), lock_dir=lock_dir)  # fmt: skip
     res = runtime.receive(ep, key, Path(device), local_manifest=made, opts=opts)
+    st = res.stats
+    log(f"chunkcast: {st['written_bytes']} bytes written in {res.elapsed:.1f} s, "
+        f"{st['duplicate_bytes']} duplicate, {st['forged']} forged and {st['bad_objects']} bad "
+        f"dropped")  # fmt: skip
+    return st
+
+
+def fetch_to_cache(
+    *,
+    key: bytes,
+    made: manifest.Manifest,
+    session: MulticastSession,
+    store: ChunkStore,
+    interface_ip: str,
+    start_timeout: float,
+    receive_timeout: float,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """MULTICAST-CACHE by chunkcast: the chunks of image ``made`` that the CACHE's chunk
+    ``store`` lacks, each checked against the manifest before it is stored; the receiver's
+    statistics (``stored_objects``: chunks put into the store).  Installing the manifest is the
+    caller's (after it has checked that nothing is missing)."""
+    ep = runtime.Endpoint(session.address, session.port, interface_ip)
+    opts = runtime.ReceiveOptions(start_timeout=float(start_timeout),
+                                  receive_timeout=float(receive_timeout))  # fmt: skip
+    res = runtime.receive(ep, key, store, local_manifest=made, opts=opts)
+    st = res.stats
+    log(f"chunkcast: {st['stored_objects']} chunks ({st['written_bytes']} bytes) stored in the "
+        f"CACHE in {res.elapsed:.1f} s, {st['resumed_objects']} already there, "
+        f"{st['duplicate_bytes']} duplicate, {st['forged']} forged and {st['bad_objects']} bad "
+        f"dropped")  # fmt: skip
+    return st
+
+
+# ---------------------------------------------------------------------- clone from a MASTER
+
+
+def sender_config(session: MulticastSession, idle_end_s: float = 10.0) -> SenderConfig:
+    """A MASTER's sender knobs from OpenGnSys's session string (as ``chunkcast send`` maps
+    them); it ends as soon as the session's client count has completed (its targets: the
+    MASTER is then free for what comes next), else when idle."""
+    return SenderConfig(rate_bps=session.rate_mbit * 1e6, idle_end_s=idle_end_s,
+                        min_receivers=session.nclients, max_wait_s=float(session.max_wait),
+                        done_end=session.nclients)  # fmt: skip
+
+
+def cut_partition(device: str, scratch: Path, name: str, lock_dir: Path) -> manifest.Manifest:
+    """A MASTER's partition cut into a chunked image ``name`` of the scratch directory
+    ``scratch`` (partclone's used blocks; unmounted and locked while it is read, not checked:
+    a clone streams the partition as it is)."""
+    from ogref.runtime.chunked.create import create_chunked
+
+    return create_chunked(
+        device, ImageStore(scratch), name, lock_dir=lock_dir, check=False
+    ).manifest
+
+
+def serve(
+    images: ImageStore,
+    name: str,
+    session: MulticastSession,
+    key: bytes,
+    *,
+    interface_ip: str,
+    on_ready: Callable[[], None],
+    idle_end_s: float = 10.0,
+    stats_path: Path | None = None,
+) -> dict[str, Any]:
+    """Serve chunked image ``name`` of ``images`` on ``session`` in this process (a MASTER):
+    ``on_ready`` is called once the sender listens for requests; returns when the session ends
+    (the sender's statistics; 56 if it could not send)."""
+    ep = runtime.Endpoint(session.address, session.port, interface_ip)
+    ready = Path(images.root) / f".chunkcast.{session.port}.ready"
+    ready.unlink(missing_ok=True)
+    done: list[runtime.SendResult] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(runtime.send(images, name, ep, key, sender_config(session, idle_end_s),
+                                     stats_path=stats_path, ready=ready))  # fmt: skip
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="chunkcast-master", daemon=True)
+    worker.start()
+    while not ready.exists() and worker.is_alive():
+        time.sleep(0.02)
+    if ready.exists():
+        on_ready()
+    worker.join()
+    ready.unlink(missing_ok=True)
+    if failed:
+        raise failed[0]
+    return done[0].stats
+
+
+def receive_clone(
+    *,
+    key: bytes,
+    session: MulticastSession,
+    device: str,
+    interface_ip: str,
+    start_timeout: float,
+    receive_timeout: float,
+    allow_fs_change: bool,
+    lock_dir: Path,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """A clone target's side: the MASTER's chunks onto partition ``device``, the manifest
+    fetched from the session (its digest is the authenticated announce's), restoreImage's
+    checks and safeguards; the receiver's statistics and ``image`` (the manifest's digest)."""
+    ep = runtime.Endpoint(session.address, session.port, interface_ip)
+    opts = runtime.ReceiveOptions(start_timeout=float(start_timeout),
+                                  receive_timeout=float(receive_timeout), lock_dir=lock_dir,
+                                  allow_fs_change=allow_fs_change)  # fmt: skip
+    res = runtime.receive(ep, key, Path(device), opts=opts)
     st = res.stats
     log(f"chunkcast: {st['written_bytes']} bytes written in {res.elapsed:.1f} s, "
         f"{st['duplicate_bytes']} duplicate, {st['forged']} forged and {st['bad_objects']} bad "

@@ -62,10 +62,12 @@ class ReceiverStats:
 
 @dataclass(frozen=True)
 class Completed:
-    """A verified chunk: object ``obj``'s uncompressed bytes."""
+    """A verified chunk: object ``obj``'s uncompressed bytes and the frame they came in (what
+    a chunk store keeps)."""
 
     obj: int
     data: bytes
+    frame: bytes = b""
 
 
 @dataclass
@@ -302,7 +304,7 @@ class ReceiverCore:
             self.stats.bad_objects += 1
             return []
         self._done(obj)
-        return [Completed(obj, data)]
+        return [Completed(obj, data, frame)]
 
     # ------------------------------------------------------------------ output
 

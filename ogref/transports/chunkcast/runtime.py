@@ -5,7 +5,8 @@ Ports follow udpcast's ``portbase`` convention: data and announces go to ``group
 come back unicast to ``sender:port + 1``.  The sender reads frames from the image directory's
 chunk store (the manifest is object 0).  The receiver writes each verified chunk at its device
 offsets with the chunked restore's writer, in whatever order chunks complete, from a small pool
-of writer threads; onto a block device it first applies restoreImage's checks and safeguards
+of writer threads (MULTICAST-CACHE: it puts each verified frame, as it came, into the CACHE's chunk
+store instead, and asks only for the chunks the store lacks); onto a block device it first applies restoreImage's checks and safeguards
 (:func:`~ogref.runtime.restore.check_target`, :func:`~ogref.runtime.restore.guarded_write`:
 size 30, filesystem change 20, unmount and lock, wipe on failure).  ``resume`` (a receiver
 restarted after a crash) hashes what the target already holds first and asks only for the rest.
@@ -44,7 +45,7 @@ from ogref.errors import (
 from ogref.runtime.chunked import chunk, image
 from ogref.runtime.chunked.manifest import Manifest
 from ogref.runtime.chunked.restore import write_runs
-from ogref.runtime.chunked.store import ChunkStore
+from ogref.runtime.chunked.store import ChunkStore, unpacked
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.restore import DEFAULT_LOCK_DIR, check_target, guarded_write
 from ogref.transports.chunkcast import objects, wire
@@ -269,6 +270,47 @@ class _Writer:
             raise self.error
 
 
+class _StoreWriter:
+    """Verified chunks into a chunk store (a CACHE's, for MULTICAST-CACHE): each frame as it
+    came, by a few threads; what is queued.  Nothing is written to a device."""
+
+    def __init__(self, store: ChunkStore, objs: ImageObjects, workers: int) -> None:
+        self.store = store
+        self.objs = objs
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="chunkcast-s")
+        self.lock = threading.Lock()
+        self.queued = 0
+        self.written = 0
+        self.stored = 0  # chunks put into the store
+        self.error: BaseException | None = None
+
+    def put(self, done: Completed) -> None:
+        digest, frame = self.objs.ref(done.obj).digest, done.frame
+        if not frame:  # a chunk that came without its frame (never from the network)
+            frame = chunk.compress(done.data)
+        with self.lock:
+            self.queued += len(frame)
+        self.pool.submit(self._write, digest, frame)
+
+    def _write(self, digest: str, frame: bytes) -> None:
+        try:
+            if self.store.put(digest, frame):
+                with self.lock:
+                    self.written += len(frame)
+                    self.stored += 1
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with self.lock:
+                self.queued -= len(frame)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        if self.error is not None:
+            raise self.error
+        self.store.sync()
+
+
 def _held(fd: int, objs: ImageObjects) -> set[str]:
     """Digests of the chunks the target already holds at all their offsets (by hash)."""
     made = objs.manifest
@@ -299,16 +341,18 @@ def _is_block(path: Path) -> bool:
 def receive(
     ep: Endpoint,
     key: bytes,
-    target: Path,
+    target: Path | ChunkStore,
     *,
     local_manifest: Manifest | None = None,
     opts: ReceiveOptions | None = None,
 ) -> ReceiveResult:
     """Receive the session's image onto ``target`` (a partition, or a file of the device's
-    size), then leave.  Errors: 60 (never joined), 57/59 (lost or incomplete), 33 (fallback
-    chunk damaged), the restore checks' own (20, 30…)."""
+    size), or into a chunk store (only the chunks it lacks; the frames as they came), then
+    leave.  Errors: 60 (never joined), 57/59 (lost or incomplete), 33 (fallback chunk
+    damaged), the restore checks' own (20, 30…)."""
     opts = opts or ReceiveOptions()
-    block_dev = _is_block(target)
+    into_store = isinstance(target, ChunkStore)
+    block_dev = not isinstance(target, ChunkStore) and _is_block(target)
     fail = MulticastReceivePartitionError if block_dev else MulticastReceiveFileError
     start = time.monotonic()
     rid = secrets.randbits(32)
@@ -320,7 +364,7 @@ def receive(
         opts.ready_path.write_text(f"{rid}\n")
     sender: str | None = None
     joined, joined_wall = -1.0, 0.0
-    writer: _Writer | None = None
+    writer: _Writer | _StoreWriter | None = None
     fd = -1
     early: list[Completed] = []
     with contextlib.ExitStack() as stack:
@@ -329,10 +373,14 @@ def receive(
             while True:
                 now = time.monotonic()
                 if core.objects is not None and writer is None:
-                    fd = _open_target(target, core.objects.manifest, block_dev, opts, stack)
-                    if opts.resume:
-                        core.already(_held(fd, core.objects))
-                    writer = _Writer(fd, core.objects, opts.writers, opts.write_rate)
+                    if isinstance(target, ChunkStore):  # what the store holds is not asked for
+                        core.already(r.digest for r in core.objects.chunks if target.has(r.digest))
+                        writer = _StoreWriter(target, core.objects, opts.writers)
+                    else:
+                        fd = _open_target(target, core.objects.manifest, block_dev, opts, stack)
+                        if opts.resume:
+                            core.already(_held(fd, core.objects))
+                        writer = _Writer(fd, core.objects, opts.writers, opts.write_rate)
                     for done in early:
                         writer.put(done)
                     early.clear()
@@ -368,7 +416,8 @@ def receive(
                 _fallback(core, writer, opts.fallback_store)
             assert writer is not None
             writer.close()
-            os.fsync(fd)
+            if not into_store:
+                os.fsync(fd)
             if sender is not None:
                 for _ in range(2):
                     with contextlib.suppress(OSError):
@@ -384,6 +433,8 @@ def receive(
     doc = {"role": "receiver", "id": rid, "elapsed_s": elapsed, "joined_after_s": joined,
            "complete_s": elapsed - max(joined, 0.0), "joined_wall": joined_wall,
            "written_bytes": writer.written,
+           "stored_objects": writer.stored if isinstance(writer, _StoreWriter) else 0,
+           "image": core.objects.manifest.digest if core.objects else "",
            "loss": core.loss, **asdict(core.stats)}  # fmt: skip
     _write_stats(opts.stats_path, doc)
     return ReceiveResult(elapsed, joined, doc)
@@ -412,12 +463,13 @@ def _open_target(
     return fd
 
 
-def _fallback(core: ReceiverCore, writer: _Writer, store_dir: Path) -> None:
+def _fallback(core: ReceiverCore, writer: _Writer | _StoreWriter, store_dir: Path) -> None:
     """Fetch what the session did not bring from the repository's chunk store (unicast)."""
     assert core.objects is not None
     store = ChunkStore(store_dir)
     for obj in sorted(core.need):
         ref = core.objects.ref(obj)
-        writer.put(Completed(obj, store.read(ref.digest, ref.size)))
+        frame = store.frame(ref.digest)
+        writer.put(Completed(obj, unpacked(ref.digest, ref.size, frame), frame))
     for obj in sorted(core.need):
         core.fetched(obj)

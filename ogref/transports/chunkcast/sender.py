@@ -35,6 +35,7 @@ class SenderConfig:
     block: int = wire.DEFAULT_BLOCK
     announce_s: float = 0.1
     idle_end_s: float = 10.0  # end when nothing is queued and nobody asked for this long
+    done_end: int = 0  # …or once this many receivers said they are complete (0: never; a clone)
     start_timeout_s: float = 300.0  # end when nobody ever asked
     min_receivers: int = 1  # the first data waits for this many receivers…
     max_wait_s: float = 0.0  # …or this long after the first request
@@ -219,7 +220,10 @@ class SenderCore:
         return self.last_request + self.cfg.idle_end_s
 
     def _over(self, now: float) -> bool:
-        return not self.pending and self.current is None and now >= self._end_time()
+        if self.pending or self.current is not None:
+            return False
+        everyone = 0 < self.cfg.done_end <= len(self.stats.done)
+        return everyone or now >= self._end_time()
 
     def _seal(self, kind: Kind, body: bytes) -> bytes:
         self.seq += 1

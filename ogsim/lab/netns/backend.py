@@ -1229,7 +1229,12 @@ def run(
                 "published atomically) into the share mounted read-write as the writer account "
                 "(smbnetfs, FUSE); reference partitions are synthetic (a Linux tree + data)"
             )
-        if "clone" in kinds:
+        if "clone" in kinds and scenario.site.policy.mcast_protocol is McastProtocol.CHUNKCAST:
+            lab.notes.append(
+                "clone: the MASTER's partition cut into chunks and served by chunkcast "
+                "(MCASTPROTOCOL=CHUNKCAST), each chunk hashed by the targets; verified by tree hash"
+            )
+        elif "clone" in kinds:
             lab.notes.append(
                 "clone: the MASTER's partclone | compressor stream sent by its own udp-sender, "
                 "received by udp-receiver from the MASTER; verified by tree hash and stream MD5"
