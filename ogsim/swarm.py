@@ -12,6 +12,8 @@ the swarm stops until one does (so a transfer slowed to a crawl is not polled a 
 ``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
 uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
 repository seeder are fluid flows sharing its uplink with every other repository transfer.
+Under packet loss a block moves at most as fast as one TCP connection can (Mathis et al. 1997:
+``MSS·1.22 / (RTT·√p)``; RTT from both ends' delays, p the sum of both ends' loss).
 Modes (``mode:time``): peer and seeder upload while downloading and keep seeding ``time`` s after
 completion; leecher does not upload and exits 30 s after completion.  ctorrent has no timeout:
 a swarm that loses every copy of a block stalls (reported as "did not finish").
@@ -26,6 +28,7 @@ from ogref.model import Image, TorrentMode, TorrentSession
 from ogsim.disk import cache_write_rate
 from ogsim.loop import Timer
 from ogsim.network import Flow
+from ogsim.unicast import tcp_loss_cap
 
 if TYPE_CHECKING:
     from ogsim.client import SimClient
@@ -51,6 +54,7 @@ class Peer:
         self.alive = True
         self.offline = False
         self.neighbours: list[Peer] = []
+        self.nbpos: dict[Peer, int] = {}  # each neighbour's index in ``neighbours``
         self.outgoing: dict[Transfer, None] = {}
         self.incoming: dict[Transfer, None] = {}
         self.completed_at = -1.0
@@ -63,6 +67,11 @@ class Peer:
         self.seeder = client is None
         # upload slots: read once (the hot loops compare against them per neighbour)
         self.up_slots = swarm.source.seeder_slots if self.seeder else swarm.params.upload_slots
+
+    def connect(self, other: Peer) -> None:
+        """Add ``other`` to the neighbours (a tracker answer lists it, or it connected)."""
+        self.nbpos[other] = len(self.neighbours)
+        self.neighbours.append(other)
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -92,6 +101,10 @@ class Peer:
     @property
     def moved(self) -> float:
         return bin(self.have).count("1") * self.swarm.block_size
+
+
+def _first(entry: tuple[int, Peer]) -> int:
+    return entry[0]
 
 
 class Transfer:
@@ -127,6 +140,9 @@ class Swarm:
         self.waiting: dict[Peer, None] = {}  # ordered: deterministic service order
         self.seed = Peer(self, None, upload=True)
         self.seed.have = self.full
+        # peers with a free upload slot (live or not: ``usable`` decides); in a busy swarm a
+        # handful, so a peer looking for an uploader checks these instead of all its neighbours
+        self.free: dict[Peer, None] = {self.seed: None}
         for b in range(self.nblocks):
             self.avail[b] += 1
         self.transfers = 0
@@ -151,6 +167,7 @@ class Swarm:
         )
         self._announce(peer)
         self.peers.append(peer)
+        self.free[peer] = None
         self._progressed()
         self.kick(peer)
         return peer
@@ -173,10 +190,10 @@ class Swarm:
                     known.add(p)
                     picked.append(p)
         for p in picked:
-            peer.neighbours.append(p)
-            p.neighbours.append(peer)
-        if self.seed not in peer.neighbours:
-            peer.neighbours.append(self.seed)
+            peer.connect(p)
+            p.connect(peer)
+        if self.seed not in peer.nbpos:
+            peer.connect(self.seed)
 
     def leave(self, peer: Peer) -> None:
         """A peer exits (seeding time over, crash): its copies vanish from the swarm."""
@@ -184,6 +201,7 @@ class Swarm:
             return
         peer.alive = False
         self.abort_transfers(peer)
+        self.free.pop(peer, None)
         self.waiting.pop(peer, None)
         self.dormant.pop(peer, None)
         m = peer.have
@@ -227,9 +245,12 @@ class Swarm:
         self._release(x)
 
     def _release(self, x: Transfer) -> None:
-        x.up.outgoing.pop(x, None)
+        up = x.up
+        up.outgoing.pop(x, None)
         x.down.incoming.pop(x, None)
-        x.up.up_used -= 1
+        up.up_used -= 1
+        if up.alive:
+            self.free[up] = None
         x.down.down_used -= 1
         x.down.inflight &= ~(1 << x.block)
 
@@ -253,19 +274,32 @@ class Swarm:
             if not need:
                 self.waiting.pop(down, None)
                 return
-            started = False
             rot = down.rotate
-            # scan the neighbours from where the last request went (cheap tests first)
-            for i, up in enumerate(nb[rot:] + nb[:rot] if rot else nb):
-                if up.up_used >= up.up_slots:
-                    continue
-                cand = up.have & need
-                if cand and up.usable():
-                    down.rotate = (rot + i + 1) % n
-                    self._start(up, down, self._rarest(cand))
-                    started = True
+            # the neighbours with a free upload slot and a needed block, from where the last
+            # request went (the first usable one serves): from the swarm's few free uploaders
+            # when they are fewer than the neighbours, else by scanning the neighbours
+            free = self.free
+            if len(free) < n:
+                pos = down.nbpos
+                ranked = []
+                for u in free:
+                    j = pos.get(u)
+                    if j is not None and u.have & need:
+                        ranked.append(((j - rot) % n, u))
+                ranked.sort(key=_first)
+                cands = [u for _, u in ranked]
+            else:
+                order = nb[rot:] + nb[:rot] if rot else nb
+                cands = [u for u in order if u.up_used < u.up_slots and u.have & need]
+            found = None
+            for up in cands:
+                if up.usable():
+                    found = up
                     break
-            if not started:
+            if found is not None:
+                down.rotate = (down.nbpos[found] + 1) % n
+                self._start(found, down, self._rarest(found.have & need))
+            else:
                 self.waiting[down] = None
                 if down.down_used == 0 and down.reannounce is None:
                     self._schedule_reannounce(down, self.progress)
@@ -303,6 +337,7 @@ class Swarm:
         slots = self.params.download_slots
         full = self.full
         served: list[Peer] = []  # popped from ``waiting`` after the loop (it iterates it)
+        # the waiting neighbours, in neighbour order (``waiting`` does not change in the loop)
         for w in waiting if up.seeder else up.neighbours:
             if up.up_used >= up.up_slots:
                 break
@@ -352,13 +387,24 @@ class Swarm:
             disk = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
         down_cap = min(c.hw.link_rate, disk) * eff
         per_down = down_cap / self.params.download_slots
-        if up.client is None:
+        u = up.client
+        if u is None:
+            loss = c.loss + self.source.loss
+            if loss > 0:  # one TCP connection under random loss (Mathis et al.)
+                rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
+                return min(per_down, tcp_loss_cap(rtt, loss) * eff)
             return per_down
-        return min(per_down, up.client.hw.link_rate * eff / up.up_slots)
+        rate = min(per_down, u.hw.link_rate * eff / up.up_slots)
+        loss = c.loss + u.loss
+        if loss > 0:
+            return min(rate, tcp_loss_cap(2 * (c.hw.delay_s + u.hw.delay_s), loss) * eff)
+        return rate
 
     def _start(self, up: Peer, down: Peer, block: int) -> None:
         x = Transfer(up, down, block)
         up.up_used += 1
+        if up.up_used >= up.up_slots:
+            self.free.pop(up, None)
         down.down_used += 1
         down.inflight |= 1 << block
         up.outgoing[x] = None

@@ -1,0 +1,38 @@
+"""The swarm model: packet loss limits each block's TCP connection (Mathis et al.), and the fast
+uploader search gives the same run as the reference small case."""
+
+from __future__ import annotations
+
+from ogsim.results import Results
+from ogsim.simulator import simulate
+from ogsim.synthetic import synthetic
+from ogsim.unicast import tcp_loss_cap
+
+
+def _download_s(r: Results) -> float:
+    phases = [p for c in r.operations[0].computers for p in c.phases if p.name == "download"]
+    return max(p.end for p in phases) - min(p.start for p in phases)
+
+
+def test_loss_caps_each_peer_connection_at_the_mathis_rate() -> None:
+    size = 2 * 2**30
+    times = {
+        loss: _download_s(simulate(synthetic(2, "TORRENT-CACHE", data="2GiB", loss=f"{loss:g}%")))
+        for loss in (0.0, 1.0, 5.0)
+    }
+    assert times[0.0] < times[1.0] < times[5.0]
+    # at 5 % per end every block crosses a lossy connection: the seeder's (one lossy end,
+    # RTT 0.6 ms) is the fastest a peer can get one; 4 of them at once bound the download
+    best = 4 * tcp_loss_cap(2 * (0.0002 + 0.0001), 0.05)
+    assert times[5.0] >= size / best
+
+
+def test_reference_small_swarm_is_unchanged() -> None:
+    # pinned on the reference model (main d1ea98d, before the free-uploader index): the same
+    # blocks from the same uploaders in the same order give the same finishing times
+    r = simulate(synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}))
+    ends = sorted(round(p.end, 6) for c in r.operations[0].computers for p in c.phases)
+    assert (r.metrics.events, round(r.metrics.makespan_s, 6), round(sum(ends), 3)) == REFERENCE
+
+
+REFERENCE = (5560, 170.391426, 21087.072)
