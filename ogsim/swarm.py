@@ -42,6 +42,32 @@ LEECHER_EXIT_S = 30.0
 class Peer:
     """A ctorrent process (or the repository seeder when ``client`` is None)."""
 
+    # slots: the scans read these attributes for every neighbour of every block request
+    __slots__ = (
+        "alive",
+        "client",
+        "completed_at",
+        "down_used",
+        "have",
+        "incoming",
+        "inflight",
+        "mark",
+        "name",
+        "neighbours",
+        "offline",
+        "on_data",
+        "on_ok",
+        "outgoing",
+        "reannounce",
+        "rotate",
+        "seeder",
+        "stay",
+        "swarm",
+        "up_slots",
+        "up_used",
+        "upload",
+    )
+
     def __init__(self, swarm: Swarm, client: SimClient | None, upload: bool) -> None:
         self.swarm = swarm
         self.client = client
@@ -54,7 +80,6 @@ class Peer:
         self.alive = True
         self.offline = False
         self.neighbours: list[Peer] = []
-        self.nbpos: dict[Peer, int] = {}  # each neighbour's index in ``neighbours``
         self.outgoing: dict[Transfer, None] = {}
         self.incoming: dict[Transfer, None] = {}
         self.completed_at = -1.0
@@ -67,11 +92,6 @@ class Peer:
         self.seeder = client is None
         # upload slots: read once (the hot loops compare against them per neighbour)
         self.up_slots = swarm.source.seeder_slots if self.seeder else swarm.params.upload_slots
-
-    def connect(self, other: Peer) -> None:
-        """Add ``other`` to the neighbours (a tracker answer lists it, or it connected)."""
-        self.nbpos[other] = len(self.neighbours)
-        self.neighbours.append(other)
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -101,10 +121,6 @@ class Peer:
     @property
     def moved(self) -> float:
         return bin(self.have).count("1") * self.swarm.block_size
-
-
-def _first(entry: tuple[int, Peer]) -> int:
-    return entry[0]
 
 
 class Transfer:
@@ -140,9 +156,6 @@ class Swarm:
         self.waiting: dict[Peer, None] = {}  # ordered: deterministic service order
         self.seed = Peer(self, None, upload=True)
         self.seed.have = self.full
-        # peers with a free upload slot (live or not: ``usable`` decides); in a busy swarm a
-        # handful, so a peer looking for an uploader checks these instead of all its neighbours
-        self.free: dict[Peer, None] = {self.seed: None}
         for b in range(self.nblocks):
             self.avail[b] += 1
         self.transfers = 0
@@ -167,7 +180,6 @@ class Swarm:
         )
         self._announce(peer)
         self.peers.append(peer)
-        self.free[peer] = None
         self._progressed()
         self.kick(peer)
         return peer
@@ -190,10 +202,10 @@ class Swarm:
                     known.add(p)
                     picked.append(p)
         for p in picked:
-            peer.connect(p)
-            p.connect(peer)
-        if self.seed not in peer.nbpos:
-            peer.connect(self.seed)
+            peer.neighbours.append(p)
+            p.neighbours.append(peer)
+        if self.seed not in peer.neighbours:
+            peer.neighbours.append(self.seed)
 
     def leave(self, peer: Peer) -> None:
         """A peer exits (seeding time over, crash): its copies vanish from the swarm."""
@@ -201,7 +213,6 @@ class Swarm:
             return
         peer.alive = False
         self.abort_transfers(peer)
-        self.free.pop(peer, None)
         self.waiting.pop(peer, None)
         self.dormant.pop(peer, None)
         m = peer.have
@@ -245,12 +256,9 @@ class Swarm:
         self._release(x)
 
     def _release(self, x: Transfer) -> None:
-        up = x.up
-        up.outgoing.pop(x, None)
+        x.up.outgoing.pop(x, None)
         x.down.incoming.pop(x, None)
-        up.up_used -= 1
-        if up.alive:
-            self.free[up] = None
+        x.up.up_used -= 1
         x.down.down_used -= 1
         x.down.inflight &= ~(1 << x.block)
 
@@ -274,32 +282,19 @@ class Swarm:
             if not need:
                 self.waiting.pop(down, None)
                 return
+            started = False
             rot = down.rotate
-            # the neighbours with a free upload slot and a needed block, from where the last
-            # request went (the first usable one serves): from the swarm's few free uploaders
-            # when they are fewer than the neighbours, else by scanning the neighbours
-            free = self.free
-            if len(free) < n:
-                pos = down.nbpos
-                ranked = []
-                for u in free:
-                    j = pos.get(u)
-                    if j is not None and u.have & need:
-                        ranked.append(((j - rot) % n, u))
-                ranked.sort(key=_first)
-                cands = [u for _, u in ranked]
-            else:
-                order = nb[rot:] + nb[:rot] if rot else nb
-                cands = [u for u in order if u.up_used < u.up_slots and u.have & need]
-            found = None
-            for up in cands:
-                if up.usable():
-                    found = up
+            # scan the neighbours from where the last request went (cheap tests first)
+            for i, up in enumerate(nb[rot:] + nb[:rot] if rot else nb):
+                if up.up_used >= up.up_slots:
+                    continue
+                cand = up.have & need
+                if cand and up.usable():
+                    down.rotate = (rot + i + 1) % n
+                    self._start(up, down, self._rarest(cand))
+                    started = True
                     break
-            if found is not None:
-                down.rotate = (down.nbpos[found] + 1) % n
-                self._start(found, down, self._rarest(found.have & need))
-            else:
+            if not started:
                 self.waiting[down] = None
                 if down.down_used == 0 and down.reannounce is None:
                     self._schedule_reannounce(down, self.progress)
@@ -337,7 +332,6 @@ class Swarm:
         slots = self.params.download_slots
         full = self.full
         served: list[Peer] = []  # popped from ``waiting`` after the loop (it iterates it)
-        # the waiting neighbours, in neighbour order (``waiting`` does not change in the loop)
         for w in waiting if up.seeder else up.neighbours:
             if up.up_used >= up.up_slots:
                 break
@@ -403,8 +397,6 @@ class Swarm:
     def _start(self, up: Peer, down: Peer, block: int) -> None:
         x = Transfer(up, down, block)
         up.up_used += 1
-        if up.up_used >= up.up_slots:
-            self.free.pop(up, None)
         down.down_used += 1
         down.inflight |= 1 << block
         up.outgoing[x] = None

@@ -1,5 +1,5 @@
-"""The swarm model: packet loss limits each block's TCP connection (Mathis et al.), and the fast
-uploader search gives the same run as the reference small case."""
+"""The swarm model: packet loss limits each block's TCP connection (Mathis et al.), and a
+reference small swarm runs exactly as on main d1ea98d (a pin for speed work on the scheduler)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_loss_caps_each_peer_connection_at_the_mathis_rate() -> None:
 
 
 def test_reference_small_swarm_is_unchanged() -> None:
-    # pinned on the reference model (main d1ea98d, before the free-uploader index): the same
-    # blocks from the same uploaders in the same order give the same finishing times
+    # pinned on the reference model (main d1ea98d): any change to how uploaders are searched
+    # must move the same blocks from the same uploaders in the same order
     r = simulate(synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}))
     ends = sorted(round(p.end, 6) for c in r.operations[0].computers for p in c.phases)
     assert (r.metrics.events, round(r.metrics.makespan_s, 6), round(sum(ends), 3)) == REFERENCE
