@@ -270,13 +270,25 @@ class Swarm:
             self._fill(peer)
         self._offer(peer)
 
-    def _fill(self, down: Peer) -> None:
+    def _fill(self, down: Peer, freed: Peer | None = None) -> None:
+        """Start blocks into ``down``'s free download slots from its neighbours, scanning them
+        from where its last request went; ``down`` waits when none can serve.
+
+        ``freed``: the uploader whose block to ``down`` just arrived.  When ``down`` was already
+        waiting, every other neighbour either has been unable to serve it since its last scan or
+        has offered to it since (``_offer`` runs whenever a peer frees a slot, gets a block or
+        comes back), so only ``freed`` and the repository seeder (whose availability changes
+        with the server, outside the swarm) can serve now: the scan looks at those two, in the
+        same rotated order, and picks what the full scan would."""
         if not down.alive or down.offline:
             return
         slots = self.params.download_slots
         nb = down.neighbours
         n = len(nb)
         full = self.full
+        few: list[Peer] | None = None
+        if freed is not None and down in self.waiting:
+            few = [freed] if freed is self.seed else [freed, self.seed]
         while down.down_used < slots:
             need = full & ~down.have & ~down.inflight
             if not need:
@@ -285,12 +297,14 @@ class Swarm:
             started = False
             rot = down.rotate
             # scan the neighbours from where the last request went (cheap tests first)
-            for i, up in enumerate(nb[rot:] + nb[:rot] if rot else nb):
+            if few is not None:
+                few.sort(key=lambda p: (nb.index(p) - rot) % n)
+            for i, up in enumerate(nb[rot:] + nb[:rot] if few is None else few):
                 if up.up_used >= up.up_slots:
                     continue
                 cand = up.have & need
                 if cand and up.usable():
-                    down.rotate = (rot + i + 1) % n
+                    down.rotate = (rot + i + 1) % n if few is None else (nb.index(up) + 1) % n
                     self._start(up, down, self._rarest(cand))
                     started = True
                     break
@@ -430,7 +444,9 @@ class Swarm:
         if down.alive and down.have == self.full and down.completed_at < 0:
             self._complete(down)
         if down.alive:
-            self.kick(down)
+            if down.client is not None and down.have != self.full:
+                self._fill(down, up)
+            self._offer(down)
         if up.alive:
             self._offer(up)
 

@@ -3,7 +3,10 @@ reference small swarm runs exactly as on main d1ea98d (a pin for speed work on t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ogsim.results import Results
+from ogsim.scenario import load_scenario
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
 from ogsim.unicast import tcp_loss_cap
@@ -27,12 +30,22 @@ def test_loss_caps_each_peer_connection_at_the_mathis_rate() -> None:
     assert times[5.0] >= size / best
 
 
-def test_reference_small_swarm_is_unchanged() -> None:
-    # pinned on the reference model (main d1ea98d): any change to how uploaders are searched
-    # must move the same blocks from the same uploaders in the same order
-    r = simulate(synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}))
+def _signature(r: Results) -> tuple[int, float, float]:
     ends = sorted(round(p.end, 6) for c in r.operations[0].computers for p in c.phases)
-    assert (r.metrics.events, round(r.metrics.makespan_s, 6), round(sum(ends), 3)) == REFERENCE
+    return r.metrics.events, round(r.metrics.makespan_s, 6), round(sum(ends), 3)
 
 
-REFERENCE = (5560, 170.391426, 21087.072)
+def test_reference_small_swarm_is_unchanged() -> None:
+    # pinned on the reference model (main d1ea98d): the short scan after a block arrives must
+    # move the same blocks from the same uploaders in the same order as the full scan
+    r = simulate(synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}))
+    assert _signature(r) == (5560, 170.391426, 21087.072)
+
+
+def test_reference_seeder_death_is_unchanged() -> None:
+    # the seeder dies mid-swarm (its availability changes outside the swarm): same run as main
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "s18-torrent-seeder-death.yaml"
+    assert _signature(simulate(load_scenario(path))) == SEEDER_DEATH
+
+
+SEEDER_DEATH = (13905, 451.01252, 19528.077)
