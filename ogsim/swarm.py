@@ -434,8 +434,11 @@ class Swarm:
         # else: nothing moves on a 0 rate (refused at load): the block never arrives
 
     def _done(self, x: Transfer) -> None:
-        self._release(x)
         down, up = x.down, x.up
+        # an uploader that had a free slot already has offered to every waiting neighbour
+        # since (nothing it holds is wanted by them): the slot freed now changes nothing for them
+        was_full = up.up_used >= up.up_slots
+        self._release(x)
         bit = 1 << x.block
         if down.alive and not down.have & bit:
             down.have |= bit
@@ -447,7 +450,7 @@ class Swarm:
             if down.client is not None and down.have != self.full:
                 self._fill(down, up)
             self._offer(down)
-        if up.alive:
+        if up.alive and (was_full or up.seeder):
             self._offer(up)
 
     def _complete(self, peer: Peer) -> None:
