@@ -46,10 +46,10 @@ class DiskHw(_Strict):
         default=None,
         description="per-slice write rates measured on this kind of disk, any one unit (only "
         "their spread is used; `python -m ogsim.udpcast FILE` measures them), `lab` for the "
-        "lab host's published measurement, or `hdd` for the published spread of 1 TB SATA "
-        "drives of one model at the same offset (Krevat et al. 2011; ogsim/hdd.py): receivers of a multicast session then write each "
-        "slice at a rate drawn from them, and the session waits for the slowest; unset: a "
-        "constant rate",
+        "lab host's published measurement, or `hdd` for the published spread of 1 TB "
+        "drives of one model at the same offset (Krevat et al. 2011; ogsim/hdd.py): "
+        "receivers of a multicast session then write each slice at a rate drawn from them, "
+        "and the session waits for the slowest; unset: a constant rate",
     )
     dirty: Size | None = Field(
         default=None,

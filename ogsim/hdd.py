@@ -8,8 +8,9 @@ Krevat, Tucek & Ganger, "Disks Are Like Snowflakes: No Two Are Alike" (HotOS XII
 11-102): sequential bandwidth every 128 MB across whole drives, several trials per drive, for
 sets of drives of one make and model; their data is republished with D. M. Jones, *Evidence-based
 Software Engineering* (github.com/Derek-Jones/ESEUR-code-data, ``benchmark/2008disks.csv.xz``,
-commit 1a49d102).  The 2008 set is the class EZIO used (1 TB 7200 rpm SATA drives, 25 of one
-model): :func:`derive` reduces it to
+commit 1a49d102).  The 2008 set (25 drives of one model, 1 TB, 95–115 MB/s on their outer
+tracks) is the published set closest to EZIO's HDD clients (EZIO does not name its drives):
+:func:`derive` reduces it to
 
 * the per-offset spread: each drive's rate at an offset over the drives' mean (harmonic) at that
   offset, over the first 50 GB (where a 50 GB image lands), pooled — the distribution a

@@ -8,7 +8,7 @@ published value is within ``TOLERANCE`` (15 %; the goal is 10 %).
 * **Frisbee** (ATC'03): multicast flat from 1 to 80 clients; the disk rate is Frisbee's own local
   imageunzip measurement, nothing is fitted.
 * **EZIO multicast** (1 GbE, 50 GB, HDDs): the N = 1 time sets the disks' sustained write rate;
-  the receivers' write-rate spread is the published spread of 1 TB SATA drives of one model at
+  the receivers' write-rate spread is the published spread of 1 TB drives of one model at
   the same offset (Krevat et al. 2011, :mod:`ogsim.hdd`; EZIO's own drives were not measured);
   N = 32 (5.6× N = 1) is predicted by udpcast's slice protocol.  The lab host's loop-disk spread
   is shown beside it (info), not judged.
@@ -212,7 +212,7 @@ def ezio(counts: tuple[int, ...] = (1, 2, 4, 8, 11, 12, 13, 14, 16, 20, 24, 32))
         inputs=[
             f"multicast N=1 390 s → disks' sustained write {write / 1e6:.1f} MB/s (N = 1 fit)",
             f"BT N=1 675 s → disks' random write {random_write / 1e6:.1f} MB/s (N = 1 fit)",
-            "receivers' write-rate spread: published, 25 × 1 TB SATA drives of one model at "
+            "receivers' write-rate spread: published, 25 × 1 TB drives of one model at "
             f"the same offset, first 50 GB (Krevat et al. 2011; {_hdd_summary()}; "
             "reports/published/hdd-spread.json)",
             "zone effect (outer/inner tracks ×1.86, same source) is common to every receiver "
