@@ -42,13 +42,14 @@ class DiskHw(_Strict):
     stall_factor: float | None = Field(
         default=None, ge=1.0, description="how many times slower the disk is during a slow spell"
     )
-    slice_rates: list[float] | Literal["lab"] | None = Field(
+    slice_rates: list[float] | Literal["lab", "hdd"] | None = Field(
         default=None,
         description="per-slice write rates measured on this kind of disk, any one unit (only "
-        "their spread is used; `python -m ogsim.udpcast FILE` measures them), or `lab` for the "
-        "lab host's published measurement: receivers of a multicast session then write each "
-        "slice at a rate drawn from them, and the session waits for the slowest; unset: a "
-        "constant rate",
+        "their spread is used; `python -m ogsim.udpcast FILE` measures them), `lab` for the "
+        "lab host's published measurement, or `hdd` for the published spread of 1 TB "
+        "drives of one model at the same offset (Krevat et al. 2011; ogsim/hdd.py): "
+        "receivers of a multicast session then write each slice at a rate drawn from them, "
+        "and the session waits for the slowest; unset: a constant rate",
     )
     dirty: Size | None = Field(
         default=None,
@@ -184,10 +185,13 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
 
 def _slice_rates(value: list[float] | str | None) -> tuple[float, ...]:
     """A disk's per-slice write rates, relative to its sustained rate (``()``: constant)."""
+    from ogsim.hdd import hdd_slice_rates
     from ogsim.udpcast import lab_slice_rates, normalised
 
     if value is None:
         return ()
+    if value == "hdd":
+        return normalised(hdd_slice_rates())
     if isinstance(value, str):  # "lab": the schema allows no other word
         return normalised(lab_slice_rates())
     return normalised(value)

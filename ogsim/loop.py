@@ -57,7 +57,7 @@ class Loop:
 
     def at(self, time: float, fn: Callable[..., Any], *args: Any, daemon: bool = False) -> Timer:
         """Run ``fn(*args)`` at ``time`` (never in the past); see the module doc for ``daemon``."""
-        timer = Timer(max(time, self.now), fn, args, self, daemon)
+        timer = Timer(time if time > self.now else self.now, fn, args, self, daemon)
         self._seq += 1
         if not daemon:
             self._work += 1
@@ -68,7 +68,13 @@ class Loop:
         self, delay: float, fn: Callable[..., Any], *args: Any, daemon: bool = False
     ) -> Timer:
         """Run ``fn(*args)`` after ``delay`` seconds."""
-        return self.at(self.now + max(0.0, delay), fn, *args, daemon=daemon)
+        now = self.now
+        timer = Timer(now + delay if delay > 0.0 else now, fn, args, self, daemon)
+        self._seq += 1
+        if not daemon:
+            self._work += 1
+        heapq.heappush(self._heap, (timer.time, self._seq, timer))
+        return timer
 
     def run(self, until: float | None = None) -> float:
         """Run until no work is left (or ``until``); return the final time."""

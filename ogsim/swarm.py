@@ -12,6 +12,8 @@ the swarm stops until one does (so a transfer slowed to a crawl is not polled a 
 ``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
 uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
 repository seeder are fluid flows sharing its uplink with every other repository transfer.
+Under packet loss a block moves at most as fast as one TCP connection can (Mathis et al. 1997:
+``MSS·1.22 / (RTT·√p)``; RTT from both ends' delays, p the sum of both ends' loss).
 Modes (``mode:time``): peer and seeder upload while downloading and keep seeding ``time`` s after
 completion; leecher does not upload and exits 30 s after completion.  ctorrent has no timeout:
 a swarm that loses every copy of a block stalls (reported as "did not finish").
@@ -26,6 +28,7 @@ from ogref.model import Image, TorrentMode, TorrentSession
 from ogsim.disk import cache_write_rate
 from ogsim.loop import Timer
 from ogsim.network import Flow
+from ogsim.unicast import tcp_loss_cap
 
 if TYPE_CHECKING:
     from ogsim.client import SimClient
@@ -38,6 +41,32 @@ LEECHER_EXIT_S = 30.0
 
 class Peer:
     """A ctorrent process (or the repository seeder when ``client`` is None)."""
+
+    # slots: the scans read these attributes for every neighbour of every block request
+    __slots__ = (
+        "alive",
+        "client",
+        "completed_at",
+        "down_used",
+        "have",
+        "incoming",
+        "inflight",
+        "mark",
+        "name",
+        "neighbours",
+        "offline",
+        "on_data",
+        "on_ok",
+        "outgoing",
+        "reannounce",
+        "rotate",
+        "seeder",
+        "stay",
+        "swarm",
+        "up_slots",
+        "up_used",
+        "upload",
+    )
 
     def __init__(self, swarm: Swarm, client: SimClient | None, upload: bool) -> None:
         self.swarm = swarm
@@ -241,13 +270,25 @@ class Swarm:
             self._fill(peer)
         self._offer(peer)
 
-    def _fill(self, down: Peer) -> None:
+    def _fill(self, down: Peer, freed: Peer | None = None) -> None:
+        """Start blocks into ``down``'s free download slots from its neighbours, scanning them
+        from where its last request went; ``down`` waits when none can serve.
+
+        ``freed``: the uploader whose block to ``down`` just arrived.  When ``down`` was already
+        waiting, every other neighbour either has been unable to serve it since its last scan or
+        has offered to it since (``_offer`` runs whenever a peer frees a slot, gets a block or
+        comes back), so only ``freed`` and the repository seeder (whose availability changes
+        with the server, outside the swarm) can serve now: the scan looks at those two, in the
+        same rotated order, and picks what the full scan would."""
         if not down.alive or down.offline:
             return
         slots = self.params.download_slots
         nb = down.neighbours
         n = len(nb)
         full = self.full
+        few: list[Peer] | None = None
+        if freed is not None and down in self.waiting:
+            few = [freed] if freed is self.seed else [freed, self.seed]
         while down.down_used < slots:
             need = full & ~down.have & ~down.inflight
             if not need:
@@ -256,12 +297,14 @@ class Swarm:
             started = False
             rot = down.rotate
             # scan the neighbours from where the last request went (cheap tests first)
-            for i, up in enumerate(nb[rot:] + nb[:rot] if rot else nb):
+            if few is not None:
+                few.sort(key=lambda p: (nb.index(p) - rot) % n)
+            for i, up in enumerate(nb[rot:] + nb[:rot] if few is None else few):
                 if up.up_used >= up.up_slots:
                     continue
                 cand = up.have & need
                 if cand and up.usable():
-                    down.rotate = (rot + i + 1) % n
+                    down.rotate = (rot + i + 1) % n if few is None else (nb.index(up) + 1) % n
                     self._start(up, down, self._rarest(cand))
                     started = True
                     break
@@ -352,9 +395,18 @@ class Swarm:
             disk = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
         down_cap = min(c.hw.link_rate, disk) * eff
         per_down = down_cap / self.params.download_slots
-        if up.client is None:
+        u = up.client
+        if u is None:
+            loss = c.loss + self.source.loss
+            if loss > 0:  # one TCP connection under random loss (Mathis et al.)
+                rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
+                return min(per_down, tcp_loss_cap(rtt, loss) * eff)
             return per_down
-        return min(per_down, up.client.hw.link_rate * eff / up.up_slots)
+        rate = min(per_down, u.hw.link_rate * eff / up.up_slots)
+        loss = c.loss + u.loss
+        if loss > 0:
+            return min(rate, tcp_loss_cap(2 * (c.hw.delay_s + u.hw.delay_s), loss) * eff)
+        return rate
 
     def _start(self, up: Peer, down: Peer, block: int) -> None:
         x = Transfer(up, down, block)
@@ -382,8 +434,11 @@ class Swarm:
         # else: nothing moves on a 0 rate (refused at load): the block never arrives
 
     def _done(self, x: Transfer) -> None:
-        self._release(x)
         down, up = x.down, x.up
+        # an uploader that had a free slot already has offered to every waiting neighbour
+        # since (nothing it holds is wanted by them): the slot freed now changes nothing for them
+        was_full = up.up_used >= up.up_slots
+        self._release(x)
         bit = 1 << x.block
         if down.alive and not down.have & bit:
             down.have |= bit
@@ -392,8 +447,10 @@ class Swarm:
         if down.alive and down.have == self.full and down.completed_at < 0:
             self._complete(down)
         if down.alive:
-            self.kick(down)
-        if up.alive:
+            if down.client is not None and down.have != self.full:
+                self._fill(down, up)
+            self._offer(down)
+        if up.alive and (was_full or up.seeder):
             self._offer(up)
 
     def _complete(self, peer: Peer) -> None:
