@@ -141,9 +141,14 @@ def test_one_vm_boots_restores_and_boots_the_restored_os(tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @needs_lab
+@pytest.mark.skipif(
+    not os.environ.get("OGLAB_VM_FULL"),
+    reason="CI runs these checks in scenarios/vm-uefi-mixed.yaml (BIOS and UEFI VMs): "
+    "OGLAB_VM_FULL=1 runs the BIOS-only classroom too",
+)
 def test_the_4_vm_scenario(tmp_path: Path) -> None:
     """UNICAST-DIRECT, MULTICAST-CACHE, TORRENT-CACHE (pc04 → UNICAST-DIRECT), boot once and boot
-    target on 4 TCG VMs; measured 6 min 37 s wall on 2 contended cores (goal < 10 min)."""
+    target on 4 BIOS TCG VMs (165 s in CI before the mixed classroom carried the same checks)."""
     from ogsim.expect import evaluate
     from ogsim.lab.libvirt.backend import run
     from ogsim.scenario import load_scenario
