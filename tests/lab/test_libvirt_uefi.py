@@ -2,15 +2,15 @@
 restore, GRUB on the EFI system partition, firmware boot entries set from the live client, the
 restored Debian booting with Secure Boot enforced — and an unsigned boot loader refused.
 
-CI variant (``test_secure_boot_signed_and_unsigned``, 2 VMs): both Secure Boot, one gets Debian's
-signed shim + GRUB on its ESP, the other GRUB's unsigned image (``hw.efi_loader: unsigned``);
-restore, boot once (the signed one boots and reports Secure Boot on; the unsigned one is refused
-by the firmware, and the console records a failure, 6), boot target on the signed one (BootOrder;
-survives a power cycle).  Measured 221 s (load 2–3; 106 s without the boot target).  The 4-VM
-mixed classroom (``scenarios/vm-uefi-mixed.yaml``: 2 BIOS, 1 UEFI, 1 UEFI + SB; 204–346 s at load
-2–6, 10 min 47 s heavily loaded) would exceed the 5-minute CI budget together with it, so it runs with
-``OGLAB_VM_FULL=1`` (or ``make test-vm-uefi``, or ``ogsim run scenarios/vm-uefi-mixed.yaml
---backend libvirt``).  Times are in
+Both run in CI.  ``test_the_mixed_uefi_classroom`` is ``scenarios/vm-uefi-mixed.yaml`` (2 BIOS,
+1 UEFI, 1 UEFI + Secure Boot): every VM network-boots, restores three times (UNICAST-DIRECT,
+MULTICAST-CACHE, TORRENT-CACHE with pc04's fallback to UNICAST-DIRECT), is post-configured (GRUB in
+the MBR or shim + signed GRUB on the ESP and a firmware entry) and boots the restored OS by boot
+once (BootNext) and boot target (BootOrder, survives a power cycle), which reports hostname,
+firmware and Secure Boot state — the checks of the BIOS classroom (``test_the_4_vm_scenario``, now
+``OGLAB_VM_FULL=1`` only) on BIOS and UEFI VMs at once.  ``test_secure_boot_refuses_an_unsigned_loader``
+is the negative case on one Secure Boot VM: GRUB's unsigned image on its ESP (``hw.efi_loader:
+unsigned``) is refused by the firmware and the console records a failure (6).  Times are in
 docs/vm-lab-uefi.md.  Root + libvirt + ovmf/shim-signed/grub-efi-amd64-signed (skipped with the
 reason otherwise).
 """
