@@ -3,7 +3,7 @@
 the Debian packages installed on this host.
 
 The base initramfs holds busybox, Debian's Python 3.11 (``/usr/bin/python3``, so
-python3-libtorrent works), partclone, zstd/lzop, udpcast, parted, e2fsprogs, ntfs-3g, dosfstools,
+python3-libtorrent works), partclone, zstd/lzop, udpcast, parted, e2fsprogs, ntfs-3g, dosfstools, mtools,
 cifs-utils, GRUB for i386-pc and x86_64-efi (with Debian's signed shim and GRUB), efibootmgr, the
 virtio/cifs/fuse/vfat/efivarfs kernel modules, and pydantic, pyyaml and pysmb
 (+ pyasn1, tqdm) copied from the project's venv (pyparted and libtorrent come from Debian).  Files are taken per package (``dpkg -L``) plus the shared-library
@@ -56,6 +56,9 @@ PACKAGES = (
     "e2fsprogs",
     "ntfs-3g",
     "dosfstools",
+    # mtools: the ESP read and written without mounting it (whole-disk restore's boot entry,
+    # Windows' boot manager on the ESP: ogref.runtime.efiboot / winefi)
+    "mtools",
     "cifs-utils",
     "util-linux",
     "mount",

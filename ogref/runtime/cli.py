@@ -320,10 +320,14 @@ def restore_disk_cmd(
     cache_root: Path = _CACHE,
     lock_dir: Path = _LOCKS,
     engine_cfg: Path | None = _CFG,
+    hostname: str = typer.Option(
+        "", "--hostname", help="UEFI: the firmware boot entry's name (default: this host)"
+    ),
     as_json: bool = _JSON,
 ) -> None:
-    """Whole disk: run NAME.procedure.yaml — partition table, then each partition's restore."""
-    ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, "", True, as_json)
+    """Whole disk: run NAME.procedure.yaml — partition table, then each partition's restore;
+    on UEFI a firmware boot entry for the loader on the restored ESP."""
+    ctx = _ctx(disk, repo_dir, cache_root, lock_dir, engine_cfg, hostname, True, as_json)
     try:
         m = ctx.machine
         device = m.device(disk_no)
@@ -346,6 +350,7 @@ def restore_disk_cmd(
                 lock_dir=m.lock_dir,
                 progress=bar,
                 on_step=step,
+                hostname=m.hostname,
             )
     except OgError as exc:
         _fail(ctx, exc)

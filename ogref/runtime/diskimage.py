@@ -14,7 +14,14 @@ it is refused (its logical partitions cannot come back).  The ``boot`` step writ
 code (``ogRestoreMbr`` of the boot loader).  A :class:`Procedure` is that list of steps, stored
 as YAML (``<name>.procedure.yaml``) so an administrator can read and edit it; :func:`create_disk`
 captures a disk into such a set (logical partitions imaged like primaries) and
-:func:`run_procedure` executes one, all under the disk's lock.  Not here: imaging one partition
+:func:`run_procedure` executes one, all under the disk's lock.  A procedure that wrote a partition
+table ends with the disk's UEFI boot (:func:`uefi_boot`): a GPT (or MBR) disk with an EFI system
+partition gets its ESP back byte for byte (a FAT image like any other partition: the boot
+loaders, ``grub.cfg``, a Windows ``BCD``), so the loader is found on it (mtools) and — on a live
+client booted by UEFI — a firmware boot entry ``ogLab <hostname>`` is made for it with the network
+entries kept first, as configureOs does after a partition restore (the firmware's NVRAM is the
+computer's, not the disk's: a whole-disk restore onto another computer has no entry for it).
+Not here: imaging one partition
 (:mod:`~ogref.runtime.create`, :mod:`~ogref.runtime.restore`), cache decisions (the core),
 network transports.
 """
@@ -36,11 +43,12 @@ from ogref.errors import (
     ImageFileError,
     ImageSizePartitionError,
     NotFoundError,
+    NotUefiError,
     PartitionError,
 )
 from ogref.model.image import Compressor
 from ogref.model.storage import Filesystem, TableKind
-from ogref.runtime import disk, filesystem, fingerprint
+from ogref.runtime import disk, efiboot, filesystem, fingerprint
 from ogref.runtime.create import DEFAULT_LOCK_DIR, create_image
 from ogref.runtime.imagefile import ImageStore
 from ogref.runtime.lock import LockFile, partition_lock_path
@@ -418,11 +426,13 @@ def run_procedure(
     lock_dir: Path = DEFAULT_LOCK_DIR,
     progress: Progress | None = None,
     on_step: Callable[[str], None] | None = None,
+    hostname: str = "",
 ) -> DiskResult:
     """Run ``procedure`` on ``device``; the first failing step raises its OgError.
 
     Partition restores may change a partition's filesystem type: the procedure restores the
-    whole disk, so what the old partitions held does not matter.
+    whole disk, so what the old partitions held does not matter.  After a table step, the
+    disk's UEFI boot (:func:`uefi_boot`; the entry is named after ``hostname``).
     """
     result = DiskResult(procedure)
     with ExitStack() as stack:
@@ -449,7 +459,37 @@ def run_procedure(
             result.notes.append(note)
             if on_step is not None:
                 on_step(note)
+        if any(isinstance(step, TableStep) for step in procedure.steps):
+            for note in uefi_boot(device, hostname):
+                result.notes.append(note)
+                if on_step is not None:
+                    on_step(note)
     return result
+
+
+def uefi_boot(device: str, hostname: str) -> list[str]:
+    """After a whole-disk restore: the boot loader on ``device``'s EFI system partition and, on a
+    live client booted by UEFI, a firmware boot entry for it named after ``hostname`` (an older
+    one of that name replaced, the network entries first); what was done, as notes.  A disk
+    without an ESP is a BIOS disk: nothing to do."""
+    try:
+        esp = efiboot.find_esp(device)
+    except NotUefiError:
+        return ["no EFI system partition: no UEFI boot entry (a BIOS disk)"]
+    loader = efiboot.esp_loader(partition_path(device, esp))
+    if not loader:
+        return [f"EFI system partition {esp} holds no boot loader: no firmware boot entry"]
+    notes = [f"EFI system partition {esp} restored with its boot loader {loader}"]
+    if not efiboot.active():
+        notes.append("the live client did not boot by UEFI: no firmware boot entry made")
+        return notes
+    label = efiboot.label_for(hostname)
+    number, now = efiboot.add_entry(device, esp, loader, label)
+    notes.append(
+        f"firmware boot entry Boot{number} {label!r} for {loader}; "
+        f"BootOrder {','.join(now.order)} (network first)"
+    )
+    return notes
 
 
 def restore_disk(
@@ -461,11 +501,18 @@ def restore_disk(
     lock_dir: Path = DEFAULT_LOCK_DIR,
     progress: Progress | None = None,
     on_step: Callable[[str], None] | None = None,
+    hostname: str = "",
 ) -> DiskResult:
     """Run ``<name>.procedure.yaml`` of the store (or the file ``procedure``) on ``device``."""
     path = procedure or procedure_path(store, name)
     if not path.is_file():
         raise NotFoundError(f"procedure {path} not found (made by ogref create-disk)")
     return run_procedure(
-        Procedure.load(path), store, device, lock_dir=lock_dir, progress=progress, on_step=on_step
+        Procedure.load(path),
+        store,
+        device,
+        lock_dir=lock_dir,
+        progress=progress,
+        on_step=on_step,
+        hostname=hostname,
     )

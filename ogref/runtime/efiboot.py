@@ -15,6 +15,9 @@ firmware's boot entries — what ``ogIsEfiActive``/``ogNvramAddEntry``/``ogNvram
   firmware's ``BootOrder`` again — the console's "boot once"), :func:`boot_target` (the entry
   first in ``BootOrder`` — the console's "boot target", every boot), :func:`network_first`
   (the network entries first: the classroom's normal state, the live client boots).
+* :func:`esp_loader`: which boot loader an (unmounted) ESP holds, read with mtools — Debian's
+  shim or GRUB, Windows' boot manager, or the removable-media fallback ``\\EFI\\BOOT\\BOOTX64.EFI``
+  — for the boot entry after a whole-disk restore (:mod:`ogref.runtime.diskimage`).
 
 It decides nothing; the caller (configureOs, the agent's boot) does.  Parsing of efibootmgr's
 output is in :func:`parse_efibootmgr` (pure, unit-tested).
@@ -39,6 +42,13 @@ ESP_GPT_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
 ESP_MBR_TYPE = "0xef"
 SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 BOOTLOADER_ID = "debian"
+# what a restored ESP may boot, in the order a firmware entry is made for it
+ESP_LOADERS = (
+    "EFI/debian/shimx64.efi",
+    "EFI/debian/grubx64.efi",
+    "EFI/Microsoft/Boot/bootmgfw.efi",
+    "EFI/BOOT/BOOTX64.EFI",
+)
 
 
 @dataclass
@@ -152,6 +162,18 @@ def install_grub(esp_mount: Path, boot_dir: Path, device: str, *, signed: bool =
     if not (esp_mount / "EFI" / BOOTLOADER_ID / loader).is_file():
         raise NotExecError(f"grub-install left no {loader} on the ESP")
     return f"\\EFI\\{BOOTLOADER_ID}\\{loader}"
+
+
+def esp_loader(node: str) -> str:
+    """The boot loader on the ESP ``node`` (not mounted; mtools, FAT names match in any case)
+    in firmware notation, the first of :data:`ESP_LOADERS` found; '' when it holds none."""
+    if not available("mdir"):
+        raise NotExecError("mtools (mdir) is missing")
+    for rel in ESP_LOADERS:
+        done = run(["mdir", "-b", "-i", node, f"::/{rel}"], error=NotExecError, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            return "\\" + rel.replace("/", "\\")
+    return ""
 
 
 def label_for(hostname: str) -> str:

@@ -13,7 +13,10 @@ Hostname and NV Hostname into the SYSTEM hive with ``hivexregedit``, in the cont
 hive exist (otherwise a note); then, for BIOS, what lets the moved Windows boot from its new
 position (:mod:`ogref.runtime.winboot`): the boot sector's hidden sectors, the BCD store's
 device/osdevice elements (or boot.ini's ARC path for XP), ``MountedDevices\\DosDevices\\C:``,
-the MBR active flag moved to this partition, and ``ogagent.cfg``'s ``remote=``.  A read-only
+the MBR active flag moved to this partition, and ``ogagent.cfg``'s ``remote=``; on a live client
+booted by UEFI also Windows' boot manager copied from the restored ``Windows/Boot/EFI`` to the
+disk's ESP, the ESP's BCD store (if it has one: it is not created here) pointed at this partition
+(:mod:`ogref.runtime.winefi`) and a firmware boot entry for ``bootmgfw.efi``.  A read-only
 filesystem (a hibernated Windows) fails with 14, a hive hivex cannot read with 6 — never a
 silent skip.  Names are validated before anything is changed, never rewritten:
 a Linux host name must be RFC 1123 labels, a Windows name follows the NetBIOS rules
@@ -39,7 +42,7 @@ from pathlib import Path
 from ogref.errors import NotExecError, NotWriteError, UnsafePathError
 from ogref.model.names import check_host_name, check_netbios_name
 from ogref.model.storage import Filesystem
-from ogref.runtime import disk, efiboot, filesystem, winboot
+from ogref.runtime import disk, efiboot, filesystem, winboot, winefi
 from ogref.runtime.loopdev import partition_path
 from ogref.runtime.mount import Mount
 from ogref.runtime.proc import available, run
@@ -379,6 +382,8 @@ def _windows(
         _boot_config(root, loc, disk_no, number, report)
         report.notes.extend(winboot.register_c(hive, loc))
         _ogagent(root, server, report)
+        if efiboot.active():
+            _windows_efi(root, disk_device, loc, hostname, report)
     # the boot sector is written on the unmounted partition (ogFixBootSector unmounts first)
     old, new, copies = winboot.fix_boot_sector(node, loc.start)
     if old == new:
@@ -404,6 +409,47 @@ def _windows(
             )
     else:
         report.notes.append("GPT disk: no active flag (BIOS boot of a GPT disk is the firmware's)")
+
+
+def _windows_efi(
+    root: RootDir, disk_device: str, loc: winboot.Location, hostname: str, report: PostconfReport
+) -> None:
+    """UEFI: the restored Windows' boot manager on the disk's ESP, the ESP's BCD store pointed
+    at this partition, and a firmware boot entry ``ogLab <hostname>`` for ``bootmgfw.efi``
+    (the network entries first).  No ESP fails with 80 (OG_ERR_NOTUEFI)."""
+    esp = efiboot.find_esp(disk_device)
+    found: dict[str, Path] = {}
+    with _refusals(report) as step:
+        for what in ("Windows/Boot/EFI", "Windows/Boot/Fonts"):
+            rel = _find_ci(root, what)
+            if rel is not None and root.kind(rel) == "dir":
+                found[what] = root.checked_path(rel)
+    if step.refused:
+        report.notes.append("Windows boot manager not copied to the ESP: its path is refused")
+        return
+    efi_dir = found.get("Windows/Boot/EFI")
+    if efi_dir is None:
+        report.notes.append(
+            "no Windows/Boot/EFI in the restored Windows: its boot manager is not copied to the "
+            "ESP and no firmware boot entry is made"
+        )
+        return
+    odd = [f"{d}/{o}" for d, p in found.items() for o in winefi.odd_entries(p)]
+    if odd:
+        report.notes.append(
+            f"Windows boot manager not copied to the ESP: refused to copy {', '.join(odd)} "
+            "(not a regular file)"
+        )
+        return
+    node = partition_path(disk_device, esp)
+    report.notes.extend(winefi.install_boot_manager(efi_dir, found.get("Windows/Boot/Fonts"), node))
+    report.notes.extend(winefi.fix_esp_bcd(node, loc))
+    label = efiboot.label_for(hostname)
+    number, now = efiboot.add_entry(disk_device, esp, winefi.LOADER, label)
+    report.notes.append(
+        f"firmware boot entry Boot{number} {label!r} for {winefi.LOADER} added; "
+        f"BootOrder {','.join(now.order)} (network first)"
+    )
 
 
 def _boot_loader(root: RootDir, report: PostconfReport) -> str:

@@ -51,6 +51,16 @@ def _source(make_disk: MakeDisk, tmp_path: Path, table: TableKind) -> tuple[str,
     return src.device, linux, efi
 
 
+def _gpt_guids(device: str) -> list[str]:
+    """The disk GUID and each partition's type and unique GUID (``sgdisk -i``)."""
+    out = [subprocess.run(["sgdisk", "-p", device], capture_output=True, text=True).stdout]
+    for n in (1, 2):
+        info = subprocess.run(["sgdisk", "-i", str(n), device], capture_output=True, text=True)
+        out.append(info.stdout)
+    lines = "\n".join(out).splitlines()
+    return [ln for ln in lines if "GUID" in ln and "First usable" not in ln]
+
+
 def _check_copy(src: str, dst: str, linux: str, efi: str, tmp_path: Path) -> None:
     assert partition_entries(dst) == partition_entries(src)
     node1, node2 = f"{dst}p1", f"{dst}p2"
@@ -79,7 +89,8 @@ def test_mbr_disk_ext4_and_fat_onto_a_blank_disk(
     assert saved == made.procedure
     dst = make_disk(256 * MIB)  # blank: no table at all
     done = diskimage.restore_disk(repo, "lab", dst.device, lock_dir=lock_dir)
-    assert len(done.notes) == 3
+    assert len(done.notes) == 4
+    assert done.notes[-1] == "no EFI system partition: no UEFI boot entry (a BIOS disk)"
     assert _head(dst.device, 512) == _head(src, 512)
     assert _head(dst.device, 440) == code
     _check_copy(src, dst.device, linux, efi, tmp_path)
@@ -87,13 +98,19 @@ def test_mbr_disk_ext4_and_fat_onto_a_blank_disk(
     assert not any(lock_dir.iterdir())
 
 
-def test_gpt_disk_through_the_cli_onto_a_larger_disk(
-    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path
+def test_gpt_disk_with_an_esp_through_the_cli_onto_a_larger_disk(
+    make_disk: MakeDisk, tmp_path: Path, lock_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    need("sgdisk", "mkfs.vfat", "mcopy", "partclone.fat")
+    """GPT + EFI system partition: the table (types and GUIDs), the ESP's loader and content come
+    back; on a live client booted by UEFI the firmware gets a boot entry for that loader."""
+    need("sgdisk", "mkfs.vfat", "mcopy", "mdir", "partclone.fat")
+    from ogref.runtime import efiboot
     from ogref.runtime.cli import app
 
     src, linux, efi = _source(make_disk, tmp_path, TableKind.GPT)
+    subprocess.run(["sgdisk", "-t", "2:EF00", src], check=True, capture_output=True)
+    disk.reread(src)
+    guids = _gpt_guids(src)
     repo = tmp_path / "repo"
     common = ["--repo-dir", str(repo), "--lock-dir", str(lock_dir), "--json"]
     made = CliRunner().invoke(
@@ -111,6 +128,31 @@ def test_gpt_disk_through_the_cli_onto_a_larger_disk(
     _check_copy(src, dst.device, linux, efi, tmp_path)
     verify = subprocess.run(["sgdisk", "-v", dst.device], capture_output=True, text=True)
     assert verify.returncode == 0 and "No problems found" in verify.stdout, verify.stdout
+    assert _gpt_guids(dst.device) == guids  # disk GUID, partition types and GUIDs
+    assert efiboot.find_esp(dst.device) == 2
+    notes = json.loads(done.stdout.strip().splitlines()[-1])["notes"]
+    assert "EFI system partition 2 restored with its boot loader \\EFI\\BOOT\\BOOTX64.EFI" in notes
+    assert notes[-1] == "the live client did not boot by UEFI: no firmware boot entry made"
+    # on a UEFI live client: Debian's shim is preferred to the fallback loader, and the entry
+    # is made for it on the ESP (efibootmgr itself is the live client's)
+    made: list[tuple[str, int, str, str]] = []
+
+    def add_entry(device: str, esp: int, loader: str, label: str) -> tuple[str, object]:
+        made.append((device, esp, loader, label))
+        return "0007", efiboot.BootEntries(order=["0001", "0007"])
+
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim/shimx64.efi").write_bytes(b"MZ shim")
+    esp = dst.partition(2)
+    subprocess.run(["mmd", "-i", esp, "::/EFI/debian"], check=True, capture_output=True)
+    subprocess.run(
+        ["mcopy", "-i", esp, str(tmp_path / "shim/shimx64.efi"), "::/EFI/debian/"], check=True
+    )
+    monkeypatch.setattr(efiboot, "active", lambda: True)
+    monkeypatch.setattr(efiboot, "add_entry", add_entry)
+    notes = diskimage.uefi_boot(dst.device, "pc07")
+    assert made == [(dst.device, 2, "\\EFI\\debian\\shimx64.efi", "ogLab pc07")]
+    assert notes[-1].startswith("firmware boot entry Boot0007 'ogLab pc07'"), notes
     missing = CliRunner().invoke(
         app, ["restore-disk", "REPO", "nothere", "1", "--disk", f"1={dst.device}", *common]
     )

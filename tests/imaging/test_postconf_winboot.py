@@ -340,3 +340,84 @@ def test_a_windows_whose_boot_manager_is_elsewhere_keeps_the_active_partition(
     assert _active(loop.device) == [1]
     log = "\n".join(report.notes)
     assert "no boot manager on the partition" in log and "no boot configuration" in log, log
+
+
+# --------------------------------------------------------------------------- UEFI
+
+
+def _fat_read(node: str, rel: str, out: Path) -> bytes:
+    subprocess.run(["mcopy", "-n", "-i", node, f"::/{rel}", str(out)], check=True)
+    return out.read_bytes()
+
+
+def test_windows_on_uefi_gets_its_boot_manager_on_the_esp(
+    make_disk: MakeDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a live client booted by UEFI, configureOs copies the restored Windows' boot manager
+    (Windows/Boot/EFI, Fonts) to the ESP's \\EFI\\Microsoft\\Boot and \\EFI\\Boot\\bootx64.efi,
+    points the ESP's BCD store at the restored partition, and makes a firmware boot entry for
+    bootmgfw.efi; an ESP without a BCD store is reported, not invented."""
+    need("mkfs.vfat", "mcopy", "mmd", "mdir", "mdel", "sgdisk")
+    from ogref.runtime import efiboot
+
+    gpt = make_disk(
+        160 * MIB,
+        TableKind.GPT,
+        [PartSpec(48 * MIB, Filesystem.FAT32), PartSpec(64 * MIB, Filesystem.NTFS)],
+    )
+    subprocess.run(["sgdisk", "-t", "1:EF00", gpt.device], check=True, capture_output=True)
+    disk.reread(gpt.device)
+    esp, node = gpt.partition(1), gpt.partition(2)
+    subprocess.run(["mkfs.vfat", "-F", "32", esp], check=True, capture_output=True)
+    _make_windows(gpt.device, node, 2)
+    files = {
+        "bootmgfw.efi": b"MZ bootmgfw " * 100,
+        "bootmgr.efi": b"MZ bootmgr",
+        "en-US/bootmgfw.efi.mui": b"mui",
+    }
+    with Mount(node, Filesystem.NTFS) as root:
+        for rel, data in files.items():
+            (root / "Windows/Boot/EFI" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / "Windows/Boot/EFI" / rel).write_bytes(data)
+        (root / "Windows/Boot/Fonts").mkdir()
+        (root / "Windows/Boot/Fonts/wgl4_boot.ttf").write_bytes(b"font")
+    # the ESP's BCD store as the master computer left it: its Windows on another disk
+    old = _element({"label": "gpt", "part": uuid.uuid4(), "disk": uuid.uuid4()})
+    write_bcd_store(tmp_path / "BCD", old, FOREIGN)
+    for d in ("EFI", "EFI/Microsoft", "EFI/Microsoft/Boot"):
+        subprocess.run(["mmd", "-i", esp, f"::/{d}"], check=True)
+    subprocess.run(
+        ["mcopy", "-i", esp, str(tmp_path / "BCD"), "::/EFI/Microsoft/Boot/"], check=True
+    )
+    made: list[tuple[str, int, str, str]] = []
+
+    def add_entry(device: str, number: int, loader: str, label: str) -> tuple[str, object]:
+        made.append((device, number, loader, label))
+        return "0004", efiboot.BootEntries(order=["0001", "0004"])
+
+    monkeypatch.setattr(efiboot, "active", lambda: True)
+    monkeypatch.setattr(efiboot, "add_entry", add_entry)
+    report = postconf.configure_os(gpt.device, 2, "aula1-pc07", grub=False, server=SERVER)
+    assert made == [(gpt.device, 1, "\\EFI\\Microsoft\\Boot\\bootmgfw.efi", "ogLab aula1-pc07")]
+    out = tmp_path / "out"
+    out.mkdir()
+    for rel, data in files.items():
+        assert _fat_read(esp, f"EFI/Microsoft/Boot/{rel}", out / "f") == data, rel
+        (out / "f").unlink()
+    assert _fat_read(esp, "EFI/Microsoft/Boot/Fonts/wgl4_boot.ttf", out / "t") == b"font"
+    assert _fat_read(esp, "EFI/Boot/bootx64.efi", out / "b") == files["bootmgfw.efi"]
+    bcd = out / "BCD"
+    _fat_read(esp, "EFI/Microsoft/Boot/BCD", bcd)
+    here = _element(_where(gpt.device, node, 2))
+    for obj, elements in ON_THE_PARTITION.items():
+        for element in elements:
+            assert _get(bcd, f"\\Objects\\{obj}\\Elements\\{element}", "Element") == here
+    assert _get(bcd, f"\\Objects\\{FOREIGN_LOADER}\\Elements\\21000001", "Element") == FOREIGN
+    log = "\n".join(report.notes)
+    assert "Windows boot manager copied to the ESP" in log and "ESP BCD " in log, log
+    assert "firmware boot entry Boot0004 'ogLab aula1-pc07'" in log
+    # an ESP without a BCD store: the files are copied, the store is not invented
+    subprocess.run(["mdel", "-i", esp, "::/EFI/Microsoft/Boot/BCD"], check=True)
+    again = postconf.configure_os(gpt.device, 2, "aula1-pc07", grub=False, server=SERVER)
+    assert any(n.startswith("no BCD store on the ESP: not created here") for n in again.notes)
+    assert subprocess.run(["mdir", "-b", "-i", esp, "::/EFI/Microsoft/Boot/BCD"]).returncode

@@ -32,6 +32,7 @@ REFUSED = {
     "s22-create-image": "meant for sim",
     "s24-stock-1.1.1d-strict": "meant for sim",
     "vm-4pc-restore-and-boot": "meant for sim, libvirt",
+    "vm-uefi-mixed": "meant for sim, libvirt",
 }
 """Scenarios the netns lab refuses whatever the host, and why."""
 

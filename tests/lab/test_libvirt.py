@@ -1,8 +1,10 @@
 """The libvirt lab: PXE-booted VMs (TCG) reach the live client, restore with the real runtime and
 boot the restored OS under their new hostname; everything the lab made is gone afterwards.
 
-Root + libvirt/qemu only (skipped with the reason otherwise).  CI cost: one VM about 2 min, the
-4-VM scenario about 6–7 min (both root-marked, slow).  The VMs run the real agent, server and
+Root + libvirt/qemu only (skipped with the reason otherwise).  CI runs the one-VM test (82 s at
+load 2–5: a BIOS-only classroom's boot path) and the killed runs; the BIOS 4-VM scenario (370 s
+at load 7–9) runs with ``OGLAB_VM_FULL=1`` only, its checks being in CI's mixed classroom
+(tests/lab/test_libvirt_uefi.py).  The VMs run the real agent, server and
 repository services.  Unit tests of the pure parts run everywhere.
 """
 
@@ -141,9 +143,14 @@ def test_one_vm_boots_restores_and_boots_the_restored_os(tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @needs_lab
+@pytest.mark.skipif(
+    not os.environ.get("OGLAB_VM_FULL"),
+    reason="CI runs these checks in scenarios/vm-uefi-mixed.yaml (BIOS and UEFI VMs): "
+    "OGLAB_VM_FULL=1 runs the BIOS-only classroom too",
+)
 def test_the_4_vm_scenario(tmp_path: Path) -> None:
     """UNICAST-DIRECT, MULTICAST-CACHE, TORRENT-CACHE (pc04 → UNICAST-DIRECT), boot once and boot
-    target on 4 TCG VMs; measured 6 min 37 s wall on 2 contended cores (goal < 10 min)."""
+    target on 4 BIOS TCG VMs (165 s in CI before the mixed classroom carried the same checks)."""
     from ogsim.expect import evaluate
     from ogsim.lab.libvirt.backend import run
     from ogsim.scenario import load_scenario
