@@ -24,7 +24,6 @@ from ogref.errors import (
     ImageFileError,
     LockedError,
     OgError,
-    ProtocolJoinMasterError,
 )
 from ogref.model import (
     Filesystem,
@@ -165,14 +164,8 @@ class MasterExecutor(StartDelayExecutor):
                 lock_dir=self.machine.lock_dir,
                 log=self.log,
             )
-        except ProtocolJoinMasterError as exc:
-            self._phase("restore", t0, 0, exc.message)
-            return RestoreFailed(FailureKind.JOIN, exc.message)
-        except LockedError as exc:
-            return RestoreFailed(FailureKind.LOCKED, exc.message)
         except OgError as exc:
-            self._phase("restore", t0, 0, exc.message)
-            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+            return self._chunkcast_failed(t0, exc)
         moved = int(stats["useful_bytes"])
         self.bytes_moved += moved
         self.verified = True  # every chunk hashed against the session's authenticated manifest

@@ -179,24 +179,8 @@ class NetworkExecutor(Executor):
                 moved, digest = self._fetch_multicast(cmd, dst)
             else:
                 moved, digest = self._fetch_torrent(cmd, dst)
-        except NotFoundError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
-        except (ControlError, torrent.TorrentError) as exc:
-            kind = FailureKind.JOIN
-            if isinstance(exc, torrent.TorrentError) and exc.joined:
-                kind = FailureKind.RECEIVE
-            self._phase("fetch", t0, 0, str(exc))
-            return TransferFailed(kind, str(exc))
-        except ProtocolJoinMasterError as exc:  # the session never reached this computer
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.JOIN, exc.message)
-        except MulticastReceiveFileError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.RECEIVE, exc.message)
-        except OgError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.IO, exc.message)
+        except (OgError, ControlError) as exc:
+            return self._fetch_failed(t0, exc)
         self.bytes_moved += moved
         self._phase("fetch", t0, moved, str(cmd.transport))
         # sidecars as OpenGnSys's updateCache leaves them: .sum, .full.sum, and the repo's .info
@@ -208,6 +192,31 @@ class NetworkExecutor(Executor):
         dst.partial.unlink(missing_ok=True)
         self.verified = not cmd.image.checksum or digest == cmd.image.checksum
         return TransferFinished(digest, moved)
+
+    def _fetch_failed(
+        self,
+        t0: float,
+        exc: OgError | ControlError | OSError,
+        bad_data: FailureKind = FailureKind.IO,
+    ) -> TransferFailed:
+        """The failed updateCache's phase and what the core is told: the failure kind the
+        fallback rules read, from the exception (``bad_data``: an image file error's kind)."""
+        why = exc.message if isinstance(exc, OgError) else str(exc)
+        kind = FailureKind.IO
+        if isinstance(exc, NotFoundError):
+            kind = FailureKind.NOT_FOUND
+        elif isinstance(exc, ControlError | torrent.TorrentError):
+            why = str(exc)
+            joined = isinstance(exc, torrent.TorrentError) and exc.joined
+            kind = FailureKind.RECEIVE if joined else FailureKind.JOIN
+        elif isinstance(exc, ProtocolJoinMasterError):  # the session never reached this computer
+            kind = FailureKind.JOIN
+        elif isinstance(exc, MulticastReceiveFileError):
+            kind = FailureKind.RECEIVE
+        elif isinstance(exc, ImageFileError):
+            kind = bad_data
+        self._phase("fetch", t0, 0, why)
+        return TransferFailed(kind, why)
 
     def _fetch_chunked(
         self, cmd: FetchToCache, cache: CachePartition, t0: float
@@ -266,28 +275,8 @@ class NetworkExecutor(Executor):
                 if lacking:
                     raise ImageFileError(f"the pack lacked {len(lacking)} of the image's chunks")
                 transfer.install(cache.store, name, raw, made, locked=True)
-        except NotFoundError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.NOT_FOUND, exc.message)
-        except (ControlError, torrent.TorrentError) as exc:
-            kind = FailureKind.JOIN
-            if isinstance(exc, torrent.TorrentError) and exc.joined:
-                kind = FailureKind.RECEIVE
-            self._phase("fetch", t0, 0, str(exc))
-            return TransferFailed(kind, str(exc))
-        except ProtocolJoinMasterError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.JOIN, exc.message)
-        except MulticastReceiveFileError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.RECEIVE, exc.message)
-        except ImageFileError as exc:
-            self._phase("fetch", t0, 0, exc.message)
-            return TransferFailed(FailureKind.CHECKSUM, exc.message)
-        except (OgError, OSError) as exc:
-            why = exc.message if isinstance(exc, OgError) else str(exc)
-            self._phase("fetch", t0, 0, why)
-            return TransferFailed(FailureKind.IO, why)
+        except (OgError, ControlError, OSError) as exc:  # a bad pack is a checksum failure
+            return self._fetch_failed(t0, exc, bad_data=FailureKind.CHECKSUM)
         by_chunkcast = cmd.transport is Transport.MULTICAST and self.policy.mcast_protocol.carries(
             into_cache=True, chunked=True
         )
@@ -618,6 +607,16 @@ class NetworkExecutor(Executor):
         )
         return int(stats["useful_bytes"]), int(stats["stored_objects"])
 
+    def _chunkcast_failed(self, t0: float, exc: OgError) -> RestoreFailed:
+        """A chunkcast restore that failed, for the core: the session never reached this
+        computer (60) → JOIN, a partition locked by another restore → LOCKED (no phase: nothing
+        was tried), anything else → RECEIVE."""
+        if isinstance(exc, LockedError):
+            return RestoreFailed(FailureKind.LOCKED, exc.message)
+        self._phase("restore", t0, 0, exc.message)
+        joined = not isinstance(exc, ProtocolJoinMasterError)
+        return RestoreFailed(FailureKind.RECEIVE if joined else FailureKind.JOIN, exc.message)
+
     def _restore_chunkcast(
         self, cmd: RestorePartition, node: str, t0: float
     ) -> RestoreFinished | RestoreFailed | None:
@@ -651,14 +650,8 @@ class NetworkExecutor(Executor):
                 lock_dir=self.machine.lock_dir,
                 log=self.log,
             )
-        except ProtocolJoinMasterError as exc:
-            self._phase("restore", t0, 0, exc.message)
-            return RestoreFailed(FailureKind.JOIN, exc.message)
-        except LockedError as exc:
-            return RestoreFailed(FailureKind.LOCKED, exc.message)
         except OgError as exc:
-            self._phase("restore", t0, 0, exc.message)
-            return RestoreFailed(FailureKind.RECEIVE, exc.message)
+            return self._chunkcast_failed(t0, exc)
         moved = int(stats["useful_bytes"])
         self.bytes_moved += moved
         self.verified = True  # every chunk was hashed against the manifest before it was written
