@@ -127,6 +127,18 @@ class Machine:
         return partition_path(self.device(disk), number)
 
 
+def _restore_failed(exc: OgError) -> RestoreFailed:
+    """A restore of a local store's image that failed, as the core's failure kinds: a corrupt
+    image, a locked partition, a missing image, or anything else (I/O)."""
+    if isinstance(exc, ImageFileError):
+        return RestoreFailed(FailureKind.CORRUPT, exc.message)
+    if isinstance(exc, LockedError):
+        return RestoreFailed(FailureKind.LOCKED, exc.message)
+    if isinstance(exc, NotFoundError):
+        return RestoreFailed(FailureKind.NOT_FOUND, exc.message)
+    return RestoreFailed(FailureKind.IO, exc.message)
+
+
 class Executor:
     """Executes one session's commands on a :class:`Machine`; use once per operation."""
 
@@ -349,14 +361,8 @@ class Executor:
                 progress=self.progress,
                 chunks=chunks,
             )
-        except ImageFileError as exc:
-            return RestoreFailed(FailureKind.CORRUPT, exc.message)
-        except LockedError as exc:
-            return RestoreFailed(FailureKind.LOCKED, exc.message)
-        except NotFoundError as exc:
-            return RestoreFailed(FailureKind.NOT_FOUND, exc.message)
         except OgError as exc:
-            return RestoreFailed(FailureKind.IO, exc.message)
+            return _restore_failed(exc)
         if done.checksum != cmd.image.checksum and cmd.image.checksum:
             return RestoreFailed(FailureKind.CHECKSUM, "the manifest changed during the restore")
         self.log(
@@ -367,16 +373,15 @@ class Executor:
         return RestoreFinished(done.written_bytes)
 
     def _restore(self, cmd: RestorePartition) -> RestoreFinished | RestoreFailed:
-        if cmd.image.chunked and (cmd.source is Source.CACHE or cmd.transport is Transport.UNICAST):
-            store = self._store(cmd.source)
-            if store is None:
-                return RestoreFailed(FailureKind.NOT_FOUND, "no CACHE partition")
-            return self._restore_chunked(cmd, store)
-        if cmd.transport is Transport.MULTICAST and cmd.source is not Source.CACHE:
+        local = cmd.source is Source.CACHE or cmd.transport is Transport.UNICAST
+        chunked = cmd.image.chunked and local
+        if not chunked and cmd.transport is Transport.MULTICAST and cmd.source is not Source.CACHE:
             raise NotExecError("MULTICAST-DIRECT restores run in the netns lab, not here")
         store = self._store(cmd.source)
         if store is None:
             return RestoreFailed(FailureKind.NOT_FOUND, "no CACHE partition")
+        if chunked:
+            return self._restore_chunked(cmd, store)
         node = self.machine.partition(cmd.disk, cmd.partition)
         try:
             done = restore.restore_image(
@@ -388,14 +393,8 @@ class Executor:
                 progress=self.progress,
                 expected_md5=cmd.image.checksum,
             )
-        except ImageFileError as exc:
-            return RestoreFailed(FailureKind.CORRUPT, exc.message)
-        except LockedError as exc:
-            return RestoreFailed(FailureKind.LOCKED, exc.message)
-        except NotFoundError as exc:
-            return RestoreFailed(FailureKind.NOT_FOUND, exc.message)
         except OgError as exc:
-            return RestoreFailed(FailureKind.IO, exc.message)
+            return _restore_failed(exc)
         self.log(f"restored {done.bytes_read} bytes in {done.seconds:.1f} s (MD5 {done.checksum})")
         return RestoreFinished(done.bytes_read)
 
