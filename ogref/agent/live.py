@@ -311,12 +311,7 @@ class Agent:
         cache: CachePartition | None = None
         with contextlib.ExitStack() as stack:
             if c.get("from_cache"):
-                number_c = find_cache(self.disks[1]) if 1 in self.disks else None
-                if number_c is None:
-                    raise error_for(OgErr.NOTCACHE, "the MASTER has no CACHE partition")
-                cache = CachePartition(partition_path(self.disks[1], number_c), self.work / "cache")
-                cache.mount()
-                stack.callback(cache.unmount)
+                cache = self._master_cache(stack)
                 found = imagefile.inspect(cache.store, str(c["from_cache"]))
                 if not found.found or found.image is None:
                     raise NotFoundError(f"{c['from_cache']} is not in the MASTER's cache")
@@ -437,12 +432,7 @@ class Agent:
         t0 = time.time()
         with contextlib.ExitStack() as stack:
             if c.get("from_cache"):
-                number_c = find_cache(self.disks[1]) if 1 in self.disks else None
-                if number_c is None:
-                    raise error_for(OgErr.NOTCACHE, "the MASTER has no CACHE partition")
-                cache = CachePartition(partition_path(self.disks[1], number_c), self.work / "cache")
-                cache.mount()
-                stack.callback(cache.unmount)
+                cache = self._master_cache(stack)
                 images, name = cache.store, str(c["from_cache"])
                 if not chunked_image.exists(images, name):
                     self.log(f"chunkcast: {name} in the CACHE is not chunked: udpcast")
@@ -573,6 +563,16 @@ class Agent:
         }
 
     # ------------------------------------------------------------------ service mode
+
+    def _master_cache(self, stack: contextlib.ExitStack) -> CachePartition:
+        """The MASTER's CACHE mounted for a clone from it (unmounted when ``stack`` closes)."""
+        number = find_cache(self.disks[1]) if 1 in self.disks else None
+        if number is None:
+            raise error_for(OgErr.NOTCACHE, "the MASTER has no CACHE partition")
+        cache = CachePartition(partition_path(self.disks[1], number), self.work / "cache")
+        cache.mount()
+        stack.callback(cache.unmount)
+        return cache
 
     def _enter(self, stage: str) -> None:
         self.trail.append({"stage": stage, "done": 0, "total": 0})
