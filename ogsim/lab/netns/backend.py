@@ -1029,6 +1029,8 @@ def _tell(
             stage = "queued"
         done = float(act.get("done") or 0) if mine else 0.0
         total = float(act.get("total") or 0) if mine else 0.0
+        status = str(c.get("status", "OFF"))
+        method = str(rec.get("method_used") or rec.get("requested") or "")
         # stages passed between two polls (the agent's trail of this command): told once each,
         # with their last bytes, so a stage shorter than a poll still shows
         source = act if mine else rec if final else {}
@@ -1037,20 +1039,9 @@ def _tell(
             passed = trail if final else trail[:-1]  # the last one is the current stage
             seen = told.get(f"{name}/trail", ())
             for t in passed[len(seen) :]:
-                emit(
-                    ComputerEvent(
-                        name,
-                        str(c.get("status", "OFF")),
-                        str(t.get("stage", "")),
-                        float(t.get("done") or 0),
-                        float(t.get("total") or 0),
-                        str(rec.get("method_used") or rec.get("requested") or ""),
-                        "",
-                        None,
-                        False,
-                        clock.now(),
-                    )
-                )
+                done_t, total_t = float(t.get("done") or 0), float(t.get("total") or 0)
+                stage_t = str(t.get("stage", ""))
+                emit(ComputerEvent(name, status, stage_t, done_t, total_t, method, t=clock.now()))
             told[f"{name}/trail"] = tuple(str(t.get("stage", "")) for t in passed)
         note = ""
         if rec.get("switched") and rec.get("reasons"):
@@ -1061,19 +1052,9 @@ def _tell(
         if told.get(name) == key:
             continue
         told[name] = key
+        code = rec.get("code") if final else None
         emit(
-            ComputerEvent(
-                name,
-                str(c.get("status", "OFF")),
-                stage,
-                done,
-                total,
-                str(rec.get("method_used") or rec.get("requested") or ""),
-                note,
-                rec.get("code") if final else None,
-                final,
-                clock.now(),
-            )
+            ComputerEvent(name, status, stage, done, total, method, note, code, final, clock.now())
         )
 
 
