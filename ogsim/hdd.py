@@ -96,6 +96,23 @@ def hdd_slice_rates() -> tuple[float, ...]:
     return tuple(float(x) for x in data["relative_at_offset"])
 
 
+@functools.lru_cache(maxsize=1)
+def hdd_sustained_rates() -> tuple[float, ...]:
+    """The published drives' sustained rates (MB/s) over the image's span."""
+    data = json.loads(HDD_SPREAD_PATH.read_text())
+    return tuple(float(v) for v in data["sustained_mb_s"].values())
+
+
+def slowest_of(n: int, rates: tuple[float, ...] | None = None) -> float:
+    """Expected time of the slowest of ``n`` drives (drawn with replacement from ``rates``) over
+    one drive's expected time: the session's slowdown when every receiver's page cache smooths
+    its disk to its sustained rate and the group waits only for the slowest disk overall."""
+    xs = sorted(1.0 / r for r in (rates or hdd_sustained_rates()))
+    m = len(xs)
+    expected_max = sum(t * ((k / m) ** n - ((k - 1) / m) ** n) for k, t in enumerate(xs, 1))
+    return expected_max / (sum(xs) / m)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m ogsim.hdd 2008disks.csv``: derive the published spread (JSON on stdout)."""
     args = sys.argv[1:] if argv is None else argv
