@@ -16,7 +16,9 @@ tracks) is the published set closest to EZIO's HDD clients (EZIO does not name i
   offset, over the first 50 GB (where a 50 GB image lands), pooled — the distribution a
   receiver's slice rate is drawn from (``hw.disk.slice_rates: hdd``);
 * the per-drive sustained rates over those 50 GB (CV 3.3 %, 94.8–114.5 MB/s) and the outer/inner
-  zone ratio (1.86), printed for the docs.
+  zone ratio (1.86), printed for the docs; :func:`slowest_of` turns the sustained rates into the
+  slowdown of a group that waits only for its slowest drive (each receiver's page cache
+  smoothing its disk).
 
 The reduced figures are stored in ``reports/published/hdd-spread.json``; :func:`hdd_slice_rates`
 reads them.  No simulation here; the derivation needs the decompressed CSV

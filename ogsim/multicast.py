@@ -243,12 +243,12 @@ class McastSession:
         ]
         extra, _ = repair(losses, self.redundancy, self.stripe)
         self.overhead = 1.0 + self.fec + extra
-        # per receiver: the chance a slice still lacks a stripe FEC cannot rebuild after a round
+        # per receiver: a stripe FEC cannot rebuild is re-sent (its missing packets, each lost
+        # again with the receiver's loss); the slice waits for the unluckiest receiver
         stripes = max(1.0, self.sim.scenario.sim.slice_blocks / self.stripe)
-        misses = [
-            1.0 - (1.0 - stripe_failure(p, self.redundancy, self.stripe)) ** stripes for p in losses
-        ]
-        self.rounds = loss_rounds(misses)
+        self.rounds = loss_rounds(
+            [(stripe_failure(p, self.redundancy, self.stripe), p) for p in losses], stripes
+        )
 
     def _cap(self) -> float:
         active = self._active()

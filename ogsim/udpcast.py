@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -149,27 +151,32 @@ def slice_miss(loss: float, blocks: int) -> float:
     return 1.0 - (1.0 - min(loss, 1.0)) ** blocks
 
 
-def loss_rounds(misses: Sequence[float], limit: int = 1000) -> float:
+def loss_rounds(receivers: Sequence[tuple[float, float]], units: float = 1.0) -> float:
     """Expected retransmission rounds one slice costs beyond its first transmission.
 
-    ``misses``: per receiver, the probability it still lacks something after a round (each
-    round independent; a retransmission is lost like the original).  Receiver i needs G_i
-    extra rounds with P(G_i ≥ k) = m_i^k, and the slice waits for the last of them:
-    E[max G_i] = Σ_{k≥1} (1 − Π_i (1 − m_i^k)).  0 without loss; grows with N and with loss."""
-    ms = [min(max(m, 0.0), 0.999) for m in misses if m > 0]
-    if not ms:
+    ``receivers``: per receiver, ``(first, again)``: the chance one of the slice's ``units``
+    (an FEC stripe, or a packet without FEC) fails its first transmission at that receiver, and
+    the chance a retransmitted packet is lost again.  udp-sender re-sends, each round, what any
+    receiver still lacks, so receiver i needs G_i extra rounds with
+    P(G_i ≥ k) = 1 − (1 − first·again^(k−1))^units, and the slice waits for the last of them:
+    E[max G_i] = Σ_{k≥1} (1 − Π_i P(G_i < k)).  0 without loss; grows with N and with loss,
+    and — unlike a constant per-round miss — the rounds shrink fast because only the missing
+    packets are at risk again."""
+    groups = Counter(
+        (min(max(f, 0.0), 1.0), min(max(a, 0.0), 0.999)) for f, a in receivers if f > 0
+    )
+    if not groups or units <= 0:
         return 0.0
     total = 0.0
-    powers = list(ms)
-    for _ in range(limit):
-        calm = 1.0
-        for p in powers:
-            calm *= 1.0 - p
-        term = 1.0 - calm
+    for k in range(1, 10_000):
+        log_calm = 0.0
+        for (first, again), n in groups.items():
+            unit_bad = first * again ** (k - 1)
+            log_calm += -math.inf if unit_bad >= 1.0 else n * units * math.log1p(-unit_bad)
+        term = -math.expm1(log_calm)  # P(some receiver needs a k-th extra round)
         total += term
         if term < 1e-12:
             break
-        powers = [p * m for p, m in zip(powers, ms, strict=True)]
     return total
 
 

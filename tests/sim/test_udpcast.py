@@ -82,17 +82,20 @@ def test_repository_disk_is_read_unless_the_image_fits_its_page_cache() -> None:
 
 
 def test_a_slice_takes_as_many_retransmission_rounds_as_its_unluckiest_receiver() -> None:
-    assert loss_rounds([]) == 0.0 and loss_rounds([0.0, 0.0]) == 0.0
-    # one receiver: a geometric number of extra rounds, mean m / (1 − m)
-    assert loss_rounds([0.2]) == pytest.approx(0.25)
+    assert loss_rounds([]) == 0.0 and loss_rounds([(0.0, 0.0), (0.0, 0.0)]) == 0.0
+    # one receiver, one packet: a geometric number of extra rounds, mean p / (1 − p)
+    assert loss_rounds([(0.2, 0.2)]) == pytest.approx(0.25)
+    # two receivers, one packet: Σ_k 1 − (1 − p^k)^2 = 2·p/(1−p) − p²/(1−p²)
+    p = 0.3
+    assert loss_rounds([(p, p)] * 2) == pytest.approx(2 * p / (1 - p) - p * p / (1 - p * p))
     # the maximum of N: more than one receiver's, less than their sum, growing with N and loss
-    by_n = [loss_rounds([0.1] * n) for n in (1, 2, 8, 32)]
+    by_n = [loss_rounds([(0.01, 0.01)] * n, 112) for n in (1, 2, 8, 32)]
     assert by_n == sorted(by_n) and by_n[1] > by_n[0]
     assert by_n[-1] < 32 * by_n[0]
-    assert loss_rounds([0.2] * 8) > loss_rounds([0.1] * 8)
-    # two receivers, exactly: Σ_k 1 − (1 − m^k)^2 = 2·m/(1−m) − m²/(1−m²)
-    m = 0.3
-    assert loss_rounds([m, m]) == pytest.approx(2 * m / (1 - m) - m * m / (1 - m * m))
+    assert loss_rounds([(0.02, 0.02)] * 8, 112) > loss_rounds([(0.01, 0.01)] * 8, 112)
+    # only the missing packets are at risk again: 5 % loss on 1024-packet slices at 32
+    # receivers costs a handful of rounds, not the hundreds a constant per-round miss would
+    assert 3 < loss_rounds([(0.05, 0.05)] * 32, 1024) < 8
 
 
 def test_a_slice_is_missed_when_any_of_its_packets_is() -> None:
