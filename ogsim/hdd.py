@@ -16,7 +16,9 @@ tracks) is the published set closest to EZIO's HDD clients (EZIO does not name i
   offset, over the first 50 GB (where a 50 GB image lands), pooled — the distribution a
   receiver's slice rate is drawn from (``hw.disk.slice_rates: hdd``);
 * the per-drive sustained rates over those 50 GB (CV 3.3 %, 94.8–114.5 MB/s) and the outer/inner
-  zone ratio (1.86), printed for the docs.
+  zone ratio (1.86), printed for the docs; :func:`slowest_of` turns the sustained rates into the
+  slowdown of a group that waits only for its slowest drive (each receiver's page cache
+  smoothing its disk).
 
 The reduced figures are stored in ``reports/published/hdd-spread.json``; :func:`hdd_slice_rates`
 reads them.  No simulation here; the derivation needs the decompressed CSV
@@ -94,6 +96,23 @@ def hdd_slice_rates() -> tuple[float, ...]:
     """The published HDD per-offset spread (relative rates; only their spread is used)."""
     data = json.loads(HDD_SPREAD_PATH.read_text())
     return tuple(float(x) for x in data["relative_at_offset"])
+
+
+@functools.lru_cache(maxsize=1)
+def hdd_sustained_rates() -> tuple[float, ...]:
+    """The published drives' sustained rates (MB/s) over the image's span."""
+    data = json.loads(HDD_SPREAD_PATH.read_text())
+    return tuple(float(v) for v in data["sustained_mb_s"].values())
+
+
+def slowest_of(n: int, rates: tuple[float, ...] | None = None) -> float:
+    """Expected time of the slowest of ``n`` drives (drawn with replacement from ``rates``) over
+    one drive's expected time: the session's slowdown when every receiver's page cache smooths
+    its disk to its sustained rate and the group waits only for the slowest disk overall."""
+    xs = sorted(1.0 / r for r in (rates or hdd_sustained_rates()))
+    m = len(xs)
+    expected_max = sum(t * ((k / m) ** n - ((k - 1) / m) ** n) for k, t in enumerate(xs, 1))
+    return expected_max / (sum(xs) / m)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,9 @@ seconds after the first join; late receivers cannot join and fail the start time
 router once, if any receiver is routed) paced to the slowest receiver's link and pipeline;
 FEC ``IxR/S`` adds R/S to the wire, and stripes FEC cannot repair are retransmitted to the whole
 group, so repair grows with loss and with N.  The pace follows udpcast's slice protocol
-(:mod:`ogsim.udpcast`): each slice waits for every receiver's acknowledgement (exposed RTTs, one
-more round when a retransmission is needed), and receivers whose disks have a measured per-slice
+(:mod:`ogsim.udpcast`): each slice waits for every receiver's acknowledgement (exposed RTTs, and
+as many more rounds as its unluckiest receiver needs: :func:`ogsim.udpcast.loss_rounds`, which
+grows with N and loss), and receivers whose disks have a measured per-slice
 rate spread (``hw.disk.slice_rates``) hold the group to the expected slowest of N.  A silent receiver (crash, link down) stalls the
 session until udp-sender drops it; a receiver that hears nothing for MCASTWAIT fails RECEIVE
 (57 into the cache, 59 into a partition — the core maps kinds to codes).
@@ -26,7 +27,14 @@ from ogref.model import Image, MulticastSession
 from ogsim.disk import cache_write_rate, direct_restore_rate, ratio, slowest_keep
 from ogsim.loop import Timer
 from ogsim.network import Flow
-from ogsim.udpcast import IN_FLIGHT, exposed_ack, group_keep, paced_rate, slice_bytes
+from ogsim.udpcast import (
+    IN_FLIGHT,
+    exposed_ack,
+    group_keep,
+    loss_rounds,
+    paced_rate,
+    slice_bytes,
+)
 
 if TYPE_CHECKING:
     from ogsim.chunkcast_session import CastSession
@@ -141,7 +149,7 @@ class McastSession:
         self.receivers: list[Receiver] = []
         self.flow: Flow | None = None
         self.overhead = 1.0
-        self.rexmit = 0.0  # probability a slice needs a retransmission round
+        self.rounds = 0.0  # expected retransmission rounds per slice (the unluckiest receiver's)
         self.first_join = -1.0
         self.started_at = -1.0
         _, self.redundancy, self.stripe = fec_params(source.fec)
@@ -233,8 +241,14 @@ class McastSession:
         losses = [
             r.client.loss + self.source.loss for r in self._active() if r.state is RxState.RECEIVING
         ]
-        extra, self.rexmit = repair(losses, self.redundancy, self.stripe)
+        extra, _ = repair(losses, self.redundancy, self.stripe)
         self.overhead = 1.0 + self.fec + extra
+        # per receiver: a stripe FEC cannot rebuild is re-sent (its missing packets, each lost
+        # again with the receiver's loss); the slice waits for the unluckiest receiver
+        stripes = max(1.0, self.sim.scenario.sim.slice_blocks / self.stripe)
+        self.rounds = loss_rounds(
+            [(stripe_failure(p, self.redundancy, self.stripe), p) for p in losses], stripes
+        )
 
     def _cap(self) -> float:
         active = self._active()
@@ -277,13 +291,13 @@ class McastSession:
         return max(w for _, w, _ in spec) * group_keep(spec, IN_FLIGHT)
 
     def _with_acks(self, cap: float, active: list[Receiver]) -> float:
-        """The pace after each slice's acknowledgement rounds (one more after a retransmission)."""
+        """The pace after each slice's acknowledgement rounds (plus the retransmission rounds)."""
         sim = self.sim.scenario.sim
         if cap <= 0 or sim.slice_rtt_factor <= 0:
             return cap
         rtt = 2 * max(r.client.hw.delay_s + self.source.delay_to(r.client) for r in active)
         payload = slice_bytes(sim.slice_blocks)
-        rounds = sim.slice_rtt_factor * (1.0 + self.rexmit)
+        rounds = sim.slice_rtt_factor * (1.0 + self.rounds)
         return paced_rate(cap, payload, exposed_ack(rtt, rounds, payload / cap))
 
     def refresh(self) -> None:

@@ -10,24 +10,43 @@ write-rate distribution (measured on hardware: :func:`measure_slice_rates`) into
 its sustained rate a group of N receivers keeps — the expected time of the slowest of N window
 sums against one receiver's mean — and the exposed acknowledgement time per slice (RTT ×
 ``slice_rtt_factor`` rounds, hidden behind the next slice's sending when it is shorter).  FEC and
-the retransmission volume stay in :mod:`ogsim.multicast`.  Pure functions and one measurement
-helper; no events.
+the retransmission volume stay in :mod:`ogsim.multicast`.
+
+Retransmission rounds (``senddata.c``): after a slice the sender multicasts a REQACK; a receiver
+that misses blocks answers RETRANSMIT, the sender re-sends what any receiver missed and asks
+again, so a slice takes as many rounds as its *unluckiest* receiver needs (:func:`loss_rounds`).
+A receiver never speaks unasked (``receivedata.c``): when it does not answer, the sender re-asks
+after 1.1 × its average wait, and after the tenth re-ask waits at least one second each time
+(:data:`QUICK_RETRIES`, :data:`RETRY_FLOOR_S`).  :func:`stall_rate_needed` turns a published
+slowdown into the per-receiver rate of such one-second stalls it would take — a statement of
+the evidence a check lacks, never a parameter.  Pure functions and one measurement helper; no
+events.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 BLOCK_BYTES = 1456  # udpcast's default block (packet payload)
 MAX_SLICE_BLOCKS = 1024  # MAX_SLICE_SIZE in udpcast.h
 IN_FLIGHT = 2  # slices a receiver may hold unacknowledged before udp-sender waits (or drops it)
+# In full-duplex ("switched network", FLAG_SN) mode — udp-sender turns it on by itself when the
+# interface reports full duplex, and Clonezilla may force it with --full-duplex — the default
+# slice is 112 blocks and is never adapted (senddata.c; adaptation runs only without FLAG_SN).
+# Measured here: udp-sender 20120424 over veth reports "slice=0112".
+FULL_DUPLEX_SLICE_BLOCKS = 112
+RECEIVER_FIFO_BLOCKS = 4096  # udp-receiver's buffer (fifo.c); a new slice waits for 1024 free
+QUICK_RETRIES = 10  # REQACKs re-sent after 1.1 × the average wait ...
+RETRY_FLOOR_S = 1.0  # ... then each further wait lasts at least one second (senddata.c)
 QUANTILES = 40  # a measured distribution is reduced to this many equiprobable values
 
 # The lab host's disk, per udpcast slice (1024 × 1456 B, each write followed by fdatasync),
@@ -122,6 +141,60 @@ def paced_rate(rate: float, slice_payload: float, ack_s: float) -> float:
     if rate <= 0 or ack_s <= 0:
         return rate
     return slice_payload / (slice_payload / rate + ack_s)
+
+
+def slice_miss(loss: float, blocks: int) -> float:
+    """Probability that a receiver losing each packet with probability ``loss`` misses at least
+    one of a slice's ``blocks`` packets (without FEC)."""
+    if loss <= 0 or blocks <= 0:
+        return 0.0
+    return 1.0 - (1.0 - min(loss, 1.0)) ** blocks
+
+
+def loss_rounds(receivers: Sequence[tuple[float, float]], units: float = 1.0) -> float:
+    """Expected retransmission rounds one slice costs beyond its first transmission.
+
+    ``receivers``: per receiver, ``(first, again)``: the chance one of the slice's ``units``
+    (an FEC stripe, or a packet without FEC) fails its first transmission at that receiver, and
+    the chance a retransmitted packet is lost again.  udp-sender re-sends, each round, what any
+    receiver still lacks, so receiver i needs G_i extra rounds with
+    P(G_i ≥ k) = 1 − (1 − first·again^(k−1))^units, and the slice waits for the last of them:
+    E[max G_i] = Σ_{k≥1} (1 − Π_i P(G_i < k)).  0 without loss; grows with N and with loss,
+    and — unlike a constant per-round miss — the rounds shrink fast because only the missing
+    packets are at risk again."""
+    groups = Counter(
+        (min(max(f, 0.0), 1.0), min(max(a, 0.0), 0.999)) for f, a in receivers if f > 0
+    )
+    if not groups or units <= 0:
+        return 0.0
+    total = 0.0
+    for k in range(1, 10_000):
+        log_calm = 0.0
+        for (first, again), n in groups.items():
+            unit_bad = first * again ** (k - 1)
+            log_calm += -math.inf if unit_bad >= 1.0 else n * units * math.log1p(-unit_bad)
+        term = -math.expm1(log_calm)  # P(some receiver needs a k-th extra round)
+        total += term
+        if term < 1e-12:
+            break
+    return total
+
+
+def stall_rate_needed(
+    t_one: float, t_many: float, receivers: int, slices: float, stall_s: float = RETRY_FLOOR_S
+) -> float | None:
+    """Per-receiver, per-slice probability of a sender stall of ``stall_s`` that would stretch
+    ``t_one`` into ``t_many`` with ``receivers`` independent receivers (a slice stalls when any
+    of them stalls it: (1 − (1 − q)^N) × slices × stall_s = t_many − t_one).  None when even a
+    stall on every slice would not suffice.  A diagnostic (what a measurement would have to
+    show), never a model input."""
+    extra = t_many - t_one
+    if extra <= 0:
+        return 0.0
+    share = extra / (slices * stall_s)
+    if share >= 1.0 or receivers < 1:
+        return None
+    return 1.0 - (1.0 - share) ** (1.0 / receivers)
 
 
 def measure_slice_rates(

@@ -3,13 +3,24 @@ model for unicast (per-stream SMB CPU, the server's cores, disk read and page ca
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from ogsim.hdd import hdd_sustained_rates, slowest_of
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
-from ogsim.udpcast import exposed_ack, group_keep, normalised, paced_rate, slice_bytes
+from ogsim.udpcast import (
+    exposed_ack,
+    group_keep,
+    loss_rounds,
+    normalised,
+    paced_rate,
+    slice_bytes,
+    slice_miss,
+    stall_rate_needed,
+)
 
 SPREAD = normalised([100.0, 200.0, 300.0, 400.0])
 
@@ -68,3 +79,60 @@ def test_repository_disk_is_read_unless_the_image_fits_its_page_cache() -> None:
     cold = _makespan(4, "UNICAST-CACHE", repo_hw=slow_disk)
     warm = _makespan(4, "UNICAST-CACHE", repo_hw={**slow_disk, "page_cache": "2GB"})
     assert cold > 2 * warm
+
+
+def test_a_slice_takes_as_many_retransmission_rounds_as_its_unluckiest_receiver() -> None:
+    assert loss_rounds([]) == 0.0 and loss_rounds([(0.0, 0.0), (0.0, 0.0)]) == 0.0
+    # one receiver, one packet: a geometric number of extra rounds, mean p / (1 − p)
+    assert loss_rounds([(0.2, 0.2)]) == pytest.approx(0.25)
+    # two receivers, one packet: Σ_k 1 − (1 − p^k)^2 = 2·p/(1−p) − p²/(1−p²)
+    p = 0.3
+    assert loss_rounds([(p, p)] * 2) == pytest.approx(2 * p / (1 - p) - p * p / (1 - p * p))
+    # the maximum of N: more than one receiver's, less than their sum, growing with N and loss
+    by_n = [loss_rounds([(0.01, 0.01)] * n, 112) for n in (1, 2, 8, 32)]
+    assert by_n == sorted(by_n) and by_n[1] > by_n[0]
+    assert by_n[-1] < 32 * by_n[0]
+    assert loss_rounds([(0.02, 0.02)] * 8, 112) > loss_rounds([(0.01, 0.01)] * 8, 112)
+    # only the missing packets are at risk again: 5 % loss on 1024-packet slices at 32
+    # receivers costs a handful of rounds, not the hundreds a constant per-round miss would
+    assert 3 < loss_rounds([(0.05, 0.05)] * 32, 1024) < 8
+
+
+def test_a_slice_is_missed_when_any_of_its_packets_is() -> None:
+    assert slice_miss(0.0, 112) == 0.0
+    assert slice_miss(0.01, 1) == pytest.approx(0.01)
+    assert slice_miss(0.001, 112) == pytest.approx(1 - 0.999**112)
+
+
+def test_the_stall_rate_a_slowdown_needs_reproduces_that_slowdown() -> None:
+    q = stall_rate_needed(100.0, 500.0, 32, 10_000, 1.0)
+    assert q is not None and 0 < q < 1
+    assert (1 - (1 - q) ** 32) * 10_000 * 1.0 == pytest.approx(400.0)
+    assert stall_rate_needed(100.0, 90.0, 32, 10_000) == 0.0
+    assert stall_rate_needed(100.0, 1e9, 32, 10_000) is None  # more than a stall per slice
+
+
+def test_loss_rounds_cost_more_acknowledgement_time_with_more_receivers() -> None:
+    # 16-block slices, no FEC, 0.5 % loss: the acknowledgement rounds no longer hide behind
+    # sending; what they add (slice_rtt_factor 1 against 0) grows with N, because a slice waits
+    # for the unluckiest receiver's retransmissions
+
+    def run(n: int, sim: dict[str, Any]) -> float:
+        sc = synthetic(n, "MULTICAST-CACHE", data="1GB", stored="1GB", loss="0.5%", sim=sim)
+        repo = dataclasses.replace(sc.site.repositories[0], multicast_fec="none")
+        sc = dataclasses.replace(sc, site=dataclasses.replace(sc.site, repositories=(repo,)))
+        return simulate(sc).metrics.makespan_s
+
+    def ack_cost(n: int) -> float:
+        return run(n, {"slice_blocks": 16}) - run(n, {"slice_blocks": 16, "slice_rtt_factor": 0})
+
+    assert ack_cost(16) > 1.2 * ack_cost(2) > 0
+
+
+def test_page_cache_smoothing_leaves_the_slowest_published_drive_of_32() -> None:
+    rates = hdd_sustained_rates()
+    assert slowest_of(1) == pytest.approx(1.0)
+    assert slowest_of(2, (1.0, 2.0)) == pytest.approx((0.25 * 0.5 + 0.75 * 1.0) / 0.75)
+    slow = [slowest_of(n) for n in (2, 8, 32)]
+    assert slow == sorted(slow) and slow[-1] < max(rates) / min(rates)
+    assert 1.05 < slow[-1] < 1.12

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from ogsim import validation
 
 
@@ -38,3 +40,20 @@ def test_render_labels_each_figure_and_counts_the_predictions() -> None:
     text = validation.render_table([check])
     assert "input: measured: a disk" in text and "+20%" in text
     assert not check.ok and "0 of 1 predictions within 15%" in text
+
+
+def test_ezio_predictions_do_not_move_with_the_published_multi_n_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # leave-nothing-in: the N = 32 figures are targets only, so changing them changes the
+    # errors, never a predicted time
+    def predicted() -> dict[str, float]:
+        check = validation.ezio(counts=(1, 2, 32))
+        _inputs_are_single_computer_runs(check)
+        return {r.label: r.predicted for r in check.rows}
+
+    before = predicted()
+    monkeypatch.setattr(validation, "EZIO_MCAST_32", 3 * validation.EZIO_MCAST_32)
+    monkeypatch.setattr(validation, "EZIO_BT_32_SAVING", 0.1)
+    monkeypatch.setattr(validation, "EZIO_CROSSOVER", (2, 3))
+    assert predicted() == before
