@@ -316,8 +316,9 @@ class SimBackendSpec(_Strict):
         default=1024,
         ge=16,
         le=1024,
-        description="udpcast slice size in 1456-byte blocks (16–1024; udp-sender's maximum, "
-        "1024, by default)",
+        description="udpcast slice size in 1456-byte blocks (16–1024; default 1024, udp-sender's "
+        "maximum; note that udp-sender in full-duplex mode uses a fixed 112 — "
+        "ogsim.udpcast.FULL_DUPLEX_SLICE_BLOCKS, which validate's EZIO check sets)",
     )
     drop_after: Duration = Field(
         default=56.0,
