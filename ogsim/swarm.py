@@ -22,6 +22,8 @@ a swarm that loses every copy of a block stalls (reported as "did not finish").
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import compress
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from ogref.model import Image, TorrentMode, TorrentSession
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
 
 REANNOUNCE_S = 30.0
 LEECHER_EXIT_S = 30.0
+
+# the scans below filter neighbours at C speed: ``compress(seq, map(mask.__and__, map(get, seq)))``
+# yields, in order, the peers whose attribute shares a bit with ``mask``
+_spare = attrgetter("spare")
+_want = attrgetter("want")
 
 
 class Peer:
@@ -61,11 +68,13 @@ class Peer:
         "reannounce",
         "rotate",
         "seeder",
+        "spare",
         "stay",
         "swarm",
         "up_slots",
         "up_used",
         "upload",
+        "want",
     )
 
     def __init__(self, swarm: Swarm, client: SimClient | None, upload: bool) -> None:
@@ -92,6 +101,13 @@ class Peer:
         self.seeder = client is None
         # upload slots: read once (the hot loops compare against them per neighbour)
         self.up_slots = swarm.source.seeder_slots if self.seeder else swarm.params.upload_slots
+        # derived state the scans filter on (kept by the swarm at every change of what they
+        # depend on; Swarm.check() recomputes them):
+        # ``spare``: the blocks this peer holds when it has a free upload slot, else 0
+        self.spare = 0
+        # ``want``: the blocks it needs and has not requested while it waits for an uploader
+        # (in ``swarm.waiting``, alive and online), else 0
+        self.want = 0
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -108,9 +124,11 @@ class Peer:
             return
         if not c.link_up and not self.offline:
             self.offline = True
+            self.want = 0
             self.swarm.abort_transfers(self)
         elif c.link_up and self.offline:
             self.offline = False
+            self.swarm._rewant(self)
             self.swarm._progressed()
             self.swarm.kick(self)
 
@@ -155,7 +173,7 @@ class Swarm:
         self.peers: list[Peer] = []
         self.waiting: dict[Peer, None] = {}  # ordered: deterministic service order
         self.seed = Peer(self, None, upload=True)
-        self.seed.have = self.full
+        self.seed.have = self.seed.spare = self.full
         for b in range(self.nblocks):
             self.avail[b] += 1
         self.transfers = 0
@@ -214,6 +232,7 @@ class Swarm:
         peer.alive = False
         self.abort_transfers(peer)
         self.waiting.pop(peer, None)
+        peer.want = 0
         self.dormant.pop(peer, None)
         m = peer.have
         while m:
@@ -232,7 +251,7 @@ class Swarm:
             low = m & -m
             self.avail[low.bit_length() - 1] -= 1
             m ^= low
-        self.seed.have = 0
+        self.seed.have = self.seed.spare = 0
 
     def abort_transfers(self, peer: Peer, incoming: bool = True) -> None:
         """Cancel the blocks ``peer`` sends (and receives); the other ends retry elsewhere."""
@@ -256,11 +275,37 @@ class Swarm:
         self._release(x)
 
     def _release(self, x: Transfer) -> None:
-        x.up.outgoing.pop(x, None)
-        x.down.incoming.pop(x, None)
-        x.up.up_used -= 1
-        x.down.down_used -= 1
-        x.down.inflight &= ~(1 << x.block)
+        up, down = x.up, x.down
+        x.timer = x.flow = None  # no cycle left (transfer ↔ timer/flow): freed by refcount
+        up.outgoing.pop(x, None)
+        down.incoming.pop(x, None)
+        up.up_used -= 1
+        if up.up_used < up.up_slots:
+            up.spare = up.have
+        down.down_used -= 1
+        down.inflight &= ~(1 << x.block)
+        if down.want or down in self.waiting:  # the block is wanted again while it waits
+            self._rewant(down)
+
+    def _rewant(self, peer: Peer) -> None:
+        """Recompute ``peer.want`` from what it depends on."""
+        if peer.alive and not peer.offline and peer in self.waiting:
+            peer.want = self.full & ~peer.have & ~peer.inflight
+        else:
+            peer.want = 0
+
+    def check(self) -> None:
+        """Assert that every peer's derived ``spare`` and ``want`` match the state they
+        summarise, and that a waiting peer has a free download slot and something to request
+        (the scans rely on both; the tests call this after every event of a run)."""
+        slots = self.params.download_slots
+        for p in [*self.peers, self.seed]:
+            assert p.spare == (p.have if p.up_used < p.up_slots else 0), p.name
+            need = self.full & ~p.have & ~p.inflight
+            eligible = p.alive and not p.offline and p in self.waiting
+            assert p.want == (need if eligible else 0), p.name
+            if eligible:
+                assert p.down_used < slots and need, p.name
 
     # ------------------------------------------------------------------ scheduling
 
@@ -279,7 +324,12 @@ class Swarm:
         has offered to it since (``_offer`` runs whenever a peer frees a slot, gets a block or
         comes back), so only ``freed`` and the repository seeder (whose availability changes
         with the server, outside the swarm) can serve now: the scan looks at those two, in the
-        same rotated order, and picks what the full scan would."""
+        same rotated order, and picks what the full scan would.
+
+        The full scan is a C-level filter (``compress``) on each neighbour's ``spare`` blocks:
+        it yields, in the rotated order, exactly the neighbours with a free upload slot and a
+        block ``down`` needs, the ones the per-neighbour tests kept; ``usable()`` is then asked
+        of those only."""
         if not down.alive or down.offline:
             return
         slots = self.params.download_slots
@@ -293,27 +343,39 @@ class Swarm:
             need = full & ~down.have & ~down.inflight
             if not need:
                 self.waiting.pop(down, None)
+                down.want = 0
                 return
             started = False
             rot = down.rotate
-            # scan the neighbours from where the last request went (cheap tests first)
-            if few is not None:
+            # scan the neighbours from where the last request went
+            if few is None:
+                seq = nb[rot:] + nb[:rot] if rot else nb
+                for i in compress(range(n), map(need.__and__, map(_spare, seq))):
+                    up = seq[i]
+                    if up.usable():
+                        down.rotate = (rot + i + 1) % n
+                        self._start(up, down, self._rarest(up.have & need))
+                        started = True
+                        break
+            else:
                 few.sort(key=lambda p: (nb.index(p) - rot) % n)
-            for i, up in enumerate(nb[rot:] + nb[:rot] if few is None else few):
-                if up.up_used >= up.up_slots:
-                    continue
-                cand = up.have & need
-                if cand and up.usable():
-                    down.rotate = (rot + i + 1) % n if few is None else (nb.index(up) + 1) % n
-                    self._start(up, down, self._rarest(cand))
-                    started = True
-                    break
+                for up in few:
+                    if up.up_used >= up.up_slots:
+                        continue
+                    cand = up.have & need
+                    if cand and up.usable():
+                        down.rotate = (nb.index(up) + 1) % n
+                        self._start(up, down, self._rarest(cand))
+                        started = True
+                        break
             if not started:
                 self.waiting[down] = None
+                down.want = need
                 if down.down_used == 0 and down.reannounce is None:
                     self._schedule_reannounce(down, self.progress)
                 return
         self.waiting.pop(down, None)
+        down.want = 0
 
     def _schedule_reannounce(self, peer: Peer, mark: int) -> None:
         self.dormant.pop(peer, None)
@@ -339,6 +401,15 @@ class Swarm:
             self.dormant.clear()
 
     def _offer(self, up: Peer) -> None:
+        """``up`` has a free upload slot (it freed one, got a block or came back): it serves the
+        peers waiting among its neighbours (the repository seeder: among every waiting peer),
+        in order, directly (no re-scan of their neighbours).
+
+        For a peer the neighbours are filtered at C level on ``want``: a neighbour is yielded
+        when it waits (alive, online) and needs a block ``up`` holds, exactly the ones the
+        per-neighbour tests served.  The others are left alone, as those tests did: a waiting
+        peer always has a free download slot and something to request (``check``), so none of
+        them was ever dropped from ``waiting`` without being served."""
         waiting = self.waiting
         if not waiting or up.up_used >= up.up_slots or not up.usable():
             return
@@ -346,23 +417,36 @@ class Swarm:
         slots = self.params.download_slots
         full = self.full
         served: list[Peer] = []  # popped from ``waiting`` after the loop (it iterates it)
-        for w in waiting if up.seeder else up.neighbours:
-            if up.up_used >= up.up_slots:
-                break
-            if w not in waiting or not w.alive or w.offline:
-                continue
-            # ``w`` found no uploader for its free slots when it last looked: ``up`` has just
-            # freed one (or got a block), so it serves ``w`` directly (no re-scan of w's
-            # neighbours)
-            while w.down_used < slots and up.up_used < up.up_slots:
-                cand = have & ~w.have & ~w.inflight
-                if not cand:
+        if up.seeder:
+            for w in waiting:
+                if up.up_used >= up.up_slots:
                     break
-                self._start(up, w, self._rarest(cand))
-            if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
-                served.append(w)
+                if not w.alive or w.offline:
+                    continue
+                while w.down_used < slots and up.up_used < up.up_slots:
+                    cand = have & ~w.have & ~w.inflight
+                    if not cand:
+                        break
+                    self._start(up, w, self._rarest(cand))
+                if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
+                    served.append(w)
+        else:
+            nb = up.neighbours
+            for w in compress(nb, map(have.__and__, map(_want, nb))):
+                while w.down_used < slots:
+                    cand = have & ~w.have & ~w.inflight
+                    if not cand:
+                        break
+                    self._start(up, w, self._rarest(cand))
+                    if up.up_used >= up.up_slots:
+                        break
+                if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
+                    served.append(w)
+                if up.up_used >= up.up_slots:
+                    break
         for w in served:
             waiting.pop(w, None)
+            w.want = 0
 
     def _rarest(self, cand: int) -> int:
         avail = self.avail
@@ -411,8 +495,12 @@ class Swarm:
     def _start(self, up: Peer, down: Peer, block: int) -> None:
         x = Transfer(up, down, block)
         up.up_used += 1
+        if up.up_used >= up.up_slots:
+            up.spare = 0
         down.down_used += 1
-        down.inflight |= 1 << block
+        bit = 1 << block
+        down.inflight |= bit
+        down.want &= ~bit  # requested now (0 stays 0: a peer that does not wait wants nothing)
         up.outgoing[x] = None
         down.incoming[x] = None
         self.transfers += 1
@@ -442,6 +530,9 @@ class Swarm:
         bit = 1 << x.block
         if down.alive and not down.have & bit:
             down.have |= bit
+            if down.up_used < down.up_slots:
+                down.spare = down.have
+            down.want &= ~bit  # it had been requested (kept out of ``want`` since) and is here
             self.avail[x.block] += 1
             self._progressed()
         if down.alive and down.have == self.full and down.completed_at < 0:
@@ -456,6 +547,7 @@ class Swarm:
     def _complete(self, peer: Peer) -> None:
         peer.completed_at = self.sim.loop.now
         self.waiting.pop(peer, None)
+        peer.want = 0
         peer.on_data()
         self.sim.loop.after(peer.stay, self._exit, peer)
 
