@@ -65,9 +65,11 @@ class Peer:
         "on_data",
         "on_ok",
         "outgoing",
+        "pipe",
         "reannounce",
         "rotate",
         "seeder",
+        "share",
         "spare",
         "stay",
         "swarm",
@@ -108,6 +110,14 @@ class Peer:
         # ``want``: the blocks it needs and has not requested while it waits for an uploader
         # (in ``swarm.waiting``, alive and online), else 0
         self.want = 0
+        # rates, computed once: the upload share of one slot, and the download pipeline's
+        # rate per slot (idle, uploading too) for the disk's slowdown it was computed at
+        self.share = (
+            client.hw.link_rate * swarm.params.torrent_efficiency / self.up_slots
+            if client is not None
+            else 0.0
+        )
+        self.pipe = (-1.0, 0.0, 0.0)
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -468,27 +478,37 @@ class Swarm:
                     best = b
         return best
 
-    def _rate(self, up: Peer, down: Peer) -> float:
+    def _pipe(self, c: SimClient) -> tuple[float, float, float]:
+        """``c``'s download pipeline per download slot, idle and uploading too, at its disk's
+        current slowdown (``Peer.pipe``)."""
         eff = self.params.torrent_efficiency
+        slots = self.params.download_slots
+        disk = cache_write_rate(c.disk, random=True)
+        # an uploading peer's disk also reads the blocks it uploads; with upload ≈ download
+        # the write rate left is 1 / (1/w + 1/r)
+        busy = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
+        link = c.hw.link_rate
+        return c.disk.slowdown, min(link, disk) * eff / slots, min(link, busy) * eff / slots
+
+    def _rate(self, up: Peer, down: Peer) -> float:
         c = down.client
         assert c is not None
-        disk = cache_write_rate(c.disk, random=True)
-        if down.up_used > 0:
-            # the disk also reads the blocks this peer uploads; with upload ≈ download the
-            # write rate left is 1 / (1/w + 1/r)
-            disk = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
-        down_cap = min(c.hw.link_rate, disk) * eff
-        per_down = down_cap / self.params.download_slots
+        pipe = down.pipe
+        if pipe[0] != c.disk.slowdown:  # first block, or a slow-disk fault came or went
+            pipe = down.pipe = self._pipe(c)
+        per_down = pipe[2] if down.up_used > 0 else pipe[1]
         u = up.client
         if u is None:
             loss = c.loss + self.source.loss
             if loss > 0:  # one TCP connection under random loss (Mathis et al.)
                 rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
+                eff = self.params.torrent_efficiency
                 return min(per_down, tcp_loss_cap(rtt, loss) * eff)
             return per_down
-        rate = min(per_down, u.hw.link_rate * eff / up.up_slots)
+        rate = min(per_down, up.share)
         loss = c.loss + u.loss
         if loss > 0:
+            eff = self.params.torrent_efficiency
             return min(rate, tcp_loss_cap(2 * (c.hw.delay_s + u.hw.delay_s), loss) * eff)
         return rate
 
