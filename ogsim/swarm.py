@@ -22,8 +22,6 @@ a swarm that loses every copy of a block stalls (reported as "did not finish").
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import compress
-from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from ogref.model import Image, TorrentMode, TorrentSession
@@ -39,11 +37,6 @@ if TYPE_CHECKING:
 
 REANNOUNCE_S = 30.0
 LEECHER_EXIT_S = 30.0
-
-# the scans below filter neighbours at C speed: ``compress(seq, map(mask.__and__, map(get, seq)))``
-# yields, in order, the peers whose attribute shares a bit with ``mask``
-_spare = attrgetter("spare")
-_want = attrgetter("want")
 
 
 class Peer:
@@ -213,9 +206,15 @@ class Swarm:
         return peer
 
     def _announce(self, peer: Peer) -> None:
+        nb = peer.neighbours
+        # a neighbour list holds each peer once (connections are made in pairs, the seeder
+        # is added once), so this counts the distinct neighbours but the seeder
+        seeded = self.seed in nb
+        want = self.params.neighbours - (len(nb) - seeded)
+        if want <= 0 and seeded:  # the tracker's answer adds nothing (and draws nothing)
+            return
         rng = self.sim.rng
-        known = set(peer.neighbours)
-        want = self.params.neighbours - len(known - {self.seed})
+        known = set(nb)
         peers = self.peers
         if len(peers) <= 3 * want:  # small swarm: pick among every live peer
             pool = [p for p in peers if p.alive and p is not peer and p not in known]
@@ -336,10 +335,10 @@ class Swarm:
         with the server, outside the swarm) can serve now: the scan looks at those two, in the
         same rotated order, and picks what the full scan would.
 
-        The full scan is a C-level filter (``compress``) on each neighbour's ``spare`` blocks:
-        it yields, in the rotated order, exactly the neighbours with a free upload slot and a
-        block ``down`` needs, the ones the per-neighbour tests kept; ``usable()`` is then asked
-        of those only."""
+        The full scan tests one bitmask per neighbour, its ``spare`` blocks: it stops, in the
+        rotated order, exactly at the neighbours with a free upload slot and a block ``down``
+        needs, the ones the per-neighbour tests kept; ``usable()`` is then asked of those
+        only."""
         if not down.alive or down.offline:
             return
         slots = self.params.download_slots
@@ -347,6 +346,7 @@ class Swarm:
         n = len(nb)
         full = self.full
         few: list[Peer] | None = None
+        at: list[tuple[int, Peer]] | None = None
         if freed is not None and down in self.waiting:
             few = [freed] if freed is self.seed else [freed, self.seed]
         while down.down_used < slots:
@@ -359,22 +359,25 @@ class Swarm:
             rot = down.rotate
             # scan the neighbours from where the last request went
             if few is None:
-                seq = nb[rot:] + nb[:rot] if rot else nb
-                for i in compress(range(n), map(need.__and__, map(_spare, seq))):
-                    up = seq[i]
-                    if up.usable():
-                        down.rotate = (rot + i + 1) % n
+                i = rot
+                for up in nb[rot:] + nb[:rot] if rot else nb:
+                    i += 1
+                    if up.spare & need and up.usable():
+                        down.rotate = i % n
                         self._start(up, down, self._rarest(up.have & need))
                         started = True
                         break
             else:
-                few.sort(key=lambda p: (nb.index(p) - rot) % n)
-                for up in few:
+                if at is None:  # their places among the neighbours, looked up once
+                    at = [(nb.index(p), p) for p in few]
+                if len(at) == 2 and (at[1][0] - rot) % n < (at[0][0] - rot) % n:
+                    at.reverse()  # the rotated order
+                for k, up in at:
                     if up.up_used >= up.up_slots:
                         continue
                     cand = up.have & need
                     if cand and up.usable():
-                        down.rotate = (nb.index(up) + 1) % n
+                        down.rotate = (k + 1) % n
                         self._start(up, down, self._rarest(cand))
                         started = True
                         break
@@ -415,8 +418,8 @@ class Swarm:
         peers waiting among its neighbours (the repository seeder: among every waiting peer),
         in order, directly (no re-scan of their neighbours).
 
-        For a peer the neighbours are filtered at C level on ``want``: a neighbour is yielded
-        when it waits (alive, online) and needs a block ``up`` holds, exactly the ones the
+        For a peer the scan tests one bitmask per neighbour, its ``want``: it serves the
+        neighbours that wait (alive, online) and need a block ``up`` holds, exactly the ones the
         per-neighbour tests served.  The others are left alone, as those tests did: a waiting
         peer always has a free download slot and something to request (``check``), so none of
         them was ever dropped from ``waiting`` without being served."""
@@ -441,8 +444,9 @@ class Swarm:
                 if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
                     served.append(w)
         else:
-            nb = up.neighbours
-            for w in compress(nb, map(have.__and__, map(_want, nb))):
+            for w in up.neighbours:
+                if not w.want & have:
+                    continue
                 while w.down_used < slots:
                     cand = have & ~w.have & ~w.inflight
                     if not cand:

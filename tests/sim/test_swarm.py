@@ -80,7 +80,7 @@ def _faulty_swarm(**sim: object) -> Scenario:
 
 
 def test_reference_faulty_swarm_is_unchanged() -> None:
-    # pinned on main d6eff61 (before the C-level neighbour filters): links going down and up,
+    # pinned on main d6eff61 (before the neighbour scans tested derived bitmasks): links going down and up,
     # a crash, a peer that stops uploading, loss, a slow disk, a repository restart and the
     # seeder's death change who may serve whom outside the block transfers
     assert _signature(simulate(_faulty_swarm())) == FAULTY
