@@ -315,6 +315,13 @@ class Swarm:
             assert p.want == (need if eligible else 0), p.name
             if eligible:
                 assert p.down_used < slots and need, p.name
+        # no peer with a free upload slot holds a block a waiting neighbour wants: it offered
+        # to them when it got the slot or the block, and each waiting peer scanned its
+        # neighbours when it began to wait (the short scans rely on this)
+        for u in self.peers:
+            if u.spare and u.usable():
+                for w in u.neighbours:
+                    assert not w.want & u.have, (u.name, w.name)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -369,7 +376,9 @@ class Swarm:
                         break
             else:
                 if at is None:  # their places among the neighbours, looked up once
-                    at = [(nb.index(p), p) for p in few]
+                    at = [(nb.index(few[0]), few[0])]
+                    if len(few) == 2:
+                        at.append((nb.index(few[1]), few[1]))
                 if len(at) == 2 and (at[1][0] - rot) % n < (at[0][0] - rot) % n:
                     at.reverse()  # the rotated order
                 for k, up in at:
@@ -401,8 +410,17 @@ class Swarm:
             if peer.mark == self.progress:  # nothing arrived anywhere: polling cannot help now
                 self.dormant[peer] = None
                 return
+            known = len(peer.neighbours)
             self._announce(peer)
-            self.kick(peer)
+            if peer.want and len(peer.neighbours) == known:
+                # it waits and the tracker's answer added nobody: no neighbour with a free
+                # upload slot holds a block it wants, and it holds none a waiting neighbour
+                # wants (``check``), so of the full scan and its offer only the repository
+                # seeder could do anything (its availability follows the server): the short
+                # scan looks at the seeder alone and picks what the full scan would
+                self._fill(peer, self.seed)
+            else:
+                self.kick(peer)
 
     def _progressed(self) -> None:
         """A block arrived or a peer joined or came back: dormant peers re-announce again."""
