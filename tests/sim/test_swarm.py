@@ -3,6 +3,7 @@ reference small swarm runs exactly as on main d1ea98d (a pin for speed work on t
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,26 @@ def test_check_catches_a_stale_filter() -> None:
     waiting[0].want &= waiting[0].want - 1  # drop its lowest wanted block
     with pytest.raises(AssertionError):
         swarm.check()
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # the run pauses most of the cyclic collector's work (freeze + thresholds) and restores it,
+    # also when the run fails
+    before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
+    seen: list[tuple[int, int, int]] = []
+
+    class BoomError(Exception):
+        pass
+
+    def boom() -> None:
+        seen.append(gc.get_threshold())
+        raise BoomError
+
+    sim = Simulation(synthetic(4, "TORRENT-CACHE", data="1GiB"))
+    sim.loop.at(1.0, boom)
+    with pytest.raises(BoomError):
+        sim.run()
+    assert seen and seen[0] != before[0]  # paused while the loop ran
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
+    simulate(synthetic(4, "TORRENT-CACHE", data="1GiB"))
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
