@@ -52,9 +52,12 @@ class Flow:
     rate: float = 0.0
     started: float = 0.0
     active: bool = False
+    tiny: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.remaining = self.size
+        # what is left below this is rounding: the flow is done
+        self.tiny = _EPS * max(1.0, self.size)
 
     @property
     def moved(self) -> float:
@@ -67,6 +70,7 @@ class Network:
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.flows: dict[Flow, None] = {}  # insertion order keeps runs deterministic
+        self._linked: dict[Flow, None] = {}  # the flows with links, in the same order
         self.links: list[Link] = []
         self._last = 0.0
         self._settle: Timer | None = None
@@ -87,6 +91,8 @@ class Network:
         flow.active = True
         flow.started = self.loop.now
         self.flows[flow] = None
+        if flow.links:
+            self._linked[flow] = None
         if flow.remaining <= _EPS:
             flow.remaining = 0.0
         self.changed()
@@ -100,6 +106,7 @@ class Network:
         flow.active = False
         flow.rate = 0.0
         self.flows.pop(flow, None)
+        self._linked.pop(flow, None)
         self.changed()
 
     def set_cap(self, flow: Flow, cap: float) -> None:
@@ -147,22 +154,30 @@ class Network:
 
     def _recompute(self) -> None:
         self._settle = None
-        self._advance()
         self.recomputes += 1
         now = self.loop.now
-        done = [
-            f
-            for f in self.flows
-            if f.remaining <= _EPS * max(1.0, f.size)
-            # what is left would take less than the clock can count: done (else time stands still)
-            or (f.rate > 0 and now + f.remaining / f.rate <= now)
-        ]
+        # progress (as _advance) and completion in one pass over the flows
+        dt = now - self._last
+        self._last = now
+        done: list[Flow] = []
+        for f in self.flows:
+            rate = f.rate
+            if rate > 0:
+                if dt > 0:
+                    f.remaining -= rate * dt
+                # what is left would take less than the clock can count: done (else time
+                # stands still)
+                if f.remaining <= f.tiny or now + f.remaining / rate <= now:
+                    done.append(f)
+            elif f.remaining <= f.tiny:
+                done.append(f)
         if done:
             for f in done:
                 f.remaining = 0.0
                 f.active = False
                 f.rate = 0.0
                 self.flows.pop(f, None)
+                self._linked.pop(f, None)
             for f in done:
                 f.on_done(f)
             if self._settle is None:
@@ -171,7 +186,7 @@ class Network:
         self._fill()
         for link in self.links:
             if link.track:
-                total = sum(f.rate * f.wire for f in self.flows if link in f.links)
+                total = sum(f.rate * f.wire for f in self._linked if link in f.links)
                 if not link.series_rate or link.series_rate[-1] != total:
                     link.series_t.append(self.loop.now)
                     link.series_rate.append(total)
@@ -188,13 +203,22 @@ class Network:
             self._next = self.loop.after(soonest, self._recompute)
 
     def _fill(self) -> None:
-        """Max-min fair rates with per-flow caps (progressive filling)."""
+        """Max-min fair rates with per-flow caps (progressive filling).
+
+        A local job (no links) shares nothing: it gets its cap, as the filling would give it
+        (it would be frozen at its cap once the level reaches it, changing no link's share), so
+        it skips the filling; the linked flows are filled in the same order as with it."""
         left: dict[Link, float] = {}
         count: dict[Link, float] = {}
         pending: list[Flow] = []
         for f in self.flows:
             f.rate = 0.0
-            if f.cap <= 0 or any(not lk.up or lk.capacity <= 0 for lk in f.links):
+            if f.cap <= 0:
+                continue
+            if not f.links:
+                f.rate = f.cap
+                continue
+            if any(not lk.up or lk.capacity <= 0 for lk in f.links):
                 continue
             pending.append(f)
             for lk in f.links:

@@ -12,10 +12,13 @@ feeds every random choice, and ties in time run in scheduling order.
 
 from __future__ import annotations
 
+import gc
 import random
 import resource
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
@@ -410,7 +413,8 @@ class Simulation:
         """Run the scenario to its end and return the results."""
         wall0 = time.perf_counter()
         self._schedule()
-        end = self.loop.run()
+        with _COLLECTOR.quiet():
+            end = self.loop.run()
         wall = time.perf_counter() - wall0
         for op in self.results.operations:
             for c in op.computers:
@@ -439,6 +443,45 @@ class Simulation:
             },
         )
         return self.results
+
+
+class _Collector:
+    """Python's cyclic garbage collector, made to scan less while runs are under way.
+
+    A large run keeps ~10⁶ medium-lived objects (blocks in flight, their timers, phases): with
+    the default thresholds every one is promoted and the whole heap rescanned ~15 times (20 %
+    of a 10,000-PC swarm's time, measured with ``gc.callbacks``).  While a run's loop runs,
+    what existed before it (the built site and models) is frozen out of the scans and young
+    objects are collected every ``THRESHOLDS[0]`` allocations instead of 700.  Reference
+    counting still frees what the models drop at once; nothing a run computes depends on when
+    cycles are collected.  Nested or concurrent runs share one pause (a lock and a count)."""
+
+    THRESHOLDS = (50_000, 20, 100)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._saved = gc.get_threshold()
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        with self._lock:
+            if self._runs == 0:
+                self._saved = gc.get_threshold()
+                gc.freeze()
+                gc.set_threshold(*self.THRESHOLDS)
+            self._runs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs -= 1
+                if self._runs == 0:
+                    gc.set_threshold(*self._saved)
+                    gc.unfreeze()
+
+
+_COLLECTOR = _Collector()
 
 
 _CREATE_PHASE: dict[type, str] = {

@@ -58,14 +58,18 @@ class Peer:
         "on_data",
         "on_ok",
         "outgoing",
+        "pipe",
         "reannounce",
         "rotate",
         "seeder",
+        "share",
+        "spare",
         "stay",
         "swarm",
         "up_slots",
         "up_used",
         "upload",
+        "want",
     )
 
     def __init__(self, swarm: Swarm, client: SimClient | None, upload: bool) -> None:
@@ -92,6 +96,21 @@ class Peer:
         self.seeder = client is None
         # upload slots: read once (the hot loops compare against them per neighbour)
         self.up_slots = swarm.source.seeder_slots if self.seeder else swarm.params.upload_slots
+        # derived state the scans filter on (kept by the swarm at every change of what they
+        # depend on; Swarm.check() recomputes them):
+        # ``spare``: the blocks this peer holds when it has a free upload slot, else 0
+        self.spare = 0
+        # ``want``: the blocks it needs and has not requested while it waits for an uploader
+        # (in ``swarm.waiting``, alive and online), else 0
+        self.want = 0
+        # rates, computed once: the upload share of one slot, and the download pipeline's
+        # rate per slot (idle, uploading too) for the disk's slowdown it was computed at
+        self.share = (
+            client.hw.link_rate * swarm.params.torrent_efficiency / self.up_slots
+            if client is not None
+            else 0.0
+        )
+        self.pipe = (-1.0, 0.0, 0.0)
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -108,9 +127,11 @@ class Peer:
             return
         if not c.link_up and not self.offline:
             self.offline = True
+            self.want = 0
             self.swarm.abort_transfers(self)
         elif c.link_up and self.offline:
             self.offline = False
+            self.swarm._rewant(self)
             self.swarm._progressed()
             self.swarm.kick(self)
 
@@ -155,7 +176,7 @@ class Swarm:
         self.peers: list[Peer] = []
         self.waiting: dict[Peer, None] = {}  # ordered: deterministic service order
         self.seed = Peer(self, None, upload=True)
-        self.seed.have = self.full
+        self.seed.have = self.seed.spare = self.full
         for b in range(self.nblocks):
             self.avail[b] += 1
         self.transfers = 0
@@ -185,9 +206,15 @@ class Swarm:
         return peer
 
     def _announce(self, peer: Peer) -> None:
+        nb = peer.neighbours
+        # a neighbour list holds each peer once (connections are made in pairs, the seeder
+        # is added once), so this counts the distinct neighbours but the seeder
+        seeded = self.seed in nb
+        want = self.params.neighbours - (len(nb) - seeded)
+        if want <= 0 and seeded:  # the tracker's answer adds nothing (and draws nothing)
+            return
         rng = self.sim.rng
-        known = set(peer.neighbours)
-        want = self.params.neighbours - len(known - {self.seed})
+        known = set(nb)
         peers = self.peers
         if len(peers) <= 3 * want:  # small swarm: pick among every live peer
             pool = [p for p in peers if p.alive and p is not peer and p not in known]
@@ -214,6 +241,7 @@ class Swarm:
         peer.alive = False
         self.abort_transfers(peer)
         self.waiting.pop(peer, None)
+        peer.want = 0
         self.dormant.pop(peer, None)
         m = peer.have
         while m:
@@ -232,7 +260,7 @@ class Swarm:
             low = m & -m
             self.avail[low.bit_length() - 1] -= 1
             m ^= low
-        self.seed.have = 0
+        self.seed.have = self.seed.spare = 0
 
     def abort_transfers(self, peer: Peer, incoming: bool = True) -> None:
         """Cancel the blocks ``peer`` sends (and receives); the other ends retry elsewhere."""
@@ -256,11 +284,44 @@ class Swarm:
         self._release(x)
 
     def _release(self, x: Transfer) -> None:
-        x.up.outgoing.pop(x, None)
-        x.down.incoming.pop(x, None)
-        x.up.up_used -= 1
-        x.down.down_used -= 1
-        x.down.inflight &= ~(1 << x.block)
+        up, down = x.up, x.down
+        x.timer = x.flow = None  # no cycle left (transfer ↔ timer/flow): freed by refcount
+        up.outgoing.pop(x, None)
+        down.incoming.pop(x, None)
+        up.up_used -= 1
+        if up.up_used < up.up_slots:
+            up.spare = up.have
+        down.down_used -= 1
+        down.inflight &= ~(1 << x.block)
+        if down.want or down in self.waiting:  # the block is wanted again while it waits
+            self._rewant(down)
+
+    def _rewant(self, peer: Peer) -> None:
+        """Recompute ``peer.want`` from what it depends on."""
+        if peer.alive and not peer.offline and peer in self.waiting:
+            peer.want = self.full & ~peer.have & ~peer.inflight
+        else:
+            peer.want = 0
+
+    def check(self) -> None:
+        """Assert that every peer's derived ``spare`` and ``want`` match the state they
+        summarise, and that a waiting peer has a free download slot and something to request
+        (the scans rely on both; the tests call this after every event of a run)."""
+        slots = self.params.download_slots
+        for p in [*self.peers, self.seed]:
+            assert p.spare == (p.have if p.up_used < p.up_slots else 0), p.name
+            need = self.full & ~p.have & ~p.inflight
+            eligible = p.alive and not p.offline and p in self.waiting
+            assert p.want == (need if eligible else 0), p.name
+            if eligible:
+                assert p.down_used < slots and need, p.name
+        # no peer with a free upload slot holds a block a waiting neighbour wants: it offered
+        # to them when it got the slot or the block, and each waiting peer scanned its
+        # neighbours when it began to wait (the short scans rely on this)
+        for u in self.peers:
+            if u.spare and u.usable():
+                for w in u.neighbours:
+                    assert not w.want & u.have, (u.name, w.name)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -279,7 +340,12 @@ class Swarm:
         has offered to it since (``_offer`` runs whenever a peer frees a slot, gets a block or
         comes back), so only ``freed`` and the repository seeder (whose availability changes
         with the server, outside the swarm) can serve now: the scan looks at those two, in the
-        same rotated order, and picks what the full scan would."""
+        same rotated order, and picks what the full scan would.
+
+        The full scan tests one bitmask per neighbour, its ``spare`` blocks: it stops, in the
+        rotated order, exactly at the neighbours with a free upload slot and a block ``down``
+        needs, the ones the per-neighbour tests kept; ``usable()`` is then asked of those
+        only."""
         if not down.alive or down.offline:
             return
         slots = self.params.download_slots
@@ -287,33 +353,51 @@ class Swarm:
         n = len(nb)
         full = self.full
         few: list[Peer] | None = None
+        at: list[tuple[int, Peer]] | None = None
         if freed is not None and down in self.waiting:
             few = [freed] if freed is self.seed else [freed, self.seed]
         while down.down_used < slots:
             need = full & ~down.have & ~down.inflight
             if not need:
                 self.waiting.pop(down, None)
+                down.want = 0
                 return
             started = False
             rot = down.rotate
-            # scan the neighbours from where the last request went (cheap tests first)
-            if few is not None:
-                few.sort(key=lambda p: (nb.index(p) - rot) % n)
-            for i, up in enumerate(nb[rot:] + nb[:rot] if few is None else few):
-                if up.up_used >= up.up_slots:
-                    continue
-                cand = up.have & need
-                if cand and up.usable():
-                    down.rotate = (rot + i + 1) % n if few is None else (nb.index(up) + 1) % n
-                    self._start(up, down, self._rarest(cand))
-                    started = True
-                    break
+            # scan the neighbours from where the last request went
+            if few is None:
+                i = rot
+                for up in nb[rot:] + nb[:rot] if rot else nb:
+                    i += 1
+                    if up.spare & need and up.usable():
+                        down.rotate = i % n
+                        self._start(up, down, self._rarest(up.have & need))
+                        started = True
+                        break
+            else:
+                if at is None:  # their places among the neighbours, looked up once
+                    at = [(nb.index(few[0]), few[0])]
+                    if len(few) == 2:
+                        at.append((nb.index(few[1]), few[1]))
+                if len(at) == 2 and (at[1][0] - rot) % n < (at[0][0] - rot) % n:
+                    at.reverse()  # the rotated order
+                for k, up in at:
+                    if up.up_used >= up.up_slots:
+                        continue
+                    cand = up.have & need
+                    if cand and up.usable():
+                        down.rotate = (k + 1) % n
+                        self._start(up, down, self._rarest(cand))
+                        started = True
+                        break
             if not started:
                 self.waiting[down] = None
+                down.want = need
                 if down.down_used == 0 and down.reannounce is None:
                     self._schedule_reannounce(down, self.progress)
                 return
         self.waiting.pop(down, None)
+        down.want = 0
 
     def _schedule_reannounce(self, peer: Peer, mark: int) -> None:
         self.dormant.pop(peer, None)
@@ -326,8 +410,17 @@ class Swarm:
             if peer.mark == self.progress:  # nothing arrived anywhere: polling cannot help now
                 self.dormant[peer] = None
                 return
+            known = len(peer.neighbours)
             self._announce(peer)
-            self.kick(peer)
+            if peer.want and len(peer.neighbours) == known:
+                # it waits and the tracker's answer added nobody: no neighbour with a free
+                # upload slot holds a block it wants, and it holds none a waiting neighbour
+                # wants (``check``), so of the full scan and its offer only the repository
+                # seeder could do anything (its availability follows the server): the short
+                # scan looks at the seeder alone and picks what the full scan would
+                self._fill(peer, self.seed)
+            else:
+                self.kick(peer)
 
     def _progressed(self) -> None:
         """A block arrived or a peer joined or came back: dormant peers re-announce again."""
@@ -339,6 +432,15 @@ class Swarm:
             self.dormant.clear()
 
     def _offer(self, up: Peer) -> None:
+        """``up`` has a free upload slot (it freed one, got a block or came back): it serves the
+        peers waiting among its neighbours (the repository seeder: among every waiting peer),
+        in order, directly (no re-scan of their neighbours).
+
+        For a peer the scan tests one bitmask per neighbour, its ``want``: it serves the
+        neighbours that wait (alive, online) and need a block ``up`` holds, exactly the ones the
+        per-neighbour tests served.  The others are left alone, as those tests did: a waiting
+        peer always has a free download slot and something to request (``check``), so none of
+        them was ever dropped from ``waiting`` without being served."""
         waiting = self.waiting
         if not waiting or up.up_used >= up.up_slots or not up.usable():
             return
@@ -346,23 +448,37 @@ class Swarm:
         slots = self.params.download_slots
         full = self.full
         served: list[Peer] = []  # popped from ``waiting`` after the loop (it iterates it)
-        for w in waiting if up.seeder else up.neighbours:
-            if up.up_used >= up.up_slots:
-                break
-            if w not in waiting or not w.alive or w.offline:
-                continue
-            # ``w`` found no uploader for its free slots when it last looked: ``up`` has just
-            # freed one (or got a block), so it serves ``w`` directly (no re-scan of w's
-            # neighbours)
-            while w.down_used < slots and up.up_used < up.up_slots:
-                cand = have & ~w.have & ~w.inflight
-                if not cand:
+        if up.seeder:
+            for w in waiting:
+                if up.up_used >= up.up_slots:
                     break
-                self._start(up, w, self._rarest(cand))
-            if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
-                served.append(w)
+                if not w.alive or w.offline:
+                    continue
+                while w.down_used < slots and up.up_used < up.up_slots:
+                    cand = have & ~w.have & ~w.inflight
+                    if not cand:
+                        break
+                    self._start(up, w, self._rarest(cand))
+                if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
+                    served.append(w)
+        else:
+            for w in up.neighbours:
+                if not w.want & have:
+                    continue
+                while w.down_used < slots:
+                    cand = have & ~w.have & ~w.inflight
+                    if not cand:
+                        break
+                    self._start(up, w, self._rarest(cand))
+                    if up.up_used >= up.up_slots:
+                        break
+                if w.down_used >= slots or not (full & ~w.have & ~w.inflight):
+                    served.append(w)
+                if up.up_used >= up.up_slots:
+                    break
         for w in served:
             waiting.pop(w, None)
+            w.want = 0
 
     def _rarest(self, cand: int) -> int:
         avail = self.avail
@@ -384,35 +500,49 @@ class Swarm:
                     best = b
         return best
 
-    def _rate(self, up: Peer, down: Peer) -> float:
+    def _pipe(self, c: SimClient) -> tuple[float, float, float]:
+        """``c``'s download pipeline per download slot, idle and uploading too, at its disk's
+        current slowdown (``Peer.pipe``)."""
         eff = self.params.torrent_efficiency
+        slots = self.params.download_slots
+        disk = cache_write_rate(c.disk, random=True)
+        # an uploading peer's disk also reads the blocks it uploads; with upload ≈ download
+        # the write rate left is 1 / (1/w + 1/r)
+        busy = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
+        link = c.hw.link_rate
+        return c.disk.slowdown, min(link, disk) * eff / slots, min(link, busy) * eff / slots
+
+    def _rate(self, up: Peer, down: Peer) -> float:
         c = down.client
         assert c is not None
-        disk = cache_write_rate(c.disk, random=True)
-        if down.up_used > 0:
-            # the disk also reads the blocks this peer uploads; with upload ≈ download the
-            # write rate left is 1 / (1/w + 1/r)
-            disk = 1.0 / (1.0 / disk + 1.0 / c.disk.read)
-        down_cap = min(c.hw.link_rate, disk) * eff
-        per_down = down_cap / self.params.download_slots
+        pipe = down.pipe
+        if pipe[0] != c.disk.slowdown:  # first block, or a slow-disk fault came or went
+            pipe = down.pipe = self._pipe(c)
+        per_down = pipe[2] if down.up_used > 0 else pipe[1]
         u = up.client
         if u is None:
             loss = c.loss + self.source.loss
             if loss > 0:  # one TCP connection under random loss (Mathis et al.)
                 rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
+                eff = self.params.torrent_efficiency
                 return min(per_down, tcp_loss_cap(rtt, loss) * eff)
             return per_down
-        rate = min(per_down, u.hw.link_rate * eff / up.up_slots)
+        rate = min(per_down, up.share)
         loss = c.loss + u.loss
         if loss > 0:
+            eff = self.params.torrent_efficiency
             return min(rate, tcp_loss_cap(2 * (c.hw.delay_s + u.hw.delay_s), loss) * eff)
         return rate
 
     def _start(self, up: Peer, down: Peer, block: int) -> None:
         x = Transfer(up, down, block)
         up.up_used += 1
+        if up.up_used >= up.up_slots:
+            up.spare = 0
         down.down_used += 1
-        down.inflight |= 1 << block
+        bit = 1 << block
+        down.inflight |= bit
+        down.want &= ~bit  # requested now (0 stays 0: a peer that does not wait wants nothing)
         up.outgoing[x] = None
         down.incoming[x] = None
         self.transfers += 1
@@ -442,6 +572,9 @@ class Swarm:
         bit = 1 << x.block
         if down.alive and not down.have & bit:
             down.have |= bit
+            if down.up_used < down.up_slots:
+                down.spare = down.have
+            down.want &= ~bit  # it had been requested (kept out of ``want`` since) and is here
             self.avail[x.block] += 1
             self._progressed()
         if down.alive and down.have == self.full and down.completed_at < 0:
@@ -456,6 +589,7 @@ class Swarm:
     def _complete(self, peer: Peer) -> None:
         peer.completed_at = self.sim.loop.now
         self.waiting.pop(peer, None)
+        peer.want = 0
         peer.on_data()
         self.sim.loop.after(peer.stay, self._exit, peer)
 

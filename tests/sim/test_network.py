@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ogsim.loop import Loop
-from ogsim.network import Flow, Network
+from ogsim.network import Flow, Link, Network
 
 
 def _run(caps: list[float], capacity: float, size: float = 100.0) -> dict[int, float]:
@@ -80,3 +80,89 @@ def test_max_min_rates_respect_link_and_caps(caps: list[float], capacity: float)
         top = max(rates)
         for f in bottlenecked:
             assert f.rate == pytest.approx(top, rel=1e-6)
+
+
+def _reference_fill(flows: list[Flow]) -> None:
+    """The progressive filling as it was before local jobs skipped it (main d6eff61): every
+    flow, local or not, goes through the rounds."""
+    left: dict[Link, float] = {}
+    count: dict[Link, float] = {}
+    pending: list[Flow] = []
+    for f in flows:
+        f.rate = 0.0
+        if f.cap <= 0 or any(not lk.up or lk.capacity <= 0 for lk in f.links):
+            continue
+        pending.append(f)
+        for lk in f.links:
+            left[lk] = lk.capacity
+            count[lk] = count.get(lk, 0.0) + f.wire
+    pending.sort(key=lambda f: f.cap)
+    while pending:
+        level = float("inf")
+        for lk, n in count.items():
+            if n > 1e-12:
+                share = max(0.0, left[lk]) / n
+                if share < level:
+                    level = share
+        if pending[0].cap <= level:
+            i = 0
+            while i < len(pending) and pending[i].cap <= level:
+                i += 1
+            frozen, pending = pending[:i], pending[i:]
+            for f in frozen:
+                f.rate = f.cap
+                for lk in f.links:
+                    left[lk] -= f.cap * f.wire
+                    count[lk] -= f.wire
+            continue
+        tight = {lk for lk, n in count.items() if n > 1e-12 and left[lk] / n <= level * (1 + 1e-12)}
+        keep: list[Flow] = []
+        for f in pending:
+            if any(lk in tight for lk in f.links):
+                f.rate = level
+                for lk in f.links:
+                    left[lk] -= level * f.wire
+                    count[lk] -= f.wire
+            else:
+                keep.append(f)
+        pending = keep
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacities=st.lists(st.floats(1.0, 1e4), min_size=1, max_size=4),
+    flows=st.lists(
+        st.tuples(
+            st.sets(st.integers(0, 3), max_size=3),  # links crossed (none: a local job)
+            st.one_of(st.floats(0.0, 2e4), st.just(float("inf"))),  # cap
+            st.sampled_from([1.0, 1.0 / 0.9, 1.25]),  # wire
+        ),
+        max_size=12,
+    ),
+    down=st.sets(st.integers(0, 3), max_size=1),
+)
+def test_local_jobs_skip_the_filling_with_the_same_rates(
+    capacities: list[float], flows: list[tuple[set[int], float, float]], down: set[int]
+) -> None:
+    # a local job gets its cap and the linked flows get exactly (to the float) the rates the
+    # filling gave every flow when the local jobs went through it too
+    net = Network(Loop())
+    links = [net.link(f"l{i}", c) for i, c in enumerate(capacities)]
+    for i in down & set(range(len(links))):
+        links[i].up = False
+    made = [
+        Flow(
+            100.0,
+            tuple(links[i] for i in sorted(ls) if i < len(links)),
+            cap,
+            lambda f: None,
+            wire=wire,
+        )
+        for ls, cap, wire in flows
+    ]
+    for f in made:
+        net.flows[f] = None
+    net._fill()
+    got = [f.rate for f in made]
+    _reference_fill(made)
+    assert got == [f.rate for f in made]

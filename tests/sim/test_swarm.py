@@ -3,11 +3,17 @@ reference small swarm runs exactly as on main d1ea98d (a pin for speed work on t
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from ogref.site import read_yaml
 from ogsim.results import Results
-from ogsim.scenario import load_scenario
-from ogsim.simulator import simulate
+from ogsim.scenario import Scenario, build_scenario, load_scenario
+from ogsim.simulator import Simulation, simulate
+from ogsim.swarm import Swarm
 from ogsim.synthetic import synthetic
 from ogsim.unicast import tcp_loss_cap
 
@@ -49,3 +55,107 @@ def test_reference_seeder_death_is_unchanged() -> None:
 
 
 SEEDER_DEATH = (13905, 451.01252, 19528.077)
+
+
+def _faulty_swarm(**sim: object) -> Scenario:
+    """s18's classroom, 24 PCs, with every fault the swarm reacts to: a link down and back, a
+    crash, a peer that stops uploading, loss, a slow disk, a repository restart and the
+    repository seeder's death."""
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "s18-torrent-seeder-death.yaml"
+    doc = read_yaml(path)
+    doc["name"] = "faulty-swarm"
+    doc["classrooms"][0]["computers"]["count"] = 24
+    doc["faults"] = [
+        {"at": "30s", "link_down": {"target": "pc03", "for": "40s"}},
+        {"at": "45s", "link_down": {"target": "pc09"}},
+        {"at": "50s", "client_crash": {"target": "pc05"}},
+        {"at": "60s", "seeder_death": {"target": "pc07"}},
+        {"at": "80s", "link_loss": {"target": "pc02", "loss": "2%", "for": "50s"}},
+        {"at": "90s", "slow_disk": {"target": "pc04", "factor": 3, "for": "60s"}},
+        {"at": "120s", "repository_restart": {"repository": "repo"}},
+        {"at": "300s", "seeder_death": {"target": "repo"}},
+    ]
+    doc["expect"] = []
+    doc["backends"]["sim"] = {"swarm_blocks": 96, **sim}
+    return build_scenario(doc, source=str(path))
+
+
+def test_reference_faulty_swarm_is_unchanged() -> None:
+    # pinned on main d6eff61 (before the neighbour scans tested derived bitmasks): links going down and up,
+    # a crash, a peer that stops uploading, loss, a slow disk, a repository restart and the
+    # seeder's death change who may serve whom outside the block transfers
+    assert _signature(simulate(_faulty_swarm())) == FAULTY
+
+
+FAULTY = (2446, 514.756466, 38777.387)
+
+
+def test_scan_filters_match_the_state_after_every_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the neighbour scans filter on each peer's ``spare`` and ``want``: both must equal what
+    # they summarise whenever a scan can run, i.e. after every entry into the swarm from outside
+    checked = {"n": 0}
+    depth = {"n": 0}
+
+    def checking(name: str) -> None:
+        inner = getattr(Swarm, name)
+
+        def wrapper(self: Swarm, *args: Any, **kwargs: Any) -> Any:
+            depth["n"] += 1
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                depth["n"] -= 1
+                if depth["n"] == 0:
+                    self.check()
+                    checked["n"] += 1
+
+        monkeypatch.setattr(Swarm, name, wrapper)
+
+    for name in ("join", "leave", "seeder_death", "abort_transfers", "kick", "_done"):
+        checking(name)
+    checking("_reannounce")
+    checking("_exit")
+    for scenario in (
+        _faulty_swarm(),
+        synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}),
+        synthetic(30, "TORRENT-CACHE", data="2GiB", torrent="leecher:10", loss="1%"),
+    ):
+        simulate(scenario)
+    assert checked["n"] > 10_000
+
+
+def test_check_catches_a_stale_filter() -> None:
+    # the check above can fail: a peer whose ``want`` misses a block it waits for is reported
+    sc = synthetic(8, "TORRENT-CACHE", data="1GiB", sim={"swarm_blocks": 64})
+    sim = Simulation(sc)
+    sim._schedule()
+    sim.loop.run(until=5.0)
+    swarm = next(iter(sim.swarms.values()))
+    waiting = [p for p in swarm.waiting if p.want]
+    assert waiting
+    waiting[0].want &= waiting[0].want - 1  # drop its lowest wanted block
+    with pytest.raises(AssertionError):
+        swarm.check()
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # the run pauses most of the cyclic collector's work (freeze + thresholds) and restores it,
+    # also when the run fails
+    before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
+    seen: list[tuple[int, int, int]] = []
+
+    class BoomError(Exception):
+        pass
+
+    def boom() -> None:
+        seen.append(gc.get_threshold())
+        raise BoomError
+
+    sim = Simulation(synthetic(4, "TORRENT-CACHE", data="1GiB"))
+    sim.loop.at(1.0, boom)
+    with pytest.raises(BoomError):
+        sim.run()
+    assert seen and seen[0] != before[0]  # paused while the loop ran
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
+    simulate(synthetic(4, "TORRENT-CACHE", data="1GiB"))
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
