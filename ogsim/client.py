@@ -172,9 +172,12 @@ class SimClient:
         self.pending = [*self.session.handle(event), *self.pending]
         self._pump()
 
-    def _later(self, delay: float, phase: str, cmd: Command, *, cpu: bool = False) -> None:
-        """Answer ``cmd`` after ``delay``; a ``cpu`` step on a one-host lab (``shared_cpus``)
-        is that much work for one core, shared with the other computers' CPU work."""
+    def _later(
+        self, delay: float, phase: str, cmd: Command, *, cpu: bool = False, wait: float = 0.0
+    ) -> None:
+        """Answer ``cmd`` after ``delay``, then ``wait`` more (latency, not work); a ``cpu``
+        step on a one-host lab (``shared_cpus``) is ``delay`` of work for one core, shared
+        with the other computers' CPU work."""
         start = self.sim.loop.now
 
         def done() -> None:
@@ -183,10 +186,13 @@ class SimClient:
             self.phase(phase, start)
             self._answer(self.oracle.answer(cmd))  # type: ignore[arg-type]
 
+        def waited() -> None:
+            self._after(wait, done)
+
         if cpu:
-            self._cpu_work(delay, done, phase)
+            self._cpu_work(delay, waited, phase)
             return
-        self.sim.loop.after(delay, done)
+        self.sim.loop.after(delay, waited)
 
     def _cpu_work(self, seconds: float, done: Callable[[], None], label: str) -> None:
         """``done`` after ``seconds`` of one core's work — on a one-host lab (``shared_cpus``)
@@ -227,7 +233,7 @@ class SimClient:
 
     def _listing_s(self) -> float:
         """A chunked image's cache inspection: one SMB listing per chunk-store directory of the
-        chunks the CACHE lacks (their stored sizes)."""
+        chunks the CACHE lacks (their stored sizes) — a round trip each, latency not work."""
         if not self.hw.chunk_list_s:
             return 0.0
         image = self._request_image()
@@ -243,7 +249,7 @@ class SimClient:
             total = float(getattr(getattr(cmd, "image", None), "stored_size", 0) or 0)
             self.emit(stage, total=total if stage in ("fetch", "restore") else 0.0)
         if isinstance(cmd, InspectCache):
-            self._later(hw.inspect_s + self._listing_s(), "inspect", cmd, cpu=True)
+            self._later(hw.inspect_s, "inspect", cmd, cpu=True, wait=self._listing_s())
         elif isinstance(cmd, InspectTarget | InspectImage):
             self._later(hw.inspect_s, "inspect", cmd, cpu=True)
         elif isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
