@@ -106,6 +106,11 @@ class ImageSpec(Strict):
         description="a chunked differential image (kind: diff): stored bytes of its chunks "
         "that its base lacks (default: its whole stored size)",
     )
+    used: Size | None = Field(
+        default=None,
+        description="a chunked image: bytes of its filesystem's used blocks, what a restore "
+        "reads and writes (default: data, the filesystem's size)",
+    )
 
     @model_validator(mode="after")
     def _chunked(self) -> ImageSpec:
@@ -113,6 +118,8 @@ class ImageSpec(Strict):
             raise ValueError(
                 "added is for a chunked differential image (format: chunked, kind: diff)"
             )
+        if self.used is not None and self.format != "chunked":
+            raise ValueError("used is for a chunked image (format: chunked)")
         return self
 
     def build(self, repository: str) -> Image:
@@ -138,6 +145,7 @@ class ImageSpec(Strict):
             torrent_piece=self.torrent_piece,
             format=ImageFormat(self.format),
             added_size=added,
+            used_size=min(self.used, self.data) if self.used is not None else 0,
         )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ogref.core.deploy import DeployRequest, DeploySession
-from ogref.core.driver import ModelOracle
+from ogref.core.driver import ModelOracle, chunks_present
 from ogref.core.events import (
     STAGE_OF,
     Command,
@@ -38,7 +38,9 @@ from ogref.core.events import (
     TransferFailed,
     TransferFinished,
 )
+from ogref.errors import OgError
 from ogref.model import Computer, Image, Transport
+from ogsim.chunks import chunk_count, directories
 from ogsim.disk import (
     DiskState,
     cache_restore_rate,
@@ -170,9 +172,12 @@ class SimClient:
         self.pending = [*self.session.handle(event), *self.pending]
         self._pump()
 
-    def _later(self, delay: float, phase: str, cmd: Command, *, cpu: bool = False) -> None:
-        """Answer ``cmd`` after ``delay``; a ``cpu`` step on a one-host lab (``shared_cpus``)
-        is that much work for one core, shared with the other computers' CPU work."""
+    def _later(
+        self, delay: float, phase: str, cmd: Command, *, cpu: bool = False, wait: float = 0.0
+    ) -> None:
+        """Answer ``cmd`` after ``delay``, then ``wait`` more (latency, not work); a ``cpu``
+        step on a one-host lab (``shared_cpus``) is ``delay`` of work for one core, shared
+        with the other computers' CPU work."""
         start = self.sim.loop.now
 
         def done() -> None:
@@ -181,16 +186,61 @@ class SimClient:
             self.phase(phase, start)
             self._answer(self.oracle.answer(cmd))  # type: ignore[arg-type]
 
+        def waited() -> None:
+            self._after(wait, done)
+
+        if cpu:
+            self._cpu_work(delay, waited, phase)
+            return
+        self.sim.loop.after(delay, waited)
+
+    def _cpu_work(self, seconds: float, done: Callable[[], None], label: str) -> None:
+        """``done`` after ``seconds`` of one core's work — on a one-host lab (``shared_cpus``)
+        shared with the other computers' CPU work."""
         host = self.sim.host_cpu
         shared = self.sim.scenario.sim.shared_cpus
-        if cpu and host is not None and shared and delay > 0:
+        if host is not None and shared and seconds > 0:
             core = host.capacity / shared
             flow = Flow(
-                delay * core, (host,), core, lambda _f: done(), label=f"{phase} {self.name}"
+                seconds * core, (host,), core, lambda _f: done(), label=f"{label} {self.name}"
             )
             self.sim.net.start(flow)
             return
-        self.sim.loop.after(delay, done)
+        self.sim.loop.after(seconds, done)
+
+    def _after(self, delay: float, then: Callable[[], None]) -> None:
+        """``then`` after ``delay`` seconds, if the computer is still alive."""
+
+        def go() -> None:
+            if self.alive:
+                then()
+
+        if delay > 0:
+            self.sim.loop.after(delay, go)
+        else:
+            go()
+
+    def _request_image(self) -> Image | None:
+        """The image of the running operation, from the site (None if unknown)."""
+        if self.session is None:
+            return None
+        try:
+            return self.sim.scenario.site.repository(self.computer.repository).image(
+                self.session.request.image
+            )
+        except OgError:  # an unknown image or repository: the core answers for it
+            return None
+
+    def _listing_s(self) -> float:
+        """A chunked image's cache inspection: one SMB listing per chunk-store directory of the
+        chunks the CACHE lacks (their stored sizes) — a round trip each, latency not work."""
+        if not self.hw.chunk_list_s:
+            return 0.0
+        image = self._request_image()
+        if image is None or not image.chunked:
+            return 0.0
+        missing = image.stored_size - chunks_present(self.oracle.cache, image)
+        return directories(chunk_count(image, missing)) * self.hw.chunk_list_s
 
     def _execute(self, cmd: Command) -> None:
         hw = self.hw
@@ -198,7 +248,9 @@ class SimClient:
         if stage:
             total = float(getattr(getattr(cmd, "image", None), "stored_size", 0) or 0)
             self.emit(stage, total=total if stage in ("fetch", "restore") else 0.0)
-        if isinstance(cmd, InspectTarget | InspectImage | InspectCache):
+        if isinstance(cmd, InspectCache):
+            self._later(hw.inspect_s, "inspect", cmd, cpu=True, wait=self._listing_s())
+        elif isinstance(cmd, InspectTarget | InspectImage):
             self._later(hw.inspect_s, "inspect", cmd, cpu=True)
         elif isinstance(cmd, FormatCache | EmptyCache | EvictFromCache):
             self._later(hw.format_cache_s, "format-cache", cmd)
@@ -239,6 +291,9 @@ class SimClient:
         if cmd.transport is Transport.UNICAST:
             # a chunked image's update moves only the chunks the CACHE lacks (the core's count)
             size = cmd.size if image.chunked else image.stored_size
+            if image.chunked:
+                self._chunk_fetch(image, float(size), ok)
+                return
             self.job = UnicastJob(
                 self,
                 self.repo,
@@ -254,6 +309,36 @@ class SimClient:
             )
         else:
             self._wait(self._start_delay(cmd), lambda: self._torrent(cmd, ok))
+
+    def _chunk_fetch(self, image: Image, size: float, ok: Callable[[float], None]) -> None:
+        """A chunked UNICAST update (``hw.chunks``): its setup (connections, manifest), then the
+        chunks' bytes on the wire while their per-chunk CPU work (client and server) runs —
+        the later of the two ends it —, the request latency the workers do not hide, and the
+        ``syncfs`` of what it wrote (its fixed cost, the kernel's dirty bytes at the disk's
+        write rate)."""
+        hw = self.hw
+        n = chunk_count(image, size)
+        left = {"wire", "cpu"}
+
+        def part(what: str) -> None:
+            left.discard(what)
+            if left:
+                return
+            flush = min(size, hw.dirty_bytes) / self.disk.write
+            self._after(n * hw.chunk_request_s + hw.chunk_syncfs_s + flush, lambda: ok(size))
+
+        def transfer() -> None:
+            self.job = UnicastJob(
+                self,
+                self.repo,
+                size,
+                lambda: cache_write_rate(self.disk),
+                lambda _n: part("wire"),
+                f"smb {self.name}",
+            )
+            self._cpu_work(n * hw.chunk_cpu_s, lambda: part("cpu"), "chunks")
+
+        self._after(hw.chunk_setup_s, transfer)
 
     def _start_delay(self, cmd: FetchToCache) -> float:
         """The engine's STARTDELAY (the agent draws from the same policy), seeded."""
@@ -369,14 +454,13 @@ class SimClient:
 
         direct_mcast = False
         if cmd.source is Source.CACHE:
+            if image.chunked:
+                self._chunk_restore(image, lambda: ok(0.0))
+                return
             self.job = LocalJob(
                 self,
                 float(image.data_size),
-                lambda: (
-                    chunked_restore_rate(self.disk, image)
-                    if image.chunked
-                    else cache_restore_rate(self.disk, image)
-                ),
+                lambda: cache_restore_rate(self.disk, image),
                 lambda n: ok(0.0),
             )
             return
@@ -394,6 +478,38 @@ class SimClient:
                 streamed,
                 f"smb-direct {self.name}",
             )
+
+    def _chunk_restore(self, image: Image, ok: Callable[[], None]) -> None:
+        """A chunked restore from the CACHE: its used blocks (not the filesystem's size).
+
+        With ``hw.chunks.restore`` (measured alone) the chunks are processed at that rate —
+        on a one-host lab with ``hw.chunks.restore_cpu`` known, as that many cores' work
+        shared with the other computers — and the restore's final ``fsync`` then writes what
+        the kernel still holds (up to ``hw.disk.dirty``) at the disk's rate, as a DIRECT
+        restore's sync does.  Without it, the disk and decompression model."""
+        hw = self.hw
+        used = float(image.restored_size)
+        if not hw.chunk_restore_rate:
+            self.job = LocalJob(
+                self, used, lambda: chunked_restore_rate(self.disk, image), lambda _n: ok()
+            )
+            return
+        dirty = min(used, hw.dirty_bytes)
+
+        def flush(_n: float) -> None:
+            if dirty <= 0:
+                ok()
+                return
+            self.job = LocalJob(self, dirty, lambda: self.disk.write, lambda _n: ok())
+
+        host = self.sim.host_cpu
+        shared = self.sim.scenario.sim.shared_cpus
+        if hw.chunk_restore_cpu and host is not None and shared:
+            core = host.capacity / shared
+            work = used / hw.chunk_restore_rate * hw.chunk_restore_cpu * core
+            self.job = LocalJob(self, work, lambda: hw.chunk_restore_cpu * core, flush)
+            return
+        self.job = LocalJob(self, used, lambda: hw.chunk_restore_rate, flush)
 
     # ------------------------------------------------------------------ outcome
 

@@ -59,6 +59,51 @@ class DiskHw(_Strict):
     )
 
 
+class ChunkHw(_Strict):
+    """What moving and restoring a chunked image costs a computer beyond its bytes (measured
+    on the lab host by ``python -m ogsim.lab.netns.chunk_costs``; all default to nothing)."""
+
+    setup: Duration | None = Field(
+        default=None,
+        description="fixed time of a chunked UNICAST update: the fetch workers' SMB "
+        "connections, the manifest, installing it",
+    )
+    request: Duration | None = Field(
+        default=None,
+        description="per chunk fetched: request latency (open, read, close) the update's "
+        "parallel workers do not hide",
+    )
+    cpu: Duration | None = Field(
+        default=None,
+        description="per chunk fetched: CPU time of the client and the server (pysmb/smbd, "
+        "the chunk's hash check, its file); on a one-host lab (shared_cpus) shared by every "
+        "computer",
+    )
+    list: Duration | None = Field(
+        default=None,
+        description="per chunk-store directory the cache inspection lists (the stored sizes of "
+        "the chunks the CACHE lacks, one SMB listing per directory)",
+    )
+    syncfs: Duration | None = Field(
+        default=None,
+        description="fixed time of the syncfs that ends an update (its bytes are written at "
+        "the disk's write rate)",
+    )
+    restore: PositiveRate | None = Field(
+        default=None,
+        description="used bytes per second of one in-place restore from the CACHE (read back "
+        "and hashed, chunks decompressed, re-hashed and written), measured alone, its final "
+        "fsync excepted (that is disk.dirty at the disk's write rate); unset: from the disk "
+        "and decompression rates",
+    )
+    restore_cpu: float | None = Field(
+        default=None,
+        gt=0,
+        description="cores one such restore keeps busy (on a one-host lab, N restores share "
+        "shared_cpus cores), e.g. 1.4",
+    )
+
+
 class ComputerHwLayer(_Strict):
     """One layer (defaults, group or computer) of a computer's ``hw:`` mapping; all optional."""
 
@@ -68,6 +113,7 @@ class ComputerHwLayer(_Strict):
         default=None, description="decompression rate of the CPU"
     )
     inspect: Duration | None = Field(default=None, description="time of each inspection step")
+    chunks: ChunkHw | None = None
     format_cache: Duration | None = None
     postconf: Duration | None = Field(default=None, description="configureOs time")
     boot: Duration | None = Field(default=None, description="time to boot an installed OS")
@@ -154,6 +200,13 @@ class HostHw:
     postconf_s: float = 20.0
     boot_s: float = 40.0
     firmware: str = "bios"
+    chunk_setup_s: float = 0.0
+    chunk_request_s: float = 0.0
+    chunk_cpu_s: float = 0.0
+    chunk_list_s: float = 0.0
+    chunk_syncfs_s: float = 0.0
+    chunk_restore_rate: float = 0.0  # 0: from the disk and decompression rates
+    chunk_restore_cpu: float = 0.0  # cores one chunked restore keeps busy (0: unknown)
 
 
 def resolve_host(mapping: dict[str, Any]) -> HostHw:
@@ -163,6 +216,7 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
     link = layer.link or LinkHw()
     disk = layer.disk or DiskHw()
     write = disk.write / 8 if disk.write is not None else d.write_rate
+    ck = layer.chunks or ChunkHw()
     return HostHw(
         link_rate=link.rate / 8 if link.rate is not None else d.link_rate,
         delay_s=link.delay if link.delay is not None else d.delay_s,
@@ -180,6 +234,13 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         postconf_s=layer.postconf if layer.postconf is not None else d.postconf_s,
         boot_s=layer.boot if layer.boot is not None else firmware_boot_s(layer.firmware or "bios"),
         firmware=layer.firmware or "bios",
+        chunk_setup_s=ck.setup or 0.0,
+        chunk_request_s=ck.request or 0.0,
+        chunk_cpu_s=ck.cpu or 0.0,
+        chunk_list_s=ck.list or 0.0,
+        chunk_syncfs_s=ck.syncfs or 0.0,
+        chunk_restore_rate=ck.restore / 8 if ck.restore is not None else 0.0,
+        chunk_restore_cpu=ck.restore_cpu or 0.0,
     )
 
 

@@ -462,12 +462,12 @@ def build_scenario(
 
 
 def _scaled(doc: dict[str, Any], scale: float) -> dict[str, Any]:
-    """The site with every image's data and stored sizes (and a chunked differential image's
-    added bytes) multiplied by ``scale``."""
+    """The site with every image's data and stored sizes (and a chunked image's used bytes, a
+    chunked differential image's added bytes) multiplied by ``scale``."""
     out = copy.deepcopy(doc)
     for repo in out.get("repositories") or []:
         for image in repo.get("images") or []:
-            for key in ("data", "stored", "added"):
+            for key in ("data", "stored", "added", "used"):
                 if image.get(key) is not None:
                     image[key] = max(1, int(parse_size(image[key]) * scale))
     return out

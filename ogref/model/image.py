@@ -147,6 +147,9 @@ class Image:
         kind: monolithic or differential; a differential image names its ``base``.
         added_size: of a chunked differential image, the compressed bytes of its chunks that
             its base lacks (what it adds to a chunk store that holds the base).
+        used_size: of a chunked image, the bytes of its filesystem's used blocks — what a
+            restore reads and writes (its ``data_size`` is the filesystem's size, which the
+            partition must hold); 0: unknown, taken as ``data_size``.
         source_disk, source_partition: where it was created on the model computer.
         revision: incremented at each re-creation.
         torrent_piece: the piece size of its ``.torrent`` (OpenGnSys: 4 MiB, ``ctorrent -l``).
@@ -169,6 +172,7 @@ class Image:
     torrent_piece: int = TORRENT_PIECE
     format: ImageFormat = ImageFormat.PARTCLONE
     added_size: int = 0
+    used_size: int = 0
 
     def __post_init__(self) -> None:
         validate_image_name(self.name)
@@ -181,11 +185,19 @@ class Image:
             )
         if self.kind is ImageKind.DIFFERENTIAL and not self.base:
             raise FormatError(f"differential image {self.name} needs a base image")
+        if self.used_size < 0:
+            raise FormatError(f"image {self.name}: used size {self.used_size} is negative")
         if not 0 <= self.added_size <= self.stored_size:
             raise FormatError(
                 f"image {self.name}: added size {self.added_size} is not between 0 and its "
                 f"stored size {self.stored_size}"
             )
+
+    @property
+    def restored_size(self) -> int:
+        """Bytes a restore of this image processes: a chunked image's used blocks, else its
+        data size."""
+        return self.used_size or self.data_size
 
     @property
     def chunked(self) -> bool:

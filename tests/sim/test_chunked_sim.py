@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 
 from ogref.site import read_yaml
+from ogsim.chunks import chunk_count, directories
 from ogsim.disk import DiskState, chunked_restore_rate
 from ogsim.expect import evaluate
 from ogsim.scenario import build_scenario, load_scenario
@@ -29,7 +30,7 @@ def test_only_the_missing_chunks_move_and_the_expectations_hold() -> None:
         restore = next(p for p in pc.phases if p.name == "restore")
         assert fetch.bytes == image.added_size
         hw = sc.hosts[pc.name]
-        want = image.data_size / chunked_restore_rate(DiskState(hw), image)
+        want = image.restored_size / chunked_restore_rate(DiskState(hw), image)
         assert abs((restore.end - restore.start) - want) < 0.01 * want
 
 
@@ -43,3 +44,37 @@ def test_without_the_base_the_whole_image_must_fit() -> None:
     for pc in results.operations[0].computers:
         assert pc.method_used == "UNICAST-DIRECT", pc
         assert pc.bytes_moved == sc.site.repository("repo").image("ubuntu-v2").stored_size
+
+
+def _phases(raw: dict, name: str) -> list[tuple[str, float]]:
+    results = simulate(build_scenario(raw, source=name))
+    pc = results.operations[0].computers[0]
+    return [(p.name, p.end - p.start) for p in pc.phases]
+
+
+def test_chunk_level_costs_add_what_the_lab_measures() -> None:
+    """``hw.chunks``: the cache inspection lists the missing chunks' directories, the update
+    pays its setup, per-chunk latency and syncfs on top of the wire (its per-chunk CPU work
+    overlaps it), the restore processes the used bytes at the measured rate."""
+    raw = copy.deepcopy(read_yaml(S26))
+    before = _phases(raw, "plain")
+    image = raw["repositories"][0]["images"][1]
+    image["used"] = "24GiB"
+    hw = raw["classrooms"][0]["defaults"]["hw"]
+    hw["chunks"] = {"setup": "0.5s", "request": "2ms", "cpu": "1ms", "list": "10ms",
+                    "syncfs": "0.25s", "restore": "400MB/s"}  # fmt: skip
+    after = _phases(raw, "chunk costs")
+    sc = build_scenario(raw, source="x")
+    v2 = sc.site.repository("repo").image("ubuntu-v2")
+    n = chunk_count(v2, v2.added_size)
+    assert n == round(GIB / (128 * 1024 * 20 / 24))  # 128 KiB of used bytes, stored at 20/24
+    inspect_b = [t for name, t in before if name == "inspect"]
+    inspect_a = [t for name, t in after if name == "inspect"]
+    assert inspect_a[:2] == inspect_b[:2]  # target and image: unchanged
+    assert abs(inspect_a[2] - inspect_b[2] - directories(n) * 0.010) < 1e-6
+    fetch_b = next(t for name, t in before if name == "fetch")
+    fetch_a = next(t for name, t in after if name == "fetch")
+    assert n * 0.001 < fetch_b  # the CPU work hides behind the wire
+    assert abs(fetch_a - fetch_b - (0.5 + n * 0.002 + 0.25)) < 1e-6
+    restore = next(t for name, t in after if name == "restore")
+    assert abs(restore - 24 * GIB / 400e6 * 8 / 8) < 1e-6

@@ -37,11 +37,13 @@ class UsedBlocks:
     """The used blocks of a partclone stream, checksums checked and removed.
 
     Construction reads the header and the bitmap; then ``readinto`` serves the data (0 at its
-    end, after checking that the stream ends there too).
+    end, after checking that the stream ends there too — or, with ``defer_end``, at once: the
+    caller then calls :meth:`end`, e.g. after work that may overlap the producer's exit).
     """
 
-    def __init__(self, stream: ByteReader) -> None:
+    def __init__(self, stream: ByteReader, *, defer_end: bool = False) -> None:
         self._in = stream
+        self._defer_end = defer_end
         self.header = partclone.Header.parse(_read_exact(stream, partclone.HEADER_SIZE, "header"))
         h = self.header
         if h.bitmap_mode != 1:
@@ -69,9 +71,14 @@ class UsedBlocks:
             view[done : done + take] = self._buf[self._pos : self._pos + take]
             self._pos += take
             done += take
-        if self._left == 0 and self._pos == len(self._buf) and self._in.read(1):
-            raise ImageFileError("partclone stream: data after the last used block")
+        if not self._defer_end and self._left == 0 and self._pos == len(self._buf):
+            self.end()
         return done
+
+    def end(self) -> None:
+        """Check that the stream ends after the last used block (it is read to its end)."""
+        if self._in.read(1):
+            raise ImageFileError("partclone stream: data after the last used block")
 
     def _fill(self) -> None:
         want = min(self._left, 4 * 1024 * 1024)

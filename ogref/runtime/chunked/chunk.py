@@ -6,6 +6,7 @@ only ones the format's version 1 knows.  It stores nothing (see :mod:`.store`).
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import blake3
@@ -22,6 +23,12 @@ _local = threading.local()
 def digest(data: bytes | bytearray | memoryview) -> str:
     """The chunk's name: BLAKE3 of its uncompressed bytes, 64 hex digits."""
     return blake3.blake3(data).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def zero_digest(size: int) -> str:
+    """The name of a chunk of ``size`` zero bytes (zero runs are cut at the maximum size)."""
+    return digest(bytes(size))
 
 
 def compress(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:

@@ -2,7 +2,8 @@
 
 partclone reads the filesystem's used blocks (its own bitmap, not a free-space guess) into a
 checksum-free stream; :class:`~.blockstream.UsedBlocks` checks it, :func:`~.chunker.cut` stores
-the chunks the store lacks; the chunks are made durable before the manifest is published.  The
+the chunks the store lacks; the chunks are made durable (while partclone waits for its last
+progress tick) before the manifest is published.  The
 partition is unmounted, locked and checked as createImage does; the image name is locked.
 A differential image (``diff_of``) names its base; its chunk list stays complete.  With
 ``pack`` the image's pack and its ``.pack.torrent`` are written too, by the code the
@@ -63,12 +64,20 @@ def chunk_stream(
     host: str,
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
+    durable: bool = False,
 ) -> tuple[Manifest, ChunkStats]:
-    """Cut a partclone stream into ``store``; the manifest of what it held (not yet written)."""
-    blocks = UsedBlocks(stream)
+    """Cut a partclone stream into ``store``; the manifest of what it held (not yet written).
+
+    ``durable``: the new chunks are synced (``syncfs``) once the last used block is read and
+    before the stream's end is awaited — partclone exits only on its progress thread's next
+    tick (``-f 1``), up to a second after its last block, which the sync then overlaps."""
+    blocks = UsedBlocks(stream, defer_end=True)
     refs, stats = chunker.cut(
         blocks, store, chunking=chunking, level=level, workers=workers, progress=progress
     )
+    if durable:
+        store.sync()
+    blocks.end()
     made = Manifest(
         blocks.header,
         fs or blocks.header.filesystem,
@@ -146,6 +155,7 @@ def create_chunked(
                     host=host or socket.gethostname(),
                     workers=workers,
                     progress=tick,
+                    durable=True,
                 )
             )
 
@@ -157,7 +167,6 @@ def create_chunked(
                 if _no_space(exc):
                     raise CacheSizeError(f"the chunk store filled up: {exc.message}") from exc
                 raise
-        store.sync()
         made, stats = out[0]
         if message:
             made = dataclasses.replace(made, message=message)

@@ -104,6 +104,7 @@ def to_image(
         name=name,
         filesystem=made.filesystem,
         data_size=made.header.device_size,
+        used_size=made.data_size,
         stored_size=max(1, stored),
         repository=repository,
         tool=CloneTool.PARTCLONE,

@@ -14,8 +14,11 @@ written.  What it holds is known one of two ways:
 - **by record** (fast): the partition's record (:mod:`ogref.runtime.fingerprint`) says ogref
   last wrote (or made) image M there, and the filesystem's fingerprint is still the one that
   write left; then the chunks of M are on the partition at M's offsets, and a chunk of the new
-  image with the same name at the same device offsets is skipped without reading it.  Every
-  other chunk is written.
+  image with the same name at the same device offsets is skipped without reading it — and so
+  is an all-zero chunk whose device offsets M covered with all-zero chunks (zero runs, such as
+  unused inode tables, are cut at FastCDC's maximum size from wherever the last content-defined
+  cut fell, so one changed inode before them shifts every zero chunk of the run: same bytes,
+  other offsets).  Every other chunk is written.
 - **by hash** (otherwise, or ``use_record=False``): each chunk's bytes are read from the
   partition at its offsets and hashed.
 
@@ -25,6 +28,7 @@ chunk — the result is the image.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import threading
@@ -138,12 +142,53 @@ def restore_chunked(
     )
 
 
+Runs = tuple[tuple[int, int], ...]  # (device offset, length) of each piece of a chunk
+
+
+class Recorded:
+    """What the partition holds by its record: image M's chunks by (name, device runs), and the
+    device byte ranges M's all-zero chunks of FastCDC's maximum size cover (merged)."""
+
+    def __init__(self, there: Manifest) -> None:
+        self.zero = chunk.zero_digest(there.chunking.max_size)
+        self.max_size = there.chunking.max_size
+        self.chunks: set[tuple[str, Runs]] = set()
+        zeros: list[tuple[int, int]] = []
+        for offset, ref in zip(there.chunk_offsets(), there.chunks, strict=True):
+            runs = _runs(there, offset, ref.size)
+            self.chunks.add((ref.digest, runs))
+            if ref.size == self.max_size and ref.digest == self.zero:
+                zeros += [(dev, dev + n) for dev, n in runs]
+        zeros.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in zeros:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self._starts = [a for a, _b in merged]
+        self._zeros = merged
+
+    def holds(self, digest: str, size: int, runs: Runs) -> bool:
+        """Whether the partition holds this chunk at ``runs``: M had it there, or it is all
+        zeros and M's zero chunks covered every byte of ``runs``."""
+        if (digest, runs) in self.chunks:
+            return True
+        if size != self.max_size or digest != self.zero:
+            return False
+        return all(self._zeroed(dev, n) for dev, n in runs)
+
+    def _zeroed(self, dev: int, n: int) -> bool:
+        i = bisect.bisect_right(self._starts, dev) - 1
+        return i >= 0 and self._zeros[i][1] >= dev + n
+
+
 def _known_chunks(
     images: ImageStore, made: Manifest, held: fingerprint.Held, now: str | None
-) -> set[tuple[str, tuple[tuple[int, int], ...]]] | None:
-    """The chunks the partition holds by its record: (name, device runs) of each chunk of the
-    image ogref last wrote there — None when the record cannot be trusted (another
-    fingerprint, no fingerprint, or that image's manifest no longer at hand)."""
+) -> Recorded | None:
+    """The chunks the partition holds by its record (those of the image ogref last wrote
+    there) — None when the record cannot be trusted (another fingerprint, no fingerprint, or
+    that image's manifest no longer at hand)."""
     if now is None or now != held.fingerprint:
         return None
     if held.digest == made.digest:
@@ -164,13 +209,10 @@ def _known_chunks(
         there = found
     if there.header.block_size != made.header.block_size:
         return None
-    return {
-        (ref.digest, _runs(there, offset, ref.size))
-        for offset, ref in zip(there.chunk_offsets(), there.chunks, strict=True)
-    }
+    return Recorded(there)
 
 
-def _runs(made: Manifest, offset: int, size: int) -> tuple[tuple[int, int], ...]:
+def _runs(made: Manifest, offset: int, size: int) -> Runs:
     return tuple((dev, n) for dev, _at, n in made.placements(offset, size))
 
 
@@ -246,11 +288,11 @@ def write_chunks(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     in_place: bool = False,
-    known: set[tuple[str, tuple[tuple[int, int], ...]]] | None = None,
+    known: Recorded | None = None,
 ) -> WriteStats:
     """Read, check and write every chunk of ``made`` at its device offsets through ``fd``
-    (``in_place``: only those the device does not already hold — ``known``, the (name, device
-    runs) of the chunks it holds, or else checked by reading and hashing).
+    (``in_place``: only those the device does not already hold — by ``known``, the
+    partition's record, or else checked by reading and hashing).
 
     Consecutive chunks are restored in batches of about :data:`BATCH` bytes per task, their
     writes merged where they are adjacent on the device; batches finish in any order."""
@@ -266,7 +308,7 @@ def write_chunks(
             places = list(made.placements(offset, ref.size))
             if in_place:
                 if known is not None:
-                    if (ref.digest, tuple((d, n) for d, _a, n in places)) in known:
+                    if known.holds(ref.digest, ref.size, tuple((d, n) for d, _a, n in places)):
                         continue
                 elif _holds(fd, places, ref.size, ref.digest):
                     continue

@@ -1,9 +1,10 @@
 """A content-addressed chunk store: a directory of zstd frames named by their content's BLAKE3.
 
 Layout ``<root>/<first two hex digits>/<digest>.zst`` (one per repository, one in each CACHE),
-so a chunk shared by several images or versions is stored once.  Writes are atomic (a temporary
-file renamed into place; a crash leaves no half chunk under a real name) and made durable in one
-``syncfs`` before a manifest may name them.  Reading checks the content against its name: a
+so a chunk shared by several images or versions is stored once.  Writes are atomic (an unnamed
+``O_TMPFILE`` linked under its name once complete, or a temporary file renamed into place; a
+crash leaves no half chunk under a real name) and made durable in one ``syncfs`` before a
+manifest may name them.  Reading checks the content against its name: a
 missing or damaged chunk is error 33.  :meth:`ChunkStore.claim` marks a chunk a create reuses
 (its mtime), which is what makes garbage collection safe against a concurrent create
 (:mod:`.garbage`).  It knows nothing of manifests or devices and deletes nothing.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ class ChunkStore:
         self._lock = threading.Lock()
         self._unsynced = 0  # bytes written since the last background flush started
         self._flusher: threading.Thread | None = None
+        self._tmpfile = _linkat is not None  # False once the filesystem refuses O_TMPFILE
 
     def path(self, digest: str) -> Path:
         """Where chunk ``digest`` lives."""
@@ -68,16 +71,54 @@ class ChunkStore:
                     yield name[: -len(SUFFIX)], path
 
     def put(self, digest: str, frame: bytes) -> bool:
-        """Store the compressed ``frame`` of chunk ``digest``; False if it was already there."""
+        """Store the compressed ``frame`` of chunk ``digest``; False if it was already there.
+
+        The frame is written into an unnamed file (``O_TMPFILE``) that is linked under its
+        name once complete: one directory entry made, none renamed or left behind by a crash.
+        Where the filesystem has no ``O_TMPFILE``, a temporary file renamed into place."""
         path = self.path(digest)
-        if path.is_file():
-            return False
         sub = digest[:2]
         if sub not in self._made:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock:
                 self._made.add(sub)
-        tmp = path.parent / f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp"
+        if self._tmpfile:
+            try:
+                stored = self._put_unnamed(str(path), frame)
+            except FileNotFoundError:  # its directory was removed meanwhile (an emptied CACHE)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                stored = self._put_unnamed(str(path), frame)
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+                self._tmpfile = False
+                return self.put(digest, frame)
+        else:
+            stored = self._put_renamed(path, frame)
+        if stored:
+            self._written(len(frame))
+        return stored
+
+    @staticmethod
+    def _put_unnamed(path: str, frame: bytes) -> bool:
+        fd = os.open(os.path.dirname(path), os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(fd, view) :]
+            try:
+                _link_fd(fd, path)
+            except FileExistsError:
+                return False
+        finally:
+            os.close(fd)
+        return True
+
+    @staticmethod
+    def _put_renamed(path: Path, frame: bytes) -> bool:
+        if path.is_file():
+            return False
+        tmp = path.parent / f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             try:
                 tmp.write_bytes(frame)
@@ -88,7 +129,6 @@ class ChunkStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._written(len(frame))
         return True
 
     def _written(self, size: int) -> None:
@@ -156,6 +196,34 @@ def _load_syncfs() -> ctypes._NamedFuncPointer | None:
 
 
 _syncfs = _load_syncfs()
+
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+# O_TMPFILE not supported by the filesystem or the kernel (then a temporary file is renamed)
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.EXDEV)
+
+
+def _load_linkat() -> ctypes._NamedFuncPointer | None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.linkat
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        fn.restype = ctypes.c_int
+        return fn
+    return None
+
+
+_linkat = _load_linkat() if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd") else None
+
+
+def _link_fd(fd: int, path: str) -> None:
+    """Give the open unnamed file ``fd`` the name ``path`` (``linkat`` through ``/proc``;
+    ``os.link`` does not follow the ``/proc/self/fd`` link)."""
+    assert _linkat is not None
+    src = f"/proc/self/fd/{fd}".encode()
+    if _linkat(_AT_FDCWD, src, _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_FOLLOW) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
 
 
 def unpacked(digest: str, size: int, frame: bytes) -> bytes:

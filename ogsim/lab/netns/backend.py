@@ -1288,6 +1288,7 @@ def _image_record(s: SourceImage) -> dict[str, Any]:
     out["files"] = s.files
     if s.image.chunked:
         out["format"] = "chunked"
+        out["used"] = s.image.used_size
         if s.image.base:
             out |= {"base": s.image.base, "added": s.image.added_size}
             out |= {"changed": s.changed[0], "changed_compressed": s.changed[1]}

@@ -258,8 +258,8 @@ def _with_real_size(sc: Scenario, stored: int, data: int) -> Scenario:
 
 
 def lab_sized(sc: Scenario, lab: Results) -> Scenario:
-    """``sc`` with the images the lab run made: their real stored, data and (a chunked
-    differential image's) added bytes, at scale 1 on the simulator — what the simulator must
+    """``sc`` with the images the lab run made: their real stored, data, (a chunked image's)
+    used and (a chunked differential image's) added bytes, at scale 1 on the simulator — what the simulator must
     be given to predict that lab run."""
     raw = json.loads(json.dumps(sc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)))
     made = lab.metrics.extra.get("images", {})
@@ -270,6 +270,8 @@ def lab_sized(sc: Scenario, lab: Results) -> Scenario:
         image.update(stored=int(real["stored"]), data=int(real["data"]))
         if "added" in real and image.get("kind") == "diff":
             image["added"] = int(real["added"])
+        if real.get("used") and image.get("format") == "chunked":
+            image["used"] = int(real["used"])
     if raw.get("backends", {}).get("sim") is not None:
         raw["backends"]["sim"].pop("scale", None)
     return build_scenario(raw, source=sc.source)
