@@ -277,7 +277,8 @@ def predict_rows(
     the slow receiver's disk, bytes of data per second).  Fitted on the base N = 1 row."""
     base1 = next(r for r in rows if r["tool"] == "chunkcast" and r["scenario"] == "base"
                  and r["n"] == 1)  # fmt: skip
-    params = fit(base1["makespan"], image, base1.get("sender_startup_s") or 1.0)
+    startup = base1.get("sender_startup_s")
+    params = fit(base1["makespan"], image, 1.0 if startup is None else startup)
     out = []
     for r in rows:
         if r["tool"] != "chunkcast":

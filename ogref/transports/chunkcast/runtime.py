@@ -170,6 +170,7 @@ def send(
         ready.write_text(f"{session}\n")
     dest = (ep.group, ep.port)
     enobufs = 0
+    announced_wall = time.time()  # the first poll announces the session at once
     try:
         while True:
             now = time.monotonic()
@@ -193,6 +194,7 @@ def send(
     elapsed = time.monotonic() - start
     doc = {"role": "sender", "elapsed_s": elapsed, "session": session, "image": made.digest,
            "objects": len(sizes), "frame_bytes": sum(sizes), "enobufs": enobufs,
+           "announced_wall": announced_wall,
            "final_rate_bps": core.rate, **asdict(core.stats)}  # fmt: skip
     _write_stats(stats_path, doc)
     return SendResult(elapsed, doc)
