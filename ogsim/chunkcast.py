@@ -8,10 +8,14 @@ any object it lacks from then on; a lost block makes the object *partial* and on
 blocks are asked again — the repair of an object costs the union of the blocks its receivers
 miss; a receiver whose disk is slow accepts a whole object only while its buffer has room, so it
 is served in later sweeps without slowing the others; a receiver is complete when it lacks
-nothing and its disk has written everything.  What it leaves out: request timing beyond a fixed
-``request_s`` after joining, the announce's queue echo (suppression is assumed perfect), rate
-backoff (loss is assumed random, not congestion), CPU.  Start-up times (process start, manifest)
-are parameters, fitted from the lab (:func:`fit_startup`).
+nothing and its disk has written everything.  A repair round that starts when the sweep wraps
+waits for the requests of what the last sweep lost: ``repair_s``, the protocol's own latency
+from a lost block to its request (the object's in-flight window, then the receiver's next
+request tick — :data:`REPAIR_S`, from the protocol's constants, not fitted).  What it leaves
+out: the announce's queue echo (suppression is assumed perfect), rate backoff (loss is assumed
+random, not congestion), CPU (the lab's processes share its cores; a process starting mid-session
+slows the others there, not here).  Start-up times (process start, manifest) are parameters;
+the bench counts from the session's announce, so they are 0 there (:func:`fit`).
 
 :func:`simulate` runs one session; :func:`predict_rows` predicts the lab bench's chunkcast rows
 (:mod:`ogsim.lab.netns.mcast_bench`) from the same image and conditions.
@@ -29,6 +33,11 @@ import numpy as np
 
 BLOCK = 1428  # payload bytes per DATA datagram (wire.DEFAULT_BLOCK)
 DATAGRAM = BLOCK + 44 + 28  # + chunkcast header and MAC, + UDP/IP
+FLIGHT_S = 0.02  # ReceiverConfig.flight_s: an object whose data just came is still being sent
+REQUEST_S = 0.05  # SenderConfig.request_s: a receiver's request interval, jittered × U(0.5, 1.5)
+# a lost block's request goes out after the in-flight window and the wait for the next tick:
+# the mean residual of a U(0.5, 1.5) × REQUEST_S interval is REQUEST_S × (13/12) / 2
+REPAIR_S = FLIGHT_S + REQUEST_S * 13 / 24
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class CastParams:
     sender_startup_s: float = 0.5  # launch to first datagram
     receiver_startup_s: float = 0.3  # join to first request (process start, manifest)
     request_s: float = 0.1
+    repair_s: float = REPAIR_S  # a repair round's wait for the requests (see the module)
 
 
 @dataclass
@@ -165,13 +175,40 @@ def simulate(
         t += float(cum[-1])
         cursor = int(objs[-1]) + 1
 
+    repair_pass = False  # after a wrap: objects asked for in part only first (the sender's rule)
+
+    def repairs(room: np.ndarray) -> np.ndarray:
+        """Objects the active receivers ask for in part only (nobody asks for them whole)."""
+        ids = np.flatnonzero(left & (ready <= t))
+        sub = missing[ids]
+        part = ((sub > 0) & (sub < blocks[None, :])).any(axis=0)
+        asks_whole = fast[ids][:, None] | (room[ids][:, None] >= data[None, :])
+        return part & ~((sub == blocks[None, :]) & asks_whole).any(axis=0)
+
+    def wait_for_repairs() -> None:
+        """A wrap with repairs: what the sweep's end lost is asked for a little later."""
+        nonlocal t, repair_pass
+        drain(params.repair_s)
+        t += params.repair_s
+        finish(t)
+        repair_pass = True
+
     while left.any():
         activate(t)
         if not any(left[r] for r in slow_ids):
-            wanted = np.flatnonzero(need_fast[cursor:] > 0)
+            if repair_pass:
+                rep = repairs(buffer - backlog) & (need_fast > 0)
+                wanted = np.flatnonzero(rep[cursor:])
+                if not wanted.size:  # repairs done: the whole objects, from the start
+                    repair_pass, cursor = False, 0
+            if not repair_pass:
+                wanted = np.flatnonzero(need_fast[cursor:] > 0)
             if not wanted.size and (need_fast > 0).any():
                 res.sweeps += 1
                 cursor = 0
+                if (repairs(buffer - backlog) & (need_fast > 0)).any():
+                    wait_for_repairs()
+                    continue
                 wanted = np.flatnonzero(need_fast > 0)
             if wanted.size:
                 # about as many objects as fit before the next join (the run is cut there)
@@ -181,7 +218,21 @@ def simulate(
                 continue
         active = left & (ready <= t)
         room = buffer - backlog
-        obj = _next(need_fast, missing, slow_ids, left, room, data, blocks, cursor)
+        obj = None
+        if repair_pass:
+            rep = repairs(room)
+            idx = np.flatnonzero(rep[cursor:])
+            if idx.size:
+                obj = cursor + int(idx[0])
+            else:  # repairs done: the whole objects, from the start
+                repair_pass, cursor = False, 0
+        if obj is None:
+            obj = _next(need_fast, missing, slow_ids, left, room, data, blocks, cursor)
+        if obj is not None and obj < cursor and not repair_pass and repairs(room).any():
+            res.sweeps += 1  # a wrap: the repairs first
+            cursor = 0
+            wait_for_repairs()
+            continue
         if obj is None:
             # nothing asked now: the next join, or room freed on a slow disk
             waits = [float(ready[order[joined]]) if joined < n else math.inf]
@@ -197,7 +248,7 @@ def simulate(
             t = nxt
             finish(t)
             continue
-        if obj < cursor:
+        if obj < cursor and not repair_pass:
             res.sweeps += 1
         cursor = obj + 1
         col = missing[:, obj]

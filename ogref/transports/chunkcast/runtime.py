@@ -53,7 +53,10 @@ from ogref.transports.chunkcast.objects import ImageObjects
 from ogref.transports.chunkcast.receiver import Completed, ReceiverConfig, ReceiverCore
 from ogref.transports.chunkcast.sender import SenderConfig, SenderCore
 
-RCVBUF = 8 * 1024 * 1024
+# a receiver's socket buffer (the kernel counts it doubled, with each datagram's overhead): about
+# 2 s of a 90 Mbit/s session, so a receiver the host does not schedule for a while (a loaded
+# ogLive, the lab's shared cores) finds the datagrams waiting rather than lost
+RCVBUF = 32 * 1024 * 1024
 
 
 def load_key(path: Path) -> bytes:

@@ -42,6 +42,8 @@ class SenderConfig:
     request_s: float = 0.05  # the shortest interval between one receiver's requests
     max_requests_per_s: float = 400.0  # the request interval grows so that all stay below this
     burst_s: float = 0.002  # credit the pacer may accumulate
+    catchup_s: float = 0.1  # time lost while sending (the process descheduled) it makes up…
+    catchup_factor: float = 1.1  # …at this multiple of the rate at most
     adjust_s: float = 0.5  # how often the rate is reconsidered
     backoff_loss: float = 0.05  # median loss above this: rate × backoff_factor
     backoff_factor: float = 0.7
@@ -90,6 +92,8 @@ class SenderCore:
         self.seq = 0
         self.pending: dict[int, set[int] | None] = {}
         self.order: list[int] = []  # pending's keys, sorted
+        self.repairs: list[int] = []  # pending objects asked for in part (block sets), sorted
+        self.repair_pass = False  # after a wrap: the repairs first, then whole objects
         self.cursor = 0
         self.current: int | None = None
         self.current_blocks: list[int] = []
@@ -99,7 +103,8 @@ class SenderCore:
         self.first_request: float | None = None
         self.last_request: float | None = None
         self.next_announce = now
-        self.next_send = now
+        self.next_send = now  # the rate's schedule: it may fall behind now by catchup_s
+        self.next_slot = now  # the catch-up's schedule: rate × catchup_factor at most
         self.next_adjust = now + cfg.adjust_s
         self.reports: dict[int, tuple[float, float]] = {}  # receiver → (loss, when)
         self.seen: dict[int, float] = {}  # receiver → last request
@@ -161,12 +166,15 @@ class SenderCore:
         if obj not in self.pending:
             self.pending[obj] = blocks
             bisect.insort(self.order, obj)
+            if blocks is not None:
+                bisect.insort(self.repairs, obj)
             return
         have = self.pending[obj]
         if have is None:
             return
         if blocks is None:
             self.pending[obj] = None
+            _remove(self.repairs, obj)
         else:
             have |= blocks
 
@@ -187,8 +195,12 @@ class SenderCore:
             self.next_announce = now + self.cfg.announce_s
         wake = min(self.next_announce, self.next_adjust)
         if self._may_send(now):
-            self.next_send = max(self.next_send, now - self.cfg.burst_s)
-            while self.next_send <= now and len(out) < 64:
+            # while sending, time lost to the host (the process not scheduled) is made up, a
+            # little above the rate; an idle queue is no debt
+            credit = self.cfg.catchup_s if self.busy else self.cfg.burst_s
+            self.next_send = max(self.next_send, now - credit)
+            self.next_slot = max(self.next_slot, now - self.cfg.burst_s)
+            while self.next_send <= now and self.next_slot <= now and len(out) < 64:
                 packet = self._next_data()
                 if packet is None:
                     if self.busy:  # just drained: tell the receivers at once
@@ -198,9 +210,11 @@ class SenderCore:
                     break
                 self.busy = True
                 out.append(packet)
-                self.next_send += (len(packet) + UDP_IP_OVERHEAD) * 8 / self.rate
+                gap = (len(packet) + UDP_IP_OVERHEAD) * 8 / self.rate
+                self.next_send += gap
+                self.next_slot += gap / self.cfg.catchup_factor
             if self.current is not None or self.pending:
-                wake = min(wake, max(self.next_send, now))
+                wake = min(wake, max(self.next_send, self.next_slot, now))
         elif self.first_request is not None:
             wake = min(wake, self.first_request + self.cfg.max_wait_s)
         if not self.pending and self.current is None:
@@ -257,12 +271,27 @@ class SenderCore:
         if not self.order:
             return None
         if self.order[0] == 0:  # the manifest first: nobody can use anything without it
+            _remove(self.repairs, 0)
             return self.order.pop(0)
         i = bisect.bisect_left(self.order, self.cursor)
         if i == len(self.order):
-            i = 0
             self.stats.sweeps += 1
-        return self.order.pop(i)
+            self.cursor, i = 0, 0
+            # the sweep is over: what its receivers lost (objects asked for in part) goes
+            # first, then the whole objects a late joiner or a slow disk asked for, so that
+            # the receivers that had the sweep finish now, not after the others' next sweep
+            self.repair_pass = bool(self.repairs)
+        if self.repair_pass:
+            j = bisect.bisect_left(self.repairs, self.cursor)
+            if j < len(self.repairs):
+                obj = self.repairs.pop(j)
+                _remove(self.order, obj)
+                return obj
+            self.repair_pass = False  # repairs done: the whole objects, from the start
+            self.cursor, i = 0, 0
+        obj = self.order.pop(i)
+        _remove(self.repairs, obj)
+        return obj
 
     def _next_data(self) -> bytes | None:
         while self.current is None or self.current_pos >= len(self.current_blocks):
@@ -305,6 +334,13 @@ class SenderCore:
         if rate != self.rate:
             self.rate = rate
             self.stats.rate_changes.append((now, rate))
+
+
+def _remove(items: list[int], x: int) -> None:
+    """Remove ``x`` from the sorted list ``items`` if it is there."""
+    i = bisect.bisect_left(items, x)
+    if i < len(items) and items[i] == x:
+        del items[i]
 
 
 def _runs(items: Sequence[int]) -> Iterator[tuple[int, int]]:
