@@ -6,6 +6,7 @@ back; requests stay bounded as receivers multiply."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -281,30 +282,32 @@ def test_a_sender_held_up_makes_up_the_time_a_little_above_its_rate() -> None:
 
 def test_after_a_sweep_its_repairs_go_before_whole_objects_asked_late() -> None:
     # receiver 1 lost a block of object 7 in the sweep; receiver 2, late (or slow), asks for
-    # objects 1-5 whole: after the wrap the repair goes first, then objects 1-5
+    # objects 1-7 whole: after the wrap the repair goes first (whole: receiver 2 lacks it all),
+    # then objects 1-6; a repair asked for while those go (object 9) goes next
     made, frames = make_image(13, blocks=600, total=650)
     sender = sender_for(made, frames, SCFG)
+    now = 0.0
+    objs: list[int] = []
 
     def ask(receiver: int, seq: int, *entries: wire.Entry) -> None:
         req = wire.Request(receiver, 0, wire.FLAG_HAVE_MANIFEST, entries)
         sender.receive(wire.seal(KEY, wire.Kind.REQUEST, 0x5EED, seq, req.encode()), now)
 
-    now = 0.0
+    def send_until(done: Callable[[], bool]) -> None:
+        nonlocal now
+        while not done():
+            out, wake = sender.poll(now)
+            objs.extend(wire.Data.decode(wire.open_(KEY, p)[1]).obj for p in out
+                        if wire.open_(KEY, p)[0].kind is wire.Kind.DATA)  # fmt: skip
+            assert wake is not None
+            now = max(wake, now + 1e-6)
+
     ask(1, 1, wire.Entry(1, 9, wire.WHOLE))  # objects 1-10
-    objs: list[int] = []
-    while not objs or objs[-1] < 9:
-        out, wake = sender.poll(now)
-        objs += [wire.Data.decode(wire.open_(KEY, p)[1]).obj for p in out
-                 if wire.open_(KEY, p)[0].kind is wire.Kind.DATA]  # fmt: skip
-        assert wake is not None
-        now = max(wake, now + 1e-6)
+    send_until(lambda: bool(objs) and objs[-1] >= 9)
     ask(1, 2, wire.Entry(7, 0, 1))  # block 0 of object 7 again
-    ask(2, 1, wire.Entry(1, 4, wire.WHOLE))
-    while sender.pending or sender.current is not None:
-        out, wake = sender.poll(now)
-        objs += [wire.Data.decode(wire.open_(KEY, p)[1]).obj for p in out
-                 if wire.open_(KEY, p)[0].kind is wire.Kind.DATA]  # fmt: skip
-        assert wake is not None
-        now = max(wake, now + 1e-6)
+    ask(2, 1, wire.Entry(1, 6, wire.WHOLE))
+    send_until(lambda: sender.current == 2)
+    ask(1, 3, wire.Entry(9, 1, 1))  # block 1 of object 9 again
+    send_until(lambda: not sender.pending and sender.current is None)
     after = [o for i, o in enumerate(objs) if i == 0 or objs[i - 1] != o]  # one per object
-    assert after[after.index(10) + 1 :] == [7, 1, 2, 3, 4, 5]
+    assert after[after.index(10) + 1 :] == [7, 1, 2, 9, 3, 4, 5, 6]

@@ -92,8 +92,9 @@ class SenderCore:
         self.seq = 0
         self.pending: dict[int, set[int] | None] = {}
         self.order: list[int] = []  # pending's keys, sorted
-        self.repairs: list[int] = []  # pending objects asked for in part (block sets), sorted
-        self.repair_pass = False  # after a wrap: the repairs first, then whole objects
+        self.repairs: list[int] = []  # pending objects somebody asked for in part, sorted
+        self.repair_cursor = 0  # repairs go in ascending order from here (after a wrap)
+        self.repairing = False  # the current object is a repair (it does not move the cursor)
         self.cursor = 0
         self.current: int | None = None
         self.current_blocks: list[int] = []
@@ -169,12 +170,13 @@ class SenderCore:
             if blocks is not None:
                 bisect.insort(self.repairs, obj)
             return
+        if blocks is not None:  # somebody lost part of it: a repair, even if another asks
+            _insert(self.repairs, obj)  # for all of it (a late joiner, a slow disk)
         have = self.pending[obj]
         if have is None:
             return
         if blocks is None:
             self.pending[obj] = None
-            _remove(self.repairs, obj)
         else:
             have |= blocks
 
@@ -270,25 +272,26 @@ class SenderCore:
     def _pick(self) -> int | None:
         if not self.order:
             return None
+        self.repairing = False
         if self.order[0] == 0:  # the manifest first: nobody can use anything without it
             _remove(self.repairs, 0)
             return self.order.pop(0)
+        if self.stats.sweeps and self.repairs:
+            # once a sweep is over, what receivers lost (objects asked for in part) goes before
+            # the whole objects a late joiner or a slow disk asked for, so that a receiver that
+            # had the sweep finishes with its repairs, not after the others' next sweep
+            j = bisect.bisect_left(self.repairs, self.repair_cursor)
+            obj = self.repairs.pop(j if j < len(self.repairs) else 0)
+            _remove(self.order, obj)
+            self.repair_cursor, self.repairing = obj + 1, True
+            return obj
         i = bisect.bisect_left(self.order, self.cursor)
         if i == len(self.order):
             self.stats.sweeps += 1
-            self.cursor, i = 0, 0
-            # the sweep is over: what its receivers lost (objects asked for in part) goes
-            # first, then the whole objects a late joiner or a slow disk asked for, so that
-            # the receivers that had the sweep finish now, not after the others' next sweep
-            self.repair_pass = bool(self.repairs)
-        if self.repair_pass:
-            j = bisect.bisect_left(self.repairs, self.cursor)
-            if j < len(self.repairs):
-                obj = self.repairs.pop(j)
-                _remove(self.order, obj)
-                return obj
-            self.repair_pass = False  # repairs done: the whole objects, from the start
-            self.cursor, i = 0, 0
+            self.cursor = self.repair_cursor = 0
+            if self.repairs:
+                return self._pick()
+            i = 0
         obj = self.order.pop(i)
         _remove(self.repairs, obj)
         return obj
@@ -296,7 +299,8 @@ class SenderCore:
     def _next_data(self) -> bytes | None:
         while self.current is None or self.current_pos >= len(self.current_blocks):
             if self.current is not None:
-                self.cursor = self.current + 1
+                if not self.repairing:  # a repair leaves the whole objects' sweep where it was
+                    self.cursor = self.current + 1
                 self.current = None
             obj = self._pick()
             if obj is None:
@@ -334,6 +338,13 @@ class SenderCore:
         if rate != self.rate:
             self.rate = rate
             self.stats.rate_changes.append((now, rate))
+
+
+def _insert(items: list[int], x: int) -> None:
+    """Insert ``x`` into the sorted list ``items`` unless it is there."""
+    i = bisect.bisect_left(items, x)
+    if i == len(items) or items[i] != x:
+        items.insert(i, x)
 
 
 def _remove(items: list[int], x: int) -> None:
