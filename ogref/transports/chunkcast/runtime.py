@@ -437,6 +437,7 @@ def receive(
     elapsed = time.monotonic() - start
     doc = {"role": "receiver", "id": rid, "elapsed_s": elapsed, "joined_after_s": joined,
            "complete_s": elapsed - max(joined, 0.0), "joined_wall": joined_wall,
+           "done_wall": time.time(),  # every chunk written and synced, the sender told
            "written_bytes": writer.written,
            "stored_objects": writer.stored if isinstance(writer, _StoreWriter) else 0,
            "image": core.objects.manifest.digest if core.objects else "",

@@ -64,6 +64,9 @@ class Row:
     n: int
     round: int = 0
     times: list[float | None] = field(default_factory=list)  # per receiver, from sender launch
+    # chunkcast: when each receiver had every chunk written and synced (from the sender's
+    # launch; its process exits 0.05-0.4 s later on a loaded host); the others: ``times``
+    done: list[float | None] = field(default_factory=list)
     joined: list[float] = field(default_factory=list)  # when each receiver started
     slow: int = -1  # index of the slow receiver
     late: int = -1  # index of the late joiner
@@ -238,12 +241,14 @@ class Bench:
             stats = run_dir / f"{h.name}.json"
             doc = json.loads(stats.read_text()) if stats.exists() else {}
             row.duplicate_bytes.append(doc.get("duplicate_bytes"))
+            ok = row.times[i] is not None and doc.get("done_wall")
+            row.done.append(doc["done_wall"] - launched_wall if ok else row.times[i])
             row.heard.append(doc["joined_wall"] - launched_wall if doc.get("joined_wall") else None)
             if i == 0 and "joined_wall" in doc:  # it listened before the sender's launch
                 row.sender_startup_s = max(0.0, doc["joined_wall"] - launched_wall)
             if row.times[i] is not None and targets[i].read_bytes() != img.device.read_bytes():
                 row.note += f" {h.name}: WRONG BYTES"
-                row.times[i] = None
+                row.times[i] = row.done[i] = None
 
     # ------------------------------------------------------------------ udpcast
 
@@ -389,12 +394,15 @@ def _cpu_held_back(r: Row) -> bool:
 
 def from_announce(rows: list[Row]) -> list[Row]:
     """The rows with times counted from the session's first announce instead of the sender's
-    launch (receivers listening before it count as joined at 0)."""
+    launch, to when each receiver had the image on its target (chunkcast: written and synced,
+    before its Python process exits; receivers listening before the announce count as joined
+    at 0)."""
     out = []
     for r in rows:
         a = r.announce_s
+        done = r.done if len(r.done) == len(r.times) else r.times
         out.append(replace(
-            r, times=[None if t is None else t - a for t in r.times],
+            r, times=[None if t is None else t - a for t in done],
             joined=[max(0.0, j - a) for j in r.joined],
             heard=[None if h is None else h - a for h in r.heard],
             sender_startup_s=None if r.sender_startup_s is None else 0.0, announce_s=0.0))  # fmt: skip
@@ -418,10 +426,13 @@ def report(
         f"Image: {image.manifest.data_size / 2**20:.0f} MiB of used blocks, "
         f"{image.flat.stat().st_size / 2**20:.1f} MiB of zstd frames on the wire; 100 Mbit/s "
         f"links, session rate {RATE_MBIT} Mbit/s; load average {load[0]:.1f} → {load[1]:.1f}.",
-        "Times in seconds from the session's first announce: chunkcast's sender announces once "
-        "it has loaded (its start-up is in the table from the launch below); udp-sender and "
-        "uftp announce at their launch.  Medians over the rounds.  A run whose own processes "
-        "waited for a CPU more than 10 % of its time (its cgroup's cpu.pressure) is marked *.",
+        "Times in seconds from the session's first announce (chunkcast's sender announces once "
+        "it has loaded; udp-sender and uftp at their launch) to the image on each receiver's "
+        "target (udp-receiver's exit; the UFTP file at its full size; chunkcast's last chunk "
+        "written and synced, its Python process exiting 0.05–0.4 s later): the table from the "
+        "sender's launch to the processes' exit follows.  Medians over the rounds.  A run whose "
+        "own processes waited for a CPU more than 10 % of its time (its cgroup's cpu.pressure) "
+        "is marked *.",
         "",
         "| tool | "
         + " | ".join([*(f"T({n})" for n in ns), *(f"T({n})/T(1)" for n in ns[1:])])
@@ -574,8 +585,8 @@ def _from_launch(rows: list[Row], nmax: int) -> list[str]:
     def ratio(x: float | None, y: float | None) -> str:
         return _f(x / y if x and y else None)
 
-    lines = ["", "The same, from the sender's launch (chunkcast: its start-up included; the "
-             "others: unchanged):", "",
+    lines = ["", "The same, from the sender's launch to the receivers' exit (chunkcast: its "
+             "sender's start-up and its receivers' exit included; the others: unchanged):", "",
              f"| tool | sender start-up | T(1) | T({nmax})/T(1) | slow: others (ratio) "
              f"| loss (ratio) | loss+slow: others |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for tool in TOOLS:
