@@ -249,6 +249,10 @@ class Bench:
             if row.times[i] is not None and targets[i].read_bytes() != img.device.read_bytes():
                 row.note += f" {h.name}: WRONG BYTES"
                 row.times[i] = row.done[i] = None
+            elif row.times[i] is None:  # failed: say why (the receiver's JSON line)
+                out = (run_dir / f"{h.name}.out").read_text(errors="replace").strip()
+                last = out.splitlines()[-1] if out else ""
+                row.note += f" chunkcast {h.name} failed: {last[-160:]}"
 
     # ------------------------------------------------------------------ udpcast
 
