@@ -311,3 +311,20 @@ def test_after_a_sweep_its_repairs_go_before_whole_objects_asked_late() -> None:
     send_until(lambda: not sender.pending and sender.current is None)
     after = [o for i, o in enumerate(objs) if i == 0 or objs[i - 1] != o]  # one per object
     assert after[after.index(10) + 1 :] == [7, 1, 2, 9, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_a_slow_receiver_under_loss_is_not_left_behind_by_an_idle_end(seed: int) -> None:
+    # a slow disk's receiver drops the data it has no room for; it must ask for it again as
+    # soon as it has room (not count it as outstanding for long_cover_s, saying only "still
+    # here"), and say so often enough that one lost keep-alive cannot end the session under it
+    # (seed 23 ended with 7 objects missing: its 5 s cover, a 1 s keep-alive, 2 s idle end)
+    made, frames = make_image(4, blocks=600, total=700)
+    fast = 50e6
+    _, base, _ = run(made, frames, [Peer(disk_rate=fast) for _ in range(3)], Net(), scfg=SCFG)
+    rate = made.data_size / max(p.finished or 0 for p in base)
+    small = ReceiverConfig(buffer_bytes=16 * 1024)
+    peers = [Peer(disk_rate=fast), Peer(disk_rate=rate / 4, rcfg=small)]
+    peers += [Peer(disk_rate=fast), Peer(disk_rate=fast)]
+    _, peers, _ = run(made, frames, peers, Net(loss=0.01), scfg=SCFG, seed=seed)
+    _check(peers, disk_of(made, frames))
