@@ -8,10 +8,16 @@ any object it lacks from then on; a lost block makes the object *partial* and on
 blocks are asked again — the repair of an object costs the union of the blocks its receivers
 miss; a receiver whose disk is slow accepts a whole object only while its buffer has room, so it
 is served in later sweeps without slowing the others; a receiver is complete when it lacks
-nothing and its disk has written everything.  What it leaves out: request timing beyond a fixed
-``request_s`` after joining, the announce's queue echo (suppression is assumed perfect), rate
-backoff (loss is assumed random, not congestion), CPU.  Start-up times (process start, manifest)
-are parameters, fitted from the lab (:func:`fit_startup`).
+nothing and its disk has written everything.  Once a sweep is over, objects a receiver lacks
+part of (repairs) go before other whole objects, in their own ascending order (the sender's
+rule); a wrap with repairs waits for the requests of what the sweep's end lost: ``repair_s``,
+the protocol's own latency from a lost block to its request (the object's in-flight window,
+then the receiver's next request tick — :data:`REPAIR_S`, from the protocol's constants, not
+fitted).  What it leaves
+out: the announce's queue echo (suppression is assumed perfect), rate backoff (loss is assumed
+random, not congestion), CPU (the lab's processes share its cores; a process starting mid-session
+slows the others there, not here).  Start-up times (process start, manifest) are parameters;
+the bench counts from the session's announce, so they are 0 there (:func:`fit`).
 
 :func:`simulate` runs one session; :func:`predict_rows` predicts the lab bench's chunkcast rows
 (:mod:`ogsim.lab.netns.mcast_bench`) from the same image and conditions.
@@ -29,6 +35,11 @@ import numpy as np
 
 BLOCK = 1428  # payload bytes per DATA datagram (wire.DEFAULT_BLOCK)
 DATAGRAM = BLOCK + 44 + 28  # + chunkcast header and MAC, + UDP/IP
+FLIGHT_S = 0.02  # ReceiverConfig.flight_s: an object whose data just came is still being sent
+REQUEST_S = 0.05  # SenderConfig.request_s: a receiver's request interval, jittered × U(0.5, 1.5)
+# a lost block's request goes out after the in-flight window and the wait for the next tick:
+# the mean residual of a U(0.5, 1.5) × REQUEST_S interval is REQUEST_S × (13/12) / 2
+REPAIR_S = FLIGHT_S + REQUEST_S * 13 / 24
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class CastParams:
     sender_startup_s: float = 0.5  # launch to first datagram
     receiver_startup_s: float = 0.3  # join to first request (process start, manifest)
     request_s: float = 0.1
+    repair_s: float = REPAIR_S  # a repair round's wait for the requests (see the module)
 
 
 @dataclass
@@ -115,6 +127,7 @@ def simulate(
     order = np.argsort(ready, kind="stable")
     joined = 0  # receivers of ``order`` already active
     need_fast = np.zeros(k, dtype=np.int64)  # active fast receivers lacking each object
+    part_fast = np.zeros(k, dtype=np.int64)  # … lacking only some of its blocks (a repair)
     slow_ids: list[int] = []
 
     def activate(now: float) -> None:
@@ -145,6 +158,9 @@ def simulate(
         blk = blk[:m]
         takers = sub > 0
         new = np.where(takers, rng.binomial(sub, loss[ids][:, None]), 0)
+        part_fast[objs] += ((new > 0) & (new < blk)).sum(axis=0) - ((sub > 0) & (sub < blk)).sum(
+            axis=0
+        )
         missing[np.ix_(ids, objs)] = new
         comp = takers & (new == 0)
         need_fast[objs] -= comp.sum(axis=0)
@@ -165,23 +181,60 @@ def simulate(
         t += float(cum[-1])
         cursor = int(objs[-1]) + 1
 
+    rcursor = 0  # after the first sweep, repairs go first, in ascending order from here
+
+    def repairs() -> np.ndarray:
+        """Objects an active receiver lacks part of (a repair, whoever else lacks all of it)."""
+        sub = missing[np.flatnonzero(left & (ready <= t))]
+        return ((sub > 0) & (sub < blocks[None, :])).any(axis=0)
+
+    def wrap() -> bool:
+        """The sweep wraps; with repairs, what its end lost is asked for a little later."""
+        nonlocal t, cursor, rcursor
+        res.sweeps += 1
+        cursor = rcursor = 0
+        if not repairs().any():
+            return False
+        drain(params.repair_s)
+        t += params.repair_s
+        finish(t)
+        return True
+
+    def first_repair(rep: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(rep[rcursor:])
+        return rcursor + idx if idx.size else np.flatnonzero(rep)
+
     while left.any():
         activate(t)
         if not any(left[r] for r in slow_ids):
+            gap = (float(ready[order[joined]]) - t) if joined < n else math.inf
+            fit = int(min(256, max(1, gap * wire / max(1.0, float(frames.mean())) + 2)))
+            rep = part_fast > 0 if res.sweeps else None  # only fast receivers are live
+            if rep is not None and rep.any():  # after a sweep, repairs first
+                whole_cursor = cursor
+                run_fast(first_repair(rep)[:fit])
+                cursor, rcursor = whole_cursor, cursor
+                continue
             wanted = np.flatnonzero(need_fast[cursor:] > 0)
             if not wanted.size and (need_fast > 0).any():
-                res.sweeps += 1
-                cursor = 0
+                if wrap():
+                    continue
                 wanted = np.flatnonzero(need_fast > 0)
             if wanted.size:
                 # about as many objects as fit before the next join (the run is cut there)
-                gap = (float(ready[order[joined]]) - t) if joined < n else math.inf
-                fit = gap * wire / max(1.0, float(frames.mean())) + 2
-                run_fast(cursor + wanted[: int(min(256, max(1, fit)))])
+                run_fast(cursor + wanted[:fit])
                 continue
         active = left & (ready <= t)
         room = buffer - backlog
-        obj = _next(need_fast, missing, slow_ids, left, room, data, blocks, cursor)
+        obj, is_repair = None, False
+        if res.sweeps:
+            rep = repairs()
+            if rep.any():
+                obj, is_repair = int(first_repair(rep)[0]), True
+        if obj is None:
+            obj = _next(need_fast, missing, slow_ids, left, room, data, blocks, cursor)
+            if obj is not None and obj < cursor and wrap():
+                continue
         if obj is None:
             # nothing asked now: the next join, or room freed on a slow disk
             waits = [float(ready[order[joined]]) if joined < n else math.inf]
@@ -197,9 +250,10 @@ def simulate(
             t = nxt
             finish(t)
             continue
-        if obj < cursor:
-            res.sweeps += 1
-        cursor = obj + 1
+        if is_repair:
+            rcursor = obj + 1
+        else:
+            cursor = obj + 1
         col = missing[:, obj]
         takers = active & (col > 0) & ((col < blocks[obj]) | (room >= data[obj]))
         # the blocks sent: the union of what the takers miss (whole if one lacks it all)
@@ -216,12 +270,15 @@ def simulate(
         dup[partial] += np.maximum(0, union - col[partial]) * BLOCK
         # each taker loses each of its blocks with its loss rate
         lost = rng.binomial(col[takers], loss[takers])
+        fast_part = fast & active & (col > 0) & (col < blocks[obj])
+        part_fast[obj] -= int(fast_part.sum())
         whole_now = takers & (col == blocks[obj])
         backlog[whole_now] += data[obj]
         completed = takers & fast
         need_fast[obj] -= int(completed.sum())
         missing[takers, obj] = lost
         still = missing[:, obj] > 0
+        part_fast[obj] += int((fast & active & still & (missing[:, obj] < blocks[obj])).sum())
         need_fast[obj] += int((completed & still).sum())
         lacking[takers & ~still] -= 1
         drain(dt)
@@ -277,7 +334,8 @@ def predict_rows(
     the slow receiver's disk, bytes of data per second).  Fitted on the base N = 1 row."""
     base1 = next(r for r in rows if r["tool"] == "chunkcast" and r["scenario"] == "base"
                  and r["n"] == 1)  # fmt: skip
-    params = fit(base1["makespan"], image, base1.get("sender_startup_s") or 1.0)
+    startup = base1.get("sender_startup_s")
+    params = fit(base1["makespan"], image, 1.0 if startup is None else startup)
     out = []
     for r in rows:
         if r["tool"] != "chunkcast":

@@ -6,6 +6,7 @@ back; requests stay bounded as receivers multiply."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -241,3 +242,89 @@ def test_a_clone_sender_ends_once_its_client_count_is_complete() -> None:
     _check(peers, disk_of(made, frames))
     last = max(p.finished or 0 for p in peers)
     assert end_idle >= last + 30 and end_done < last + 2, (end_idle, end_done, last)
+
+
+def _held_up(cfg: SenderConfig) -> list[tuple[float, int]]:
+    """(when, wire bytes) of each DATA a sender sends in 1 s, not scheduled for 50 ms at 0.3 s."""
+    made, frames = make_image(12, blocks=600, total=650)  # 0.3 MB of frames
+    sender = sender_for(made, frames, cfg)
+    objs = len(sender.frames)
+    req = wire.Request(1, 0, wire.FLAG_HAVE_MANIFEST, (wire.Entry(1, objs - 2, wire.WHOLE),))
+    sender.receive(wire.seal(KEY, wire.Kind.REQUEST, 0x5EED, 1, req.encode()), 0.0)
+    sent: list[tuple[float, int]] = []
+    now, held = 0.0, False
+    while now < 1.0:
+        out, wake = sender.poll(now)
+        sent += [(now, len(p) + 28) for p in out if wire.open_(KEY, p)[0].kind is wire.Kind.DATA]
+        assert wake is not None
+        now = max(wake, now + 1e-6)
+        if not held and now >= 0.3:
+            now, held = now + 0.05, True
+    assert sender.pending or sender.current is not None  # still sending at 1 s
+    return sent
+
+
+def test_a_sender_held_up_makes_up_the_time_a_little_above_its_rate() -> None:
+    # a sender process descheduled for 50 ms while sending (a loaded host) catches up at
+    # rate × catchup_factor, so that its average stays the cap instead of losing the 50 ms
+    cfg = dataclasses.replace(SCFG, rate_bps=1.5e6)  # the image lasts ~1.6 s
+    sent = _held_up(cfg)
+    assert sum(n for _, n in sent) * 8 == pytest.approx(cfg.rate_bps, rel=0.01)
+    one = max(n for _, n in sent) * 8
+    for t0 in (0.35, 0.4, 0.5):  # never more than catchup_factor × the cap over 50 ms (+ the
+        window = sum(n for t, n in sent if t0 <= t < t0 + 0.05) * 8  # burst, the edges)
+        assert window <= cfg.rate_bps * 0.05 * cfg.catchup_factor + 2 * one
+        assert window > cfg.rate_bps * 0.05 * 1.05  # and it does catch up
+    # with no more credit than the burst, the 50 ms are lost
+    lost = _held_up(dataclasses.replace(cfg, catchup_s=cfg.burst_s))
+    assert sum(n for _, n in lost) * 8 < cfg.rate_bps * 0.96
+
+
+def test_after_a_sweep_its_repairs_go_before_whole_objects_asked_late() -> None:
+    # receiver 1 lost a block of object 7 in the sweep; receiver 2, late (or slow), asks for
+    # objects 1-7 whole: after the wrap the repair goes first (whole: receiver 2 lacks it all),
+    # then objects 1-6; a repair asked for while those go (object 9) goes next
+    made, frames = make_image(13, blocks=600, total=650)
+    sender = sender_for(made, frames, SCFG)
+    now = 0.0
+    objs: list[int] = []
+
+    def ask(receiver: int, seq: int, *entries: wire.Entry) -> None:
+        req = wire.Request(receiver, 0, wire.FLAG_HAVE_MANIFEST, entries)
+        sender.receive(wire.seal(KEY, wire.Kind.REQUEST, 0x5EED, seq, req.encode()), now)
+
+    def send_until(done: Callable[[], bool]) -> None:
+        nonlocal now
+        while not done():
+            out, wake = sender.poll(now)
+            objs.extend(wire.Data.decode(wire.open_(KEY, p)[1]).obj for p in out
+                        if wire.open_(KEY, p)[0].kind is wire.Kind.DATA)  # fmt: skip
+            assert wake is not None
+            now = max(wake, now + 1e-6)
+
+    ask(1, 1, wire.Entry(1, 9, wire.WHOLE))  # objects 1-10
+    send_until(lambda: bool(objs) and objs[-1] >= 9)
+    ask(1, 2, wire.Entry(7, 0, 1))  # block 0 of object 7 again
+    ask(2, 1, wire.Entry(1, 6, wire.WHOLE))
+    send_until(lambda: sender.current == 2)
+    ask(1, 3, wire.Entry(9, 1, 1))  # block 1 of object 9 again
+    send_until(lambda: not sender.pending and sender.current is None)
+    after = [o for i, o in enumerate(objs) if i == 0 or objs[i - 1] != o]  # one per object
+    assert after[after.index(10) + 1 :] == [7, 1, 2, 9, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_a_slow_receiver_under_loss_is_not_left_behind_by_an_idle_end(seed: int) -> None:
+    # a slow disk's receiver drops the data it has no room for; it must ask for it again as
+    # soon as it has room (not count it as outstanding for long_cover_s, saying only "still
+    # here"), and say so often enough that one lost keep-alive cannot end the session under it
+    # (seed 23 ended with 7 objects missing: its 5 s cover, a 1 s keep-alive, 2 s idle end)
+    made, frames = make_image(4, blocks=600, total=700)
+    fast = 50e6
+    _, base, _ = run(made, frames, [Peer(disk_rate=fast) for _ in range(3)], Net(), scfg=SCFG)
+    rate = made.data_size / max(p.finished or 0 for p in base)
+    small = ReceiverConfig(buffer_bytes=16 * 1024)
+    peers = [Peer(disk_rate=fast), Peer(disk_rate=rate / 4, rcfg=small)]
+    peers += [Peer(disk_rate=fast), Peer(disk_rate=fast)]
+    _, peers, _ = run(made, frames, peers, Net(loss=0.01), scfg=SCFG, seed=seed)
+    _check(peers, disk_of(made, frames))

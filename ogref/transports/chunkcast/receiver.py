@@ -38,7 +38,7 @@ class ReceiverConfig:
     cover_s: float = 0.3  # after asking, trust the sender's queue echo to show it after this
     echo_margin_s: float = 0.05  # an announce this long after an ask reflects it (RTT, load)
     long_cover_s: float = 5.0  # asked, but beyond a truncated echo
-    keepalive_s: float = 1.0  # an idle, incomplete receiver says it is still there
+    keepalive_s: float = 0.5  # an idle, incomplete receiver says it is still there
     loss_window: int = 1000  # datagrams per loss measurement
 
 
@@ -247,6 +247,8 @@ class ReceiverCore:
         if p is None:
             if d.obj != MANIFEST and self._holding() + d.frame > self.cfg.buffer_bytes:
                 self.stats.busy_bytes += size
+                if self.asked.pop(d.obj, None) is not None:  # served, but no room: not
+                    self._outstanding_at = -1e9  # outstanding any more, asked again with room
                 return []
             p = self.partials[d.obj] = _Partial(d.frame, bytearray(d.frame), bytearray(nblocks))
         p.last = now

@@ -53,7 +53,10 @@ from ogref.transports.chunkcast.objects import ImageObjects
 from ogref.transports.chunkcast.receiver import Completed, ReceiverConfig, ReceiverCore
 from ogref.transports.chunkcast.sender import SenderConfig, SenderCore
 
-RCVBUF = 8 * 1024 * 1024
+# a receiver's socket buffer (the kernel counts it doubled, with each datagram's overhead): about
+# 2 s of a 90 Mbit/s session, so a receiver the host does not schedule for a while (a loaded
+# ogLive, the lab's shared cores) finds the datagrams waiting rather than lost
+RCVBUF = 32 * 1024 * 1024
 
 
 def load_key(path: Path) -> bytes:
@@ -170,6 +173,7 @@ def send(
         ready.write_text(f"{session}\n")
     dest = (ep.group, ep.port)
     enobufs = 0
+    announced_wall = time.time()  # the first poll announces the session at once
     try:
         while True:
             now = time.monotonic()
@@ -193,6 +197,7 @@ def send(
     elapsed = time.monotonic() - start
     doc = {"role": "sender", "elapsed_s": elapsed, "session": session, "image": made.digest,
            "objects": len(sizes), "frame_bytes": sum(sizes), "enobufs": enobufs,
+           "announced_wall": announced_wall,
            "final_rate_bps": core.rate, **asdict(core.stats)}  # fmt: skip
     _write_stats(stats_path, doc)
     return SendResult(elapsed, doc)
@@ -432,6 +437,7 @@ def receive(
     elapsed = time.monotonic() - start
     doc = {"role": "receiver", "id": rid, "elapsed_s": elapsed, "joined_after_s": joined,
            "complete_s": elapsed - max(joined, 0.0), "joined_wall": joined_wall,
+           "done_wall": time.time(),  # every chunk written and synced, the sender told
            "written_bytes": writer.written,
            "stored_objects": writer.stored if isinstance(writer, _StoreWriter) else 0,
            "image": core.objects.manifest.digest if core.objects else "",

@@ -42,6 +42,8 @@ class SenderConfig:
     request_s: float = 0.05  # the shortest interval between one receiver's requests
     max_requests_per_s: float = 400.0  # the request interval grows so that all stay below this
     burst_s: float = 0.002  # credit the pacer may accumulate
+    catchup_s: float = 0.1  # time lost while sending (the process descheduled) it makes up…
+    catchup_factor: float = 1.1  # …at this multiple of the rate at most
     adjust_s: float = 0.5  # how often the rate is reconsidered
     backoff_loss: float = 0.05  # median loss above this: rate × backoff_factor
     backoff_factor: float = 0.7
@@ -90,6 +92,9 @@ class SenderCore:
         self.seq = 0
         self.pending: dict[int, set[int] | None] = {}
         self.order: list[int] = []  # pending's keys, sorted
+        self.repairs: list[int] = []  # pending objects somebody asked for in part, sorted
+        self.repair_cursor = 0  # repairs go in ascending order from here (after a wrap)
+        self.repairing = False  # the current object is a repair (it does not move the cursor)
         self.cursor = 0
         self.current: int | None = None
         self.current_blocks: list[int] = []
@@ -99,7 +104,8 @@ class SenderCore:
         self.first_request: float | None = None
         self.last_request: float | None = None
         self.next_announce = now
-        self.next_send = now
+        self.next_send = now  # the rate's schedule: it may fall behind now by catchup_s
+        self.next_slot = now  # the catch-up's schedule: rate × catchup_factor at most
         self.next_adjust = now + cfg.adjust_s
         self.reports: dict[int, tuple[float, float]] = {}  # receiver → (loss, when)
         self.seen: dict[int, float] = {}  # receiver → last request
@@ -161,7 +167,11 @@ class SenderCore:
         if obj not in self.pending:
             self.pending[obj] = blocks
             bisect.insort(self.order, obj)
+            if blocks is not None:
+                bisect.insort(self.repairs, obj)
             return
+        if blocks is not None:  # somebody lost part of it: a repair, even if another asks
+            _insert(self.repairs, obj)  # for all of it (a late joiner, a slow disk)
         have = self.pending[obj]
         if have is None:
             return
@@ -187,8 +197,12 @@ class SenderCore:
             self.next_announce = now + self.cfg.announce_s
         wake = min(self.next_announce, self.next_adjust)
         if self._may_send(now):
-            self.next_send = max(self.next_send, now - self.cfg.burst_s)
-            while self.next_send <= now and len(out) < 64:
+            # while sending, time lost to the host (the process not scheduled) is made up, a
+            # little above the rate; an idle queue is no debt
+            credit = self.cfg.catchup_s if self.busy else self.cfg.burst_s
+            self.next_send = max(self.next_send, now - credit)
+            self.next_slot = max(self.next_slot, now - self.cfg.burst_s)
+            while self.next_send <= now and self.next_slot <= now and len(out) < 64:
                 packet = self._next_data()
                 if packet is None:
                     if self.busy:  # just drained: tell the receivers at once
@@ -198,9 +212,11 @@ class SenderCore:
                     break
                 self.busy = True
                 out.append(packet)
-                self.next_send += (len(packet) + UDP_IP_OVERHEAD) * 8 / self.rate
+                gap = (len(packet) + UDP_IP_OVERHEAD) * 8 / self.rate
+                self.next_send += gap
+                self.next_slot += gap / self.cfg.catchup_factor
             if self.current is not None or self.pending:
-                wake = min(wake, max(self.next_send, now))
+                wake = min(wake, max(self.next_send, self.next_slot, now))
         elif self.first_request is not None:
             wake = min(wake, self.first_request + self.cfg.max_wait_s)
         if not self.pending and self.current is None:
@@ -256,18 +272,35 @@ class SenderCore:
     def _pick(self) -> int | None:
         if not self.order:
             return None
+        self.repairing = False
         if self.order[0] == 0:  # the manifest first: nobody can use anything without it
+            _remove(self.repairs, 0)
             return self.order.pop(0)
+        if self.stats.sweeps and self.repairs:
+            # once a sweep is over, what receivers lost (objects asked for in part) goes before
+            # the whole objects a late joiner or a slow disk asked for, so that a receiver that
+            # had the sweep finishes with its repairs, not after the others' next sweep
+            j = bisect.bisect_left(self.repairs, self.repair_cursor)
+            obj = self.repairs.pop(j if j < len(self.repairs) else 0)
+            _remove(self.order, obj)
+            self.repair_cursor, self.repairing = obj + 1, True
+            return obj
         i = bisect.bisect_left(self.order, self.cursor)
         if i == len(self.order):
-            i = 0
             self.stats.sweeps += 1
-        return self.order.pop(i)
+            self.cursor = self.repair_cursor = 0
+            if self.repairs:
+                return self._pick()
+            i = 0
+        obj = self.order.pop(i)
+        _remove(self.repairs, obj)
+        return obj
 
     def _next_data(self) -> bytes | None:
         while self.current is None or self.current_pos >= len(self.current_blocks):
             if self.current is not None:
-                self.cursor = self.current + 1
+                if not self.repairing:  # a repair leaves the whole objects' sweep where it was
+                    self.cursor = self.current + 1
                 self.current = None
             obj = self._pick()
             if obj is None:
@@ -305,6 +338,20 @@ class SenderCore:
         if rate != self.rate:
             self.rate = rate
             self.stats.rate_changes.append((now, rate))
+
+
+def _insert(items: list[int], x: int) -> None:
+    """Insert ``x`` into the sorted list ``items`` unless it is there."""
+    i = bisect.bisect_left(items, x)
+    if i == len(items) or items[i] != x:
+        items.insert(i, x)
+
+
+def _remove(items: list[int], x: int) -> None:
+    """Remove ``x`` from the sorted list ``items`` if it is there."""
+    i = bisect.bisect_left(items, x)
+    if i < len(items) and items[i] == x:
+        del items[i]
 
 
 def _runs(items: Sequence[int]) -> Iterator[tuple[int, int]]:

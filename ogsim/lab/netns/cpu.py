@@ -6,7 +6,11 @@ its samples is marked CPU-bound, i.e. untrustworthy as a network measurement.  T
 loop devices on the host's one disk, shared with everything else running there: the kernel's
 I/O pressure (``/proc/pressure/io``, "some": the share of time at least one task waited for I/O)
 is sampled too, and a run that spent more than ``MAX_IO_STALL`` of its time so is marked
-I/O-bound (a receiver stalled by writeback is not a network result either).  Measures only.
+I/O-bound (a receiver stalled by writeback is not a network result either).  Given the run's
+cgroup (v2), it also reads the run's own CPU: the cores its processes used and the share of the
+time at least one of them was runnable but waiting for a CPU (the cgroup's ``cpu.pressure``,
+"some") — on a host shared with other work the idle share says the host was busy, the wait
+share says whether *the run* was held back by it.  Measures only.
 """
 
 from __future__ import annotations
@@ -14,11 +18,29 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MIN_IDLE = 0.15
 SAMPLE_S = 0.5
 MAX_IO_STALL = 0.10
 PSI_IO = "/proc/pressure/io"
+MAX_CPU_WAIT = 0.10
+
+
+def _cgroup_cpu_us(cgroup: Path | None) -> tuple[int, int] | None:
+    """The cgroup's cumulative (CPU used, some task waiting for a CPU) in µs (None without
+    cgroup v2 PSI)."""
+    if cgroup is None:
+        return None
+    try:
+        usage = next(int(line.split()[1]) for line in (cgroup / "cpu.stat").read_text().splitlines()
+                     if line.startswith("usage_usec"))  # fmt: skip
+        wait = next(int(line.rsplit("total=", 1)[1])
+                    for line in (cgroup / "cpu.pressure").read_text().splitlines()
+                    if line.startswith("some"))  # fmt: skip
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return usage, wait
 
 
 def _io_stall_us() -> int | None:
@@ -44,22 +66,30 @@ def _times() -> tuple[int, int]:
 class CpuMonitor:
     """Samples the idle share every ``SAMPLE_S`` seconds between ``start`` and ``stop``."""
 
+    cgroup: Path | None = None  # the run's cgroup: its own CPU use and wait are read too
     samples: list[float] = field(default_factory=list)
     io_stall_s: float = 0.0
     elapsed_s: float = 0.0
+    cgroup_cpu_s: float | None = None  # CPU time the run's processes used
+    cgroup_wait_s: float | None = None  # time some process of the run waited for a CPU
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def _loop(self) -> None:
         idle0, total0 = _times()
         io0, t0 = _io_stall_us(), time.monotonic()
+        cg0 = _cgroup_cpu_us(self.cgroup)
         while not self._stop.wait(SAMPLE_S):
             idle1, total1 = _times()
             if total1 > total0:
                 self.samples.append((idle1 - idle0) / (total1 - total0))
             idle0, total0 = idle1, total1
         io1 = _io_stall_us()
+        cg1 = _cgroup_cpu_us(self.cgroup)
         self.elapsed_s = time.monotonic() - t0
+        if cg0 is not None and cg1 is not None:
+            self.cgroup_cpu_s = (cg1[0] - cg0[0]) / 1e6
+            self.cgroup_wait_s = (cg1[1] - cg0[1]) / 1e6
         if io0 is not None and io1 is not None:
             self.io_stall_s = (io1 - io0) / 1e6
 
@@ -101,8 +131,23 @@ class CpuMonitor:
     def io_bound(self) -> bool:
         return self.io_stall_share > MAX_IO_STALL
 
+    @property
+    def cpu_wait_share(self) -> float | None:
+        """Share of the run's time some process of its cgroup waited for a CPU (None: no
+        cgroup given, or no PSI)."""
+        if self.cgroup_wait_s is None or self.elapsed_s <= 0:
+            return None
+        return self.cgroup_wait_s / self.elapsed_s
+
     def summary(self) -> dict[str, float | bool]:
+        own: dict[str, float | bool] = {}
+        wait = self.cpu_wait_share
+        if wait is not None and self.cgroup_cpu_s is not None:
+            own = {"cpu_wait_share": round(wait, 3),
+                   "cpu_cores_used": round(self.cgroup_cpu_s / self.elapsed_s, 2),
+                   "cpu_waited": wait > MAX_CPU_WAIT}  # fmt: skip
         return {
+            **own,
             "io_stall_share": round(self.io_stall_share, 3),
             "io_bound": self.io_bound,
             "cpu_idle_mean": round(self.mean_idle, 3),
