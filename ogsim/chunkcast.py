@@ -113,7 +113,8 @@ def simulate(
 
     def drain(dt: float) -> None:
         nonlocal backlog
-        backlog = np.maximum(0.0, backlog - write * dt)
+        if dt > 0:  # dt = 0 would make inf × 0 = NaN for the receivers that write at no cost
+            backlog = np.maximum(0.0, backlog - write * dt)
 
     lacking = np.full(n, k, dtype=np.int64)  # objects each receiver still lacks
 
