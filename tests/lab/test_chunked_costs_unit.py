@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from ogsim.lab.netns.calibration import LabHw
 from ogsim.lab.netns.chunk_costs import summarise
-from ogsim.lab.netns.chunked_bench import fit, sim_of, stage_cpu, stages
+from ogsim.lab.netns.chunked_bench import (
+    fit,
+    sim_of,
+    stage_cpu,
+    stages,
+    summary,
+    summary_text,
+    table,
+)
 from ogsim.lab.netns.cpu import cpu_between
 from ogsim.results import ComputerResult, OperationResult, Phase, Results
 
@@ -132,3 +140,24 @@ def test_a_traced_fit_shares_the_hosts_cores_among_computers() -> None:
 
 def _ratio(a: dict, b: dict, s: str) -> float:
     return float(a[s][0] / b[s][0])
+
+
+def test_the_checked_runs_each_ratio_and_the_median() -> None:
+    made = {"stored": 44_000_000, "data": 137_000_000, "used": 99_000_000,
+            "added": 2_800_000, "format": "chunked", "base": "ubuntu"}  # fmt: skip
+    rows = []
+    for i, (lab_s, sim_s) in enumerate([(2.0, 2.2), (3.0, 2.2), (2.5, 2.2)]):
+        st = stages(_lab(0.5, 0.4, lab_s, made))
+        sim = stages(_lab(0.5, 0.4, sim_s, made))
+        rows.append({"n": 4, "run": i + 1, "lab": st, "sim": sim, "fitted": False,
+                     "cpu_idle_mean": 0.05, "cpu_cores_used": 1.5, "cpu_wait_share": 0.6,
+                     "host_other_cores": 0.4})  # fmt: skip
+    summ = summary(rows)
+    assert summ["restore"]["ratios"] == [1.1, 0.733, 0.88]
+    assert summ["restore"]["lab_median"] == 2.5 and summ["restore"]["lab_spread"] == [2.0, 3.0]
+    assert summ["restore"]["median_ratio"] == 0.88
+    text = table(rows) + summary_text(summ)
+    assert "| 4 | check 2, idle 0.05, run 1.50 cores, waited 0.60, else 0.40 cores" in text
+    assert (
+        "| restore | 2.000, 3.000, 2.500 | 2.500 (2.000–3.000) | 2.200 | 1.10, 0.73, 0.88 |" in text
+    )

@@ -193,6 +193,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             how += f", idle {idle:.2f}{' (CPU-bound)' if row.get('cpu_bound') else ''}"
         if row.get("cpu_cores_used") is not None:
             how += f", run {row['cpu_cores_used']:.2f} cores, waited {row['cpu_wait_share']:.2f}"
+        if row.get("host_other_cores") is not None:
+            how += f", else {row['host_other_cores']:.2f} cores"
         for s in (*STAGES, "total"):
             lab, sim = row["lab"][s], row["sim"][s]
             used = row.get("lab_cpu", {}).get(s) or []
@@ -206,6 +208,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             name = f"**{s}**" if s == "total" else s
             out.append(f"| {row['n']} | {how} | {name} | {cell} | {cpu} | {ss:.3f} | {ratio} |")
     return "\n".join(out)
+
+
+def other_cores(extra: dict[str, Any], cpus: int) -> float | None:
+    """Cores the host spent on anything but the run's cgroup while it ran (other work, and
+    kernel threads such as the loop devices' writers): busy cores less the run's."""
+    idle, used = extra.get("cpu_idle_mean"), extra.get("cpu_cores_used")
+    if idle is None or used is None:
+        return None
+    return round(max(0.0, cpus * (1.0 - idle) - used), 2)
 
 
 def _median(xs: list[float]) -> float:
@@ -299,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                      "lab_cpu": stage_cpu(lab), "fitted": n == 1, "load_before_after": la,
                      "images": x["images"]["ubuntu-v2"], "cpu_idle_mean": x.get("cpu_idle_mean"),
                      "cpu_bound": x.get("cpu_bound"), "cpu_cores_used": x.get("cpu_cores_used"),
-                     "cpu_wait_share": x.get("cpu_wait_share")})  # fmt: skip
+                     "cpu_wait_share": x.get("cpu_wait_share"),
+                     "host_other_cores": other_cores(x, hw.cpus)})  # fmt: skip
     load.append(list(os.getloadavg()))
     summ = summary(rows)
     scale = a.scale or scenario(1).spec.backends.netns.scale  # type: ignore[union-attr]
