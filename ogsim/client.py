@@ -533,6 +533,18 @@ class SimClient:
         rec = self.record
         rec.method_used = str(fin.method_used) if fin.method_used else None
         rec.fallback_reasons = [s.reason for s in self.session.switches]
+        image = self._request_image() if self.hw.chunk_report_s else None
+        if image is not None and image.chunked:  # the agent's report (hw.chunks.report)
+            cores = self.hw.chunk_report_cpu or 1.0
+            self._cpu_work(
+                self.hw.chunk_report_s,
+                lambda: self._after(
+                    0.0, lambda: self._end("ok" if fin.ok else "failed", int(fin.code), fin.message)
+                ),
+                "report",
+                cores,
+            )
+            return
         self._end("ok" if fin.ok else "failed", int(fin.code), fin.message)
 
     def _end(self, status: str, code: int | None, message: str) -> None:

@@ -81,7 +81,7 @@ def test_a_fit_on_n1_reproduces_its_stages() -> None:
              "syncfs_s": 0.01, "restore_cpu": 0.4}  # fmt: skip
     hw, chunks = fit(costs, [lab], LabHw(write_rate=500e6, dirty_bytes=2e9, smb_overhead=0.06))
     sim = stages(sim_of(lab, 1, hw, chunks))
-    for s in ("start+inspect", "fetch", "restore"):
+    for s in ("start+inspect", "fetch", "restore", "report"):
         assert abs(sim[s][0] - st[s][0]) < 0.01 * st[s][0], (s, sim[s], st[s])
 
 
@@ -129,7 +129,7 @@ def test_a_traced_fit_shares_the_hosts_cores_among_computers() -> None:
     assert chunks["restore_cpu"] > 1.0 and chunks["fetch_cpu"] > 0.8 and chunks["inspect_cpu"] > 1
     one = stages(sim_of(lab, 1, hw, chunks))
     st = stages(lab)
-    for s in ("start+inspect", "fetch", "restore"):
+    for s in ("start+inspect", "fetch", "restore", "report"):
         assert abs(one[s][0] - st[s][0]) < 0.01 * st[s][0], (s, one[s], st[s])
     four = stages(sim_of(lab, 4, hw, chunks))
     # four inspections of ≈ 1 core on 2 cores: about twice as long; the restore 1.2 → 2.4

@@ -104,7 +104,8 @@ def fit(costs: dict[str, Any], runs: list[Results], base: LabHw) -> tuple[LabHw,
     cgroup over the stage): the inspection's, the update's (per chunk, from its start, at the
     cores it kept busy) and the restore's cores are those, which the simulator shares among
     concurrent computers on the host's ``shared_cpus`` cores; without traces, the
-    micro-benchmark's per-chunk CPU and in-process restore cores."""
+    micro-benchmark's per-chunk CPU and in-process restore cores.  The report (the restore's
+    end to the computer's end) is the runs' mean, a CPU step at the cores it kept busy."""
     made = runs[0].metrics.extra["images"]["ubuntu-v2"]
     each = [stages(r) for r in runs]
     st = {s: [x for e in each for x in e[s]] for s in STAGES}
@@ -144,6 +145,8 @@ def fit(costs: dict[str, Any], runs: list[Results], base: LabHw) -> tuple[LabHw,
         chunks["inspect_cpu"] = round(min(cores, max(0.01, _mean(cpu["start+inspect"])
                                                     / inspect_span)), 3)  # fmt: skip
         chunks["fetch_cpu"] = round(min(cores, max(0.01, n * per_chunk / fetch_span)), 3)
+        report_span = max(1e-3, _mean(st["report"]))
+        chunks["report_cpu"] = round(min(cores, max(0.01, _mean(cpu["report"]) / report_span)), 3)
         restore_cpu = min(cores, max(0.01, _mean(cpu["restore"]) / processing))
     else:
         per_chunk = max(costs["chunk_cpu_s"], 0.0)  # alone, the CPU work overlaps the wire
@@ -157,6 +160,7 @@ def fit(costs: dict[str, Any], runs: list[Results], base: LabHw) -> tuple[LabHw,
         "syncfs": f"{costs['syncfs_s']:.4f}s",
         "restore": f"{rate / 1e6:.3f}MB/s",
         "restore_cpu": round(restore_cpu, 3),
+        "report": f"{_mean(st['report']):.4f}s",
         **chunks,
     }
     return hw, chunks
