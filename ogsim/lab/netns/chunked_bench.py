@@ -2,19 +2,28 @@
 caches holding its base) on the namespace lab and on the simulator, side by side in one run.
 
 1. The lab host's costs are measured (:mod:`ogsim.lab.netns.chunk_costs`: per-chunk SMB
-   request and CPU cost, per-directory listing, syncfs, a chunked restore's rate and cores;
-   :func:`~ogsim.lab.netns.calibration.measure_write_rate` and the dirty-writeback threshold).
-2. s26 runs on the lab with **one** computer (``--fit-runs`` times); from those alone the rest
-   is fitted (means): the inspection step (start to fetch less the listings, per step), the
-   chunked restore's rate (used bytes ÷ the restore less its final fsync at the measured disk
-   rate) and the update's fixed cost (its fetch time less the wire, the per-chunk costs and
-   the syncfs).
-3. s26 runs on the lab as written (four computers) — the check, nothing fitted from it.
+   request latency, per-directory listing, syncfs; :func:`~ogsim.lab.netns.calibration.
+   measure_write_rate`) — or reused (``--costs``).
+2. s26 runs on the lab with **one** computer (``--fit-runs`` times), the run's cgroup's CPU
+   traced every ``--trace`` seconds; from those alone the rest is fitted (means): the
+   inspection step (start to fetch less the listings, per step), the chunked restore's rate
+   (used bytes ÷ its span), the update's setup (its span less the wire and the per-chunk
+   latency), the report; and from the trace each stage's CPU — the host's whole, agent, smbd,
+   service — as the cores it kept busy (``inspect_cpu``, ``fetch_cpu`` and ``cpu`` per chunk,
+   ``restore_cpu``, ``report_cpu``), which the simulator shares among computers on the host's
+   ``shared_cpus`` cores.  Without a trace (``--trace 0``): the micro-benchmark's per-chunk CPU
+   and in-process restore cores, and the restore's fsync apart (the previous model).
+3. s26 runs on the lab as written (four computers) ``--check-runs`` times — the check, nothing
+   fitted from it.
 4. The simulator, given the images each lab run made (``lab_sized``) and the lab host's
-   hardware, predicts both; the report gives lab vs sim per stage (inspect, fetch, restore: the
-   mean over the computers, the lab's min–max) and the makespan, with their ratio.
+   hardware, predicts each run; the report gives lab vs sim per stage (start+inspect, fetch,
+   restore, report: the mean over the computers, the lab's min–max, the lab's CPU seconds) and
+   the makespan with their ratio, each run's, and for the checked runs the lab's median and
+   spread against the simulator's.
 
-Writes ``chunked.json`` and ``chunked.md`` in ``--out``.  Root.  Hold the bench lock.
+``--scale`` runs the netns lab at another scale than s26's 0.002 (bigger images: fixed costs
+weigh less).  Writes ``chunked.json`` and ``chunked.md`` in ``--out``.  Root.  Hold the bench
+lock.
 """
 
 from __future__ import annotations
@@ -199,6 +208,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             how += f", run {row['cpu_cores_used']:.2f} cores, waited {row['cpu_wait_share']:.2f}"
         if row.get("host_other_cores") is not None:
             how += f", else {row['host_other_cores']:.2f} cores"
+        if row.get("io_stall_share") is not None:
+            how += f", I/O stall {row['io_stall_share']:.2f}"
         for s in (*STAGES, "total"):
             lab, sim = row["lab"][s], row["sim"][s]
             used = row.get("lab_cpu", {}).get(s) or []
@@ -283,9 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         costs = json.loads(a.costs.read_text())["params"]
     else:
         costs = measure(a.out / "costs")["params"]
+    traced = bool(a.trace)
     base = LabHw(
         write_rate=measure_write_rate(a.out),
-        dirty_bytes=dirty_limit(),
+        # traced: every stage is its CPU at the cores measured, the restore's final fsync (its
+        # writeback, by kernel threads outside the run's cgroup) inside the restore's span —
+        # not a second, byte-counted step through the shared capacity (which a stage's
+        # CPU already is)
+        dirty_bytes=0.0 if traced else dirty_limit(),
         inspect_s=0.0,
         postconf_s=0.0,
         # reports/published/lab-calibration.md (third pass): SMB's framing, the CACHE
@@ -315,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                      "images": x["images"]["ubuntu-v2"], "cpu_idle_mean": x.get("cpu_idle_mean"),
                      "cpu_bound": x.get("cpu_bound"), "cpu_cores_used": x.get("cpu_cores_used"),
                      "cpu_wait_share": x.get("cpu_wait_share"),
-                     "host_other_cores": other_cores(x, hw.cpus)})  # fmt: skip
+                     "host_other_cores": other_cores(x, hw.cpus),
+                     "io_stall_share": x.get("io_stall_share")})  # fmt: skip
     load.append(list(os.getloadavg()))
     summ = summary(rows)
     scale = a.scale or scenario(1).spec.backends.netns.scale  # type: ignore[union-attr]
