@@ -294,14 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         costs = json.loads(a.costs.read_text())["params"]
     else:
         costs = measure(a.out / "costs")["params"]
-    traced = bool(a.trace)
     base = LabHw(
         write_rate=measure_write_rate(a.out),
-        # traced: every stage is its CPU at the cores measured, the restore's final fsync (its
-        # writeback, by kernel threads outside the run's cgroup) inside the restore's span —
-        # not a second, byte-counted step through the shared capacity (which a stage's
-        # CPU already is)
-        dirty_bytes=0.0 if traced else dirty_limit(),
+        # the restore's writeback (the loop devices' kernel threads, outside the run's cgroup:
+        # at N = 4 the host's other cores and I/O stall show it) stays the byte-counted step
+        # through the host's shared capacity; with ``dirty_bytes`` 0 every stage would be only
+        # its cgroup CPU (measured 2026-12-04 20:00: the N = 4 restore 0.35× the lab's)
+        dirty_bytes=dirty_limit(),
         inspect_s=0.0,
         postconf_s=0.0,
         # reports/published/lab-calibration.md (third pass): SMB's framing, the CACHE
