@@ -190,19 +190,21 @@ class SimClient:
             self._after(wait, done)
 
         if cpu:
-            self._cpu_work(delay, waited, phase)
+            self._cpu_work(delay, waited, phase, self._step_cores(phase))
             return
         self.sim.loop.after(delay, waited)
 
-    def _cpu_work(self, seconds: float, done: Callable[[], None], label: str) -> None:
-        """``done`` after ``seconds`` of one core's work — on a one-host lab (``shared_cpus``)
-        shared with the other computers' CPU work."""
+    def _cpu_work(
+        self, seconds: float, done: Callable[[], None], label: str, cores: float = 1.0
+    ) -> None:
+        """``done`` after ``seconds`` of work that keeps ``cores`` cores busy alone — on a
+        one-host lab (``shared_cpus``) shared with the other computers' CPU work."""
         host = self.sim.host_cpu
         shared = self.sim.scenario.sim.shared_cpus
         if host is not None and shared and seconds > 0:
-            core = host.capacity / shared
+            cap = host.capacity / shared * cores
             flow = Flow(
-                seconds * core, (host,), core, lambda _f: done(), label=f"{label} {self.name}"
+                seconds * cap, (host,), cap, lambda _f: done(), label=f"{label} {self.name}"
             )
             self.sim.net.start(flow)
             return
@@ -230,6 +232,14 @@ class SimClient:
             )
         except OgError:  # an unknown image or repository: the core answers for it
             return None
+
+    def _step_cores(self, phase: str) -> float:
+        """Cores a CPU step keeps busy: a chunked operation's inspection, ``hw.chunks.
+        inspect_cpu`` (the host as a whole, measured); anything else one."""
+        if phase != "inspect" or not self.hw.chunk_inspect_cpu:
+            return 1.0
+        image = self._request_image()
+        return self.hw.chunk_inspect_cpu if image is not None and image.chunked else 1.0
 
     def _listing_s(self) -> float:
         """A chunked image's cache inspection: one SMB listing per chunk-store directory of the
@@ -315,7 +325,8 @@ class SimClient:
         chunks' bytes on the wire while their per-chunk CPU work (client and server) runs —
         the later of the two ends it —, the request latency the workers do not hide, and the
         ``syncfs`` of what it wrote (its fixed cost, the kernel's dirty bytes at the disk's
-        write rate)."""
+        write rate).  With ``hw.chunks.fetch_cpu`` the CPU work (the host's whole, measured)
+        runs from the update's start at that many cores, alongside the setup and the wire."""
         hw = self.hw
         n = chunk_count(image, size)
         left = {"wire", "cpu"}
@@ -336,8 +347,12 @@ class SimClient:
                 lambda _n: part("wire"),
                 f"smb {self.name}",
             )
-            self._cpu_work(n * hw.chunk_cpu_s, lambda: part("cpu"), "chunks")
+            if not hw.chunk_fetch_cpu:
+                self._cpu_work(n * hw.chunk_cpu_s, lambda: part("cpu"), "chunks")
 
+        if hw.chunk_fetch_cpu:  # the host's whole CPU of the update, from its start
+            cores = hw.chunk_fetch_cpu
+            self._cpu_work(n * hw.chunk_cpu_s / cores, lambda: part("cpu"), "chunks", cores)
         self._after(hw.chunk_setup_s, transfer)
 
     def _start_delay(self, cmd: FetchToCache) -> float:
@@ -518,6 +533,18 @@ class SimClient:
         rec = self.record
         rec.method_used = str(fin.method_used) if fin.method_used else None
         rec.fallback_reasons = [s.reason for s in self.session.switches]
+        image = self._request_image() if self.hw.chunk_report_s else None
+        if image is not None and image.chunked:  # the agent's report (hw.chunks.report)
+            cores = self.hw.chunk_report_cpu or 1.0
+            self._cpu_work(
+                self.hw.chunk_report_s,
+                lambda: self._after(
+                    0.0, lambda: self._end("ok" if fin.ok else "failed", int(fin.code), fin.message)
+                ),
+                "report",
+                cores,
+            )
+            return
         self._end("ok" if fin.ok else "failed", int(fin.code), fin.message)
 
     def _end(self, status: str, code: int | None, message: str) -> None:

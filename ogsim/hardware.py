@@ -102,6 +102,28 @@ class ChunkHw(_Strict):
         description="cores one such restore keeps busy (on a one-host lab, N restores share "
         "shared_cpus cores), e.g. 1.4",
     )
+    inspect_cpu: float | None = Field(
+        default=None,
+        gt=0,
+        description="cores an inspection step of a chunked operation keeps busy on the host as "
+        "a whole (agent, server, service; on a one-host lab, shared with the other computers' "
+        "CPU work on shared_cpus cores); unset: one",
+    )
+    report: Duration | None = Field(
+        default=None,
+        description="from a chunked operation's last step to the computer's end (the agent's "
+        "final report, the service's record of it); a CPU step at report_cpu cores",
+    )
+    report_cpu: float | None = Field(
+        default=None, gt=0, description="cores the report step keeps busy; unset: one"
+    )
+    fetch_cpu: float | None = Field(
+        default=None,
+        gt=0,
+        description="cores a chunked UNICAST update keeps busy on the host as a whole; with it "
+        "the update's CPU work (cpu per chunk) runs from the update's start, alongside its "
+        "setup and wire, at most this many cores; unset: one core, after the setup",
+    )
 
 
 class ComputerHwLayer(_Strict):
@@ -207,6 +229,10 @@ class HostHw:
     chunk_syncfs_s: float = 0.0
     chunk_restore_rate: float = 0.0  # 0: from the disk and decompression rates
     chunk_restore_cpu: float = 0.0  # cores one chunked restore keeps busy (0: unknown)
+    chunk_inspect_cpu: float = 0.0  # cores a chunked operation's inspection keeps busy (0: one)
+    chunk_fetch_cpu: float = 0.0  # cores a chunked update keeps busy (0: one, after the setup)
+    chunk_report_s: float = 0.0  # a chunked operation's last step to the computer's end
+    chunk_report_cpu: float = 0.0  # cores that keeps busy (0: one)
 
 
 def resolve_host(mapping: dict[str, Any]) -> HostHw:
@@ -241,6 +267,10 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         chunk_syncfs_s=ck.syncfs or 0.0,
         chunk_restore_rate=ck.restore / 8 if ck.restore is not None else 0.0,
         chunk_restore_cpu=ck.restore_cpu or 0.0,
+        chunk_inspect_cpu=ck.inspect_cpu or 0.0,
+        chunk_fetch_cpu=ck.fetch_cpu or 0.0,
+        chunk_report_s=ck.report or 0.0,
+        chunk_report_cpu=ck.report_cpu or 0.0,
     )
 
 

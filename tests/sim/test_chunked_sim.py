@@ -78,3 +78,26 @@ def test_chunk_level_costs_add_what_the_lab_measures() -> None:
     assert abs(fetch_a - fetch_b - (0.5 + n * 0.002 + 0.25)) < 1e-6
     restore = next(t for name, t in after if name == "restore")
     assert abs(restore - 24 * GIB / 400e6 * 8 / 8) < 1e-6
+
+
+def test_the_updates_whole_cpu_runs_from_its_start_at_the_cores_measured() -> None:
+    """``hw.chunks.fetch_cpu``: the update's CPU (``cpu`` per chunk, the host's whole) runs
+    from the update's start at that many cores, alongside its setup and wire; the later ends
+    it.  ``inspect_cpu`` is the cores a chunked operation's inspection step keeps busy (alone
+    it lasts ``inspect`` either way)."""
+    raw = copy.deepcopy(read_yaml(S26))
+    hw = raw["classrooms"][0]["defaults"]["hw"]
+    hw["chunks"] = {"setup": "0.5s", "cpu": "5ms", "fetch_cpu": 0.5, "inspect_cpu": 1.5}
+    sc = build_scenario(raw, source="x")
+    v2 = sc.site.repository("repo").image("ubuntu-v2")
+    n = chunk_count(v2, v2.added_size)
+    got = _phases(raw, "fetch cpu")
+    fetch = next(t for name, t in got if name == "fetch")
+    assert abs(fetch - n * 0.005 / 0.5) < 1e-6  # longer than the setup and the wire
+    plain = _phases(copy.deepcopy(read_yaml(S26)), "plain")
+    assert [t for name, t in got if name == "inspect"] == [
+        t for name, t in plain if name == "inspect"
+    ]
+    hw["chunks"] = {"setup": "0.5s", "cpu": "0.01ms", "fetch_cpu": 0.5}
+    wire_bound = next(t for name, t in _phases(raw, "wire") if name == "fetch")
+    assert wire_bound > 0.5 + n * 0.00001 / 0.5 and wire_bound < fetch

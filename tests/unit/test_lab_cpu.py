@@ -35,3 +35,21 @@ def test_a_run_whose_processes_waited_is_marked(tmp_path: Path) -> None:
     assert float(s["cpu_wait_share"]) > MAX_CPU_WAIT
     assert 0 < float(s["cpu_cores_used"]) <= 1.0
     assert "cpu_waited" not in CpuMonitor().summary()  # no cgroup: no such keys
+
+
+def test_a_trace_of_the_cgroups_cpu_shows_when_it_was_used(tmp_path: Path) -> None:
+    from ogsim.lab.netns.cpu import cpu_between
+
+    _cgroup(tmp_path, 0, 0)
+    mon = CpuMonitor(cgroup=tmp_path, trace_s=0.005).start()
+    time.sleep(0.05)
+    mid = time.time()
+    _cgroup(tmp_path, 30_000, 0)  # 30 ms of CPU, all after ``mid``
+    time.sleep(0.05)
+    mon.stop()
+    assert len(mon.trace) >= 5 and mon.trace[0][1] == 0.0 and mon.trace[-1][1] == 0.03
+    assert cpu_between(mon.trace, mon.trace[0][0], mid - 0.01) == 0.0
+    assert abs(cpu_between(mon.trace, mid - 0.01, mon.trace[-1][0]) - 0.03) < 1e-9
+    plain = CpuMonitor(cgroup=tmp_path).start()
+    plain.stop()
+    assert plain.trace == []  # no trace_s: none kept

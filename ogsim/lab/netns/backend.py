@@ -123,6 +123,7 @@ class LabOptions:
     ogserver_port: int | None = None  # also serve ogServer's REST API on the server's address
     course: Path | None = None  # a course exercise's directory, shown by the service's console
     every_image: bool = False  # make every image of the repository, not only those restored
+    cpu_trace: float | None = None  # keep the run cgroup's CPU seconds every this many seconds
 
 
 @dataclass
@@ -885,7 +886,9 @@ def execute(
     running: dict[int, _Running] = {}
     results: dict[int, OperationResult] = {}
     expected: dict[int, SourceImage | None] = {}
-    cpu = CpuMonitor().start()
+    cpu = CpuMonitor(
+        cgroup=lab.manifest.cgroup if opts.cpu_trace else None, trace_s=opts.cpu_trace
+    ).start()
     clock = ScenarioClock()
     opts.emit(StageEvent("run", t=0.0))
     told: dict[str, tuple[Any, ...]] = {}
@@ -1247,6 +1250,11 @@ def run(
             extra={
                 "setup_s": round(setup_s, 3),
                 **cpu.summary(),
+                **(
+                    {"cpu_trace": [[clock.of(t), round(c, 6)] for t, c in cpu.trace]}
+                    if opts.cpu_trace
+                    else {}
+                ),
                 "images": {n: _image_record(s) for n, s in lab.sources.items()},
                 "repo_tx_bytes": repo_tx,
                 "seeder_uploaded": json.loads(seeded),

@@ -2,19 +2,28 @@
 caches holding its base) on the namespace lab and on the simulator, side by side in one run.
 
 1. The lab host's costs are measured (:mod:`ogsim.lab.netns.chunk_costs`: per-chunk SMB
-   request and CPU cost, per-directory listing, syncfs, a chunked restore's rate and cores;
-   :func:`~ogsim.lab.netns.calibration.measure_write_rate` and the dirty-writeback threshold).
-2. s26 runs on the lab with **one** computer (``--fit-runs`` times); from those alone the rest
-   is fitted (means): the inspection step (start to fetch less the listings, per step), the
-   chunked restore's rate (used bytes ÷ the restore less its final fsync at the measured disk
-   rate) and the update's fixed cost (its fetch time less the wire, the per-chunk costs and
-   the syncfs).
-3. s26 runs on the lab as written (four computers) — the check, nothing fitted from it.
+   request latency, per-directory listing, syncfs; :func:`~ogsim.lab.netns.calibration.
+   measure_write_rate`) — or reused (``--costs``).
+2. s26 runs on the lab with **one** computer (``--fit-runs`` times), the run's cgroup's CPU
+   traced every ``--trace`` seconds; from those alone the rest is fitted (means): the
+   inspection step (start to fetch less the listings, per step), the chunked restore's rate
+   (used bytes ÷ its span), the update's setup (its span less the wire and the per-chunk
+   latency), the report; and from the trace each stage's CPU — the host's whole, agent, smbd,
+   service — as the cores it kept busy (``inspect_cpu``, ``fetch_cpu`` and ``cpu`` per chunk,
+   ``restore_cpu``, ``report_cpu``), which the simulator shares among computers on the host's
+   ``shared_cpus`` cores.  Without a trace (``--trace 0``): the micro-benchmark's per-chunk CPU
+   and in-process restore cores, and the restore's fsync apart (the previous model).
+3. s26 runs on the lab as written (four computers) ``--check-runs`` times — the check, nothing
+   fitted from it.
 4. The simulator, given the images each lab run made (``lab_sized``) and the lab host's
-   hardware, predicts both; the report gives lab vs sim per stage (inspect, fetch, restore: the
-   mean over the computers, the lab's min–max) and the makespan, with their ratio.
+   hardware, predicts each run; the report gives lab vs sim per stage (start+inspect, fetch,
+   restore, report: the mean over the computers, the lab's min–max, the lab's CPU seconds) and
+   the makespan with their ratio, each run's, and for the checked runs the lab's median and
+   spread against the simulator's.
 
-Writes ``chunked.json`` and ``chunked.md`` in ``--out``.  Root.  Hold the bench lock.
+``--scale`` runs the netns lab at another scale than s26's 0.002 (bigger images: fixed costs
+weigh less).  Writes ``chunked.json`` and ``chunked.md`` in ``--out``.  Root.  Hold the bench
+lock.
 """
 
 from __future__ import annotations
@@ -69,12 +78,49 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+def stage_cpu(r: Results) -> dict[str, list[float]]:
+    """Per stage, each ok computer's CPU seconds of the lab run's cgroup (agents, smbd, the
+    service: the host's whole CPU the run used) over that stage's interval — meaningful per
+    computer only with one computer (``[]`` without a trace, a run without ``cpu_trace``)."""
+    from ogsim.lab.netns.cpu import cpu_between
+
+    trace = [(float(t), float(c)) for t, c in r.metrics.extra.get("cpu_trace") or []]
+    op = r.operations[0]
+    out: dict[str, list[float]] = {s: [] for s in STAGES}
+    if len(trace) < 2:
+        return out
+    for c in op.computers:
+        if c.status != "ok" or c.finished is None:
+            continue
+        fetch = next(p for p in c.phases if p.name == "fetch")
+        restore = next(p for p in c.phases if p.name == "restore")
+        bounds = {
+            "start+inspect": (op.at, fetch.start),
+            "fetch": (fetch.start, fetch.end),
+            "restore": (restore.start, restore.end),
+            "report": (restore.end, c.finished),
+        }
+        for s, (a, b) in bounds.items():  # fmt: skip
+            out[s].append(round(cpu_between(trace, a, b), 4))
+    return out
+
+
 def fit(costs: dict[str, Any], runs: list[Results], base: LabHw) -> tuple[LabHw, dict[str, Any]]:
     """The lab host's hardware from the measured costs and the N = 1 runs (their means):
-    ``(hw, chunks)`` where ``chunks`` is the classroom's ``hw.chunks`` mapping."""
+    ``(hw, chunks)`` where ``chunks`` is the classroom's ``hw.chunks`` mapping.
+
+    With the runs' CPU traces (``cpu_trace``) each stage's CPU is the host's whole (the run's
+    cgroup over the stage): the inspection's, the update's (per chunk, from its start, at the
+    cores it kept busy) and the restore's cores are those, which the simulator shares among
+    concurrent computers on the host's ``shared_cpus`` cores; without traces, the
+    micro-benchmark's per-chunk CPU and in-process restore cores.  The report (the restore's
+    end to the computer's end) is the runs' mean, a CPU step at the cores it kept busy."""
     made = runs[0].metrics.extra["images"]["ubuntu-v2"]
     each = [stages(r) for r in runs]
     st = {s: [x for e in each for x in e[s]] for s in STAGES}
+    used_cpu = [stage_cpu(r) for r in runs]
+    cpu = {s: [x for e in used_cpu for x in e[s]] for s in STAGES}
+    traced = all(cpu[s] for s in STAGES)
     image = scenario(1).site.repository("repo").image("ubuntu-v2")
     image = dataclasses.replace(
         image,
@@ -92,20 +138,39 @@ def fit(costs: dict[str, Any], runs: list[Results], base: LabHw) -> tuple[LabHw,
     # the restore's final fsync, at the disk's rate as the simulator runs it on a one-host lab
     # (through the host's shared capacity, like a DIRECT restore's sync)
     fsync = min(used, hw.dirty_bytes) / min(hw.write_rate, hw.cpus * hw.decompress_rate)
-    rate = used / max(1e-3, _mean(st["restore"]) - fsync)
+    processing = max(1e-3, _mean(st["restore"]) - fsync)
+    rate = used / processing
     wire = made["added"] * (1 + hw.smb_overhead) / (100e6 / 8)
     flush = min(made["added"], hw.dirty_bytes) / hw.write_rate
-    per_chunk = max(costs["chunk_cpu_s"], 0.0)  # alone, the CPU work overlaps the wire
     rest = n * costs["chunk_request_s"] + costs["syncfs_s"] + flush
-    setup = max(0.0, _mean(st["fetch"]) - max(wire, n * per_chunk) - rest)
+    chunks: dict[str, Any] = {}
+    if traced:
+        # the host's whole CPU per stage (N = 1): cores = CPU seconds ÷ the stage's span
+        cores = float(hw.cpus)
+        per_chunk = _mean(cpu["fetch"]) / max(1, n)
+        fetch_span = max(1e-3, _mean(st["fetch"]) - rest)
+        setup = max(0.0, _mean(st["fetch"]) - wire - rest)
+        inspect_span = max(1e-3, INSPECTIONS * hw.inspect_s)
+        chunks["inspect_cpu"] = round(min(cores, max(0.01, _mean(cpu["start+inspect"])
+                                                    / inspect_span)), 3)  # fmt: skip
+        chunks["fetch_cpu"] = round(min(cores, max(0.01, n * per_chunk / fetch_span)), 3)
+        report_span = max(1e-3, _mean(st["report"]))
+        chunks["report_cpu"] = round(min(cores, max(0.01, _mean(cpu["report"]) / report_span)), 3)
+        restore_cpu = min(cores, max(0.01, _mean(cpu["restore"]) / processing))
+    else:
+        per_chunk = max(costs["chunk_cpu_s"], 0.0)  # alone, the CPU work overlaps the wire
+        setup = max(0.0, _mean(st["fetch"]) - max(wire, n * per_chunk) - rest)
+        restore_cpu = costs.get("restore_cpu") or 1.0
     chunks = {
         "setup": f"{setup:.4f}s",
         "request": f"{costs['chunk_request_s']:.5f}s",
-        "cpu": f"{costs['chunk_cpu_s']:.5f}s",
+        "cpu": f"{per_chunk:.5f}s",
         "list": f"{costs['list_s']:.5f}s",
         "syncfs": f"{costs['syncfs_s']:.4f}s",
         "restore": f"{rate / 1e6:.3f}MB/s",
-        "restore_cpu": round(costs.get("restore_cpu") or 1.0, 3),
+        "restore_cpu": round(restore_cpu, 3),
+        "report": f"{_mean(st['report']):.4f}s",
+        **chunks,
     }
     return hw, chunks
 
@@ -130,16 +195,25 @@ def sim_of(lab: Results, n: int, hw: LabHw, chunks: dict[str, Any]) -> Results:
 def table(rows: list[dict[str, Any]]) -> str:
     """The side-by-side table: lab (mean, min–max) vs sim per stage and total, sim/lab."""
     out = [
-        "| N | lab run | stage | lab (mean, min–max over PCs) s | sim s | sim / lab |",
-        "|---|---|---|---|---|---|",
+        "| N | lab run | stage | lab (mean, min–max over PCs) s | lab CPU s (mean) "
+        "| sim s | sim / lab |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         idle = row.get("cpu_idle_mean")
-        how = "fitted" if row.get("fitted") else "check"
+        how = ("fitted" if row.get("fitted") else "check") + f" {row.get('run', '')}".rstrip()
         if idle is not None:
-            how += f", CPU idle {idle:.2f}{' (CPU-bound)' if row.get('cpu_bound') else ''}"
+            how += f", idle {idle:.2f}{' (CPU-bound)' if row.get('cpu_bound') else ''}"
+        if row.get("cpu_cores_used") is not None:
+            how += f", run {row['cpu_cores_used']:.2f} cores, waited {row['cpu_wait_share']:.2f}"
+        if row.get("host_other_cores") is not None:
+            how += f", else {row['host_other_cores']:.2f} cores"
+        if row.get("io_stall_share") is not None:
+            how += f", I/O stall {row['io_stall_share']:.2f}"
         for s in (*STAGES, "total"):
             lab, sim = row["lab"][s], row["sim"][s]
+            used = row.get("lab_cpu", {}).get(s) or []
+            cpu = f"{_mean(used):.3f}" if used else "-"
             if s == "total":
                 cell, ls, ss = f"{lab:.3f} (makespan)", lab, sim
             else:
@@ -147,7 +221,53 @@ def table(rows: list[dict[str, Any]]) -> str:
                 cell = f"{ls:.3f} ({min(lab):.3f}–{max(lab):.3f})" if lab else "-"
             ratio = f"{ss / ls:.2f}" if ls else "-"
             name = f"**{s}**" if s == "total" else s
-            out.append(f"| {row['n']} | {how} | {name} | {cell} | {ss:.3f} | {ratio} |")
+            out.append(f"| {row['n']} | {how} | {name} | {cell} | {cpu} | {ss:.3f} | {ratio} |")
+    return "\n".join(out)
+
+
+def other_cores(extra: dict[str, Any], cpus: int) -> float | None:
+    """Cores the host spent on anything but the run's cgroup while it ran (other work, and
+    kernel threads such as the loop devices' writers): busy cores less the run's."""
+    idle, used = extra.get("cpu_idle_mean"), extra.get("cpu_cores_used")
+    if idle is None or used is None:
+        return None
+    return round(max(0.0, cpus * (1.0 - idle) - used), 2)
+
+
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    m = len(ys) // 2
+    return ys[m] if len(ys) % 2 else (ys[m - 1] + ys[m]) / 2
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checked runs (nothing fitted on them): per stage and for the makespan, each run's
+    sim / lab, and the lab's median with its spread (min–max) against the simulator's."""
+    checks = [r for r in rows if not r["fitted"]]
+    out: dict[str, Any] = {}
+    for s in (*STAGES, "total"):
+        labs = [r["lab"][s] if s == "total" else _mean(r["lab"][s]) for r in checks]
+        sims = [r["sim"][s] if s == "total" else _mean(r["sim"][s]) for r in checks]
+        if not labs:
+            continue
+        med = _median(labs)
+        out[s] = {"lab": [round(x, 3) for x in labs], "sim": [round(x, 3) for x in sims],
+                  "ratios": [round(b / a, 3) if a else None for a, b in zip(labs, sims, strict=True)],
+                  "lab_median": round(med, 3), "lab_spread": [round(min(labs), 3), round(max(labs), 3)],
+                  "sim_median": round(_median(sims), 3),
+                  "median_ratio": round(_median(sims) / med, 3) if med else None}  # fmt: skip
+    return out
+
+
+def summary_text(summ: dict[str, Any]) -> str:
+    out = ["| stage | lab per run s | lab median (min–max) s | sim s | sim / lab per run "
+           "| sim / lab median |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for s, d in summ.items():
+        runs = ", ".join(f"{x:.3f}" for x in d["lab"])
+        ratios = ", ".join(f"{x:.2f}" for x in d["ratios"] if x is not None)
+        lo, hi = d["lab_spread"]
+        out.append(f"| {s} | {runs} | {d['lab_median']:.3f} ({lo:.3f}–{hi:.3f}) "
+                   f"| {d['sim_median']:.3f} | {ratios} | {d['median_ratio']:.2f} |")  # fmt: skip
     return "\n".join(out)
 
 
@@ -157,11 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=4, help="computers of the checked run (s26: 4)")
     p.add_argument("--costs", type=Path, help="a chunk_costs.json to reuse (else measured)")
     p.add_argument("--fit-runs", type=int, default=2, help="N = 1 lab runs fitted on (mean)")
+    p.add_argument("--check-runs", type=int, default=3, help="N = --n lab runs checked")
+    p.add_argument("--scale", type=float, help="netns scale (s26: 0.002)")
+    p.add_argument("--trace", type=float, default=0.01,
+                   help="seconds between samples of the run cgroup's CPU (0: no trace)")  # fmt: skip
     a = p.parse_args(argv)
     if os.geteuid() != 0:
         print("chunked_bench: needs root (network namespaces, loop devices)", file=sys.stderr)
         return 2
-    from ogsim.lab.netns import run
+    from ogsim.lab.netns import LabOptions, run
     from ogsim.lab.netns.chunk_costs import measure
 
     a.out.mkdir(parents=True, exist_ok=True)
@@ -172,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         costs = measure(a.out / "costs")["params"]
     base = LabHw(
         write_rate=measure_write_rate(a.out),
+        # the restore's writeback (the loop devices' kernel threads, outside the run's cgroup:
+        # at N = 4 the host's other cores and I/O stall show it) stays the byte-counted step
+        # through the host's shared capacity; with ``dirty_bytes`` 0 every stage would be only
+        # its cgroup CPU (measured 2026-12-04 20:00: the N = 4 restore 0.35× the lab's)
         dirty_bytes=dirty_limit(),
         inspect_s=0.0,
         postconf_s=0.0,
@@ -180,23 +308,41 @@ def main(argv: list[str] | None = None) -> int:
         smb_overhead=0.059,
         decompress_rate=178.5e6,
     )
-    ones = [run(scenario(1), None, a.out / f"lab-n1-{i}") for i in range(a.fit_runs)]
-    check = run(scenario(a.n), None, a.out / f"lab-n{a.n}")
+    opts = LabOptions(scale=a.scale, cpu_trace=a.trace or None)
+    loads: list[list[float]] = []
+
+    def lab_run(n: int, where: Path) -> Results:
+        before = os.getloadavg()[0]
+        r = run(scenario(n), None, where, opts)
+        loads.append([round(before, 2), round(os.getloadavg()[0], 2)])
+        return r
+
+    ones = [lab_run(1, a.out / f"lab-n1-{i}") for i in range(a.fit_runs)]
+    checks = [lab_run(a.n, a.out / f"lab-n{a.n}-{i}") for i in range(a.check_runs)]
     hw, chunks = fit(costs, ones, base)
     rows = []
-    for n, lab in [*((1, r) for r in ones), (a.n, check)]:
+    labs = [*((1, i, r) for i, r in enumerate(ones)), *((a.n, i, r) for i, r in enumerate(checks))]
+    for (n, i, lab), la in zip(labs, loads, strict=True):
         sim = sim_of(lab, n, hw, chunks)
-        rows.append({"n": n, "lab": stages(lab), "sim": stages(sim),
-                     "fitted": n == 1, "images": lab.metrics.extra["images"]["ubuntu-v2"],
-                     "cpu_idle_mean": lab.metrics.extra.get("cpu_idle_mean"),
-                     "cpu_bound": lab.metrics.extra.get("cpu_bound")})  # fmt: skip
+        x = lab.metrics.extra
+        rows.append({"n": n, "run": i + 1, "lab": stages(lab), "sim": stages(sim),
+                     "lab_cpu": stage_cpu(lab), "fitted": n == 1, "load_before_after": la,
+                     "images": x["images"]["ubuntu-v2"], "cpu_idle_mean": x.get("cpu_idle_mean"),
+                     "cpu_bound": x.get("cpu_bound"), "cpu_cores_used": x.get("cpu_cores_used"),
+                     "cpu_wait_share": x.get("cpu_wait_share"),
+                     "host_other_cores": other_cores(x, hw.cpus),
+                     "io_stall_share": x.get("io_stall_share")})  # fmt: skip
     load.append(list(os.getloadavg()))
+    summ = summary(rows)
+    scale = a.scale or scenario(1).spec.backends.netns.scale  # type: ignore[union-attr]
     doc = {"costs": costs, "lab_hw": hw.as_dict(), "chunks_hw": chunks, "rows": rows,
-           "loadavg_start_end": load}  # fmt: skip
+           "summary": summ, "scale": scale, "loadavg_start_end": load}  # fmt: skip
     (a.out / "chunked.json").write_text(json.dumps(doc, indent=1))
     text = (
-        f"s26 lab vs sim (N = 1 fitted: {a.fit_runs} runs; N = {a.n} checked); load average "
-        f"{load[0][0]:.2f} → {load[1][0]:.2f}\n\n{table(rows)}\n\n"
+        f"s26 lab vs sim at netns scale {scale} (N = 1 fitted: {a.fit_runs} runs; N = {a.n} "
+        f"checked: {a.check_runs} runs); load average {load[0][0]:.2f} → {load[1][0]:.2f}\n\n"
+        f"{table(rows)}\n\nN = {a.n}, each checked run and the median:\n\n"
+        f"{summary_text(summ)}\n\n"
         f"hw.chunks: {json.dumps(chunks)}\ninspect step {hw.inspect_s:.4f} s, "
         f"disk write {hw.write_rate / 1e6:.0f} MB/s, dirty {hw.dirty_bytes / 2**20:.0f} MiB\n"
     )

@@ -10,11 +10,14 @@ I/O-bound (a receiver stalled by writeback is not a network result either).  Giv
 cgroup (v2), it also reads the run's own CPU: the cores its processes used and the share of the
 time at least one of them was runnable but waiting for a CPU (the cgroup's ``cpu.pressure``,
 "some") — on a host shared with other work the idle share says the host was busy, the wait
-share says whether *the run* was held back by it.  Measures only.
+share says whether *the run* was held back by it.  With ``trace_s`` it also keeps a trace of
+the cgroup's cumulative CPU seconds (wall instant, seconds) every ``trace_s``, from which the CPU
+a stage of a run cost can be read (:func:`cpu_between`).  Measures only.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,8 +75,20 @@ class CpuMonitor:
     elapsed_s: float = 0.0
     cgroup_cpu_s: float | None = None  # CPU time the run's processes used
     cgroup_wait_s: float | None = None  # time some process of the run waited for a CPU
+    trace_s: float | None = None  # with a cgroup: sample its CPU seconds this often
+    trace: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, CPU s)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _tracer: threading.Thread | None = None
+
+    def _trace(self) -> None:
+        assert self.trace_s is not None
+        while True:
+            now = _cgroup_cpu_us(self.cgroup)
+            if now is not None:
+                self.trace.append((time.time(), now[0] / 1e6))
+            if self._stop.wait(self.trace_s):
+                break
 
     def _loop(self) -> None:
         idle0, total0 = _times()
@@ -96,12 +111,17 @@ class CpuMonitor:
     def start(self) -> CpuMonitor:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        if self.trace_s and self.cgroup is not None:
+            self._tracer = threading.Thread(target=self._trace, daemon=True)
+            self._tracer.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._tracer is not None:
+            self._tracer.join()
 
     @property
     def mean_idle(self) -> float:
@@ -155,3 +175,18 @@ class CpuMonitor:
             "cpu_saturated_share": round(self.saturated_share, 3),
             "cpu_bound": self.cpu_bound,
         }
+
+
+def cpu_between(trace: list[tuple[float, float]], a: float, b: float) -> float:
+    """CPU seconds a cumulative ``trace`` ((time, CPU s), time ascending) grew by between
+    instants ``a`` and ``b`` (linear between samples, clamped at the ends)."""
+
+    def at(t: float) -> float:
+        if not trace or t <= trace[0][0]:
+            return trace[0][1] if trace else 0.0
+        for (t0, c0), (t1, c1) in itertools.pairwise(trace):
+            if t <= t1:
+                return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
+        return trace[-1][1]
+
+    return max(0.0, at(b) - at(a))
