@@ -51,7 +51,7 @@ from ogsim.disk import (
 )
 from ogsim.hardware import HostHw
 from ogsim.multicast import Receiver
-from ogsim.network import Flow
+from ogsim.network import Flow, Link
 from ogsim.progress import ComputerEvent, nothing
 from ogsim.results import ComputerResult, LogLine, Phase
 from ogsim.unicast import UnicastJob
@@ -74,7 +74,8 @@ class Job(Protocol):
 
 
 class LocalJob:
-    """A step that uses only the client's own disk and CPU (restore from the CACHE)."""
+    """A step that uses only the client's own disk and CPU (restore from the CACHE); on a
+    one-host lab its flow crosses the host's shared ``links`` (default: the host's CPU)."""
 
     def __init__(
         self,
@@ -82,17 +83,15 @@ class LocalJob:
         size: float,
         rate: Callable[[], float],
         on_ok: Callable[[float], None],
+        links: tuple[Link, ...] | None = None,
+        label: str = "local",
     ) -> None:
         self.client = client
         self.rate = rate
-        cpu = client.sim.host_cpu
-        self.flow = Flow(
-            size,
-            (cpu,) if cpu is not None else (),
-            rate(),
-            lambda f: on_ok(size),
-            label=f"local {client.name}",
-        )
+        if links is None:
+            cpu = client.sim.host_cpu
+            links = (cpu,) if cpu is not None else ()
+        self.flow = Flow(size, links, rate(), lambda f: on_ok(size), label=f"{label} {client.name}")
         client.sim.net.start(self.flow)
 
     def refresh(self) -> None:
@@ -100,6 +99,52 @@ class LocalJob:
 
     def cancel(self) -> None:
         self.client.sim.net.stop(self.flow)
+
+
+class WritebackJob:
+    """Dirty bytes a computer of a one-host lab writes back (``backends.sim.shared_disk``), in
+    the order a loop device's flush takes: first the kernel's threads copy them into the
+    backing file (``shared_disk.cpu``: one core at most, on the host's shared cores with the
+    computers' CPU work), then the backing file's writeback crosses the host's one disk (alone
+    at its measured rate, shared max-min fair with the other computers' writeback: a
+    :class:`LocalJob` on that link), then the fixed latency (``shared_disk.fixed``: the journal
+    commit, the disk's cache flush)."""
+
+    def __init__(self, client: SimClient, nbytes: float, done: Callable[[], None]) -> None:
+        self.client = client
+        self.done = done
+        self.nbytes = nbytes
+        self.disk: LocalJob | None = None
+        spec = client.sim.scenario.sim.shared_disk
+        assert client.sim.host_disk is not None and spec is not None
+        self.fixed = spec.fixed
+        if spec.cpu:
+            client._cpu_work(nbytes / (spec.cpu / 8), self._disk, "writeback")
+        else:
+            self._disk()
+
+    def _disk(self) -> None:
+        client = self.client
+        disk = client.sim.host_disk
+        assert disk is not None
+        if not client.alive:
+            return
+        self.disk = LocalJob(
+            client,
+            self.nbytes,
+            lambda: disk.capacity / client.disk.slowdown,
+            lambda _n: client._after(self.fixed, self.done),
+            links=(disk,),
+            label="writeback",
+        )
+
+    def refresh(self) -> None:
+        if self.disk is not None:
+            self.disk.refresh()
+
+    def cancel(self) -> None:
+        if self.disk is not None:
+            self.disk.cancel()
 
 
 class SimClient:
@@ -209,6 +254,11 @@ class SimClient:
             self.sim.net.start(flow)
             return
         self.sim.loop.after(seconds, done)
+
+    def _writeback(self, nbytes: float, done: Callable[[], None]) -> None:
+        """``done`` once ``nbytes`` dirty bytes are written back through a one-host lab's
+        shared disk and its kernel threads (:class:`WritebackJob`)."""
+        self.job = WritebackJob(self, nbytes, done)
 
     def _after(self, delay: float, then: Callable[[], None]) -> None:
         """``then`` after ``delay`` seconds, if the computer is still alive."""
@@ -325,7 +375,7 @@ class SimClient:
         chunks' bytes on the wire while their per-chunk CPU work (client and server) runs —
         the later of the two ends it —, the request latency the workers do not hide, and the
         ``syncfs`` of what it wrote (its fixed cost, the kernel's dirty bytes at the disk's
-        write rate).  With ``hw.chunks.fetch_cpu`` the CPU work (the host's whole, measured)
+        write rate, or through a one-host lab's shared disk: :class:`WritebackJob`).  With ``hw.chunks.fetch_cpu`` the CPU work (the host's whole, measured)
         runs from the update's start at that many cores, alongside the setup and the wire."""
         hw = self.hw
         n = chunk_count(image, size)
@@ -335,7 +385,14 @@ class SimClient:
             left.discard(what)
             if left:
                 return
-            flush = min(size, hw.dirty_bytes) / self.disk.write
+            dirty = min(size, hw.dirty_bytes)
+            if self.sim.host_disk is not None and dirty > 0:  # through the host's one disk
+                self._after(
+                    n * hw.chunk_request_s + hw.chunk_syncfs_s,
+                    lambda: self._writeback(dirty, lambda: ok(size)),
+                )
+                return
+            flush = dirty / self.disk.write
             self._after(n * hw.chunk_request_s + hw.chunk_syncfs_s + flush, lambda: ok(size))
 
         def transfer() -> None:
@@ -448,6 +505,9 @@ class SimClient:
             if dirty <= 0:
                 ok(nbytes)
                 return
+            if self.sim.host_disk is not None:
+                self._writeback(dirty, lambda: ok(nbytes))
+                return
             self.job = LocalJob(self, dirty, lambda: self.disk.write, lambda _n: ok(nbytes))
 
         def ok(nbytes: float) -> None:
@@ -501,7 +561,9 @@ class SimClient:
         on a one-host lab with ``hw.chunks.restore_cpu`` known, as that many cores' work
         shared with the other computers — and the restore's final ``fsync`` then writes what
         the kernel still holds (up to ``hw.disk.dirty``) at the disk's rate, as a DIRECT
-        restore's sync does.  Without it, the disk and decompression model."""
+        restore's sync does — on a one-host lab with ``backends.sim.shared_disk``, through the
+        host's one disk and its kernel threads, shared with the other computers' writeback
+        (:class:`WritebackJob`).  Without it, the disk and decompression model."""
         hw = self.hw
         used = float(image.restored_size)
         if not hw.chunk_restore_rate:
@@ -514,6 +576,9 @@ class SimClient:
         def flush(_n: float) -> None:
             if dirty <= 0:
                 ok()
+                return
+            if self.sim.host_disk is not None:
+                self._writeback(dirty, ok)
                 return
             self.job = LocalJob(self, dirty, lambda: self.disk.write, lambda _n: ok())
 

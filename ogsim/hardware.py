@@ -36,6 +36,15 @@ class DiskHw(_Strict):
     random_write: PositiveRate | None = Field(
         default=None, description="out-of-order writes (torrent pieces), e.g. 80MB/s"
     )
+    piece_cache: Size | None = Field(
+        default=None,
+        description="set: a torrent peer's disk is one resource its piece writes and the piece "
+        "reads of its uploads share (both out of order, at the random_write rate), except "
+        "uploads of the pieces it most recently wrote or read, held in this much memory (its "
+        "torrent client's cache and the kernel's page cache), e.g. 8GB; 0: every upload reads "
+        "the disk; unset: uploads do not touch the disk model, a peer that uploads writes at "
+        "1/(1/w + 1/r) with the sequential read rate",
+    )
     stall: Ratio | None = Field(
         default=None, description="fraction of time the disk is in a slow spell (flush, remap)"
     )
@@ -212,6 +221,7 @@ class HostHw:
     write_rate: float = 120e6
     read_rate: float = 150e6
     random_write_rate: float = 100e6
+    piece_cache_bytes: float | None = None  # None: the swarm's disk model is off (DiskHw)
     stall: float = 0.0
     stall_factor: float = 1.0
     dirty_bytes: float = 0.0
@@ -250,6 +260,7 @@ def resolve_host(mapping: dict[str, Any]) -> HostHw:
         write_rate=write,
         read_rate=disk.read / 8 if disk.read is not None else max(write, d.read_rate),
         random_write_rate=disk.random_write / 8 if disk.random_write is not None else write * 0.8,
+        piece_cache_bytes=float(disk.piece_cache) if disk.piece_cache is not None else None,
         stall=disk.stall if disk.stall is not None else d.stall,
         stall_factor=disk.stall_factor if disk.stall_factor is not None else d.stall_factor,
         dirty_bytes=float(disk.dirty) if disk.dirty is not None else d.dirty_bytes,

@@ -9,10 +9,13 @@ FEC ``IxR/S`` adds R/S to the wire, and stripes FEC cannot repair are retransmit
 group, so repair grows with loss and with N.  The pace follows udpcast's slice protocol
 (:mod:`ogsim.udpcast`): each slice waits for every receiver's acknowledgement (exposed RTTs, and
 as many more rounds as its unluckiest receiver needs: :func:`ogsim.udpcast.loss_rounds`, which
-grows with N and loss), and receivers whose disks have a measured per-slice
-rate spread (``hw.disk.slice_rates``) hold the group to the expected slowest of N.  A silent receiver (crash, link down) stalls the
-session until udp-sender drops it; a receiver that hears nothing for MCASTWAIT fails RECEIVE
-(57 into the cache, 59 into a partition — the core maps kinds to codes).
+grows with N and loss), and receivers whose disks have a measured per-slice rate spread
+(``hw.disk.slice_rates``) hold the group to the expected slowest of N.  When
+``backends.sim.slice_stall_chance`` is set, each slice also pays the expected re-ask wait of a
+slice some receiver did not answer in time (:func:`ogsim.udpcast.slice_stall_time`).  A silent
+receiver (crash, link down) stalls the session until udp-sender drops it; a receiver that hears
+nothing for MCASTWAIT fails RECEIVE (57 into the cache, 59 into a partition — the core maps
+kinds to codes).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ogsim.udpcast import (
     loss_rounds,
     paced_rate,
     slice_bytes,
+    slice_stall_time,
 )
 
 if TYPE_CHECKING:
@@ -291,14 +295,22 @@ class McastSession:
         return max(w for _, w, _ in spec) * group_keep(spec, IN_FLIGHT)
 
     def _with_acks(self, cap: float, active: list[Receiver]) -> float:
-        """The pace after each slice's acknowledgement rounds (plus the retransmission rounds)."""
+        """The pace after each slice's acknowledgement rounds (plus the retransmission rounds)
+        and, when ``slice_stall_chance`` is set, the expected re-ask wait of a slice some
+        receiver did not answer in time (:func:`ogsim.udpcast.slice_stall_time`, per slice)."""
         sim = self.sim.scenario.sim
-        if cap <= 0 or sim.slice_rtt_factor <= 0:
+        if cap <= 0:
             return cap
-        rtt = 2 * max(r.client.hw.delay_s + self.source.delay_to(r.client) for r in active)
         payload = slice_bytes(sim.slice_blocks)
-        rounds = sim.slice_rtt_factor * (1.0 + self.rounds)
-        return paced_rate(cap, payload, exposed_ack(rtt, rounds, payload / cap))
+        wait = 0.0
+        if sim.slice_rtt_factor > 0:
+            rtt = 2 * max(r.client.hw.delay_s + self.source.delay_to(r.client) for r in active)
+            rounds = sim.slice_rtt_factor * (1.0 + self.rounds)
+            wait = exposed_ack(rtt, rounds, payload / cap)
+        if sim.slice_stall_chance > 0:
+            answering = sum(1 for r in active if r.state is RxState.RECEIVING)
+            wait += slice_stall_time(1.0, sim.slice_stall, sim.slice_stall_chance, answering)
+        return paced_rate(cap, payload, wait)
 
     def refresh(self) -> None:
         """Recompute the session's pace (membership, loss or a disk changed)."""

@@ -32,7 +32,7 @@ from pydantic import (
 from ogref.errors import ConfigError, FormatError
 from ogref.model import Method
 from ogref.site import Site, SiteSpec, build_site, expand_names, read_yaml, validation_error
-from ogref.units import Duration, Rate, Ratio, parse_size
+from ogref.units import Duration, PositiveRate, Rate, Ratio, parse_size
 from ogsim.hardware import ComputerHwLayer, HostHw, NetworkSpec, RepositoryHw, resolve_host
 
 SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
@@ -290,6 +290,32 @@ class ExpectSpec(_Strict):
 # --------------------------------------------------------------------------- backends
 
 
+class SharedDiskSpec(_Strict):
+    """The one host's disk of a one-host lab (every computer's loop device is a file on it) and
+    the kernel's threads that write the computers' dirty pages back to it: shared by every
+    computer's writeback (the final fsync of a restore, the syncfs of a chunked update), which
+    runs as a loop device's flush does — the kernel copies the bytes into the backing file
+    (CPU), then the backing file is written to the disk."""
+
+    rate: PositiveRate = Field(
+        description="bytes per second the host's disk takes a backing file's writeback at, "
+        "alone (an fsync of a loop device less the kernel's copy, measured alone); shared "
+        "max-min fair by the computers' concurrent writebacks, e.g. 2GB/s"
+    )
+    cpu: PositiveRate | None = Field(
+        default=None,
+        description="bytes the kernel's threads (the loop devices' workers, outside the "
+        "computers' processes) copy into the backing files per second of one core, measured "
+        "alone: a writeback's CPU work, one core at most, shared with the computers' CPU work "
+        "on shared_cpus cores; unset: no CPU",
+    )
+    fixed: Duration = Field(
+        default=0.0,
+        description="per writeback, what it costs beyond its bytes alone (the journal commit, "
+        "the disk's cache flush): a latency, not shared",
+    )
+
+
 class SimBackendSpec(_Strict):
     """Simulator knobs: scale and model parameters (all have calibrated defaults)."""
 
@@ -320,6 +346,21 @@ class SimBackendSpec(_Strict):
         "maximum; note that udp-sender in full-duplex mode uses a fixed 112 — "
         "ogsim.udpcast.FULL_DUPLEX_SLICE_BLOCKS, which validate's EZIO check sets)",
     )
+    slice_stall_chance: Ratio = Field(
+        default=0.0,
+        description="udpcast: the chance that a receiver, independently per slice, does not "
+        "answer the sender's REQACK in time (its pipeline stalled, its answer lost); a slice "
+        "in which any of the N receivers fails costs slice_stall more, so a session of S "
+        "slices takes S·slice_stall·(1 − (1 − chance)^N) longer.  0 (default) = off; no "
+        "hardware measurement gives it (validate-models fits it leave-one-out on EZIO)",
+    )
+    slice_stall: Duration = Field(
+        default=1.0,
+        description="udpcast: seconds a slice costs the session when some receiver did not "
+        "answer its REQACK in time (the sender's re-ask wait, net of what overlaps with "
+        "sending; udp-sender waits at least 1 s per re-ask after the tenth, senddata.c); "
+        "used only when slice_stall_chance > 0",
+    )
     drop_after: Duration = Field(
         default=56.0,
         description="udp-sender drops a silent receiver after: with --retries-until-drop R "
@@ -332,6 +373,12 @@ class SimBackendSpec(_Strict):
         ge=1,
         description="emulation only: every computer's CACHE restore (decompression) shares "
         "this many CPU cores, as in a one-host namespace lab; unset = a CPU per computer",
+    )
+    shared_disk: SharedDiskSpec | None = Field(
+        default=None,
+        description="emulation only: every computer's writeback goes to this one host's disk "
+        "through its kernel threads, as in a one-host namespace lab; unset = a disk per "
+        "computer",
     )
 
 

@@ -102,6 +102,10 @@ class Simulation:
         if scenario.sim.shared_cpus:
             per_core = max((h.decompress_rate for h in scenario.hosts.values()), default=0.0)
             self.host_cpu = self.net.link("emulation host CPU", scenario.sim.shared_cpus * per_core)
+        # …and its computers' writeback shares the host's one disk (else each has its own)
+        self.host_disk: Link | None = None
+        if scenario.sim.shared_disk is not None:
+            self.host_disk = self.net.link("emulation host disk", scenario.sim.shared_disk.rate / 8)
         self.clients: dict[str, SimClient] = {}
         for pc in scenario.site.computers:
             hw = scenario.hosts[pc.name]

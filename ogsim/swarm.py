@@ -11,7 +11,11 @@ the swarm stops until one does (so a transfer slowed to a crawl is not polled a 
 ``upload_slots`` and ``download_slots``; a peer-to-peer block moves at
 ``min(uploader link / upload slots, downloader pipeline / download slots)`` (a peer that is
 uploading too shares its disk between reads and writes: ``1/(1/w + 1/r)`` is left to writes); blocks from the
-repository seeder are fluid flows sharing its uplink with every other repository transfer.
+repository seeder are fluid flows sharing its uplink (and its disk's read rate) with every other repository
+transfer.  With ``hw.disk.piece_cache`` set (opt-in) a peer's disk is modelled instead: every block is a fluid
+flow and each peer's disk a link of its random-write rate, crossed by the blocks it receives (writes) and by
+the blocks it uploads that are not among those it most recently wrote or read (``piece_cache`` bytes of
+memory, LRU): out-of-order piece reads and writes cost the disk alike, cached uploads nothing.
 Under packet loss a block moves at most as fast as one TCP connection can (Mathis et al. 1997:
 ``MSS·1.22 / (RTT·√p)``; RTT from both ends' delays, p the sum of both ends' loss).
 Modes (``mode:time``): peer and seeder upload while downloading and keep seeding ``time`` s after
@@ -21,13 +25,14 @@ a swarm that loses every copy of a block stalls (reported as "did not finish").
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ogref.model import Image, TorrentMode, TorrentSession
 from ogsim.disk import cache_write_rate
 from ogsim.loop import Timer
-from ogsim.network import Flow
+from ogsim.network import Flow, Link
 from ogsim.unicast import tcp_loss_cap
 
 if TYPE_CHECKING:
@@ -45,8 +50,11 @@ class Peer:
     # slots: the scans read these attributes for every neighbour of every block request
     __slots__ = (
         "alive",
+        "cache",
+        "cache_cap",
         "client",
         "completed_at",
+        "disk",
         "down_used",
         "have",
         "incoming",
@@ -111,6 +119,16 @@ class Peer:
             else 0.0
         )
         self.pipe = (-1.0, 0.0, 0.0)
+        # the disk model (``hw.disk.piece_cache`` set): the peer's disk, a link its block
+        # writes and uncached block reads share (None: not modelled), and the blocks held in
+        # memory, least recently used first, and how many fit
+        self.disk: Link | None = None
+        self.cache: OrderedDict[int, None] | None = None
+        self.cache_cap = 0
+        if client is not None and client.hw.piece_cache_bytes is not None:
+            self.disk = swarm.sim.net.link(f"{self.name} disk", 0.0)
+            self.cache = OrderedDict()
+            self.cache_cap = int(client.hw.piece_cache_bytes // swarm.block_size)
 
     def usable(self) -> bool:
         if not self.alive or self.offline or not self.upload:
@@ -147,12 +165,13 @@ class Peer:
 class Transfer:
     """One block moving from ``up`` to ``down``."""
 
-    __slots__ = ("block", "down", "flow", "timer", "up")
+    __slots__ = ("block", "disk", "down", "flow", "timer", "up")
 
     def __init__(self, up: Peer, down: Peer, block: int) -> None:
         self.up = up
         self.down = down
         self.block = block
+        self.disk = False  # read from ``up``'s disk (the disk model, not in its memory)
         self.timer: Timer | None = None
         self.flow: Flow | None = None
 
@@ -318,6 +337,10 @@ class Swarm:
         # no peer with a free upload slot holds a block a waiting neighbour wants: it offered
         # to them when it got the slot or the block, and each waiting peer scanned its
         # neighbours when it began to wait (the short scans rely on this)
+        for p in self.peers:
+            if p.cache is not None:  # the disk model: memory holds blocks the peer has
+                assert len(p.cache) <= p.cache_cap, p.name
+                assert all(p.have >> b & 1 for b in p.cache), p.name
         for u in self.peers:
             if u.spare and u.usable():
                 for w in u.neighbours:
@@ -546,6 +569,9 @@ class Swarm:
         up.outgoing[x] = None
         down.incoming[x] = None
         self.transfers += 1
+        if down.disk is not None:
+            self._start_flow(x)
+            return
         rate = self._rate(up, down)
         if up.seeder:
             assert down.client is not None
@@ -563,6 +589,68 @@ class Swarm:
             x.timer = self.sim.loop.after(self.block_size / rate, self._done, x)
         # else: nothing moves on a 0 rate (refused at load): the block never arrives
 
+    def _start_flow(self, x: Transfer) -> None:
+        """The disk model: ``x`` is a fluid flow across ``down``'s disk, the seeder's uplink
+        and disk (from the seeder) or ``up``'s disk (a block not in its memory), capped by the
+        links' slot shares (and TCP's loss limit)."""
+        up, down = x.up, x.down
+        c = down.client
+        assert c is not None and down.disk is not None
+        self._sync_disk(down)
+        eff = self.params.torrent_efficiency
+        links: tuple[Link, ...] = (down.disk,)
+        cap = c.hw.link_rate * eff / self.params.download_slots
+        loss = c.loss
+        if up.seeder:
+            links = self.source.path_to(c) + links
+            loss += self.source.loss
+            rtt = 2 * (c.hw.delay_s + self.source.delay_to(c))
+        else:
+            u = up.client
+            assert u is not None
+            cap = min(cap, up.share)
+            loss += u.loss
+            rtt = 2 * (c.hw.delay_s + u.hw.delay_s)
+            if up.cache is not None and up.disk is not None:
+                if x.block in up.cache:
+                    up.cache.move_to_end(x.block)
+                else:
+                    x.disk = True
+                    self._sync_disk(up)
+                    links += (up.disk,)
+                    self._cache(up, x.block)
+        if loss > 0:  # one TCP connection under random loss (Mathis et al.)
+            cap = min(cap, tcp_loss_cap(rtt, loss) * eff)
+        x.flow = Flow(
+            self.block_size,
+            links,
+            cap,
+            lambda f: self._done(x),
+            label="seed" if up.seeder else "peer",
+            wire=1.0 / eff,  # on the disks too: their capacity is set in wire bytes
+        )
+        self.sim.net.start(x.flow)
+
+    def _sync_disk(self, peer: Peer) -> None:
+        """Set ``peer``'s disk link to its random-write rate at the disk's current slowdown
+        (``Peer.pipe[0]`` records the slowdown it was set at)."""
+        c = peer.client
+        assert c is not None and peer.disk is not None
+        if peer.pipe[0] != c.disk.slowdown:
+            peer.pipe = (c.disk.slowdown, 0.0, 0.0)
+            rate = cache_write_rate(c.disk, random=True) / self.params.torrent_efficiency
+            self.sim.net.set_link(peer.disk, capacity=rate)
+
+    def _cache(self, peer: Peer, block: int) -> None:
+        """``peer`` wrote or read ``block``: the most recent in its memory."""
+        cache = peer.cache
+        assert cache is not None
+        if peer.cache_cap > 0:
+            cache[block] = None
+            cache.move_to_end(block)
+            if len(cache) > peer.cache_cap:
+                cache.popitem(last=False)
+
     def _done(self, x: Transfer) -> None:
         down, up = x.down, x.up
         # an uploader that had a free slot already has offered to every waiting neighbour
@@ -576,6 +664,8 @@ class Swarm:
                 down.spare = down.have
             down.want &= ~bit  # it had been requested (kept out of ``want`` since) and is here
             self.avail[x.block] += 1
+            if down.cache is not None:
+                self._cache(down, x.block)
             self._progressed()
         if down.alive and down.have == self.full and down.completed_at < 0:
             self._complete(down)

@@ -23,6 +23,7 @@ def synthetic(
     loss: str = "0%",
     write: str = "150MB/s",
     random_write: str | None = None,
+    piece_cache: str | None = None,
     read: str | None = None,
     decompress: str = "400MB/s",
     stall: str | None = None,
@@ -46,6 +47,8 @@ def synthetic(
     disk: dict[str, Any] = {"write": write}
     if random_write:
         disk["random_write"] = random_write
+    if piece_cache:
+        disk["piece_cache"] = piece_cache
     if read:
         disk["read"] = read
     if stall:

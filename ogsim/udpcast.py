@@ -17,10 +17,13 @@ that misses blocks answers RETRANSMIT, the sender re-sends what any receiver mis
 again, so a slice takes as many rounds as its *unluckiest* receiver needs (:func:`loss_rounds`).
 A receiver never speaks unasked (``receivedata.c``): when it does not answer, the sender re-asks
 after 1.1 × its average wait, and after the tenth re-ask waits at least one second each time
-(:data:`QUICK_RETRIES`, :data:`RETRY_FLOOR_S`).  :func:`stall_rate_needed` turns a published
-slowdown into the per-receiver rate of such one-second stalls it would take — a statement of
-the evidence a check lacks, never a parameter.  Pure functions and one measurement helper; no
-events.
+(:data:`QUICK_RETRIES`, :data:`RETRY_FLOOR_S`).  :func:`slice_stall_time` is that mechanism as a
+model: each receiver, independently per slice, fails to answer in time with probability q, and a
+slice in which any of N receivers fails costs the session D more seconds — S·D·(1 − (1 − q)^N)
+over S slices (scenario knobs ``backends.sim.slice_stall_chance`` and ``slice_stall``; off by
+default: no hardware measurement gives q or D, see docs/simulator-models.md).
+:func:`stall_rate_needed` turns a published slowdown into the per-receiver rate of one-second
+stalls it would take — a diagnostic.  Pure functions and one measurement helper; no events.
 """
 
 from __future__ import annotations
@@ -178,6 +181,24 @@ def loss_rounds(receivers: Sequence[tuple[float, float]], units: float = 1.0) ->
         if term < 1e-12:
             break
     return total
+
+
+def slice_stall_share(chance: float, receivers: int) -> float:
+    """Probability that a slice stalls: some of ``receivers`` receivers, each independently with
+    probability ``chance``, fails to answer its REQACK in time — 1 − (1 − q)^N.  0 for q = 0 or
+    no receiver; grows with N, concave, towards 1."""
+    if chance <= 0 or receivers < 1:
+        return 0.0
+    if chance >= 1:
+        return 1.0
+    return -math.expm1(receivers * math.log1p(-chance))
+
+
+def slice_stall_time(slices: float, stall_s: float, chance: float, receivers: int) -> float:
+    """Expected seconds ``slices`` slices lose to re-ask waits of ``stall_s`` each, when every
+    receiver independently fails to answer a slice's REQACK with probability ``chance``:
+    S·D·(1 − (1 − q)^N).  Near-linear in N while N·q ≪ 1, bending towards S·D."""
+    return slices * stall_s * slice_stall_share(chance, receivers)
 
 
 def stall_rate_needed(

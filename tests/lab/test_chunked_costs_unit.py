@@ -161,3 +161,101 @@ def test_the_checked_runs_each_ratio_and_the_median() -> None:
     assert (
         "| restore | 2.000, 3.000, 2.500 | 2.500 (2.000–3.000) | 2.200 | 1.10, 0.73, 0.88 |" in text
     )
+
+
+def test_writeback_costs_from_lines() -> None:
+    from ogsim.lab.netns.chunk_costs import summarise_writeback
+
+    # the kernel's copy, 2 ns of CPU per byte (500 MB per core-second), then 20 ms and 1 GB/s
+    # of the disk; one slow round per size (the median ignores it)
+    rows = [{"bytes": b, "seconds": 0.02 + b * 2e-9 + b / 1e9 + slow, "other_cpu": b * 2e-9,
+             "background_cores": 0.0, "io_stall": b / 1e9}
+            for b in (16e6, 48e6, 96e6) for slow in (0.0, 0.0, 0.5)]  # fmt: skip
+    got = summarise_writeback(rows)
+    assert got["writeback_rate"] == 1e9 and got["writeback_cpu_rate"] == 500e6
+    assert got["writeback_fixed_s"] == 0.02 and got["writeback_io_stall_s_per_mb"] == 0.001
+    assert summarise_writeback([]) == {}
+
+
+def test_the_labs_shared_disk_reaches_the_simulator_only_when_measured() -> None:
+    assert "shared_disk" not in LabHw(cpus=2).sim()
+    hw = LabHw(cpus=2, disk_rate=600e6, writeback_cpu_rate=1.5e9, writeback_fixed_s=0.03)
+    assert hw.sim()["shared_disk"] == {"rate": "600.000MB/s", "cpu": "1500.000MB/s",
+                                       "fixed": "0.0300s"}  # fmt: skip
+    # alone: the kernel's copy (0.04 s), the disk (0.1 s), the fixed part
+    assert abs(hw.writeback_s(60e6) - 0.17) < 1e-12 and LabHw().writeback_s(60e6) == 0.0
+
+
+def _hosted(lab: Results, kernel: dict[str, float], background: float) -> Results:
+    """``lab``'s cgroup trace with the host's beside it: ``kernel`` cores of kernel work
+    outside the cgroup per stage, ``background`` cores of it all along, and half a core of
+    other programs' user time (not the kernel's: not counted)."""
+    pc = lab.operations[0].computers[0]
+    bounds = [(0.0, pc.phases[1].start, kernel["start+inspect"]),
+              (pc.phases[1].start, pc.phases[1].end, kernel["fetch"]),
+              (pc.phases[2].start, pc.phases[2].end, kernel["restore"])]  # fmt: skip
+
+    def outside(t: float) -> float:
+        return sum(max(0.0, min(t, b) - a) * k for a, b, k in bounds) + background * t
+
+    # columns: time, the cgroup's CPU, the host's busy CPU, the host's kernel CPU, the cgroup's
+    # kernel CPU (a third of its own)
+    trace = lab.metrics.extra["cpu_trace"]
+    # (and the tracer's own tenth of a core, kernel time outside the cgroup, taken off)
+    lab.metrics.extra["cpu_trace"] = [
+        [t, c, round(c + outside(t) + 0.6 * t, 6), round(c / 3 + outside(t) + 0.1 * t, 6),
+         round(c / 3, 6), round(0.1 * t, 6)]
+        for t, c in trace
+    ]  # fmt: skip
+    lab.metrics.extra["background_cores"] = background
+    return lab
+
+
+def test_the_kernels_cpu_outside_the_cgroup_counts_as_the_stages() -> None:
+    """The host's kernel CPU less the cgroup's and the background is the kernel's work for the
+    run (loop devices, softirqs): it adds to each stage's cores, less the writeback the shared
+    disk counts itself; the fitted simulator still reproduces N = 1, and four computers on two
+    cores then stretch each stage by what they all ask for."""
+    from ogsim.lab.netns.chunked_bench import host_split, run_work, stage_kernel
+
+    made = {"stored": 44_000_000, "data": 137_000_000, "used": 99_000_000,
+            "added": 2_800_000, "format": "chunked", "base": "ubuntu"}  # fmt: skip
+    cores = {"start+inspect": 0.6, "fetch": 0.5, "restore": 0.7}
+    kernel = {"start+inspect": 0.1, "fetch": 0.2, "restore": 0.3}
+    lab = _hosted(_traced(_lab(0.5, 0.4, 1.0, made), cores), kernel, 0.25)
+    split = host_split(lab)
+    assert abs(split["others_user"] - 0.5) < 0.01  # the other programs' half core
+    # the run's work: the cgroup's and the kernel's outside it, over the operation
+    want = sum(cores[s] * stages(lab)[s][0] + kernel[s] * stages(lab)[s][0] for s in cores)
+    assert abs((run_work(lab) or 0.0) - want) < 0.03, (run_work(lab), want)
+    got = stage_kernel(lab)
+    for s, k in kernel.items():
+        assert abs(got[s][0] - k * stages(lab)[s][0]) < 0.02, (s, got[s])
+    costs = {"chunk_request_s": 0.0003, "chunk_cpu_s": 0.0015, "list_s": 0.001,
+             "syncfs_s": 0.01, "restore_cpu": 0.4}  # fmt: skip
+    base = LabHw(write_rate=500e6, dirty_bytes=2e9, smb_overhead=0.06, cpus=2,
+                 disk_rate=600e6, writeback_cpu_rate=1e9)  # fmt: skip
+    hw, with_kernel = fit(costs, [lab], base)
+    _, cgroup_only = fit(costs, [lab], base, kernel=False)
+    # the restore's kernel CPU (0.3 s) less its writeback's (99 MB at 1 GB/s per core)
+    processing = 1.0 - 99e6 / 600e6 - 99e6 / 1e9
+    want = (0.7 + 0.3 - 0.099) / processing
+    assert abs(with_kernel["restore_cpu"] - want) < 0.02, with_kernel
+    assert with_kernel["restore_cpu"] > cgroup_only["restore_cpu"]
+    assert with_kernel["inspect_cpu"] > cgroup_only["inspect_cpu"]
+    one = stages(sim_of(lab, 1, hw, with_kernel))
+    st = stages(lab)
+    for s in ("start+inspect", "fetch", "restore", "report"):
+        assert abs(one[s][0] - st[s][0]) < 0.01 * st[s][0], (s, one[s], st[s])
+    four = stages(sim_of(lab, 4, hw, with_kernel))
+    less = stages(sim_of(lab, 4, *fit(costs, [lab], base, kernel=False)))
+    assert four["restore"][0] > less["restore"][0] and four["total"] > less["total"]
+
+
+def test_the_timeline_says_whether_a_writeback_can_meet_a_fetch() -> None:
+    from ogsim.lab.netns.chunked_bench import overlap
+
+    made = {"stored": 44_000_000, "data": 137_000_000, "used": 99_000_000,
+            "added": 2_800_000, "format": "chunked", "base": "ubuntu"}  # fmt: skip
+    # start+inspect 0.55, fetch 0.4, restore 1.0 (from _lab's 0.05 start)
+    assert overlap(_lab(0.5, 0.4, 1.0, made)) == [0.95, 1.95]

@@ -57,7 +57,7 @@ def test_reference_seeder_death_is_unchanged() -> None:
 SEEDER_DEATH = (13905, 451.01252, 19528.077)
 
 
-def _faulty_swarm(**sim: object) -> Scenario:
+def _faulty_swarm(piece_cache: str | None = None, **sim: object) -> Scenario:
     """s18's classroom, 24 PCs, with every fault the swarm reacts to: a link down and back, a
     crash, a peer that stops uploading, loss, a slow disk, a repository restart and the
     repository seeder's death."""
@@ -77,6 +77,8 @@ def _faulty_swarm(**sim: object) -> Scenario:
     ]
     doc["expect"] = []
     doc["backends"]["sim"] = {"swarm_blocks": 96, **sim}
+    if piece_cache is not None:  # the disk model
+        doc["classrooms"][0]["defaults"]["hw"]["disk"]["piece_cache"] = piece_cache
     return build_scenario(doc, source=str(path))
 
 
@@ -117,11 +119,61 @@ def test_scan_filters_match_the_state_after_every_event(monkeypatch: pytest.Monk
     checking("_exit")
     for scenario in (
         _faulty_swarm(),
+        _faulty_swarm(piece_cache="300MB"),
         synthetic(40, "TORRENT-CACHE", data="4GiB", seed=3, sim={"swarm_blocks": 128}),
         synthetic(30, "TORRENT-CACHE", data="2GiB", torrent="leecher:10", loss="1%"),
     ):
         simulate(scenario)
     assert checked["n"] > 10_000
+
+
+def _disk_model_run(n: int, piece_cache: str | None, seeder_read: str = "100Gbit") -> float:
+    """``n`` peers on 10 Gbit links whose disks bind: 2 GB of piece writes at 50 MB/s each; the
+    seeder's disk reads at ``seeder_read``; goodput 100 % so the bounds are plain arithmetic."""
+    sc = synthetic(
+        n,
+        "TORRENT-CACHE",
+        data="2GB",
+        link="10Gbit",
+        uplink="10Gbit",
+        write="100MB/s",
+        random_write="50MB/s",
+        piece_cache=piece_cache,
+        torrent="peer:0",
+        repo_hw={"read": seeder_read},
+        engine={"STARTDELAY": "NONE"},
+        sim={"torrent_efficiency": 1.0, "swarm_blocks": 128},
+    )
+    return _download_s(simulate(sc))
+
+
+def test_disk_model_alone_runs_at_the_disk_rate() -> None:
+    # one peer: its disk writes every block at 50 MB/s, nothing else binds
+    assert _disk_model_run(1, "1GB") == pytest.approx(2e9 / 50e6, rel=1e-3)
+
+
+def test_disk_model_reads_of_uploads_cost_the_disk_unless_cached() -> None:
+    # two peers, the seeder's disk as fast as theirs (w = 50 MB/s): each writes D = 2 GB and
+    # re-reads from its disk every block it uploads (no piece memory); the seeder sends S ≤ w·T,
+    # the peers upload the other 2D − S, so 2·w·T ≥ 2D + 2D − w·T: T ≥ 4D / 3w
+    d, w = 2e9, 50e6
+    uncached = _disk_model_run(2, "0B", seeder_read="400Mbit")
+    assert uncached >= 4 * d / (3 * w) * (1 - 1e-6)
+    assert uncached >= 1.3 * _disk_model_run(1, "0B", seeder_read="400Mbit")
+    # with the blocks a peer uploads still in its memory, its disk only writes: the seeder's
+    # one copy (D at w) and each peer's D of writes bound it, T ≈ D / w (plus the last
+    # blocks' store-and-forward: 128 blocks of 15.6 MB)
+    cached = _disk_model_run(2, "1GB", seeder_read="400Mbit")
+    assert d / w * (1 - 1e-6) <= cached <= 1.15 * d / w < uncached
+
+
+def test_disk_model_off_leaves_peers_without_a_disk() -> None:
+    # piece_cache unset: the swarm keeps its per-block timers (the pinned runs above)
+    sim = Simulation(synthetic(3, "TORRENT-CACHE", data="1GiB"))
+    sim._schedule()
+    sim.loop.run(until=5.0)
+    swarm = next(iter(sim.swarms.values()))
+    assert swarm.peers and all(p.disk is None and p.cache is None for p in swarm.peers)
 
 
 def test_check_catches_a_stale_filter() -> None:

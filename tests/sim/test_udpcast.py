@@ -7,7 +7,10 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ogref.units import parse_size
 from ogsim.hdd import hdd_sustained_rates, slowest_of
 from ogsim.simulator import simulate
 from ogsim.synthetic import synthetic
@@ -19,6 +22,8 @@ from ogsim.udpcast import (
     paced_rate,
     slice_bytes,
     slice_miss,
+    slice_stall_share,
+    slice_stall_time,
     stall_rate_needed,
 )
 
@@ -136,3 +141,41 @@ def test_page_cache_smoothing_leaves_the_slowest_published_drive_of_32() -> None
     slow = [slowest_of(n) for n in (2, 8, 32)]
     assert slow == sorted(slow) and slow[-1] < max(rates) / min(rates)
     assert 1.05 < slow[-1] < 1.12
+
+
+def test_slice_stalls_cost_nothing_without_a_chance_and_a_share_of_every_slice_with_one() -> None:
+    assert slice_stall_time(10_000, 0.02, 0.0, 32) == 0.0  # q = 0: off, whatever N
+    assert slice_stall_time(10_000, 0.02, 0.05, 0) == 0.0  # nobody to wait for
+    assert slice_stall_time(10_000, 0.02, 0.05, 1) == pytest.approx(10_000 * 0.02 * 0.05)
+    assert slice_stall_share(0.5, 2) == pytest.approx(0.75)  # 1 − P(both answer)
+    assert slice_stall_share(1.0, 3) == 1.0
+    # the limit: every slice waits once, S·D, never more
+    assert slice_stall_time(10_000, 0.02, 0.01, 10_000) == pytest.approx(200.0, rel=1e-9)
+
+
+@given(
+    q=st.floats(min_value=1e-6, max_value=0.999),
+    n=st.integers(min_value=1, max_value=500),
+)
+def test_slice_stall_time_grows_with_n_ever_more_slowly_towards_s_times_d(q: float, n: int) -> None:
+    t = [slice_stall_time(1000.0, 0.5, q, k) for k in (n, n + 1, n + 2)]
+    assert t[0] <= t[1] <= t[2] <= 1000.0 * 0.5
+    assert t[1] - t[0] >= t[2] - t[1] - 1e-9  # concave: each receiver adds less than the last
+    assert t[1] > t[0] or t[0] == pytest.approx(500.0)  # strictly, until it saturates
+
+
+def test_scenario_slice_stalls_slow_a_session_by_their_expected_cost() -> None:
+    # 4 receivers, 112-block slices, 1 GB: the session is one fluid flow whose pace includes,
+    # per slice, D·(1 − (1 − q)^N); everything else (join, inspection, the restore from the
+    # cache) is the same in both runs, so the difference is S·D·(1 − (1 − q)^N) up to the
+    # event clock's float rounding — 0.1 % of it is far above that and far below what a
+    # wrong N (3 or 5: ±20 %) or a per-receiver sum (N·q: +15 %) would give
+    sim = {"slice_blocks": 112}
+    stalls = {**sim, "slice_stall_chance": "5%", "slice_stall": "20ms"}
+    plain = _makespan(4, "MULTICAST-CACHE", sim=sim)
+    stalled = _makespan(4, "MULTICAST-CACHE", sim=stalls)
+    slices = parse_size("1GB") / slice_bytes(112)
+    expected = slice_stall_time(slices, 0.020, 0.05, 4)
+    assert stalled - plain == pytest.approx(expected, rel=1e-3)
+    # default: off, the results are the same as with q = 0 written out
+    assert _makespan(4, "MULTICAST-CACHE", sim={**sim, "slice_stall_chance": 0}) == plain

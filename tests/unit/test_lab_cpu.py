@@ -53,3 +53,8 @@ def test_a_trace_of_the_cgroups_cpu_shows_when_it_was_used(tmp_path: Path) -> No
     plain = CpuMonitor(cgroup=tmp_path).start()
     plain.stop()
     assert plain.trace == []  # no trace_s: none kept
+    # beside the cgroup's: the host's busy and kernel CPU seconds, the cgroup's kernel seconds
+    assert all(len(x) == 6 for x in mon.trace)
+    for col in (2, 3):
+        assert all(a[col] <= b[col] for a, b in zip(mon.trace, mon.trace[1:], strict=False))
+        assert mon.trace[0][col] > 0

@@ -1251,7 +1251,12 @@ def run(
                 "setup_s": round(setup_s, 3),
                 **cpu.summary(),
                 **(
-                    {"cpu_trace": [[clock.of(t), round(c, 6)] for t, c in cpu.trace]}
+                    {
+                        "cpu_trace": [
+                            [clock.of(t), round(c, 6), *(round(x, 4) for x in rest)]
+                            for t, c, *rest in cpu.trace
+                        ]
+                    }
                     if opts.cpu_trace
                     else {}
                 ),

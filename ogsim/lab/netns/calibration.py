@@ -87,6 +87,13 @@ class LabHw:
     torrent_start_s: float = 0.0
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     fitted_from: list[str] = field(default_factory=list)
+    # the host's one disk for the computers' writeback (0: each computer writes at write_rate),
+    # the bytes the kernel's threads copy into the loop files per core-second before it (0: no
+    # CPU counted) and the fixed seconds after; measured alone (``ogsim.lab.netns.chunk_costs``:
+    # an fsync of a loop device)
+    disk_rate: float = 0.0
+    writeback_cpu_rate: float = 0.0
+    writeback_fixed_s: float = 0.0
 
     def hw(self) -> dict[str, Any]:
         """The classroom's ``hw:`` mapping (without the link)."""
@@ -111,8 +118,25 @@ class LabHw:
         }
 
     def sim(self) -> dict[str, Any]:
-        """The scenario's ``backends.sim`` keys: the clients share this host's cores."""
-        return {"shared_cpus": self.cpus}
+        """The scenario's ``backends.sim`` keys: the clients share this host's cores (and,
+        when measured, its disk for their writeback)."""
+        out: dict[str, Any] = {"shared_cpus": self.cpus}
+        if self.disk_rate > 0:
+            disk = {"rate": f"{self.disk_rate / 1e6:.3f}MB/s"}
+            if self.writeback_cpu_rate > 0:
+                disk["cpu"] = f"{self.writeback_cpu_rate / 1e6:.3f}MB/s"
+            if self.writeback_fixed_s > 0:
+                disk["fixed"] = f"{self.writeback_fixed_s:.4f}s"
+            out["shared_disk"] = disk
+        return out
+
+    def writeback_s(self, nbytes: float) -> float:
+        """Seconds ``nbytes`` of one computer's writeback take alone through the shared disk
+        (as the simulator runs it with :meth:`sim`'s ``shared_disk``; 0 without one)."""
+        if self.disk_rate <= 0 or nbytes <= 0:
+            return 0.0
+        cpu = nbytes / self.writeback_cpu_rate if self.writeback_cpu_rate > 0 else 0.0
+        return self.writeback_fixed_s + cpu + nbytes / self.disk_rate
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

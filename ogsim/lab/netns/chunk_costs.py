@@ -21,6 +21,12 @@ loop-device ext4, and ``syncfs`` of that CACHE after writing known amounts of ch
 * ``restore``: a chunked restore in place by hash onto an empty ext4 (as the lab's CACHE
   restore onto its fresh partitions): its rate of used bytes and the cores it keeps busy
   (CPU seconds ÷ seconds), which is how N restores share this host's cores.
+* ``writeback``: one writer's ``fsync`` of 16, 48 and 96 MiB written onto a fresh loop device
+  (a restore's final writeback): the line of the host's kernel CPU seconds outside this
+  process (the loop device's workers copying into its backing file) against bytes gives the
+  bytes they copy per core-second (``writeback_cpu_rate``), the line of the fsync's seconds
+  less that CPU the host disk's rate alone for the backing file's writeback
+  (``writeback_rate``) — the simulator's ``backends.sim.shared_disk`` of a one-host lab.
 
 Root (namespaces, loop devices).  Writes ``chunk_costs.json`` in ``--out`` and prints it; the
 lab manifest destroys what it made.  It decides nothing; :mod:`ogsim.lab.netns.chunked_bench`
@@ -44,6 +50,7 @@ from typing import Any
 CHUNK = 128 * 1024  # uncompressed bytes per made-up chunk (the format's average)
 COUNTS = (8, 32, 96)
 DIRTY_MIB = (1, 4, 16, 64)
+WRITEBACK_MIB = (16, 48, 96)  # a restore's final fsync at s26's netns scale writes ≈ 95 MiB
 LINK_BPS = 100e6
 
 
@@ -224,6 +231,58 @@ def measure_restore(work: Path, data_mib: int = 48, rounds: int = 2) -> list[dic
     return out
 
 
+def _io_stall() -> float:
+    """Seconds some task of the host waited for I/O so far (``/proc/pressure/io``; 0 without)."""
+    try:
+        with open("/proc/pressure/io") as f:
+            some = next(line for line in f if line.startswith("some"))
+    except (OSError, StopIteration):
+        return 0.0
+    return int(some.rsplit("total=", 1)[1]) / 1e6
+
+
+def measure_writeback(
+    work: Path, sizes_mib: tuple[int, ...] = WRITEBACK_MIB, rounds: int = 3
+) -> list[dict[str, float]]:
+    """One writer's writeback to this host's disk (N = 1), as a restore's final ``fsync`` does
+    it: ``mib`` MiB written (buffered ``pwrite``) onto a fresh loop device over a sparse file,
+    then its ``fsync`` timed, with the host's CPU seconds in the kernel outside this process
+    during it (the loop device's kernel workers and the flusher; the host's background rate of
+    it, measured just before, subtracted; other programs' user time is not in it) and the
+    host's I/O stall.  A fresh device per run: the lab's loop
+    files are fresh too, so the writeback allocates their blocks."""
+    import resource
+
+    from ogref.runtime.loopdev import LoopDisk
+    from ogsim.lab.netns.cpu import host_kernel_s as _host_kernel
+
+    def own() -> float:  # this process's kernel time (its writes, its fsync's own part)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+    block = random.Random(11).randbytes(4 << 20)
+    out = []
+    for rnd in range(rounds):
+        for mib in sizes_mib if rnd % 2 == 0 else sizes_mib[::-1]:
+            with LoopDisk(work / f"writeback{mib}.img", (mib + 4) << 20) as loop:
+                fd = os.open(loop.device, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    for i in range(mib // 4):
+                        os.pwrite(fd, block, i * len(block))
+                    b0, t0 = _host_kernel(), time.monotonic()  # the host's background rate
+                    time.sleep(0.2)
+                    background = (_host_kernel() - b0) / (time.monotonic() - t0)
+                    b, c, io, t = _host_kernel(), own(), _io_stall(), time.monotonic()
+                    os.fsync(fd)
+                    seconds = time.monotonic() - t
+                    other = (_host_kernel() - b) - (own() - c) - background * seconds
+                    out.append({"bytes": float(mib << 20), "seconds": seconds,
+                                "other_cpu": max(0.0, other), "background_cores": background,
+                                "io_stall": _io_stall() - io})  # fmt: skip
+                finally:
+                    os.close(fd)
+    return out
+
+
 def line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """Least-squares ``y = a + b·x``: (a, b)."""
     n = len(xs)
@@ -231,6 +290,34 @@ def line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     sxx = sum((x - mx) ** 2 for x in xs)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
     return my - b * mx, b
+
+
+def summarise_writeback(rows: list[dict[str, float]]) -> dict[str, float | None]:
+    """The bytes the kernel's threads copy per core-second (the slope of the CPU outside the
+    writer against bytes, each size's median over the rounds), the host disk's rate alone
+    for the rest of the fsync (the slope of its seconds less that CPU), its fixed seconds
+    and the I/O stall per MB (information)."""
+    if not rows:
+        return {}
+    import statistics
+
+    # each size's median over the rounds (one slow fsync, another process's burst, weigh less)
+    # a loop device's flush copies the bytes into its backing file (the kernel's CPU), then
+    # writes the backing file back: the disk's part is the fsync's seconds less that CPU
+    xs = sorted({r["bytes"] for r in rows})
+    disk = [statistics.median(max(0.0, r["seconds"] - r["other_cpu"]) for r in rows
+                              if r["bytes"] == x) for x in xs]  # fmt: skip
+    cpus = [statistics.median(r["other_cpu"] for r in rows if r["bytes"] == x) for x in xs]
+    a, b = line(xs, disk)
+    _, c = line(xs, cpus)
+    return {
+        "writeback_fixed_s": round(max(0.0, a), 4),
+        "writeback_rate": round(1 / b) if b > 0 else None,
+        "writeback_cpu_rate": round(1 / c) if c > 0 else None,
+        "writeback_io_stall_s_per_mb": round(
+            sum(r["io_stall"] for r in rows) / sum(r["bytes"] for r in rows) * 1e6, 5
+        ),
+    }
 
 
 def summarise(raw: dict[str, Any], smb_overhead: float, link_bps: float = LINK_BPS) -> dict:
@@ -253,17 +340,22 @@ def summarise(raw: dict[str, Any], smb_overhead: float, link_bps: float = LINK_B
             "restore_rate": round(sum(r["used"] for r in rs) / secs),
             "restore_cpu": round(sum(r["cpu"] for r in rs) / secs, 3),
         }
-    return restore | {
-        "chunk_request_s": round(max(0.0, b - per_chunk_wire), 5),
-        "fetch_fixed_s": round(max(0.0, a), 4),
-        "fetch_slope_s": round(b, 5),
-        "chunk_wire_s": round(per_chunk_wire, 5),
-        "chunk_cpu_s": round(max(0.0, cb), 5),
-        "fetch_cpu_fixed_s": round(max(0.0, ca), 4),
-        "list_s": round(sum(r["seconds"] for r in lst) / sum(r["dirs"] for r in lst), 5),
-        "syncfs_s": round(max(0.0, sa), 4),
-        "syncfs_rate": round(1 / sb, 0) if sb > 0 else None,
-    }
+    writeback = summarise_writeback(raw.get("writeback") or [])
+    return (
+        restore
+        | writeback
+        | {
+            "chunk_request_s": round(max(0.0, b - per_chunk_wire), 5),
+            "fetch_fixed_s": round(max(0.0, a), 4),
+            "fetch_slope_s": round(b, 5),
+            "chunk_wire_s": round(per_chunk_wire, 5),
+            "chunk_cpu_s": round(max(0.0, cb), 5),
+            "fetch_cpu_fixed_s": round(max(0.0, ca), 4),
+            "list_s": round(sum(r["seconds"] for r in lst) / sum(r["dirs"] for r in lst), 5),
+            "syncfs_s": round(max(0.0, sa), 4),
+            "syncfs_rate": round(1 / sb, 0) if sb > 0 else None,
+        }
+    )
 
 
 def measure(out: Path, rounds: int = 2, smb_overhead: float = 0.059) -> dict[str, Any]:
@@ -303,6 +395,7 @@ def measure(out: Path, rounds: int = 2, smb_overhead: float = 0.059) -> dict[str
                 )
     raw = json.loads(done.stdout)
     raw["restore"] = measure_restore(work)
+    raw["writeback"] = measure_writeback(work)
     load.append(os.getloadavg()[0])
     import shutil
 
@@ -323,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("reports/lab-chunk-costs"))
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--writeback-only", action="store_true",
+                   help="measure only the writeback of a loop device (no Samba lab)")  # fmt: skip
     a = p.parse_args(argv)
     if a.client:
         server, cred, root, names, rounds, group = a.client
@@ -333,6 +428,19 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("chunk_costs: needs root (network namespaces, loop devices)", file=sys.stderr)
         return 2
+    if a.writeback_only:
+        a.out.mkdir(parents=True, exist_ok=True)
+        load = [os.getloadavg()[0]]
+        with tempfile.TemporaryDirectory(prefix="writeback-", dir=a.out) as work:
+            raw = {"writeback": measure_writeback(Path(work), rounds=max(3, a.rounds))}
+        load.append(os.getloadavg()[0])
+        got = summarise_writeback(raw["writeback"])
+        (a.out / "writeback.json").write_text(
+            json.dumps({"raw": raw, "params": got, "loadavg_start_end": load}, indent=1)
+        )
+        print(json.dumps(got, indent=1))
+        print(f"load average at start and end: {load}")
+        return 0
     doc = measure(a.out, a.rounds)
     print(json.dumps(doc["params"], indent=1))
     print(f"load average at start and end: {doc['loadavg_start_end']}")

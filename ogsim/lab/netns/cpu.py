@@ -11,15 +11,21 @@ cgroup (v2), it also reads the run's own CPU: the cores its processes used and t
 time at least one of them was runnable but waiting for a CPU (the cgroup's ``cpu.pressure``,
 "some") — on a host shared with other work the idle share says the host was busy, the wait
 share says whether *the run* was held back by it.  With ``trace_s`` it also keeps a trace of
-the cgroup's cumulative CPU seconds (wall instant, seconds) every ``trace_s``, from which the CPU
-a stage of a run cost can be read (:func:`cpu_between`).  Measures only.
+the cgroup's cumulative CPU seconds (wall instant, seconds) every ``trace_s``, with the host's
+busy CPU seconds at the same instant (everything: the run's processes, the kernel's threads
+working for them — loop devices, writeback, softirqs — and any other work) and the kernel's
+part of the host's and of the cgroup's (the host's kernel time less the cgroup's is the
+kernel's threads and interrupts, whoever they work for; other programs' user time is not in
+it), from which the CPU a stage of a run cost can be read (:func:`cpu_between`).  Measures only.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +34,7 @@ SAMPLE_S = 0.5
 MAX_IO_STALL = 0.10
 PSI_IO = "/proc/pressure/io"
 MAX_CPU_WAIT = 0.10
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cgroup_cpu_us(cgroup: Path | None) -> tuple[int, int] | None:
@@ -58,6 +65,34 @@ def _io_stall_us() -> int | None:
     return None
 
 
+def host_busy_s() -> float:
+    """The host's busy CPU seconds so far, every core (``/proc/stat``: all but idle and iowait)."""
+    idle, total = _times()
+    return (total - idle) / TICK
+
+
+def host_kernel_s() -> float:
+    """The host's CPU seconds in the kernel so far, every core (``/proc/stat``: system, irq,
+    softirq) — kernel threads (loop devices' workers, writeback) count only here."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (fields[2] + sum(fields[5:7])) / TICK
+
+
+def _cgroup_system_s(cgroup: Path | None) -> float:
+    """The cgroup's CPU seconds in the kernel so far (``system_usec``; 0 if unreadable)."""
+    if cgroup is None:
+        return 0.0
+    try:
+        text = (cgroup / "cpu.stat").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("system_usec"):
+            return int(line.split()[1]) / 1e6
+    return 0.0
+
+
 def _times() -> tuple[int, int]:
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
@@ -76,7 +111,9 @@ class CpuMonitor:
     cgroup_cpu_s: float | None = None  # CPU time the run's processes used
     cgroup_wait_s: float | None = None  # time some process of the run waited for a CPU
     trace_s: float | None = None  # with a cgroup: sample its CPU seconds this often
-    trace: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, CPU s)
+    # (epoch s, the cgroup's CPU s, the host's busy CPU s, the host's kernel CPU s, the
+    # cgroup's kernel CPU s, the tracer's own CPU s — its reads of /proc are kernel time too)
+    trace: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _tracer: threading.Thread | None = None
@@ -86,7 +123,8 @@ class CpuMonitor:
         while True:
             now = _cgroup_cpu_us(self.cgroup)
             if now is not None:
-                self.trace.append((time.time(), now[0] / 1e6))
+                self.trace.append((time.time(), now[0] / 1e6, host_busy_s(), host_kernel_s(),
+                                   _cgroup_system_s(self.cgroup), time.thread_time()))  # fmt: skip
             if self._stop.wait(self.trace_s):
                 break
 
@@ -177,14 +215,15 @@ class CpuMonitor:
         }
 
 
-def cpu_between(trace: list[tuple[float, float]], a: float, b: float) -> float:
-    """CPU seconds a cumulative ``trace`` ((time, CPU s), time ascending) grew by between
+def cpu_between(trace: Sequence[Sequence[float]], a: float, b: float) -> float:
+    """CPU seconds a cumulative ``trace`` ((time, CPU s, …), time ascending) grew by between
     instants ``a`` and ``b`` (linear between samples, clamped at the ends)."""
 
     def at(t: float) -> float:
         if not trace or t <= trace[0][0]:
             return trace[0][1] if trace else 0.0
-        for (t0, c0), (t1, c1) in itertools.pairwise(trace):
+        for p0, p1 in itertools.pairwise(trace):
+            (t0, c0), (t1, c1) = p0[:2], p1[:2]
             if t <= t1:
                 return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
         return trace[-1][1]
