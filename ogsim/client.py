@@ -247,7 +247,7 @@ class SimClient:
         host = self.sim.host_cpu
         shared = self.sim.scenario.sim.shared_cpus
         if host is not None and shared and seconds > 0:
-            cap = host.capacity / shared * cores
+            cap = self.sim.host_core * cores
             flow = Flow(
                 seconds * cap, (host,), cap, lambda _f: done(), label=f"{label} {self.name}"
             )
@@ -585,7 +585,7 @@ class SimClient:
         host = self.sim.host_cpu
         shared = self.sim.scenario.sim.shared_cpus
         if hw.chunk_restore_cpu and host is not None and shared:
-            core = host.capacity / shared
+            core = self.sim.host_core
             work = used / hw.chunk_restore_rate * hw.chunk_restore_cpu * core
             self.job = LocalJob(self, work, lambda: hw.chunk_restore_cpu * core, flush)
             return

@@ -380,6 +380,27 @@ class SimBackendSpec(_Strict):
         "through its kernel threads, as in a one-host namespace lab; unset = a disk per "
         "computer",
     )
+    shared_cpus_busy: float | None = Field(
+        default=None,
+        gt=0,
+        description="emulation only: the work the shared_cpus cores do together when every "
+        "one is busy, in cores of one process alone (measured on the host alone: CPU-bound "
+        "workers on every core at once against one alone; below shared_cpus when the cores "
+        "slow each other — a virtual machine's vCPUs on one physical core's threads, a shared "
+        "cache, a hypervisor's other guests); unset = shared_cpus (no contention)",
+    )
+
+    @model_validator(mode="after")
+    def _busy_within_cores(self) -> SimBackendSpec:
+        if self.shared_cpus_busy is not None:
+            if self.shared_cpus is None:
+                raise ValueError("shared_cpus_busy needs shared_cpus")
+            if self.shared_cpus_busy > self.shared_cpus:
+                raise ValueError(
+                    f"shared_cpus_busy ({self.shared_cpus_busy:g}) is more than shared_cpus "
+                    f"({self.shared_cpus}): busy cores cannot do more than each alone"
+                )
+        return self
 
 
 class LabBackendSpec(_Strict):

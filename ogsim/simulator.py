@@ -97,11 +97,15 @@ class Simulation:
                 torrent_start_s=rhw.torrent_start,
                 **_smb_server(self.net, repo.name, rhw),
             )
-        # a one-host lab: the computers' decompression shares the host's cores (else unset)
+        # a one-host lab: the computers' decompression shares the host's cores (else unset),
+        # which together do ``shared_cpus_busy`` cores' work when they slow each other
         self.host_cpu: Link | None = None
+        self.host_core = 0.0  # one core's work per second alone, in the host CPU link's units
         if scenario.sim.shared_cpus:
             per_core = max((h.decompress_rate for h in scenario.hosts.values()), default=0.0)
-            self.host_cpu = self.net.link("emulation host CPU", scenario.sim.shared_cpus * per_core)
+            cores = scenario.sim.shared_cpus_busy or float(scenario.sim.shared_cpus)
+            self.host_core = per_core
+            self.host_cpu = self.net.link("emulation host CPU", cores * per_core)
         # …and its computers' writeback shares the host's one disk (else each has its own)
         self.host_disk: Link | None = None
         if scenario.sim.shared_disk is not None:

@@ -94,6 +94,9 @@ class LabHw:
     disk_rate: float = 0.0
     writeback_cpu_rate: float = 0.0
     writeback_fixed_s: float = 0.0
+    # the cores' worth of one process's work the host's cores do when every one is busy,
+    # measured on the host alone (``ogsim.lab.netns.contention``; 0: ``cpus``, no contention)
+    busy_cores: float = 0.0
 
     def hw(self) -> dict[str, Any]:
         """The classroom's ``hw:`` mapping (without the link)."""
@@ -121,6 +124,8 @@ class LabHw:
         """The scenario's ``backends.sim`` keys: the clients share this host's cores (and,
         when measured, its disk for their writeback)."""
         out: dict[str, Any] = {"shared_cpus": self.cpus}
+        if self.busy_cores > 0:
+            out["shared_cpus_busy"] = round(min(self.busy_cores, float(self.cpus)), 3)
         if self.disk_rate > 0:
             disk = {"rate": f"{self.disk_rate / 1e6:.3f}MB/s"}
             if self.writeback_cpu_rate > 0:

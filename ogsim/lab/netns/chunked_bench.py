@@ -20,6 +20,10 @@ caches holding its base) on the namespace lab and on the simulator, side by side
    ``--no-shared-disk``: at the disk's rate through the host's shared capacity, as before).
    Without a trace (``--trace 0``): the micro-benchmark's per-chunk CPU and in-process
    restore cores, and the restore's fsync apart.
+   Before the lab runs, what the host's two cores do together against one alone is measured
+   on the host alone (:mod:`ogsim.lab.netns.contention`: CPU-bound workers doing a restore's
+   chunk processing, one alone then one per core): the simulator's ``shared_cpus_busy``
+   (``--no-contention``: not; measured again after the runs, for information).
 3. s26 runs on the lab as written (four computers) ``--check-runs`` times — the check, nothing
    fitted from it.
 4. The simulator, given the images each lab run made (``lab_sized``) and the lab host's
@@ -402,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-kernel", action="store_true",
                    help="each stage's CPU the run's cgroup only (not the host's CPU outside "
                         "it, the kernel's threads working for the run)")  # fmt: skip
+    p.add_argument("--no-contention", action="store_true",
+                   help="the host's cores each do one core's work when all are busy (do not "
+                        "measure what they do together, ogsim.lab.netns.contention)")  # fmt: skip
     p.add_argument("--no-shared-disk", action="store_true",
                    help="the writeback at the disk's rate through the host's shared capacity "
                         "(the previous model) even when the costs measured the host's disk")  # fmt: skip
@@ -409,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("chunked_bench: needs root (network namespaces, loop devices)", file=sys.stderr)
         return 2
-    from ogsim.lab.netns import LabOptions, run
+    from ogsim.lab.netns import LabOptions, contention, run
     from ogsim.lab.netns.chunk_costs import measure
 
     a.out.mkdir(parents=True, exist_ok=True)
@@ -437,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
         base.disk_rate = float(costs["writeback_rate"])
         base.writeback_cpu_rate = float(costs.get("writeback_cpu_rate") or 0.0)
         base.writeback_fixed_s = float(costs.get("writeback_fixed_s") or 0.0)
+    # what the host's cores do together against one alone, on the host alone, just before
+    # the lab runs (an input: it moves between quarter-hours here) and, for information, after
+    busy: list[dict[str, Any]] = [contention.summarise(contention.measure())]
+    if not a.no_contention:
+        base.busy_cores = float(busy[0]["busy_cores"])
     opts = LabOptions(scale=a.scale, cpu_trace=a.trace or None)
     loads: list[list[float]] = []
 
@@ -455,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = [lab_run(a.n, a.out / f"lab-n{a.n}-{i}") for i in range(a.check_runs)]
     hw, chunks = fit(costs, ones, base, kernel=not a.no_kernel)
     # the previous model (no shared disk, the cgroup's CPU only) from the same lab runs
-    old = dataclasses.replace(base, disk_rate=0.0)
+    old = dataclasses.replace(base, disk_rate=0.0, busy_cores=0.0)
     prev = fit(costs, ones, old, kernel=False) if base.disk_rate or not a.no_kernel else None
     rows = []
     labs = [*((1, i, r) for i, r in enumerate(ones)), *((a.n, i, r) for i, r in enumerate(checks))]
@@ -472,9 +484,15 @@ def main(argv: list[str] | None = None) -> int:
                      "background_cores": x.get("background_cores"),
                      "last_fetch_end_first_restore_end": overlap(lab),
                      "host_cores": host_split(lab), "work_cpu_s": run_work(lab),
-                     "lab_kernel_cpu": stage_kernel(lab)})  # fmt: skip
+                     "lab_kernel_cpu": stage_kernel(lab),
+                     "cpu_steal_share": x.get("cpu_steal_share")})  # fmt: skip
+        if hw.busy_cores > 0:
+            rows[-1]["sim_uncontended"] = stages(
+                sim_of(lab, n, dataclasses.replace(hw, busy_cores=0.0), chunks)
+            )
         if prev is not None:
             rows[-1]["sim_prev"] = stages(sim_of(lab, n, *prev))
+    busy.append(contention.summarise(contention.measure()))
     load.append(list(os.getloadavg()))
     # what four cost the host against four times what one cost (the sim shares the N = 1 work)
     one = [r["work_cpu_s"] for r in rows if r["n"] == 1 and r["work_cpu_s"]]
@@ -483,10 +501,12 @@ def main(argv: list[str] | None = None) -> int:
             r["work_vs_n_times_n1"] = round(r["work_cpu_s"] / (r["n"] * _mean(one)), 3)
     summ = summary(rows)
     summ_prev = summary(rows, "sim_prev") if prev is not None else {}
+    summ_free = summary(rows, "sim_uncontended") if hw.busy_cores > 0 else {}
     scale = a.scale or scenario(1).spec.backends.netns.scale  # type: ignore[union-attr]
     doc = {"costs": costs, "lab_hw": hw.as_dict(), "chunks_hw": chunks, "rows": rows,
            "summary": summ, "scale": scale, "loadavg_start_end": load,
-           "summary_previous_model": summ_prev,
+           "summary_previous_model": summ_prev, "summary_uncontended": summ_free,
+           "contention_before_after": busy,
            "chunks_hw_previous_model": prev[1] if prev is not None else None}  # fmt: skip
     (a.out / "chunked.json").write_text(json.dumps(doc, indent=1))
     text = (
@@ -501,6 +521,17 @@ def main(argv: list[str] | None = None) -> int:
             if summ_prev
             else ""
         )
+        + (
+            f"The same lab runs, the host's cores uncontended (each does one core's work when "
+            f"both are busy):\n\n{summary_text(summ_free)}\n\n"
+            if summ_free
+            else ""
+        )
+        + f"host cores busy together (contention, before → after): "
+        f"{busy[0]['busy_cores']} → {busy[1]['busy_cores']} of {busy[0]['cores']} "
+        f"(rounds {busy[0]['busy_cores_rounds']} → {busy[1]['busy_cores_rounds']}; CPU per "
+        f"byte together/alone {busy[0]['cpu_per_byte_together_vs_alone']} → "
+        f"{busy[1]['cpu_per_byte_together_vs_alone']})\n"
         + f"shared disk: {json.dumps(hw.sim().get('shared_disk'))}\n"
         f"hw.chunks: {json.dumps(chunks)}\ninspect step {hw.inspect_s:.4f} s, "
         f"disk write {hw.write_rate / 1e6:.0f} MB/s, dirty {hw.dirty_bytes / 2**20:.0f} MiB\n"

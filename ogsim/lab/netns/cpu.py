@@ -93,6 +93,14 @@ def _cgroup_system_s(cgroup: Path | None) -> float:
     return 0.0
 
 
+def host_steal_s() -> float:
+    """The CPU seconds the hypervisor stole from this guest so far, every core (``/proc/stat``
+    steal; 0 on bare metal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    return int(fields[7]) / TICK if len(fields) > 7 else 0.0
+
+
 def _times() -> tuple[int, int]:
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
@@ -110,6 +118,7 @@ class CpuMonitor:
     elapsed_s: float = 0.0
     cgroup_cpu_s: float | None = None  # CPU time the run's processes used
     cgroup_wait_s: float | None = None  # time some process of the run waited for a CPU
+    steal_s: float = 0.0  # CPU seconds the hypervisor stole from the host (every core)
     trace_s: float | None = None  # with a cgroup: sample its CPU seconds this often
     # (epoch s, the cgroup's CPU s, the host's busy CPU s, the host's kernel CPU s, the
     # cgroup's kernel CPU s, the tracer's own CPU s — its reads of /proc are kernel time too)
@@ -130,7 +139,7 @@ class CpuMonitor:
 
     def _loop(self) -> None:
         idle0, total0 = _times()
-        io0, t0 = _io_stall_us(), time.monotonic()
+        io0, t0, steal0 = _io_stall_us(), time.monotonic(), host_steal_s()
         cg0 = _cgroup_cpu_us(self.cgroup)
         while not self._stop.wait(SAMPLE_S):
             idle1, total1 = _times()
@@ -140,6 +149,7 @@ class CpuMonitor:
         io1 = _io_stall_us()
         cg1 = _cgroup_cpu_us(self.cgroup)
         self.elapsed_s = time.monotonic() - t0
+        self.steal_s = host_steal_s() - steal0
         if cg0 is not None and cg1 is not None:
             self.cgroup_cpu_s = (cg1[0] - cg0[0]) / 1e6
             self.cgroup_wait_s = (cg1[1] - cg0[1]) / 1e6
@@ -212,7 +222,14 @@ class CpuMonitor:
             "cpu_idle_min": round(self.min_idle, 3),
             "cpu_saturated_share": round(self.saturated_share, 3),
             "cpu_bound": self.cpu_bound,
+            "cpu_steal_share": round(self.steal_share, 4),
         }
+
+    @property
+    def steal_share(self) -> float:
+        """Share of the host's CPU time (every core) the hypervisor stole during the run."""
+        cores = os.cpu_count() or 1
+        return self.steal_s / (self.elapsed_s * cores) if self.elapsed_s > 0 else 0.0
 
 
 def cpu_between(trace: Sequence[Sequence[float]], a: float, b: float) -> float:
