@@ -84,7 +84,7 @@ bench-api: $(STAMP)/venv-base
 # The VM lab (libvirt, TCG).  make test runs the mixed classroom (scenarios/vm-uefi-mixed.yaml:
 # 2 BIOS, 1 UEFI, 1 UEFI + Secure Boot; three restore methods, boot once, boot target) and the
 # 1-VM refused unsigned loader; test-vm-uefi runs just those two, test-vm-full adds what CI
-# leaves out (OGLAB_VM_FULL=1: the BIOS-only 4-VM classroom).  docs/vm-lab-uefi.md
+# leaves out (OGLAB_VM_FULL=1: the BIOS-only 4-VM and one-VM classrooms).  docs/vm-lab-uefi.md
 test-vm-uefi: deps $(STAMP)/venv-lab
 	$(VENV)/bin/pytest -q tests/lab/test_libvirt_uefi.py --durations=0
 
