@@ -54,7 +54,7 @@ WRITEBACK_MIB = (16, 48, 96)  # a restore's final fsync at s26's netns scale wri
 LINK_BPS = 100e6
 
 
-def _chunk_data(rng: random.Random) -> bytes:
+def chunk_data(rng: random.Random) -> bytes:
     """Half words, half random bytes: compresses to about 0.6, as the lab's chunks do."""
     from ogsim.lab.netns.images import words
 
@@ -78,7 +78,7 @@ def make_images(share: Path, seed: int = 5) -> dict[str, dict[str, int]]:
     for k in COUNTS:
         refs, stored = [], 0
         for _ in range(k):
-            data = _chunk_data(rng)
+            data = chunk_data(rng)
             frame = chunk.compress(data)
             store.put(chunk.digest(data), frame)
             refs.append(ChunkRef(chunk.digest(data), len(data)))

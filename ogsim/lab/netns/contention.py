@@ -33,21 +33,21 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-CHUNK = 128 * 1024  # the format's average chunk
+from ogsim.lab.netns.cpu import host_steal_s
+
 CHUNKS = 32  # 4 MiB of chunks per pass: beyond the L2, as a restore's stream is
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _frames(seed: int = 7) -> list[tuple[bytes, int]]:
     """The lab's kind of chunk (half text-like words, half random bytes), zstd-compressed:
     (frame, uncompressed size) pairs."""
     from ogref.runtime.chunked import chunk
-    from ogsim.lab.netns.images import words
+    from ogsim.lab.netns.chunk_costs import chunk_data
 
     rng = random.Random(seed)
     out = []
     for _ in range(CHUNKS):
-        data = words(rng, CHUNK // 2) + rng.randbytes(CHUNK - CHUNK // 2)
+        data = chunk_data(rng)
         out.append((chunk.compress(data), len(data)))
     return out
 
@@ -59,7 +59,7 @@ def _work(
     (bytes processed, wall seconds, CPU seconds)."""
     from ogref.runtime.chunked import chunk
 
-    buf = bytearray(CHUNK * 2)
+    buf = bytearray(max(size for _, size in frames))
     barrier.wait()
     t0, c0 = time.monotonic(), time.process_time()
     done = 0
@@ -71,13 +71,6 @@ def _work(
             done += size
     pipe.send((done, time.monotonic() - t0, time.process_time() - c0))
     pipe.close()
-
-
-def _steal_s() -> float:
-    """The CPU seconds the hypervisor stole from this guest so far, every core."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()[1:]
-    return int(fields[7]) / TICK if len(fields) > 7 else 0.0
 
 
 def _run(frames: list[tuple[bytes, int]], workers: int, seconds: float) -> dict[str, float]:
@@ -92,10 +85,10 @@ def _run(frames: list[tuple[bytes, int]], workers: int, seconds: float) -> dict[
         theirs.close()
         pipes.append(ours)
         procs.append(p)
-    steal0 = _steal_s()
+    steal0 = host_steal_s()
     barrier.wait()
     got = [pipe.recv() for pipe in pipes]
-    steal = _steal_s() - steal0
+    steal = host_steal_s() - steal0
     for p in procs:
         p.join()
     wall = max(g[1] for g in got)
