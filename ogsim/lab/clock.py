@@ -92,7 +92,8 @@ class Anchor:
 
     ``idle``: at scenario time ``at`` (nothing transfers then); ``start``: when ``computer``
     starts its part of operation ``op``; ``progress``: when ``computer`` has ``fraction`` of its
-    transfer (``stage``) done; ``after``: when that transfer has ended.
+    transfer (``stage``) done; ``after``: when that transfer has ended.  ``stage_s``: how long
+    the simulator predicts that transfer takes at full size (scenario seconds).
     """
 
     fault: int
@@ -102,6 +103,17 @@ class Anchor:
     computer: str | None = None
     stage: str = ""
     fraction: float = 0.0
+    stage_s: float = 0.0
+
+    def window_s(self, scale: float) -> float | None:
+        """For a ``progress`` anchor, about how many lab seconds the fault has to strike in
+        before its computer's transfer ends, on a lab that moves ``scale`` of the bytes at the
+        same rates (None for the other kinds: they do not depend on catching a transfer).  A lab
+        sees a computer's progress only as often as its agent reports it, so a window shorter than
+        a few reports can be missed and the fault strike after the transfer."""
+        if self.kind != "progress":
+            return None
+        return round((1.0 - self.fraction) * self.stage_s * scale, 3)
 
     def describe(self) -> str:
         if self.kind == "idle":
@@ -124,20 +136,27 @@ def transfer_stage(c: ComputerResult) -> str:
     return "restore"
 
 
-def _fraction(c: ComputerResult, stage: str, t: float) -> tuple[AnchorKind, float]:
+def _fraction(c: ComputerResult, stage: str, t: float) -> tuple[AnchorKind, float, float]:
+    """Where ``c`` is in its ``stage`` at ``t``: the anchor's kind, the fraction done, and the
+    stage's predicted length (first start to last end).  A torrent's fetch also holds the peer's
+    seeding after its download; its progress (what a lab's agent reports: bytes) is the
+    download's."""
     phases = [p for p in c.phases if p.name == stage and p.end > p.start]
+    moving = [p for p in c.phases if p.name == "download" and p.end > p.start]
+    if stage == "fetch" and moving:
+        phases = moving
     if not phases:
-        return "start", 0.0
+        return "start", 0.0, 0.0
     first, last = min(p.start for p in phases), max(p.end for p in phases)
     if t < first:
-        return "start", 0.0
+        return "start", 0.0, last - first
     if t >= last:
-        return "after", 1.0
+        return "after", 1.0, last - first
     weight = sum(max(p.bytes, 1.0) for p in phases)
     done = sum(
         max(p.bytes, 1.0) * min(1.0, max(0.0, (t - p.start) / (p.end - p.start))) for p in phases
     )
-    return "progress", done / weight
+    return "progress", done / weight, last - first
 
 
 def anchor_faults(predicted: Results, targets: list[list[str]], times: list[float]) -> list[Anchor]:
@@ -161,6 +180,6 @@ def anchor_faults(predicted: Results, targets: list[list[str]], times: list[floa
             op = max(o for o, _ in running)
             c = next(cc for o, cc in running if o == op)
         stage = transfer_stage(c)
-        kind, fraction = _fraction(c, stage, t)
-        out.append(Anchor(i, t, kind, op, c.name, stage, round(fraction, 3)))
+        kind, fraction, length = _fraction(c, stage, t)
+        out.append(Anchor(i, t, kind, op, c.name, stage, round(fraction, 3), round(length, 3)))
     return out

@@ -42,13 +42,13 @@ from ogsim.lab.clock import ScenarioClock
 from ogsim.lab.console import Console
 from ogsim.lab.manifest import Manifest, signals_held
 from ogsim.lab.netns.backend import (
-    DEFAULT_SCALE,
     Lab,
     LabOptions,
     _computer,
     _halt,
     _verify,
     build,
+    lab_scale,
 )
 from ogsim.lab.relay import Relay
 from ogsim.results import ComputerResult, HostRecord, LogLine, Metrics, OperationResult, Results
@@ -74,12 +74,6 @@ class LabCourseOptions:
     scale: float | None = None  # default: the exercise's backends.netns.scale, else the lab's
     until_done: bool = False  # stop after the first evaluation (scripts)
     agents_timeout: float = 90.0  # every live client reports (OPG) within this
-
-
-def lab_scale(scenario: Scenario, scale: float | None = None) -> float:
-    """The scale the lab makes images and disks at."""
-    netns = scenario.spec.backends.netns
-    return scale or (netns.scale if netns else DEFAULT_SCALE)
 
 
 class LabCourse:
