@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,9 @@ class LibvirtRun:
 
     def _repository(self) -> Path:
         # smbd reads it as root (force user), qemu never: outside the run dir all the same, as
-        # the run dir's parents may be private (pytest)
-        repo = REPO_ROOT / self.run_dir.name
+        # the run dir's parents may be private (pytest).  Unique per run: two runs whose
+        # directories share a name (``…/run``) must not share, or delete, one repository
+        repo = REPO_ROOT / f"{self.run_dir.name[:40]}-{uuid.uuid4().hex[:8]}"
         Manifest(self.run_dir).record("file", str(repo))
         repo.mkdir(parents=True, exist_ok=True)
         for r in self.site.repositories:
