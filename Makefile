@@ -58,7 +58,7 @@ types: $(STAMP)/venv-base
 # host (tests/imaging: a lab started beside them once kept a loop device busy past its 30 s
 # detach); the other root lab tests two test files at a time (--dist loadfile: a file's tests
 # stay on one worker, so the two VM classrooms of test_libvirt_uefi.py never emulate at once;
-# measured 1,140 s against 1,547 s one at a time); and the scenario library on the namespace lab
+# in CI 1,038 s, plus 192 s for the tests run alone, against 1,547 s one at a time); and the scenario library on the namespace lab
 # two scenarios at a time — many of them wait on protocol timers (a 90 s cable pull, MCASTWAIT, a
 # torrent stall), so a second lab uses the time.  (--dist loadgroup would be finer, but pytest
 # 9.2 drops its groups: pytest-xdist #1386.)

@@ -142,9 +142,8 @@ def _fraction(c: ComputerResult, stage: str, t: float) -> tuple[AnchorKind, floa
     seeding after its download; its progress (what a lab's agent reports: bytes) is the
     download's."""
     phases = [p for p in c.phases if p.name == stage and p.end > p.start]
-    moving = [p for p in c.phases if p.name == "download" and p.end > p.start]
-    if stage == "fetch" and moving:
-        phases = moving
+    if stage == "fetch":
+        phases = [p for p in c.phases if p.name == "download" and p.end > p.start] or phases
     if not phases:
         return "start", 0.0, 0.0
     first, last = min(p.start for p in phases), max(p.end for p in phases)

@@ -206,7 +206,7 @@ def lab_scale(scenario: Scenario, override: float | None = None) -> float:
     """The share of its images' bytes ``scenario`` moves on this lab: ``override`` (the
     ``--scale`` option), else the scenario's ``backends.netns.scale``, else the default."""
     netns = scenario.spec.backends.netns
-    return override or (netns.scale if netns and netns.scale else DEFAULT_SCALE)
+    return override or (netns.scale if netns else DEFAULT_SCALE)
 
 
 def build(scenario: Scenario, run_dir: Path, manifest: Manifest, opts: LabOptions) -> Lab:
@@ -897,10 +897,11 @@ def execute(
         time.sleep(0.3)
     events: list[LogLine] = []
     faults = _Faults(fault_anchors(scenario))
+    scale = lab_scale(scenario, opts.scale)
     for a in faults.anchors:
         f = scenario.spec.faults[a.fault]
         events.append(LogLine(t=0.0, text=f"fault {a.fault} ({f.kind}) strikes {a.describe()}"))
-        window = a.window_s(lab_scale(scenario, opts.scale))
+        window = a.window_s(scale)
         if window is not None and window < MIN_WINDOW_S:
             events.append(
                 LogLine(t=0.0, text=f"fault {a.fault}: about {window:g} s of {a.computer}'s "
